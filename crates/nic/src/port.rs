@@ -1,0 +1,114 @@
+//! The `Port` trait: the one interface between the stack's driver and any datapath.
+
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+
+/// Bytes an Ethernet header with one 802.1Q tag adds to an IP packet of MTU size.
+pub const MAX_L2_HEADER: usize = 18;
+
+/// What the datapath knows about a received frame's layer-4 checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Nothing is known: the receiver verifies every checksum (frames from a wire).
+    Unverified,
+    /// The device or the kernel already verified it (TP_STATUS_CSUM_VALID).
+    Verified,
+    /// The sender left it to offload and it was never filled in (TP_STATUS_CSUMNOTREADY, a frame
+    /// from this host): the field holds only the pseudo-header sum and must not be checked.
+    Partial,
+}
+
+/// A received frame, lent to the stack for the duration of one callback.
+#[derive(Debug, Clone, Copy)]
+pub struct RxFrame<'a> {
+    /// The whole Ethernet frame, from the destination MAC to the end of the payload (no FCS).
+    pub data: &'a [u8],
+    /// Checksum state as reported by the datapath.
+    pub checksum: RxChecksum,
+}
+
+/// Why a frame could not be queued for transmission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxError {
+    /// Every transmit slot is in use; flush and try again once the device has sent some.
+    RingFull,
+    /// The builder returned a length larger than the slot it was given.
+    FrameTooLong {
+        /// Length the builder claimed.
+        len: usize,
+        /// Size of the slot.
+        max: usize,
+    },
+}
+
+impl fmt::Display for TxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TxError::RingFull => write!(f, "transmit ring full"),
+            TxError::FrameTooLong { len, max } => {
+                write!(
+                    f,
+                    "frame of {len} bytes does not fit a {max}-byte transmit slot"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for TxError {}
+
+/// Counters every datapath keeps, so each drop is visible (exasock-stat -i reads them later).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Frames handed to the receive callback.
+    pub rx_frames: u64,
+    /// Bytes in those frames.
+    pub rx_bytes: u64,
+    /// Frames the device or kernel dropped before we saw them (ring full: tp_drops, XDP rx_dropped).
+    pub rx_dropped: u64,
+    /// Frames queued by `transmit` and handed to the device by `flush`.
+    pub tx_frames: u64,
+    /// Bytes in those frames.
+    pub tx_bytes: u64,
+    /// Frames the device refused or lost on transmit.
+    pub tx_dropped: u64,
+    /// Kicks (syscalls or their in-memory equivalent) made by `flush`.
+    pub tx_kicks: u64,
+}
+
+/// A network device as the stack's driver sees it: bursts of whole Ethernet frames in and out.
+///
+/// Object safe, so a process can pick its datapath at run time. Implementations are
+/// single-threaded (rings are single-producer, single-consumer): the driver serialises calls.
+pub trait Port: Send {
+    /// Lends up to `budget` received frames to `deliver`, one at a time; each frame's buffer goes
+    /// back to the device when the callback returns. Returns how many frames were delivered.
+    fn receive(&mut self, budget: usize, deliver: &mut dyn FnMut(RxFrame<'_>)) -> usize;
+
+    /// Builds one frame in place: `build` gets a slot of [`Port::max_frame_len`] bytes, writes the
+    /// frame at its start and returns its length, or 0 to give the slot back unsent. The frame
+    /// leaves on the next [`Port::flush`]. Returns the length queued.
+    fn transmit(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<usize, TxError>;
+
+    /// Hands every queued frame to the device with at most one kick.
+    fn flush(&mut self) -> io::Result<()>;
+
+    /// A file descriptor that polls readable when frames may be waiting, for a thread that wants
+    /// to sleep instead of spinning; `None` when the datapath can only be polled.
+    fn wait_fd(&self) -> Option<RawFd>;
+
+    /// The IP MTU of the device: the largest IP packet one frame may carry.
+    fn mtu(&self) -> usize;
+
+    /// The device's MAC address, the source of every frame we send.
+    fn mac(&self) -> [u8; 6];
+
+    /// A snapshot of the port's counters.
+    fn stats(&self) -> PortStats;
+
+    /// The largest frame a transmit slot holds: MTU plus an Ethernet header with a VLAN tag.
+    fn max_frame_len(&self) -> usize {
+        self.mtu() + MAX_L2_HEADER
+    }
+}
