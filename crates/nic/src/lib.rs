@@ -7,9 +7,16 @@
 //! Per-packet rules every implementation keeps: receiving lends each frame to a callback and takes
 //! the buffer back when the callback returns (frames are never parked), transmitting builds the
 //! frame in place in a transmit slot, and the device is kicked once per batch by [`Port::flush`].
+//!
+//! Beside the ports: [`steering`] (claiming flows in the BPF `flows` map) and [`control`] (what
+//! `exasock-ctl` does to an interface).
 
+pub mod af_packet;
+mod bpf;
+pub mod control;
 pub mod memory;
 mod port;
 mod rng;
+pub mod steering;
 
 pub use port::{Port, PortStats, RxChecksum, RxFrame, TxError};

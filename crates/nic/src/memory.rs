@@ -76,12 +76,7 @@ impl Default for LinkConfig {
 impl LinkConfig {
     /// The same impairments in both directions.
     pub fn symmetric(impairments: Impairments, seed: u64) -> Self {
-        LinkConfig {
-            a_to_b: impairments,
-            b_to_a: impairments,
-            seed,
-            ..LinkConfig::default()
-        }
+        LinkConfig { a_to_b: impairments, b_to_a: impairments, seed, ..LinkConfig::default() }
     }
 }
 
@@ -147,14 +142,7 @@ impl Direction {
     }
 
     /// Decides the fate of one frame sent at `now_ns`; `spare` recycles buffers.
-    fn send(
-        &mut self,
-        now_ns: u64,
-        frame: &[u8],
-        seq: &mut u64,
-        capacity: usize,
-        spare: &mut Vec<Vec<u8>>,
-    ) {
+    fn send(&mut self, now_ns: u64, frame: &[u8], seq: &mut u64, capacity: usize, spare: &mut Vec<Vec<u8>>) {
         let imp = self.impairments;
         self.stats.sent += 1;
         if self.queue.len() >= capacity {
@@ -164,11 +152,7 @@ impl Direction {
         }
         let mut lost = self.rng.chance(imp.loss);
         if let Some(burst) = imp.burst {
-            self.in_burst = if self.in_burst {
-                !self.rng.chance(burst.exit)
-            } else {
-                self.rng.chance(burst.enter)
-            };
+            self.in_burst = if self.in_burst { !self.rng.chance(burst.exit) } else { self.rng.chance(burst.enter) };
             if self.in_burst && self.rng.chance(burst.loss_in_burst) {
                 lost = true;
             }
@@ -202,11 +186,7 @@ impl Direction {
             buf.clear();
             buf.extend_from_slice(frame);
             *seq += 1;
-            self.queue.push(InFlight {
-                arrival_ns,
-                seq: *seq,
-                frame: buf,
-            });
+            self.queue.push(InFlight { arrival_ns, seq: *seq, frame: buf });
         }
     }
 }
@@ -229,10 +209,7 @@ pub fn pair(config: LinkConfig) -> (MemoryPort, MemoryPort, LinkControl) {
         now_ns: 0,
         capacity: config.capacity,
         seq: 0,
-        dirs: [
-            Direction::new(config.a_to_b, seeder.next_u64()),
-            Direction::new(config.b_to_a, seeder.next_u64()),
-        ],
+        dirs: [Direction::new(config.a_to_b, seeder.next_u64()), Direction::new(config.b_to_a, seeder.next_u64())],
         spare: Vec::new(),
     }));
     let port = |side: usize| MemoryPort {
@@ -273,11 +250,7 @@ impl LinkControl {
     /// When the next frame in either direction arrives, so a simulation can jump to it.
     pub fn next_arrival(&self) -> Option<Duration> {
         let link = lock(&self.link);
-        link.dirs
-            .iter()
-            .filter_map(|d| d.queue.peek().map(|f| f.arrival_ns))
-            .min()
-            .map(Duration::from_nanos)
+        link.dirs.iter().filter_map(|d| d.queue.peek().map(|f| f.arrival_ns)).min().map(Duration::from_nanos)
     }
 
     /// Counters of frames sent from A to B.
@@ -341,10 +314,7 @@ impl Port for MemoryPort {
             let Some(frame) = frame else { break };
             self.stats.rx_frames += 1;
             self.stats.rx_bytes += frame.len() as u64;
-            deliver(RxFrame {
-                data: &frame,
-                checksum: RxChecksum::Unverified,
-            });
+            deliver(RxFrame { data: &frame, checksum: RxChecksum::Unverified });
             lock(&self.link).spare.push(frame);
             delivered += 1;
         }
@@ -358,11 +328,7 @@ impl Port for MemoryPort {
         let len = build(&mut self.pending[start + LEN_PREFIX..]);
         if len == 0 || len > max {
             self.pending.truncate(start);
-            return if len == 0 {
-                Ok(0)
-            } else {
-                Err(TxError::FrameTooLong { len, max })
-            };
+            return if len == 0 { Ok(0) } else { Err(TxError::FrameTooLong { len, max }) };
         }
         self.pending[start..start + LEN_PREFIX].copy_from_slice(&(len as u32).to_ne_bytes());
         self.pending.truncate(start + LEN_PREFIX + len);
@@ -382,13 +348,7 @@ impl Port for MemoryPort {
             len_bytes.copy_from_slice(&self.pending[at..at + LEN_PREFIX]);
             let len = u32::from_ne_bytes(len_bytes) as usize;
             let frame = &self.pending[at + LEN_PREFIX..at + LEN_PREFIX + len];
-            link.dirs[self.side].send(
-                link.now_ns,
-                frame,
-                &mut link.seq,
-                link.capacity,
-                &mut link.spare,
-            );
+            link.dirs[self.side].send(link.now_ns, frame, &mut link.seq, link.capacity, &mut link.spare);
             self.stats.tx_frames += 1;
             self.stats.tx_bytes += len as u64;
             at += LEN_PREFIX + len;

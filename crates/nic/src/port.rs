@@ -47,10 +47,7 @@ impl fmt::Display for TxError {
         match self {
             TxError::RingFull => write!(f, "transmit ring full"),
             TxError::FrameTooLong { len, max } => {
-                write!(
-                    f,
-                    "frame of {len} bytes does not fit a {max}-byte transmit slot"
-                )
+                write!(f, "frame of {len} bytes does not fit a {max}-byte transmit slot")
             }
         }
     }

@@ -16,11 +16,7 @@ fn numbered_frame(n: u32, len: usize, buf: &mut [u8]) -> usize {
 fn check_frame(frame: &[u8]) -> u32 {
     let n = u32::from_be_bytes(frame[..4].try_into().unwrap());
     for (i, b) in frame[4..].iter().enumerate() {
-        assert_eq!(
-            *b,
-            (n as usize).wrapping_mul(31).wrapping_add(i) as u8,
-            "frame {n} corrupted at byte {i}"
-        );
+        assert_eq!(*b, (n as usize).wrapping_mul(31).wrapping_add(i) as u8, "frame {n} corrupted at byte {i}");
     }
     n
 }
@@ -35,8 +31,7 @@ fn run(config: LinkConfig, count: u32) -> (Vec<u32>, LinkControl) {
     };
     for n in 0..count {
         ctl.set_now(Duration::from_micros(n as u64));
-        a.transmit(&mut |buf| numbered_frame(n, 64 + (n as usize % 200), buf))
-            .unwrap();
+        a.transmit(&mut |buf| numbered_frame(n, 64 + (n as usize % 200), buf)).unwrap();
         a.flush().unwrap();
         receive(&mut b, &mut got);
     }
@@ -52,10 +47,7 @@ fn clean_link_delivers_everything_in_order_byte_exact() {
     let (got, ctl) = run(LinkConfig::default(), 1000);
     assert_eq!(got, (0..1000).collect::<Vec<_>>());
     let s = ctl.a_to_b();
-    assert_eq!(
-        (s.sent, s.delivered, s.lost, s.duplicated, s.overflowed),
-        (1000, 1000, 0, 0, 0)
-    );
+    assert_eq!((s.sent, s.delivered, s.lost, s.duplicated, s.overflowed), (1000, 1000, 0, 0, 0));
 }
 
 #[test]
@@ -71,11 +63,7 @@ fn frames_leave_only_on_flush_with_one_kick_per_batch() {
     assert_eq!(a.stats().tx_kicks, 1);
     assert_eq!(a.stats().tx_frames, 5);
     let mut got = Vec::new();
-    assert_eq!(
-        b.receive(3, &mut |f| got.push(check_frame(f.data))),
-        3,
-        "budget respected"
-    );
+    assert_eq!(b.receive(3, &mut |f| got.push(check_frame(f.data))), 3, "budget respected");
     assert_eq!(b.receive(64, &mut |f| got.push(check_frame(f.data))), 2);
     assert_eq!(got, vec![0, 1, 2, 3, 4]);
     assert_eq!(b.stats().rx_frames, 5);
@@ -86,15 +74,8 @@ fn abandoned_and_oversized_frames_are_not_sent() {
     let (mut a, mut b, _ctl) = pair(LinkConfig::default());
     assert_eq!(a.max_frame_len(), 1518);
     assert_eq!(a.transmit(&mut |_| 0), Ok(0));
-    assert_eq!(
-        a.transmit(&mut |buf| buf.len() + 1),
-        Err(TxError::FrameTooLong {
-            len: 1519,
-            max: 1518
-        })
-    );
-    a.transmit(&mut |buf| numbered_frame(9, buf.len(), buf))
-        .unwrap();
+    assert_eq!(a.transmit(&mut |buf| buf.len() + 1), Err(TxError::FrameTooLong { len: 1519, max: 1518 }));
+    a.transmit(&mut |buf| numbered_frame(9, buf.len(), buf)).unwrap();
     a.flush().unwrap();
     let mut got = Vec::new();
     b.receive(64, &mut |f| got.push((check_frame(f.data), f.data.len())));
@@ -103,13 +84,7 @@ fn abandoned_and_oversized_frames_are_not_sent() {
 
 #[test]
 fn delay_holds_frames_until_their_time() {
-    let config = LinkConfig::symmetric(
-        Impairments {
-            delay: Duration::from_micros(50),
-            ..Default::default()
-        },
-        1,
-    );
+    let config = LinkConfig::symmetric(Impairments { delay: Duration::from_micros(50), ..Default::default() }, 1);
     let (mut a, mut b, ctl) = pair(config);
     a.transmit(&mut |buf| numbered_frame(1, 60, buf)).unwrap();
     a.flush().unwrap();
@@ -171,21 +146,9 @@ fn loss_duplication_and_reordering_happen_at_their_rates() {
     let (got, ctl) = run(lossy(7), 20_000);
     let s = ctl.a_to_b();
     let rate = |n: u64| n as f64 / 20_000.0;
-    assert!(
-        (0.04..0.06).contains(&rate(s.lost)),
-        "loss {}",
-        rate(s.lost)
-    );
-    assert!(
-        (0.013..0.027).contains(&rate(s.duplicated)),
-        "dup {}",
-        rate(s.duplicated)
-    );
-    assert!(
-        (0.02..0.04).contains(&rate(s.reordered)),
-        "reorder {}",
-        rate(s.reordered)
-    );
+    assert!((0.04..0.06).contains(&rate(s.lost)), "loss {}", rate(s.lost));
+    assert!((0.013..0.027).contains(&rate(s.duplicated)), "dup {}", rate(s.duplicated));
+    assert!((0.02..0.04).contains(&rate(s.reordered)), "reorder {}", rate(s.reordered));
     assert_eq!(got.len() as u64, s.sent - s.lost + s.duplicated);
     assert_eq!(s.delivered, got.len() as u64);
     // What was received: each lost frame missing, each duplicate twice, some out of order.
@@ -194,31 +157,15 @@ fn loss_duplication_and_reordering_happen_at_their_rates() {
         seen[*n as usize] += 1;
     }
     assert_eq!(seen.iter().filter(|c| **c == 0).count() as u64, s.lost);
-    assert_eq!(
-        seen.iter().filter(|c| **c == 2).count() as u64,
-        s.duplicated
-    );
+    assert_eq!(seen.iter().filter(|c| **c == 2).count() as u64, s.duplicated);
     let inversions = got.windows(2).filter(|w| w[1] < w[0]).count();
-    assert!(
-        inversions > 100,
-        "only {inversions} frames arrived out of order"
-    );
+    assert!(inversions > 100, "only {inversions} frames arrived out of order");
 }
 
 #[test]
 fn burst_loss_clusters() {
-    let burst = BurstLoss {
-        enter: 0.01,
-        exit: 0.2,
-        loss_in_burst: 1.0,
-    };
-    let config = LinkConfig::symmetric(
-        Impairments {
-            burst: Some(burst),
-            ..Default::default()
-        },
-        3,
-    );
+    let burst = BurstLoss { enter: 0.01, exit: 0.2, loss_in_burst: 1.0 };
+    let config = LinkConfig::symmetric(Impairments { burst: Some(burst), ..Default::default() }, 3);
     let (got, ctl) = run(config, 20_000);
     let lost = ctl.a_to_b().lost;
     // Stationary loss is enter / (enter + exit) ≈ 4.8%, in runs of mean length 1 / exit = 5.
@@ -240,10 +187,7 @@ fn rate_limit_spaces_frames_and_capacity_drops_overflow() {
     // 1250-byte frames at 10 Mbit/s: one per millisecond on the wire.
     let config = LinkConfig {
         capacity: 10,
-        a_to_b: Impairments {
-            rate_bps: Some(10_000_000),
-            ..Default::default()
-        },
+        a_to_b: Impairments { rate_bps: Some(10_000_000), ..Default::default() },
         ..LinkConfig::default()
     };
     let (mut a, mut b, ctl) = pair(config);
@@ -251,19 +195,13 @@ fn rate_limit_spaces_frames_and_capacity_drops_overflow() {
         a.transmit(&mut |buf| numbered_frame(n, 1250, buf)).unwrap();
     }
     a.flush().unwrap();
-    assert_eq!(
-        ctl.a_to_b().overflowed,
-        5,
-        "a burst above capacity is tail-dropped"
-    );
+    assert_eq!(ctl.a_to_b().overflowed, 5, "a burst above capacity is tail-dropped");
     assert_eq!(b.stats().rx_dropped, 5);
     let mut arrivals = Vec::new();
     while let Some(t) = ctl.next_arrival() {
         ctl.set_now(t);
         b.receive(usize::MAX, &mut |f| arrivals.push((check_frame(f.data), t)));
     }
-    let expect: Vec<_> = (0..10)
-        .map(|n| (n, Duration::from_millis(n as u64 + 1)))
-        .collect();
+    let expect: Vec<_> = (0..10).map(|n| (n, Duration::from_millis(n as u64 + 1))).collect();
     assert_eq!(arrivals, expect);
 }

@@ -71,11 +71,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            accel_ip: Ipv4Addr::new(10, 99, 0, 1),
-            peer_ip: Ipv4Addr::new(10, 99, 0, 2),
-            mtu: 1500,
-        }
+        Options { accel_ip: Ipv4Addr::new(10, 99, 0, 1), peer_ip: Ipv4Addr::new(10, 99, 0, 2), mtu: 1500 }
     }
 }
 
@@ -134,21 +130,18 @@ impl Topology {
     /// Creates a topology; `owner` is the pid whose death makes it a leftover for [`sweep`].
     pub fn with_options(options: &Options, owner: u32) -> io::Result<Topology> {
         sweep();
-        let index = NEXT_INDEX.fetch_add(1, Ordering::Relaxed);
-        let (a, b) = names::pair(owner, index);
+        // Another process may have made topologies for the same owner (a shell running
+        // `exasock-testbed up` twice): skip names that exist.
+        let existing = ip(&["netns", "list"]).unwrap_or_default();
+        let (a, b) = loop {
+            let (a, b) = names::pair(owner, NEXT_INDEX.fetch_add(1, Ordering::Relaxed));
+            if !existing.lines().any(|l| l.split_whitespace().next() == Some(a.as_str())) {
+                break (a, b);
+            }
+        };
         let topo = Topology {
-            accel: Host {
-                netns: a.clone(),
-                iface: a,
-                ip: options.accel_ip,
-                mac: [0; 6],
-            },
-            peer: Host {
-                netns: b.clone(),
-                iface: b,
-                ip: options.peer_ip,
-                mac: [0; 6],
-            },
+            accel: Host { netns: a.clone(), iface: a, ip: options.accel_ip, mac: [0; 6] },
+            peer: Host { netns: b.clone(), iface: b, ip: options.peer_ip, mac: [0; 6] },
             children: Mutex::new(Vec::new()),
         };
         // From here on, a failure drops `topo`, which removes whatever was made.
@@ -161,37 +154,15 @@ impl Topology {
         let (a, b) = (&self.accel, &self.peer);
         ip(&["netns", "add", &a.netns])?;
         ip(&["netns", "add", &b.netns])?;
-        ip(&[
-            "link", "add", &a.iface, "netns", &a.netns, "type", "veth", "peer", "name", &b.iface,
-            "netns", &b.netns,
-        ])?;
+        ip(&["link", "add", &a.iface, "netns", &a.netns, "type", "veth", "peer", "name", &b.iface, "netns", &b.netns])?;
         for host in [a, b] {
             let ns = host.netns.as_str();
             // No IPv6: its router solicitations and DAD would be noise on every ring.
             ns_exec(ns, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
-            ns_exec(
-                ns,
-                &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-            )?;
+            ns_exec(ns, &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&[
-                "-n",
-                ns,
-                "link",
-                "set",
-                &host.iface,
-                "mtu",
-                &options.mtu.to_string(),
-            ])?;
-            ip(&[
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{}/24", host.ip),
-                "dev",
-                &host.iface,
-            ])?;
+            ip(&["-n", ns, "link", "set", &host.iface, "mtu", &options.mtu.to_string()])?;
+            ip(&["-n", ns, "addr", "add", &format!("{}/24", host.ip), "dev", &host.iface])?;
             ip(&["-n", ns, "link", "set", &host.iface, "up"])?;
         }
         // Real checksums and no TSO/GSO frames from the peer, as from a wire.
@@ -205,10 +176,9 @@ impl Topology {
 
     fn wait_link_up(&self, timeout: Duration) -> io::Result<()> {
         poll_until(timeout, "veth carrier", || {
-            Ok([&self.accel, &self.peer].iter().all(|h| {
-                ip(&["-n", &h.netns, "-o", "link", "show", &h.iface])
-                    .is_ok_and(|s| s.contains("state UP"))
-            }))
+            Ok([&self.accel, &self.peer]
+                .iter()
+                .all(|h| ip(&["-n", &h.netns, "-o", "link", "show", &h.iface]).is_ok_and(|s| s.contains("state UP"))))
         })
     }
 
@@ -240,21 +210,12 @@ impl Topology {
     /// even if this process dies, and at the latest when the topology is dropped.
     pub fn spawn(&self, side: Side, argv: &[&str], timeout: Duration) -> io::Result<NsChild> {
         let child = NsChild::spawn(&self.host(side).netns, argv, timeout)?;
-        self.children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child.pid());
+        self.children.lock().unwrap_or_else(|e| e.into_inner()).push(child.pid());
         Ok(child)
     }
 
     /// Waits until something in the namespace listens on `port` (TCP) or is bound to it (UDP).
-    pub fn wait_listening(
-        &self,
-        side: Side,
-        proto: Proto,
-        port: u16,
-        timeout: Duration,
-    ) -> io::Result<()> {
+    pub fn wait_listening(&self, side: Side, proto: Proto, port: u16, timeout: Duration) -> io::Result<()> {
         let flag = match proto {
             Proto::Tcp => "-Hltn",
             Proto::Udp => "-Hlun",
@@ -290,9 +251,7 @@ impl Topology {
         out.lines()
             .find_map(|l| {
                 let mut it = l.split_whitespace();
-                (it.next() == Some(name))
-                    .then(|| it.next().and_then(|v| v.parse().ok()))
-                    .flatten()
+                (it.next() == Some(name)).then(|| it.next().and_then(|v| v.parse().ok())).flatten()
             })
             .ok_or_else(|| io::Error::other(format!("counter {name} not in nstat output: {out}")))
     }
@@ -300,12 +259,7 @@ impl Topology {
     /// Kills every process started through this topology and every other process still inside
     /// its namespaces, then deletes them. Idempotent; also run on drop.
     pub fn teardown(&self) {
-        for pid in self
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        for pid in self.children.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             process::kill_pid(pid);
         }
         names::remove(&[&self.accel.netns, &self.peer.netns]);
@@ -344,11 +298,7 @@ fn read_mac(netns: &str, iface: &str) -> io::Result<[u8; 6]> {
 }
 
 /// Polls `ready` every few milliseconds until it says true or `timeout` passes.
-pub fn poll_until(
-    timeout: Duration,
-    what: &str,
-    mut ready: impl FnMut() -> io::Result<bool>,
-) -> io::Result<()> {
+pub fn poll_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> io::Result<bool>) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         if ready()? {

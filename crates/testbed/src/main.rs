@@ -47,9 +47,7 @@ fn options<'a>(mut args: &'a [String], owner: &mut u32) -> Result<(Options, &'a 
     let mut opts = Options::default();
     while let Some(flag) = args.first().filter(|a| a.starts_with("--") && *a != "--") {
         let value = args.get(1).ok_or(format!("{flag} needs a value"))?;
-        let number: u32 = value
-            .parse()
-            .map_err(|_| format!("{flag}: not a number: {value}"))?;
+        let number: u32 = value.parse().map_err(|_| format!("{flag}: not a number: {value}"))?;
         match flag.as_str() {
             "--owner" => *owner = number,
             "--mtu" => opts.mtu = number,
@@ -97,11 +95,8 @@ fn run(args: &[String]) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         "sweep" => {
-            let report = if rest.first().is_some_and(|a| a == "--all") {
-                testbed::sweep_all()
-            } else {
-                testbed::sweep()
-            };
+            let report =
+                if rest.first().is_some_and(|a| a == "--all") { testbed::sweep_all() } else { testbed::sweep() };
             for ns in report.namespaces {
                 println!("removed {ns}");
             }

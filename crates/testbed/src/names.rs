@@ -21,8 +21,7 @@ fn owner_of(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(PREFIX)?;
     let (pid, tail) = rest.split_once('-')?;
     let (index, side) = tail.split_at(tail.len().checked_sub(1)?);
-    if !matches!(side, "a" | "b") || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit())
-    {
+    if !matches!(side, "a" | "b") || index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     pid.parse().ok()
@@ -69,11 +68,7 @@ fn sweep_matching(doomed: impl Fn(u32) -> bool) -> SweepReport {
 
 /// Pids of processes whose network namespace is `netns`.
 pub(crate) fn pids_in(netns: &str) -> Vec<u32> {
-    ip(&["netns", "pids", netns])
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
+    ip(&["netns", "pids", netns]).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
 /// Kills everything inside the namespaces, waits for it to go, then deletes them (which also
@@ -88,6 +83,13 @@ pub(crate) fn remove(namespaces: &[&str]) {
             pids.into_iter().for_each(kill_pid);
             std::thread::sleep(Duration::from_millis(5));
         }
+        // State that exasock pinned for interfaces of this namespace (keyed by its inode) goes
+        // with it; otherwise the bpffs would keep the maps, and a namespace that later reuses
+        // the inode would see them.
+        if let Ok(meta) = std::fs::metadata(format!("/run/netns/{ns}")) {
+            use std::os::unix::fs::MetadataExt;
+            let _ = std::fs::remove_dir_all(format!("/run/exasock/{}", meta.ino()));
+        }
         let _ = ip(&["netns", "del", ns]);
     }
 }
@@ -99,10 +101,7 @@ mod tests {
     #[test]
     fn names_fit_interface_names_and_encode_the_owner() {
         let (a, b) = pair(4_194_304, 999);
-        assert_eq!(
-            (a.as_str(), b.as_str()),
-            ("xs4194304-999a", "xs4194304-999b")
-        );
+        assert_eq!((a.as_str(), b.as_str()), ("xs4194304-999a", "xs4194304-999b"));
         assert!(a.len() <= 15);
         assert_eq!(owner_of(&a), Some(4_194_304));
         assert_eq!(owner_of("xs12-0b"), Some(12));

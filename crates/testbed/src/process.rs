@@ -1,8 +1,9 @@
 //! Processes started inside a namespace, each with a hard timeout.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Sends SIGKILL to `pid` (errors ignored: it may be gone already).
@@ -18,6 +19,8 @@ pub(crate) fn kill_pid(pid: u32) {
 pub struct NsChild {
     child: Child,
     argv: Vec<String>,
+    /// Lines of stdout, once `wait_for_line` has started reading it.
+    lines: Option<mpsc::Receiver<String>>,
 }
 
 impl NsChild {
@@ -32,13 +35,8 @@ impl NsChild {
             // Its own process group, so that a kill reaches the program behind `timeout` too.
             .process_group(0)
             .spawn()
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot start {argv:?} in {netns}: {e}"))
-            })?;
-        Ok(NsChild {
-            child,
-            argv: argv.iter().map(|s| s.to_string()).collect(),
-        })
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {argv:?} in {netns}: {e}")))?;
+        Ok(NsChild { child, argv: argv.iter().map(|s| s.to_string()).collect(), lines: None })
     }
 
     /// The pid of the `timeout` wrapper (the program is its child, in the same namespace).
@@ -49,6 +47,48 @@ impl NsChild {
     /// The process's stdin, to feed it.
     pub fn stdin(&mut self) -> Option<&mut std::process::ChildStdin> {
         self.child.stdin.as_mut()
+    }
+
+    /// Waits for a line of stdout starting with `prefix` (readiness announced by the program);
+    /// lines before it are dropped. Fails on timeout or when the program exits first.
+    pub fn wait_for_line(&mut self, prefix: &str, timeout: Duration) -> io::Result<String> {
+        if self.lines.is_none() {
+            let stdout = self.child.stdout.take().ok_or_else(|| io::Error::other("stdout already taken"))?;
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.lines = Some(rx);
+        }
+        let rx = self.lines.as_ref().expect("set above");
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Ok(line),
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("{:?} printed no line starting with {prefix:?} within {timeout:?}", self.argv),
+                    ))
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let mut err = String::new();
+                    if let Some(mut e) = self.child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    return Err(io::Error::other(format!(
+                        "{:?} closed stdout before printing {prefix:?}; stderr: {err}",
+                        self.argv
+                    )));
+                }
+            }
+        }
     }
 
     /// Whether it has exited, without waiting.
@@ -62,7 +102,12 @@ impl NsChild {
         drop(self.child.stdin.take());
         let mut stdout = self.child.stdout.take();
         let mut stderr = self.child.stderr.take();
-        let out = std::thread::spawn(move || read_all(stdout.as_mut()));
+        let lines = self.lines.take();
+        let out = std::thread::spawn(move || match lines {
+            // Stdout is being read line by line already: the rest of the lines.
+            Some(rx) => rx.iter().flat_map(|l| (l + "\n").into_bytes()).collect(),
+            None => read_all(stdout.as_mut()),
+        });
         let err = std::thread::spawn(move || read_all(stderr.as_mut()));
         let deadline = Instant::now() + timeout;
         let status = loop {
@@ -78,11 +123,7 @@ impl NsChild {
         let stdout = out.join().unwrap_or_default();
         let stderr = err.join().unwrap_or_default();
         match status {
-            Some(status) => Ok(Output {
-                status,
-                stdout,
-                stderr,
-            }),
+            Some(status) => Ok(Output { status, stdout, stderr }),
             None => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(

@@ -19,17 +19,12 @@ fn namespaces() -> String {
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
     }
 }
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
-        .collect()
+    (0..len).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
 }
 
 #[test]
@@ -44,16 +39,8 @@ fn kernel_udp_and_tcp_cross_the_topology() {
 
     // UDP: 100 datagrams from a peer socket to an accel socket, counted by the accel kernel.
     let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
-    let rx = topo
-        .in_ns(Side::Accel, || {
-            UdpSocket::bind(SocketAddrV4::new(a.ip, 5000))
-        })
-        .unwrap()
-        .unwrap();
-    let tx = topo
-        .in_ns(Side::Peer, || UdpSocket::bind(SocketAddrV4::new(b.ip, 0)))
-        .unwrap()
-        .unwrap();
+    let rx = topo.in_ns(Side::Accel, || UdpSocket::bind(SocketAddrV4::new(a.ip, 5000))).unwrap().unwrap();
+    let tx = topo.in_ns(Side::Peer, || UdpSocket::bind(SocketAddrV4::new(b.ip, 0))).unwrap().unwrap();
     rx.set_read_timeout(Some(T)).unwrap();
     let mut buf = [0u8; 2000];
     for n in 0..100u8 {
@@ -61,31 +48,14 @@ fn kernel_udp_and_tcp_cross_the_topology() {
         tx.send_to(&data, SocketAddrV4::new(a.ip, 5000)).unwrap();
         let (len, from) = rx.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..len], &data[..]);
-        assert_eq!(
-            from,
-            std::net::SocketAddr::V4(tx.local_addr().unwrap().to_string().parse().unwrap())
-        );
+        assert_eq!(from, std::net::SocketAddr::V4(tx.local_addr().unwrap().to_string().parse().unwrap()));
     }
-    assert_eq!(
-        topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before,
-        100
-    );
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before, 100);
 
     // TCP: 1 MiB each way between kernel sockets in the two namespaces.
-    let listener = topo
-        .in_ns(Side::Accel, || {
-            TcpListener::bind(SocketAddrV4::new(a.ip, 5001))
-        })
-        .unwrap()
-        .unwrap();
-    topo.wait_listening(Side::Accel, Proto::Tcp, 5001, T)
-        .unwrap();
-    let client = topo
-        .in_ns(Side::Peer, || {
-            TcpStream::connect(SocketAddrV4::new(a.ip, 5001))
-        })
-        .unwrap()
-        .unwrap();
+    let listener = topo.in_ns(Side::Accel, || TcpListener::bind(SocketAddrV4::new(a.ip, 5001))).unwrap().unwrap();
+    topo.wait_listening(Side::Accel, Proto::Tcp, 5001, T).unwrap();
+    let client = topo.in_ns(Side::Peer, || TcpStream::connect(SocketAddrV4::new(a.ip, 5001))).unwrap().unwrap();
     let (server, _) = listener.accept().unwrap();
     let up = payload(1 << 20, 1);
     let down = payload(1 << 20, 2);
@@ -101,57 +71,22 @@ fn kernel_udp_and_tcp_cross_the_topology() {
     });
 
     // Real programs: socat over TCP and UDP, spawned with a hard timeout, readiness by `ss`.
-    let server = topo
-        .spawn(
-            Side::Accel,
-            &["socat", "-u", "TCP-LISTEN:6000,reuseaddr", "STDOUT"],
-            T,
-        )
-        .unwrap();
-    topo.wait_listening(Side::Accel, Proto::Tcp, 6000, T)
-        .unwrap();
-    let mut client = topo
-        .spawn(
-            Side::Peer,
-            &["socat", "-u", "STDIN", &format!("TCP:{}:6000", a.ip)],
-            T,
-        )
-        .unwrap();
-    client
-        .stdin()
-        .unwrap()
-        .write_all(b"hello over tcp\n")
-        .unwrap();
+    let server = topo.spawn(Side::Accel, &["socat", "-u", "TCP-LISTEN:6000,reuseaddr", "STDOUT"], T).unwrap();
+    topo.wait_listening(Side::Accel, Proto::Tcp, 6000, T).unwrap();
+    let mut client = topo.spawn(Side::Peer, &["socat", "-u", "STDIN", &format!("TCP:{}:6000", a.ip)], T).unwrap();
+    client.stdin().unwrap().write_all(b"hello over tcp\n").unwrap();
     assert!(client.finish(T).unwrap().status.success());
     assert_eq!(server.finish(T).unwrap().stdout, b"hello over tcp\n");
 
-    let server = topo
-        .spawn(
-            Side::Accel,
-            &["socat", "-u", "UDP-RECVFROM:6001", "STDOUT"],
-            T,
-        )
+    let server = topo.spawn(Side::Accel, &["socat", "-u", "UDP-RECVFROM:6001", "STDOUT"], T).unwrap();
+    topo.wait_listening(Side::Accel, Proto::Udp, 6001, T).unwrap();
+    topo.run(Side::Peer, &["sh", "-c", &format!("printf 'hello over udp' | socat -u STDIN UDP:{}:6001", a.ip)], T)
         .unwrap();
-    topo.wait_listening(Side::Accel, Proto::Udp, 6001, T)
-        .unwrap();
-    topo.run(
-        Side::Peer,
-        &[
-            "sh",
-            "-c",
-            &format!("printf 'hello over udp' | socat -u STDIN UDP:{}:6001", a.ip),
-        ],
-        T,
-    )
-    .unwrap();
     assert_eq!(server.finish(T).unwrap().stdout, b"hello over udp");
 
     drop(topo);
     let list = namespaces();
-    assert!(
-        !list.contains(&a.netns) && !list.contains(&b.netns),
-        "namespaces left: {list}"
-    );
+    assert!(!list.contains(&a.netns) && !list.contains(&b.netns), "namespaces left: {list}");
 }
 
 #[test]
@@ -160,24 +95,11 @@ fn spawned_programs_die_at_their_hard_timeout() {
         return;
     };
     let topo = Topology::create().unwrap();
-    let mut child = topo
-        .spawn(Side::Peer, &["sleep", "300"], Duration::from_secs(1))
-        .unwrap();
-    poll_until(
-        Duration::from_secs(10),
-        "sleep killed by its timeout",
-        || Ok(child.try_wait()?.is_some()),
-    )
-    .unwrap();
-    let err = topo
-        .spawn(Side::Peer, &["sleep", "300"], T)
-        .unwrap()
-        .finish(Duration::from_millis(200))
-        .unwrap_err();
+    let mut child = topo.spawn(Side::Peer, &["sleep", "300"], Duration::from_secs(1)).unwrap();
+    poll_until(Duration::from_secs(10), "sleep killed by its timeout", || Ok(child.try_wait()?.is_some())).unwrap();
+    let err = topo.spawn(Side::Peer, &["sleep", "300"], T).unwrap().finish(Duration::from_millis(200)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-    let err = topo
-        .wait_listening(Side::Accel, Proto::Udp, 7, Duration::from_millis(100))
-        .unwrap_err();
+    let err = topo.wait_listening(Side::Accel, Proto::Udp, 7, Duration::from_millis(100)).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     let err = topo.run(Side::Peer, &["false"], T).unwrap_err();
     assert!(err.to_string().contains("exited with"), "{err}");
@@ -199,28 +121,13 @@ fn a_test_that_fails_midway_leaves_nothing_behind() {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
-        poll_until(T, "sleep in the peer namespace", || {
-            Ok(!ip(&["netns", "pids", &topo.peer.netns])?.is_empty())
-        })
-        .unwrap();
+        poll_until(T, "sleep in the peer namespace", || Ok(!ip(&["netns", "pids", &topo.peer.netns])?.is_empty()))
+            .unwrap();
         let in_ns: Vec<u32> = [&topo.accel.netns, &topo.peer.netns]
             .iter()
-            .flat_map(|ns| {
-                ip(&["netns", "pids", ns])
-                    .unwrap()
-                    .lines()
-                    .map(|l| l.parse().unwrap())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|ns| ip(&["netns", "pids", ns]).unwrap().lines().map(|l| l.parse().unwrap()).collect::<Vec<_>>())
             .collect();
-        tx.send((
-            topo.accel.netns.clone(),
-            topo.peer.netns.clone(),
-            tracked.pid(),
-            untracked.id(),
-            in_ns,
-        ))
-        .unwrap();
+        tx.send((topo.accel.netns.clone(), topo.peer.netns.clone(), tracked.pid(), untracked.id(), in_ns)).unwrap();
         std::mem::forget(tracked);
         std::mem::forget(untracked);
         panic!("failing on purpose with the topology up");
@@ -228,22 +135,13 @@ fn a_test_that_fails_midway_leaves_nothing_behind() {
     .join();
     assert!(failed.is_err(), "the inner test was meant to fail");
     let (ns_a, ns_b, tracked, untracked, in_ns) = rx.recv().unwrap();
-    assert!(
-        in_ns.len() >= 2,
-        "expected programs in both namespaces, saw {in_ns:?}"
-    );
+    assert!(in_ns.len() >= 2, "expected programs in both namespaces, saw {in_ns:?}");
     let list = namespaces();
-    assert!(
-        !list.contains(&ns_a) && !list.contains(&ns_b),
-        "namespaces left: {list}"
-    );
+    assert!(!list.contains(&ns_a) && !list.contains(&ns_b), "namespaces left: {list}");
     for pid in in_ns.iter().copied().chain([tracked, untracked]) {
         assert!(gone(pid), "process {pid} survived the failed test");
     }
-    assert!(
-        ip(&["link", "show", &ns_a]).is_err(),
-        "veth end left in the root namespace"
-    );
+    assert!(ip(&["link", "show", &ns_a]).is_err(), "veth end left in the root namespace");
 }
 
 #[test]
@@ -255,53 +153,30 @@ fn sweep_removes_leftovers_of_a_killed_run() {
     // A shell-side run whose owner is SIGKILLed: no destructor runs, so the namespaces and the
     // program inside them stay behind until a sweep.
     let mut owner = Command::new(env!("CARGO_BIN_EXE_exasock-testbed"))
-        .args([
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "exec ip netns exec $EXA_NS_PEER sleep 600",
-        ])
+        .args(["run", "--", "sh", "-c", "exec ip netns exec $EXA_NS_PEER sleep 600"])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     let prefix = format!("xs{}-", owner.id());
     let ns_b = format!("{prefix}0b");
     // Setup runs short-lived tools in the namespace too: wait for the sleep itself.
-    let sleeping = || -> Option<u32> {
-        ip(&["netns", "pids", &ns_b])
-            .ok()?
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .find(|pid: &u32| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "sleep")
+    let sleeping =
+        || -> Option<u32> {
+            ip(&["netns", "pids", &ns_b]).ok()?.lines().filter_map(|l| l.trim().parse().ok()).find(|pid: &u32| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
             })
-    };
-    poll_until(T, "the child's sleep inside its namespace", || {
-        Ok(sleeping().is_some())
-    })
-    .unwrap();
+        };
+    poll_until(T, "the child's sleep inside its namespace", || Ok(sleeping().is_some())).unwrap();
     let sleeper = sleeping().unwrap();
     owner.kill().unwrap();
     owner.wait().unwrap();
-    assert!(
-        namespaces().contains(&ns_b),
-        "a killed owner cannot clean up"
-    );
+    assert!(namespaces().contains(&ns_b), "a killed owner cannot clean up");
     assert!(!gone(sleeper));
 
     let report = testbed::sweep();
-    assert!(
-        report.namespaces.contains(&ns_b),
-        "sweep removed {:?}",
-        report.namespaces
-    );
+    assert!(report.namespaces.contains(&ns_b), "sweep removed {:?}", report.namespaces);
     let list = namespaces();
     assert!(!list.contains(&prefix), "leftovers after sweep: {list}");
     assert!(gone(sleeper), "the leftover program survived the sweep");
-    assert!(
-        list.contains(&ours.accel.netns),
-        "sweep removed a live owner's topology"
-    );
+    assert!(list.contains(&ours.accel.netns), "sweep removed a live owner's topology");
 }

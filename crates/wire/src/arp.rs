@@ -285,9 +285,7 @@ mod tests {
         let packet = ArpPacket::new_checked(&frame[14..]).unwrap();
         assert_eq!(ArpRepr::parse(&packet).unwrap(), expected);
         let mut buf = [0u8; 28];
-        expected
-            .emit(&mut ArpPacket::new_unchecked(&mut buf[..]))
-            .unwrap();
+        expected.emit(&mut ArpPacket::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(&buf[..], &frame[14..42]);
     }
 
@@ -328,10 +326,7 @@ mod tests {
         assert!(ArpRepr::parse(&packet).is_ok());
         let body = &fixtures::ARP_REQUEST[14..];
         for cut in 0..body.len() {
-            assert_eq!(
-                ArpPacket::new_checked(&body[..cut]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(ArpPacket::new_checked(&body[..cut]).unwrap_err(), Error::Truncated);
         }
     }
 
@@ -361,27 +356,19 @@ mod tests {
             target_hardware_addr: EthernetAddress::default(),
             target_protocol_addr: Ipv4Addr::new(10, 0, 0, 2),
         };
-        assert_eq!(
-            repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..])),
-            Err(Error::Truncated)
-        );
+        assert_eq!(repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..])), Err(Error::Truncated));
     }
 
     fn arb_repr() -> impl Strategy<Value = ArpRepr> {
-        (
-            any::<u16>(),
-            any::<[u8; 6]>(),
-            any::<[u8; 4]>(),
-            any::<[u8; 6]>(),
-            any::<[u8; 4]>(),
-        )
-            .prop_map(|(op, sha, spa, tha, tpa)| ArpRepr {
+        (any::<u16>(), any::<[u8; 6]>(), any::<[u8; 4]>(), any::<[u8; 6]>(), any::<[u8; 4]>()).prop_map(
+            |(op, sha, spa, tha, tpa)| ArpRepr {
                 operation: ArpOperation(op),
                 source_hardware_addr: EthernetAddress(sha),
                 source_protocol_addr: Ipv4Addr::from(spa),
                 target_hardware_addr: EthernetAddress(tha),
                 target_protocol_addr: Ipv4Addr::from(tpa),
-            })
+            },
+        )
     }
 
     proptest! {

@@ -92,11 +92,8 @@ pub fn update(checksum: u16, old: u16, new: u16) -> u16 {
 /// [`update`] for a 32-bit field (an address or a sequence number) that occupies two
 /// word-aligned 16-bit words of the covered data.
 pub fn update_u32(checksum: u16, old: u32, new: u32) -> u16 {
-    let acc = u32::from(!checksum)
-        + u32::from(!(old >> 16) as u16)
-        + u32::from(!(old as u16))
-        + (new >> 16)
-        + (new & 0xFFFF);
+    let acc =
+        u32::from(!checksum) + u32::from(!(old >> 16) as u16) + u32::from(!(old as u16)) + (new >> 16) + (new & 0xFFFF);
     !fold(acc)
 }
 
@@ -126,8 +123,8 @@ mod tests {
     #[test]
     fn known_ipv4_header() {
         let hdr = [
-            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
-            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8,
+            0x00, 0xc7,
         ];
         assert!(is_valid(data(&hdr)));
         let mut zeroed = hdr;
@@ -141,12 +138,7 @@ mod tests {
         assert_eq!(combine(&[0xffff, 0x0001]), 0x0001);
         assert_eq!(combine(&[0x8000, 0x8000]), 0x0001);
         assert_eq!(combine(&[]), 0);
-        let ph = pseudo_header(
-            Ipv4Addr::new(192, 168, 0, 1),
-            Ipv4Addr::new(192, 168, 0, 199),
-            IpProtocol::UDP,
-            0x5f,
-        );
+        let ph = pseudo_header(Ipv4Addr::new(192, 168, 0, 1), Ipv4Addr::new(192, 168, 0, 199), IpProtocol::UDP, 0x5f);
         // c0a8 + 0001 + c0a8 + 00c7 + 0011 + 005f = 0x18288 -> 0x8289
         assert_eq!(ph, 0x8289);
     }
@@ -181,13 +173,7 @@ mod tests {
     }
 
     fn edge_word() -> impl Strategy<Value = u16> {
-        prop_oneof![
-            Just(0x0000u16),
-            Just(0xFFFFu16),
-            Just(0x0001),
-            Just(0xFFFE),
-            any::<u16>()
-        ]
+        prop_oneof![Just(0x0000u16), Just(0xFFFFu16), Just(0x0001), Just(0xFFFE), any::<u16>()]
     }
 
     proptest! {

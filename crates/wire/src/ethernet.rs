@@ -52,11 +52,7 @@ impl EthernetAddress {
 impl fmt::Display for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = &self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -108,11 +104,7 @@ pub struct VlanTag {
 impl VlanTag {
     /// Splits a 16-bit TCI into its fields.
     pub const fn from_tci(tci: u16) -> VlanTag {
-        VlanTag {
-            pcp: (tci >> 13) as u8,
-            dei: tci & 0x1000 != 0,
-            vid: tci & 0x0fff,
-        }
+        VlanTag { pcp: (tci >> 13) as u8, dei: tci & 0x1000 != 0, vid: tci & 0x0fff }
     }
 
     /// Packs the fields into a TCI; out-of-range pcp/vid bits are masked off.
@@ -204,10 +196,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// The VLAN tag, if the frame carries one.
     pub fn vlan_tag(&self) -> Option<VlanTag> {
         if self.ethertype() == EtherType::VLAN {
-            Some(VlanTag::from_tci(get_u16(
-                self.buffer.as_ref(),
-                field::VLAN_TCI,
-            )))
+            Some(VlanTag::from_tci(get_u16(self.buffer.as_ref(), field::VLAN_TCI)))
         } else {
             None
         }
@@ -363,15 +352,7 @@ mod tests {
     fn parse_ipv4_unicast() {
         let frame = EthernetFrame::new_checked(fixtures::TCP_SYN).unwrap();
         let repr = EthernetRepr::parse(&frame).unwrap();
-        assert_eq!(
-            repr,
-            EthernetRepr {
-                src_addr: HOST,
-                dst_addr: ROUTER,
-                vlan: None,
-                ethertype: EtherType::IPV4
-            }
-        );
+        assert_eq!(repr, EthernetRepr { src_addr: HOST, dst_addr: ROUTER, vlan: None, ethertype: EtherType::IPV4 });
         assert_eq!(frame.payload().len(), 60);
     }
 
@@ -379,14 +360,7 @@ mod tests {
     fn parse_vlan() {
         let frame = EthernetFrame::new_checked(fixtures::VLAN_UDP_DNS).unwrap();
         let repr = EthernetRepr::parse(&frame).unwrap();
-        assert_eq!(
-            repr.vlan,
-            Some(VlanTag {
-                pcp: 3,
-                dei: false,
-                vid: 100
-            })
-        );
+        assert_eq!(repr.vlan, Some(VlanTag { pcp: 3, dei: false, vid: 100 }));
         assert_eq!(repr.ethertype, EtherType::IPV4);
         assert_eq!(frame.ethertype(), EtherType::VLAN);
         assert_eq!(frame.header_len(), 18);
@@ -405,24 +379,17 @@ mod tests {
             let repr = EthernetRepr::parse(&frame).unwrap();
             let mut buf = vec![0u8; bytes.len()];
             buf[repr.header_len()..].copy_from_slice(frame.payload());
-            repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]))
-                .unwrap();
+            repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..])).unwrap();
             assert_eq!(&buf[..], *bytes, "{name}");
         }
     }
 
     #[test]
     fn truncated_headers() {
-        assert_eq!(
-            EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(), Error::Truncated);
         let mut tagged = [0u8; 17];
         tagged[12] = 0x81;
-        assert_eq!(
-            EthernetFrame::new_checked(&tagged[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(EthernetFrame::new_checked(&tagged[..]).unwrap_err(), Error::Truncated);
         assert!(EthernetFrame::new_checked(&[0u8; 14][..]).is_ok());
         for (_, bytes) in fixtures::ALL {
             for cut in 0..bytes.len() {
@@ -443,19 +410,9 @@ mod tests {
             ethertype: EtherType::IPV4,
         };
         let mut short = [0u8; 17];
-        assert_eq!(
-            repr.emit(&mut EthernetFrame::new_unchecked(&mut short[..])),
-            Err(Error::Truncated)
-        );
-        let bad = EthernetRepr {
-            vlan: None,
-            ethertype: EtherType::VLAN,
-            ..repr
-        };
-        assert_eq!(
-            bad.emit(&mut EthernetFrame::new_unchecked(&mut short[..])),
-            Err(Error::Malformed)
-        );
+        assert_eq!(repr.emit(&mut EthernetFrame::new_unchecked(&mut short[..])), Err(Error::Truncated));
+        let bad = EthernetRepr { vlan: None, ethertype: EtherType::VLAN, ..repr };
+        assert_eq!(bad.emit(&mut EthernetFrame::new_unchecked(&mut short[..])), Err(Error::Malformed));
     }
 
     #[test]
@@ -476,25 +433,12 @@ mod tests {
     }
 
     fn arb_repr() -> impl Strategy<Value = EthernetRepr> {
-        (
-            arb_addr(),
-            arb_addr(),
-            proptest::option::of(arb_tag()),
-            any::<u16>(),
+        (arb_addr(), arb_addr(), proptest::option::of(arb_tag()), any::<u16>()).prop_map(
+            |(src_addr, dst_addr, vlan, et)| {
+                let ethertype = if vlan.is_none() && et == 0x8100 { EtherType::IPV4 } else { EtherType(et) };
+                EthernetRepr { src_addr, dst_addr, vlan, ethertype }
+            },
         )
-            .prop_map(|(src_addr, dst_addr, vlan, et)| {
-                let ethertype = if vlan.is_none() && et == 0x8100 {
-                    EtherType::IPV4
-                } else {
-                    EtherType(et)
-                };
-                EthernetRepr {
-                    src_addr,
-                    dst_addr,
-                    vlan,
-                    ethertype,
-                }
-            })
     }
 
     proptest! {

@@ -46,13 +46,8 @@ pub fn ethernet(data: &[u8]) {
     let repr = EthernetRepr::parse(&frame).expect("a checked frame always parses");
     let hl = repr.header_len();
     let mut buf = [0u8; 18];
-    repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..hl]))
-        .expect("emit into exact header");
-    assert_eq!(
-        &buf[..hl],
-        &data[..hl],
-        "Ethernet re-emission must be exact"
-    );
+    repr.emit(&mut EthernetFrame::new_unchecked(&mut buf[..hl])).expect("emit into exact header");
+    assert_eq!(&buf[..hl], &data[..hl], "Ethernet re-emission must be exact");
 }
 
 /// ARP packet (the Ethernet payload).
@@ -76,8 +71,7 @@ pub fn arp(data: &[u8]) {
         return;
     };
     let mut buf = [0u8; 28];
-    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..]))
-        .expect("28-byte buffer");
+    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[..])).expect("28-byte buffer");
     assert_eq!(&buf[..], &data[..28], "ARP re-emission must be exact");
 }
 
@@ -112,17 +106,12 @@ fn ipv4_inner(data: &[u8]) -> Option<(Ipv4Repr, &[u8])> {
         assert_eq!(v, repr);
     }
     let mut buf = [0u8; 20];
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]))
-        .expect("20-byte buffer");
+    repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..])).expect("20-byte buffer");
     let again = Ipv4Packet::new_unchecked(&buf[..]);
     assert!(again.check_header_len().is_ok() && again.verify_checksum());
     assert_eq!(usize::from(again.total_len()), repr.buffer_len());
     // The emitted header alone is shorter than its total length, so compare fields.
-    assert_eq!(
-        Ipv4Repr::parse_quoted(&again),
-        Ok(repr),
-        "IPv4 re-emission must round-trip"
-    );
+    assert_eq!(Ipv4Repr::parse_quoted(&again), Ok(repr), "IPv4 re-emission must round-trip");
     let payload = data.get(usize::from(packet.header_len())..usize::from(packet.total_len()))?;
     assert_eq!(payload, packet.payload());
     Some((repr, payload))
@@ -160,15 +149,10 @@ pub fn icmp(data: &[u8]) {
         return;
     }
     let mut buf = [0u8; SCRATCH];
-    repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..len]))
-        .expect("emit into buffer_len bytes");
+    repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..len])).expect("emit into buffer_len bytes");
     let again = IcmpPacket::new_checked(&buf[..len]).expect("emitted ICMP is long enough");
     assert!(again.verify_checksum());
-    assert_eq!(
-        IcmpRepr::parse(&again, ChecksumMode::Verify),
-        Ok(repr),
-        "ICMP re-emission must round-trip"
-    );
+    assert_eq!(IcmpRepr::parse(&again, ChecksumMode::Verify), Ok(repr), "ICMP re-emission must round-trip");
 }
 
 fn udp_with(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
@@ -194,19 +178,11 @@ fn udp_with(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
     }
     let mut buf = [0u8; SCRATCH];
     buf[8..len].copy_from_slice(packet.payload());
-    repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..len]), src, dst)
-        .expect("emit into buffer_len bytes");
+    repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..len]), src, dst).expect("emit into buffer_len bytes");
     let again = UdpPacket::new_checked(&buf[..len]).expect("emitted UDP is long enough");
     assert!(again.checksum() != 0 && again.verify_checksum(src, dst));
-    assert_eq!(
-        UdpRepr::parse(&again, src, dst, ChecksumMode::Verify),
-        Ok(repr)
-    );
-    assert_eq!(
-        &buf[..6],
-        &data[..6],
-        "UDP ports and length must be re-emitted exactly"
-    );
+    assert_eq!(UdpRepr::parse(&again, src, dst, ChecksumMode::Verify), Ok(repr));
+    assert_eq!(&buf[..6], &data[..6], "UDP ports and length must be re-emitted exactly");
 }
 
 /// UDP datagram (the IPv4 payload), with [`SRC_ADDR`]/[`DST_ADDR`] as pseudo-header.
@@ -239,11 +215,7 @@ fn tcp_with(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
     }
     black_box(raw.is_malformed());
     let options = TcpOptions::parse(segment.options());
-    black_box((
-        options.encoded_len(),
-        options.sack_block_count(),
-        options.is_empty(),
-    ));
+    black_box((options.encoded_len(), options.sack_block_count(), options.is_empty()));
     let _ = black_box(TcpRepr::parse(&segment, src, dst, ChecksumMode::Verify));
     let Ok(repr) = TcpRepr::parse(&segment, src, dst, ChecksumMode::Ignore) else {
         return;
@@ -262,15 +234,8 @@ fn tcp_with(data: &[u8], src: Ipv4Addr, dst: Ipv4Addr) {
         Ok(()) => {
             let again = TcpSegment::new_checked(&buf[..len]).expect("emitted TCP is long enough");
             assert!(again.verify_checksum(src, dst));
-            assert_eq!(
-                TcpRepr::parse(&again, src, dst, ChecksumMode::Verify),
-                Ok(repr)
-            );
-            assert_eq!(
-                &buf[..8],
-                &data[..8],
-                "TCP ports and sequence number must be re-emitted exactly"
-            );
+            assert_eq!(TcpRepr::parse(&again, src, dst, ChecksumMode::Verify), Ok(repr));
+            assert_eq!(&buf[..8], &data[..8], "TCP ports and sequence number must be re-emitted exactly");
         }
         // Options parsed leniently may need more than 40 bytes in canonical form.
         Err(e) => assert_eq!(e, crate::Error::Malformed),
@@ -300,12 +265,7 @@ pub fn parse_frame(data: &[u8]) {
                 // Fragments go to reassembly, not straight to the transport layer.
                 return;
             }
-            black_box(checksum::pseudo_header(
-                ip.src_addr,
-                ip.dst_addr,
-                ip.protocol,
-                payload.len() as u16,
-            ));
+            black_box(checksum::pseudo_header(ip.src_addr, ip.dst_addr, ip.protocol, payload.len() as u16));
             match ip.protocol {
                 IpProtocol::UDP => udp_with(payload, ip.src_addr, ip.dst_addr),
                 IpProtocol::TCP => tcp_with(payload, ip.src_addr, ip.dst_addr),

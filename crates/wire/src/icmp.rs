@@ -308,10 +308,7 @@ impl<'a> IcmpRepr<'a> {
     /// Reads a message; the checksum over the whole buffer must verify unless
     /// `checksum` is `Ignore`. Errors whose quoted IPv4 header is truncated or not
     /// IPv4 fail (a receiver cannot match them to a socket anyway).
-    pub fn parse<T: AsRef<[u8]> + ?Sized>(
-        packet: &IcmpPacket<&'a T>,
-        checksum: ChecksumMode,
-    ) -> Result<IcmpRepr<'a>> {
+    pub fn parse<T: AsRef<[u8]> + ?Sized>(packet: &IcmpPacket<&'a T>, checksum: ChecksumMode) -> Result<IcmpRepr<'a>> {
         packet.check_len()?;
         if checksum == ChecksumMode::Verify && !packet.verify_checksum() {
             return Err(Error::Checksum);
@@ -325,44 +322,30 @@ impl<'a> IcmpRepr<'a> {
         };
         let code = packet.msg_code();
         Ok(match (packet.msg_type(), code) {
-            (IcmpType::ECHO_REQUEST, 0) => IcmpRepr::EchoRequest {
-                ident: packet.echo_ident(),
-                seq_no: packet.echo_seq_no(),
-                data,
-            },
-            (IcmpType::ECHO_REPLY, 0) => IcmpRepr::EchoReply {
-                ident: packet.echo_ident(),
-                seq_no: packet.echo_seq_no(),
-                data,
-            },
+            (IcmpType::ECHO_REQUEST, 0) => {
+                IcmpRepr::EchoRequest { ident: packet.echo_ident(), seq_no: packet.echo_seq_no(), data }
+            }
+            (IcmpType::ECHO_REPLY, 0) => {
+                IcmpRepr::EchoReply { ident: packet.echo_ident(), seq_no: packet.echo_seq_no(), data }
+            }
             (IcmpType::DST_UNREACHABLE, _) => {
                 let (header, data) = quoted()?;
-                IcmpRepr::DstUnreachable {
-                    code,
-                    next_hop_mtu: packet.next_hop_mtu(),
-                    header,
-                    data,
-                }
+                IcmpRepr::DstUnreachable { code, next_hop_mtu: packet.next_hop_mtu(), header, data }
             }
             (IcmpType::TIME_EXCEEDED, _) => {
                 let (header, data) = quoted()?;
                 IcmpRepr::TimeExceeded { code, header, data }
             }
-            (msg_type, code) => IcmpRepr::Other {
-                msg_type,
-                code,
-                rest_of_header: packet.rest_of_header(),
-                data,
-            },
+            (msg_type, code) => IcmpRepr::Other { msg_type, code, rest_of_header: packet.rest_of_header(), data },
         })
     }
 
     /// Length of the message this repr emits.
     pub fn buffer_len(&self) -> usize {
         match self {
-            IcmpRepr::EchoRequest { data, .. }
-            | IcmpRepr::EchoReply { data, .. }
-            | IcmpRepr::Other { data, .. } => HEADER_LEN + data.len(),
+            IcmpRepr::EchoRequest { data, .. } | IcmpRepr::EchoReply { data, .. } | IcmpRepr::Other { data, .. } => {
+                HEADER_LEN + data.len()
+            }
             IcmpRepr::DstUnreachable { data, .. } | IcmpRepr::TimeExceeded { data, .. } => {
                 HEADER_LEN + ipv4::HEADER_LEN + data.len()
             }
@@ -379,16 +362,7 @@ impl<'a> IcmpRepr<'a> {
         }
         let mut out = IcmpPacket::new_unchecked(&mut buffer[..len]);
         match *self {
-            IcmpRepr::EchoRequest {
-                ident,
-                seq_no,
-                data,
-            }
-            | IcmpRepr::EchoReply {
-                ident,
-                seq_no,
-                data,
-            } => {
+            IcmpRepr::EchoRequest { ident, seq_no, data } | IcmpRepr::EchoReply { ident, seq_no, data } => {
                 let msg_type = if matches!(self, IcmpRepr::EchoRequest { .. }) {
                     IcmpType::ECHO_REQUEST
                 } else {
@@ -400,33 +374,19 @@ impl<'a> IcmpRepr<'a> {
                 out.set_echo_seq_no(seq_no);
                 out.data_mut().copy_from_slice(data);
             }
-            IcmpRepr::DstUnreachable {
-                code,
-                next_hop_mtu,
-                ref header,
-                data,
-            } => {
+            IcmpRepr::DstUnreachable { code, next_hop_mtu, ref header, data } => {
                 out.set_msg_type(IcmpType::DST_UNREACHABLE);
                 out.set_msg_code(code);
                 out.set_next_hop_mtu(next_hop_mtu);
                 emit_quote(&mut out, header, data)?;
             }
-            IcmpRepr::TimeExceeded {
-                code,
-                ref header,
-                data,
-            } => {
+            IcmpRepr::TimeExceeded { code, ref header, data } => {
                 out.set_msg_type(IcmpType::TIME_EXCEEDED);
                 out.set_msg_code(code);
                 out.set_rest_of_header([0; 4]);
                 emit_quote(&mut out, header, data)?;
             }
-            IcmpRepr::Other {
-                msg_type,
-                code,
-                rest_of_header,
-                data,
-            } => {
+            IcmpRepr::Other { msg_type, code, rest_of_header, data } => {
                 out.set_msg_type(msg_type);
                 out.set_msg_code(code);
                 out.set_rest_of_header(rest_of_header);
@@ -465,8 +425,7 @@ mod tests {
 
     fn reemit(bytes: &[u8], repr: &IcmpRepr) {
         let mut buf = vec![0u8; repr.buffer_len()];
-        repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..]))
-            .unwrap();
+        repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(&buf[..], bytes);
     }
 
@@ -475,28 +434,14 @@ mod tests {
         let req = icmp(fixtures::ICMP_ECHO_REQUEST);
         let packet = IcmpPacket::new_checked(req).unwrap();
         let repr = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
-        assert_eq!(
-            repr,
-            IcmpRepr::EchoRequest {
-                ident: 0x1c2d,
-                seq_no: 1,
-                data: &req[8..]
-            }
-        );
+        assert_eq!(repr, IcmpRepr::EchoRequest { ident: 0x1c2d, seq_no: 1, data: &req[8..] });
         assert_eq!(req[8..].len(), 56);
         reemit(req, &repr);
 
         let rep = icmp(fixtures::ICMP_ECHO_REPLY);
         let packet = IcmpPacket::new_checked(rep).unwrap();
         let reply = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
-        assert_eq!(
-            reply,
-            IcmpRepr::EchoReply {
-                ident: 0x1c2d,
-                seq_no: 1,
-                data: &req[8..]
-            }
-        );
+        assert_eq!(reply, IcmpRepr::EchoReply { ident: 0x1c2d, seq_no: 1, data: &req[8..] });
         reemit(rep, &reply);
     }
 
@@ -505,15 +450,7 @@ mod tests {
         let msg = icmp(fixtures::ICMP_PORT_UNREACH);
         let packet = IcmpPacket::new_checked(msg).unwrap();
         let repr = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
-        let IcmpRepr::DstUnreachable {
-            code,
-            next_hop_mtu,
-            header,
-            data,
-        } = repr
-        else {
-            panic!("{repr:?}")
-        };
+        let IcmpRepr::DstUnreachable { code, next_hop_mtu, header, data } = repr else { panic!("{repr:?}") };
         assert_eq!((code, next_hop_mtu), (dst_unreachable::PORT, 0));
         assert_eq!(header.src_addr, HOST);
         assert_eq!(header.dst_addr, SERVER);
@@ -531,9 +468,7 @@ mod tests {
         let msg = icmp(fixtures::ICMP_TIME_EXCEEDED);
         let packet = IcmpPacket::new_checked(msg).unwrap();
         let repr = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
-        let IcmpRepr::TimeExceeded { code, header, data } = repr else {
-            panic!("{repr:?}")
-        };
+        let IcmpRepr::TimeExceeded { code, header, data } = repr else { panic!("{repr:?}") };
         assert_eq!(code, time_exceeded::TTL);
         assert_eq!(header.ttl, 1);
         assert_eq!(header.protocol, IpProtocol::UDP);
@@ -547,15 +482,7 @@ mod tests {
         let packet = IcmpPacket::new_checked(msg).unwrap();
         assert_eq!(packet.next_hop_mtu(), 1000);
         let repr = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
-        let IcmpRepr::DstUnreachable {
-            code,
-            next_hop_mtu,
-            header,
-            data,
-        } = repr
-        else {
-            panic!("{repr:?}")
-        };
+        let IcmpRepr::DstUnreachable { code, next_hop_mtu, header, data } = repr else { panic!("{repr:?}") };
         assert_eq!((code, next_hop_mtu), (dst_unreachable::FRAG_NEEDED, 1000));
         assert!(header.dont_frag);
         // The router quoted 548 bytes of a 1428-byte datagram.
@@ -569,9 +496,7 @@ mod tests {
         let msg = icmp(fixtures::ICMP_PORT_UNREACH_REASSEMBLED);
         let packet = IcmpPacket::new_checked(msg).unwrap();
         let repr = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
-        let IcmpRepr::DstUnreachable { header, data, .. } = repr else {
-            panic!("{repr:?}")
-        };
+        let IcmpRepr::DstUnreachable { header, data, .. } = repr else { panic!("{repr:?}") };
         assert_eq!(header.payload_len, 3008);
         assert_eq!(u16::from_be_bytes([data[2], data[3]]), 5354);
         reemit(msg, &repr);
@@ -583,30 +508,18 @@ mod tests {
         msg.copy_from_slice(icmp(fixtures::ICMP_ECHO_REQUEST));
         msg[10] ^= 1;
         let packet = IcmpPacket::new_checked(&msg[..]).unwrap();
-        assert_eq!(
-            IcmpRepr::parse(&packet, ChecksumMode::Verify),
-            Err(Error::Checksum)
-        );
+        assert_eq!(IcmpRepr::parse(&packet, ChecksumMode::Verify), Err(Error::Checksum));
         assert!(IcmpRepr::parse(&packet, ChecksumMode::Ignore).is_ok());
 
         let mut err = [0u8; 20];
         err[0] = 3;
         err[8] = 0x45; // quoted header cut at 12 bytes
         let packet = IcmpPacket::new_checked(&err[..]).unwrap();
-        assert_eq!(
-            IcmpRepr::parse(&packet, ChecksumMode::Ignore),
-            Err(Error::Truncated)
-        );
+        assert_eq!(IcmpRepr::parse(&packet, ChecksumMode::Ignore), Err(Error::Truncated));
         err[0] = 11;
         let packet = IcmpPacket::new_checked(&err[..]).unwrap();
-        assert_eq!(
-            IcmpRepr::parse(&packet, ChecksumMode::Ignore),
-            Err(Error::Truncated)
-        );
-        assert_eq!(
-            IcmpPacket::new_checked(&err[..7]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(IcmpRepr::parse(&packet, ChecksumMode::Ignore), Err(Error::Truncated));
+        assert_eq!(IcmpPacket::new_checked(&err[..7]).unwrap_err(), Error::Truncated);
     }
 
     #[test]
@@ -620,12 +533,7 @@ mod tests {
         let repr = IcmpRepr::parse(&packet, ChecksumMode::Verify).unwrap();
         assert_eq!(
             repr,
-            IcmpRepr::Other {
-                msg_type: IcmpType::REDIRECT,
-                code: 1,
-                rest_of_header: [10, 77, 0, 253],
-                data: &[]
-            }
+            IcmpRepr::Other { msg_type: IcmpType::REDIRECT, code: 1, rest_of_header: [10, 77, 0, 253], data: &[] }
         );
         reemit(&msg, &repr);
         assert_eq!(format!("{:?}", IcmpType(200)), "Type(200)");
@@ -634,16 +542,9 @@ mod tests {
 
     #[test]
     fn emit_errors() {
-        let repr = IcmpRepr::EchoRequest {
-            ident: 1,
-            seq_no: 2,
-            data: b"abcd",
-        };
+        let repr = IcmpRepr::EchoRequest { ident: 1, seq_no: 2, data: b"abcd" };
         let mut buf = [0u8; 11];
-        assert_eq!(
-            repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..])),
-            Err(Error::Truncated)
-        );
+        assert_eq!(repr.emit(&mut IcmpPacket::new_unchecked(&mut buf[..])), Err(Error::Truncated));
     }
 
     fn arb_ipv4() -> impl Strategy<Value = Ipv4Repr> {
@@ -653,49 +554,20 @@ mod tests {
     fn arb_repr(data: &[u8]) -> impl Strategy<Value = IcmpRepr<'_>> {
         let d = data;
         prop_oneof![
-            (any::<u16>(), any::<u16>(), 0..=d.len()).prop_map(move |(ident, seq_no, n)| {
-                IcmpRepr::EchoRequest {
-                    ident,
-                    seq_no,
-                    data: &d[..n],
-                }
+            (any::<u16>(), any::<u16>(), 0..=d.len())
+                .prop_map(move |(ident, seq_no, n)| { IcmpRepr::EchoRequest { ident, seq_no, data: &d[..n] } }),
+            (any::<u16>(), any::<u16>(), 0..=d.len())
+                .prop_map(move |(ident, seq_no, n)| { IcmpRepr::EchoReply { ident, seq_no, data: &d[..n] } }),
+            (any::<u8>(), any::<u16>(), arb_ipv4(), 0..=d.len()).prop_map(move |(code, next_hop_mtu, header, n)| {
+                IcmpRepr::DstUnreachable { code, next_hop_mtu, header, data: &d[..n] }
             }),
-            (any::<u16>(), any::<u16>(), 0..=d.len()).prop_map(move |(ident, seq_no, n)| {
-                IcmpRepr::EchoReply {
-                    ident,
-                    seq_no,
-                    data: &d[..n],
-                }
+            (any::<u8>(), arb_ipv4(), 0..=d.len())
+                .prop_map(move |(code, header, n)| { IcmpRepr::TimeExceeded { code, header, data: &d[..n] } }),
+            (any::<u8>(), any::<u8>(), any::<[u8; 4]>(), 0..=d.len()).prop_map(move |(t, code, rest, n)| {
+                // Types with a variant of their own would parse as that variant.
+                let t = if matches!(t, 0 | 3 | 8 | 11) { 13 } else { t };
+                IcmpRepr::Other { msg_type: IcmpType(t), code, rest_of_header: rest, data: &d[..n] }
             }),
-            (any::<u8>(), any::<u16>(), arb_ipv4(), 0..=d.len()).prop_map(
-                move |(code, next_hop_mtu, header, n)| {
-                    IcmpRepr::DstUnreachable {
-                        code,
-                        next_hop_mtu,
-                        header,
-                        data: &d[..n],
-                    }
-                }
-            ),
-            (any::<u8>(), arb_ipv4(), 0..=d.len()).prop_map(move |(code, header, n)| {
-                IcmpRepr::TimeExceeded {
-                    code,
-                    header,
-                    data: &d[..n],
-                }
-            }),
-            (any::<u8>(), any::<u8>(), any::<[u8; 4]>(), 0..=d.len()).prop_map(
-                move |(t, code, rest, n)| {
-                    // Types with a variant of their own would parse as that variant.
-                    let t = if matches!(t, 0 | 3 | 8 | 11) { 13 } else { t };
-                    IcmpRepr::Other {
-                        msg_type: IcmpType(t),
-                        code,
-                        rest_of_header: rest,
-                        data: &d[..n],
-                    }
-                }
-            ),
         ]
     }
 

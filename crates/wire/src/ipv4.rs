@@ -209,11 +209,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The option bytes between the fixed header and the payload (not interpreted).
     pub fn options(&self) -> &[u8] {
-        clamped(
-            self.buffer.as_ref(),
-            HEADER_LEN,
-            usize::from(self.header_len()),
-        )
+        clamped(self.buffer.as_ref(), HEADER_LEN, usize::from(self.header_len()))
     }
 
     /// Whether the header checksum verifies.
@@ -224,11 +220,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// The payload: from the end of the header to the total length.
     pub fn payload(&self) -> &[u8] {
-        clamped(
-            self.buffer.as_ref(),
-            usize::from(self.header_len()),
-            usize::from(self.total_len()),
-        )
+        clamped(self.buffer.as_ref(), usize::from(self.header_len()), usize::from(self.total_len()))
     }
 }
 
@@ -338,10 +330,7 @@ pub struct Ipv4Repr {
 impl Ipv4Repr {
     /// Reads a packet built with `new_checked` (checked again here): version must be 4,
     /// and the header checksum must verify unless `checksum` is `Ignore`.
-    pub fn parse<T: AsRef<[u8]>>(
-        packet: &Ipv4Packet<T>,
-        checksum: ChecksumMode,
-    ) -> Result<Ipv4Repr> {
+    pub fn parse<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>, checksum: ChecksumMode) -> Result<Ipv4Repr> {
         packet.check_len()?;
         Self::parse_header(packet, checksum)
     }
@@ -356,10 +345,7 @@ impl Ipv4Repr {
         Self::parse_header(packet, ChecksumMode::Ignore)
     }
 
-    fn parse_header<T: AsRef<[u8]>>(
-        packet: &Ipv4Packet<T>,
-        checksum: ChecksumMode,
-    ) -> Result<Ipv4Repr> {
+    fn parse_header<T: AsRef<[u8]>>(packet: &Ipv4Packet<T>, checksum: ChecksumMode) -> Result<Ipv4Repr> {
         if packet.version() != 4 {
             return Err(Error::Malformed);
         }
@@ -434,8 +420,7 @@ pub(crate) mod tests {
         let repr = Ipv4Repr::parse(&packet, ChecksumMode::Verify).unwrap();
         assert_eq!(repr, expected);
         let mut buf = [0u8; 20];
-        repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]))
-            .unwrap();
+        repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(&buf[..], &ip(frame)[..20]);
     }
 
@@ -485,9 +470,7 @@ pub(crate) mod tests {
         assert_eq!(last_repr.ident, repr.ident);
         assert!(last.is_fragment());
         let mut buf = [0u8; 20];
-        last_repr
-            .emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]))
-            .unwrap();
+        last_repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..])).unwrap();
         assert_eq!(&buf[..], &ip(fixtures::IPV4_FRAG_LAST)[..20]);
     }
 
@@ -510,17 +493,11 @@ pub(crate) mod tests {
         bytes.copy_from_slice(ip(fixtures::TCP_SYN));
         bytes[8] = 1; // TTL changed without fixing the checksum
         let packet = Ipv4Packet::new_checked(&bytes[..]).unwrap();
-        assert_eq!(
-            Ipv4Repr::parse(&packet, ChecksumMode::Verify),
-            Err(Error::Checksum)
-        );
+        assert_eq!(Ipv4Repr::parse(&packet, ChecksumMode::Verify), Err(Error::Checksum));
         assert!(Ipv4Repr::parse(&packet, ChecksumMode::Ignore).is_ok());
         bytes[0] = 0x65;
         let packet = Ipv4Packet::new_checked(&bytes[..]).unwrap();
-        assert_eq!(
-            Ipv4Repr::parse(&packet, ChecksumMode::Ignore),
-            Err(Error::Malformed)
-        );
+        assert_eq!(Ipv4Repr::parse(&packet, ChecksumMode::Ignore), Err(Error::Malformed));
     }
 
     #[test]
@@ -528,27 +505,15 @@ pub(crate) mod tests {
         let mut bytes = [0u8; 60];
         bytes.copy_from_slice(ip(fixtures::TCP_SYN));
         bytes[0] = 0x44; // IHL 4
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), Error::Malformed);
         bytes[0] = 0x4f; // IHL 15 = 60 bytes, total length 60: fine
         assert!(Ipv4Packet::new_checked(&bytes[..]).is_ok());
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..59]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..59]).unwrap_err(), Error::Truncated);
         bytes[0] = 0x46;
         bytes[2..4].copy_from_slice(&20u16.to_be_bytes()); // total < header
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), Error::Malformed);
         bytes[2..4].copy_from_slice(&61u16.to_be_bytes()); // total > buffer
-        assert_eq!(
-            Ipv4Packet::new_checked(&bytes[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&bytes[..]).unwrap_err(), Error::Truncated);
         // Options are skipped.
         bytes[2..4].copy_from_slice(&60u16.to_be_bytes());
         let packet = Ipv4Packet::new_checked(&bytes[..]).unwrap();
@@ -593,18 +558,9 @@ pub(crate) mod tests {
             frag_offset: 0,
         };
         let mut buf = [0u8; 20];
-        assert_eq!(
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..])),
-            Err(Error::Malformed)
-        );
-        let repr = Ipv4Repr {
-            payload_len: 0,
-            ..repr
-        };
-        assert_eq!(
-            repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..19])),
-            Err(Error::Truncated)
-        );
+        assert_eq!(repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..])), Err(Error::Malformed));
+        let repr = Ipv4Repr { payload_len: 0, ..repr };
+        assert_eq!(repr.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..19])), Err(Error::Truncated));
         assert_eq!(format!("{}", IpProtocol(99)), "Proto(99)");
     }
 
@@ -617,22 +573,18 @@ pub(crate) mod tests {
             (any::<u8>(), any::<u8>(), any::<u16>()),
             (any::<bool>(), any::<bool>(), 0u16..=OFFSET_MASK),
         )
-            .prop_map(
-                |(s, d, p, payload_len, (ttl, tos, ident), (dont_frag, more_frags, off))| {
-                    Ipv4Repr {
-                        src_addr: Ipv4Addr::from(s),
-                        dst_addr: Ipv4Addr::from(d),
-                        protocol: IpProtocol(p),
-                        payload_len,
-                        ttl,
-                        tos,
-                        ident,
-                        dont_frag,
-                        more_frags,
-                        frag_offset: off * 8,
-                    }
-                },
-            )
+            .prop_map(|(s, d, p, payload_len, (ttl, tos, ident), (dont_frag, more_frags, off))| Ipv4Repr {
+                src_addr: Ipv4Addr::from(s),
+                dst_addr: Ipv4Addr::from(d),
+                protocol: IpProtocol(p),
+                payload_len,
+                ttl,
+                tos,
+                ident,
+                dont_frag,
+                more_frags,
+                frag_offset: off * 8,
+            })
     }
 
     proptest! {

@@ -121,10 +121,7 @@ mod tests {
 
     #[test]
     fn error_display() {
-        assert_eq!(
-            Error::Truncated.to_string(),
-            "truncated packet or buffer too short"
-        );
+        assert_eq!(Error::Truncated.to_string(), "truncated packet or buffer too short");
         assert_eq!(Error::Malformed.to_string(), "malformed packet");
         assert_eq!(Error::Checksum.to_string(), "checksum mismatch");
         assert_eq!(Error::Unsupported.to_string(), "unsupported packet type");

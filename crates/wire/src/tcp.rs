@@ -250,11 +250,7 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
 
     /// The option bytes (between byte 20 and the header length).
     pub fn options(&self) -> &[u8] {
-        clamped(
-            self.buffer.as_ref(),
-            HEADER_LEN,
-            usize::from(self.header_len()),
-        )
+        clamped(self.buffer.as_ref(), HEADER_LEN, usize::from(self.header_len()))
     }
 
     /// The payload: everything after the header.
@@ -266,9 +262,7 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
     /// Sequence space the segment occupies: payload length plus one each for SYN and FIN.
     pub fn segment_len(&self) -> usize {
         let flags = self.flags();
-        self.payload().len()
-            + usize::from(flags.contains(TcpFlags::SYN))
-            + usize::from(flags.contains(TcpFlags::FIN))
+        self.payload().len() + usize::from(flags.contains(TcpFlags::SYN)) + usize::from(flags.contains(TcpFlags::FIN))
     }
 
     fn compute(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
@@ -486,11 +480,7 @@ mod tests {
     fn tcp(frame: &[u8]) -> (&[u8], Ipv4Addr, Ipv4Addr) {
         let ip = Ipv4Packet::new_checked(&frame[14..]).unwrap();
         let hl = usize::from(ip.header_len());
-        (
-            &frame[14 + hl..14 + usize::from(ip.total_len())],
-            ip.src_addr(),
-            ip.dst_addr(),
-        )
+        (&frame[14 + hl..14 + usize::from(ip.total_len())], ip.src_addr(), ip.dst_addr())
     }
 
     fn check(frame: &[u8], expected: TcpRepr) {
@@ -501,16 +491,12 @@ mod tests {
         assert_eq!(repr, expected);
         let mut buf = vec![0u8; repr.buffer_len()];
         buf[repr.header_len()..].copy_from_slice(segment.payload());
-        repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), src, dst)
-            .unwrap();
+        repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), src, dst).unwrap();
         assert_eq!(&buf[..], bytes, "re-emitted bytes differ");
     }
 
     fn ts(tsval: u32, tsecr: u32) -> TcpOptions {
-        TcpOptions {
-            timestamp: Some((tsval, tsecr)),
-            ..TcpOptions::NONE
-        }
+        TcpOptions { timestamp: Some((tsval, tsecr)), ..TcpOptions::NONE }
     }
 
     #[test]
@@ -652,12 +638,7 @@ mod tests {
             TcpRepr {
                 options: TcpOptions {
                     timestamp: Some((1680718269, 2196922949)),
-                    sack_blocks: [
-                        Some((1922867307, 1922867347)),
-                        Some((1922867107, 1922867157)),
-                        None,
-                        None,
-                    ],
+                    sack_blocks: [Some((1922867307, 1922867347)), Some((1922867107, 1922867157)), None, None],
                     ..TcpOptions::NONE
                 },
                 ..base
@@ -672,10 +653,7 @@ mod tests {
         copy.copy_from_slice(bytes);
         copy[40] ^= 0x20; // flip a payload bit
         let segment = TcpSegment::new_checked(&copy[..]).unwrap();
-        assert_eq!(
-            TcpRepr::parse(&segment, src, dst, ChecksumMode::Verify),
-            Err(Error::Checksum)
-        );
+        assert_eq!(TcpRepr::parse(&segment, src, dst, ChecksumMode::Verify), Err(Error::Checksum));
         assert!(TcpRepr::parse(&segment, src, dst, ChecksumMode::Ignore).is_ok());
         let segment = TcpSegment::new_checked(bytes).unwrap();
         assert!(!segment.verify_checksum(src, Ipv4Addr::new(10, 77, 1, 3)));
@@ -685,24 +663,14 @@ mod tests {
     fn length_validation() {
         let (bytes, _, _) = tcp(fixtures::TCP_SYN);
         for cut in 0..bytes.len() {
-            assert_eq!(
-                TcpSegment::new_checked(&bytes[..cut]).unwrap_err(),
-                Error::Truncated,
-                "{cut}"
-            );
+            assert_eq!(TcpSegment::new_checked(&bytes[..cut]).unwrap_err(), Error::Truncated, "{cut}");
         }
         let mut copy = [0u8; 40];
         copy.copy_from_slice(bytes);
         copy[12] = 0x40; // data offset 4
-        assert_eq!(
-            TcpSegment::new_checked(&copy[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(TcpSegment::new_checked(&copy[..]).unwrap_err(), Error::Malformed);
         copy[12] = 0xf0; // data offset 15 = 60 bytes > 40
-        assert_eq!(
-            TcpSegment::new_checked(&copy[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(TcpSegment::new_checked(&copy[..]).unwrap_err(), Error::Truncated);
     }
 
     #[test]
@@ -715,44 +683,18 @@ mod tests {
             flags: TcpFlags::SYN,
             window: 4,
             urgent: 0,
-            options: TcpOptions {
-                timestamp: Some((1, 1)),
-                sack_blocks: [Some((1, 2)); 4],
-                ..TcpOptions::NONE
-            },
+            options: TcpOptions { timestamp: Some((1, 1)), sack_blocks: [Some((1, 2)); 4], ..TcpOptions::NONE },
             payload_len: 0,
         };
         let mut buf = [0u8; 80];
-        assert_eq!(
-            repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER),
-            Err(Error::Malformed)
-        );
-        let repr = TcpRepr {
-            options: TcpOptions::NONE,
-            payload_len: 61,
-            ..repr
-        };
-        assert_eq!(
-            repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER),
-            Err(Error::Truncated)
-        );
-        let repr = TcpRepr {
-            payload_len: 0xFFFF,
-            ..repr
-        };
-        assert_eq!(
-            repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER),
-            Err(Error::Malformed)
-        );
-        let repr = TcpRepr {
-            payload_len: usize::MAX,
-            ..repr
-        };
+        assert_eq!(repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER), Err(Error::Malformed));
+        let repr = TcpRepr { options: TcpOptions::NONE, payload_len: 61, ..repr };
+        assert_eq!(repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER), Err(Error::Truncated));
+        let repr = TcpRepr { payload_len: 0xFFFF, ..repr };
+        assert_eq!(repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER), Err(Error::Malformed));
+        let repr = TcpRepr { payload_len: usize::MAX, ..repr };
         assert_eq!(repr.segment_len(), usize::MAX);
-        assert_eq!(
-            repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER),
-            Err(Error::Malformed)
-        );
+        assert_eq!(repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER), Err(Error::Malformed));
     }
 
     #[test]
@@ -769,8 +711,7 @@ mod tests {
             payload_len: 0,
         };
         let mut buf = [0u8; 20];
-        repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER)
-            .unwrap();
+        repr.emit(&mut TcpSegment::new_unchecked(&mut buf[..]), HOST, SERVER).unwrap();
         let segment = TcpSegment::new_checked(&buf[..]).unwrap();
         assert_eq!(segment.flags(), TcpFlags::FIN);
         assert_eq!(segment.segment_len(), 1);
@@ -810,45 +751,25 @@ mod tests {
             any::<[(u32, u32); 4]>(),
             proptest::option::of(any::<(u32, u32)>()),
         )
-            .prop_map(
-                |(mss, window_scale, sack_permitted, n, blocks, timestamp)| {
-                    let mut sack_blocks = [None; 4];
-                    for (slot, b) in sack_blocks.iter_mut().zip(blocks).take(n) {
-                        *slot = Some(b);
-                    }
-                    TcpOptions {
-                        mss,
-                        window_scale,
-                        sack_permitted,
-                        sack_blocks,
-                        timestamp,
-                    }
-                },
-            )
-            .prop_filter("options must fit in 40 bytes", |o| {
-                o.encoded_len() <= tcp_options::MAX_LEN
+            .prop_map(|(mss, window_scale, sack_permitted, n, blocks, timestamp)| {
+                let mut sack_blocks = [None; 4];
+                for (slot, b) in sack_blocks.iter_mut().zip(blocks).take(n) {
+                    *slot = Some(b);
+                }
+                TcpOptions { mss, window_scale, sack_permitted, sack_blocks, timestamp }
             })
+            .prop_filter("options must fit in 40 bytes", |o| o.encoded_len() <= tcp_options::MAX_LEN)
     }
 
     fn arb_repr() -> impl Strategy<Value = TcpRepr> {
         (
-            (
-                any::<u16>(),
-                any::<u16>(),
-                any::<u32>(),
-                proptest::option::of(any::<u32>()),
-            ),
+            (any::<u16>(), any::<u16>(), any::<u32>(), proptest::option::of(any::<u32>())),
             (any::<u16>(), any::<u16>(), any::<u16>()),
             arb_options(),
             0usize..100,
         )
-            .prop_map(
-                |(
-                    (src_port, dst_port, seq, ack),
-                    (flags, window, urgent),
-                    options,
-                    payload_len,
-                )| TcpRepr {
+            .prop_map(|((src_port, dst_port, seq, ack), (flags, window, urgent), options, payload_len)| {
+                TcpRepr {
                     src_port,
                     dst_port,
                     seq,
@@ -858,8 +779,8 @@ mod tests {
                     urgent,
                     options,
                     payload_len,
-                },
-            )
+                }
+            })
     }
 
     proptest! {

@@ -62,10 +62,7 @@ pub struct RawOptionIter<'a> {
 impl<'a> RawOptionIter<'a> {
     /// Starts at the first option byte.
     pub fn new(options: &'a [u8]) -> RawOptionIter<'a> {
-        RawOptionIter {
-            rest: options,
-            malformed: false,
-        }
+        RawOptionIter { rest: options, malformed: false }
     }
 
     /// Whether iteration stopped at a malformed length.
@@ -148,14 +145,10 @@ impl TcpOptions {
                 }
                 (kind::SACK, len)
                     if len >= SACK_BASE_LEN + SACK_BLOCK_LEN
-                        && (len - SACK_BASE_LEN) % SACK_BLOCK_LEN == 0 =>
+                        && (len - SACK_BASE_LEN).is_multiple_of(SACK_BLOCK_LEN) =>
                 {
                     out.sack_blocks = [None; MAX_SACK_BLOCKS];
-                    for (slot, block) in out
-                        .sack_blocks
-                        .iter_mut()
-                        .zip(d.chunks_exact(SACK_BLOCK_LEN))
-                    {
+                    for (slot, block) in out.sack_blocks.iter_mut().zip(d.chunks_exact(SACK_BLOCK_LEN)) {
                         *slot = Some((get_u32(block, 0..4), get_u32(block, 4..8)));
                     }
                 }
@@ -267,8 +260,8 @@ mod tests {
     fn linux_syn_options() {
         // MSS 1460, SACK permitted, TS 0x11223344/0, NOP, WS 7: Linux's SYN layout.
         let bytes = [
-            0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x11, 0x22, 0x33, 0x44, 0x00, 0x00,
-            0x00, 0x00, 0x01, 0x03, 0x03, 0x07,
+            0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x11, 0x22, 0x33, 0x44, 0x00, 0x00, 0x00, 0x00, 0x01, 0x03,
+            0x03, 0x07,
         ];
         let opts = TcpOptions::parse(&bytes);
         assert_eq!(
@@ -289,39 +282,12 @@ mod tests {
     #[test]
     fn each_option_alone() {
         let cases: [(TcpOptions, &[u8]); 5] = [
+            (TcpOptions { mss: Some(536), ..TcpOptions::NONE }, &[2, 4, 2, 24]),
+            (TcpOptions { window_scale: Some(14), ..TcpOptions::NONE }, &[1, 3, 3, 14]),
+            (TcpOptions { sack_permitted: true, ..TcpOptions::NONE }, &[1, 1, 4, 2]),
+            (TcpOptions { timestamp: Some((1, 2)), ..TcpOptions::NONE }, &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]),
             (
-                TcpOptions {
-                    mss: Some(536),
-                    ..TcpOptions::NONE
-                },
-                &[2, 4, 2, 24],
-            ),
-            (
-                TcpOptions {
-                    window_scale: Some(14),
-                    ..TcpOptions::NONE
-                },
-                &[1, 3, 3, 14],
-            ),
-            (
-                TcpOptions {
-                    sack_permitted: true,
-                    ..TcpOptions::NONE
-                },
-                &[1, 1, 4, 2],
-            ),
-            (
-                TcpOptions {
-                    timestamp: Some((1, 2)),
-                    ..TcpOptions::NONE
-                },
-                &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
-            ),
-            (
-                TcpOptions {
-                    sack_blocks: [Some((5, 9)), None, None, None],
-                    ..TcpOptions::NONE
-                },
+                TcpOptions { sack_blocks: [Some((5, 9)), None, None, None], ..TcpOptions::NONE },
                 &[1, 1, 5, 10, 0, 0, 0, 5, 0, 0, 0, 9],
             ),
         ];
@@ -337,24 +303,16 @@ mod tests {
 
     #[test]
     fn four_sack_blocks_fill_the_header() {
-        let opts = TcpOptions {
-            sack_blocks: [Some((1, 2)), Some((3, 4)), Some((5, 6)), Some((7, 8))],
-            ..TcpOptions::NONE
-        };
+        let opts =
+            TcpOptions { sack_blocks: [Some((1, 2)), Some((3, 4)), Some((5, 6)), Some((7, 8))], ..TcpOptions::NONE };
         assert_eq!(opts.encoded_len(), 36);
         let mut out = [0u8; 40];
         assert_eq!(opts.emit(&mut out), Ok(36));
         assert_eq!(TcpOptions::parse(&out[..36]), opts);
         // With timestamps too they no longer fit.
-        let too_big = TcpOptions {
-            timestamp: Some((1, 1)),
-            ..opts
-        };
+        let too_big = TcpOptions { timestamp: Some((1, 1)), ..opts };
         assert_eq!(too_big.emit(&mut out), Err(Error::Malformed));
-        let three = TcpOptions {
-            sack_blocks: [Some((1, 2)), Some((3, 4)), Some((5, 6)), None],
-            ..too_big
-        };
+        let three = TcpOptions { sack_blocks: [Some((1, 2)), Some((3, 4)), Some((5, 6)), None], ..too_big };
         assert_eq!(three.emit(&mut out), Ok(40));
         assert_eq!(TcpOptions::parse(&out), three);
         assert_eq!(three.emit(&mut out[..39]), Err(Error::Truncated));
@@ -364,39 +322,15 @@ mod tests {
     fn lenient_like_linux() {
         // Unknown kind 30 (MPTCP) skipped by its length, EOL ends the list.
         let bytes = [30, 4, 0xaa, 0xbb, 2, 4, 0x05, 0xb4, 0, 3, 3, 9];
-        assert_eq!(
-            TcpOptions::parse(&bytes),
-            TcpOptions {
-                mss: Some(1460),
-                ..TcpOptions::NONE
-            }
-        );
+        assert_eq!(TcpOptions::parse(&bytes), TcpOptions { mss: Some(1460), ..TcpOptions::NONE });
         // MSS with the wrong length is ignored, the next option still read.
         let bytes = [2, 3, 5, 4, 2];
-        assert_eq!(
-            TcpOptions::parse(&bytes),
-            TcpOptions {
-                sack_permitted: true,
-                ..TcpOptions::NONE
-            }
-        );
+        assert_eq!(TcpOptions::parse(&bytes), TcpOptions { sack_permitted: true, ..TcpOptions::NONE });
         // A length below 2 or past the end stops parsing but keeps what came before.
         let bytes = [4, 2, 3, 1, 2, 4, 1, 1];
-        assert_eq!(
-            TcpOptions::parse(&bytes),
-            TcpOptions {
-                sack_permitted: true,
-                ..TcpOptions::NONE
-            }
-        );
+        assert_eq!(TcpOptions::parse(&bytes), TcpOptions { sack_permitted: true, ..TcpOptions::NONE });
         let bytes = [1, 3, 3, 7, 8, 10, 0, 0];
-        assert_eq!(
-            TcpOptions::parse(&bytes),
-            TcpOptions {
-                window_scale: Some(7),
-                ..TcpOptions::NONE
-            }
-        );
+        assert_eq!(TcpOptions::parse(&bytes), TcpOptions { window_scale: Some(7), ..TcpOptions::NONE });
         let mut it = RawOptionIter::new(&[1, 2]);
         assert_eq!(it.next(), Some(RawOption { kind: 1, data: &[] }));
         assert_eq!(it.next(), None);
@@ -422,13 +356,7 @@ mod tests {
                 for (slot, b) in sack_blocks.iter_mut().zip(blocks) {
                     *slot = Some(b);
                 }
-                TcpOptions {
-                    mss,
-                    window_scale,
-                    sack_permitted,
-                    sack_blocks,
-                    timestamp,
-                }
+                TcpOptions { mss, window_scale, sack_permitted, sack_blocks, timestamp }
             })
     }
 

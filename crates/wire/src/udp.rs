@@ -93,10 +93,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
 
     fn compute(&self, src: Ipv4Addr, dst: Ipv4Addr) -> u16 {
         let datagram = clamped(self.buffer.as_ref(), 0, usize::from(self.len()));
-        checksum::combine(&[
-            checksum::pseudo_header(src, dst, IpProtocol::UDP, self.len()),
-            checksum::data(datagram),
-        ])
+        checksum::combine(&[checksum::pseudo_header(src, dst, IpProtocol::UDP, self.len()), checksum::data(datagram)])
     }
 
     /// Whether the checksum verifies against the IPv4 pseudo-header; a zero checksum
@@ -226,22 +223,11 @@ mod tests {
         assert!(packet.verify_checksum(HOST, SERVER));
         assert!(!packet.verify_checksum(SERVER, Ipv4Addr::new(10, 77, 1, 3)));
         let repr = UdpRepr::parse(&packet, HOST, SERVER, ChecksumMode::Verify).unwrap();
-        assert_eq!(
-            repr,
-            UdpRepr {
-                src_port: 46373,
-                dst_port: 5353,
-                payload_len: 29
-            }
-        );
-        assert_eq!(
-            &packet.payload()[12..],
-            b"\x07example\x03com\x00\x00\x01\x00\x01"
-        );
+        assert_eq!(repr, UdpRepr { src_port: 46373, dst_port: 5353, payload_len: 29 });
+        assert_eq!(&packet.payload()[12..], b"\x07example\x03com\x00\x00\x01\x00\x01");
         let mut buf = vec![0u8; repr.buffer_len()];
         buf[8..].copy_from_slice(packet.payload());
-        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER)
-            .unwrap();
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER).unwrap();
         assert_eq!(&buf[..], bytes);
         assert_eq!(
             UdpRepr::parse(&packet, SERVER, HOST, ChecksumMode::Verify),
@@ -249,12 +235,7 @@ mod tests {
             "the pseudo-header sum is symmetric in src/dst"
         );
         assert_eq!(
-            UdpRepr::parse(
-                &packet,
-                HOST,
-                Ipv4Addr::new(1, 2, 3, 4),
-                ChecksumMode::Verify
-            ),
+            UdpRepr::parse(&packet, HOST, Ipv4Addr::new(1, 2, 3, 4), ChecksumMode::Verify),
             Err(Error::Checksum)
         );
     }
@@ -274,14 +255,9 @@ mod tests {
     #[test]
     fn computed_zero_is_sent_as_ffff() {
         // Choose a payload word so the checksum over everything else comes out 0.
-        let repr = UdpRepr {
-            src_port: 1000,
-            dst_port: 2000,
-            payload_len: 2,
-        };
+        let repr = UdpRepr { src_port: 1000, dst_port: 2000, payload_len: 2 };
         let mut buf = [0u8; 10];
-        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER)
-            .unwrap();
+        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER).unwrap();
         let c = u16::from_be_bytes([buf[6], buf[7]]);
         // Adding `c` to the payload word makes the sum 0xFFFF, so the checksum is 0.
         buf[8..10].copy_from_slice(&c.to_be_bytes());
@@ -297,17 +273,11 @@ mod tests {
     fn length_validation() {
         let bytes = &fixtures::UDP_DNS[34..];
         for cut in 0..bytes.len() {
-            assert_eq!(
-                UdpPacket::new_checked(&bytes[..cut]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(UdpPacket::new_checked(&bytes[..cut]).unwrap_err(), Error::Truncated);
         }
         let mut b = [0u8; 8];
         b[5] = 7;
-        assert_eq!(
-            UdpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         b[5] = 8;
         let p = UdpPacket::new_checked(&b[..]).unwrap();
         assert!(p.is_empty());
@@ -321,24 +291,11 @@ mod tests {
 
     #[test]
     fn emit_errors() {
-        let repr = UdpRepr {
-            src_port: 1,
-            dst_port: 2,
-            payload_len: 4,
-        };
+        let repr = UdpRepr { src_port: 1, dst_port: 2, payload_len: 4 };
         let mut buf = [0u8; 11];
-        assert_eq!(
-            repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER),
-            Err(Error::Truncated)
-        );
-        let big = UdpRepr {
-            payload_len: MAX_PAYLOAD_LEN + 1,
-            ..repr
-        };
-        assert_eq!(
-            big.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER),
-            Err(Error::Malformed)
-        );
+        assert_eq!(repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER), Err(Error::Truncated));
+        let big = UdpRepr { payload_len: MAX_PAYLOAD_LEN + 1, ..repr };
+        assert_eq!(big.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), HOST, SERVER), Err(Error::Malformed));
     }
 
     proptest! {

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Flow steering for exasock on one interface.
+ *
+ * `flows` names the flows the user-space stack serves. Two programs read it:
+ * - exasock_sock (socket filter, one instance per process, on its AF_PACKET ring): passes the
+ *   frames of flows owned by this process and nothing else;
+ * - exasock_tc (tc ingress): drops frames of AF_PACKET-served flows, which the ring's tap has
+ *   already seen, so the kernel never answers them, as long as the owner still holds its kernel
+ *   socket; once the owner is gone the kernel gets them again and answers (ICMP, RST).
+ * Everything not in `flows` goes to the kernel untouched. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "flows.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct frag_key);
+	__type(value, struct frag_value);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} frags SEC(".maps");
+
+/* Set per process when its socket filter is loaded. */
+volatile const __u32 OWNER_PID = 0;
+
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+
+struct match {
+	struct flow_value *owner;
+	struct flow_key key;
+	__u32 src_ip;
+	__u16 src_port;
+};
+
+/* Finds the owner of the frame's flow, exact address first, then the wildcard. Offsets are
+ * from the Ethernet header in both program types. Returns 0 when the frame is no flow of ours. */
+static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
+{
+	__u16 proto;
+	struct iphdr ip;
+	__u16 ports[2];
+
+	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0 || proto != bpf_htons(ETH_P_IP))
+		return 0;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return 0;
+	if (ip.version != 4 || ip.ihl < 5 || (ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP))
+		return 0;
+
+	__u16 frag = bpf_ntohs(ip.frag_off);
+	struct frag_key fk = { .src_ip = ip.saddr, .dst_ip = ip.daddr, .id = ip.id, .proto = ip.protocol };
+	m->src_ip = ip.saddr;
+
+	if (frag & IP_OFFSET) {
+		struct frag_value *fv = bpf_map_lookup_elem(&frags, &fk);
+		if (!fv)
+			return 0;
+		m->key = fv->flow;
+		m->src_port = fv->src_port;
+		m->owner = bpf_map_lookup_elem(&flows, &m->key);
+		return m->owner != 0;
+	}
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4, ports, sizeof(ports)) < 0)
+		return 0;
+	m->src_port = ports[0];
+	m->key.dst_ip = ip.daddr;
+	m->key.dst_port = ports[1];
+	m->key.proto = ip.protocol;
+	m->key.pad = 0;
+	m->owner = bpf_map_lookup_elem(&flows, &m->key);
+	if (!m->owner) {
+		m->key.dst_ip = 0;
+		m->owner = bpf_map_lookup_elem(&flows, &m->key);
+	}
+	if (!m->owner)
+		return 0;
+	if (frag & IP_MF) {
+		struct frag_value fv = { .flow = m->key, .src_port = ports[0] };
+		bpf_map_update_elem(&frags, &fk, &fv, BPF_ANY);
+	}
+	return 1;
+}
+
+SEC("socket")
+int exasock_sock(struct __sk_buff *skb)
+{
+	struct match m = {};
+
+	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID)
+		return skb->len;
+	return 0;
+}
+
+/* Whether a kernel socket still holds the flow's port: the owner keeps one open for as long as
+ * it serves the flow, so none means the owner is gone and the kernel must answer. */
+static __always_inline int owner_alive(struct __sk_buff *skb, struct match *m)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+
+	t.ipv4.saddr = m->src_ip;
+	t.ipv4.daddr = m->key.dst_ip;
+	t.ipv4.sport = m->src_port;
+	t.ipv4.dport = m->key.dst_port;
+	if (!t.ipv4.daddr) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+			return 0;
+		t.ipv4.daddr = ip.daddr;
+	}
+	if (m->key.proto == IPPROTO_UDP)
+		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	else
+		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+SEC("classifier")
+int exasock_tc(struct __sk_buff *skb)
+{
+	struct match m = {};
+
+	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET)
+		return TC_ACT_OK;
+	return owner_alive(skb, &m) ? TC_ACT_SHOT : TC_ACT_OK;
+}

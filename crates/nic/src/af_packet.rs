@@ -1,0 +1,394 @@
+//! The AF_PACKET datapath: a TPACKET_V2 RX ring and TX ring on one packet socket.
+//!
+//! Set-up order matters: the socket is created with protocol 0 (it receives nothing), the
+//! per-process eBPF filter is attached, the rings are mapped, and only then is it bound to
+//! ETH_P_ALL on the interface, so no foreign frame slips in. ETH_P_ALL taps see frames before tc
+//! ingress (where the steering program drops the kernel's copy); TPACKET_V2 hands over frame by
+//! frame (V3 would hold a block up to its timeout). PACKET_IGNORE_OUTGOING keeps our own
+//! transmissions off the ring. Any number of processes can share an interface this way.
+
+use crate::bpf::{self, OWNER_GLOBAL, SOCKET_FILTER};
+use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
+use crate::steering::state_dir;
+use aya::programs::SocketFilter;
+use aya::{Ebpf, EbpfLoader};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_VERSION: libc::c_int = 10;
+const PACKET_TX_RING: libc::c_int = 13;
+const TPACKET_V2: libc::c_int = 1;
+/// Offset of frame data in a TX slot: TPACKET2_HDRLEN - sizeof(struct sockaddr_ll).
+const TX_DATA_OFFSET: usize = 32;
+
+/// Sizes of the rings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AfPacketConfig {
+    /// Frames in the receive ring.
+    pub rx_frames: u32,
+    /// Frames in the transmit ring.
+    pub tx_frames: u32,
+}
+
+impl Default for AfPacketConfig {
+    fn default() -> Self {
+        AfPacketConfig { rx_frames: 4096, tx_frames: 1024 }
+    }
+}
+
+/// A packet socket with mapped rings, bound to one interface, receiving only the flows this
+/// process claimed (see [`crate::steering`]).
+pub struct AfPacketPort {
+    fd: OwnedFd,
+    map: NonNull<u8>,
+    map_len: usize,
+    frame_size: usize,
+    rx_frames: usize,
+    tx_frames: usize,
+    rx_next: usize,
+    tx_next: usize,
+    tx_queued: usize,
+    mtu: usize,
+    mac: [u8; 6],
+    stats: PortStats,
+    oversize_warned: bool,
+    /// Keeps the socket filter program loaded for the socket's lifetime.
+    _filter: Ebpf,
+}
+
+// SAFETY: the mapping is owned by this value alone and only touched through &mut self.
+unsafe impl Send for AfPacketPort {}
+
+impl std::fmt::Debug for AfPacketPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfPacketPort").field("fd", &self.fd).field("mtu", &self.mtu).finish()
+    }
+}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
+    // SAFETY: value points to a live T of the given size.
+    let r = unsafe {
+        libc::setsockopt(fd, level, name, (value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+fn ctx(what: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
+    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// The interface's index, MTU and MAC address.
+fn interface_info(iface: &str) -> io::Result<(i32, usize, [u8; 6])> {
+    let name = CString::new(iface).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"))?;
+    // SAFETY: valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}")));
+    }
+    // SAFETY: ioctls on a socket we own with a zeroed ifreq carrying the name.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (dst, src) in ifr.ifr_name.iter_mut().zip(iface.bytes()) {
+            *dst = src as libc::c_char;
+        }
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFMTU, &mut ifr) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mtu = ifr.ifr_ifru.ifru_mtu as usize;
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut ifr) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(ifr.ifr_ifru.ifru_hwaddr.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        Ok((index as i32, mtu, mac))
+    }
+}
+
+impl AfPacketPort {
+    /// Opens the datapath on an attached interface; frames of flows this process claims (now or
+    /// later) arrive on it.
+    pub fn open(iface: &str, config: AfPacketConfig) -> io::Result<AfPacketPort> {
+        let (ifindex, mtu, mac) = interface_info(iface)?;
+        // Room for the TPACKET header, alignment and the largest frame.
+        let frame_size = (mtu + MAX_L2_HEADER + 128).next_power_of_two().max(2048);
+        let block_size = frame_size.max(1 << 16);
+        let per_block = block_size / frame_size;
+        let rx_blocks = (config.rx_frames as usize).div_ceil(per_block).max(1);
+        let tx_blocks = (config.tx_frames as usize).div_ceil(per_block).max(1);
+
+        // SAFETY: plain socket creation.
+        let raw =
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) };
+        if raw < 0 {
+            return Err(ctx("cannot open an AF_PACKET socket (needs CAP_NET_RAW)")(io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh fd we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+
+        let filter = load_filter(iface, fd.as_fd())?;
+
+        setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2).map_err(ctx("PACKET_VERSION"))?;
+        let req = |blocks: usize| libc::tpacket_req {
+            tp_block_size: block_size as u32,
+            tp_block_nr: blocks as u32,
+            tp_frame_size: frame_size as u32,
+            tp_frame_nr: (blocks * per_block) as u32,
+        };
+        setsockopt(raw, libc::SOL_PACKET, PACKET_RX_RING, &req(rx_blocks)).map_err(ctx("PACKET_RX_RING"))?;
+        setsockopt(raw, libc::SOL_PACKET, PACKET_TX_RING, &req(tx_blocks)).map_err(ctx("PACKET_TX_RING"))?;
+        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)
+            .map_err(ctx("PACKET_IGNORE_OUTGOING"))?;
+        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32).map_err(ctx("PACKET_QDISC_BYPASS"))?;
+
+        let map_len = (rx_blocks + tx_blocks) * block_size;
+        // SAFETY: mapping the rings just configured on our socket.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                raw,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(ctx("mmap of the packet rings")(io::Error::last_os_error()));
+        }
+        let map = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null");
+
+        let port = AfPacketPort {
+            fd,
+            map,
+            map_len,
+            frame_size,
+            rx_frames: rx_blocks * per_block,
+            tx_frames: tx_blocks * per_block,
+            rx_next: 0,
+            tx_next: 0,
+            tx_queued: 0,
+            mtu,
+            mac,
+            stats: PortStats::default(),
+            oversize_warned: false,
+            _filter: filter,
+        };
+
+        // SAFETY: a zeroed sockaddr_ll filled in for bind.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+        sll.sll_ifindex = ifindex;
+        // SAFETY: bind with a correctly sized sockaddr_ll.
+        let r = unsafe {
+            libc::bind(
+                raw,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(ctx("bind of the packet socket")(io::Error::last_os_error()));
+        }
+        Ok(port)
+    }
+
+    /// The status word of frame `index` in the ring starting at `base` (in frames).
+    fn status(&self, frame: usize) -> &AtomicU32 {
+        // SAFETY: frame < rx_frames + tx_frames, inside the mapping; tp_status is the first,
+        // 4-byte aligned field of struct tpacket2_hdr, shared with the kernel.
+        unsafe { &*(self.map.as_ptr().add(frame * self.frame_size) as *const AtomicU32) }
+    }
+
+    fn header(&self, frame: usize) -> *mut libc::tpacket2_hdr {
+        // SAFETY: as in `status`.
+        unsafe { self.map.as_ptr().add(frame * self.frame_size).cast() }
+    }
+
+    fn read_kernel_stats(&mut self) {
+        let mut st = libc::tpacket_stats { tp_packets: 0, tp_drops: 0 };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: getsockopt into a struct of the advertised size; it resets the kernel counters,
+        // so they are accumulated here.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut st as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            self.stats.rx_dropped += u64::from(st.tp_drops);
+        }
+    }
+
+    /// Reads the kernel's drop counters into the port's (call now and then; `stats` shows them).
+    pub fn refresh_stats(&mut self) {
+        self.read_kernel_stats();
+    }
+}
+
+/// Loads this process's instance of the socket filter (owner = our pid) against the interface's
+/// pinned flows map and attaches it to the socket.
+fn load_filter(iface: &str, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<Ebpf> {
+    let dir = state_dir(iface)?;
+    if !dir.join(bpf::FLOWS_MAP).exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{iface} is not accelerated in this network namespace: run `exasock-ctl attach {iface}`"),
+        ));
+    }
+    let pid = std::process::id();
+    let mut ebpf = EbpfLoader::new()
+        .map_pin_path(&dir)
+        .set_global(OWNER_GLOBAL, &pid, true)
+        .load(bpf::object())
+        .map_err(|e| io::Error::other(format!("cannot load the socket filter: {e:#}")))?;
+    let prog: &mut SocketFilter = ebpf
+        .program_mut(SOCKET_FILTER)
+        .ok_or_else(|| io::Error::other("BPF object has no socket filter"))?
+        .try_into()
+        .map_err(|e| io::Error::other(format!("socket filter: {e}")))?;
+    prog.load().map_err(|e| io::Error::other(format!("the kernel rejected the socket filter: {e}")))?;
+    prog.attach(socket).map_err(|e| io::Error::other(format!("cannot attach the socket filter: {e}")))?;
+    Ok(ebpf)
+}
+
+impl Drop for AfPacketPort {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping once; the fd closes after.
+        unsafe { libc::munmap(self.map.as_ptr().cast(), self.map_len) };
+    }
+}
+
+impl Port for AfPacketPort {
+    fn receive(&mut self, budget: usize, deliver: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        let mut delivered = 0;
+        let max_len = self.mtu + MAX_L2_HEADER;
+        while delivered < budget {
+            let frame = self.rx_next;
+            let status = self.status(frame).load(Ordering::Acquire);
+            if status & libc::TP_STATUS_USER == 0 {
+                break;
+            }
+            // SAFETY: the kernel handed this frame to us (TP_STATUS_USER, acquired above).
+            let hdr = unsafe { &*self.header(frame) };
+            let (len, snap, mac_off) = (hdr.tp_len as usize, hdr.tp_snaplen as usize, hdr.tp_mac as usize);
+            if snap < len || len > max_len || mac_off + snap > self.frame_size {
+                // Larger than the MTU allows (GRO, or a peer sending TSO frames): never handed on.
+                self.stats.rx_dropped += 1;
+                if !self.oversize_warned {
+                    self.oversize_warned = true;
+                    eprintln!(
+                        "exasock warning: dropped a {len}-byte frame above the MTU ({}): turn off GRO/LRO here and TSO/GSO on the sender (ethtool -K IFACE tx off on a veth peer)",
+                        self.mtu
+                    );
+                }
+            } else {
+                let checksum = if status & libc::TP_STATUS_CSUMNOTREADY != 0 {
+                    RxChecksum::Partial
+                } else if status & libc::TP_STATUS_CSUM_VALID != 0 {
+                    RxChecksum::Verified
+                } else {
+                    RxChecksum::Unverified
+                };
+                // SAFETY: tp_mac..tp_mac+snaplen lies within this frame (checked above).
+                let data = unsafe {
+                    std::slice::from_raw_parts(self.map.as_ptr().add(frame * self.frame_size + mac_off), snap)
+                };
+                self.stats.rx_frames += 1;
+                self.stats.rx_bytes += snap as u64;
+                deliver(RxFrame { data, checksum });
+                delivered += 1;
+            }
+            self.status(frame).store(libc::TP_STATUS_KERNEL, Ordering::Release);
+            self.rx_next = (frame + 1) % self.rx_frames;
+        }
+        delivered
+    }
+
+    fn transmit(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<usize, TxError> {
+        let slot = self.rx_frames + self.tx_next;
+        let status = self.status(slot).load(Ordering::Acquire);
+        if status == libc::TP_STATUS_WRONG_FORMAT {
+            // The kernel refused what was there before; count it and reuse the slot.
+            self.stats.tx_dropped += 1;
+        } else if status != libc::TP_STATUS_AVAILABLE {
+            return Err(TxError::RingFull);
+        }
+        let max = self.max_frame_len().min(self.frame_size - TX_DATA_OFFSET);
+        // SAFETY: the slot is ours (AVAILABLE); its data area is frame_size - 32 bytes.
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(self.map.as_ptr().add(slot * self.frame_size + TX_DATA_OFFSET), max)
+        };
+        let len = build(buf);
+        if len == 0 {
+            return Ok(0);
+        }
+        if len > max {
+            return Err(TxError::FrameTooLong { len, max });
+        }
+        // SAFETY: our slot's header.
+        unsafe {
+            let hdr = &mut *self.header(slot);
+            hdr.tp_len = len as u32;
+            hdr.tp_snaplen = len as u32;
+        }
+        self.status(slot).store(libc::TP_STATUS_SEND_REQUEST, Ordering::Release);
+        self.tx_next = (self.tx_next + 1) % self.tx_frames;
+        self.tx_queued += 1;
+        self.stats.tx_frames += 1;
+        self.stats.tx_bytes += len as u64;
+        Ok(len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.tx_queued == 0 {
+            return Ok(());
+        }
+        self.tx_queued = 0;
+        self.stats.tx_kicks += 1;
+        // SAFETY: a zero-length send kicks the TX ring.
+        let r = unsafe { libc::send(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    fn mac(&self) -> [u8; 6] {
+        self.mac
+    }
+
+    fn stats(&self) -> PortStats {
+        self.stats
+    }
+}

@@ -1,0 +1,252 @@
+//! The control plane of `exasock-ctl`: attach, detach and inspect an interface.
+//!
+//! Attaching loads the BPF object, pins its maps and a TCX ingress link under the interface's
+//! state directory in the bpffs (so they outlive the command), turns GRO and LRO off, and sweeps
+//! stale flows. Detaching unpins everything, which detaches the program.
+
+use crate::bpf::{self, TC_PROGRAM};
+use crate::steering::{state_dir, FlowEntry, Steering, BPFFS};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::{SchedClassifier, TcAttachType};
+use aya::EbpfLoader;
+use std::ffi::CString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Name of the pinned TCX link in an interface's state directory.
+const TC_LINK: &str = "tc_link";
+/// bpffs magic number (statfs f_type).
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Why a control operation failed, with what to do about it.
+#[derive(Debug)]
+pub enum ControlError {
+    /// Loading BPF programs needs root (or CAP_BPF + CAP_NET_ADMIN).
+    NotRoot,
+    /// No interface of that name in this network namespace.
+    NoSuchInterface(String),
+    /// The bpffs is not mounted at /run/exasock.
+    NoBpffs,
+    /// The kernel refused the program; carries the verifier log.
+    Rejected(String),
+    /// Anything else, described.
+    Other(String),
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ControlError::NotRoot => {
+                write!(f, "must be run as root (loading BPF programs needs CAP_BPF and CAP_NET_ADMIN)")
+            }
+            ControlError::NoSuchInterface(i) => {
+                write!(f, "no interface named {i} in this network namespace (see `ip link`)")
+            }
+            ControlError::NoBpffs => {
+                write!(f, "no bpffs at {BPFFS}: run scripts/setup.sh, or `mount -t bpf bpf {BPFFS}` in the initial mount namespace")
+            }
+            ControlError::Rejected(log) => {
+                write!(f, "the kernel rejected the steering program:\n{log}")
+            }
+            ControlError::Other(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+fn other(what: &str, e: impl fmt::Display) -> ControlError {
+    ControlError::Other(format!("{what}: {e}"))
+}
+
+/// What an attach did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachReport {
+    /// False when the interface was attached already (attach is idempotent).
+    pub newly_attached: bool,
+    /// Flows of dead processes removed.
+    pub swept: usize,
+}
+
+/// One attached interface, as `exasock-ctl status` shows it.
+#[derive(Debug, Clone)]
+pub struct InterfaceStatus {
+    /// Interface name.
+    pub iface: String,
+    /// Whether the tc ingress link is pinned and the interface still exists.
+    pub program_attached: bool,
+    /// Entries of the flows map (after sweeping the dead).
+    pub flows: Vec<FlowEntry>,
+    /// Flows of dead processes removed by this status call.
+    pub swept: usize,
+}
+
+fn check_root() -> Result<(), ControlError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(ControlError::NotRoot);
+    }
+    Ok(())
+}
+
+fn ifindex(iface: &str) -> Result<u32, ControlError> {
+    let name = CString::new(iface).map_err(|_| ControlError::NoSuchInterface(iface.to_string()))?;
+    // SAFETY: a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(ControlError::NoSuchInterface(iface.to_string())),
+        i => Ok(i),
+    }
+}
+
+fn bpffs_mounted() -> bool {
+    let path = CString::new(BPFFS).unwrap();
+    // SAFETY: statfs writes into a zeroed struct we own.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(path.as_ptr(), &mut st) == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    }
+}
+
+/// Attaches exasock to `iface`: idempotent.
+pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
+    check_root()?;
+    ifindex(iface)?;
+    if !bpffs_mounted() {
+        return Err(ControlError::NoBpffs);
+    }
+    let dir = state_dir(iface).map_err(|e| other("cannot read our network namespace", e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| other(&format!("cannot create {}", dir.display()), e))?;
+    let link_path = dir.join(TC_LINK);
+    let newly_attached = !link_path.exists();
+    if newly_attached {
+        if let Err(e) = load_and_pin(iface, &dir, &link_path) {
+            // Leave nothing half-made behind: the next attach starts clean.
+            let _ = remove_state_dir(&dir);
+            return Err(e);
+        }
+    }
+    disable_gro_lro(iface).map_err(|e| other(&format!("cannot turn GRO/LRO off on {iface}"), e))?;
+    let swept = Steering::open(iface).map(|mut s| s.sweep().len()).unwrap_or(0);
+    Ok(AttachReport { newly_attached, swept })
+}
+
+/// Loads the object with its maps pinned in `dir`, attaches the tc program to ingress through
+/// TCX and pins the link, which keeps it attached after we exit.
+fn load_and_pin(iface: &str, dir: &Path, link_path: &Path) -> Result<(), ControlError> {
+    let mut ebpf = EbpfLoader::new()
+        .map_pin_path(dir)
+        .load(bpf::object())
+        .map_err(|e| ControlError::Rejected(format!("{e:#}")))?;
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut(TC_PROGRAM)
+        .ok_or_else(|| other("BPF object", "no tc program"))?
+        .try_into()
+        .map_err(|e| other("BPF object", e))?;
+    prog.load().map_err(|e| ControlError::Rejected(format!("{e}")))?;
+    let id = prog.attach(iface, TcAttachType::Ingress).map_err(|e| other("cannot attach to tc ingress", e))?;
+    let link = prog.take_link(id).map_err(|e| other("tc link", e))?;
+    let link = FdLink::try_from(link).map_err(|e| {
+        other("tc ingress attached through netlink, not TCX (kernel older than 6.6?); exasock needs TCX", e)
+    })?;
+    link.pin(link_path).map_err(|e| other(&format!("cannot pin {}", link_path.display()), e))?;
+    Ok(())
+}
+
+/// Detaches exasock from `iface`: unpins the link (which detaches the program) and the maps.
+pub fn detach(iface: &str) -> Result<bool, ControlError> {
+    check_root()?;
+    let dir = state_dir(iface).map_err(|e| other("cannot read our network namespace", e))?;
+    if !dir.exists() {
+        return Ok(false);
+    }
+    remove_state_dir(&dir)?;
+    Ok(true)
+}
+
+fn remove_state_dir(dir: &Path) -> Result<(), ControlError> {
+    let link_path = dir.join(TC_LINK);
+    if link_path.exists() {
+        let link = PinnedLink::from_pin(&link_path).map_err(|e| other("cannot open the pinned tc link", e))?;
+        drop(link.unpin().map_err(|e| other("cannot unpin the tc link", e))?);
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| other("cannot list state", e))?.flatten() {
+        std::fs::remove_file(entry.path())
+            .map_err(|e| other(&format!("cannot remove {}", entry.path().display()), e))?;
+    }
+    std::fs::remove_dir(dir).map_err(|e| other(&format!("cannot remove {}", dir.display()), e))
+}
+
+/// Every interface attached in this network namespace, sweeping dead owners' flows.
+pub fn status() -> Result<Vec<InterfaceStatus>, ControlError> {
+    let netns_dir: PathBuf = state_dir("x").map_err(|e| other("cannot read our network namespace", e))?;
+    let netns_dir = netns_dir.parent().unwrap_or(Path::new(BPFFS)).to_path_buf();
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&netns_dir) else {
+        return Ok(out);
+    };
+    let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
+    names.sort();
+    for iface in names {
+        if ifindex(&iface).is_err() {
+            // The interface is gone (or this inode belonged to a deleted namespace): its state
+            // is stale and only holds kernel memory.
+            let _ = remove_state_dir(&netns_dir.join(&iface));
+            continue;
+        }
+        let program_attached = netns_dir.join(&iface).join(TC_LINK).exists();
+        let (flows, swept) = match Steering::open(&iface) {
+            Ok(mut s) => {
+                let swept = s.sweep().len();
+                (s.entries(), swept)
+            }
+            Err(_) => (Vec::new(), 0),
+        };
+        out.push(InterfaceStatus { iface, program_attached, flows, swept });
+    }
+    Ok(out)
+}
+
+/// Turns off GRO and LRO: no frame larger than the MTU may reach a datapath.
+fn disable_gro_lro(iface: &str) -> io::Result<()> {
+    const ETHTOOL_GFLAGS: u32 = 0x25;
+    const ETHTOOL_SFLAGS: u32 = 0x26;
+    const ETHTOOL_GGRO: u32 = 0x2b;
+    const ETHTOOL_SGRO: u32 = 0x2c;
+    const ETH_FLAG_LRO: u32 = 1 << 15;
+    let ethtool = |cmd: u32, data: u32| -> io::Result<u32> {
+        #[repr(C)]
+        struct EthtoolValue {
+            cmd: u32,
+            data: u32,
+        }
+        let mut value = EthtoolValue { cmd, data };
+        // SAFETY: plain ioctl on a socket we own, with a correctly laid out ifreq.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut ifr: libc::ifreq = std::mem::zeroed();
+            for (dst, src) in ifr.ifr_name.iter_mut().zip(iface.bytes()) {
+                *dst = src as libc::c_char;
+            }
+            ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
+            let r = libc::ioctl(fd, libc::SIOCETHTOOL, &mut ifr);
+            let err = io::Error::last_os_error();
+            libc::close(fd);
+            if r < 0 {
+                return Err(err);
+            }
+        }
+        Ok(value.data)
+    };
+    if ethtool(ETHTOOL_GGRO, 0)? != 0 {
+        ethtool(ETHTOOL_SGRO, 0)?;
+    }
+    let flags = ethtool(ETHTOOL_GFLAGS, 0)?;
+    if flags & ETH_FLAG_LRO != 0 {
+        ethtool(ETHTOOL_SFLAGS, flags & !ETH_FLAG_LRO)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Claiming flows: the per-process side of the `flows` map that the BPF programs steer by.
+//!
+//! A process claims each (protocol, local address, local port) it serves before frames of that
+//! flow can reach its ring, and releases it when done. Entries of processes that died without
+//! releasing are swept (here when a claim finds one, by `exasock-ctl` on attach and status).
+//! The owner must keep a kernel socket bound to the flow's port for as long as it serves it:
+//! that socket reserves the port, and the tc program takes its absence as the owner's death.
+
+use crate::bpf::{RawFlowKey, RawFlowValue, FLOWS_MAP};
+use aya::maps::{HashMap, Map, MapData, MapError};
+use std::fmt;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+
+/// `BPF_NOEXIST` of linux/bpf.h: insert only if the key is absent.
+const BPF_NOEXIST: u64 = 1;
+
+/// Where the bpffs holding every attached interface's pinned objects is mounted.
+pub const BPFFS: &str = "/run/exasock";
+
+/// The directory of one interface's pinned objects: `/run/exasock/<netns inode>/<iface>`, so
+/// that equal interface names in different network namespaces never share a map.
+pub fn state_dir(iface: &str) -> io::Result<PathBuf> {
+    let netns = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
+    Ok(PathBuf::from(BPFFS).join(netns.to_string()).join(iface))
+}
+
+/// Transport protocol of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl Protocol {
+    fn number(self) -> u8 {
+        match self {
+            Protocol::Udp => 17,
+            Protocol::Tcp => 6,
+        }
+    }
+}
+
+/// A flow the stack serves, as the steering programs match it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Flow {
+    /// UDP or TCP.
+    pub protocol: Protocol,
+    /// Local address; `UNSPECIFIED` matches every address of the interface (INADDR_ANY).
+    pub local_ip: Ipv4Addr,
+    /// Local port.
+    pub local_port: u16,
+}
+
+impl fmt::Display for Flow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let proto = match self.protocol {
+            Protocol::Udp => "udp",
+            Protocol::Tcp => "tcp",
+        };
+        if self.local_ip.is_unspecified() {
+            write!(f, "{proto} *:{}", self.local_port)
+        } else {
+            write!(f, "{proto} {}:{}", self.local_ip, self.local_port)
+        }
+    }
+}
+
+impl Flow {
+    fn to_raw(self) -> RawFlowKey {
+        RawFlowKey {
+            dst_ip: self.local_ip.octets(),
+            dst_port: self.local_port.to_be_bytes(),
+            proto: self.protocol.number(),
+            pad: 0,
+        }
+    }
+
+    fn from_raw(raw: &RawFlowKey) -> Option<Flow> {
+        let protocol = match raw.proto {
+            17 => Protocol::Udp,
+            6 => Protocol::Tcp,
+            _ => return None,
+        };
+        Some(Flow { protocol, local_ip: Ipv4Addr::from(raw.dst_ip), local_port: u16::from_be_bytes(raw.dst_port) })
+    }
+}
+
+/// How a flow's frames reach its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datapath {
+    /// An AF_PACKET ring: tc drops the kernel's copy.
+    AfPacket,
+    /// An AF_XDP socket: XDP redirects the frame.
+    AfXdp,
+}
+
+impl Datapath {
+    fn number(self) -> u8 {
+        match self {
+            Datapath::AfPacket => 1,
+            Datapath::AfXdp => 2,
+        }
+    }
+
+    /// The name `exasock-ctl status` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Datapath::AfPacket => "af_packet",
+            Datapath::AfXdp => "af_xdp",
+        }
+    }
+}
+
+/// One entry of the flows map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// The flow.
+    pub flow: Flow,
+    /// Pid of the process serving it.
+    pub owner_pid: u32,
+    /// How its frames reach the owner.
+    pub datapath: Datapath,
+}
+
+impl FlowEntry {
+    /// Whether the owning process still exists.
+    pub fn owner_alive(&self) -> bool {
+        pid_alive(self.owner_pid)
+    }
+}
+
+/// Whether a process with this pid exists (in our pid namespace).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Why a steering operation failed; each says what to do about it.
+#[derive(Debug)]
+pub enum SteeringError {
+    /// The interface has no exasock programs in this network namespace.
+    NotAttached {
+        /// The interface.
+        iface: String,
+    },
+    /// Another live process serves the flow.
+    Claimed {
+        /// The flow.
+        flow: Flow,
+        /// Its owner.
+        owner_pid: u32,
+    },
+    /// The flows map is full.
+    Full,
+    /// Any other failure of the BPF syscalls.
+    Bpf(String),
+}
+
+impl fmt::Display for SteeringError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SteeringError::NotAttached { iface } => {
+                write!(f, "{iface} is not accelerated in this network namespace: run `exasock-ctl attach {iface}`")
+            }
+            SteeringError::Claimed { flow, owner_pid } => {
+                write!(f, "{flow} is already served by pid {owner_pid}")
+            }
+            SteeringError::Full => write!(f, "the flows map is full"),
+            SteeringError::Bpf(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for SteeringError {}
+
+fn errno(e: &MapError) -> Option<i32> {
+    match e {
+        MapError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// One interface's flows map, opened from its pin.
+pub struct Steering {
+    flows: HashMap<MapData, RawFlowKey, RawFlowValue>,
+    pid: u32,
+}
+
+impl fmt::Debug for Steering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Steering").field("pid", &self.pid).finish()
+    }
+}
+
+impl Steering {
+    /// Opens the flows map of an attached interface.
+    pub fn open(iface: &str) -> Result<Steering, SteeringError> {
+        let dir =
+            state_dir(iface).map_err(|e| SteeringError::Bpf(format!("cannot read our network namespace: {e}")))?;
+        let path = dir.join(FLOWS_MAP);
+        if !path.exists() {
+            return Err(SteeringError::NotAttached { iface: iface.to_string() });
+        }
+        let data =
+            MapData::from_pin(&path).map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", path.display())))?;
+        let flows = HashMap::try_from(Map::HashMap(data))
+            .map_err(|e| SteeringError::Bpf(format!("{} is not the flows map: {e}", path.display())))?;
+        Ok(Steering { flows, pid: std::process::id() })
+    }
+
+    /// Claims `flow` for this process. A stale entry of a dead process is replaced; a live
+    /// owner's is not.
+    pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
+        let key = flow.to_raw();
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        for _ in 0..2 {
+            match self.flows.insert(key, value, BPF_NOEXIST) {
+                Ok(()) => return Ok(()),
+                Err(e) if errno(&e) == Some(libc::EEXIST) => {
+                    let Ok(existing) = self.flows.get(&key, 0) else {
+                        continue;
+                    };
+                    if existing.owner_pid == self.pid {
+                        return Ok(());
+                    }
+                    if pid_alive(existing.owner_pid) {
+                        return Err(SteeringError::Claimed { flow, owner_pid: existing.owner_pid });
+                    }
+                    let _ = self.flows.remove(&key);
+                }
+                Err(e) if errno(&e) == Some(libc::E2BIG) => return Err(SteeringError::Full),
+                Err(e) => return Err(SteeringError::Bpf(format!("cannot claim {flow}: {e}"))),
+            }
+        }
+        Err(SteeringError::Bpf(format!("cannot claim {flow}: the entry keeps changing")))
+    }
+
+    /// Releases `flow` if this process owns it; another owner's entry is left alone.
+    pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
+        let key = flow.to_raw();
+        match self.flows.get(&key, 0) {
+            Ok(v) if v.owner_pid == self.pid => {
+                self.flows.remove(&key).map_err(|e| SteeringError::Bpf(format!("cannot release {flow}: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every entry of the map.
+    pub fn entries(&self) -> Vec<FlowEntry> {
+        self.flows
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter_map(|(k, v)| {
+                let datapath = match v.datapath {
+                    1 => Datapath::AfPacket,
+                    2 => Datapath::AfXdp,
+                    _ => return None,
+                };
+                Some(FlowEntry { flow: Flow::from_raw(&k)?, owner_pid: v.owner_pid, datapath })
+            })
+            .collect()
+    }
+
+    /// Releases every flow this process owns (at exit).
+    pub fn release_all_mine(&mut self) -> usize {
+        let mine: Vec<Flow> = self.entries().into_iter().filter(|e| e.owner_pid == self.pid).map(|e| e.flow).collect();
+        mine.iter().filter(|f| self.release(**f).is_ok()).count()
+    }
+
+    /// Removes the entries of processes that no longer exist; returns what was removed.
+    pub fn sweep(&mut self) -> Vec<FlowEntry> {
+        let dead: Vec<FlowEntry> = self.entries().into_iter().filter(|e| !e.owner_alive()).collect();
+        for e in &dead {
+            let _ = self.flows.remove(&e.flow.to_raw());
+        }
+        dead
+    }
+}
