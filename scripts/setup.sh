@@ -8,7 +8,7 @@ packages=(
   clang llvm libbpf-dev linux-libc-dev   # BPF programs: clang -target bpf, libbpf headers
   iproute2 ethtool bpftool               # namespaces, veth, offloads, BPF inspection
   socat netcat-openbsd sockperf tcpdump  # real kernel peers and captures in tests and benchmarks
-  python3 procps psmisc                  # asyncio peer programs; pkill, fuser
+  python3 procps psmisc iputils-ping     # asyncio peer programs; pkill, fuser; ping
   ca-certificates
 )
 
