@@ -80,6 +80,18 @@ fn errors_say_what_to_do() {
     assert!(!out.status.success());
     assert!(text(&out).contains("--datapath xdp is not available yet"), "{}", text(&out));
 
+    // A veth peer that still sends TSO super-frames is refused, with the command that fixes it.
+    let (peer_ns, peer_if) = (topo.peer.netns.clone(), topo.peer.iface.clone());
+    testbed::ns_exec(&peer_ns, &["ethtool", "-K", &peer_if, "tx", "on", "tso", "on"]).unwrap();
+    let out = ctl(&topo, &["attach", &topo.accel.iface]);
+    assert!(!out.status.success());
+    let fix = format!("run `ip netns exec {peer_ns} ethtool -K {peer_if} tx off`");
+    assert!(text(&out).contains(&fix), "{}", text(&out));
+    testbed::ns_exec(&peer_ns, &["ethtool", "-K", &peer_if, "tx", "off"]).unwrap();
+    let out = ctl(&topo, &["attach", &topo.accel.iface]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(ctl(&topo, &["detach", &topo.accel.iface]).status.success());
+
     let out = ctl(&topo, &["frobnicate"]);
     assert!(!out.status.success() && text(&out).contains("Usage"), "{}", text(&out));
 

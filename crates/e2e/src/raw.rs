@@ -12,14 +12,16 @@ pub enum Echo {
     Foreign,
     /// No transmit slot free.
     RingFull,
+    /// A fragment of an IPv4 UDP datagram (counted, not answered: there is no reassembly here).
+    Fragment,
 }
 
 /// Receives up to `budget` frames and answers each UDP datagram to `udp_port` with the same
 /// payload, source and destination swapped at every layer and checksums recomputed; flushes once.
 /// Frames are staged in `scratch` (a port lends RX frames only inside its callback). Returns
 /// counts indexed by [`Echo`].
-pub fn echo_burst(port: &mut dyn Port, budget: usize, udp_port: u16, scratch: &mut Vec<u8>) -> [u64; 3] {
-    let mut counts = [0u64; 3];
+pub fn echo_burst(port: &mut dyn Port, budget: usize, udp_port: u16, scratch: &mut Vec<u8>) -> [u64; 4] {
+    let mut counts = [0u64; 4];
     scratch.clear();
     port.receive(budget, &mut |frame: RxFrame<'_>| {
         scratch.extend_from_slice(&(frame.data.len() as u32).to_ne_bytes());
@@ -40,6 +42,9 @@ pub fn echo_burst(port: &mut dyn Port, budget: usize, udp_port: u16, scratch: &m
 
 /// Answers one frame if it is a UDP datagram to `udp_port`; anything else is foreign.
 pub fn echo_frame(port: &mut dyn Port, data: &[u8], udp_port: u16) -> Echo {
+    if is_udp_fragment(data) {
+        return Echo::Fragment;
+    }
     let Some(l4) = udp_offsets(data, udp_port) else {
         return Echo::Foreign;
     };
@@ -67,6 +72,13 @@ pub fn udp_offsets(frame: &[u8], udp_port: u16) -> Option<usize> {
     }
     let udp = UdpPacket::new_checked(ip.payload()).ok()?;
     (udp.dst_port() == udp_port).then(|| eth.header_len() + usize::from(ip.header_len()))
+}
+
+/// Whether `frame` is a fragment (first or later) of an IPv4 UDP datagram.
+pub fn is_udp_fragment(frame: &[u8]) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else { return false };
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else { return false };
+    eth.ethertype() == EtherType::IPV4 && ip.protocol() == IpProtocol::UDP && ip.is_fragment()
 }
 
 /// Swaps MACs, IPv4 addresses and UDP ports in place and recomputes both checksums.

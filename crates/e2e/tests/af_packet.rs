@@ -111,7 +111,7 @@ fn echo_of_10000_datagrams_while_kernel_traffic_flows_beside_it() {
 
     let out = echo.finish(T).unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(report.contains("echoed 10000 foreign 0 dropped 0"), "raw-echo said: {report}");
+    assert!(report.contains("echoed 10000 foreign 0 fragments 0 dropped 0"), "raw-echo said: {report}");
     // The kernel saw exactly the side traffic: none of the accelerated datagrams, and it
     // answered none of them.
     assert_eq!(counters("UdpInDatagrams") - in0, SIDE as u64);
@@ -179,4 +179,27 @@ fn a_killed_owners_port_goes_back_to_the_kernel_and_can_be_claimed_again() {
     let again = start_echo(&topo, 7300, &["--count", "1"]);
     ping(&sock, &mut rng, 100);
     assert!(String::from_utf8_lossy(&again.finish(T).unwrap().stdout).contains("echoed 1 foreign 0"));
+}
+
+#[test]
+fn later_fragments_follow_their_first_to_the_flow_owner() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let echo = start_echo(&topo, 7500, &[]);
+    let counters = |name| topo.counter(Side::Accel, name).unwrap();
+    let (in0, reasm0) = (counters("UdpInDatagrams"), counters("IpReasmReqds"));
+    // 3,000 bytes over a 1,500-byte MTU: three fragments, only the first carries the ports.
+    let sock = peer_socket(&topo, 7500);
+    sock.send(&[7u8; 3000]).unwrap();
+    // Ordinary traffic after it, echoed, so we know the fragments were processed before it.
+    let mut rng = XorShift(11);
+    ping(&sock, &mut rng, 100);
+    let mut echo = echo;
+    echo.kill_with(libc::SIGTERM);
+    let out = echo.finish(T).unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("echoed 1 foreign 0 fragments 3"), "raw-echo said: {report}");
+    // The kernel saw none of them: no reassembly started, nothing delivered to its socket.
+    assert_eq!(counters("IpReasmReqds") - reasm0, 0);
+    assert_eq!(counters("UdpInDatagrams") - in0, 0);
 }

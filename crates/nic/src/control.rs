@@ -5,6 +5,7 @@
 //! stale flows. Detaching unpins everything, which detaches the program.
 
 use crate::bpf::{self, TC_PROGRAM};
+use crate::ethtool;
 use crate::steering::{state_dir, FlowEntry, Steering, BPFFS};
 use aya::programs::links::{FdLink, PinnedLink};
 use aya::programs::{SchedClassifier, TcAttachType};
@@ -28,6 +29,8 @@ pub enum ControlError {
     NoSuchInterface(String),
     /// The bpffs is not mounted at /run/exasock.
     NoBpffs,
+    /// The veth peer sends TSO frames larger than the MTU, which no datapath may receive.
+    PeerSendsTso(VethPeer),
     /// The kernel refused the program; carries the verifier log.
     Rejected(String),
     /// Anything else, described.
@@ -45,6 +48,15 @@ impl fmt::Display for ControlError {
             }
             ControlError::NoBpffs => {
                 write!(f, "no bpffs at {BPFFS}: run scripts/setup.sh, or `mount -t bpf bpf {BPFFS}` in the initial mount namespace")
+            }
+            ControlError::PeerSendsTso(peer) => {
+                let exec = peer.netns.as_ref().map(|ns| format!("ip netns exec {ns} ")).unwrap_or_default();
+                write!(
+                    f,
+                    "the veth peer {} sends TSO frames larger than the MTU, which exasock cannot receive: \
+                     run `{exec}ethtool -K {} tx off` (real checksums, no TSO, as from a wire), then attach again",
+                    peer.iface, peer.iface
+                )
             }
             ControlError::Rejected(log) => {
                 write!(f, "the kernel rejected the steering program:\n{log}")
@@ -112,6 +124,9 @@ fn bpffs_mounted() -> bool {
 pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
     check_root()?;
     ifindex(iface)?;
+    if let Some(peer) = veth_peer(iface).filter(|p| p.tso) {
+        return Err(ControlError::PeerSendsTso(peer));
+    }
     if !bpffs_mounted() {
         return Err(ControlError::NoBpffs);
     }
@@ -127,7 +142,7 @@ pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
         }
     }
     disable_gro_lro(iface).map_err(|e| other(&format!("cannot turn GRO/LRO off on {iface}"), e))?;
-    let swept = Steering::open(iface).map(|mut s| s.sweep().len()).unwrap_or(0);
+    let swept = Steering::open(iface).map(|s| s.swept_on_open()).unwrap_or(0);
     Ok(AttachReport { newly_attached, swept })
 }
 
@@ -197,7 +212,7 @@ pub fn status() -> Result<Vec<InterfaceStatus>, ControlError> {
         let program_attached = netns_dir.join(&iface).join(TC_LINK).exists();
         let (flows, swept) = match Steering::open(&iface) {
             Ok(mut s) => {
-                let swept = s.sweep().len();
+                let swept = s.swept_on_open() + s.sweep().len();
                 (s.entries(), swept)
             }
             Err(_) => (Vec::new(), 0),
@@ -214,39 +229,83 @@ fn disable_gro_lro(iface: &str) -> io::Result<()> {
     const ETHTOOL_GGRO: u32 = 0x2b;
     const ETHTOOL_SGRO: u32 = 0x2c;
     const ETH_FLAG_LRO: u32 = 1 << 15;
-    let ethtool = |cmd: u32, data: u32| -> io::Result<u32> {
-        #[repr(C)]
-        struct EthtoolValue {
-            cmd: u32,
-            data: u32,
-        }
-        let mut value = EthtoolValue { cmd, data };
-        // SAFETY: plain ioctl on a socket we own, with a correctly laid out ifreq.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-            if fd < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let mut ifr: libc::ifreq = std::mem::zeroed();
-            for (dst, src) in ifr.ifr_name.iter_mut().zip(iface.bytes()) {
-                *dst = src as libc::c_char;
-            }
-            ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
-            let r = libc::ioctl(fd, libc::SIOCETHTOOL, &mut ifr);
-            let err = io::Error::last_os_error();
-            libc::close(fd);
-            if r < 0 {
-                return Err(err);
-            }
-        }
-        Ok(value.data)
-    };
-    if ethtool(ETHTOOL_GGRO, 0)? != 0 {
-        ethtool(ETHTOOL_SGRO, 0)?;
+    if ethtool::value(iface, ETHTOOL_GGRO, 0)? != 0 {
+        ethtool::value(iface, ETHTOOL_SGRO, 0)?;
     }
-    let flags = ethtool(ETHTOOL_GFLAGS, 0)?;
+    let flags = ethtool::value(iface, ETHTOOL_GFLAGS, 0)?;
     if flags & ETH_FLAG_LRO != 0 {
-        ethtool(ETHTOOL_SFLAGS, flags & !ETH_FLAG_LRO)?;
+        ethtool::value(iface, ETHTOOL_SFLAGS, flags & !ETH_FLAG_LRO)?;
     }
     Ok(())
+}
+
+/// The other end of a veth pair, found by its index in whichever named network namespace (or
+/// this one) holds a veth whose own peer is us.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VethPeer {
+    /// The namespace's name under /run/netns, or `None` for our own namespace.
+    pub netns: Option<String>,
+    /// The peer interface's name.
+    pub iface: String,
+    /// Whether the peer segments in software late or not at all (TSO on): it then hands us
+    /// frames larger than the MTU.
+    pub tso: bool,
+}
+
+const ETHTOOL_GTSO: u32 = 0x1e;
+
+fn peer_ifindex(iface: &str) -> Option<u32> {
+    match ethtool::driver(iface) {
+        Ok((driver, _)) if driver == "veth" => ethtool::stat(iface, "peer_ifindex").ok().flatten().map(|i| i as u32),
+        _ => None,
+    }
+}
+
+/// Finds the veth peer of `iface`, if it is a veth and its peer is in a namespace we can see.
+pub fn veth_peer(iface: &str) -> Option<VethPeer> {
+    let our_index = ifindex(iface).ok()?;
+    let peer_index = peer_ifindex(iface)?;
+    let iface = iface.to_string();
+    let inspect = move || -> Option<(String, bool)> {
+        let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes into `name`.
+        let p = unsafe { libc::if_indextoname(peer_index, name.as_mut_ptr()) };
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: if_indextoname wrote a NUL-terminated name.
+        let peer = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
+        // Index numbers repeat across namespaces: in our own, index N may be ourselves.
+        (peer != iface && peer_ifindex(&peer)? == our_index).then_some(())?;
+        Some((peer.clone(), ethtool::value(&peer, ETHTOOL_GTSO, 0).ok()? != 0))
+    };
+    if let Some((iface, tso)) = inspect() {
+        return Some(VethPeer { netns: None, iface, tso });
+    }
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
+    let dir = std::fs::read_dir("/run/netns").ok()?;
+    for entry in dir.flatten() {
+        if entry.metadata().is_ok_and(|m| m.ino() == own) {
+            continue;
+        }
+        let Ok(ns) = std::fs::File::open(entry.path()) else { continue };
+        let found = std::thread::scope(|s| {
+            s.spawn(|| {
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on a namespace fd changes only this short-lived thread.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                    return None;
+                }
+                inspect()
+            })
+            .join()
+            .ok()
+            .flatten()
+        });
+        if let Some((iface, tso)) = found {
+            return Some(VethPeer { netns: entry.file_name().into_string().ok(), iface, tso });
+        }
+    }
+    None
 }

@@ -14,6 +14,7 @@
 pub mod af_packet;
 mod bpf;
 pub mod control;
+mod ethtool;
 pub mod memory;
 mod port;
 mod rng;

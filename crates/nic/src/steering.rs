@@ -193,6 +193,7 @@ fn errno(e: &MapError) -> Option<i32> {
 pub struct Steering {
     flows: HashMap<MapData, RawFlowKey, RawFlowValue>,
     pid: u32,
+    swept_on_open: usize,
 }
 
 impl fmt::Debug for Steering {
@@ -214,7 +215,15 @@ impl Steering {
             MapData::from_pin(&path).map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", path.display())))?;
         let flows = HashMap::try_from(Map::HashMap(data))
             .map_err(|e| SteeringError::Bpf(format!("{} is not the flows map: {e}", path.display())))?;
-        Ok(Steering { flows, pid: std::process::id() })
+        let mut steering = Steering { flows, pid: std::process::id(), swept_on_open: 0 };
+        // Every process that starts serving flows clears what dead ones left behind.
+        steering.swept_on_open = steering.sweep().len();
+        Ok(steering)
+    }
+
+    /// How many dead owners' entries `open` removed.
+    pub fn swept_on_open(&self) -> usize {
+        self.swept_on_open
     }
 
     /// Claims `flow` for this process. A stale entry of a dead process is replaced; a live

@@ -136,6 +136,15 @@ impl NsChild {
         }
     }
 
+    /// Sends `signal` to the process group (the wrapper and the program it runs), so the program
+    /// can finish on its own; `finish` then collects it.
+    pub fn kill_with(&mut self, signal: i32) {
+        if let Ok(pgid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(-pgid, signal) };
+        }
+    }
+
     /// Kills the process and the program it runs (SIGKILL to the group) and reaps it.
     pub fn kill(&mut self) {
         if let Ok(pgid) = i32::try_from(self.child.id()) {

@@ -1,6 +1,6 @@
 //! `raw-echo IFACE PORT [--count N] [--spin]`: claims UDP PORT on an attached interface and
 //! answers every datagram to it over AF_PACKET by swapping headers, with no stack. Prints
-//! `ready` once serving, and `echoed N foreign M dropped D` when done (after N echoes, or at
+//! `ready` once serving, and `echoed N foreign M fragments F dropped D` when done (after N echoes, or at
 //! SIGTERM/SIGINT). Without --spin it sleeps on the ring's fd between bursts.
 
 use e2e::raw::{echo_burst, Echo};
@@ -46,13 +46,14 @@ fn run() -> Result<(), String> {
     println!("ready");
     std::io::stdout().flush().ok();
 
-    let (mut echoed, mut foreign) = (0u64, 0u64);
+    let (mut echoed, mut foreign, mut fragments) = (0u64, 0u64, 0u64);
     let mut scratch = Vec::with_capacity(64 * 2048);
     while !STOP.load(Ordering::Relaxed) && count.is_none_or(|c| echoed < c) {
         let results = echo_burst(&mut port, 64, udp_port, &mut scratch);
         let got: u64 = results.iter().sum();
         echoed += results[Echo::Answered as usize];
         foreign += results[Echo::Foreign as usize];
+        fragments += results[Echo::Fragment as usize];
         if got == 0 && !spin {
             let mut pfd = libc::pollfd { fd: port.wait_fd().unwrap_or(-1), events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd.
@@ -61,6 +62,6 @@ fn run() -> Result<(), String> {
     }
     steering.release(flow).map_err(|e| e.to_string())?;
     port.refresh_stats();
-    println!("echoed {echoed} foreign {foreign} dropped {}", port.stats().rx_dropped);
+    println!("echoed {echoed} foreign {foreign} fragments {fragments} dropped {}", port.stats().rx_dropped);
     Ok(())
 }
