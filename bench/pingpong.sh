@@ -15,6 +15,9 @@ exec exasock-testbed run -- bash -c '
 set -euo pipefail
 A="ip netns exec $EXA_NS_ACCEL" P="ip netns exec $EXA_NS_PEER"
 $A exasock-ctl attach $EXA_IF_ACCEL >/dev/null
+# Both ends accelerated: the accel side, now a sender to an attached interface too, sends real
+# checksums and no TSO, like the peer (and the kernel runs below use the same offloads).
+$A ethtool -K $EXA_IF_ACCEL tx off >/dev/null
 $P exasock-ctl attach $EXA_IF_PEER >/dev/null
 mac=$(ip -n $EXA_NS_ACCEL -o link show $EXA_IF_ACCEL | sed "s/.*link\/ether \([0-9a-f:]*\).*/\1/")
 # Resolve neighbours once so the kernel runs see no ARP.
