@@ -1,0 +1,222 @@
+//! The driver of one accelerated interface: the stack, its port, the kernel's tables.
+
+use crate::clock;
+use crate::netlink::{Change, Monitor, Netlink, Route as KernelRoute, RTN_UNICAST, RT_TABLE_MAIN};
+use crate::transmit::{KernelPath, PortTx};
+use nic::af_packet::{AfPacketConfig, AfPacketPort};
+use nic::steering::{Datapath, Flow, Steering, SteeringError};
+use nic::{Port, RxChecksum as PortChecksum};
+use stack::route::Route;
+use stack::{Event, IfAddr, Instant, Interface, RxChecksum, Stack, StackConfig, Transmit};
+use std::io;
+use std::time::Duration;
+use wire::EthernetAddress;
+
+/// Frames taken from the ring per poll.
+const RX_BURST: usize = 64;
+
+/// The driver: everything that touches the world on the stack's behalf.
+pub struct Driver {
+    stack: Stack,
+    port: Box<dyn Port>,
+    kernel: KernelPath,
+    netlink: Netlink,
+    monitor: Monitor,
+    steering: Steering,
+    ifindex: u32,
+    changes: Vec<Change>,
+    kernel_errors: u64,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("ifindex", &self.ifindex).finish()
+    }
+}
+
+fn to_stack_route(r: &KernelRoute) -> Route {
+    Route {
+        prefix: r.prefix,
+        prefix_len: r.prefix_len,
+        gateway: r.gateway,
+        src: r.prefsrc,
+        mtu: r.mtu.map(|m| m as usize),
+    }
+}
+
+fn ifindex(iface: &str) -> io::Result<u32> {
+    let name = std::ffi::CString::new(iface).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid C string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
+        0 => Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}"))),
+        i => Ok(i),
+    }
+}
+
+impl Driver {
+    /// Opens the datapath on an attached interface and loads the kernel's view of it.
+    pub fn open(iface: &str) -> io::Result<Driver> {
+        let ifindex = ifindex(iface)?;
+        let steering = Steering::open(iface).map_err(|e| io::Error::other(e.to_string()))?;
+        let port = AfPacketPort::open(iface, AfPacketConfig::default())?;
+        let mut netlink = Netlink::open()?;
+        let monitor = Monitor::open()?;
+        let addrs = netlink
+            .addresses(Some(ifindex))?
+            .into_iter()
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .collect();
+        let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu() };
+        let config = StackConfig {
+            ident_seed: (clock::now().as_nanos() as u16) ^ (std::process::id() as u16),
+            ..StackConfig::default()
+        };
+        let stack = Stack::new(iface_cfg, config);
+        Driver {
+            stack,
+            port: Box::new(port),
+            kernel: KernelPath::open()?,
+            netlink,
+            monitor,
+            steering,
+            ifindex,
+            changes: Vec::new(),
+            kernel_errors: 0,
+        }
+        .loaded()
+    }
+
+    fn loaded(mut self) -> io::Result<Driver> {
+        self.reload_tables()?;
+        Ok(self)
+    }
+
+    /// The stack.
+    pub fn stack(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+
+    /// Claims a flow for this process (the caller holds the kernel socket for its port).
+    pub fn claim(&mut self, flow: Flow) -> Result<(), SteeringError> {
+        self.steering.claim(flow, Datapath::AfPacket)
+    }
+
+    /// Releases a flow.
+    pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
+        self.steering.release(flow)
+    }
+
+    /// Packets the kernel path failed to send.
+    pub fn kernel_errors(&self) -> u64 {
+        self.kernel_errors
+    }
+
+    /// Receives one burst into the stack, runs due timers, applies kernel table changes and
+    /// acts on the stack's events. Returns the frames received.
+    pub fn poll(&mut self) -> usize {
+        let now = clock::now();
+        let Driver { stack, port, .. } = self;
+        let got = port.receive(RX_BURST, &mut |frame| {
+            let csum = match frame.checksum {
+                PortChecksum::Unverified => RxChecksum::Unverified,
+                PortChecksum::Verified => RxChecksum::Verified,
+                PortChecksum::Partial => RxChecksum::Partial,
+            };
+            stack.receive(now, frame.data, csum);
+        });
+        if self.stack.poll_timeout().is_some_and(|t| t <= now) {
+            self.stack.handle_timeout(now);
+        }
+        self.apply_kernel_changes();
+        while let Some(event) = self.stack.poll_event() {
+            if let Event::NeighbourMissing(ip) = event {
+                // The kernel may know it already (it resolved it for someone else).
+                if let Ok(Some(n)) = self.netlink.neighbour(ip, self.ifindex) {
+                    if let (true, Some(mac)) = (n.is_usable(), n.mac) {
+                        self.stack.neighbours_mut().insert(ip, EthernetAddress(mac));
+                    }
+                }
+            }
+        }
+        got
+    }
+
+    fn apply_kernel_changes(&mut self) {
+        self.changes.clear();
+        let drained = self.monitor.drain(&mut self.changes);
+        if drained.is_err() || self.changes.iter().any(|c| matches!(c, Change::Overrun)) {
+            // Notifications were lost: read the tables whole again.
+            self.changes.clear();
+            let _ = self.reload_tables();
+            return;
+        }
+        for change in &self.changes {
+            match change {
+                Change::Neighbour(n) if n.ifindex == self.ifindex => match (n.is_usable(), n.mac) {
+                    (true, Some(mac)) => self.stack.neighbours_mut().insert(n.ip, EthernetAddress(mac)),
+                    _ => self.stack.neighbours_mut().remove(n.ip),
+                },
+                Change::NeighbourGone(n) if n.ifindex == self.ifindex => self.stack.neighbours_mut().remove(n.ip),
+                Change::Route(r) if r.oif == self.ifindex && r.table == RT_TABLE_MAIN && r.kind == RTN_UNICAST => {
+                    self.stack.routes_mut().insert(to_stack_route(r))
+                }
+                Change::RouteGone(r) if r.oif == self.ifindex && r.table == RT_TABLE_MAIN => {
+                    self.stack.routes_mut().remove(r.prefix, r.prefix_len)
+                }
+                Change::Address(a) if a.ifindex == self.ifindex => {
+                    let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len };
+                    let iface = self.stack.interface_mut();
+                    if !iface.addrs.contains(&addr) {
+                        iface.addrs.push(addr);
+                    }
+                }
+                Change::AddressGone(a) if a.ifindex == self.ifindex => {
+                    self.stack.interface_mut().addrs.retain(|x| x.addr != a.addr);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Reads routes and neighbours of our interface from the kernel into the stack.
+    fn reload_tables(&mut self) -> io::Result<()> {
+        let routes: Vec<Route> = self
+            .netlink
+            .routes()?
+            .iter()
+            .filter(|r| r.oif == self.ifindex && r.table == RT_TABLE_MAIN && r.kind == RTN_UNICAST)
+            .map(to_stack_route)
+            .collect();
+        self.stack.routes_mut().replace(routes);
+        for n in self.netlink.neighbours(Some(self.ifindex))? {
+            if let (true, Some(mac)) = (n.is_usable(), n.mac) {
+                self.stack.neighbours_mut().insert(n.ip, EthernetAddress(mac));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with the stack and a transmit sink, then kicks the device once.
+    pub fn send<R>(&mut self, f: impl FnOnce(&mut Stack, &mut dyn Transmit) -> R) -> R {
+        let Driver { stack, port, kernel, kernel_errors, .. } = self;
+        let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors };
+        let r = f(stack, &mut tx);
+        let _ = port.flush();
+        r
+    }
+
+    /// Sleeps until a frame or a kernel table change may be waiting, or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) {
+        let mut fds = [
+            libc::pollfd { fd: self.port.wait_fd().unwrap_or(-1), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.monitor.fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        let deadline = self.stack_timeout().map(|t| t.saturating_since(clock::now())).unwrap_or(timeout).min(timeout);
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, deadline.as_millis().min(i32::MAX as u128) as i32) };
+    }
+
+    fn stack_timeout(&self) -> Option<Instant> {
+        self.stack.poll_timeout()
+    }
+}

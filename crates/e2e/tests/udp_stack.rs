@@ -1,0 +1,153 @@
+//! The user-space UDP stack in the namespace topology: `udp-echo` (this crate's binary) serves
+//! a port through the driver and the stack; kernel sockets in the peer namespace talk to it.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+use testbed::{Side, Topology};
+
+const T: Duration = Duration::from_secs(60);
+const ECHO: &str = env!("CARGO_BIN_EXE_udp-echo");
+
+fn attached() -> Topology {
+    let topo = Topology::create().unwrap();
+    let iface = topo.accel.iface.clone();
+    topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
+    topo
+}
+
+fn start_echo(topo: &Topology, port: u16, extra: &[&str]) -> testbed::NsChild {
+    let port = port.to_string();
+    let mut argv = vec![ECHO, &topo.accel.iface, &port];
+    argv.extend_from_slice(extra);
+    let mut child = topo.spawn(Side::Accel, &argv, T).unwrap();
+    child.wait_for_line("ready", T).unwrap();
+    child
+}
+
+fn peer_socket(topo: &Topology, bind: Ipv4Addr, port: u16) -> UdpSocket {
+    let accel = topo.accel.ip;
+    let s = topo.in_ns(Side::Peer, move || UdpSocket::bind((bind, 0))).unwrap().unwrap();
+    s.connect(SocketAddrV4::new(accel, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let size: libc::c_int = 8 << 20;
+    // SAFETY: setsockopt with an int option on our socket.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            4,
+        );
+    }
+    s
+}
+
+struct XorShift(u64);
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn ping(sock: &UdpSocket, len: usize, rng: &mut XorShift) {
+    let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    sock.send(&data).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no echo of a {len}-byte datagram: {e}"));
+    assert!(buf[..n] == data[..], "echo of a {len}-byte datagram differs");
+}
+
+fn finish(echo: testbed::NsChild) -> String {
+    let mut echo = echo;
+    echo.kill_with(libc::SIGTERM);
+    let out = echo.finish(T).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The value of `name: N` in the stack's printed counters.
+fn counter(report: &str, name: &str) -> u64 {
+    let at = report.find(&format!("{name}: ")).unwrap_or_else(|| panic!("{name} not in {report}"));
+    report[at + name.len() + 2..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn echoes_10000_datagrams_of_0_to_65507_bytes_byte_exact() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let echo = start_echo(&topo, 7600, &[]);
+    let sock = peer_socket(&topo, topo.peer.ip, 7600);
+    let mut rng = XorShift(0xfeed);
+    // Every size class: empty, one frame, the one-frame limit and one past it, many fragments,
+    // the largest; then random sizes over the whole range.
+    let mut sizes = vec![0, 1, 1472, 1473, 2952, 2953, 8000, 65_507];
+    while sizes.len() < 10_000 {
+        let len = match rng.next() % 4 {
+            0 => rng.next() % 1473,
+            1 => rng.next() % 9000,
+            _ => rng.next() % 65_508,
+        };
+        sizes.push(len as usize);
+    }
+    for len in sizes {
+        ping(&sock, len, &mut rng);
+    }
+    let report = finish(echo);
+    assert!(report.contains("echoed 10000"), "{report}");
+    assert_eq!(counter(&report, "udp_bad_checksum"), 0, "{report}");
+    assert!(counter(&report, "frag_reassembled") > 5000, "{report}");
+}
+
+#[test]
+fn the_first_datagram_to_an_unresolved_neighbour_arrives_through_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let neigh = testbed::ns_exec(&topo.accel.netns, &["ip", "neigh", "show", "dev", &topo.accel.iface]).unwrap();
+    assert!(neigh.trim().is_empty(), "the accel kernel already knows a neighbour: {neigh}");
+    let peer_ip = topo.peer.ip;
+    let listener = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 6000))).unwrap().unwrap();
+    listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let hello = format!("{}:6000", topo.peer.ip);
+    let echo = start_echo(&topo, 7601, &["--hello", &hello]);
+    let mut buf = [0u8; 64];
+    let (n, from) = listener.recv_from(&mut buf).expect("the first datagram to an unresolved peer was lost");
+    assert_eq!(&buf[..n], b"hello");
+    assert_eq!(from, std::net::SocketAddr::V4(SocketAddrV4::new(topo.accel.ip, 7601)));
+    // After the kernel resolved it, the stack sends frames itself.
+    let sock = peer_socket(&topo, topo.peer.ip, 7601);
+    let mut rng = XorShift(3);
+    for _ in 0..50 {
+        ping(&sock, 100, &mut rng);
+    }
+    let report = finish(echo);
+    assert_eq!(counter(&report, "tx_to_kernel"), 1, "only the first datagram needed the kernel: {report}");
+    assert!(counter(&report, "tx_frames") >= 50, "{report}");
+}
+
+#[test]
+fn a_route_through_a_gateway_is_honoured() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    // 10.98.0.2 lives behind the peer (on its loopback); the accel side reaches it via 10.99.0.2.
+    testbed::ns_exec(&topo.peer.netns, &["ip", "addr", "add", "10.98.0.2/32", "dev", "lo"]).unwrap();
+    let via = topo.peer.ip.to_string();
+    testbed::ns_exec(&topo.accel.netns, &["ip", "route", "add", "10.98.0.0/24", "via", &via]).unwrap();
+    // The accel kernel knows the gateway's MAC before the stack starts and copies its table.
+    testbed::ns_exec(&topo.accel.netns, &["ping", "-c1", "-W2", &via]).unwrap();
+    let echo = start_echo(&topo, 7602, &[]);
+    let sock = peer_socket(&topo, Ipv4Addr::new(10, 98, 0, 2), 7602);
+    let mut rng = XorShift(5);
+    for len in [10, 3000, 20] {
+        ping(&sock, len, &mut rng);
+    }
+    let report = finish(echo);
+    assert!(report.contains("echoed 3"), "{report}");
+    // The route came from the kernel's table (without it the stack has no route and sends
+    // nothing), and every echo left as a frame to the gateway's MAC: none needed the kernel.
+    assert_eq!(counter(&report, "tx_to_kernel"), 0, "{report}");
+    assert!(counter(&report, "tx_frames") >= 4, "{report}");
+}

@@ -1,0 +1,513 @@
+//! The engine: frames in, datagrams to sockets, datagrams out as frames, events and timers.
+
+use crate::iface::Interface;
+use crate::ipv4::output::{send_datagram, Datagram, Link, PacketHeader, IP_HEADER};
+use crate::ipv4::reassembly::{FragKey, FragOutcome, Reassembler, ReassemblyConfig};
+use crate::neighbour::{multicast_mac, NeighbourCache};
+use crate::route::RouteTable;
+use crate::socket::{SocketHandle, SocketTable};
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::udp::queue::DatagramInfo;
+use crate::udp::{UdpError, UdpOptions, UdpSocket};
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use wire::{checksum, EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
+
+/// Largest UDP payload in one IPv4 datagram.
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
+/// Linux's net.core.rmem_default.
+pub const DEFAULT_RCVBUF: usize = 212_992;
+
+/// Where outgoing frames go. The driver implements it over a `Port` and a raw socket.
+pub trait Transmit {
+    /// Builds one frame in a transmit slot (`build` returns its length, 0 to give it back).
+    /// Fails when no slot is free.
+    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy>;
+    /// Hands a whole IPv4 packet to the kernel, which resolves the neighbour and sends it.
+    fn to_kernel(&mut self, ip_packet: &[u8]);
+}
+
+/// No transmit slot was free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxBusy;
+
+/// What the datapath knows about a received frame's checksums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxChecksum {
+    /// Verify everything (frames from a wire).
+    Unverified,
+    /// Already verified by the device or the kernel.
+    Verified,
+    /// Locally originated with offload: the layer-4 checksum is not filled in.
+    Partial,
+}
+
+/// Something the driver or the socket layer must act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A socket's receive queue went from empty to not empty.
+    Readable(SocketHandle),
+    /// A packet went to the kernel because this neighbour's MAC is unknown: look it up.
+    NeighbourMissing(Ipv4Addr),
+}
+
+/// Tunables, with Linux's defaults.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Fragment reassembly limits and timeout.
+    pub reassembly: ReassemblyConfig,
+    /// Receive queue of a new UDP socket (SO_RCVBUF).
+    pub udp_rcvbuf: usize,
+    /// First IP identification (the driver passes a random one).
+    pub ident_seed: u16,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig { reassembly: ReassemblyConfig::default(), udp_rcvbuf: DEFAULT_RCVBUF, ident_seed: 0 }
+    }
+}
+
+/// The protocol engine of one interface.
+#[derive(Debug)]
+pub struct Stack {
+    iface: Interface,
+    neighbours: NeighbourCache,
+    routes: RouteTable,
+    sockets: SocketTable,
+    reassembly: Reassembler,
+    config: StackConfig,
+    stats: Stats,
+    events: VecDeque<Event>,
+    next_ident: u16,
+    /// A whole IP packet for the kernel path, and reassembled datagrams' copies.
+    scratch: Vec<u8>,
+    /// Receivers of one multicast or broadcast datagram.
+    group_scratch: Vec<SocketHandle>,
+}
+
+impl Stack {
+    /// A stack serving `iface`.
+    pub fn new(iface: Interface, config: StackConfig) -> Stack {
+        Stack {
+            iface,
+            neighbours: NeighbourCache::default(),
+            routes: RouteTable::default(),
+            sockets: SocketTable::default(),
+            reassembly: Reassembler::new(config.reassembly),
+            next_ident: config.ident_seed,
+            config,
+            stats: Stats::default(),
+            events: VecDeque::with_capacity(64),
+            scratch: vec![0u8; 65_536],
+            group_scratch: Vec::new(),
+        }
+    }
+
+    /// The interface.
+    pub fn interface(&self) -> &Interface {
+        &self.iface
+    }
+
+    /// The interface, to update from the kernel.
+    pub fn interface_mut(&mut self) -> &mut Interface {
+        &mut self.iface
+    }
+
+    /// The neighbour cache, to fill from the kernel.
+    pub fn neighbours_mut(&mut self) -> &mut NeighbourCache {
+        &mut self.neighbours
+    }
+
+    /// The route table, to fill from the kernel.
+    pub fn routes_mut(&mut self) -> &mut RouteTable {
+        &mut self.routes
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> &RouteTable {
+        &self.routes
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The next event to act on.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.reassembly.next_expiry()
+    }
+
+    /// Runs what is due at `now` (reassembly expiry).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired = self.reassembly.expire(now);
+        self.stats.frag_dropped += expired as u64;
+    }
+
+    fn event(&mut self, e: Event) {
+        // Bounded: readiness is also readable from the sockets, so losing an event loses no data.
+        if self.events.len() < 4096 {
+            self.events.push_back(e);
+        }
+    }
+
+    // ---- receive ---------------------------------------------------------------------------
+
+    /// Processes one received frame: checks it, reassembles fragments, queues UDP payloads to
+    /// their sockets. Every frame that goes nowhere is counted.
+    pub fn receive(&mut self, now: Instant, frame: &[u8], csum: RxChecksum) {
+        self.stats.rx_frames += 1;
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            self.stats.rx_not_ipv4 += 1;
+            return;
+        };
+        if eth.ethertype() == EtherType::VLAN {
+            self.stats.rx_vlan += 1;
+            return;
+        }
+        if eth.ethertype() != EtherType::IPV4 {
+            self.stats.rx_not_ipv4 += 1;
+            return;
+        }
+        let dst_mac = eth.dst_addr();
+        if dst_mac != self.iface.mac && !dst_mac.is_broadcast() && !dst_mac.is_multicast() {
+            self.stats.rx_not_our_mac += 1;
+            return;
+        }
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            self.stats.ip_malformed += 1;
+            return;
+        };
+        if ip.version() != 4 {
+            self.stats.ip_malformed += 1;
+            return;
+        }
+        if csum != RxChecksum::Verified && !ip.verify_checksum() {
+            self.stats.ip_bad_checksum += 1;
+            return;
+        }
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        let group = dst.is_multicast() || self.iface.is_broadcast(dst);
+        if !group && !self.iface.has_addr(dst) {
+            self.stats.ip_not_ours += 1;
+            return;
+        }
+        if ip.protocol() != IpProtocol::UDP {
+            self.stats.ip_unknown_protocol += 1;
+            return;
+        }
+        if !ip.is_fragment() {
+            self.receive_udp(now, src, dst, ip.payload(), csum);
+            return;
+        }
+        self.stats.frag_received += 1;
+        let key = FragKey { src, dst, protocol: ip.protocol().0, ident: ip.ident() };
+        let offset = usize::from(ip.frag_offset());
+        match self.reassembly.insert(now, key, offset, ip.more_frags(), ip.payload()) {
+            FragOutcome::Incomplete => {}
+            FragOutcome::Complete(datagram) => {
+                self.stats.frag_reassembled += 1;
+                // The reassembled bytes live in the reassembler until its next call.
+                let len = datagram.len();
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch[..len].copy_from_slice(datagram);
+                // Reassembled datagrams carry full checksums whatever the device said.
+                self.receive_udp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
+                self.scratch = scratch;
+            }
+            FragOutcome::Dropped(_) => self.stats.frag_dropped += 1,
+        }
+    }
+
+    fn receive_udp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, datagram: &[u8], csum: RxChecksum) {
+        let Ok(udp) = UdpPacket::new_checked(datagram) else {
+            self.stats.udp_malformed += 1;
+            return;
+        };
+        if csum == RxChecksum::Unverified && !udp.verify_checksum(src, dst) {
+            self.stats.udp_bad_checksum += 1;
+            return;
+        }
+        let from = SocketAddrV4::new(src, udp.src_port());
+        let to = SocketAddrV4::new(dst, udp.dst_port());
+        let payload = udp.payload();
+        if dst.is_multicast() || self.iface.is_broadcast(dst) {
+            let mut receivers = std::mem::take(&mut self.group_scratch);
+            self.sockets.lookup_group(from, to, &mut receivers);
+            if receivers.is_empty() {
+                self.stats.udp_no_socket += 1;
+            }
+            for h in &receivers {
+                self.deliver(now, *h, payload, from, to);
+            }
+            self.group_scratch = receivers;
+            return;
+        }
+        match self.sockets.lookup_unicast(from, to) {
+            Some(h) => self.deliver(now, h, payload, from, to),
+            None => self.stats.udp_no_socket += 1,
+        }
+    }
+
+    fn deliver(&mut self, now: Instant, h: SocketHandle, payload: &[u8], from: SocketAddrV4, to: SocketAddrV4) {
+        let Some(s) = self.sockets.get_mut(h) else { return };
+        if !s.queue.push(payload, from, to, now) {
+            s.drops += 1;
+            self.stats.udp_rcvbuf_full += 1;
+            return;
+        }
+        self.stats.udp_delivered += 1;
+        if !s.readable_signalled {
+            s.readable_signalled = true;
+            self.event(Event::Readable(h));
+        }
+    }
+
+    // ---- UDP sockets -----------------------------------------------------------------------
+
+    /// A new, unbound UDP socket.
+    pub fn udp_open(&mut self) -> SocketHandle {
+        self.sockets.insert(UdpSocket::new(self.config.udp_rcvbuf))
+    }
+
+    /// Closes a socket; queued datagrams are dropped.
+    pub fn udp_close(&mut self, h: SocketHandle) -> Result<(), UdpError> {
+        self.sockets.remove(h).map(|_| ()).ok_or(UdpError::BadHandle)
+    }
+
+    fn socket(&self, h: SocketHandle) -> Result<&UdpSocket, UdpError> {
+        self.sockets.get(h).ok_or(UdpError::BadHandle)
+    }
+
+    fn socket_mut(&mut self, h: SocketHandle) -> Result<&mut UdpSocket, UdpError> {
+        self.sockets.get_mut(h).ok_or(UdpError::BadHandle)
+    }
+
+    /// The socket's options, to change them.
+    pub fn udp_options_mut(&mut self, h: SocketHandle) -> Result<&mut UdpOptions, UdpError> {
+        Ok(&mut self.socket_mut(h)?.options)
+    }
+
+    /// The socket's options.
+    pub fn udp_options(&self, h: SocketHandle) -> Result<UdpOptions, UdpError> {
+        Ok(self.socket(h)?.options)
+    }
+
+    /// Binds to `addr` (the caller has bound the kernel socket, which chose the port). Another
+    /// socket on an overlapping address refuses unless both set SO_REUSEADDR or SO_REUSEPORT.
+    pub fn udp_bind(&mut self, h: SocketHandle, addr: SocketAddrV4) -> Result<(), UdpError> {
+        if addr.port() == 0 {
+            return Err(UdpError::InvalidAddress);
+        }
+        let me = self.socket(h)?;
+        if me.local.is_some() {
+            return Err(UdpError::InvalidAddress);
+        }
+        let mine = me.options;
+        for other in self.sockets.handles().filter(|o| *o != h) {
+            let Some(o) = self.sockets.get(other) else { continue };
+            let Some(l) = o.local else { continue };
+            let overlaps = l.port() == addr.port()
+                && (l.ip() == addr.ip() || l.ip().is_unspecified() || addr.ip().is_unspecified());
+            let shared = (mine.reuse_addr && o.options.reuse_addr) || (mine.reuse_port && o.options.reuse_port);
+            if overlaps && !shared {
+                return Err(UdpError::AddressInUse);
+            }
+        }
+        self.socket_mut(h)?.local = Some(addr);
+        self.sockets.index(h);
+        Ok(())
+    }
+
+    /// Connects to `remote`: sends default there and only datagrams from it are received. The
+    /// source address is chosen now when the socket is bound to the wildcard.
+    pub fn udp_connect(&mut self, h: SocketHandle, remote: SocketAddrV4) -> Result<(), UdpError> {
+        let local = self.socket(h)?.local.ok_or(UdpError::NotBound)?;
+        let hop = self.routes.lookup(*remote.ip()).ok_or(UdpError::NetworkUnreachable)?;
+        let src = if local.ip().is_unspecified() {
+            Some(hop.src.or_else(|| self.iface.source_for(*remote.ip())).ok_or(UdpError::NetworkUnreachable)?)
+        } else {
+            None
+        };
+        self.sockets.unindex(h);
+        let s = self.socket_mut(h)?;
+        s.remote = Some(remote);
+        s.connected_src = src;
+        self.sockets.index(h);
+        Ok(())
+    }
+
+    /// Dissolves the association (connect with AF_UNSPEC).
+    pub fn udp_disconnect(&mut self, h: SocketHandle) -> Result<(), UdpError> {
+        self.socket(h)?;
+        self.sockets.unindex(h);
+        let s = self.socket_mut(h)?;
+        s.remote = None;
+        s.connected_src = None;
+        self.sockets.index(h);
+        Ok(())
+    }
+
+    /// The bound address and the peer, if any.
+    pub fn udp_addresses(&self, h: SocketHandle) -> Result<(Option<SocketAddrV4>, Option<SocketAddrV4>), UdpError> {
+        let s = self.socket(h)?;
+        let local = s.local.map(|l| match s.connected_src {
+            Some(src) => SocketAddrV4::new(src, l.port()),
+            None => l,
+        });
+        Ok((local, s.remote))
+    }
+
+    /// Joins a multicast group on this interface.
+    pub fn udp_join(&mut self, h: SocketHandle, group: Ipv4Addr) -> Result<(), UdpError> {
+        if !group.is_multicast() {
+            return Err(UdpError::InvalidAddress);
+        }
+        let s = self.socket_mut(h)?;
+        if s.memberships.contains(&group) {
+            return Err(UdpError::Membership);
+        }
+        s.memberships.push(group);
+        Ok(())
+    }
+
+    /// Leaves a multicast group.
+    pub fn udp_leave(&mut self, h: SocketHandle, group: Ipv4Addr) -> Result<(), UdpError> {
+        let s = self.socket_mut(h)?;
+        let before = s.memberships.len();
+        s.memberships.retain(|g| *g != group);
+        if s.memberships.len() == before {
+            return Err(UdpError::Membership);
+        }
+        Ok(())
+    }
+
+    /// Sets SO_RCVBUF.
+    pub fn udp_set_rcvbuf(&mut self, h: SocketHandle, bytes: usize) -> Result<(), UdpError> {
+        self.socket_mut(h)?.queue.set_limit(bytes);
+        Ok(())
+    }
+
+    /// Whether a receive would find a datagram.
+    pub fn udp_readable(&self, h: SocketHandle) -> Result<bool, UdpError> {
+        Ok(!self.socket(h)?.queue.is_empty())
+    }
+
+    /// Length of the next datagram (FIONREAD), 0 when none.
+    pub fn udp_next_len(&self, h: SocketHandle) -> Result<usize, UdpError> {
+        Ok(self.socket(h)?.queue.next_len().unwrap_or(0))
+    }
+
+    /// Datagrams this socket dropped because its queue was full.
+    pub fn udp_drops(&self, h: SocketHandle) -> Result<u64, UdpError> {
+        Ok(self.socket(h)?.drops)
+    }
+
+    /// Receives the next datagram into `buf` (truncating; `info.len` is the full length), or
+    /// leaves it queued with `peek`.
+    pub fn udp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<DatagramInfo, UdpError> {
+        let s = self.socket_mut(h)?;
+        let info = s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)?;
+        if s.queue.is_empty() {
+            s.readable_signalled = false;
+        }
+        Ok(info)
+    }
+
+    /// Sends `payload` to `dst` (or the connected peer): one frame, fragments when larger than
+    /// the path MTU (EMSGSIZE instead with IP_PMTUDISC_DO), or the kernel path when the next
+    /// hop's MAC is unknown. Returns the payload length.
+    pub fn udp_send(
+        &mut self,
+        h: SocketHandle,
+        payload: &[u8],
+        dst: Option<SocketAddrV4>,
+        tx: &mut dyn Transmit,
+    ) -> Result<usize, UdpError> {
+        let s = self.socket(h)?;
+        let local = s.local.ok_or(UdpError::NotBound)?;
+        let dst = dst.or(s.remote).ok_or(UdpError::NoDestination)?;
+        let options = s.options;
+        if payload.len() > MAX_UDP_PAYLOAD {
+            return Err(UdpError::MessageTooLong);
+        }
+        let multicast = dst.ip().is_multicast();
+        let broadcast = self.iface.is_broadcast(*dst.ip());
+        if broadcast && !options.broadcast {
+            return Err(UdpError::BroadcastDenied);
+        }
+        let hop = if multicast || *dst.ip() == Ipv4Addr::BROADCAST {
+            None
+        } else {
+            Some(self.routes.lookup(*dst.ip()).ok_or(UdpError::NetworkUnreachable)?)
+        };
+        let src = match (s.connected_src, local.ip().is_unspecified()) {
+            (Some(src), _) if s.remote == Some(dst) => src,
+            (_, false) => *local.ip(),
+            _ => hop
+                .and_then(|h| h.src)
+                .or_else(|| self.iface.source_for(*dst.ip()))
+                .ok_or(UdpError::NetworkUnreachable)?,
+        };
+        let mtu = hop.and_then(|h| h.mtu).unwrap_or(self.iface.mtu).min(self.iface.mtu);
+        let fits = IP_HEADER + 8 + payload.len() <= mtu;
+        if !fits && options.dont_fragment {
+            return Err(UdpError::MessageTooLong);
+        }
+        let link = if multicast {
+            Link::Ethernet { src: self.iface.mac, dst: multicast_mac(*dst.ip()) }
+        } else if broadcast {
+            Link::Ethernet { src: self.iface.mac, dst: EthernetAddress::BROADCAST }
+        } else {
+            let via = hop.map(|h| h.via).unwrap_or(*dst.ip());
+            match self.neighbours.lookup(via) {
+                Some(mac) => Link::Ethernet { src: self.iface.mac, dst: mac },
+                None => {
+                    self.event(Event::NeighbourMissing(via));
+                    Link::Kernel
+                }
+            }
+        };
+        let udp_len = (8 + payload.len()) as u16;
+        let mut l4 = [0u8; 8];
+        l4[0..2].copy_from_slice(&local.port().to_be_bytes());
+        l4[2..4].copy_from_slice(&dst.port().to_be_bytes());
+        l4[4..6].copy_from_slice(&udp_len.to_be_bytes());
+        let sum = checksum::combine(&[
+            checksum::pseudo_header(src, *dst.ip(), IpProtocol::UDP, udp_len),
+            checksum::data(&l4),
+            checksum::data(payload),
+        ]);
+        let csum = match checksum::finish(sum) {
+            0 => 0xffff,
+            c => c,
+        };
+        l4[6..8].copy_from_slice(&csum.to_be_bytes());
+        self.next_ident = self.next_ident.wrapping_add(1);
+        let header = PacketHeader {
+            src,
+            dst: *dst.ip(),
+            protocol: IpProtocol::UDP,
+            ttl: if multicast { options.multicast_ttl } else { options.ttl },
+            tos: options.tos,
+            ident: self.next_ident,
+            dont_frag: fits,
+        };
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let datagram = Datagram { header, l4_header: &l4, payload };
+        let sent = send_datagram(tx, &link, &datagram, mtu, &mut scratch, &mut self.stats);
+        self.scratch = scratch;
+        if sent == 0 {
+            return Err(UdpError::WouldBlock);
+        }
+        self.stats.udp_sent += 1;
+        Ok(payload.len())
+    }
+}

@@ -1,0 +1,81 @@
+//! The one interface a stack serves: its MAC, IPv4 addresses and MTU, as the kernel has them.
+
+use std::net::Ipv4Addr;
+use wire::EthernetAddress;
+
+/// An IPv4 address on the interface with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// Its prefix length (e.g. 24).
+    pub prefix_len: u8,
+}
+
+impl IfAddr {
+    /// The directed broadcast address of this address's subnet (none for /31 and /32).
+    pub fn broadcast(&self) -> Option<Ipv4Addr> {
+        (self.prefix_len < 31).then(|| Ipv4Addr::from(u32::from(self.addr) | !mask(self.prefix_len)))
+    }
+
+    /// Whether `ip` is inside this address's subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let m = mask(self.prefix_len);
+        u32::from(ip) & m == u32::from(self.addr) & m
+    }
+}
+
+/// The netmask of a prefix length (0..=32).
+pub(crate) fn mask(prefix_len: u8) -> u32 {
+    match prefix_len {
+        0 => 0,
+        n => u32::MAX << (32 - u32::from(n.min(32))),
+    }
+}
+
+/// What the stack knows of its interface; the driver fills it from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Source MAC of every frame.
+    pub mac: EthernetAddress,
+    /// IPv4 addresses (the first is the default source).
+    pub addrs: Vec<IfAddr>,
+    /// IP MTU.
+    pub mtu: usize,
+}
+
+impl Interface {
+    /// Whether `ip` is one of our unicast addresses.
+    pub fn has_addr(&self, ip: Ipv4Addr) -> bool {
+        self.addrs.iter().any(|a| a.addr == ip)
+    }
+
+    /// Whether `ip` is a broadcast address we receive (limited or one of our subnets').
+    pub fn is_broadcast(&self, ip: Ipv4Addr) -> bool {
+        ip == Ipv4Addr::BROADCAST || self.addrs.iter().any(|a| a.broadcast() == Some(ip))
+    }
+
+    /// The source address for packets toward `dst` when neither socket nor route chose one:
+    /// the address whose subnet holds `dst`, else the first.
+    pub fn source_for(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.addrs.iter().find(|a| a.contains(dst)).or(self.addrs.first()).map(|a| a.addr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_and_broadcasts() {
+        let a = IfAddr { addr: Ipv4Addr::new(10, 1, 2, 3), prefix_len: 24 };
+        assert_eq!(a.broadcast(), Some(Ipv4Addr::new(10, 1, 2, 255)));
+        assert!(a.contains(Ipv4Addr::new(10, 1, 2, 200)) && !a.contains(Ipv4Addr::new(10, 1, 3, 1)));
+        assert_eq!(IfAddr { prefix_len: 31, ..a }.broadcast(), None);
+        assert_eq!(mask(0), 0);
+        assert_eq!(mask(32), u32::MAX);
+        let iface = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![a], mtu: 1500 };
+        assert!(iface.is_broadcast(Ipv4Addr::BROADCAST) && iface.is_broadcast(Ipv4Addr::new(10, 1, 2, 255)));
+        assert_eq!(iface.source_for(Ipv4Addr::new(8, 8, 8, 8)), Some(a.addr));
+    }
+}

@@ -1,0 +1,49 @@
+//! Counters for every drop and every unusual path (exasock-stat -i shows them).
+
+/// What the stack did with frames and datagrams. Names follow Linux's SNMP counters where one
+/// exists (in the comment).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames handed to `receive`.
+    pub rx_frames: u64,
+    /// Frames whose destination MAC is not ours, broadcast or a joined group's.
+    pub rx_not_our_mac: u64,
+    /// Frames carrying something other than IPv4 (ARP is the kernel's).
+    pub rx_not_ipv4: u64,
+    /// Frames with an 802.1Q tag (VLANs are not served yet).
+    pub rx_vlan: u64,
+    /// IPv4 headers too short or lengths inconsistent (IpInHdrErrors, IpInTruncatedPkts).
+    pub ip_malformed: u64,
+    /// IPv4 header checksum wrong (IpInCsumErrors).
+    pub ip_bad_checksum: u64,
+    /// IPv4 destination not ours, not broadcast, not a joined group (IpInAddrErrors).
+    pub ip_not_ours: u64,
+    /// Protocols we do not serve (IpInUnknownProtos).
+    pub ip_unknown_protocol: u64,
+    /// Fragments received (IpReasmReqds).
+    pub frag_received: u64,
+    /// Datagrams reassembled (IpReasmOKs).
+    pub frag_reassembled: u64,
+    /// Fragments dropped: overlap, limits, bad lengths (IpReasmFails).
+    pub frag_dropped: u64,
+    /// UDP headers too short or lengths inconsistent (UdpInErrors).
+    pub udp_malformed: u64,
+    /// UDP checksum wrong (UdpInCsumErrors).
+    pub udp_bad_checksum: u64,
+    /// UDP datagrams to no socket (UdpNoPorts; no ICMP is sent: the kernel owns ICMP).
+    pub udp_no_socket: u64,
+    /// UDP datagrams dropped because the socket's queue was full (UdpRcvbufErrors).
+    pub udp_rcvbuf_full: u64,
+    /// UDP datagrams queued to sockets (UdpInDatagrams).
+    pub udp_delivered: u64,
+    /// UDP datagrams sent (UdpOutDatagrams).
+    pub udp_sent: u64,
+    /// Frames handed to the port.
+    pub tx_frames: u64,
+    /// IP packets handed to the kernel because the neighbour was unknown.
+    pub tx_to_kernel: u64,
+    /// Frames the port refused after part of a datagram had gone (the datagram is lost).
+    pub tx_dropped: u64,
+    /// Fragments sent (IpFragCreates).
+    pub frag_created: u64,
+}

@@ -1,0 +1,121 @@
+//! UDP endpoints: what a UDP socket is to the stack, and its errors.
+
+pub mod queue;
+
+use queue::DatagramQueue;
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// Per-socket options that change what the stack sends or accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpOptions {
+    /// IP_TTL for unicast (default 64).
+    pub ttl: u8,
+    /// IP_MULTICAST_TTL (default 1).
+    pub multicast_ttl: u8,
+    /// IP_TOS.
+    pub tos: u8,
+    /// IP_MTU_DISCOVER = IP_PMTUDISC_DO: never fragment; too-large sends fail with EMSGSIZE.
+    pub dont_fragment: bool,
+    /// SO_BROADCAST: sending to a broadcast address is allowed.
+    pub broadcast: bool,
+    /// SO_REUSEADDR.
+    pub reuse_addr: bool,
+    /// SO_REUSEPORT.
+    pub reuse_port: bool,
+}
+
+impl Default for UdpOptions {
+    fn default() -> Self {
+        UdpOptions {
+            ttl: 64,
+            multicast_ttl: 1,
+            tos: 0,
+            dont_fragment: false,
+            broadcast: false,
+            reuse_addr: false,
+            reuse_port: false,
+        }
+    }
+}
+
+/// A UDP socket's state in the stack.
+#[derive(Debug)]
+pub struct UdpSocket {
+    /// Bound address (the wildcard IP for INADDR_ANY).
+    pub(crate) local: Option<SocketAddrV4>,
+    /// Peer of a connected socket.
+    pub(crate) remote: Option<SocketAddrV4>,
+    /// Source address picked at connect when bound to the wildcard.
+    pub(crate) connected_src: Option<Ipv4Addr>,
+    /// Received datagrams.
+    pub(crate) queue: DatagramQueue,
+    /// Options.
+    pub(crate) options: UdpOptions,
+    /// Multicast groups joined.
+    pub(crate) memberships: Vec<Ipv4Addr>,
+    /// A Readable event was emitted and the queue has not been drained since.
+    pub(crate) readable_signalled: bool,
+    /// Datagrams dropped because the queue was full.
+    pub(crate) drops: u64,
+}
+
+impl UdpSocket {
+    pub(crate) fn new(rcvbuf: usize) -> Self {
+        UdpSocket {
+            local: None,
+            remote: None,
+            connected_src: None,
+            queue: DatagramQueue::new(rcvbuf),
+            options: UdpOptions::default(),
+            memberships: Vec::new(),
+            readable_signalled: false,
+            drops: 0,
+        }
+    }
+}
+
+/// Why a UDP call failed. The preload layer maps each to the errno Linux gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpError {
+    /// No socket behind the handle (EBADF).
+    BadHandle,
+    /// Nothing to receive, or no transmit slot (EAGAIN).
+    WouldBlock,
+    /// Too large for one datagram, or for the path with IP_PMTUDISC_DO (EMSGSIZE).
+    MessageTooLong,
+    /// No destination given on an unconnected socket (EDESTADDRREQ).
+    NoDestination,
+    /// The socket is not bound (the caller binds the kernel socket first) (EINVAL).
+    NotBound,
+    /// No route to the destination (ENETUNREACH).
+    NetworkUnreachable,
+    /// Broadcast destination without SO_BROADCAST (EACCES).
+    BroadcastDenied,
+    /// The address is in use by another socket without SO_REUSEADDR/SO_REUSEPORT (EADDRINUSE).
+    AddressInUse,
+    /// Already a member of that group (EADDRINUSE), or not a member when leaving (EADDRNOTAVAIL).
+    Membership,
+    /// An address that cannot be used here (EINVAL), e.g. port 0 or a multicast bind of a
+    /// non-group.
+    InvalidAddress,
+}
+
+impl fmt::Display for UdpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UdpError::BadHandle => "no such socket",
+            UdpError::WouldBlock => "operation would block",
+            UdpError::MessageTooLong => "message too long",
+            UdpError::NoDestination => "destination address required",
+            UdpError::NotBound => "socket not bound",
+            UdpError::NetworkUnreachable => "network is unreachable",
+            UdpError::BroadcastDenied => "broadcast not enabled on this socket (SO_BROADCAST)",
+            UdpError::AddressInUse => "address already in use",
+            UdpError::Membership => "multicast membership error",
+            UdpError::InvalidAddress => "invalid address",
+        })
+    }
+}
+
+impl std::error::Error for UdpError {}

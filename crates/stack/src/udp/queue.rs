@@ -1,0 +1,197 @@
+//! A UDP socket's receive queue: datagrams with their boundaries, bounded in bytes like
+//! SO_RCVBUF, in memory allocated once when the socket is made.
+
+use crate::time::Instant;
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+/// Bytes charged per datagram on top of its payload, as the kernel charges an skb's overhead,
+/// so a flood of empty datagrams cannot queue without bound.
+pub const DATAGRAM_OVERHEAD: usize = 256;
+
+/// What a receive call learns about a datagram besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DatagramInfo {
+    /// Full payload length (MSG_TRUNC reports this).
+    pub len: usize,
+    /// Bytes copied into the caller's buffer.
+    pub copied: usize,
+    /// Who sent it.
+    pub src: SocketAddrV4,
+    /// The local address it was sent to (IP_PKTINFO).
+    pub dst: SocketAddrV4,
+    /// When the stack received it.
+    pub timestamp: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    start: usize,
+    len: usize,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    timestamp: Instant,
+}
+
+/// The queue: a byte ring for payloads and a ring of their metadata.
+#[derive(Debug)]
+pub struct DatagramQueue {
+    bytes: Box<[u8]>,
+    meta: VecDeque<Meta>,
+    /// Next byte to write.
+    tail: usize,
+    /// Payload bytes in the ring.
+    used: usize,
+    /// Bytes charged (payloads plus overhead), against `limit`.
+    charged: usize,
+    limit: usize,
+}
+
+impl DatagramQueue {
+    /// A queue that holds up to `limit` charged bytes (SO_RCVBUF).
+    pub fn new(limit: usize) -> Self {
+        let limit = limit.max(DATAGRAM_OVERHEAD + 1);
+        DatagramQueue {
+            bytes: vec![0u8; limit].into_boxed_slice(),
+            meta: VecDeque::with_capacity(limit / DATAGRAM_OVERHEAD + 1),
+            tail: 0,
+            used: 0,
+            charged: 0,
+            limit,
+        }
+    }
+
+    /// Changes the limit (setsockopt SO_RCVBUF); what is queued stays. The ring grows if needed.
+    pub fn set_limit(&mut self, limit: usize) {
+        let limit = limit.max(DATAGRAM_OVERHEAD + 1);
+        if limit > self.bytes.len() {
+            let mut bigger = vec![0u8; limit].into_boxed_slice();
+            let mut at = 0;
+            for m in self.meta.iter_mut() {
+                copy_out(&self.bytes, m.start, &mut bigger[at..at + m.len]);
+                m.start = at;
+                at += m.len;
+            }
+            self.bytes = bigger;
+            self.tail = at;
+        }
+        self.limit = limit;
+    }
+
+    /// Queues a datagram; false (and nothing queued) when it does not fit the limit.
+    pub fn push(&mut self, payload: &[u8], src: SocketAddrV4, dst: SocketAddrV4, timestamp: Instant) -> bool {
+        let cost = payload.len() + DATAGRAM_OVERHEAD;
+        if self.charged + cost > self.limit || payload.len() > self.bytes.len() - self.used {
+            return false;
+        }
+        let start = self.tail;
+        let cap = self.bytes.len();
+        let first = payload.len().min(cap - start);
+        self.bytes[start..start + first].copy_from_slice(&payload[..first]);
+        self.bytes[..payload.len() - first].copy_from_slice(&payload[first..]);
+        self.tail = (start + payload.len()) % cap;
+        self.charged += cost;
+        self.used += payload.len();
+        self.meta.push_back(Meta { start, len: payload.len(), src, dst, timestamp });
+        true
+    }
+
+    /// Copies the oldest datagram into `buf` (truncating), removing it unless `peek`.
+    pub fn pop(&mut self, buf: &mut [u8], peek: bool) -> Option<DatagramInfo> {
+        let m = *self.meta.front()?;
+        let copied = m.len.min(buf.len());
+        copy_out(&self.bytes, m.start, &mut buf[..copied]);
+        if !peek {
+            self.meta.pop_front();
+            self.charged -= m.len + DATAGRAM_OVERHEAD;
+            self.used -= m.len;
+            if self.meta.is_empty() {
+                self.tail = 0;
+            }
+        }
+        Some(DatagramInfo { len: m.len, copied, src: m.src, dst: m.dst, timestamp: m.timestamp })
+    }
+
+    /// Length of the next datagram (FIONREAD on a UDP socket).
+    pub fn next_len(&self) -> Option<usize> {
+        self.meta.front().map(|m| m.len)
+    }
+
+    /// Datagrams queued.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Bytes charged against the limit (SIOCINQ-like accounting for exasock-stat).
+    pub fn charged(&self) -> usize {
+        self.charged
+    }
+}
+
+/// Copies `out.len()` bytes of the ring starting at `start`, wrapping at its end.
+fn copy_out(ring: &[u8], start: usize, out: &mut [u8]) {
+    let first = out.len().min(ring.len() - start);
+    out[..first].copy_from_slice(&ring[start..start + first]);
+    let rest = out.len() - first;
+    out[first..].copy_from_slice(&ring[..rest]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    fn addr(port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), port)
+    }
+
+    #[test]
+    fn boundaries_peek_truncate_and_limit() {
+        let mut q = DatagramQueue::new(3 * (DATAGRAM_OVERHEAD + 100));
+        assert!(q.push(&[1; 100], addr(1), addr(9), Instant::ZERO));
+        assert!(q.push(&[], addr(2), addr(9), Instant::from_nanos(5)));
+        assert!(q.push(&[3; 100], addr(3), addr(9), Instant::ZERO));
+        assert!(!q.push(&[4; 1], addr(4), addr(9), Instant::ZERO), "over the limit");
+        let mut buf = [0u8; 10];
+        let info = q.pop(&mut buf, true).unwrap();
+        assert_eq!((info.len, info.copied, info.src), (100, 10, addr(1)));
+        assert_eq!(q.len(), 3, "peek leaves it");
+        q.pop(&mut buf, false).unwrap();
+        let info = q.pop(&mut buf, false).unwrap();
+        assert_eq!((info.len, info.copied, info.timestamp), (0, 0, Instant::from_nanos(5)));
+        assert!(q.push(&[5; 50], addr(5), addr(9), Instant::ZERO), "room again");
+        assert_eq!(q.next_len(), Some(100));
+    }
+
+    proptest! {
+        /// Any sequence of pushes and pops behaves like a FIFO of the accepted datagrams.
+        #[test]
+        fn behaves_like_a_bounded_fifo(ops in proptest::collection::vec((any::<bool>(), 0usize..3000), 1..300)) {
+            let mut q = DatagramQueue::new(16 * 1024);
+            let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+            let mut n = 0u8;
+            for (push, len) in ops {
+                if push {
+                    n = n.wrapping_add(1);
+                    let data: Vec<u8> = (0..len).map(|i| n.wrapping_add(i as u8)).collect();
+                    if q.push(&data, addr(1), addr(2), Instant::ZERO) {
+                        model.push_back(data);
+                    } else {
+                        let charged: usize = model.iter().map(|d| d.len() + DATAGRAM_OVERHEAD).sum();
+                        prop_assert!(charged + len + DATAGRAM_OVERHEAD > 16 * 1024 || len > 16 * 1024 - model.iter().map(Vec::len).sum::<usize>());
+                    }
+                } else {
+                    let mut buf = vec![0u8; 4000];
+                    let got = q.pop(&mut buf, false).map(|i| buf[..i.copied].to_vec());
+                    prop_assert_eq!(got, model.pop_front());
+                }
+            }
+        }
+    }
+}
