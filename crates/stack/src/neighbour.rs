@@ -3,14 +3,14 @@
 //! The stack never sends ARP: a packet to a neighbour it does not know goes to the kernel whole
 //! (which resolves and transmits it), and the driver feeds the kernel's answer back here.
 
-use std::collections::HashMap;
+use crate::hash::FxHashMap;
 use std::net::Ipv4Addr;
 use wire::EthernetAddress;
 
 /// IPv4 → MAC, as the kernel resolved it.
 #[derive(Debug, Default, Clone)]
 pub struct NeighbourCache {
-    entries: HashMap<Ipv4Addr, EthernetAddress>,
+    entries: FxHashMap<Ipv4Addr, EthernetAddress>,
 }
 
 impl NeighbourCache {
