@@ -14,6 +14,7 @@ pub mod route;
 pub mod socket;
 pub mod stats;
 pub mod time;
+pub mod timer;
 pub mod udp;
 
 pub use engine::{Event, RxChecksum, Stack, StackConfig, Transmit, TxBusy, DEFAULT_RCVBUF, MAX_UDP_PAYLOAD};
