@@ -27,6 +27,19 @@ pub fn state_dir(iface: &str) -> io::Result<PathBuf> {
     Ok(PathBuf::from(BPFFS).join(netns.to_string()).join(iface))
 }
 
+/// The interfaces attached in this network namespace (those with a pinned flows map).
+pub fn attached_interfaces() -> Vec<String> {
+    let Some(dir) = state_dir("x").ok().and_then(|d| d.parent().map(|p| p.to_path_buf())) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join(FLOWS_MAP).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Transport protocol of a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {

@@ -1,0 +1,51 @@
+//! The environment the program was started with (read once, by the constructor).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+static NOWARN: AtomicBool = AtomicBool::new(false);
+static DEFAULT_DISABLE: AtomicBool = AtomicBool::new(false);
+static SPIN_USEC: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn present(name: &[u8]) -> bool {
+    // SAFETY: name is NUL-terminated; getenv reads the environment without allocating.
+    unsafe { !libc::getenv(name.as_ptr().cast()).is_null() }
+}
+
+/// Reads EXASOCK_DEBUG, EXASOCK_NOWARN, EXASOCK_DEFAULT_DISABLE (presence tests, as the
+/// original) and EXASOCK_SPIN_USEC.
+pub fn load() {
+    DEBUG.store(present(b"EXASOCK_DEBUG\0"), Ordering::Relaxed);
+    NOWARN.store(present(b"EXASOCK_NOWARN\0"), Ordering::Relaxed);
+    DEFAULT_DISABLE.store(present(b"EXASOCK_DEFAULT_DISABLE\0"), Ordering::Relaxed);
+    // SAFETY: as above; the value is parsed from a C string without allocating.
+    let spin = unsafe { libc::getenv(c"EXASOCK_SPIN_USEC".as_ptr()) };
+    if !spin.is_null() {
+        // SAFETY: getenv returned a NUL-terminated string.
+        let text = unsafe { std::ffi::CStr::from_ptr(spin) }.to_bytes();
+        if let Some(v) = std::str::from_utf8(text).ok().and_then(|t| t.trim().parse().ok()) {
+            SPIN_USEC.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
+/// EXASOCK_DEBUG: print `exasock: enabled bypass on fd N`.
+pub fn debug() -> bool {
+    DEBUG.load(Ordering::Relaxed)
+}
+
+/// EXASOCK_NOWARN: no `exasock warning: ...` lines.
+pub fn nowarn() -> bool {
+    NOWARN.load(Ordering::Relaxed)
+}
+
+/// EXASOCK_DEFAULT_DISABLE: new sockets are not accelerated unless they ask.
+pub fn default_disable() -> bool {
+    DEFAULT_DISABLE.load(Ordering::Relaxed)
+}
+
+/// How long a blocked call spins before it sleeps (EXASOCK_SPIN_USEC; unset: spin forever, as
+/// the original).
+pub fn spin_usec() -> u64 {
+    SPIN_USEC.load(Ordering::Relaxed)
+}

@@ -1,0 +1,101 @@
+//! What we know of each file descriptor, read with one atomic load on every intercepted call.
+//!
+//! A static array (zeroed in .bss, so it needs no allocation and no initialisation): fds past
+//! its end are never accelerated and always pass through. Zero means "not ours": the program's
+//! call goes straight to libc.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Descriptors the table covers.
+pub const MAX_FDS: usize = 65_536;
+
+static TABLE: [AtomicU64; MAX_FDS] = [const { AtomicU64::new(0) }; MAX_FDS];
+
+/// The state of one descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdState {
+    /// Not a socket we may accelerate (or not a socket at all).
+    Kernel,
+    /// An AF_INET datagram socket that may still be accelerated (bind, connect, send).
+    UdpCandidate,
+    /// A candidate under --no-auto: accelerated only after SO_EXA_NO_ACCEL is set to 0.
+    UdpInactive,
+    /// Acceleration refused for good (SO_EXA_NO_ACCEL = 1, or a failed attempt).
+    Disabled,
+    /// Accelerated: the stack socket's slot in the runtime.
+    Udp(u32),
+}
+
+const KIND_SHIFT: u32 = 56;
+const CANDIDATE: u64 = 1;
+const INACTIVE: u64 = 2;
+const DISABLED: u64 = 3;
+const UDP: u64 = 4;
+
+fn encode(state: FdState) -> u64 {
+    match state {
+        FdState::Kernel => 0,
+        FdState::UdpCandidate => CANDIDATE << KIND_SHIFT,
+        FdState::UdpInactive => INACTIVE << KIND_SHIFT,
+        FdState::Disabled => DISABLED << KIND_SHIFT,
+        FdState::Udp(slot) => (UDP << KIND_SHIFT) | u64::from(slot),
+    }
+}
+
+fn decode(word: u64) -> FdState {
+    match word >> KIND_SHIFT {
+        CANDIDATE => FdState::UdpCandidate,
+        INACTIVE => FdState::UdpInactive,
+        DISABLED => FdState::Disabled,
+        UDP => FdState::Udp(word as u32),
+        _ => FdState::Kernel,
+    }
+}
+
+fn slot(fd: i32) -> Option<&'static AtomicU64> {
+    usize::try_from(fd).ok().and_then(|i| TABLE.get(i))
+}
+
+/// The state of `fd` (Kernel for negative or out-of-range fds).
+#[inline]
+pub fn get(fd: i32) -> FdState {
+    slot(fd).map_or(FdState::Kernel, |s| decode(s.load(Ordering::Acquire)))
+}
+
+/// Whether `fd` is accelerated: the one check on every passthrough call.
+#[inline]
+pub fn is_accelerated(fd: i32) -> bool {
+    slot(fd).is_some_and(|s| s.load(Ordering::Acquire) >> KIND_SHIFT == UDP)
+}
+
+/// Records the state of `fd` (ignored past the table's end).
+pub fn set(fd: i32, state: FdState) {
+    if let Some(s) = slot(fd) {
+        s.store(encode(state), Ordering::Release);
+    }
+}
+
+/// Clears `fd` and returns what it was.
+pub fn take(fd: i32) -> FdState {
+    slot(fd).map_or(FdState::Kernel, |s| decode(s.swap(0, Ordering::AcqRel)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_and_out_of_range_fds_are_kernel() {
+        for st in [FdState::Kernel, FdState::UdpCandidate, FdState::UdpInactive, FdState::Disabled, FdState::Udp(7)] {
+            set(100, st);
+            assert_eq!(get(100), st);
+        }
+        assert!(is_accelerated(100));
+        assert_eq!(take(100), FdState::Udp(7));
+        assert_eq!(get(100), FdState::Kernel);
+        set(-1, FdState::Udp(1));
+        set(MAX_FDS as i32, FdState::Udp(1));
+        assert_eq!(get(-1), FdState::Kernel);
+        assert_eq!(get(MAX_FDS as i32), FdState::Kernel);
+    }
+}

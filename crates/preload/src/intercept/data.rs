@@ -1,0 +1,410 @@
+//! recv, recvfrom, recvmsg, read and their _chk forms; send, sendto, sendmsg, write.
+
+use crate::fdtable::{self, FdState};
+use crate::runtime::{self, Waiter};
+use crate::{errno, real};
+use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use stack::udp::UdpError;
+use std::net::SocketAddrV4;
+
+/// MSG_EXA_WARM of <exasock/socket.h>: run the send path, send nothing.
+const MSG_EXA_WARM: c_int = 0x100000;
+/// The kernel socket (traffic via loopback or other interfaces) is checked once per this many
+/// spins, so a waiting call makes no syscall on most iterations.
+const KERNEL_CHECK_EVERY: u32 = 64;
+
+extern "C" {
+    fn __chk_fail() -> !;
+}
+
+/// msg_iovlen as a count (its C type differs between libcs).
+#[allow(clippy::unnecessary_cast)]
+fn iov_count(m: &msghdr) -> usize {
+    m.msg_iovlen as usize
+}
+
+/// Where a received datagram came from.
+enum Got {
+    Stack { len: usize, copied: usize, src: SocketAddrV4 },
+    Kernel(ssize_t),
+}
+
+/// Waits for a datagram for an accelerated socket, from the stack or (for traffic that reached
+/// the kernel socket) the kernel; honours MSG_DONTWAIT, O_NONBLOCK and SO_RCVTIMEO.
+unsafe fn udp_receive(
+    fd: c_int,
+    slot: u32,
+    buf: &mut [u8],
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> Result<Got, c_int> {
+    let peek = flags & libc::MSG_PEEK != 0;
+    let mut waiter: Option<Waiter> = None;
+    let mut spins = 0u32;
+    loop {
+        {
+            let mut guard = runtime::lock();
+            let rt = guard.as_mut().ok_or(libc::EBADF)?;
+            match rt.udp_recv(slot, buf, peek) {
+                Ok(info) => return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src }),
+                Err(UdpError::WouldBlock) => {}
+                Err(e) => return Err(errno::udp(e)),
+            }
+        }
+        if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
+            let n = real::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), flags | libc::MSG_DONTWAIT, addr, alen);
+            if n >= 0 {
+                return Ok(Got::Kernel(n));
+            }
+            let e = errno::get();
+            if e != libc::EAGAIN {
+                return Err(e);
+            }
+        }
+        spins = spins.wrapping_add(1);
+        if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
+            return Err(libc::EAGAIN);
+        }
+        let w = waiter.get_or_insert_with(|| Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
+        if !w.wait() {
+            return Err(libc::EAGAIN);
+        }
+    }
+}
+
+unsafe fn accelerated_recvfrom(
+    fd: c_int,
+    slot: u32,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    let buf: &mut [u8] =
+        if len == 0 || buf.is_null() { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
+    match udp_receive(fd, slot, buf, flags, addr, alen) {
+        Ok(Got::Stack { len, copied, src }) => {
+            runtime::write_sockaddr(src, addr, alen);
+            (if flags & libc::MSG_TRUNC != 0 { len } else { copied }) as ssize_t
+        }
+        Ok(Got::Kernel(n)) => n,
+        Err(e) => errno::fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    match fdtable::get(fd) {
+        FdState::Udp(slot) => accelerated_recvfrom(fd, slot, buf, len, flags, addr, alen),
+        _ => real::recvfrom(fd, buf, len, flags, addr, alen),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
+    match fdtable::get(fd) {
+        FdState::Udp(slot) => {
+            accelerated_recvfrom(fd, slot, buf, len, flags, std::ptr::null_mut(), std::ptr::null_mut())
+        }
+        _ => real::recv(fd, buf, len, flags),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
+    match fdtable::get(fd) {
+        FdState::Udp(slot) => accelerated_recvfrom(fd, slot, buf, len, 0, std::ptr::null_mut(), std::ptr::null_mut()),
+        _ => real::read(fd, buf, len),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t) -> ssize_t {
+    if len > buflen {
+        __chk_fail();
+    }
+    read(fd, buf, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __recv_chk(fd: c_int, buf: *mut c_void, len: size_t, buflen: size_t, flags: c_int) -> ssize_t {
+    if len > buflen {
+        __chk_fail();
+    }
+    recv(fd, buf, len, flags)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    len: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> ssize_t {
+    if len > buflen {
+        __chk_fail();
+    }
+    recvfrom(fd, buf, len, flags, addr, alen)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    let FdState::Udp(slot) = fdtable::get(fd) else { return real::recvmsg(fd, msg, flags) };
+    if msg.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    let m = &mut *msg;
+    let iovs: &[libc::iovec] =
+        if m.msg_iov.is_null() { &[] } else { std::slice::from_raw_parts(m.msg_iov, iov_count(m)) };
+    let (name, namelen) = (m.msg_name as *mut sockaddr, &mut m.msg_namelen as *mut socklen_t);
+    let name_wanted = !name.is_null();
+    let result = if iovs.len() == 1 {
+        let buf = if iovs[0].iov_len == 0 {
+            &mut [][..]
+        } else {
+            std::slice::from_raw_parts_mut(iovs[0].iov_base.cast(), iovs[0].iov_len)
+        };
+        udp_receive(
+            fd,
+            slot,
+            buf,
+            flags,
+            if name_wanted { name } else { std::ptr::null_mut() },
+            if name_wanted { namelen } else { std::ptr::null_mut() },
+        )
+    } else {
+        // Several buffers: receive whole into the runtime's scratch, then scatter.
+        let total: usize = iovs.iter().map(|v| v.iov_len).sum();
+        scatter_receive(fd, slot, iovs, total, flags, name, namelen)
+    };
+    m.msg_controllen = 0;
+    m.msg_flags = 0;
+    match result {
+        Ok(Got::Stack { len, copied, src }) => {
+            if name_wanted {
+                runtime::write_sockaddr(src, name, namelen);
+            } else {
+                m.msg_namelen = 0;
+            }
+            if copied < len {
+                m.msg_flags |= libc::MSG_TRUNC;
+            }
+            (if flags & libc::MSG_TRUNC != 0 { len } else { copied }) as ssize_t
+        }
+        Ok(Got::Kernel(n)) => n,
+        Err(e) => errno::fail(e),
+    }
+}
+
+/// recvmsg with several iovecs: the datagram lands in the runtime's scratch buffer under the
+/// lock and is scattered from there (no allocation).
+unsafe fn scatter_receive(
+    fd: c_int,
+    slot: u32,
+    iovs: &[libc::iovec],
+    total: usize,
+    flags: c_int,
+    name: *mut sockaddr,
+    namelen: *mut socklen_t,
+) -> Result<Got, c_int> {
+    let peek = flags & libc::MSG_PEEK != 0;
+    let mut waiter: Option<Waiter> = None;
+    loop {
+        {
+            let mut guard = runtime::lock();
+            let rt = guard.as_mut().ok_or(libc::EBADF)?;
+            let s = rt.slot(slot).ok_or(libc::EBADF)?;
+            rt.driver.poll();
+            let limit = total.min(rt.scratch.len());
+            let scratch = &mut rt.scratch[..limit];
+            match rt.driver.stack().udp_recv(s.handle, scratch, peek) {
+                Ok(info) => {
+                    let mut at = 0;
+                    for v in iovs {
+                        let n = v.iov_len.min(info.copied - at);
+                        if n > 0 {
+                            std::ptr::copy_nonoverlapping(rt.scratch[at..].as_ptr(), v.iov_base.cast::<u8>(), n);
+                        }
+                        at += n;
+                    }
+                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src });
+                }
+                Err(UdpError::WouldBlock) => {}
+                Err(e) => return Err(errno::udp(e)),
+            }
+        }
+        let mut kmsg: msghdr = std::mem::zeroed();
+        kmsg.msg_iov = iovs.as_ptr() as *mut libc::iovec;
+        kmsg.msg_iovlen = iovs.len() as _;
+        kmsg.msg_name = name.cast();
+        kmsg.msg_namelen = if namelen.is_null() { 0 } else { *namelen };
+        let n = real::recvmsg(fd, &mut kmsg, flags | libc::MSG_DONTWAIT);
+        if n >= 0 {
+            if !namelen.is_null() {
+                *namelen = kmsg.msg_namelen;
+            }
+            return Ok(Got::Kernel(n));
+        }
+        if errno::get() != libc::EAGAIN {
+            return Err(errno::get());
+        }
+        if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
+            return Err(libc::EAGAIN);
+        }
+        let w = waiter.get_or_insert_with(|| Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
+        if !w.wait() {
+            return Err(libc::EAGAIN);
+        }
+    }
+}
+
+/// Sends a datagram from an accelerated socket; destinations the stack cannot route (loopback,
+/// other interfaces) go out through the kernel socket, as they would without exasock.
+unsafe fn udp_transmit(
+    fd: c_int,
+    slot: u32,
+    data: &[u8],
+    flags: c_int,
+    dst: Option<SocketAddrV4>,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    if flags & MSG_EXA_WARM != 0 {
+        return data.len() as ssize_t;
+    }
+    let mut waiter: Option<Waiter> = None;
+    loop {
+        let r = {
+            let mut guard = runtime::lock();
+            let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
+            rt.udp_send(slot, data, dst)
+        };
+        match r {
+            Ok(n) => return n as ssize_t,
+            Err(UdpError::NetworkUnreachable) => {
+                return real::sendto(fd, data.as_ptr().cast(), data.len(), flags, addr, alen)
+            }
+            Err(UdpError::WouldBlock) if flags & libc::MSG_DONTWAIT == 0 && !runtime::nonblocking(fd) => {
+                let w = waiter.get_or_insert_with(|| Waiter::new(runtime::socket_timeout(fd, libc::SO_SNDTIMEO)));
+                if !w.wait() {
+                    return errno::fail(libc::EAGAIN);
+                }
+            }
+            Err(e) => return runtime::fail_udp(e),
+        }
+    }
+}
+
+unsafe fn accelerated_sendto(
+    fd: c_int,
+    slot: u32,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    let dst = if addr.is_null() {
+        None
+    } else {
+        match runtime::read_sockaddr(addr, alen) {
+            Some(a) => Some(a),
+            None if alen as usize >= 2 && i32::from((*addr).sa_family) != libc::AF_INET => {
+                return errno::fail(libc::EAFNOSUPPORT)
+            }
+            None => return errno::fail(libc::EINVAL),
+        }
+    };
+    let data: &[u8] = if len == 0 || buf.is_null() { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
+    udp_transmit(fd, slot, data, flags, dst, addr, alen)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    len: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    alen: socklen_t,
+) -> ssize_t {
+    match fdtable::get(fd) {
+        FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, flags, addr, alen),
+        _ => real::sendto(fd, buf, len, flags, addr, alen),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
+    match fdtable::get(fd) {
+        FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, flags, std::ptr::null(), 0),
+        _ => real::send(fd, buf, len, flags),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
+    match fdtable::get(fd) {
+        FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, 0, std::ptr::null(), 0),
+        _ => real::write(fd, buf, len),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    let FdState::Udp(slot) = fdtable::get(fd) else { return real::sendmsg(fd, msg, flags) };
+    if msg.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    let m = &*msg;
+    let iovs: &[libc::iovec] =
+        if m.msg_iov.is_null() { &[] } else { std::slice::from_raw_parts(m.msg_iov, iov_count(m)) };
+    if iovs.len() <= 1 {
+        let (p, n) = iovs.first().map_or((std::ptr::null(), 0), |v| (v.iov_base as *const c_void, v.iov_len));
+        return accelerated_sendto(fd, slot, p, n, flags, m.msg_name as *const sockaddr, m.msg_namelen);
+    }
+    // Several buffers: gather into the runtime's scratch under the lock.
+    let dst =
+        if m.msg_name.is_null() { None } else { runtime::read_sockaddr(m.msg_name as *const sockaddr, m.msg_namelen) };
+    let total: usize = iovs.iter().map(|v| v.iov_len).sum();
+    if total > stack::MAX_UDP_PAYLOAD {
+        return errno::fail(libc::EMSGSIZE);
+    }
+    if flags & MSG_EXA_WARM != 0 {
+        return total as ssize_t;
+    }
+    let r = {
+        let mut guard = runtime::lock();
+        let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
+        let mut at = 0;
+        for v in iovs {
+            if v.iov_len > 0 {
+                std::ptr::copy_nonoverlapping(v.iov_base.cast::<u8>(), rt.scratch[at..].as_mut_ptr(), v.iov_len);
+            }
+            at += v.iov_len;
+        }
+        let s = match rt.slot(slot) {
+            Some(s) => s,
+            None => return errno::fail(libc::EBADF),
+        };
+        let data = &rt.scratch[..total];
+        rt.driver.send(|stack, tx| stack.udp_send(s.handle, data, dst, tx))
+    };
+    match r {
+        Ok(n) => n as ssize_t,
+        Err(UdpError::NetworkUnreachable) => real::sendmsg(fd, msg, flags),
+        Err(e) => runtime::fail_udp(e),
+    }
+}

@@ -1,0 +1,9 @@
+//! Every exported libc function, grouped by family. Each is a shim: fd table lookup, then the
+//! real function or one call into the runtime.
+
+mod data;
+mod ext;
+mod lifecycle;
+mod multiplex;
+mod options;
+mod resolver;

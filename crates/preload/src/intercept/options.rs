@@ -1,0 +1,102 @@
+//! setsockopt and getsockopt: SOL_EXASOCK here, SO_RCVBUF mirrored into the stack, the rest on
+//! the kernel socket.
+
+use crate::fdtable::{self, FdState};
+use crate::{errno, real, runtime};
+use libc::{c_int, c_void, socklen_t};
+
+/// SOL_EXASOCK of <exasock/socket.h>.
+const SOL_EXASOCK: c_int = 0x200;
+const SO_EXA_NO_ACCEL: c_int = 1;
+const SO_EXA_MCAST_LISTEN: c_int = 2;
+const SO_EXA_ATE: c_int = 3;
+
+/// Whether `fd` is a socket (ENOTSOCK otherwise, as the original).
+unsafe fn is_socket(fd: c_int) -> Result<(), c_int> {
+    let mut ty: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    if real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut c_int).cast(), &mut len) == 0 {
+        Ok(())
+    } else {
+        Err(errno::get())
+    }
+}
+
+unsafe fn read_int(val: *const c_void, len: socklen_t) -> Result<c_int, c_int> {
+    if val.is_null() || (len as usize) < std::mem::size_of::<c_int>() {
+        return Err(libc::EINVAL);
+    }
+    Ok(*(val as *const c_int))
+}
+
+unsafe fn set_exasock(fd: c_int, name: c_int, val: *const c_void, len: socklen_t) -> Result<(), c_int> {
+    is_socket(fd)?;
+    match name {
+        SO_EXA_NO_ACCEL => {
+            let on = read_int(val, len)? != 0;
+            match (fdtable::get(fd), on) {
+                (FdState::Udp(_), true) | (FdState::Disabled, false) => Err(libc::EPERM),
+                (_, true) => {
+                    fdtable::set(fd, FdState::Disabled);
+                    Ok(())
+                }
+                (FdState::UdpInactive, false) => {
+                    fdtable::set(fd, FdState::UdpCandidate);
+                    Ok(())
+                }
+                (_, false) => Ok(()),
+            }
+        }
+        // Multicast listening and the ATE come with multicast and TCP.
+        SO_EXA_MCAST_LISTEN | SO_EXA_ATE => Err(libc::EOPNOTSUPP),
+        _ => Err(libc::ENOPROTOOPT),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int {
+    if level == SOL_EXASOCK {
+        return match set_exasock(fd, name, val, len) {
+            Ok(()) => 0,
+            Err(e) => errno::fail(e),
+        };
+    }
+    let r = real::setsockopt(fd, level, name, val, len);
+    if r == 0 && level == libc::SOL_SOCKET && (name == libc::SO_RCVBUF || name == libc::SO_RCVBUFFORCE) {
+        if let (FdState::Udp(slot), Ok(bytes)) = (fdtable::get(fd), read_int(val, len)) {
+            // Linux doubles the value to leave room for bookkeeping, and reports it doubled.
+            let mut guard = runtime::lock();
+            if let Some(s) = guard.as_mut().and_then(|rt| rt.slot(slot).map(|s| (s, rt))) {
+                let (slot, rt) = s;
+                let _ = rt.driver.stack().udp_set_rcvbuf(slot.handle, 2 * bytes.max(0) as usize);
+            }
+        }
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut socklen_t,
+) -> c_int {
+    if level != SOL_EXASOCK {
+        return real::getsockopt(fd, level, name, val, len);
+    }
+    if let Err(e) = is_socket(fd) {
+        return errno::fail(e);
+    }
+    if name != SO_EXA_NO_ACCEL {
+        return errno::fail(libc::ENOPROTOOPT);
+    }
+    if val.is_null() || len.is_null() || (*len as usize) < std::mem::size_of::<c_int>() {
+        return errno::fail(libc::EINVAL);
+    }
+    let off = matches!(fdtable::get(fd), FdState::Disabled | FdState::UdpInactive);
+    *(val as *mut c_int) = c_int::from(off);
+    *len = std::mem::size_of::<c_int>() as socklen_t;
+    0
+}

@@ -1,0 +1,74 @@
+//! The real libc functions behind the ones we export.
+//!
+//! Each is looked up with `dlsym(RTLD_NEXT)` the first time it is needed (the constructor
+//! resolves them all up front). A successful `dlsym` allocates nothing, so this is safe during
+//! early start-up and inside other libraries' constructors. Our own code must call these, never
+//! the `libc` crate's functions of the same names, which would come back to our exports.
+
+use libc::{c_int, c_void, msghdr, nfds_t, pollfd, size_t, sockaddr, socklen_t, ssize_t};
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+/// Looks `name` (NUL-terminated) up in the libraries after us.
+fn resolve(slot: &AtomicPtr<c_void>, name: &'static [u8]) -> *mut c_void {
+    let p = slot.load(Ordering::Relaxed);
+    if !p.is_null() {
+        return p;
+    }
+    // SAFETY: name is a NUL-terminated literal.
+    let p = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr().cast()) };
+    if p.is_null() {
+        // Nothing to fall back on: libc always has these symbols.
+        // SAFETY: abort is always safe to call.
+        unsafe { libc::abort() };
+    }
+    slot.store(p, Ordering::Relaxed);
+    p
+}
+
+macro_rules! real_fns {
+    ($( fn $name:ident($($arg:ident: $ty:ty),*) -> $ret:ty; )*) => {
+        /// One cached address per function.
+        #[allow(non_upper_case_globals)]
+        mod slots {
+            use super::*;
+            $( pub static $name: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut()); )*
+        }
+
+        $(
+            #[doc = concat!("libc's `", stringify!($name), "`.")]
+            #[allow(clippy::missing_safety_doc)]
+            pub unsafe fn $name($($arg: $ty),*) -> $ret {
+                let f: unsafe extern "C" fn($($ty),*) -> $ret =
+                    std::mem::transmute(resolve(&slots::$name, concat!(stringify!($name), "\0").as_bytes()));
+                f($($arg),*)
+            }
+        )*
+
+        /// Resolves every function now (from the constructor), so later calls never look up.
+        pub fn resolve_all() {
+            $( resolve(&slots::$name, concat!(stringify!($name), "\0").as_bytes()); )*
+        }
+    };
+}
+
+real_fns! {
+    fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int;
+    fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
+    fn close(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
+    fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t;
+    fn recvfrom(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int, addr: *mut sockaddr, alen: *mut socklen_t) -> ssize_t;
+    fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t;
+    fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t;
+    fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t;
+    fn sendto(fd: c_int, buf: *const c_void, len: size_t, flags: c_int, addr: *const sockaddr, alen: socklen_t) -> ssize_t;
+    fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t;
+    fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t;
+    fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int;
+    fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
+    fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int;
+    fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int;
+}

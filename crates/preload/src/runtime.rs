@@ -1,0 +1,275 @@
+//! The accelerated side of the process: one driver (stack + port) for the attached interface,
+//! the stack sockets behind accelerated fds, and the lock that guards them.
+//!
+//! Nothing here exists until the first socket is accelerated: a program that accelerates
+//! nothing opens no ring and starts no thread.
+
+use crate::{config, errno, fdtable, log};
+use driver::Driver;
+use nic::steering::{attached_interfaces, Flow, Protocol};
+use stack::udp::UdpError;
+use stack::SocketHandle;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// One accelerated socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    /// The stack's socket.
+    pub handle: SocketHandle,
+    /// The flow claimed for it.
+    pub flow: Flow,
+}
+
+/// The driver and the sockets it serves.
+pub struct Runtime {
+    /// The stack and its datapath.
+    pub driver: Driver,
+    slots: Vec<Option<Slot>>,
+    /// Gathers a datagram for recvmsg with several iovecs.
+    pub scratch: Vec<u8>,
+}
+
+static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+static WARNED_NO_INTERFACE: AtomicBool = AtomicBool::new(false);
+
+/// The lock around the runtime (poisoning ignored: a panic aborts the process anyway).
+pub fn lock() -> MutexGuard<'static, Option<Runtime>> {
+    RUNTIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Why a socket stays on the kernel.
+#[derive(Debug)]
+pub enum NotAccelerated {
+    /// No interface is attached in this namespace.
+    NoInterface,
+    /// The address is not on the attached interface.
+    NotOurs,
+    /// Something failed; the message says what.
+    Failed(String),
+}
+
+impl Runtime {
+    fn open() -> Result<Runtime, NotAccelerated> {
+        let ifaces = attached_interfaces();
+        let Some(iface) = ifaces.first() else {
+            if !WARNED_NO_INTERFACE.swap(true, Ordering::Relaxed) {
+                log::warning!("no interface is attached in this network namespace: sockets stay on the kernel (run `exasock-ctl attach IFACE`)");
+            }
+            return Err(NotAccelerated::NoInterface);
+        };
+        let driver = Driver::open(iface).map_err(|e| NotAccelerated::Failed(format!("{iface}: {e}")))?;
+        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536] })
+    }
+
+    /// The socket behind a slot.
+    pub fn slot(&self, slot: u32) -> Option<Slot> {
+        self.slots.get(slot as usize).copied().flatten()
+    }
+
+    fn insert(&mut self, s: Slot) -> u32 {
+        if let Some(i) = self.slots.iter().position(Option::is_none) {
+            self.slots[i] = Some(s);
+            return i as u32;
+        }
+        self.slots.push(Some(s));
+        (self.slots.len() - 1) as u32
+    }
+
+    /// Receives the next datagram for a slot after polling the datapath once.
+    pub fn udp_recv(
+        &mut self,
+        slot: u32,
+        buf: &mut [u8],
+        peek: bool,
+    ) -> Result<stack::udp::queue::DatagramInfo, UdpError> {
+        let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        self.driver.poll();
+        self.driver.stack().udp_recv(s.handle, buf, peek)
+    }
+
+    /// Whether a slot has a datagram waiting, after polling the datapath once.
+    pub fn udp_readable(&mut self, slot: u32) -> bool {
+        let Some(s) = self.slot(slot) else { return false };
+        self.driver.poll();
+        self.driver.stack().udp_readable(s.handle).unwrap_or(false)
+    }
+
+    /// Sends a datagram from a slot.
+    pub fn udp_send(&mut self, slot: u32, data: &[u8], dst: Option<SocketAddrV4>) -> Result<usize, UdpError> {
+        let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        self.driver.send(|stack, tx| stack.udp_send(s.handle, data, dst, tx))
+    }
+}
+
+/// Moves a bound UDP socket onto the stack: `local` is what the kernel socket is bound to.
+pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>) -> Result<(), NotAccelerated> {
+    let mut guard = lock();
+    if guard.is_none() {
+        *guard = Some(Runtime::open()?);
+    }
+    let rt = guard.as_mut().expect("just opened");
+    let ip = *local.ip();
+    if !ip.is_unspecified() && !rt.driver.stack().interface().has_addr(ip) {
+        return Err(NotAccelerated::NotOurs);
+    }
+    let stack = rt.driver.stack();
+    let handle = stack.udp_open();
+    let undo = |rt: &mut Runtime, e: String| {
+        let _ = rt.driver.stack().udp_close(handle);
+        NotAccelerated::Failed(e)
+    };
+    if let Err(e) = stack.udp_bind(handle, local) {
+        return Err(undo(rt, e.to_string()));
+    }
+    if let Some(r) = remote {
+        if let Err(e) = rt.driver.stack().udp_connect(handle, r) {
+            return Err(undo(rt, e.to_string()));
+        }
+    }
+    let flow = Flow { protocol: Protocol::Udp, local_ip: ip, local_port: local.port() };
+    if let Err(e) = rt.driver.claim(flow) {
+        return Err(undo(rt, e.to_string()));
+    }
+    let slot = rt.insert(Slot { handle, flow });
+    fdtable::set(fd, fdtable::FdState::Udp(slot));
+    if config::debug() {
+        log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
+    }
+    Ok(())
+}
+
+/// Connects an accelerated socket's stack side (the kernel socket is connected already).
+pub fn connect_udp(slot: u32, remote: Option<SocketAddrV4>) -> Result<(), UdpError> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(UdpError::BadHandle)?;
+    let s = rt.slot(slot).ok_or(UdpError::BadHandle)?;
+    match remote {
+        Some(r) => rt.driver.stack().udp_connect(s.handle, r),
+        None => rt.driver.stack().udp_disconnect(s.handle),
+    }
+}
+
+/// Releases an accelerated socket (close, or dup2 over its number).
+pub fn release(slot: u32) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    if let Some(s) = rt.slots.get_mut(slot as usize).and_then(Option::take) {
+        let _ = rt.driver.release(s.flow);
+        let _ = rt.driver.stack().udp_close(s.handle);
+    }
+}
+
+/// Releases every flow of the process (at exit), so the kernel answers for them at once.
+pub fn release_all() {
+    let mut guard = match RUNTIME.try_lock() {
+        Ok(g) => g,
+        Err(_) => return,
+    };
+    if let Some(rt) = guard.as_mut() {
+        for s in rt.slots.iter_mut().filter_map(Option::take) {
+            let _ = rt.driver.release(s.flow);
+        }
+    }
+}
+
+/// How a blocked call waits: spins, then (with EXASOCK_SPIN_USEC) sleeps in short naps.
+pub struct Waiter {
+    start: Instant,
+    deadline: Option<Instant>,
+}
+
+impl Waiter {
+    /// A wait that ends after `timeout` (None: never).
+    pub fn new(timeout: Option<Duration>) -> Waiter {
+        let start = Instant::now();
+        Waiter { start, deadline: timeout.map(|t| start + t) }
+    }
+
+    /// False once the deadline has passed; otherwise spins or naps once.
+    pub fn wait(&self) -> bool {
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
+            std::thread::sleep(Duration::from_micros(50));
+        } else {
+            std::hint::spin_loop();
+        }
+        true
+    }
+}
+
+/// Reads the kernel socket's SO_RCVTIMEO (or SO_SNDTIMEO), which the program set on it.
+pub fn socket_timeout(fd: i32, name: i32) -> Option<Duration> {
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: getsockopt into a timeval we own.
+    let r = unsafe {
+        crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut tv as *mut libc::timeval).cast(), &mut len)
+    };
+    (r == 0 && (tv.tv_sec > 0 || tv.tv_usec > 0))
+        .then(|| Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
+}
+
+/// Whether the kernel socket is non-blocking (O_NONBLOCK, set by fcntl or SOCK_NONBLOCK).
+pub fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL takes no argument.
+    let flags = unsafe { crate::real::fcntl(fd, libc::F_GETFL, 0) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
+}
+
+/// Reads a sockaddr_in the program passed, if it is one.
+///
+/// # Safety
+/// `addr` must be null or point to `len` readable bytes.
+pub unsafe fn read_sockaddr(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<SocketAddrV4> {
+    if addr.is_null() || (len as usize) < std::mem::size_of::<libc::sockaddr_in>() {
+        return None;
+    }
+    let sin = &*(addr as *const libc::sockaddr_in);
+    (sin.sin_family as i32 == libc::AF_INET)
+        .then(|| SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)), u16::from_be(sin.sin_port)))
+}
+
+/// Writes `a` into the program's sockaddr buffer, truncating as the kernel does, and sets the
+/// length to the full size.
+///
+/// # Safety
+/// `addr`/`len` must be null or valid for writes as the socket API specifies.
+pub unsafe fn write_sockaddr(a: SocketAddrV4, addr: *mut libc::sockaddr, len: *mut libc::socklen_t) {
+    if addr.is_null() || len.is_null() {
+        return;
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let full = std::mem::size_of::<libc::sockaddr_in>();
+    let n = (*len as usize).min(full);
+    std::ptr::copy_nonoverlapping((&sin as *const libc::sockaddr_in).cast::<u8>(), addr.cast::<u8>(), n);
+    *len = full as libc::socklen_t;
+}
+
+/// The address the kernel socket is bound to.
+pub fn kernel_local(fd: i32) -> Option<SocketAddrV4> {
+    // SAFETY: a zeroed sockaddr_in buffer we own.
+    unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if crate::real::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) != 0 {
+            return None;
+        }
+        read_sockaddr((&sin as *const libc::sockaddr_in).cast(), len)
+    }
+}
+
+/// Sets errno from a UDP error and returns -1.
+pub fn fail_udp<T: From<i8>>(e: UdpError) -> T {
+    errno::fail(errno::udp(e))
+}
