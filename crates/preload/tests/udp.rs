@@ -1,0 +1,178 @@
+//! Unmodified programs under libexasock_preload.so in the namespace topology: their UDP sockets
+//! move onto the stack, everything else stays on the kernel, and they cannot tell.
+
+use std::net::{SocketAddrV4, UdpSocket};
+use std::path::PathBuf;
+use std::time::Duration;
+use testbed::{NsChild, Side, Topology};
+
+const T: Duration = Duration::from_secs(30);
+
+/// The library, built beside this test binary (the crate is cdylib + rlib).
+fn library() -> String {
+    let dir: PathBuf = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let lib = dir.join("libexasock_preload.so");
+    assert!(lib.exists(), "{} was not built", lib.display());
+    lib.to_string_lossy().into_owned()
+}
+
+fn attached() -> Topology {
+    let topo = Topology::create().unwrap();
+    let iface = topo.accel.iface.clone();
+    topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
+    topo
+}
+
+/// Runs `argv` under the library in the accel namespace with extra environment.
+fn spawn_accelerated(topo: &Topology, env: &[&str], argv: &[&str]) -> NsChild {
+    let preload = format!("LD_PRELOAD={}", library());
+    let mut full = vec!["env", &preload];
+    full.extend_from_slice(env);
+    full.extend_from_slice(argv);
+    topo.spawn(Side::Accel, &full, T).unwrap()
+}
+
+fn peer_socket(topo: &Topology, port: u16) -> UdpSocket {
+    let (peer, accel) = (topo.peer.ip, topo.accel.ip);
+    let s = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer, 0))).unwrap().unwrap();
+    s.connect(SocketAddrV4::new(accel, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s
+}
+
+/// A UDP echo server in Python, using only the socket module's plain calls.
+const PY_ECHO: &str = "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+if len(sys.argv) > 2 and sys.argv[2] == 'noaccel':
+    s.setsockopt(0x200, 1, 1)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+print('ready', flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    if data == b'quit':
+        break
+    s.sendto(data, peer)
+try:
+    s.setsockopt(0x200, 1, 1)
+    print('disable: ok', flush=True)
+except OSError as e:
+    print('disable:', e.errno, flush=True)
+";
+
+#[test]
+fn nc_receives_from_a_kernel_peer_with_the_bypass_line_and_the_kernel_sees_nothing() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut nc = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["nc", "-u", "-l", "1234"]);
+    testbed::poll_until(T, "nc's flow", || {
+        let it = topo.accel.iface.clone();
+        Ok(topo
+            .in_ns(Side::Accel, move || nic::control::status())
+            .unwrap()
+            .map_err(std::io::Error::other)?
+            .iter()
+            .any(|s| s.iface == it && !s.flows.is_empty()))
+    })
+    .unwrap();
+    let sock = peer_socket(&topo, 1234);
+    for line in ["one\n", "two\n", "three\n"] {
+        sock.send(line.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nc.kill_with(libc::SIGTERM);
+    let out = nc.finish(T).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\nthree\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exasock: enabled bypass on fd 3"), "stderr: {err}");
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the kernel saw the datagrams");
+}
+
+#[test]
+fn a_python_udp_echo_server_runs_accelerated_byte_exact() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut echo = spawn_accelerated(&topo, &[], &["python3", "-c", PY_ECHO, "7800"]);
+    echo.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7800);
+    let mut buf = vec![0u8; 65_536];
+    for (i, len) in [0usize, 1, 100, 1472, 1473, 4000, 20_000, 65_507].iter().cycle().take(400).enumerate() {
+        let data: Vec<u8> = (0..*len).map(|j| (i * 31 + j) as u8).collect();
+        sock.send(&data).unwrap();
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no echo of {len} bytes: {e}"));
+        assert!(buf[..n] == data[..], "echo of {len} bytes differs");
+    }
+    sock.send(b"quit").unwrap();
+    let out = echo.finish(T).unwrap();
+    // Disabling acceleration on an accelerated socket is refused (EPERM).
+    assert!(String::from_utf8_lossy(&out.stdout).contains("disable: 1"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the kernel saw the datagrams");
+}
+
+#[test]
+fn opting_out_no_auto_and_no_interface_leave_sockets_on_the_kernel_working() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    // SO_EXA_NO_ACCEL before bind: the kernel serves it.
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut echo = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_ECHO, "7801", "noaccel"]);
+    echo.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7801);
+    sock.send(b"hi").unwrap();
+    assert_eq!(sock.recv(&mut [0u8; 16]).unwrap(), 2);
+    sock.send(b"quit").unwrap();
+    let out = echo.finish(T).unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("disable: ok"));
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before, 2, "the kernel served both datagrams");
+
+    // --no-auto (EXASOCK_DEFAULT_DISABLE): not accelerated unless the program asks.
+    let mut echo = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_DEFAULT_DISABLE=1"],
+        &["python3", "-c", PY_ECHO, "7802"],
+    );
+    echo.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7802);
+    sock.send(b"hi").unwrap();
+    assert_eq!(sock.recv(&mut [0u8; 16]).unwrap(), 2);
+    sock.send(b"quit").unwrap();
+    assert!(!String::from_utf8_lossy(&echo.finish(T).unwrap().stderr).contains("enabled bypass"));
+
+    // No interface attached: one warning, then the kernel serves the program.
+    let plain = Topology::create().unwrap();
+    let preload = format!("LD_PRELOAD={}", library());
+    let mut echo = plain.spawn(Side::Accel, &["env", &preload, "python3", "-c", PY_ECHO, "7803"], T).unwrap();
+    echo.wait_for_line("ready", T).unwrap();
+    let (peer, accel) = (plain.peer.ip, plain.accel.ip);
+    let s = plain.in_ns(Side::Peer, move || UdpSocket::bind((peer, 0))).unwrap().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    s.send_to(b"hello", (accel, 7803)).unwrap();
+    assert_eq!(s.recv(&mut [0u8; 16]).unwrap(), 5);
+    s.send_to(b"quit", (accel, 7803)).unwrap();
+    let err = String::from_utf8_lossy(&echo.finish(T).unwrap().stderr).into_owned();
+    assert_eq!(err.matches("exasock warning: no interface is attached").count(), 1, "{err}");
+}
+
+#[test]
+fn a_program_that_accelerates_nothing_opens_no_ring_and_starts_no_thread() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    // A shell, and a program using TCP and a UDP socket it never binds: all on the kernel.
+    let script = "import os, socket
+t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+links = []
+for f in os.listdir('/proc/self/fd'):
+    try: links.append(os.readlink('/proc/self/fd/' + f))
+    except OSError: pass
+packet = len(open('/proc/self/net/packet').read().splitlines()) - 1
+bpf = sum('bpf' in l for l in links)
+print('threads', len(os.listdir('/proc/self/task')), 'packet', packet, 'bpf', bpf)";
+    let mut child = spawn_accelerated(&topo, &[], &["sh", "-c", &format!("python3 -c \"{script}\"")]);
+    let line = child.wait_for_line("threads", T).unwrap();
+    assert_eq!(line, "threads 1 packet 0 bpf 0");
+    child.finish(T).unwrap();
+}
