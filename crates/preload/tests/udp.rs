@@ -70,7 +70,7 @@ fn nc_receives_from_a_kernel_peer_with_the_bypass_line_and_the_kernel_sees_nothi
     testbed::poll_until(T, "nc's flow", || {
         let it = topo.accel.iface.clone();
         Ok(topo
-            .in_ns(Side::Accel, move || nic::control::status())
+            .in_ns(Side::Accel, nic::control::status)
             .unwrap()
             .map_err(std::io::Error::other)?
             .iter()
