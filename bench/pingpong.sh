@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # UDP ping-pong between the two namespaces, 32-byte payloads, one-way latency (RTT/2):
 #   raw AF_PACKET frames, no stack, both ends attached (the floor the stack is held to)
+#   exasock on both ends: the same kernel-socket programs under libexasock_preload.so
 #   kernel sockets, busy-polling (non-blocking recv in a spin loop) on both ends
 #   kernel sockets, blocking on both ends
 # All in one run on one topology, printed side by side with ratios to the raw floor.
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 count=50000 size=32
 while getopts n:s: o; do case $o in n) count=$OPTARG;; s) size=$OPTARG;; *) exit 2;; esac; done
-cargo build --release -q -p e2e -p ctl -p testbed
+cargo build --release -q -p e2e -p ctl -p testbed -p launcher -p preload
 export PATH="$PWD/target/release:$PATH" COUNT=$count SIZE=$size
 exec exasock-testbed run -- bash -c '
 set -euo pipefail
@@ -32,6 +33,7 @@ run() { # name server-cmd client-cmd
 }
 {
 run raw_af_packet "raw-echo $EXA_IF_ACCEL 9000 --spin" "pingpong raw $EXA_IF_PEER $EXA_IP_PEER:9001 $EXA_IP_ACCEL:9000 $mac -n $COUNT -s $SIZE" 9000
+run exasock_both "exasock pingpong serve $EXA_IP_ACCEL:9004" "exasock pingpong kernel $EXA_IP_ACCEL:9004 -n $COUNT -s $SIZE" 9004
 run kernel_busy_poll "pingpong serve $EXA_IP_ACCEL:9002 --spin" "pingpong kernel $EXA_IP_ACCEL:9002 --spin -n $COUNT -s $SIZE" 9002
 run kernel_blocking "pingpong serve $EXA_IP_ACCEL:9003" "pingpong kernel $EXA_IP_ACCEL:9003 -n $COUNT -s $SIZE" 9003
 } | awk -v n="$COUNT" -v s="$SIZE" "

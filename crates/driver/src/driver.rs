@@ -14,6 +14,8 @@ use wire::EthernetAddress;
 
 /// Frames taken from the ring per poll.
 const RX_BURST: usize = 64;
+/// How often `poll` reads the kernel's table changes.
+const TABLES_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The driver: everything that touches the world on the stack's behalf.
 pub struct Driver {
@@ -26,6 +28,7 @@ pub struct Driver {
     ifindex: u32,
     changes: Vec<Change>,
     kernel_errors: u64,
+    tables_checked: Instant,
 }
 
 impl std::fmt::Debug for Driver {
@@ -82,6 +85,7 @@ impl Driver {
             ifindex,
             changes: Vec::new(),
             kernel_errors: 0,
+            tables_checked: Instant::ZERO,
         }
         .loaded()
     }
@@ -127,7 +131,12 @@ impl Driver {
         if self.stack.poll_timeout().is_some_and(|t| t <= now) {
             self.stack.handle_timeout(now);
         }
-        self.apply_kernel_changes();
+        // Kernel table changes are rare: look for them at most once per millisecond, so a
+        // spinning caller makes no syscall per poll.
+        if now.saturating_since(self.tables_checked) >= TABLES_CHECK_INTERVAL {
+            self.tables_checked = now;
+            self.apply_kernel_changes();
+        }
         while let Some(event) = self.stack.poll_event() {
             if let Event::NeighbourMissing(ip) = event {
                 // The kernel may know it already (it resolved it for someone else).

@@ -63,11 +63,14 @@ unsafe fn udp_receive(
             }
         }
         spins = spins.wrapping_add(1);
-        if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
-            return Err(libc::EAGAIN);
+        // Decided once per call, on the first miss: no syscall per spin.
+        if waiter.is_none() {
+            if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
+                return Err(libc::EAGAIN);
+            }
+            waiter = Some(Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
         }
-        let w = waiter.get_or_insert_with(|| Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
-        if !w.wait() {
+        if !waiter.as_ref().is_some_and(Waiter::wait) {
             return Err(libc::EAGAIN);
         }
     }
@@ -260,11 +263,13 @@ unsafe fn scatter_receive(
         if errno::get() != libc::EAGAIN {
             return Err(errno::get());
         }
-        if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
-            return Err(libc::EAGAIN);
+        if waiter.is_none() {
+            if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
+                return Err(libc::EAGAIN);
+            }
+            waiter = Some(Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
         }
-        let w = waiter.get_or_insert_with(|| Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
-        if !w.wait() {
+        if !waiter.as_ref().is_some_and(Waiter::wait) {
             return Err(libc::EAGAIN);
         }
     }
