@@ -105,6 +105,12 @@ impl Driver {
         self.steering.claim(flow, Datapath::AfPacket)
     }
 
+    /// Claims a flow whose port this process's kernel socket holds exclusively, replacing an
+    /// owner that is still exiting (see `Steering::take_over`).
+    pub fn claim_exclusive(&mut self, flow: Flow) -> Result<(), SteeringError> {
+        self.steering.take_over(flow, Datapath::AfPacket)
+    }
+
     /// Releases a flow.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
         self.steering.release(flow)

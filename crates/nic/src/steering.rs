@@ -266,6 +266,17 @@ impl Steering {
         Err(SteeringError::Bpf(format!("cannot claim {flow}: the entry keeps changing")))
     }
 
+    /// Claims `flow` even from another owner that still looks alive. Only for a caller whose
+    /// kernel socket holds the port exclusively (bound without SO_REUSEADDR/SO_REUSEPORT): the
+    /// kernel then guarantees no other live socket has it, so the other owner is exiting.
+    pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        self.flows.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
+            Some(libc::E2BIG) => SteeringError::Full,
+            _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
+        })
+    }
+
     /// Releases `flow` if this process owns it; another owner's entry is left alone.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
         let key = flow.to_raw();

@@ -8,11 +8,12 @@
 //! POSIX semantics onto the stack and owns no protocol logic.
 //!
 //! State of this first cut: UDP sockets are accelerated on bind or connect (socket, bind,
-//! connect, close, dup2/dup3, recv*/read, send*/write, poll, SOL_EXASOCK options, the extension
-//! API). select, epoll, fcntl/ioctl, readv/writev, recvmmsg/sendmmsg, send auto-bind, multicast,
+//! connect, close, dup2/dup3, recv*/read, send*/write, poll, select, epoll, SOL_EXASOCK options,
+//! the extension API). fcntl/ioctl, readv/writev, recvmmsg/sendmmsg, send auto-bind, multicast,
 //! fork and signals are not intercepted yet: see the open issues.
 
 pub mod config;
+mod epoll;
 mod errno;
 pub mod fdtable;
 mod init;

@@ -130,7 +130,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         }
     }
     let flow = Flow { protocol: Protocol::Udp, local_ip: ip, local_port: local.port() };
-    if let Err(e) = rt.driver.claim(flow) {
+    let claimed = if exclusive_port(fd) { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
+    if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
     }
     let slot = rt.insert(Slot { handle, flow });
@@ -139,6 +140,21 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
     Ok(())
+}
+
+/// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
+/// other live socket can, and a flow entry of another pid belongs to a process that is exiting.
+fn exclusive_port(fd: i32) -> bool {
+    let flag = |name: i32| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into an int we own.
+        let r = unsafe {
+            crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut v as *mut libc::c_int).cast(), &mut len)
+        };
+        r == 0 && v != 0
+    };
+    !flag(libc::SO_REUSEADDR) && !flag(libc::SO_REUSEPORT)
 }
 
 /// Connects an accelerated socket's stack side (the kernel socket is connected already).

@@ -176,3 +176,72 @@ print('threads', len(os.listdir('/proc/self/task')), 'packet', packet, 'bpf', bp
     assert_eq!(line, "threads 1 packet 0 bpf 0");
     child.finish(T).unwrap();
 }
+
+/// `sockperf server` under the library in the accel namespace, `sockperf` from the peer.
+#[test]
+fn sockperf_server_answers_ping_pong_and_throughput_with_each_multiplexer() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let feed = std::env::temp_dir().join(format!("exasock-feed-{}", std::process::id()));
+    std::fs::write(&feed, format!("U:{}:11112\n", topo.accel.ip)).unwrap();
+    let feed = feed.to_string_lossy().into_owned();
+    let ip = topo.accel.ip.to_string();
+    for mode in ["epoll", "select", "poll"] {
+        let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+        let args: Vec<&str> = match mode {
+            "epoll" => vec!["sockperf", "server", "-i", &ip, "-p", "11112"],
+            m => vec!["sockperf", "server", "-f", &feed, "-F", m],
+        };
+        let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &args);
+        server.wait_for_line("sockperf: [tid", T).unwrap();
+        let pp = topo
+            .run(Side::Peer, &["sockperf", "ping-pong", "-i", &ip, "-p", "11112", "-t", "1", "--mps", "5000"], T)
+            .unwrap();
+        assert!(pp.contains("percentile 50.000"), "{mode}: no latency report:\n{pp}");
+        let tp = topo.run(Side::Peer, &["sockperf", "throughput", "-i", &ip, "-p", "11112", "-t", "1"], T).unwrap();
+        assert!(tp.contains("Summary: Message Rate"), "{mode}: no throughput report:\n{tp}");
+        server.kill_with(libc::SIGKILL);
+        let out = server.finish(T).unwrap();
+        assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "{mode}: not accelerated");
+        assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "{mode}: the kernel saw datagrams");
+    }
+    std::fs::remove_file(&feed).ok();
+}
+
+/// An asyncio UDP echo server (non-blocking sockets, epoll) against a kernel client.
+#[test]
+fn a_python_asyncio_udp_echo_server_runs_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import asyncio
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, t): self.t = t; print('ready', flush=True)
+    def datagram_received(self, data, addr):
+        if data == b'quit': asyncio.get_event_loop().stop()
+        else: self.t.sendto(data, addr)
+loop = asyncio.new_event_loop()
+loop.run_until_complete(loop.create_datagram_endpoint(Echo, local_addr=('0.0.0.0', 7900)))
+loop.run_forever()
+";
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    server.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7900);
+    let mut buf = vec![0u8; 65_536];
+    for i in 0..300usize {
+        // (asyncio does not send empty datagrams, so sizes start at 1.)
+        let data: Vec<u8> = (0..1 + (i * 37) % 5000).map(|j| (i + j) as u8).collect();
+        sock.send(&data).unwrap();
+        let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no echo {i}: {e}"));
+        assert!(buf[..n] == data[..]);
+    }
+    sock.send(b"quit").unwrap();
+    let out = server.finish(T).unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("enabled bypass"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before);
+}

@@ -31,7 +31,9 @@ fn try_accelerate(fd: c_int, remote: Option<std::net::SocketAddrV4>) {
         return;
     }
     match runtime::accelerate_udp(fd, local, remote) {
-        Ok(()) | Err(NotAccelerated::NoInterface) | Err(NotAccelerated::NotOurs) => {}
+        // Its epoll memberships move from the kernel's sets to ours.
+        Ok(()) => crate::epoll::promote(fd),
+        Err(NotAccelerated::NoInterface) | Err(NotAccelerated::NotOurs) => {}
         Err(NotAccelerated::Failed(why)) => {
             log::warning!("socket fd={fd} stays on the kernel: {why}");
             fdtable::set(fd, FdState::Disabled);
@@ -78,6 +80,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     if fdtable::get(fd) != FdState::Kernel {
         forget(fd);
     }
+    crate::epoll::forget(fd);
     real::close(fd)
 }
 

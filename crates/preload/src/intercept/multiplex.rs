@@ -1,4 +1,4 @@
-//! poll (select and epoll come next).
+//! poll, select and pselect over sets that may hold accelerated sockets (epoll: epoll.rs).
 
 use crate::fdtable;
 use crate::real;
@@ -54,4 +54,118 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
             return ready;
         }
     }
+}
+
+/// Whether any fd below `nfds` in the three sets is accelerated.
+unsafe fn any_accelerated(nfds: c_int, sets: [*mut libc::fd_set; 3]) -> bool {
+    (0..nfds.clamp(0, libc::FD_SETSIZE as c_int))
+        .any(|fd| fdtable::is_accelerated(fd) && sets.iter().any(|s| !s.is_null() && libc::FD_ISSET(fd, *s)))
+}
+
+/// The select loop shared by select and pselect: `kernel` runs the real call with a zero
+/// timeout on copies of the sets.
+unsafe fn select_loop(
+    nfds: c_int,
+    sets: [*mut libc::fd_set; 3],
+    timeout: Option<Duration>,
+    kernel: &dyn Fn(*mut libc::fd_set, *mut libc::fd_set, *mut libc::fd_set) -> c_int,
+) -> c_int {
+    let nfds = nfds.clamp(0, libc::FD_SETSIZE as c_int);
+    let wanted: [Option<libc::fd_set>; 3] = sets.map(|s| (!s.is_null()).then(|| *s));
+    let waiter = Waiter::new(timeout);
+    let mut spins = 0u32;
+    loop {
+        let mut result: [libc::fd_set; 3] = std::mem::zeroed();
+        let mut ready = 0;
+        if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
+            // The kernel part: every fd that is not accelerated.
+            let mut copies = wanted;
+            for c in copies.iter_mut().flatten() {
+                for fd in 0..nfds {
+                    if fdtable::is_accelerated(fd) {
+                        libc::FD_CLR(fd, c);
+                    }
+                }
+            }
+            let ptr = |i: usize, c: &mut [Option<libc::fd_set>; 3]| {
+                c[i].as_mut().map_or(std::ptr::null_mut(), |s| s as *mut _)
+            };
+            let n = kernel(ptr(0, &mut copies), ptr(1, &mut copies), ptr(2, &mut copies));
+            if n < 0 {
+                return n;
+            }
+            ready = n;
+            for (r, c) in result.iter_mut().zip(copies.iter()) {
+                if let Some(c) = c {
+                    *r = *c;
+                }
+            }
+        }
+        spins = spins.wrapping_add(1);
+        {
+            let mut guard = runtime::lock();
+            if let Some(rt) = guard.as_mut() {
+                for fd in 0..nfds {
+                    let fdtable::FdState::Udp(slot) = fdtable::get(fd) else { continue };
+                    if wanted[0].as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) && rt.udp_readable(slot) {
+                        libc::FD_SET(fd, &mut result[0]);
+                        ready += 1;
+                    }
+                    if wanted[1].as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) {
+                        libc::FD_SET(fd, &mut result[1]);
+                        ready += 1;
+                    }
+                }
+            }
+        }
+        if ready > 0 || timeout == Some(Duration::ZERO) || !waiter.wait() {
+            for (s, r) in sets.iter().zip(result.iter()) {
+                if !s.is_null() {
+                    **s = *r;
+                }
+            }
+            return ready;
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    if !any_accelerated(nfds, [r, w, e]) {
+        return real::select(nfds, r, w, e, timeout);
+    }
+    let t = (!timeout.is_null()).then(|| {
+        Duration::from_secs((*timeout).tv_sec.max(0) as u64) + Duration::from_micros((*timeout).tv_usec.max(0) as u64)
+    });
+    select_loop(nfds, [r, w, e], t, &|r, w, e| {
+        let mut zero = libc::timeval { tv_sec: 0, tv_usec: 0 };
+        real::select(nfds, r, w, e, &mut zero)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pselect(
+    nfds: c_int,
+    r: *mut libc::fd_set,
+    w: *mut libc::fd_set,
+    e: *mut libc::fd_set,
+    timeout: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    if !any_accelerated(nfds, [r, w, e]) {
+        return real::pselect(nfds, r, w, e, timeout, mask);
+    }
+    let t = (!timeout.is_null()).then(|| {
+        Duration::from_secs((*timeout).tv_sec.max(0) as u64) + Duration::from_nanos((*timeout).tv_nsec.max(0) as u64)
+    });
+    select_loop(nfds, [r, w, e], t, &|r, w, e| {
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        real::pselect(nfds, r, w, e, &zero, mask)
+    })
 }
