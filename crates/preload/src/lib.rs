@@ -8,9 +8,9 @@
 //! POSIX semantics onto the stack and owns no protocol logic.
 //!
 //! State of this first cut: UDP sockets are accelerated on bind or connect (socket, bind,
-//! connect, close, dup2/dup3, recv*/read, send*/write, poll, select, epoll, SOL_EXASOCK options,
-//! the extension API). fcntl/ioctl, readv/writev, recvmmsg/sendmmsg, send auto-bind, multicast,
-//! fork and signals are not intercepted yet: see the open issues.
+//! connect, close, dup2/dup3, recv*/read/readv/recvmmsg, send*/write/writev/sendmmsg, poll, select,
+//! epoll, ioctl FIONREAD, SOL_EXASOCK options, the extension API). Send auto-bind, multicast,
+//! timestamps, fork and signals are not handled yet: see the open issues.
 
 pub mod config;
 mod epoll;

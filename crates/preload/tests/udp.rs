@@ -245,3 +245,95 @@ loop.run_forever()
     );
     assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before);
 }
+
+/// Socket calls and their errnos, printed one per line by a Python program: run on the kernel
+/// and under exasock, the two outputs must be identical.
+const PY_CALLS: &str = r#"
+import socket, errno, select, fcntl, termios, struct, ctypes, os, sys
+peer = (sys.argv[1], int(sys.argv[2])); bcast = sys.argv[3]
+def show(name, f):
+    try: r = f()
+    except OSError as e: r = 'errno %s' % errno.errorcode.get(e.errno, e.errno)
+    print(name, r, flush=True)
+def wait(s): return len(select.select([s], [], [], 3)[0])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7950))
+show('getsockname', lambda: s.getsockname())
+s.setblocking(False)
+show('recv-empty-nonblocking', lambda: s.recv(10))
+show('send-unconnected', lambda: s.send(b'x'))
+show('sendto-too-big', lambda: s.sendto(b'x' * 65508, peer))
+show('sendto-broadcast-denied', lambda: s.sendto(b'x', (bcast, 9)))
+show('getpeername-unconnected', lambda: s.getpeername())
+show('sendto', lambda: s.sendto(b'hello world', peer))
+show('select', lambda: wait(s))
+buf = bytearray(4)
+show('fionread', lambda: struct.unpack('i', fcntl.ioctl(s, termios.FIONREAD, b'\0\0\0\0'))[0])
+show('peek', lambda: s.recv(5, socket.MSG_PEEK))
+show('recv-into-trunc', lambda: s.recv_into(buf, 4, socket.MSG_TRUNC))
+show('trunc-bytes', lambda: bytes(buf))
+show('sendto-2', lambda: s.sendto(b'0123456789', peer))
+show('select-2', lambda: wait(s))
+show('recvmsg-small', lambda: (lambda r: (r[0], r[2] & socket.MSG_TRUNC, r[3]))(s.recvmsg(4)))
+show('sendto-empty', lambda: s.sendto(b'', peer))
+show('select-3', lambda: wait(s))
+show('recvfrom-empty', lambda: s.recvfrom(100))
+s.setblocking(True)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack('ll', 0, 200000))
+show('rcvtimeo', lambda: s.recv(10))
+show('connect', lambda: s.connect(peer))
+show('getpeername', lambda: s.getpeername())
+show('send-connected', lambda: s.send(b'abc'))
+show('recv-connected', lambda: s.recv(10))
+show('writev', lambda: os.writev(s.fileno(), [b'ab', b'cd', b'']))
+a, b = bytearray(3), bytearray(10)
+show('readv', lambda: os.readv(s.fileno(), [a, b]))
+show('readv-bytes', lambda: (bytes(a), bytes(b[:1])))
+show('sendto-connected-elsewhere', lambda: s.sendto(b'x', (sys.argv[1], 9)))
+libc = ctypes.CDLL(None, use_errno=True)
+unspec = ctypes.create_string_buffer(16)
+show('connect-unspec', lambda: libc.connect(s.fileno(), unspec, 16))
+show('getpeername-after-unspec', lambda: s.getpeername())
+fd = s.fileno(); s.close()
+show('recv-closed', lambda: os.read(fd, 1))
+"#;
+
+#[test]
+fn socket_calls_give_the_same_results_and_errnos_as_on_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    // A kernel echo server in the peer namespace.
+    let peer_ip = topo.peer.ip;
+    let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 7951))).unwrap().unwrap();
+    echo.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 70_000];
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let ip = topo.peer.ip.to_string();
+    let args = ["python3", "-c", PY_CALLS, &ip, "7951", "10.99.0.255"];
+    let kernel = topo.run(Side::Accel, &args, T).unwrap();
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut accelerated = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &args);
+    let out = {
+        let o = accelerated.wait_for_line("getsockname", T).map(|first| first + "\n");
+        let rest = accelerated.finish(T).unwrap();
+        (o.unwrap(), rest)
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+    let exasock = out.0 + &String::from_utf8_lossy(&out.1.stdout);
+    assert!(String::from_utf8_lossy(&out.1.stderr).contains("enabled bypass"), "not accelerated");
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the exasock run used the kernel");
+    assert!(kernel.lines().count() >= 30, "the kernel run printed too little:\n{kernel}");
+    for (k, e) in kernel.lines().zip(exasock.lines()) {
+        assert_eq!(e, k, "\nkernel:\n{kernel}\nexasock:\n{exasock}");
+    }
+    assert_eq!(kernel.lines().count(), exasock.lines().count(), "\nkernel:\n{kernel}\nexasock:\n{exasock}");
+}

@@ -413,3 +413,98 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         Err(e) => runtime::fail_udp(e),
     }
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    if !fdtable::is_accelerated(fd) {
+        return real::readv(fd, iov, n);
+    }
+    if n < 0 {
+        return errno::fail(libc::EINVAL);
+    }
+    let mut m: msghdr = std::mem::zeroed();
+    m.msg_iov = iov as *mut libc::iovec;
+    m.msg_iovlen = n as _;
+    recvmsg(fd, &mut m, 0)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    if !fdtable::is_accelerated(fd) {
+        return real::writev(fd, iov, n);
+    }
+    if n < 0 {
+        return errno::fail(libc::EINVAL);
+    }
+    let mut m: msghdr = std::mem::zeroed();
+    m.msg_iov = iov as *mut libc::iovec;
+    m.msg_iovlen = n as _;
+    sendmsg(fd, &m, 0)
+}
+
+/// recvmmsg: datagrams one by one through recvmsg, each msg_len set. The first waits as a
+/// blocking receive does (unless MSG_DONTWAIT); after that, MSG_WAITFORONE or an empty queue
+/// ends the call. The timeout is checked between datagrams, as the kernel does.
+#[no_mangle]
+pub unsafe extern "C" fn recvmmsg(
+    fd: c_int,
+    msgs: *mut libc::mmsghdr,
+    n: libc::c_uint,
+    flags: c_int,
+    timeout: *mut libc::timespec,
+) -> c_int {
+    if !fdtable::is_accelerated(fd) {
+        return real::recvmmsg(fd, msgs, n, flags, timeout);
+    }
+    if msgs.is_null() && n > 0 {
+        return errno::fail(libc::EFAULT);
+    }
+    let deadline = (!timeout.is_null()).then(|| {
+        std::time::Instant::now()
+            + std::time::Duration::new((*timeout).tv_sec.max(0) as u64, (*timeout).tv_nsec.clamp(0, 999_999_999) as u32)
+    });
+    let mut got = 0;
+    let mut call_flags = flags & !libc::MSG_WAITFORONE;
+    while got < n {
+        let m = &mut *msgs.add(got as usize);
+        let r = recvmsg(fd, &mut m.msg_hdr, call_flags);
+        if r < 0 {
+            if got > 0 && errno::get() == libc::EAGAIN {
+                break;
+            }
+            return if got > 0 { got as c_int } else { -1 };
+        }
+        m.msg_len = r as libc::c_uint;
+        got += 1;
+        if flags & libc::MSG_WAITFORONE != 0 {
+            call_flags |= libc::MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    got as c_int
+}
+
+/// sendmmsg: one sendmsg per message, msg_len set; stops at the first error, which is returned
+/// only when nothing was sent.
+#[no_mangle]
+pub unsafe extern "C" fn sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, n: libc::c_uint, flags: c_int) -> c_int {
+    if !fdtable::is_accelerated(fd) {
+        return real::sendmmsg(fd, msgs, n, flags);
+    }
+    if msgs.is_null() && n > 0 {
+        return errno::fail(libc::EFAULT);
+    }
+    let mut sent = 0;
+    while sent < n {
+        let m = &mut *msgs.add(sent as usize);
+        let r = sendmsg(fd, &m.msg_hdr, flags);
+        if r < 0 {
+            return if sent > 0 { sent as c_int } else { -1 };
+        }
+        m.msg_len = r as libc::c_uint;
+        sent += 1;
+    }
+    sent as c_int
+}

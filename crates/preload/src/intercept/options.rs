@@ -1,5 +1,6 @@
-//! setsockopt and getsockopt: SOL_EXASOCK here, SO_RCVBUF mirrored into the stack, the rest on
-//! the kernel socket.
+//! setsockopt, getsockopt and ioctl: SOL_EXASOCK here, SO_RCVBUF mirrored into the stack,
+//! FIONREAD answered by the stack, the rest on the kernel socket (which also holds O_NONBLOCK,
+//! so fcntl and FIONBIO need no interception).
 
 use crate::fdtable::{self, FdState};
 use crate::{errno, real, runtime};
@@ -99,4 +100,27 @@ pub unsafe extern "C" fn getsockopt(
     *(val as *mut c_int) = c_int::from(off);
     *len = std::mem::size_of::<c_int>() as socklen_t;
     0
+}
+
+/// ioctl is variadic in C; on x86-64 and aarch64 a fixed pointer-sized third argument is passed
+/// the same way, so this signature is ABI-compatible for every request.
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
+    let FdState::Udp(slot) = fdtable::get(fd) else { return real::ioctl(fd, request, arg) };
+    if request == libc::FIONREAD as libc::c_ulong {
+        // SIOCINQ is the same request: the size of the next datagram, 0 when none.
+        if arg.is_null() {
+            return errno::fail(libc::EFAULT);
+        }
+        let len = {
+            let mut guard = runtime::lock();
+            let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
+            let Some(s) = rt.slot(slot) else { return errno::fail(libc::EBADF) };
+            rt.driver.poll();
+            rt.driver.stack().udp_next_len(s.handle).unwrap_or(0)
+        };
+        *(arg as *mut c_int) = len.min(c_int::MAX as usize) as c_int;
+        return 0;
+    }
+    real::ioctl(fd, request, arg)
 }
