@@ -157,6 +157,60 @@ fn exclusive_port(fd: i32) -> bool {
     !flag(libc::SO_REUSEADDR) && !flag(libc::SO_REUSEPORT)
 }
 
+/// UDP send auto-bind, as the original: an unbound candidate that sends to a destination routed
+/// via an attached interface is bound by the kernel to INADDR_ANY:0 and accelerated. Returns
+/// whether it now is. Costs a getsockname and a route lookup, only for unbound candidates.
+pub fn auto_bind(fd: i32, dst: SocketAddrV4) -> bool {
+    if kernel_local(fd).is_none_or(|l| l.port() != 0) {
+        return false;
+    }
+    let ifaces = attached_interfaces();
+    if ifaces.is_empty() || !routed_via(&ifaces, dst) {
+        return false;
+    }
+    let any = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: binding our own sockaddr_in.
+    let r = unsafe {
+        crate::real::bind(
+            fd,
+            (&any as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if r != 0 {
+        return false;
+    }
+    let Some(local) = kernel_local(fd) else { return false };
+    match accelerate_udp(fd, local, None) {
+        Ok(()) => {
+            crate::epoll::promote(fd);
+            true
+        }
+        Err(NotAccelerated::Failed(why)) => {
+            log::warning!("socket fd={fd} stays on the kernel: {why}");
+            fdtable::set(fd, fdtable::FdState::Disabled);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether the kernel routes `dst` out of one of `ifaces`.
+fn routed_via(ifaces: &[String], dst: SocketAddrV4) -> bool {
+    let Ok(mut nl) = driver::netlink::Netlink::open() else { return false };
+    let Ok(route) = nl.route_to(*dst.ip()) else { return false };
+    ifaces.iter().any(|name| {
+        let Ok(c) = std::ffi::CString::new(name.as_str()) else { return false };
+        // SAFETY: a valid C string.
+        unsafe { libc::if_nametoindex(c.as_ptr()) == route.oif }
+    })
+}
+
 /// Connects an accelerated socket's stack side (the kernel socket is connected already).
 pub fn connect_udp(slot: u32, remote: Option<SocketAddrV4>) -> Result<(), UdpError> {
     let mut guard = lock();

@@ -337,3 +337,35 @@ fn socket_calls_give_the_same_results_and_errnos_as_on_the_kernel() {
     }
     assert_eq!(kernel.lines().count(), exasock.lines().count(), "\nkernel:\n{kernel}\nexasock:\n{exasock}");
 }
+
+#[test]
+fn sockperf_ping_pong_completes_with_both_sides_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    // The peer becomes an accelerated host too (its veth partner must not send TSO frames).
+    testbed::ns_exec(&topo.accel.netns, &["ethtool", "-K", &topo.accel.iface, "tx", "off"]).unwrap();
+    let peer_if = topo.peer.iface.clone();
+    topo.in_ns(Side::Peer, move || nic::control::attach(&peer_if)).unwrap().unwrap();
+    let ip = topo.accel.ip.to_string();
+    let mut server = spawn_accelerated(&topo, &[], &["sockperf", "server", "-i", &ip, "-p", "11113"]);
+    server.wait_for_line("sockperf: [tid", T).unwrap();
+    let (accel_before, peer_before) =
+        (topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), topo.counter(Side::Peer, "UdpInDatagrams").unwrap());
+    let preload = format!("LD_PRELOAD={}", library());
+    let out = topo
+        .run(
+            Side::Peer,
+            &["env", &preload, "EXASOCK_DEBUG=1", "sockperf", "ping-pong", "-i", &ip, "-p", "11113", "-t", "1"],
+            T,
+        )
+        .unwrap();
+    assert!(out.contains("percentile 50.000"), "{out}");
+    server.kill_with(libc::SIGKILL);
+    server.finish(T).unwrap();
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), accel_before);
+    assert_eq!(
+        topo.counter(Side::Peer, "UdpInDatagrams").unwrap(),
+        peer_before,
+        "the client's replies went to its kernel"
+    );
+}
