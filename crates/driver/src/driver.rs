@@ -116,6 +116,15 @@ impl Driver {
         self.steering.release(flow)
     }
 
+    /// The sockets the driver opened (ring, rtnetlink request and monitor, raw IPv4), so that
+    /// an interposition layer can keep the program from closing them.
+    pub fn internal_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let mut fds = vec![self.netlink.as_fd().as_raw_fd(), self.monitor.fd(), self.kernel.fd()];
+        fds.extend(self.port.wait_fd());
+        fds
+    }
+
     /// Packets the kernel path failed to send.
     pub fn kernel_errors(&self) -> u64 {
         self.kernel_errors

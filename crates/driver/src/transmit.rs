@@ -25,6 +25,11 @@ impl KernelPath {
         Ok(KernelPath { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
+    /// The raw socket's descriptor.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+
     /// Sends one IPv4 packet; errors are counted by the caller, not retried.
     pub fn send(&self, ip_packet: &[u8]) -> io::Result<()> {
         if ip_packet.len() < 20 {

@@ -24,6 +24,9 @@ pub enum FdState {
     Disabled,
     /// Accelerated: the stack socket's slot in the runtime.
     Udp(u32),
+    /// One of exasock's own descriptors (ring, netlink, raw socket, BPF objects): the program
+    /// cannot close it or dup2 over it.
+    Internal,
 }
 
 const KIND_SHIFT: u32 = 56;
@@ -31,6 +34,7 @@ const CANDIDATE: u64 = 1;
 const INACTIVE: u64 = 2;
 const DISABLED: u64 = 3;
 const UDP: u64 = 4;
+const INTERNAL: u64 = 5;
 
 fn encode(state: FdState) -> u64 {
     match state {
@@ -39,6 +43,7 @@ fn encode(state: FdState) -> u64 {
         FdState::UdpInactive => INACTIVE << KIND_SHIFT,
         FdState::Disabled => DISABLED << KIND_SHIFT,
         FdState::Udp(slot) => (UDP << KIND_SHIFT) | u64::from(slot),
+        FdState::Internal => INTERNAL << KIND_SHIFT,
     }
 }
 
@@ -48,6 +53,7 @@ fn decode(word: u64) -> FdState {
         INACTIVE => FdState::UdpInactive,
         DISABLED => FdState::Disabled,
         UDP => FdState::Udp(word as u32),
+        INTERNAL => FdState::Internal,
         _ => FdState::Kernel,
     }
 }
@@ -86,7 +92,14 @@ mod tests {
 
     #[test]
     fn states_round_trip_and_out_of_range_fds_are_kernel() {
-        for st in [FdState::Kernel, FdState::UdpCandidate, FdState::UdpInactive, FdState::Disabled, FdState::Udp(7)] {
+        for st in [
+            FdState::Kernel,
+            FdState::UdpCandidate,
+            FdState::UdpInactive,
+            FdState::Disabled,
+            FdState::Internal,
+            FdState::Udp(7),
+        ] {
             set(100, st);
             assert_eq!(get(100), st);
         }

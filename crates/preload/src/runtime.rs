@@ -60,7 +60,17 @@ impl Runtime {
             }
             return Err(NotAccelerated::NoInterface);
         };
+        let before = open_fds();
         let driver = Driver::open(iface).map_err(|e| NotAccelerated::Failed(format!("{iface}: {e}")))?;
+        // The driver's sockets, and the BPF objects that appeared meanwhile (loaded for the
+        // ring's filter and the flows map), are ours: the program may not close them.
+        let bpf_objects = open_fds().into_iter().filter(|fd| !before.contains(fd)).filter(|fd| {
+            std::fs::read_link(format!("/proc/self/fd/{fd}"))
+                .is_ok_and(|l| l.to_string_lossy().starts_with("anon_inode:bpf"))
+        });
+        for fd in driver.internal_fds().into_iter().chain(bpf_objects) {
+            fdtable::set(fd, fdtable::FdState::Internal);
+        }
         Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536] })
     }
 
@@ -102,6 +112,13 @@ impl Runtime {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
         self.driver.send(|stack, tx| stack.udp_send(s.handle, data, dst, tx))
     }
+}
+
+/// The process's open descriptors (read from /proc: only when the runtime starts).
+fn open_fds() -> Vec<i32> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
+        .unwrap_or_default()
 }
 
 /// Moves a bound UDP socket onto the stack: `local` is what the kernel socket is bound to.

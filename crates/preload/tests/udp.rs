@@ -369,3 +369,42 @@ fn sockperf_ping_pong_completes_with_both_sides_accelerated() {
         "the client's replies went to its kernel"
     );
 }
+
+/// A program that closes every descriptor it does not know of (as daemons do) and dup2s over
+/// the rest cannot break exasock's own: the echo keeps working.
+#[test]
+fn the_program_cannot_close_or_dup2_over_exasocks_descriptors() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7960))
+refused = 0
+for fd in range(3, 256):
+    if fd == s.fileno(): continue
+    try: os.close(fd)
+    except OSError: refused += 1
+for fd in range(3, 256):
+    if fd == s.fileno(): continue
+    try: os.dup2(0, fd); os.close(fd)
+    except OSError: pass
+print('ready', refused, flush=True)
+while True:
+    data, peer = s.recvfrom(65535)
+    if data == b'quit': break
+    s.sendto(data, peer)
+";
+    let mut echo = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    // (Without the protection the ring's socket would be closed or replaced by stdin here, and
+    // no echo could leave.)
+    echo.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7960);
+    for i in 0..50u8 {
+        sock.send(&[i; 100]).unwrap();
+        let mut buf = [0u8; 200];
+        assert_eq!(sock.recv(&mut buf).unwrap(), 100, "echo {i} after the program closed everything");
+    }
+    sock.send(b"quit").unwrap();
+    echo.finish(T).unwrap();
+}

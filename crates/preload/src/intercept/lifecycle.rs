@@ -3,7 +3,7 @@
 use crate::fdtable::{self, FdState};
 use crate::init::ready;
 use crate::runtime::{self, NotAccelerated};
-use crate::{config, log, real};
+use crate::{config, errno, log, real};
 use libc::{c_int, sockaddr, socklen_t};
 
 #[no_mangle]
@@ -77,8 +77,11 @@ fn forget(fd: c_int) {
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if fdtable::get(fd) != FdState::Kernel {
-        forget(fd);
+    match fdtable::get(fd) {
+        FdState::Kernel => {}
+        // Ours: to the program it is not an open descriptor.
+        FdState::Internal => return errno::fail(libc::EBADF),
+        _ => forget(fd),
     }
     crate::epoll::forget(fd);
     real::close(fd)
@@ -86,6 +89,9 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal {
+        return errno::fail(libc::EBADF);
+    }
     if old != new && fdtable::get(new) != FdState::Kernel {
         forget(new);
     }
@@ -94,6 +100,9 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal {
+        return errno::fail(libc::EBADF);
+    }
     if old != new && fdtable::get(new) != FdState::Kernel {
         forget(new);
     }
