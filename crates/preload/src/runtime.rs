@@ -21,6 +21,10 @@ pub struct Slot {
     pub handle: SocketHandle,
     /// The flow claimed for it.
     pub flow: Flow,
+    /// shutdown(SHUT_RD): receives return 0 once the queue is empty.
+    pub shut_rd: bool,
+    /// shutdown(SHUT_WR): sends fail with EPIPE.
+    pub shut_wr: bool,
 }
 
 /// The driver and the sockets it serves.
@@ -88,6 +92,14 @@ impl Runtime {
         (self.slots.len() - 1) as u32
     }
 
+    /// Records a shutdown of the slot's socket.
+    pub fn shutdown(&mut self, slot: u32, rd: bool, wr: bool) {
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            s.shut_rd |= rd;
+            s.shut_wr |= wr;
+        }
+    }
+
     /// Receives the next datagram for a slot after polling the datapath once.
     pub fn udp_recv(
         &mut self,
@@ -104,7 +116,8 @@ impl Runtime {
     pub fn udp_readable(&mut self, slot: u32) -> bool {
         let Some(s) = self.slot(slot) else { return false };
         self.driver.poll();
-        self.driver.stack().udp_readable(s.handle).unwrap_or(false)
+        // After SHUT_RD a receive returns at once (0 when empty): readable, as on Linux.
+        s.shut_rd || self.driver.stack().udp_readable(s.handle).unwrap_or(false)
     }
 
     /// Sends a datagram from a slot.
@@ -151,7 +164,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
     }
-    let slot = rt.insert(Slot { handle, flow });
+    let slot = rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false });
     fdtable::set(fd, fdtable::FdState::Udp(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));

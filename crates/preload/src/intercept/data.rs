@@ -48,6 +48,8 @@ unsafe fn udp_receive(
             let rt = guard.as_mut().ok_or(libc::EBADF)?;
             match rt.udp_recv(slot, buf, peek) {
                 Ok(info) => return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src }),
+                // Shut down for reading and empty: end of data.
+                Err(UdpError::WouldBlock) if rt.slot(slot).is_some_and(|s| s.shut_rd) => return Ok(Got::Kernel(0)),
                 Err(UdpError::WouldBlock) => {}
                 Err(e) => return Err(errno::udp(e)),
             }
@@ -294,6 +296,10 @@ unsafe fn udp_transmit(
         let r = {
             let mut guard = runtime::lock();
             let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
+            if rt.slot(slot).is_some_and(|s| s.shut_wr) {
+                drop(guard);
+                return broken_pipe(flags);
+            }
             rt.udp_send(slot, data, dst)
         };
         match r {
@@ -310,6 +316,14 @@ unsafe fn udp_transmit(
             Err(e) => return runtime::fail_udp(e),
         }
     }
+}
+
+/// EPIPE after SHUT_WR, with SIGPIPE unless MSG_NOSIGNAL, as the kernel does.
+unsafe fn broken_pipe(flags: c_int) -> ssize_t {
+    if flags & libc::MSG_NOSIGNAL == 0 {
+        libc::raise(libc::SIGPIPE);
+    }
+    errno::fail(libc::EPIPE)
 }
 
 unsafe fn accelerated_sendto(
@@ -520,4 +534,23 @@ pub unsafe extern "C" fn sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, n: libc::
         sent += 1;
     }
     sent as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    // The kernel socket keeps the kernel's view (and gives the errno: ENOTCONN when
+    // unconnected, though Linux records the shutdown even then).
+    let r = real::shutdown(fd, how);
+    if let FdState::Udp(slot) = fdtable::get(fd) {
+        let e = errno::get();
+        if r == 0 || e == libc::ENOTCONN {
+            let rd = how == libc::SHUT_RD || how == libc::SHUT_RDWR;
+            let wr = how == libc::SHUT_WR || how == libc::SHUT_RDWR;
+            if let Some(rt) = runtime::lock().as_mut() {
+                rt.shutdown(slot, rd, wr);
+            }
+        }
+        errno::fail::<i8>(e);
+    }
+    r
 }

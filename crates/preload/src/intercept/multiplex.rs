@@ -9,20 +9,20 @@ use std::time::Duration;
 /// The kernel's descriptors are polled once per this many spins.
 const KERNEL_CHECK_EVERY: u32 = 64;
 
-#[no_mangle]
-pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
-    let set: &mut [pollfd] =
-        if fds.is_null() || nfds == 0 { &mut [] } else { std::slice::from_raw_parts_mut(fds, nfds as usize) };
-    if !set.iter().any(|p| fdtable::is_accelerated(p.fd)) {
-        return real::poll(fds, nfds, timeout);
-    }
-    let waiter = Waiter::new((timeout >= 0).then(|| Duration::from_millis(timeout as u64)));
+/// The poll loop shared by poll and ppoll: `kernel` runs the real call with a zero timeout.
+unsafe fn poll_loop(
+    set: &mut [pollfd],
+    timeout: Option<Duration>,
+    kernel: &dyn Fn(*mut pollfd, nfds_t) -> c_int,
+) -> c_int {
+    let (fds, nfds) = (set.as_mut_ptr(), set.len() as nfds_t);
+    let waiter = Waiter::new(timeout);
     let mut spins = 0u32;
     loop {
         // Kernel descriptors (and the kernel sockets behind accelerated ones, which see
         // loopback traffic) now and then; accelerated readiness on every spin.
         let mut ready = if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
-            let n = real::poll(fds, nfds, 0);
+            let n = kernel(fds, nfds);
             if n < 0 {
                 return n;
             }
@@ -50,10 +50,77 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) ->
                 }
             }
         }
-        if ready > 0 || timeout == 0 || !waiter.wait() {
+        if ready > 0 || timeout == Some(Duration::ZERO) || !waiter.wait() {
             return ready;
         }
     }
+}
+
+unsafe fn pollfds<'a>(fds: *mut pollfd, nfds: nfds_t) -> &'a mut [pollfd] {
+    if fds.is_null() || nfds == 0 {
+        &mut []
+    } else {
+        std::slice::from_raw_parts_mut(fds, nfds as usize)
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    let set = pollfds(fds, nfds);
+    if !set.iter().any(|p| fdtable::is_accelerated(p.fd)) {
+        return real::poll(fds, nfds, timeout);
+    }
+    let t = (timeout >= 0).then(|| Duration::from_millis(timeout as u64));
+    poll_loop(set, t, &|f, n| real::poll(f, n, 0))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
+    poll(fds, nfds, timeout)
+}
+
+extern "C" {
+    fn __chk_fail() -> !;
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __poll_chk(fds: *mut pollfd, nfds: nfds_t, timeout: c_int, fdslen: libc::size_t) -> c_int {
+    if (fdslen / std::mem::size_of::<pollfd>()) < nfds as usize {
+        __chk_fail();
+    }
+    poll(fds, nfds, timeout)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ppoll(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    timeout: *const libc::timespec,
+    mask: *const libc::sigset_t,
+) -> c_int {
+    let set = pollfds(fds, nfds);
+    if !set.iter().any(|p| fdtable::is_accelerated(p.fd)) {
+        return real::ppoll(fds, nfds, timeout, mask);
+    }
+    let t = (!timeout.is_null()).then(|| {
+        Duration::from_secs((*timeout).tv_sec.max(0) as u64) + Duration::from_nanos((*timeout).tv_nsec.max(0) as u64)
+    });
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    poll_loop(set, t, &|f, n| real::ppoll(f, n, &zero, mask))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut pollfd,
+    nfds: nfds_t,
+    timeout: *const libc::timespec,
+    mask: *const libc::sigset_t,
+    fdslen: libc::size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<pollfd>()) < nfds as usize {
+        __chk_fail();
+    }
+    ppoll(fds, nfds, timeout, mask)
 }
 
 /// Whether any fd below `nfds` in the three sets is accelerated.
