@@ -25,6 +25,51 @@ pub struct Slot {
     pub shut_rd: bool,
     /// shutdown(SHUT_WR): sends fail with EPIPE.
     pub shut_wr: bool,
+    /// Which receive timestamps recvmsg reports.
+    pub timestamps: Timestamps,
+}
+
+/// The receive timestamp options set on a socket (SO_TIMESTAMP, SO_TIMESTAMPNS,
+/// SO_TIMESTAMPING's flags); the kernel socket holds them, this mirrors them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timestamps {
+    /// SO_TIMESTAMP: an SCM_TIMESTAMP timeval.
+    pub micro: bool,
+    /// SO_TIMESTAMPNS: an SCM_TIMESTAMPNS timespec.
+    pub nano: bool,
+    /// SO_TIMESTAMPING flags: an SCM_TIMESTAMPING with the software stamp when they ask for it.
+    pub timestamping: u32,
+}
+
+impl Timestamps {
+    /// Reads the options from the kernel socket.
+    pub fn of(fd: i32) -> Timestamps {
+        let int = |name: i32| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt into an int we own.
+            let r = unsafe {
+                crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut v as *mut libc::c_int).cast(), &mut len)
+            };
+            if r == 0 {
+                v
+            } else {
+                0
+            }
+        };
+        Timestamps {
+            micro: int(libc::SO_TIMESTAMP) != 0,
+            nano: int(libc::SO_TIMESTAMPNS) != 0,
+            timestamping: int(libc::SO_TIMESTAMPING) as u32,
+        }
+    }
+
+    /// Whether any stamp is asked for.
+    pub fn any(&self) -> bool {
+        self.micro
+            || self.nano
+            || self.timestamping & (libc::SOF_TIMESTAMPING_SOFTWARE | libc::SOF_TIMESTAMPING_RX_SOFTWARE) != 0
+    }
 }
 
 /// The driver and the sockets it serves.
@@ -90,6 +135,13 @@ impl Runtime {
         }
         self.slots.push(Some(s));
         (self.slots.len() - 1) as u32
+    }
+
+    /// Re-reads the slot's timestamp options (after a setsockopt on its kernel socket).
+    pub fn refresh_timestamps(&mut self, slot: u32, fd: i32) {
+        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+            s.timestamps = Timestamps::of(fd);
+        }
     }
 
     /// Records a shutdown of the slot's socket.
@@ -164,7 +216,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
     }
-    let slot = rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false });
+    let slot = rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false, timestamps: Timestamps::of(fd) });
     fdtable::set(fd, fdtable::FdState::Udp(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));

@@ -278,6 +278,20 @@ show('recvmsg-small', lambda: (lambda r: (r[0], r[2] & socket.MSG_TRUNC, r[3]))(
 show('sendto-empty', lambda: s.sendto(b'', peer))
 show('select-3', lambda: wait(s))
 show('recvfrom-empty', lambda: s.recvfrom(100))
+import time
+s.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
+show('sendto-ts', lambda: s.sendto(b'stamp', peer))
+show('select-ts', lambda: wait(s))
+def stamped():
+    data, anc, flags, addr = s.recvmsg(100, 1024)
+    kinds = [(lvl, typ, len(d)) for lvl, typ, d in anc]
+    sec, nsec = struct.unpack('qq', anc[0][2]) if anc else (0, 0)
+    return (data, kinds, abs(sec + nsec / 1e9 - time.time()) < 1.0, flags)
+show('recvmsg-timestampns', stamped)
+show('sendto-ts2', lambda: s.sendto(b'small', peer))
+show('select-ts2', lambda: wait(s))
+show('recvmsg-ctrunc', lambda: (lambda r: (r[0], r[1], r[2] & socket.MSG_CTRUNC))(s.recvmsg(100, 4)))
+s.setsockopt(socket.SOL_SOCKET, 35, 0)
 s.setblocking(True)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack('ll', 0, 200000))
 show('rcvtimeo', lambda: s.recv(10))

@@ -25,7 +25,7 @@ fn iov_count(m: &msghdr) -> usize {
 
 /// Where a received datagram came from.
 enum Got {
-    Stack { len: usize, copied: usize, src: SocketAddrV4 },
+    Stack { len: usize, copied: usize, src: SocketAddrV4, at: stack::Instant },
     Kernel(ssize_t),
 }
 
@@ -47,7 +47,9 @@ unsafe fn udp_receive(
             let mut guard = runtime::lock();
             let rt = guard.as_mut().ok_or(libc::EBADF)?;
             match rt.udp_recv(slot, buf, peek) {
-                Ok(info) => return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src }),
+                Ok(info) => {
+                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src, at: info.timestamp })
+                }
                 // Shut down for reading and empty: end of data.
                 Err(UdpError::WouldBlock) if rt.slot(slot).is_some_and(|s| s.shut_rd) => return Ok(Got::Kernel(0)),
                 Err(UdpError::WouldBlock) => {}
@@ -90,7 +92,7 @@ unsafe fn accelerated_recvfrom(
     let buf: &mut [u8] =
         if len == 0 || buf.is_null() { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
     match udp_receive(fd, slot, buf, flags, addr, alen) {
-        Ok(Got::Stack { len, copied, src }) => {
+        Ok(Got::Stack { len, copied, src, .. }) => {
             runtime::write_sockaddr(src, addr, alen);
             (if flags & libc::MSG_TRUNC != 0 { len } else { copied }) as ssize_t
         }
@@ -194,10 +196,14 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
         let total: usize = iovs.iter().map(|v| v.iov_len).sum();
         scatter_receive(fd, slot, iovs, total, flags, name, namelen)
     };
-    m.msg_controllen = 0;
     m.msg_flags = 0;
     match result {
-        Ok(Got::Stack { len, copied, src }) => {
+        Ok(Got::Stack { len, copied, src, at }) => {
+            let ts = {
+                let guard = runtime::lock();
+                guard.as_ref().and_then(|rt| rt.slot(slot)).map(|s| s.timestamps).unwrap_or_default()
+            };
+            write_timestamps(m, ts, at);
             if name_wanted {
                 runtime::write_sockaddr(src, name, namelen);
             } else {
@@ -208,9 +214,60 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
             }
             (if flags & libc::MSG_TRUNC != 0 { len } else { copied }) as ssize_t
         }
-        Ok(Got::Kernel(n)) => n,
-        Err(e) => errno::fail(e),
+        Ok(Got::Kernel(n)) => {
+            // Read from the kernel socket without its control data.
+            m.msg_controllen = 0;
+            n
+        }
+        Err(e) => {
+            m.msg_controllen = 0;
+            errno::fail(e)
+        }
     }
+}
+
+/// Fills msg_control with the receive timestamps the socket asked for (software, taken when
+/// the stack received the datagram, in CLOCK_REALTIME); MSG_CTRUNC when they do not fit.
+#[allow(clippy::unnecessary_cast)] // msg_controllen's C type differs between libcs
+unsafe fn write_timestamps(m: &mut msghdr, ts: runtime::Timestamps, at: stack::Instant) {
+    let capacity = m.msg_controllen;
+    m.msg_controllen = 0;
+    if !ts.any() {
+        return;
+    }
+    let mut real_now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    libc::clock_gettime(libc::CLOCK_REALTIME, &mut real_now);
+    let age = driver::clock::now().saturating_since(at);
+    let stamp = std::time::Duration::new(real_now.tv_sec as u64, real_now.tv_nsec as u32).saturating_sub(age);
+    let spec = libc::timespec { tv_sec: stamp.as_secs() as _, tv_nsec: stamp.subsec_nanos() as _ };
+    let val = libc::timeval { tv_sec: stamp.as_secs() as _, tv_usec: stamp.subsec_micros() as _ };
+    let software = ts.timestamping & (libc::SOF_TIMESTAMPING_SOFTWARE | libc::SOF_TIMESTAMPING_RX_SOFTWARE) != 0;
+    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let triple = [if software { spec } else { zero }, zero, zero];
+    let mut used = 0usize;
+    let mut push = |m: &mut msghdr, ty: libc::c_int, data: *const u8, len: usize| {
+        let space = libc::CMSG_SPACE(len as u32) as usize;
+        if m.msg_control.is_null() || used + space > capacity as usize {
+            m.msg_flags |= libc::MSG_CTRUNC;
+            return;
+        }
+        let c = (m.msg_control as *mut u8).add(used) as *mut libc::cmsghdr;
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = ty;
+        (*c).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+        std::ptr::copy_nonoverlapping(data, libc::CMSG_DATA(c), len);
+        used += space;
+    };
+    if ts.micro {
+        push(m, libc::SCM_TIMESTAMP, (&val as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>());
+    }
+    if ts.nano {
+        push(m, libc::SCM_TIMESTAMPNS, (&spec as *const libc::timespec).cast(), std::mem::size_of::<libc::timespec>());
+    }
+    if software {
+        push(m, libc::SCM_TIMESTAMPING, triple.as_ptr().cast(), std::mem::size_of_val(&triple));
+    }
+    m.msg_controllen = used as _;
 }
 
 /// recvmsg with several iovecs: the datagram lands in the runtime's scratch buffer under the
@@ -244,7 +301,7 @@ unsafe fn scatter_receive(
                         }
                         at += n;
                     }
-                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src });
+                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src, at: info.timestamp });
                 }
                 Err(UdpError::WouldBlock) => {}
                 Err(e) => return Err(errno::udp(e)),

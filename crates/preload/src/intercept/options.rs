@@ -63,6 +63,16 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         };
     }
     let r = real::setsockopt(fd, level, name, val, len);
+    if r == 0
+        && level == libc::SOL_SOCKET
+        && matches!(name, libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING)
+    {
+        if let FdState::Udp(slot) = fdtable::get(fd) {
+            if let Some(rt) = runtime::lock().as_mut() {
+                rt.refresh_timestamps(slot, fd);
+            }
+        }
+    }
     if r == 0 && level == libc::SOL_SOCKET && (name == libc::SO_RCVBUF || name == libc::SO_RCVBUFFORCE) {
         if let (FdState::Udp(slot), Ok(bytes)) = (fdtable::get(fd), read_int(val, len)) {
             // Linux doubles the value to leave room for bookkeeping, and reports it doubled.
