@@ -144,6 +144,17 @@ impl Runtime {
         }
     }
 
+    /// Joins (or leaves) a multicast group on the slot's stack socket.
+    pub fn membership(&mut self, slot: u32, group: Ipv4Addr, join: bool) -> Result<(), UdpError> {
+        let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        let stack = self.driver.stack();
+        if join {
+            stack.udp_join(s.handle, group)
+        } else {
+            stack.udp_leave(s.handle, group)
+        }
+    }
+
     /// Records a shutdown of the slot's socket.
     pub fn shutdown(&mut self, slot: u32, rd: bool, wr: bool) {
         if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
@@ -194,7 +205,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     }
     let rt = guard.as_mut().expect("just opened");
     let ip = *local.ip();
-    if !ip.is_unspecified() && !rt.driver.stack().interface().has_addr(ip) {
+    // A socket bound to a group is here because it joined it on the attached interface.
+    if !ip.is_unspecified() && !ip.is_multicast() && !rt.driver.stack().interface().has_addr(ip) {
         return Err(NotAccelerated::NotOurs);
     }
     let stack = rt.driver.stack();
@@ -290,6 +302,32 @@ fn routed_via(ifaces: &[String], dst: SocketAddrV4) -> bool {
         let Ok(c) = std::ffi::CString::new(name.as_str()) else { return false };
         // SAFETY: a valid C string.
         unsafe { libc::if_nametoindex(c.as_ptr()) == route.oif }
+    })
+}
+
+/// The interface an IP_ADD_MEMBERSHIP names, when it is the attached one: by index (ip_mreqn)
+/// or by address. INADDR_ANY with no index names none (the kernel picks one by route).
+pub fn membership_on_attached(interface: Ipv4Addr, ifindex: i32) -> bool {
+    let ifaces = attached_interfaces();
+    if ifindex > 0 {
+        return ifaces.iter().any(|name| {
+            std::ffi::CString::new(name.as_str())
+                // SAFETY: a valid C string.
+                .is_ok_and(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } as i32 == ifindex)
+        });
+    }
+    if interface.is_unspecified() || ifaces.is_empty() {
+        return false;
+    }
+    let Ok(mut nl) = driver::netlink::Netlink::open() else { return false };
+    let Ok(addrs) = nl.addresses(None) else { return false };
+    addrs.iter().any(|a| {
+        a.addr == interface
+            && ifaces.iter().any(|name| {
+                std::ffi::CString::new(name.as_str())
+                    // SAFETY: a valid C string.
+                    .is_ok_and(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } == a.ifindex)
+            })
     })
 }
 

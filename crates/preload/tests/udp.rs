@@ -445,3 +445,41 @@ fn tcp_passes_through_untouched() {
     assert!(out.stdout == data, "TCP stream under the library differs");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
 }
+
+/// A multicast receiver that joins a group on the attached interface gets the group's
+/// datagrams through the stack, bound to INADDR_ANY or to the group itself.
+#[test]
+fn multicast_joined_on_the_attached_interface_is_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 7990))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton('239.1.2.3'), socket.inet_aton(sys.argv[2])))
+print('ready', flush=True)
+for _ in range(3):
+    print('got', s.recv(100).decode(), flush=True)
+";
+    let accel_ip = topo.accel.ip.to_string();
+    for bind in ["0.0.0.0", "239.1.2.3"] {
+        let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+        let mut rx = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script, bind, &accel_ip]);
+        rx.wait_for_line("ready", T).unwrap();
+        let peer_ip = topo.peer.ip;
+        let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+        tx.set_multicast_ttl_v4(1).unwrap();
+        for i in 0..3 {
+            tx.send_to(format!("m{i}").as_bytes(), ("239.1.2.3", 7990)).unwrap();
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let out = rx.finish(T).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "got m0\ngot m1\ngot m2\n", "bound to {bind}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "bound to {bind}: not accelerated");
+        assert_eq!(
+            topo.counter(Side::Accel, "UdpInDatagrams").unwrap(),
+            before,
+            "bound to {bind}: the kernel got them"
+        );
+    }
+}

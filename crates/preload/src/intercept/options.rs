@@ -63,6 +63,20 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         };
     }
     let r = real::setsockopt(fd, level, name, val, len);
+    if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {
+        membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
+    }
+    if r == 0 && level == libc::IPPROTO_IP && name == libc::IP_MULTICAST_TTL {
+        if let (FdState::Udp(slot), Ok(ttl)) = (fdtable::get(fd), read_int(val, len)) {
+            if let Some(rt) = runtime::lock().as_mut() {
+                if let Some(s) = rt.slot(slot) {
+                    if let Ok(o) = rt.driver.stack().udp_options_mut(s.handle) {
+                        o.multicast_ttl = ttl.clamp(0, 255) as u8;
+                    }
+                }
+            }
+        }
+    }
     if r == 0
         && level == libc::SOL_SOCKET
         && matches!(name, libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING)
@@ -84,6 +98,36 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         }
     }
     r
+}
+
+/// Mirrors a membership the kernel socket accepted into the stack. A socket bound to the group
+/// itself (not accelerated at bind) turns accelerated when it joins on the attached interface;
+/// one bound to INADDR_ANY already is.
+unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) {
+    if val.is_null() || (len as usize) < std::mem::size_of::<libc::ip_mreq>() || !crate::init::ready() {
+        return;
+    }
+    let mreq = &*(val as *const libc::ip_mreq);
+    let group = std::net::Ipv4Addr::from(u32::from_be(mreq.imr_multiaddr.s_addr));
+    let interface = std::net::Ipv4Addr::from(u32::from_be(mreq.imr_interface.s_addr));
+    let ifindex = if len as usize >= std::mem::size_of::<libc::ip_mreqn>() {
+        (*(val as *const libc::ip_mreqn)).imr_ifindex
+    } else {
+        0
+    };
+    let state = fdtable::get(fd);
+    if join && state == FdState::UdpCandidate && runtime::membership_on_attached(interface, ifindex) {
+        if let Some(local) = runtime::kernel_local(fd).filter(|l| *l.ip() == group) {
+            if runtime::accelerate_udp(fd, local, None).is_ok() {
+                crate::epoll::promote(fd);
+            }
+        }
+    }
+    if let FdState::Udp(slot) = fdtable::get(fd) {
+        if let Some(rt) = runtime::lock().as_mut() {
+            let _ = rt.membership(slot, group, join);
+        }
+    }
 }
 
 #[no_mangle]
