@@ -243,4 +243,15 @@ impl Driver {
     fn stack_timeout(&self) -> Option<Instant> {
         self.stack.poll_timeout()
     }
+
+    /// What `wait` sleeps on (the ring and the rtnetlink monitor), for a caller that must sleep
+    /// without holding the driver.
+    pub fn wait_fds(&self) -> [std::os::fd::RawFd; 2] {
+        [self.port.wait_fd().unwrap_or(-1), self.monitor.fd()]
+    }
+
+    /// When the stack next needs `poll` for its timers.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.stack_timeout()
+    }
 }

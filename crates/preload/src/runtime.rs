@@ -10,7 +10,7 @@ use nic::steering::{attached_interfaces, Flow, Protocol};
 use stack::udp::UdpError;
 use stack::SocketHandle;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,35 @@ pub struct Runtime {
 }
 
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+/// Bumped whenever datagrams reach sockets; sleeping callers wait on it (futex).
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+/// Callers sleeping on GENERATION: wakes are only sent when someone sleeps.
+static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+/// When an application thread last drove the datapath (CLOCK_MONOTONIC ns): the worker only
+/// sleeps on the ring while none does.
+static LAST_APP_POLL: AtomicU64 = AtomicU64::new(0);
+
+fn futex(word: &AtomicU32, op: i32, val: u32, timeout: Option<&libc::timespec>) {
+    // SAFETY: a futex call on a word we own; the timeout, if any, outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec),
+        );
+    }
+}
+
+/// Wakes every sleeping caller: datagrams arrived for somebody.
+fn notify() {
+    GENERATION.fetch_add(1, Ordering::Release);
+    if SLEEPERS.load(Ordering::Acquire) > 0 {
+        futex(&GENERATION, libc::FUTEX_WAKE, i32::MAX as u32, None);
+    }
+}
 static WARNED_NO_INTERFACE: AtomicBool = AtomicBool::new(false);
 
 /// The lock around the runtime (poisoning ignored: a panic aborts the process anyway).
@@ -120,6 +149,10 @@ impl Runtime {
         for fd in driver.internal_fds().into_iter().chain(bpf_objects) {
             fdtable::set(fd, fdtable::FdState::Internal);
         }
+        std::thread::Builder::new()
+            .name("exasock".into())
+            .spawn(worker)
+            .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
         Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536] })
     }
 
@@ -163,6 +196,17 @@ impl Runtime {
         }
     }
 
+    /// Drives the datapath once on behalf of an application thread, waking sleepers when
+    /// datagrams arrived.
+    pub fn poll(&mut self) -> usize {
+        LAST_APP_POLL.store(driver::clock::now().as_nanos(), Ordering::Relaxed);
+        let n = self.driver.poll();
+        if n > 0 {
+            notify();
+        }
+        n
+    }
+
     /// Receives the next datagram for a slot after polling the datapath once.
     pub fn udp_recv(
         &mut self,
@@ -171,14 +215,14 @@ impl Runtime {
         peek: bool,
     ) -> Result<stack::udp::queue::DatagramInfo, UdpError> {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
-        self.driver.poll();
+        self.poll();
         self.driver.stack().udp_recv(s.handle, buf, peek)
     }
 
     /// Whether a slot has a datagram waiting, after polling the datapath once.
     pub fn udp_readable(&mut self, slot: u32) -> bool {
         let Some(s) = self.slot(slot) else { return false };
-        self.driver.poll();
+        self.poll();
         // After SHUT_RD a receive returns at once (0 when empty): readable, as on Linux.
         s.shut_rd || self.driver.stack().udp_readable(s.handle).unwrap_or(false)
     }
@@ -228,12 +272,27 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
     }
+    // The queue holds what the kernel socket would: its effective SO_RCVBUF.
+    if let Some(bytes) = kernel_rcvbuf(fd) {
+        let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
+    }
     let slot = rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false, timestamps: Timestamps::of(fd) });
     fdtable::set(fd, fdtable::FdState::Udp(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
     Ok(())
+}
+
+/// The kernel socket's effective SO_RCVBUF (doubled and capped by the kernel as it does).
+pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int we own.
+    let r = unsafe {
+        crate::real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut v as *mut libc::c_int).cast(), &mut len)
+    };
+    (r == 0 && v > 0).then_some(v as usize)
 }
 
 /// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
@@ -365,7 +424,45 @@ pub fn release_all() {
     }
 }
 
-/// How a blocked call waits: spins, then (with EXASOCK_SPIN_USEC) sleeps in short naps.
+/// The worker: keeps the stack going while no application thread is in a call (drains the
+/// ring into socket queues, runs timers, follows kernel table changes). It sleeps on the ring
+/// and the rtnetlink monitor, only while no application thread polls, and takes no signals.
+fn worker() {
+    // SAFETY: blocking every signal on this thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
+    const IDLE: u64 = 1_000_000; // 1 ms
+    loop {
+        let now = driver::clock::now().as_nanos();
+        let app_active = now.saturating_sub(LAST_APP_POLL.load(Ordering::Relaxed)) < IDLE;
+        let wait = match RUNTIME.try_lock() {
+            Ok(mut guard) if !app_active => guard.as_mut().map(|rt| {
+                if rt.driver.poll() > 0 {
+                    notify();
+                }
+                let deadline = rt.driver.next_deadline().map(|d| d.saturating_since(driver::clock::now()));
+                (rt.driver.wait_fds(), deadline)
+            }),
+            _ => None,
+        };
+        match wait {
+            Some((fds, deadline)) => {
+                let mut pfds = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                let ms = deadline.map_or(100, |d| d.as_millis().clamp(1, 100) as i32);
+                // SAFETY: two valid pollfds; the real poll, not our export.
+                unsafe { crate::real::poll(pfds.as_mut_ptr(), 2, ms) };
+            }
+            // An application thread is driving the datapath: stay out of its way.
+            None => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
+}
+
+/// How a blocked call waits: spins, then (with EXASOCK_SPIN_USEC) sleeps until datagrams
+/// arrive for anybody (a futex the pollers bump), rechecking at least every millisecond.
 pub struct Waiter {
     start: Instant,
     deadline: Option<Instant>,
@@ -385,7 +482,15 @@ impl Waiter {
             return false;
         }
         if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
-            std::thread::sleep(Duration::from_micros(50));
+            let seen = GENERATION.load(Ordering::Acquire);
+            SLEEPERS.fetch_add(1, Ordering::AcqRel);
+            let nap = self
+                .deadline
+                .map_or(Duration::from_millis(1), |d| d.saturating_duration_since(now))
+                .min(Duration::from_millis(1));
+            let ts = libc::timespec { tv_sec: 0, tv_nsec: nap.as_nanos() as _ };
+            futex(&GENERATION, libc::FUTEX_WAIT, seen, Some(&ts));
+            SLEEPERS.fetch_sub(1, Ordering::AcqRel);
         } else {
             std::hint::spin_loop();
         }

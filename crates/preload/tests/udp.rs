@@ -483,3 +483,66 @@ for _ in range(3):
         );
     }
 }
+
+/// With EXASOCK_SPIN_USEC a blocked receive sleeps: a second of waiting costs little CPU (the
+/// worker included), and the datagram still arrives.
+#[test]
+fn a_blocked_receive_sleeps_after_its_spin_budget() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, resource
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7975))
+print('ready', flush=True)
+r0 = resource.getrusage(resource.RUSAGE_SELF)
+data = s.recv(100)
+r1 = resource.getrusage(resource.RUSAGE_SELF)
+cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+print('got', data.decode(), 'cpu', round(cpu, 3), flush=True)
+";
+    let mut rx = spawn_accelerated(&topo, &["EXASOCK_SPIN_USEC=50"], &["python3", "-c", script]);
+    rx.wait_for_line("ready", T).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    peer_socket(&topo, 7975).send(b"late").unwrap();
+    let line = rx.wait_for_line("got", T).unwrap();
+    let cpu: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(line.starts_with("got late"), "{line}");
+    assert!(cpu < 0.3, "waiting 1.5 s cost {cpu} s of CPU: {line}");
+    rx.finish(T).unwrap();
+}
+
+/// The worker moves datagrams from the ring into the socket's queue while the program is busy
+/// elsewhere, so a burst larger than the ring is not lost.
+#[test]
+fn the_worker_drains_the_ring_while_the_program_is_not_in_a_call() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE: past rmem_max, as root may
+s.bind(('0.0.0.0', 7976))
+print('ready', flush=True)
+time.sleep(3)
+s.setblocking(False)
+n = 0
+while True:
+    try: s.recv(100); n += 1
+    except BlockingIOError: break
+print('received', n, flush=True)
+";
+    let mut rx = spawn_accelerated(&topo, &[], &["python3", "-c", script]);
+    rx.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7976);
+    // More datagrams than the 4,096-frame ring holds, while the program sleeps.
+    for i in 0..6000u32 {
+        sock.send(&i.to_be_bytes()).unwrap();
+        if i % 64 == 63 {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    let line = rx.wait_for_line("received", T).unwrap();
+    assert_eq!(line, "received 6000");
+    rx.finish(T).unwrap();
+}

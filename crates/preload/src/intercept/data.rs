@@ -288,7 +288,7 @@ unsafe fn scatter_receive(
             let mut guard = runtime::lock();
             let rt = guard.as_mut().ok_or(libc::EBADF)?;
             let s = rt.slot(slot).ok_or(libc::EBADF)?;
-            rt.driver.poll();
+            rt.poll();
             let limit = total.min(rt.scratch.len());
             let scratch = &mut rt.scratch[..limit];
             match rt.driver.stack().udp_recv(s.handle, scratch, peek) {

@@ -88,12 +88,12 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         }
     }
     if r == 0 && level == libc::SOL_SOCKET && (name == libc::SO_RCVBUF || name == libc::SO_RCVBUFFORCE) {
-        if let (FdState::Udp(slot), Ok(bytes)) = (fdtable::get(fd), read_int(val, len)) {
-            // Linux doubles the value to leave room for bookkeeping, and reports it doubled.
-            let mut guard = runtime::lock();
-            if let Some(s) = guard.as_mut().and_then(|rt| rt.slot(slot).map(|s| (s, rt))) {
-                let (slot, rt) = s;
-                let _ = rt.driver.stack().udp_set_rcvbuf(slot.handle, 2 * bytes.max(0) as usize);
+        // The stack's queue takes the kernel's effective value (doubled, capped by rmem_max).
+        if let (FdState::Udp(slot), Some(bytes)) = (fdtable::get(fd), runtime::kernel_rcvbuf(fd)) {
+            if let Some(rt) = runtime::lock().as_mut() {
+                if let Some(s) = rt.slot(slot) {
+                    let _ = rt.driver.stack().udp_set_rcvbuf(s.handle, bytes);
+                }
             }
         }
     }
@@ -170,7 +170,7 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_vo
             let mut guard = runtime::lock();
             let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
             let Some(s) = rt.slot(slot) else { return errno::fail(libc::EBADF) };
-            rt.driver.poll();
+            rt.poll();
             rt.driver.stack().udp_next_len(s.handle).unwrap_or(0)
         };
         *(arg as *mut c_int) = len.min(c_int::MAX as usize) as c_int;
