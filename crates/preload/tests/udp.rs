@@ -546,3 +546,34 @@ print('received', n, flush=True)
     assert_eq!(line, "received 6000");
     rx.finish(T).unwrap();
 }
+
+/// Sockets the resolver makes (getaddrinfo's DNS query) stay on the kernel, as in the
+/// original, while the same connect made by the program itself is accelerated.
+#[test]
+fn resolver_sockets_are_never_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    // `ip netns exec` bind-mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf.
+    let dir = format!("/etc/netns/{}", topo.accel.netns);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        format!("{dir}/resolv.conf"),
+        format!("nameserver {}\noptions timeout:1 attempts:1\n", topo.peer.ip),
+    )
+    .unwrap();
+    let script = "
+import socket, sys
+try: socket.getaddrinfo('name.invalid', 80)
+except OSError as e: print('resolver failed as expected', flush=True)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], 53))
+print('connected', flush=True)
+";
+    let peer = topo.peer.ip.to_string();
+    let out = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script, &peer]).finish(T).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("resolver failed as expected") && stdout.contains("connected"), "{stdout}{stderr}");
+    // One bypass line: the program's own socket (fd 3 is the resolver's, closed by then).
+    assert_eq!(stderr.matches("enabled bypass").count(), 1, "{stderr}");
+}
