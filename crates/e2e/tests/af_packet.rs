@@ -4,48 +4,23 @@
 //! an AF_PACKET ring with no stack; kernel sockets in the peer namespace talk to it.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
+mod common;
+
+use common::{attached, XorShift};
 use testbed::{Side, Topology};
 
 const T: Duration = Duration::from_secs(30);
 const ECHO: &str = env!("CARGO_BIN_EXE_raw-echo");
 
-/// A topology whose accel interface is attached.
-fn attached() -> Topology {
-    let topo = Topology::create().unwrap();
-    let iface = topo.accel.iface.clone();
-    let report = topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
-    assert!(report.newly_attached);
-    topo
-}
-
 fn start_echo(topo: &Topology, port: u16, extra: &[&str]) -> testbed::NsChild {
-    let port = port.to_string();
-    let mut argv = vec![ECHO, &topo.accel.iface, &port];
-    argv.extend_from_slice(extra);
-    let mut child = topo.spawn(Side::Accel, &argv, T).unwrap();
-    child.wait_for_line("ready", T).unwrap();
-    child
+    common::start(topo, ECHO, port, extra, T)
 }
 
 /// A peer UDP socket connected to the accel side's `port`.
 fn peer_socket(topo: &Topology, port: u16) -> UdpSocket {
-    let (peer, accel) = (topo.peer.ip, topo.accel.ip);
-    let s = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer, 0))).unwrap().unwrap();
-    s.connect(SocketAddrV4::new(accel, port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s
-}
-
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
+    common::peer_socket(topo, topo.peer.ip, port)
 }
 
 fn ping(sock: &UdpSocket, rng: &mut XorShift, max_len: usize) {

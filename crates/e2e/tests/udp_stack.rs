@@ -4,32 +4,20 @@
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
+mod common;
+
+use common::{attached, XorShift};
 use testbed::{Side, Topology};
 
 const T: Duration = Duration::from_secs(60);
 const ECHO: &str = env!("CARGO_BIN_EXE_udp-echo");
 
-fn attached() -> Topology {
-    let topo = Topology::create().unwrap();
-    let iface = topo.accel.iface.clone();
-    topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
-    topo
-}
-
 fn start_echo(topo: &Topology, port: u16, extra: &[&str]) -> testbed::NsChild {
-    let port = port.to_string();
-    let mut argv = vec![ECHO, &topo.accel.iface, &port];
-    argv.extend_from_slice(extra);
-    let mut child = topo.spawn(Side::Accel, &argv, T).unwrap();
-    child.wait_for_line("ready", T).unwrap();
-    child
+    common::start(topo, ECHO, port, extra, T)
 }
 
 fn peer_socket(topo: &Topology, bind: Ipv4Addr, port: u16) -> UdpSocket {
-    let accel = topo.accel.ip;
-    let s = topo.in_ns(Side::Peer, move || UdpSocket::bind((bind, 0))).unwrap().unwrap();
-    s.connect(SocketAddrV4::new(accel, port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let s = common::peer_socket(topo, bind, port);
     let size: libc::c_int = 8 << 20;
     // SAFETY: setsockopt with an int option on our socket.
     unsafe {
@@ -42,16 +30,6 @@ fn peer_socket(topo: &Topology, bind: Ipv4Addr, port: u16) -> UdpSocket {
         );
     }
     s
-}
-
-struct XorShift(u64);
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 fn ping(sock: &UdpSocket, len: usize, rng: &mut XorShift) {

@@ -67,16 +67,24 @@ unsafe fn udp_receive(
             }
         }
         spins = spins.wrapping_add(1);
-        // Decided once per call, on the first miss: no syscall per spin.
-        if waiter.is_none() {
-            if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
-                return Err(libc::EAGAIN);
-            }
-            waiter = Some(Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
-        }
-        if !waiter.as_ref().is_some_and(Waiter::wait) {
+        wait_for_data(fd, flags, &mut waiter)?;
+    }
+}
+
+/// After a receive found nothing: EAGAIN for a non-blocking call (decided once per call, on
+/// the first miss, so spinning makes no syscall), else one spin or sleep, and EAGAIN once
+/// SO_RCVTIMEO has passed.
+fn wait_for_data(fd: c_int, flags: c_int, waiter: &mut Option<Waiter>) -> Result<(), c_int> {
+    if waiter.is_none() {
+        if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
             return Err(libc::EAGAIN);
         }
+        *waiter = Some(Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
+    }
+    if waiter.as_ref().is_some_and(Waiter::wait) {
+        Ok(())
+    } else {
+        Err(libc::EAGAIN)
     }
 }
 
@@ -322,15 +330,7 @@ unsafe fn scatter_receive(
         if errno::get() != libc::EAGAIN {
             return Err(errno::get());
         }
-        if waiter.is_none() {
-            if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
-                return Err(libc::EAGAIN);
-            }
-            waiter = Some(Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
-        }
-        if !waiter.as_ref().is_some_and(Waiter::wait) {
-            return Err(libc::EAGAIN);
-        }
+        wait_for_data(fd, flags, &mut waiter)?;
     }
 }
 
