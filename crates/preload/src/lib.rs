@@ -21,3 +21,4 @@ mod intercept;
 mod log;
 pub mod real;
 mod runtime;
+mod signals;

@@ -463,24 +463,40 @@ fn worker() {
 }
 
 /// How a blocked call waits: spins, then (with EXASOCK_SPIN_USEC) sleeps until datagrams
-/// arrive for anybody (a futex the pollers bump), rechecking at least every millisecond.
+/// arrive for anybody (a futex the pollers bump), rechecking at least every millisecond; a
+/// signal handled on this thread ends the wait as the kernel would (signals.rs).
 pub struct Waiter {
     start: Instant,
     deadline: Option<Instant>,
+    always_eintr: bool,
+}
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The deadline passed.
+    TimedOut,
+    /// A signal handler ran and the call must return EINTR.
+    Interrupted,
 }
 
 impl Waiter {
-    /// A wait that ends after `timeout` (None: never).
-    pub fn new(timeout: Option<Duration>) -> Waiter {
+    /// A wait that ends after `timeout` (None: never). `always_eintr`: any handled signal ends
+    /// it (calls with a timeout and the multiplexers), else only handlers without SA_RESTART.
+    pub fn new(timeout: Option<Duration>, always_eintr: bool) -> Waiter {
+        crate::signals::begin_call();
         let start = Instant::now();
-        Waiter { start, deadline: timeout.map(|t| start + t) }
+        Waiter { start, deadline: timeout.map(|t| start + t), always_eintr }
     }
 
-    /// False once the deadline has passed; otherwise spins or naps once.
-    pub fn wait(&self) -> bool {
+    /// Spins or sleeps once; says why the wait is over when it is.
+    pub fn wait(&self) -> Result<(), WaitEnd> {
+        if crate::signals::interrupted(self.always_eintr) {
+            return Err(WaitEnd::Interrupted);
+        }
         let now = Instant::now();
         if self.deadline.is_some_and(|d| now >= d) {
-            return false;
+            return Err(WaitEnd::TimedOut);
         }
         if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
             let seen = GENERATION.load(Ordering::Acquire);
@@ -495,7 +511,7 @@ impl Waiter {
         } else {
             std::hint::spin_loop();
         }
-        true
+        Ok(())
     }
 }
 

@@ -577,3 +577,47 @@ print('connected', flush=True)
     // One bypass line: the program's own socket (fd 3 is the resolver's, closed by then).
     assert_eq!(stderr.matches("enabled bypass").count(), 1, "{stderr}");
 }
+
+/// Signals reach a program blocked in an accelerated call as they would on the kernel: Ctrl-C
+/// (Python's SIGINT handler, no SA_RESTART) interrupts recv with EINTR, so KeyboardInterrupt is
+/// raised; a handler that returns lets the call go on (PEP 475 retries) and the datagram that
+/// comes later is received.
+#[test]
+fn signals_interrupt_or_restart_blocked_calls_as_on_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, signal, select, os
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7985))
+hits = []
+signal.signal(signal.SIGUSR1, lambda *a: hits.append(1))
+print('ready', flush=True)
+try:
+    s.recv(100)
+    print('not interrupted', flush=True)
+except KeyboardInterrupt:
+    print('keyboard interrupt', flush=True)
+data = s.recv(100)
+print('after usr1', len(hits), data.decode(), flush=True)
+";
+    let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    child.wait_for_line("ready", T).unwrap();
+    let pid = testbed::ip(&["netns", "pids", &topo.accel.netns])
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "python3"))
+        .expect("python pid");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling the test's own child.
+    unsafe { libc::kill(pid, libc::SIGINT) };
+    assert_eq!(child.wait_for_line("keyboard", T).unwrap(), "keyboard interrupt");
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(300));
+    peer_socket(&topo, 7985).send(b"later").unwrap();
+    assert_eq!(child.wait_for_line("after", T).unwrap(), "after usr1 1 later");
+    child.finish(T).unwrap();
+}

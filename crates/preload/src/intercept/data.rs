@@ -1,7 +1,7 @@
 //! recv, recvfrom, recvmsg, read and their _chk forms; send, sendto, sendmsg, write.
 
 use crate::fdtable::{self, FdState};
-use crate::runtime::{self, Waiter};
+use crate::runtime::{self, WaitEnd, Waiter};
 use crate::{errno, real};
 use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 use stack::udp::UdpError;
@@ -79,12 +79,13 @@ fn wait_for_data(fd: c_int, flags: c_int, waiter: &mut Option<Waiter>) -> Result
         if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
             return Err(libc::EAGAIN);
         }
-        *waiter = Some(Waiter::new(runtime::socket_timeout(fd, libc::SO_RCVTIMEO)));
+        let timeout = runtime::socket_timeout(fd, libc::SO_RCVTIMEO);
+        *waiter = Some(Waiter::new(timeout, timeout.is_some()));
     }
-    if waiter.as_ref().is_some_and(Waiter::wait) {
-        Ok(())
-    } else {
-        Err(libc::EAGAIN)
+    match waiter.as_ref().map_or(Ok(()), Waiter::wait) {
+        Ok(()) => Ok(()),
+        Err(WaitEnd::TimedOut) => Err(libc::EAGAIN),
+        Err(WaitEnd::Interrupted) => Err(libc::EINTR),
     }
 }
 
@@ -365,9 +366,14 @@ unsafe fn udp_transmit(
                 return real::sendto(fd, data.as_ptr().cast(), data.len(), flags, addr, alen)
             }
             Err(UdpError::WouldBlock) if flags & libc::MSG_DONTWAIT == 0 && !runtime::nonblocking(fd) => {
-                let w = waiter.get_or_insert_with(|| Waiter::new(runtime::socket_timeout(fd, libc::SO_SNDTIMEO)));
-                if !w.wait() {
-                    return errno::fail(libc::EAGAIN);
+                let w = waiter.get_or_insert_with(|| {
+                    let timeout = runtime::socket_timeout(fd, libc::SO_SNDTIMEO);
+                    Waiter::new(timeout, timeout.is_some())
+                });
+                match w.wait() {
+                    Ok(()) => {}
+                    Err(WaitEnd::TimedOut) => return errno::fail(libc::EAGAIN),
+                    Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
                 }
             }
             Err(e) => return runtime::fail_udp(e),

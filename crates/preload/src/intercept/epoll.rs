@@ -2,7 +2,7 @@
 
 use crate::epoll::{self, Member};
 use crate::fdtable::{self, FdState};
-use crate::runtime::{self, Waiter};
+use crate::runtime::{self, WaitEnd, Waiter};
 use crate::{errno, real};
 use libc::{c_int, epoll_event, sigset_t};
 use std::time::Duration;
@@ -118,7 +118,7 @@ unsafe fn wait(
         return errno::fail(libc::EINVAL);
     }
     let out = std::slice::from_raw_parts_mut(events, max as usize);
-    let waiter = Waiter::new((timeout >= 0).then(|| Duration::from_millis(timeout as u64)));
+    let waiter = Waiter::new((timeout >= 0).then(|| Duration::from_millis(timeout as u64)), true);
     let mut spins = 0u32;
     loop {
         let mut n = 0usize;
@@ -131,8 +131,13 @@ unsafe fn wait(
         }
         spins = spins.wrapping_add(1);
         n = accelerated_events(epfd, out, n);
-        if n > 0 || timeout == 0 || !waiter.wait() {
+        if n > 0 || timeout == 0 {
             return n as c_int;
+        }
+        match waiter.wait() {
+            Ok(()) => {}
+            Err(WaitEnd::TimedOut) => return 0,
+            Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
         }
     }
 }

@@ -8,3 +8,4 @@ mod lifecycle;
 mod multiplex;
 mod options;
 mod resolver;
+mod signals;

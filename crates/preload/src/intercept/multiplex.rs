@@ -1,8 +1,9 @@
 //! poll, select and pselect over sets that may hold accelerated sockets (epoll: epoll.rs).
 
+use crate::errno;
 use crate::fdtable;
 use crate::real;
-use crate::runtime::{self, Waiter};
+use crate::runtime::{self, WaitEnd, Waiter};
 use libc::{c_int, nfds_t, pollfd};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ unsafe fn poll_loop(
     kernel: &dyn Fn(*mut pollfd, nfds_t) -> c_int,
 ) -> c_int {
     let (fds, nfds) = (set.as_mut_ptr(), set.len() as nfds_t);
-    let waiter = Waiter::new(timeout);
+    let waiter = Waiter::new(timeout, true);
     let mut spins = 0u32;
     loop {
         // Kernel descriptors (and the kernel sockets behind accelerated ones, which see
@@ -50,8 +51,13 @@ unsafe fn poll_loop(
                 }
             }
         }
-        if ready > 0 || timeout == Some(Duration::ZERO) || !waiter.wait() {
+        if ready > 0 || timeout == Some(Duration::ZERO) {
             return ready;
+        }
+        match waiter.wait() {
+            Ok(()) => {}
+            Err(WaitEnd::TimedOut) => return 0,
+            Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
         }
     }
 }
@@ -139,7 +145,7 @@ unsafe fn select_loop(
 ) -> c_int {
     let nfds = nfds.clamp(0, libc::FD_SETSIZE as c_int);
     let wanted: [Option<libc::fd_set>; 3] = sets.map(|s| (!s.is_null()).then(|| *s));
-    let waiter = Waiter::new(timeout);
+    let waiter = Waiter::new(timeout, true);
     let mut spins = 0u32;
     loop {
         let mut result: [libc::fd_set; 3] = std::mem::zeroed();
@@ -185,13 +191,26 @@ unsafe fn select_loop(
                 }
             }
         }
-        if ready > 0 || timeout == Some(Duration::ZERO) || !waiter.wait() {
-            for (s, r) in sets.iter().zip(result.iter()) {
-                if !s.is_null() {
-                    **s = *r;
-                }
+        let end = if ready > 0 || timeout == Some(Duration::ZERO) {
+            Some(Ok(ready))
+        } else {
+            match waiter.wait() {
+                Ok(()) => None,
+                Err(WaitEnd::TimedOut) => Some(Ok(0)),
+                Err(WaitEnd::Interrupted) => Some(Err(libc::EINTR)),
             }
-            return ready;
+        };
+        match end {
+            None => {}
+            Some(Ok(n)) => {
+                for (s, r) in sets.iter().zip(result.iter()) {
+                    if !s.is_null() {
+                        **s = *r;
+                    }
+                }
+                return n;
+            }
+            Some(Err(e)) => return errno::fail(e),
         }
     }
 }
