@@ -504,18 +504,27 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     }
 }
 
+/// A msghdr over `n` iovecs with no address, for readv/writev (EINVAL for a negative count).
+fn iov_msghdr(iov: *const libc::iovec, n: c_int) -> Result<msghdr, c_int> {
+    if n < 0 {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+    let mut m: msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = iov as *mut libc::iovec;
+    m.msg_iovlen = n as _;
+    Ok(m)
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     if !fdtable::is_accelerated(fd) {
         return real::readv(fd, iov, n);
     }
-    if n < 0 {
-        return errno::fail(libc::EINVAL);
+    match iov_msghdr(iov, n) {
+        Ok(mut m) => recvmsg(fd, &mut m, 0),
+        Err(e) => errno::fail(e),
     }
-    let mut m: msghdr = std::mem::zeroed();
-    m.msg_iov = iov as *mut libc::iovec;
-    m.msg_iovlen = n as _;
-    recvmsg(fd, &mut m, 0)
 }
 
 #[no_mangle]
@@ -523,13 +532,10 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
     if !fdtable::is_accelerated(fd) {
         return real::writev(fd, iov, n);
     }
-    if n < 0 {
-        return errno::fail(libc::EINVAL);
+    match iov_msghdr(iov, n) {
+        Ok(m) => sendmsg(fd, &m, 0),
+        Err(e) => errno::fail(e),
     }
-    let mut m: msghdr = std::mem::zeroed();
-    m.msg_iov = iov as *mut libc::iovec;
-    m.msg_iovlen = n as _;
-    sendmsg(fd, &m, 0)
 }
 
 /// recvmmsg: datagrams one by one through recvmsg, each msg_len set. The first waits as a
