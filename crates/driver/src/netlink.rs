@@ -822,7 +822,7 @@ fn open_socket(extra: libc::c_int) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let fd = nic::fdplace::place(unsafe { OwnedFd::from_raw_fd(raw) })?;
     // Binding to pid 0 lets the kernel choose a unique port id.
     let addr = kernel_addr();
     // SAFETY: `addr` is a valid sockaddr_nl and the length passed is its size.

@@ -22,7 +22,7 @@ impl KernelPath {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: a fresh fd we own.
-        Ok(KernelPath { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(KernelPath { fd: nic::fdplace::place(unsafe { OwnedFd::from_raw_fd(fd) })? })
     }
 
     /// The raw socket's descriptor.

@@ -11,7 +11,7 @@ use crate::bpf::{self, OWNER_GLOBAL, SOCKET_FILTER};
 use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
 use crate::steering::state_dir;
 use aya::programs::SocketFilter;
-use aya::{Ebpf, EbpfLoader};
+use aya::EbpfLoader;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -56,8 +56,6 @@ pub struct AfPacketPort {
     mac: [u8; 6],
     stats: PortStats,
     oversize_warned: bool,
-    /// Keeps the socket filter program loaded for the socket's lifetime.
-    _filter: Ebpf,
 }
 
 // SAFETY: the mapping is owned by this value alone and only touched through &mut self.
@@ -138,9 +136,10 @@ impl AfPacketPort {
             return Err(ctx("cannot open an AF_PACKET socket (needs CAP_NET_RAW)")(io::Error::last_os_error()));
         }
         // SAFETY: a fresh fd we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = crate::fdplace::place(unsafe { OwnedFd::from_raw_fd(raw) })?;
+        let raw = fd.as_raw_fd();
 
-        let filter = load_filter(iface, fd.as_fd())?;
+        load_filter(iface, fd.as_fd())?;
 
         setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2).map_err(ctx("PACKET_VERSION"))?;
         let req = |blocks: usize| libc::tpacket_req {
@@ -186,7 +185,6 @@ impl AfPacketPort {
             mac,
             stats: PortStats::default(),
             oversize_warned: false,
-            _filter: filter,
         };
 
         // SAFETY: a zeroed sockaddr_ll filled in for bind.
@@ -246,8 +244,9 @@ impl AfPacketPort {
 }
 
 /// Loads this process's instance of the socket filter (owner = our pid) against the interface's
-/// pinned flows map and attaches it to the socket.
-fn load_filter(iface: &str, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<Ebpf> {
+/// pinned flows map and attaches it to the socket. The socket then holds the program (and the
+/// program its maps): the loader's descriptors are closed on return.
+fn load_filter(iface: &str, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     let dir = state_dir(iface)?;
     if !dir.join(bpf::FLOWS_MAP).exists() {
         return Err(io::Error::new(
@@ -267,8 +266,12 @@ fn load_filter(iface: &str, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<E
         .try_into()
         .map_err(|e| io::Error::other(format!("socket filter: {e}")))?;
     prog.load().map_err(|e| io::Error::other(format!("the kernel rejected the socket filter: {e}")))?;
-    prog.attach(socket).map_err(|e| io::Error::other(format!("cannot attach the socket filter: {e}")))?;
-    Ok(ebpf)
+    let link = prog.attach(socket).map_err(|e| io::Error::other(format!("cannot attach the socket filter: {e}")))?;
+    // Taken out of the loader, the link is not detached when the loader goes (dropping the link
+    // itself detaches nothing): the attachment lives as long as the socket.
+    let _link = prog.take_link(link).map_err(|e| io::Error::other(format!("socket filter link: {e}")))?;
+    drop(ebpf);
+    Ok(())
 }
 
 impl Drop for AfPacketPort {

@@ -15,6 +15,7 @@ pub mod af_packet;
 mod bpf;
 pub mod control;
 mod ethtool;
+pub mod fdplace;
 pub mod memory;
 mod port;
 mod rng;

@@ -202,12 +202,15 @@ fn errno(e: &MapError) -> Option<i32> {
     }
 }
 
-/// One interface's flows map, opened from its pin.
+/// One interface's flows map. The pin is opened for each operation (claims are rare), so no
+/// descriptor is held between them.
 pub struct Steering {
-    flows: HashMap<MapData, RawFlowKey, RawFlowValue>,
+    path: PathBuf,
     pid: u32,
     swept_on_open: usize,
 }
+
+type FlowsMap = HashMap<MapData, RawFlowKey, RawFlowValue>;
 
 impl fmt::Debug for Steering {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -224,14 +227,18 @@ impl Steering {
         if !path.exists() {
             return Err(SteeringError::NotAttached { iface: iface.to_string() });
         }
-        let data =
-            MapData::from_pin(&path).map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", path.display())))?;
-        let flows = HashMap::try_from(Map::HashMap(data))
-            .map_err(|e| SteeringError::Bpf(format!("{} is not the flows map: {e}", path.display())))?;
-        let mut steering = Steering { flows, pid: std::process::id(), swept_on_open: 0 };
+        let mut steering = Steering { path, pid: std::process::id(), swept_on_open: 0 };
+        steering.map()?;
         // Every process that starts serving flows clears what dead ones left behind.
         steering.swept_on_open = steering.sweep().len();
         Ok(steering)
+    }
+
+    fn map(&self) -> Result<FlowsMap, SteeringError> {
+        let data = MapData::from_pin(&self.path)
+            .map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", self.path.display())))?;
+        HashMap::try_from(Map::HashMap(data))
+            .map_err(|e| SteeringError::Bpf(format!("{} is not the flows map: {e}", self.path.display())))
     }
 
     /// How many dead owners' entries `open` removed.
@@ -244,11 +251,12 @@ impl Steering {
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let key = flow.to_raw();
         let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        let mut flows = self.map()?;
         for _ in 0..2 {
-            match self.flows.insert(key, value, BPF_NOEXIST) {
+            match flows.insert(key, value, BPF_NOEXIST) {
                 Ok(()) => return Ok(()),
                 Err(e) if errno(&e) == Some(libc::EEXIST) => {
-                    let Ok(existing) = self.flows.get(&key, 0) else {
+                    let Ok(existing) = flows.get(&key, 0) else {
                         continue;
                     };
                     if existing.owner_pid == self.pid {
@@ -257,7 +265,7 @@ impl Steering {
                     if pid_alive(existing.owner_pid) {
                         return Err(SteeringError::Claimed { flow, owner_pid: existing.owner_pid });
                     }
-                    let _ = self.flows.remove(&key);
+                    let _ = flows.remove(&key);
                 }
                 Err(e) if errno(&e) == Some(libc::E2BIG) => return Err(SteeringError::Full),
                 Err(e) => return Err(SteeringError::Bpf(format!("cannot claim {flow}: {e}"))),
@@ -271,7 +279,7 @@ impl Steering {
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
-        self.flows.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
+        self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
         })
@@ -280,9 +288,10 @@ impl Steering {
     /// Releases `flow` if this process owns it; another owner's entry is left alone.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
         let key = flow.to_raw();
-        match self.flows.get(&key, 0) {
+        let mut flows = self.map()?;
+        match flows.get(&key, 0) {
             Ok(v) if v.owner_pid == self.pid => {
-                self.flows.remove(&key).map_err(|e| SteeringError::Bpf(format!("cannot release {flow}: {e}")))
+                flows.remove(&key).map_err(|e| SteeringError::Bpf(format!("cannot release {flow}: {e}")))
             }
             _ => Ok(()),
         }
@@ -290,7 +299,8 @@ impl Steering {
 
     /// Every entry of the map.
     pub fn entries(&self) -> Vec<FlowEntry> {
-        self.flows
+        let Ok(flows) = self.map() else { return Vec::new() };
+        flows
             .iter()
             .filter_map(|r| r.ok())
             .filter_map(|(k, v)| {
@@ -313,8 +323,10 @@ impl Steering {
     /// Removes the entries of processes that no longer exist; returns what was removed.
     pub fn sweep(&mut self) -> Vec<FlowEntry> {
         let dead: Vec<FlowEntry> = self.entries().into_iter().filter(|e| !e.owner_alive()).collect();
-        for e in &dead {
-            let _ = self.flows.remove(&e.flow.to_raw());
+        if let Ok(mut flows) = self.map() {
+            for e in &dead {
+                let _ = flows.remove(&e.flow.to_raw());
+            }
         }
         dead
     }

@@ -138,15 +138,12 @@ impl Runtime {
             }
             return Err(NotAccelerated::NoInterface);
         };
-        let before = open_fds();
+        // exasock's descriptors go to the top of the range (below the soft RLIMIT_NOFILE and the
+        // fd table's end), out of the numbers the program expects socket() and open() to give.
+        nic::fdplace::set_base(Some(internal_fd_base()));
         let driver = Driver::open(iface).map_err(|e| NotAccelerated::Failed(format!("{iface}: {e}")))?;
-        // The driver's sockets, and the BPF objects that appeared meanwhile (loaded for the
-        // ring's filter and the flows map), are ours: the program may not close them.
-        let bpf_objects = open_fds().into_iter().filter(|fd| !before.contains(fd)).filter(|fd| {
-            std::fs::read_link(format!("/proc/self/fd/{fd}"))
-                .is_ok_and(|l| l.to_string_lossy().starts_with("anon_inode:bpf"))
-        });
-        for fd in driver.internal_fds().into_iter().chain(bpf_objects) {
+        // ...and the program may not close them or dup2 over them.
+        for fd in driver.internal_fds() {
             fdtable::set(fd, fdtable::FdState::Internal);
         }
         std::thread::Builder::new()
@@ -234,11 +231,13 @@ impl Runtime {
     }
 }
 
-/// The process's open descriptors (read from /proc: only when the runtime starts).
-fn open_fds() -> Vec<i32> {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default()
+/// The lowest number for exasock's own descriptors: 64 below the smaller of the soft
+/// RLIMIT_NOFILE and the fd table's size (and never below 64).
+fn internal_fd_base() -> i32 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into a struct we own.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 1024 };
+    (soft.min(fdtable::MAX_FDS as u64) as i32 - 64).max(64)
 }
 
 /// Moves a bound UDP socket onto the stack: `local` is what the kernel socket is bound to.

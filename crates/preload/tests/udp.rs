@@ -621,3 +621,32 @@ print('after usr1', len(hits), data.decode(), flush=True)
     assert_eq!(child.wait_for_line("after", T).unwrap(), "after usr1 1 later");
     child.finish(T).unwrap();
 }
+
+/// exasock's descriptors sit at the top of the range: the program's next socket after an
+/// accelerated one gets the next number, as without exasock.
+#[test]
+fn exasocks_descriptors_stay_out_of_the_programs_numbers() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import os, socket
+def fds(): return set(int(f) for f in os.listdir('/proc/self/fd'))
+before = fds()
+a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+a.bind(('0.0.0.0', 7995))
+b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+# (listdir's own descriptor is gone once it returns: keep only what is still open)
+others = sorted(f for f in fds() - before - {a.fileno(), b.fileno()} if os.path.exists('/proc/self/fd/%d' % f))
+low = [f for f in others if f < 512]
+print('next', b.fileno() - a.fileno(), 'low', low, 'high', len(others) - len(low), flush=True)
+";
+    let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    let line = child.wait_for_line("next", T).unwrap();
+    let out = child.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(parts[1], "1", "{line}");
+    assert!(line.contains("low []"), "exasock left low descriptors: {line}");
+    let high: usize = parts.last().unwrap().parse().unwrap();
+    assert!(high >= 4, "exasock's descriptors were not moved high: {line}");
+}
