@@ -38,8 +38,8 @@ pub struct Member {
     pub data: u64,
     /// Served by us (true) or by the kernel set (a candidate, false).
     pub accelerated: bool,
-    /// Edge-triggered: readiness already reported since it last went away.
-    pub reported_in: bool,
+    /// Edge-triggered: the socket's arrival count when readability was last reported.
+    pub seen_arrivals: u64,
     /// Edge-triggered: writability reported once.
     pub reported_out: bool,
     /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.

@@ -224,6 +224,12 @@ impl Runtime {
         s.shut_rd || self.driver.stack().udp_readable(s.handle).unwrap_or(false)
     }
 
+    /// Datagrams ever queued to a slot's socket (for edge-triggered epoll).
+    pub fn udp_arrivals(&mut self, slot: u32) -> u64 {
+        let Some(s) = self.slot(slot) else { return 0 };
+        self.driver.stack().udp_arrivals(s.handle).unwrap_or(0)
+    }
+
     /// Sends a datagram from a slot.
     pub fn udp_send(&mut self, slot: u32, data: &[u8], dst: Option<SocketAddrV4>) -> Result<usize, UdpError> {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;

@@ -155,6 +155,13 @@ fn opting_out_no_auto_and_no_interface_leave_sockets_on_the_kernel_working() {
     s.send_to(b"quit", (accel, 7803)).unwrap();
     let err = String::from_utf8_lossy(&echo.finish(T).unwrap().stderr).into_owned();
     assert_eq!(err.matches("exasock warning: no interface is attached").count(), 1, "{err}");
+    // EXASOCK_NOWARN silences it.
+    let mut quiet =
+        plain.spawn(Side::Accel, &["env", &preload, "EXASOCK_NOWARN=1", "python3", "-c", PY_ECHO, "7804"], T).unwrap();
+    quiet.wait_for_line("ready", T).unwrap();
+    s.send_to(b"quit", (accel, 7804)).unwrap();
+    let err = String::from_utf8_lossy(&quiet.finish(T).unwrap().stderr).into_owned();
+    assert!(!err.contains("exasock warning"), "{err}");
 }
 
 #[test]
@@ -649,4 +656,55 @@ print('next', b.fileno() - a.fileno(), 'low', low, 'high', len(others) - len(low
     assert!(line.contains("low []"), "exasock left low descriptors: {line}");
     let high: usize = parts.last().unwrap().parse().unwrap();
     assert!(high >= 4, "exasock's descriptors were not moved high: {line}");
+}
+
+/// Edge-triggered epoll reports new data once, not while it sits unread; level-triggered
+/// keeps reporting; EPOLLONESHOT reports once until re-armed. Same answers as the kernel.
+#[test]
+fn epoll_edge_level_and_oneshot_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let peer_ip = topo.peer.ip;
+    let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 7997))).unwrap().unwrap();
+    echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 100];
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                let _ = echo.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let script = "
+import socket, select, sys, time
+peer = (sys.argv[1], 7997)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7996))
+def settle(): time.sleep(0.2)
+for name, flags in [('level', select.EPOLLIN), ('edge', select.EPOLLIN | select.EPOLLET), ('oneshot', select.EPOLLIN | select.EPOLLONESHOT)]:
+    ep = select.epoll()
+    ep.register(s.fileno(), flags)
+    s.sendto(b'a', peer); settle()
+    first = len(ep.poll(1))
+    again = len(ep.poll(0.2))
+    s.sendto(b'b', peer); settle()
+    after_new = len(ep.poll(1))
+    s.recv(10); s.recv(10)
+    empty = len(ep.poll(0.1))
+    print(name, first, again, after_new, empty, flush=True)
+    ep.close()
+";
+    let ip = topo.peer.ip.to_string();
+    let args = ["python3", "-c", script, &ip];
+    let kernel = topo.run(Side::Accel, &args, T).unwrap();
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let out = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &args).finish(T).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the exasock run used the kernel");
+    assert_eq!(kernel.lines().count(), 3, "{kernel}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), kernel, "\nkernel:\n{kernel}");
 }

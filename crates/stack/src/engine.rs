@@ -264,6 +264,7 @@ impl Stack {
             return;
         }
         self.stats.udp_delivered += 1;
+        s.arrivals += 1;
         if !s.readable_signalled {
             s.readable_signalled = true;
             self.event(Event::Readable(h));
@@ -403,6 +404,12 @@ impl Stack {
     /// Length of the next datagram (FIONREAD), 0 when none.
     pub fn udp_next_len(&self, h: SocketHandle) -> Result<usize, UdpError> {
         Ok(self.socket(h)?.queue.next_len().unwrap_or(0))
+    }
+
+    /// Datagrams ever queued to this socket: an edge-triggered waiter reports readiness again
+    /// when it grows, even while older datagrams are still unread (as Linux's EPOLLET does).
+    pub fn udp_arrivals(&self, h: SocketHandle) -> Result<u64, UdpError> {
+        Ok(self.socket(h)?.arrivals)
     }
 
     /// Datagrams this socket dropped because its queue was full.

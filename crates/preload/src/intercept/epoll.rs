@@ -62,7 +62,7 @@ unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, acc
         events: ev.events,
         data: ev.u64,
         accelerated,
-        reported_in: false,
+        seen_arrivals: 0,
         reported_out: false,
         disarmed: false,
     });
@@ -80,20 +80,21 @@ fn accelerated_events(epfd: c_int, out: &mut [epoll_event], mut n: usize) -> usi
         let FdState::Udp(slot) = fdtable::get(m.fd) else { continue };
         let readable = m.events & EPOLLIN != 0 && rt.udp_readable(slot);
         let edge = m.events & EPOLLET != 0;
+        // Edge-triggered: a new datagram is a new edge, even with older ones unread.
+        let arrivals = if edge && readable { rt.udp_arrivals(slot) } else { 0 };
         let mut ev = 0;
-        if readable && !(edge && m.reported_in) {
+        if readable && !(edge && arrivals == m.seen_arrivals) {
             ev |= EPOLLIN;
         }
         if m.events & EPOLLOUT != 0 && !(edge && m.reported_out) {
             ev |= EPOLLOUT;
         }
-        if !readable {
-            m.reported_in = false;
-        }
         if ev == 0 {
             continue;
         }
-        m.reported_in |= ev & EPOLLIN != 0;
+        if ev & EPOLLIN != 0 {
+            m.seen_arrivals = arrivals;
+        }
         m.reported_out |= ev & EPOLLOUT != 0;
         if m.events & EPOLLONESHOT != 0 {
             m.disarmed = true;

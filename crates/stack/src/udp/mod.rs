@@ -58,6 +58,8 @@ pub struct UdpSocket {
     pub(crate) readable_signalled: bool,
     /// Datagrams dropped because the queue was full.
     pub(crate) drops: u64,
+    /// Datagrams ever queued (edge-triggered readiness compares it).
+    pub(crate) arrivals: u64,
 }
 
 impl UdpSocket {
@@ -71,6 +73,7 @@ impl UdpSocket {
             memberships: Vec::new(),
             readable_signalled: false,
             drops: 0,
+            arrivals: 0,
         }
     }
 }
