@@ -733,3 +733,46 @@ for name, flags in [('level', select.EPOLLIN), ('edge', select.EPOLLIN | select.
     assert_eq!(kernel.lines().count(), 3, "{kernel}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), kernel, "\nkernel:\n{kernel}");
 }
+
+/// SO_BINDTODEVICE to the attached interface keeps an accelerated socket accelerated; to another
+/// device it hands the socket back to the kernel (its flow is released), which then serves it
+/// as bound to that device.
+#[test]
+fn bind_to_device_follows_the_interface() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[2], 7998))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
+print('ready', flush=True)
+data, peer = s.recvfrom(100)
+s.sendto(data, peer)
+t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t.bind(('0.0.0.0', 7999))
+t.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b'lo')
+print('moved', flush=True)
+time.sleep(1)
+";
+    let accel_ip = topo.accel.ip.to_string();
+    let iface = topo.accel.iface.clone();
+    let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script, &iface, &accel_ip]);
+    child.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7998);
+    sock.send(b"dev").unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(sock.recv(&mut buf).unwrap(), 3);
+    child.wait_for_line("moved", T).unwrap();
+    let it = iface.clone();
+    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+    let flows = &status.iter().find(|s| s.iface == it).unwrap().flows;
+    assert!(flows.iter().all(|f| f.flow.local_port != 7999), "a socket bound to lo kept its flow: {flows:?}");
+    let out = child.finish(T).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).matches("enabled bypass").count(),
+        2,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

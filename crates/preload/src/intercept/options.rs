@@ -63,6 +63,9 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         };
     }
     let r = real::setsockopt(fd, level, name, val, len);
+    if r == 0 && level == libc::SOL_SOCKET && name == libc::SO_BINDTODEVICE {
+        bind_to_device(fd, val, len);
+    }
     if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {
         membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
     }
@@ -98,6 +101,36 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         }
     }
     r
+}
+
+/// SO_BINDTODEVICE: to the attached interface, a bound candidate is accelerated (as the
+/// original); to any other device, the socket is left to the kernel for good, released from
+/// the stack if it was accelerated (the kernel socket, bound to that device, serves it).
+unsafe fn bind_to_device(fd: c_int, val: *const c_void, len: socklen_t) {
+    if !crate::init::ready() || val.is_null() || len == 0 {
+        return;
+    }
+    let bytes = std::slice::from_raw_parts(val as *const u8, len as usize);
+    let name = bytes.split(|b| *b == 0).next().unwrap_or(&[]);
+    if name.is_empty() {
+        return;
+    }
+    let attached = nic::steering::attached_interfaces().iter().any(|i| i.as_bytes() == name);
+    match (fdtable::get(fd), attached) {
+        (FdState::UdpCandidate, true) => {
+            if let Some(local) = runtime::kernel_local(fd).filter(|l| l.port() != 0 && !l.ip().is_multicast()) {
+                if runtime::accelerate_udp(fd, local, None).is_ok() {
+                    crate::epoll::promote(fd);
+                }
+            }
+        }
+        (FdState::Udp(slot), false) => {
+            runtime::release(slot);
+            fdtable::set(fd, FdState::Disabled);
+        }
+        (FdState::UdpCandidate | FdState::UdpInactive, false) => fdtable::set(fd, FdState::Disabled),
+        _ => {}
+    }
 }
 
 /// Mirrors a membership the kernel socket accepted into the stack. A socket bound to the group
