@@ -7,10 +7,11 @@
 //! stack for the attached interface, created with the first accelerated socket. This layer maps
 //! POSIX semantics onto the stack and owns no protocol logic.
 //!
-//! State of this first cut: UDP sockets are accelerated on bind or connect (socket, bind,
-//! connect, close, dup2/dup3, recv*/read/readv/recvmmsg, send*/write/writev/sendmmsg, poll, select,
-//! epoll, ioctl FIONREAD, SOL_EXASOCK options, the extension API). Send auto-bind, multicast,
-//! timestamps, fork and signals are not handled yet: see the open issues.
+//! Now: UDP sockets are accelerated on bind, connect, send auto-bind, group joins and
+//! SO_BINDTODEVICE on the attached interface; every socket call, the multiplexers (poll, ppoll,
+//! select, pselect, epoll), ioctl FIONREAD, SOL_EXASOCK, timestamps, the signal functions and
+//! the resolver guard are interposed; TCP passes through to the kernel until the TCP engine is
+//! wired in. Not yet: fork/exec handling, dup of accelerated fds sharing one socket.
 
 pub mod config;
 mod epoll;
