@@ -56,6 +56,7 @@ real_fns! {
     fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
     fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int;
     fn close(fd: c_int) -> c_int;
+    fn dup(old: c_int) -> c_int;
     fn dup2(old: c_int, new: c_int) -> c_int;
     fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
     fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t;

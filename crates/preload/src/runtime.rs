@@ -27,6 +27,8 @@ pub struct Slot {
     pub shut_wr: bool,
     /// Which receive timestamps recvmsg reports.
     pub timestamps: Timestamps,
+    /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD); released at the last close.
+    pub refs: u32,
 }
 
 /// The receive timestamp options set on a socket (SO_TIMESTAMP, SO_TIMESTAMPNS,
@@ -281,7 +283,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if let Some(bytes) = kernel_rcvbuf(fd) {
         let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
     }
-    let slot = rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false, timestamps: Timestamps::of(fd) });
+    let slot =
+        rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false, timestamps: Timestamps::of(fd), refs: 1 });
     fdtable::set(fd, fdtable::FdState::Udp(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
@@ -410,9 +413,22 @@ pub fn connect_udp(slot: u32, remote: Option<SocketAddrV4>) -> Result<(), UdpErr
 pub fn release(slot: u32) {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
+    let Some(Some(s)) = rt.slots.get_mut(slot as usize) else { return };
+    s.refs = s.refs.saturating_sub(1);
+    if s.refs > 0 {
+        // Another descriptor still names the socket.
+        return;
+    }
     if let Some(s) = rt.slots.get_mut(slot as usize).and_then(Option::take) {
         let _ = rt.driver.release(s.flow);
         let _ = rt.driver.stack().udp_close(s.handle);
+    }
+}
+
+/// One more descriptor names the slot's socket (a dup of it was made).
+pub fn share(slot: u32) {
+    if let Some(Some(s)) = lock().as_mut().and_then(|rt| rt.slots.get_mut(slot as usize)) {
+        s.refs += 1;
     }
 }
 

@@ -776,3 +776,52 @@ time.sleep(1)
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A duplicate of an accelerated socket (os.dup uses F_DUPFD_CLOEXEC, then dup2) is the same
+/// socket: it receives through the stack after the original is closed, and the flow goes only
+/// with the last descriptor. close_range over everything leaves exasock working.
+#[test]
+fn duplicates_share_the_accelerated_socket_and_close_range_spares_exasock() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import os, socket, ctypes, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7993))
+d = os.dup(s.fileno())
+s.close()
+os.dup2(d, 50)
+print('ready', flush=True)
+print('dup got', os.read(d, 100).decode(), flush=True)
+os.close(d)
+print('dup2 got', os.read(50, 100).decode(), flush=True)
+os.close(50)
+print('closed', flush=True)
+sys.stdin.readline()
+libc = ctypes.CDLL(None, use_errno=True)
+print('close_range', libc.close_range(3, 0xffffffff, 0), flush=True)
+t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+t.bind(('0.0.0.0', 7994))
+print('again', flush=True)
+print('new got', t.recv(100).decode(), flush=True)
+";
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    child.wait_for_line("ready", T).unwrap();
+    let sock = peer_socket(&topo, 7993);
+    sock.send(b"one").unwrap();
+    assert_eq!(child.wait_for_line("dup got", T).unwrap(), "dup got one");
+    sock.send(b"two").unwrap();
+    assert_eq!(child.wait_for_line("dup2 got", T).unwrap(), "dup2 got two");
+    child.wait_for_line("closed", T).unwrap();
+    let it = topo.accel.iface.clone();
+    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+    assert!(status.iter().find(|s| s.iface == it).unwrap().flows.is_empty(), "the flow outlived the last descriptor");
+    std::io::Write::write_all(child.stdin().unwrap(), b"go\n").unwrap();
+    assert_eq!(child.wait_for_line("close_range", T).unwrap(), "close_range 0");
+    child.wait_for_line("again", T).unwrap();
+    peer_socket(&topo, 7994).send(b"three").unwrap();
+    assert_eq!(child.wait_for_line("new got", T).unwrap(), "new got three");
+    child.finish(T).unwrap();
+    assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the kernel delivered datagrams");
+}

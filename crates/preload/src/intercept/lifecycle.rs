@@ -87,24 +87,115 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     real::close(fd)
 }
 
-#[no_mangle]
-pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+/// A duplicate `new` of `old` now exists: it names the same accelerated socket.
+fn duplicated(old: c_int, new: c_int) {
+    if let FdState::Udp(slot) = fdtable::get(old) {
+        runtime::share(slot);
+        fdtable::set(new, FdState::Udp(slot));
+    } else {
+        fdtable::set(new, fdtable::get(old));
+    }
+}
+
+/// dup2/dup3 onto `new`: refused for exasock's own descriptors; whatever `new` named is let go.
+fn before_dup_onto(old: c_int, new: c_int) -> Result<(), c_int> {
     if fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal {
-        return errno::fail(libc::EBADF);
+        return Err(libc::EBADF);
     }
     if old != new && fdtable::get(new) != FdState::Kernel {
         forget(new);
     }
-    real::dup2(old, new)
+    Ok(())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup(old: c_int) -> c_int {
+    if fdtable::get(old) == FdState::Internal {
+        return errno::fail(libc::EBADF);
+    }
+    let new = real::dup(old);
+    if new >= 0 && fdtable::get(old) != FdState::Kernel {
+        duplicated(old, new);
+    }
+    new
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if let Err(e) = before_dup_onto(old, new) {
+        return errno::fail(e);
+    }
+    let r = real::dup2(old, new);
+    if r >= 0 && old != new && fdtable::get(old) != FdState::Kernel {
+        duplicated(old, new);
+    }
+    r
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal {
-        return errno::fail(libc::EBADF);
+    if let Err(e) = before_dup_onto(old, new) {
+        return errno::fail(e);
     }
-    if old != new && fdtable::get(new) != FdState::Kernel {
-        forget(new);
+    let r = real::dup3(old, new, flags);
+    if r >= 0 && fdtable::get(old) != FdState::Kernel {
+        duplicated(old, new);
     }
-    real::dup3(old, new, flags)
+    r
+}
+
+/// fcntl is variadic in C; its third argument is an int or a pointer, passed the same way as a
+/// fixed unsigned long on x86-64 and aarch64. Only F_DUPFD and F_DUPFD_CLOEXEC need us.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    if (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) && fdtable::get(fd) != FdState::Kernel {
+        if fdtable::get(fd) == FdState::Internal {
+            return errno::fail(libc::EBADF);
+        }
+        let new = real::fcntl(fd, cmd, arg);
+        if new >= 0 {
+            duplicated(fd, new);
+        }
+        return new;
+    }
+    real::fcntl(fd, cmd, arg)
+}
+
+/// fcntl64: the same function under the name large-file builds call.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    fcntl(fd, cmd, arg)
+}
+
+/// close_range: our own descriptors in the range stay open (the range is closed around them);
+/// accelerated ones are let go first.
+#[no_mangle]
+pub unsafe extern "C" fn close_range(first: libc::c_uint, last: libc::c_uint, flags: c_int) -> c_int {
+    let top = last.min(fdtable::MAX_FDS as libc::c_uint - 1);
+    let mut start = first;
+    let mut fd = first;
+    while fd <= top {
+        match fdtable::get(fd as c_int) {
+            FdState::Internal => {
+                if fd > start {
+                    let r = libc::syscall(libc::SYS_close_range, start, fd - 1, flags) as c_int;
+                    if r != 0 {
+                        return r;
+                    }
+                }
+                start = fd + 1;
+            }
+            FdState::Kernel => {}
+            _ if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 => {
+                forget(fd as c_int);
+                crate::epoll::forget(fd as c_int);
+            }
+            _ => {}
+        }
+        fd += 1;
+    }
+    if start <= last {
+        return libc::syscall(libc::SYS_close_range, start, last, flags) as c_int;
+    }
+    0
 }
