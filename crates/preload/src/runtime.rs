@@ -206,18 +206,6 @@ impl Runtime {
         n
     }
 
-    /// Receives the next datagram for a slot after polling the datapath once.
-    pub fn udp_recv(
-        &mut self,
-        slot: u32,
-        buf: &mut [u8],
-        peek: bool,
-    ) -> Result<stack::udp::queue::DatagramInfo, UdpError> {
-        let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
-        self.poll();
-        self.driver.stack().udp_recv(s.handle, buf, peek)
-    }
-
     /// Whether a slot has a datagram waiting, after polling the datapath once.
     pub fn udp_readable(&mut self, slot: u32) -> bool {
         let Some(s) = self.slot(slot) else { return false };

@@ -4,6 +4,7 @@ use crate::fdtable::{self, FdState};
 use crate::runtime::{self, WaitEnd, Waiter};
 use crate::{errno, real};
 use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use stack::udp::queue::DatagramInfo;
 use stack::udp::UdpError;
 use std::net::SocketAddrV4;
 
@@ -30,34 +31,36 @@ enum Got {
 }
 
 /// Waits for a datagram for an accelerated socket, from the stack or (for traffic that reached
-/// the kernel socket) the kernel; honours MSG_DONTWAIT, O_NONBLOCK and SO_RCVTIMEO.
-unsafe fn udp_receive(
+/// the kernel socket, checked once per KERNEL_CHECK_EVERY spins) the kernel; honours
+/// MSG_DONTWAIT, O_NONBLOCK, SO_RCVTIMEO, signals and SHUT_RD. `from_stack` receives from the
+/// polled stack, `from_kernel` tries the kernel socket without blocking.
+unsafe fn receive_loop(
     fd: c_int,
     slot: u32,
-    buf: &mut [u8],
     flags: c_int,
-    addr: *mut sockaddr,
-    alen: *mut socklen_t,
+    from_stack: &mut dyn FnMut(&mut runtime::Runtime, runtime::Slot) -> Result<DatagramInfo, UdpError>,
+    from_kernel: &mut dyn FnMut() -> ssize_t,
 ) -> Result<Got, c_int> {
-    let peek = flags & libc::MSG_PEEK != 0;
     let mut waiter: Option<Waiter> = None;
     let mut spins = 0u32;
     loop {
         {
             let mut guard = runtime::lock();
             let rt = guard.as_mut().ok_or(libc::EBADF)?;
-            match rt.udp_recv(slot, buf, peek) {
+            let s = rt.slot(slot).ok_or(libc::EBADF)?;
+            rt.poll();
+            match from_stack(rt, s) {
                 Ok(info) => {
                     return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src, at: info.timestamp })
                 }
                 // Shut down for reading and empty: end of data.
-                Err(UdpError::WouldBlock) if rt.slot(slot).is_some_and(|s| s.shut_rd) => return Ok(Got::Kernel(0)),
+                Err(UdpError::WouldBlock) if s.shut_rd => return Ok(Got::Kernel(0)),
                 Err(UdpError::WouldBlock) => {}
                 Err(e) => return Err(errno::udp(e)),
             }
         }
         if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
-            let n = real::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), flags | libc::MSG_DONTWAIT, addr, alen);
+            let n = from_kernel();
             if n >= 0 {
                 return Ok(Got::Kernel(n));
             }
@@ -69,6 +72,27 @@ unsafe fn udp_receive(
         spins = spins.wrapping_add(1);
         wait_for_data(fd, flags, &mut waiter)?;
     }
+}
+
+/// A datagram into one buffer.
+unsafe fn udp_receive(
+    fd: c_int,
+    slot: u32,
+    buf: &mut [u8],
+    flags: c_int,
+    addr: *mut sockaddr,
+    alen: *mut socklen_t,
+) -> Result<Got, c_int> {
+    let peek = flags & libc::MSG_PEEK != 0;
+    // Both closures write into the caller's buffer, one at a time: share it as a raw pointer.
+    let (ptr, len) = (buf.as_mut_ptr(), buf.len());
+    receive_loop(
+        fd,
+        slot,
+        flags,
+        &mut |rt, s| rt.driver.stack().udp_recv(s.handle, std::slice::from_raw_parts_mut(ptr, len), peek),
+        &mut || real::recvfrom(fd, ptr.cast(), len, flags | libc::MSG_DONTWAIT, addr, alen),
+    )
 }
 
 /// After a receive found nothing: EAGAIN for a non-blocking call (decided once per call, on
@@ -291,48 +315,36 @@ unsafe fn scatter_receive(
     namelen: *mut socklen_t,
 ) -> Result<Got, c_int> {
     let peek = flags & libc::MSG_PEEK != 0;
-    let mut waiter: Option<Waiter> = None;
-    loop {
-        {
-            let mut guard = runtime::lock();
-            let rt = guard.as_mut().ok_or(libc::EBADF)?;
-            let s = rt.slot(slot).ok_or(libc::EBADF)?;
-            rt.poll();
+    receive_loop(
+        fd,
+        slot,
+        flags,
+        &mut |rt, s| {
             let limit = total.min(rt.scratch.len());
-            let scratch = &mut rt.scratch[..limit];
-            match rt.driver.stack().udp_recv(s.handle, scratch, peek) {
-                Ok(info) => {
-                    let mut at = 0;
-                    for v in iovs {
-                        let n = v.iov_len.min(info.copied - at);
-                        if n > 0 {
-                            std::ptr::copy_nonoverlapping(rt.scratch[at..].as_ptr(), v.iov_base.cast::<u8>(), n);
-                        }
-                        at += n;
-                    }
-                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src, at: info.timestamp });
+            let info = rt.driver.stack().udp_recv(s.handle, &mut rt.scratch[..limit], peek)?;
+            let mut at = 0;
+            for v in iovs {
+                let n = v.iov_len.min(info.copied - at);
+                if n > 0 {
+                    std::ptr::copy_nonoverlapping(rt.scratch[at..].as_ptr(), v.iov_base.cast::<u8>(), n);
                 }
-                Err(UdpError::WouldBlock) => {}
-                Err(e) => return Err(errno::udp(e)),
+                at += n;
             }
-        }
-        let mut kmsg: msghdr = std::mem::zeroed();
-        kmsg.msg_iov = iovs.as_ptr() as *mut libc::iovec;
-        kmsg.msg_iovlen = iovs.len() as _;
-        kmsg.msg_name = name.cast();
-        kmsg.msg_namelen = if namelen.is_null() { 0 } else { *namelen };
-        let n = real::recvmsg(fd, &mut kmsg, flags | libc::MSG_DONTWAIT);
-        if n >= 0 {
-            if !namelen.is_null() {
+            Ok(info)
+        },
+        &mut || {
+            let mut kmsg: msghdr = std::mem::zeroed();
+            kmsg.msg_iov = iovs.as_ptr() as *mut libc::iovec;
+            kmsg.msg_iovlen = iovs.len() as _;
+            kmsg.msg_name = name.cast();
+            kmsg.msg_namelen = if namelen.is_null() { 0 } else { *namelen };
+            let n = real::recvmsg(fd, &mut kmsg, flags | libc::MSG_DONTWAIT);
+            if n >= 0 && !namelen.is_null() {
                 *namelen = kmsg.msg_namelen;
             }
-            return Ok(Got::Kernel(n));
-        }
-        if errno::get() != libc::EAGAIN {
-            return Err(errno::get());
-        }
-        wait_for_data(fd, flags, &mut waiter)?;
-    }
+            n
+        },
+    )
 }
 
 /// Sends a datagram from an accelerated socket; destinations the stack cannot route (loopback,
