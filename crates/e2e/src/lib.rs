@@ -2,3 +2,4 @@
 //! to prove the steering and to measure the raw-frame floor the stack is held to.
 
 pub mod raw;
+pub mod stop;

@@ -32,6 +32,40 @@ fn spawn_accelerated(topo: &Topology, env: &[&str], argv: &[&str]) -> NsChild {
     topo.spawn(Side::Accel, &full, T).unwrap()
 }
 
+/// A kernel UDP echo server in the peer namespace, stopped when dropped.
+struct PeerEcho {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PeerEcho {
+    fn start(topo: &Topology, port: u16) -> PeerEcho {
+        let peer_ip = topo.peer.ip;
+        let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, port))).unwrap().unwrap();
+        echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 70_000];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok((n, from)) = echo.recv_from(&mut buf) {
+                    let _ = echo.send_to(&buf[..n], from);
+                }
+            }
+        });
+        PeerEcho { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for PeerEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn peer_socket(topo: &Topology, port: u16) -> UdpSocket {
     let (peer, accel) = (topo.peer.ip, topo.accel.ip);
     let s = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer, 0))).unwrap().unwrap();
@@ -351,19 +385,7 @@ fn socket_calls_give_the_same_results_and_errnos_as_on_the_kernel() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     // A kernel echo server in the peer namespace.
-    let peer_ip = topo.peer.ip;
-    let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 7951))).unwrap().unwrap();
-    echo.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let server = std::thread::spawn(move || {
-        let mut buf = [0u8; 70_000];
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                let _ = echo.send_to(&buf[..n], from);
-            }
-        }
-    });
+    let _echo = PeerEcho::start(&topo, 7951);
     let ip = topo.peer.ip.to_string();
     let args = ["python3", "-c", PY_CALLS, &ip, "7951", "10.99.0.255"];
     let kernel = topo.run(Side::Accel, &args, T).unwrap();
@@ -374,8 +396,6 @@ fn socket_calls_give_the_same_results_and_errnos_as_on_the_kernel() {
         let rest = accelerated.finish(T).unwrap();
         (o.unwrap(), rest)
     };
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    server.join().unwrap();
     let exasock = out.0 + &String::from_utf8_lossy(&out.1.stdout);
     assert!(String::from_utf8_lossy(&out.1.stderr).contains("enabled bypass"), "not accelerated");
     assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the exasock run used the kernel");
@@ -689,19 +709,8 @@ print('next', b.fileno() - a.fileno(), 'low', low, 'high', len(others) - len(low
 fn epoll_edge_level_and_oneshot_match_the_kernel() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
-    let peer_ip = topo.peer.ip;
-    let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 7997))).unwrap().unwrap();
-    echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let server = std::thread::spawn(move || {
-        let mut buf = [0u8; 100];
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                let _ = echo.send_to(&buf[..n], from);
-            }
-        }
-    });
+    // A kernel echo server in the peer namespace.
+    let _echo = PeerEcho::start(&topo, 7997);
     let script = "
 import socket, select, sys, time
 peer = (sys.argv[1], 7997)
@@ -726,8 +735,6 @@ for name, flags in [('level', select.EPOLLIN), ('edge', select.EPOLLIN | select.
     let kernel = topo.run(Side::Accel, &args, T).unwrap();
     let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
     let out = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &args).finish(T).unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    server.join().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
     assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the exasock run used the kernel");
     assert_eq!(kernel.lines().count(), 3, "{kernel}");

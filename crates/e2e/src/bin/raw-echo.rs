@@ -9,13 +9,6 @@ use nic::steering::{Datapath, Flow, Protocol, Steering};
 use nic::Port;
 use std::io::Write;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
 
 fn main() {
     if let Err(e) = run() {
@@ -31,10 +24,7 @@ fn run() -> Result<(), String> {
     let udp_port: u16 = args.get(1).and_then(|p| p.parse().ok()).ok_or(usage)?;
     let count: Option<u64> = args.iter().position(|a| a == "--count").and_then(|i| args.get(i + 1)?.parse().ok());
     let spin = args.iter().any(|a| a == "--spin");
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: installing an async-signal-safe handler that only stores an atomic.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
+    e2e::stop::install();
 
     // The kernel socket reserves the port and tells the tc program we are alive.
     let _reservation =
@@ -48,7 +38,7 @@ fn run() -> Result<(), String> {
 
     let (mut echoed, mut foreign, mut fragments) = (0u64, 0u64, 0u64);
     let mut scratch = Vec::with_capacity(64 * 2048);
-    while !STOP.load(Ordering::Relaxed) && count.is_none_or(|c| echoed < c) {
+    while !e2e::stop::requested() && count.is_none_or(|c| echoed < c) {
         let results = echo_burst(&mut port, 64, udp_port, &mut scratch);
         let got: u64 = results.iter().sum();
         echoed += results[Echo::Answered as usize];

@@ -8,14 +8,7 @@ use driver::Driver;
 use nic::steering::{Flow, Protocol};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
 
 fn main() {
     if let Err(e) = run() {
@@ -32,10 +25,7 @@ fn run() -> Result<(), String> {
     let opt = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let hello: Option<SocketAddrV4> = opt("--hello").map(|a| a.parse().map_err(|_| usage)).transpose()?;
     let count: Option<u64> = opt("--count").map(|c| c.parse().map_err(|_| usage)).transpose()?;
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: installing an async-signal-safe handler that only stores an atomic.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
-    }
+    e2e::stop::install();
 
     // The kernel socket reserves the port (and tells the steering program we live).
     let _reservation = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).map_err(|e| format!("bind {port}: {e}"))?;
@@ -55,7 +45,7 @@ fn run() -> Result<(), String> {
 
     let mut buf = vec![0u8; 65_536];
     let mut echoed = 0u64;
-    while !STOP.load(Ordering::Relaxed) && count.is_none_or(|c| echoed < c) {
+    while !e2e::stop::requested() && count.is_none_or(|c| echoed < c) {
         if driver.poll() == 0 {
             driver.wait(Duration::from_millis(50));
             continue;
