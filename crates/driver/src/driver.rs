@@ -48,12 +48,7 @@ fn to_stack_route(r: &KernelRoute) -> Route {
 }
 
 fn ifindex(iface: &str) -> io::Result<u32> {
-    let name = std::ffi::CString::new(iface).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a valid C string.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}"))),
-        i => Ok(i),
-    }
+    nic::if_index(iface).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}")))
 }
 
 impl Driver {

@@ -12,7 +12,6 @@ use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
 use crate::steering::state_dir;
 use aya::programs::SocketFilter;
 use aya::EbpfLoader;
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -85,12 +84,8 @@ fn ctx(what: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
 
 /// The interface's index, MTU and MAC address.
 fn interface_info(iface: &str) -> io::Result<(i32, usize, [u8; 6])> {
-    let name = CString::new(iface).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"))?;
-    // SAFETY: valid C string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}")));
-    }
+    let index = crate::if_index(iface)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}")))?;
     // SAFETY: ioctls on a socket we own with a zeroed ifreq carrying the name.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);

@@ -103,12 +103,7 @@ fn check_root() -> Result<(), ControlError> {
 }
 
 fn ifindex(iface: &str) -> Result<u32, ControlError> {
-    let name = CString::new(iface).map_err(|_| ControlError::NoSuchInterface(iface.to_string()))?;
-    // SAFETY: a valid NUL-terminated string.
-    match unsafe { libc::if_nametoindex(name.as_ptr()) } {
-        0 => Err(ControlError::NoSuchInterface(iface.to_string())),
-        i => Ok(i),
-    }
+    crate::if_index(iface).ok_or_else(|| ControlError::NoSuchInterface(iface.to_string()))
 }
 
 fn bpffs_mounted() -> bool {

@@ -16,9 +16,11 @@ mod bpf;
 pub mod control;
 mod ethtool;
 pub mod fdplace;
+mod ifindex;
 pub mod memory;
 mod port;
 mod rng;
 pub mod steering;
 
+pub use ifindex::if_index;
 pub use port::{Port, PortStats, RxChecksum, RxFrame, TxError};

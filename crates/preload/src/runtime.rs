@@ -353,11 +353,7 @@ pub fn auto_bind(fd: i32, dst: SocketAddrV4) -> bool {
 fn routed_via(ifaces: &[String], dst: SocketAddrV4) -> bool {
     let Ok(mut nl) = driver::netlink::Netlink::open() else { return false };
     let Ok(route) = nl.route_to(*dst.ip()) else { return false };
-    ifaces.iter().any(|name| {
-        let Ok(c) = std::ffi::CString::new(name.as_str()) else { return false };
-        // SAFETY: a valid C string.
-        unsafe { libc::if_nametoindex(c.as_ptr()) == route.oif }
-    })
+    ifaces.iter().any(|name| nic::if_index(name) == Some(route.oif))
 }
 
 /// The interface an IP_ADD_MEMBERSHIP names, when it is the attached one: by index (ip_mreqn)
@@ -365,25 +361,14 @@ fn routed_via(ifaces: &[String], dst: SocketAddrV4) -> bool {
 pub fn membership_on_attached(interface: Ipv4Addr, ifindex: i32) -> bool {
     let ifaces = attached_interfaces();
     if ifindex > 0 {
-        return ifaces.iter().any(|name| {
-            std::ffi::CString::new(name.as_str())
-                // SAFETY: a valid C string.
-                .is_ok_and(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } as i32 == ifindex)
-        });
+        return ifaces.iter().any(|name| nic::if_index(name).is_some_and(|i| i as i32 == ifindex));
     }
     if interface.is_unspecified() || ifaces.is_empty() {
         return false;
     }
     let Ok(mut nl) = driver::netlink::Netlink::open() else { return false };
     let Ok(addrs) = nl.addresses(None) else { return false };
-    addrs.iter().any(|a| {
-        a.addr == interface
-            && ifaces.iter().any(|name| {
-                std::ffi::CString::new(name.as_str())
-                    // SAFETY: a valid C string.
-                    .is_ok_and(|c| unsafe { libc::if_nametoindex(c.as_ptr()) } == a.ifindex)
-            })
-    })
+    addrs.iter().any(|a| a.addr == interface && ifaces.iter().any(|name| nic::if_index(name) == Some(a.ifindex)))
 }
 
 /// Connects an accelerated socket's stack side (the kernel socket is connected already).
