@@ -4,6 +4,8 @@
 //! Nothing here exists until the first socket is accelerated: a program that accelerates
 //! nothing opens no ring and starts no thread.
 
+use crate::fdtable::FdState;
+use crate::lock::{Guard, Lock};
 use crate::{config, errno, fdtable, log};
 use driver::Driver;
 use nic::steering::{attached_interfaces, Flow, Protocol};
@@ -11,7 +13,6 @@ use stack::udp::UdpError;
 use stack::SocketHandle;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// One accelerated socket.
@@ -27,7 +28,8 @@ pub struct Slot {
     pub shut_wr: bool,
     /// Which receive timestamps recvmsg reports.
     pub timestamps: Timestamps,
-    /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD); released at the last close.
+    /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD) and calls waiting on it; the
+    /// socket is released when the last goes.
     pub refs: u32,
 }
 
@@ -81,9 +83,13 @@ pub struct Runtime {
     slots: Vec<Option<Slot>>,
     /// Gathers a datagram for recvmsg with several iovecs.
     pub scratch: Vec<u8>,
+    /// The process that opened the driver: a copy of it in a child made without the fork
+    /// handlers (raw clone) must not release the parent's flows.
+    pid: u32,
 }
 
-static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+/// The runtime of this process, once a socket was accelerated.
+pub static RUNTIME: Lock<Option<Runtime>> = Lock::new(None);
 
 /// Bumped whenever datagrams reach sockets; sleeping callers wait on it (futex).
 static GENERATION: AtomicU32 = AtomicU32::new(0);
@@ -115,9 +121,9 @@ fn notify() {
 }
 static WARNED_NO_INTERFACE: AtomicBool = AtomicBool::new(false);
 
-/// The lock around the runtime (poisoning ignored: a panic aborts the process anyway).
-pub fn lock() -> MutexGuard<'static, Option<Runtime>> {
-    RUNTIME.lock().unwrap_or_else(|e| e.into_inner())
+/// The lock around the runtime.
+pub fn lock() -> Guard<'static, Option<Runtime>> {
+    RUNTIME.lock()
 }
 
 /// Why a socket stays on the kernel.
@@ -152,7 +158,8 @@ impl Runtime {
             .name("exasock".into())
             .spawn(worker)
             .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
-        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536] })
+        crate::fork::install();
+        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id() })
     }
 
     /// The socket behind a slot.
@@ -398,6 +405,26 @@ pub fn release(slot: u32) {
     }
 }
 
+/// A call waiting on a socket keeps it alive, as the kernel's file reference does: released
+/// (and the socket with it, if its descriptors are all closed) when the call returns.
+pub struct Hold(u32);
+
+impl Hold {
+    /// Holds the slot's socket; None if it is gone.
+    pub fn new(slot: u32) -> Option<Hold> {
+        let mut guard = lock();
+        let s = guard.as_mut()?.slots.get_mut(slot as usize)?.as_mut()?;
+        s.refs += 1;
+        Some(Hold(slot))
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
 /// One more descriptor names the slot's socket (a dup of it was made).
 pub fn share(slot: u32) {
     if let Some(Some(s)) = lock().as_mut().and_then(|rt| rt.slots.get_mut(slot as usize)) {
@@ -407,15 +434,67 @@ pub fn share(slot: u32) {
 
 /// Releases every flow of the process (at exit), so the kernel answers for them at once.
 pub fn release_all() {
-    let mut guard = match RUNTIME.try_lock() {
-        Ok(g) => g,
-        Err(_) => return,
-    };
-    if let Some(rt) = guard.as_mut() {
+    let Some(mut guard) = RUNTIME.try_lock() else { return };
+    if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
         for s in rt.slots.iter_mut().filter_map(Option::take) {
             let _ = rt.driver.release(s.flow);
         }
     }
+}
+
+/// Before exec: every flow goes back to the kernel, whose sockets the new program inherits (or
+/// loses with CLOEXEC). Datagrams still queued on inherited sockets cannot follow; they are
+/// counted in a warning. Returns whether anything was released.
+pub fn release_for_exec() -> bool {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) else { return false };
+    for fd in 0..fdtable::MAX_FDS as i32 {
+        let FdState::Udp(slot) = fdtable::get(fd) else { continue };
+        let Some(s) = rt.slot(slot) else { continue };
+        // SAFETY: F_GETFD takes no argument.
+        let cloexec = unsafe { crate::real::fcntl(fd, libc::F_GETFD, 0) } & libc::FD_CLOEXEC != 0;
+        if !cloexec && rt.driver.stack().udp_readable(s.handle).unwrap_or(false) {
+            log::warning!("exec: datagrams queued on fd {fd} are lost (they were received before exec)");
+        }
+    }
+    let flows: Vec<Flow> = rt.slots.iter().flatten().map(|s| s.flow).collect();
+    for flow in flows {
+        let _ = rt.driver.release(flow);
+    }
+    true
+}
+
+/// After an exec that failed: the flows are claimed back.
+pub fn reclaim_after_exec() {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    let flows: Vec<Flow> = rt.slots.iter().flatten().map(|s| s.flow).collect();
+    for flow in flows {
+        if let Err(e) = rt.driver.claim(flow) {
+            log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
+        }
+    }
+}
+
+/// In a forked child (fork.rs), with the runtime lock held by the fork handlers and no other
+/// thread alive: the accelerated descriptors become the kernel sockets behind them, exasock's
+/// own descriptors are closed, and the parent's runtime is forgotten without touching its rings
+/// or flows (no destructor runs: they would act on state the parent still uses).
+pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
+    SLEEPERS.store(0, Ordering::Relaxed);
+    let Some(rt) = runtime.take() else { return };
+    for fd in 0..fdtable::MAX_FDS as i32 {
+        match fdtable::get(fd) {
+            FdState::Udp(_) => fdtable::set(fd, FdState::Kernel),
+            FdState::Internal => {
+                fdtable::set(fd, FdState::Kernel);
+                // SAFETY: the child's copy of one of our descriptors; the parent's stays open.
+                unsafe { crate::real::close(fd) };
+            }
+            _ => {}
+        }
+    }
+    std::mem::forget(rt);
 }
 
 /// The worker: keeps the stack going while no application thread is in a call (drains the
@@ -433,7 +512,7 @@ fn worker() {
         let now = driver::clock::now().as_nanos();
         let app_active = now.saturating_sub(LAST_APP_POLL.load(Ordering::Relaxed)) < IDLE;
         let wait = match RUNTIME.try_lock() {
-            Ok(mut guard) if !app_active => guard.as_mut().map(|rt| {
+            Some(mut guard) if !app_active => guard.as_mut().map(|rt| {
                 if rt.driver.poll() > 0 {
                     notify();
                 }

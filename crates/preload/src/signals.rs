@@ -3,8 +3,13 @@
 //! notes on its thread that a signal was handled, and whether the handler asked for restart
 //! (SA_RESTART), then runs the program's handler. A waiting call on that thread then returns
 //! EINTR, or carries on, exactly as the kernel would decide.
+//!
+//! A signal that arrives while its thread holds one of the preload's locks (lock.rs) has its
+//! handler deferred until the thread lets go of the last one (microseconds): a handler that
+//! calls into an accelerated socket would otherwise wait forever on a lock its own thread holds.
+//! A deferred handler gets its siginfo but no ucontext (null), and runs with its signal blocked.
 
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 /// Signals 1..=64.
@@ -20,6 +25,11 @@ thread_local! {
     static SEEN: Cell<bool> = const { Cell::new(false) };
     /// ...and it was one without SA_RESTART.
     static INTERRUPT: Cell<bool> = const { Cell::new(false) };
+    /// Signals whose handlers wait for this thread to release its locks (bit n: signal n + 1).
+    static PENDING: Cell<u64> = const { Cell::new(0) };
+    /// The siginfo of each deferred signal.
+    // SAFETY (of the zeroed value): siginfo_t is plain data, valid when zeroed.
+    static INFOS: UnsafeCell<[libc::siginfo_t; NSIG]> = const { UnsafeCell::new(unsafe { std::mem::zeroed() }) };
 }
 
 /// Called when a blocking call starts: signals before it do not interrupt it.
@@ -38,7 +48,7 @@ pub fn interrupted(always: bool) -> bool {
 /// The handler the kernel runs for wrapped signals.
 pub extern "C" fn trampoline(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let i = sig as usize;
-    if i >= NSIG {
+    if i == 0 || i >= NSIG {
         return;
     }
     SEEN.with(|s| s.set(true));
@@ -46,6 +56,24 @@ pub extern "C" fn trampoline(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
     if flags & libc::SA_RESTART == 0 {
         INTERRUPT.with(|s| s.set(true));
     }
+    if HANDLERS[i].load(Ordering::Acquire) == 0 {
+        return;
+    }
+    if crate::lock::holding() {
+        if !info.is_null() {
+            // SAFETY: the kernel's siginfo is valid for the handler's duration; the slot is ours.
+            INFOS.with(|slots| unsafe { (*slots.get())[i] = *info });
+        }
+        PENDING.with(|p| p.set(p.get() | 1 << (i - 1)));
+        return;
+    }
+    call(sig, info, ctx);
+}
+
+/// Runs the program's handler for `sig`.
+fn call(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    let i = sig as usize;
+    let flags = FLAGS[i].load(Ordering::Acquire);
     let h = HANDLERS[i].load(Ordering::Acquire);
     if h == 0 {
         return;
@@ -59,5 +87,35 @@ pub extern "C" fn trampoline(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
             let f: extern "C" fn(libc::c_int) = std::mem::transmute(h);
             f(sig);
         }
+    }
+}
+
+/// Runs the handlers deferred while this thread held a lock (called as it releases its last).
+pub fn run_deferred() {
+    if PENDING.with(Cell::get) == 0 {
+        return;
+    }
+    // SAFETY: signal masks and siginfo copies of this thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        loop {
+            let pending = PENDING.with(|p| p.replace(0));
+            if pending == 0 {
+                break;
+            }
+            for sig in (1..NSIG).filter(|s| pending & 1 << (s - 1) != 0) {
+                let mut info = INFOS.with(|slots| (*slots.get())[sig]);
+                // As the kernel runs a handler: its own signal blocked, the others as before.
+                let mut during = old;
+                libc::sigaddset(&mut during, sig as libc::c_int);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &during, std::ptr::null_mut());
+                call(sig as libc::c_int, &mut info, std::ptr::null_mut());
+                libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+            }
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
 }

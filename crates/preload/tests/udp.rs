@@ -1,70 +1,14 @@
 //! Unmodified programs under libexasock_preload.so in the namespace topology: their UDP sockets
 //! move onto the stack, everything else stays on the kernel, and they cannot tell.
 
+use common::{attached, library, spawn_accelerated, PeerEcho};
 use std::net::{SocketAddrV4, UdpSocket};
-use std::path::PathBuf;
 use std::time::Duration;
-use testbed::{NsChild, Side, Topology};
+use testbed::{Side, Topology};
+
+mod common;
 
 const T: Duration = Duration::from_secs(30);
-
-/// The library, built beside this test binary (the crate is cdylib + rlib).
-fn library() -> String {
-    let dir: PathBuf = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let lib = dir.join("libexasock_preload.so");
-    assert!(lib.exists(), "{} was not built", lib.display());
-    lib.to_string_lossy().into_owned()
-}
-
-fn attached() -> Topology {
-    let topo = Topology::create().unwrap();
-    let iface = topo.accel.iface.clone();
-    topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
-    topo
-}
-
-/// Runs `argv` under the library in the accel namespace with extra environment.
-fn spawn_accelerated(topo: &Topology, env: &[&str], argv: &[&str]) -> NsChild {
-    let preload = format!("LD_PRELOAD={}", library());
-    let mut full = vec!["env", &preload];
-    full.extend_from_slice(env);
-    full.extend_from_slice(argv);
-    topo.spawn(Side::Accel, &full, T).unwrap()
-}
-
-/// A kernel UDP echo server in the peer namespace, stopped when dropped.
-struct PeerEcho {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl PeerEcho {
-    fn start(topo: &Topology, port: u16) -> PeerEcho {
-        let peer_ip = topo.peer.ip;
-        let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, port))).unwrap().unwrap();
-        echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut buf = [0u8; 70_000];
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                    let _ = echo.send_to(&buf[..n], from);
-                }
-            }
-        });
-        PeerEcho { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for PeerEcho {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 fn peer_socket(topo: &Topology, port: u16) -> UdpSocket {
     let (peer, accel) = (topo.peer.ip, topo.accel.ip);

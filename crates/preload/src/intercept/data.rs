@@ -41,7 +41,16 @@ unsafe fn receive_loop(
     from_stack: &mut dyn FnMut(&mut runtime::Runtime, runtime::Slot) -> Result<DatagramInfo, UdpError>,
     from_kernel: &mut dyn FnMut() -> ssize_t,
 ) -> Result<Got, c_int> {
+    if flags & (libc::MSG_ERRQUEUE | libc::MSG_OOB) != 0 {
+        // The error queue and out-of-band data are the kernel socket's (for UDP: EAGAIN when
+        // no error is queued, EOPNOTSUPP for MSG_OOB).
+        let n = from_kernel();
+        return if n >= 0 { Ok(Got::Kernel(n)) } else { Err(errno::get()) };
+    }
     let mut waiter: Option<Waiter> = None;
+    // Once waiting, the call holds the socket: a close() by another thread does not end the
+    // wait (as on Linux, where the call holds the file), the timeout or data does.
+    let mut hold: Option<runtime::Hold> = None;
     let mut spins = 0u32;
     loop {
         {
@@ -59,7 +68,8 @@ unsafe fn receive_loop(
                 Err(e) => return Err(errno::udp(e)),
             }
         }
-        if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
+        // (After a close by another thread the number is no longer this socket's.)
+        if spins.is_multiple_of(KERNEL_CHECK_EVERY) && fdtable::get(fd) == FdState::Udp(slot) {
             let n = from_kernel();
             if n >= 0 {
                 return Ok(Got::Kernel(n));
@@ -71,6 +81,9 @@ unsafe fn receive_loop(
         }
         spins = spins.wrapping_add(1);
         wait_for_data(fd, flags, &mut waiter)?;
+        if hold.is_none() {
+            hold = Some(runtime::Hold::new(slot).ok_or(libc::EBADF)?);
+        }
     }
 }
 
@@ -122,8 +135,10 @@ unsafe fn accelerated_recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> ssize_t {
-    let buf: &mut [u8] =
-        if len == 0 || buf.is_null() { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
+    if buf.is_null() && len > 0 {
+        return errno::fail(libc::EFAULT);
+    }
+    let buf: &mut [u8] = if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
     match udp_receive(fd, slot, buf, flags, addr, alen) {
         Ok(Got::Stack { len, copied, src, .. }) => {
             runtime::write_sockaddr(src, addr, alen);
@@ -361,6 +376,9 @@ unsafe fn udp_transmit(
     if flags & MSG_EXA_WARM != 0 {
         return data.len() as ssize_t;
     }
+    if flags & libc::MSG_OOB != 0 {
+        return errno::fail(libc::EOPNOTSUPP);
+    }
     let mut waiter: Option<Waiter> = None;
     loop {
         let r = {
@@ -368,7 +386,7 @@ unsafe fn udp_transmit(
             let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
             if rt.slot(slot).is_some_and(|s| s.shut_wr) {
                 drop(guard);
-                return broken_pipe(flags);
+                return broken_pipe();
             }
             rt.udp_send(slot, data, dst)
         };
@@ -393,11 +411,9 @@ unsafe fn udp_transmit(
     }
 }
 
-/// EPIPE after SHUT_WR, with SIGPIPE unless MSG_NOSIGNAL, as the kernel does.
-unsafe fn broken_pipe(flags: c_int) -> ssize_t {
-    if flags & libc::MSG_NOSIGNAL == 0 {
-        libc::raise(libc::SIGPIPE);
-    }
+/// EPIPE after SHUT_WR. No SIGPIPE: Linux raises it for stream sockets only (MSG_NOSIGNAL
+/// changes nothing for UDP).
+fn broken_pipe() -> ssize_t {
     errno::fail(libc::EPIPE)
 }
 
@@ -421,7 +437,10 @@ unsafe fn accelerated_sendto(
             None => return errno::fail(libc::EINVAL),
         }
     };
-    let data: &[u8] = if len == 0 || buf.is_null() { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
+    if buf.is_null() && len > 0 {
+        return errno::fail(libc::EFAULT);
+    }
+    let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
     udp_transmit(fd, slot, data, flags, dst, addr, alen)
 }
 

@@ -1,53 +1,107 @@
-//! epoll_ctl, epoll_wait, epoll_pwait over sets that may hold accelerated sockets.
+//! epoll_create*, epoll_ctl, epoll_wait, epoll_pwait and epoll_pwait2 over sets that may hold
+//! accelerated sockets, and sets nested in sets (the registry: ../epoll.rs).
 
-use crate::epoll::{self, Member};
+use crate::epoll::{self, Member, Served};
 use crate::fdtable::{self, FdState};
-use crate::runtime::{self, WaitEnd, Waiter};
+use crate::runtime::{self, Runtime, WaitEnd, Waiter};
 use crate::{errno, real};
 use libc::{c_int, epoll_event, sigset_t};
 use std::time::Duration;
 
-/// The kernel's part of a mixed set is polled once per this many spins.
+/// The kernel set (and the kernel sockets behind our members) is looked at once per this many
+/// spins.
 const KERNEL_CHECK_EVERY: u32 = 64;
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
 const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
+const EPOLLERR: u32 = libc::EPOLLERR as u32;
+const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLET: u32 = libc::EPOLLET as u32;
 const EPOLLONESHOT: u32 = libc::EPOLLONESHOT as u32;
+const EPOLLEXCLUSIVE: u32 = libc::EPOLLEXCLUSIVE as u32;
+/// The readiness bits (poll's and epoll's values are the same for these).
+const READINESS: u32 = (libc::EPOLLIN
+    | libc::EPOLLPRI
+    | libc::EPOLLOUT
+    | libc::EPOLLRDNORM
+    | libc::EPOLLWRNORM
+    | libc::EPOLLRDHUP
+    | libc::EPOLLERR
+    | libc::EPOLLHUP) as u32;
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
+    let fd = real::epoll_create(size);
+    epoll::mark_epoll(fd);
+    fd
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
+    let fd = real::epoll_create1(flags);
+    epoll::mark_epoll(fd);
+    fd
+}
 
 #[no_mangle]
 pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int {
     let state = fdtable::get(fd);
-    let accelerated = matches!(state, FdState::Udp(_));
-    if !accelerated {
+    let served = if matches!(state, FdState::Udp(_)) {
+        Served::User
+    } else if epoll::is_epoll(fd) {
+        Served::Nested
+    } else if epoll::tracked(fd)
+        && epoll::members().iter().any(|m| m.epfd == epfd && m.fd == fd && m.served == Served::User)
+    {
+        // Served by us before a fork handed it back to the kernel (fork.rs).
+        Served::User
+    } else {
         let r = real::epoll_ctl(epfd, op, fd, event);
-        // Candidates may turn accelerated later: remember where they are registered.
         if r == 0 && matches!(state, FdState::UdpCandidate | FdState::UdpInactive) {
-            record(epfd, op, fd, event, false);
+            record(epfd, op, fd, event, Served::Kernel);
         }
         return r;
-    }
-    // An accelerated socket stays out of the kernel's set; check epfd is an epoll set.
+    };
     if real::fcntl(epfd, libc::F_GETFD, 0) < 0 {
         return errno::fail(libc::EBADF);
     }
     if op != libc::EPOLL_CTL_DEL && event.is_null() {
         return errno::fail(libc::EFAULT);
     }
-    let exists = epoll::members().iter().any(|m| m.epfd == epfd && m.fd == fd);
-    match (op, exists) {
-        (libc::EPOLL_CTL_ADD, true) => errno::fail(libc::EEXIST),
-        (libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, false) => errno::fail(libc::ENOENT),
-        (libc::EPOLL_CTL_ADD | libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, _) => {
-            record(epfd, op, fd, event, true);
-            0
+    let existing = epoll::members().iter().find(|m| m.epfd == epfd && m.fd == fd).map(|m| m.events);
+    match (op, existing) {
+        (libc::EPOLL_CTL_ADD, Some(_)) => return errno::fail(libc::EEXIST),
+        (libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, None) => return errno::fail(libc::ENOENT),
+        (libc::EPOLL_CTL_MOD, Some(old)) if (old | (*event).events) & EPOLLEXCLUSIVE != 0 => {
+            return errno::fail(libc::EINVAL)
         }
-        _ => errno::fail(libc::EINVAL),
+        (libc::EPOLL_CTL_ADD, None) => {
+            // The kernel judges the request (EINVAL for flags it refuses, ELOOP, EPERM...);
+            // an accelerated socket then leaves its set again, a nested set stays in it (its
+            // kernel members are the kernel's to report).
+            let r = real::epoll_ctl(epfd, op, fd, event);
+            if r != 0 {
+                return r;
+            }
+            if served == Served::User {
+                real::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut());
+            }
+        }
+        (libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, Some(_)) if served == Served::Nested => {
+            let r = real::epoll_ctl(epfd, op, fd, event);
+            if r != 0 {
+                return r;
+            }
+        }
+        (libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, Some(_)) => {}
+        _ => return errno::fail(libc::EINVAL),
     }
+    record(epfd, op, fd, event, served);
+    0
 }
 
-/// Adds, changes or removes a member in the registry.
-unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, accelerated: bool) {
+/// Applies a successful epoll_ctl to the registry (MOD re-arms, as the kernel does).
+unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, served: Served) {
     epoll::track(epfd);
     epoll::track(fd);
     let mut list = epoll::members();
@@ -56,48 +110,126 @@ unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, acc
         return;
     }
     let ev = *event;
-    list.push(Member {
-        epfd,
-        fd,
-        events: ev.events,
-        data: ev.u64,
-        accelerated,
-        seen_arrivals: 0,
-        reported_out: false,
-        disarmed: false,
-    });
+    list.push(Member::new(epfd, fd, ev.events, ev.u64, served));
 }
 
-/// Appends the accelerated members' events to `out[n..]`; returns the new count.
-fn accelerated_events(epfd: c_int, out: &mut [epoll_event], mut n: usize) -> usize {
+/// What a member we serve is ready for now, before its interest mask: readiness from the stack
+/// for an accelerated socket, plus what poll() last said of the fd itself. Also returns the
+/// socket's arrival count (edge-triggered input).
+fn level(m: &Member, rt: Option<&mut Runtime>) -> (u32, u64) {
+    let mut level = m.kernel_events;
+    let mut arrivals = 0;
+    if let (FdState::Udp(slot), Some(rt)) = (fdtable::get(m.fd), rt) {
+        // A UDP socket can always be written.
+        level |= EPOLLOUT;
+        if m.events & EPOLLIN != 0 && rt.udp_readable(slot) {
+            level |= EPOLLIN;
+            if m.events & EPOLLET != 0 {
+                arrivals = rt.udp_arrivals(slot);
+            }
+        }
+    }
+    (level & (m.events | EPOLLERR | EPOLLHUP), arrivals)
+}
+
+/// The events to report for a level: all of it, or (edge-triggered) what is new.
+fn fired(m: &Member, level: u32, arrivals: u64) -> u32 {
+    if m.events & EPOLLET == 0 {
+        return level;
+    }
+    let mut ev = level & !m.last_level;
+    if level & EPOLLIN != 0 && arrivals != m.seen_arrivals {
+        ev |= EPOLLIN;
+    }
+    ev
+}
+
+/// Whether an epoll set has something to report from the members we serve (nested sets; the
+/// kernel reports its kernel members itself). Looks without consuming anything.
+fn has_ready(list: &[Member], mut rt: Option<&mut Runtime>, epfd: c_int, depth: u32) -> bool {
+    for m in list.iter().filter(|m| m.epfd == epfd && !m.disarmed) {
+        let ready = match m.served {
+            Served::Kernel => false,
+            Served::User => {
+                let (l, a) = level(m, rt.as_deref_mut());
+                fired(m, l, a) != 0
+            }
+            Served::Nested => depth < 4 && has_ready(list, rt.as_deref_mut(), m.fd, depth + 1),
+        };
+        if ready {
+            return true;
+        }
+    }
+    false
+}
+
+/// Refreshes what poll() says of the fds of the members we serve directly.
+fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
+    const CHUNK: usize = 16;
+    let mut at = 0;
+    while at < list.len() {
+        let mut set = [libc::pollfd { fd: -1, events: 0, revents: 0 }; CHUNK];
+        let mut index = [0usize; CHUNK];
+        let mut n = 0;
+        while at < list.len() && n < CHUNK {
+            let m = &list[at];
+            if m.epfd == epfd && m.served == Served::User {
+                set[n] = libc::pollfd { fd: m.fd, events: (m.events & READINESS) as i16, revents: 0 };
+                index[n] = at;
+                n += 1;
+            }
+            at += 1;
+        }
+        // SAFETY: n valid pollfds on our stack; the real poll, not our export.
+        if n > 0 && unsafe { real::poll(set.as_mut_ptr(), n as libc::nfds_t, 0) } >= 0 {
+            for (p, &i) in set[..n].iter().zip(&index[..n]) {
+                // POLLNVAL: closed behind our back; nothing to report.
+                list[i].kernel_events = if p.revents & libc::POLLNVAL != 0 { 0 } else { p.revents as u16 as u32 };
+            }
+        }
+    }
+}
+
+/// Adds the events of the members we serve to `out[..n]` (which holds the kernel's answer).
+fn user_events(epfd: c_int, out: &mut [epoll_event], kernel_n: usize, check_kernel: bool) -> usize {
     let mut list = epoll::members();
+    if check_kernel {
+        refresh_kernel_events(&mut list, epfd);
+    }
     let mut guard = runtime::lock();
-    let Some(rt) = guard.as_mut() else { return n };
-    for m in list.iter_mut().filter(|m| m.epfd == epfd && m.accelerated && !m.disarmed) {
+    let mut rt = guard.as_mut();
+    let mut n = kernel_n;
+    for i in 0..list.len() {
         if n >= out.len() {
             break;
         }
-        let FdState::Udp(slot) = fdtable::get(m.fd) else { continue };
-        let readable = m.events & EPOLLIN != 0 && rt.udp_readable(slot);
-        let edge = m.events & EPOLLET != 0;
-        // Edge-triggered: a new datagram is a new edge, even with older ones unread.
-        let arrivals = if edge && readable { rt.udp_arrivals(slot) } else { 0 };
-        let mut ev = 0;
-        if readable && !(edge && arrivals == m.seen_arrivals) {
-            ev |= EPOLLIN;
+        let m = list[i];
+        if m.epfd != epfd || m.disarmed || m.served == Served::Kernel {
+            continue;
         }
-        if m.events & EPOLLOUT != 0 && !(edge && m.reported_out) {
-            ev |= EPOLLOUT;
-        }
+        let (level, arrivals) = match m.served {
+            Served::Nested => {
+                let ready = has_ready(&list, rt.as_deref_mut(), m.fd, 1);
+                (if ready { EPOLLIN } else { 0 } & m.events, 0)
+            }
+            _ => level(&m, rt.as_deref_mut()),
+        };
+        let ev = fired(&m, level, arrivals);
+        let member = &mut list[i];
+        member.last_level = level;
         if ev == 0 {
             continue;
         }
         if ev & EPOLLIN != 0 {
-            m.seen_arrivals = arrivals;
+            member.seen_arrivals = arrivals;
         }
-        m.reported_out |= ev & EPOLLOUT != 0;
         if m.events & EPOLLONESHOT != 0 {
-            m.disarmed = true;
+            member.disarmed = true;
+        }
+        // A nested set the kernel reported already (for its kernel members) is one event.
+        if let Some(e) = out[..kernel_n].iter_mut().find(|e| m.served == Served::Nested && { e.u64 } == m.data) {
+            e.events |= ev;
+            continue;
         }
         out[n] = epoll_event { events: ev, u64: m.data };
         n += 1;
@@ -105,47 +237,70 @@ fn accelerated_events(epfd: c_int, out: &mut [epoll_event], mut n: usize) -> usi
     n
 }
 
+/// The wait shared by epoll_wait, epoll_pwait and epoll_pwait2: `kernel` runs the real call on
+/// the kernel set (with the given timeout in ms, -1 forever, or 0 to look).
 unsafe fn wait(
     epfd: c_int,
     events: *mut epoll_event,
     max: c_int,
-    timeout: c_int,
-    kernel: &dyn Fn(*mut epoll_event, c_int, c_int) -> c_int,
+    timeout: Option<Duration>,
+    mask: *const sigset_t,
+    kernel: &dyn Fn(*mut epoll_event, c_int, Option<Duration>) -> c_int,
 ) -> c_int {
-    if !epoll::tracked(epfd) || !epoll::members().iter().any(|m| m.epfd == epfd && m.accelerated) {
+    if !epoll::tracked(epfd) || !epoll::needs_user_wait(&epoll::members(), epfd) {
         return kernel(events, max, timeout);
     }
     if max <= 0 || events.is_null() {
         return errno::fail(libc::EINVAL);
     }
     let out = std::slice::from_raw_parts_mut(events, max as usize);
-    let waiter = Waiter::new((timeout >= 0).then(|| Duration::from_millis(timeout as u64)), true);
+    let waiter = Waiter::new(timeout, true);
+    // The caller's mask holds while we wait, as the kernel's pwait sets it.
+    let mut old: sigset_t = std::mem::zeroed();
+    if !mask.is_null() {
+        libc::pthread_sigmask(libc::SIG_SETMASK, mask, &mut old);
+    }
     let mut spins = 0u32;
-    loop {
+    let r = loop {
         let mut n = 0usize;
-        if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
-            let k = kernel(events, max, 0);
+        let check = spins.is_multiple_of(KERNEL_CHECK_EVERY);
+        if check {
+            let k = kernel(events, max, Some(Duration::ZERO));
             if k < 0 {
-                return k;
+                break k;
             }
             n = k as usize;
         }
         spins = spins.wrapping_add(1);
-        n = accelerated_events(epfd, out, n);
-        if n > 0 || timeout == 0 {
-            return n as c_int;
+        n = user_events(epfd, out, n, check);
+        if n > 0 || timeout == Some(Duration::ZERO) {
+            break n as c_int;
         }
         match waiter.wait() {
             Ok(()) => {}
-            Err(WaitEnd::TimedOut) => return 0,
-            Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
+            Err(WaitEnd::TimedOut) => break 0,
+            Err(WaitEnd::Interrupted) => break errno::fail(libc::EINTR),
         }
+    };
+    if !mask.is_null() {
+        let e = errno::get();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        errno::fail::<i32>(e);
     }
+    r
+}
+
+fn millis(timeout: c_int) -> Option<Duration> {
+    (timeout >= 0).then(|| Duration::from_millis(timeout as u64))
+}
+
+fn to_millis(t: Option<Duration>) -> c_int {
+    t.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as c_int)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn epoll_wait(epfd: c_int, events: *mut epoll_event, max: c_int, timeout: c_int) -> c_int {
-    wait(epfd, events, max, timeout, &|e, m, t| real::epoll_wait(epfd, e, m, t))
+    wait(epfd, events, max, millis(timeout), std::ptr::null(), &|e, m, t| real::epoll_wait(epfd, e, m, to_millis(t)))
 }
 
 #[no_mangle]
@@ -156,5 +311,35 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const sigset_t,
 ) -> c_int {
-    wait(epfd, events, max, timeout, &|e, m, t| real::epoll_pwait(epfd, e, m, t, mask))
+    wait(epfd, events, max, millis(timeout), mask, &|e, m, t| real::epoll_pwait(epfd, e, m, to_millis(t), mask))
+}
+
+/// epoll_pwait2 (glibc 2.35): a timespec timeout. The kernel's is called by number, so the
+/// library loads with older glibcs too.
+#[no_mangle]
+pub unsafe extern "C" fn epoll_pwait2(
+    epfd: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: *const libc::timespec,
+    mask: *const sigset_t,
+) -> c_int {
+    let pwait2 = |e: *mut epoll_event, m: c_int, t: *const libc::timespec| {
+        let r = libc::syscall(libc::SYS_epoll_pwait2, epfd, e, m, t, mask, std::mem::size_of::<u64>());
+        r as c_int
+    };
+    if timeout.is_null() || ((*timeout).tv_sec >= 0 && (0..1_000_000_000).contains(&(*timeout).tv_nsec)) {
+        let t = (!timeout.is_null())
+            .then(|| Duration::from_secs((*timeout).tv_sec as u64) + Duration::from_nanos((*timeout).tv_nsec as u64));
+        wait(epfd, events, max, t, mask, &|e, m, t| match t {
+            None => pwait2(e, m, std::ptr::null()),
+            Some(d) => {
+                let ts = libc::timespec { tv_sec: d.as_secs() as _, tv_nsec: d.subsec_nanos() as _ };
+                pwait2(e, m, &ts)
+            }
+        })
+    } else {
+        // A malformed timeout: the kernel's EINVAL.
+        pwait2(events, max, timeout)
+    }
 }

@@ -7,5 +7,6 @@ mod ext;
 mod lifecycle;
 mod multiplex;
 mod options;
+mod process;
 mod resolver;
 mod signals;

@@ -1,0 +1,720 @@
+/* The preload library's C test suite: each case prints what a program would see (results and
+ * errno names) on stdout, one line per step, so that a run on the kernel and a run under
+ * exasock can be compared line by line (tests/c_suite.rs). Counts that differ from run to run
+ * go to stderr.
+ *
+ * usage: suite CASE PEER_IP ECHO_PORT BASE_PORT [SECONDS]
+ *   CASE: errors signals threads dup epoll fork exec storm, or one of the exec children.
+ *   A kernel UDP echo server listens on PEER_IP:ECHO_PORT; nothing listens on PEER_IP:9.
+ *   Each case binds its own ports from BASE_PORT up.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *current = "";
+static struct sockaddr_in peer, closed_port;
+static int base_port;
+static const char *self_path = "/proc/self/exe";
+
+static void show(const char *step, long r, int e) {
+    if (r < 0)
+        printf("%s %s: -1 %s\n", current, step, strerrorname_np(e) ? strerrorname_np(e) : "?");
+    else
+        printf("%s %s: %ld\n", current, step, r);
+    fflush(stdout);
+}
+
+/* Runs an expression with errno cleared and prints its result (or -1 and the errno's name). */
+#define SHOW(step, expr)                    \
+    do {                                    \
+        errno = 0;                          \
+        long r_ = (long)(expr);             \
+        show(step, r_, errno);              \
+    } while (0)
+
+#define SAY(...)                            \
+    do {                                    \
+        printf("%s ", current);             \
+        printf(__VA_ARGS__);                \
+        printf("\n");                       \
+        fflush(stdout);                     \
+    } while (0)
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void msleep(int ms) { usleep(ms * 1000); }
+
+static struct sockaddr_in any_port(int port) {
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
+    return a;
+}
+
+/* A UDP socket bound to BASE_PORT + offset. */
+static int udp_bound(int offset, int type_flags) {
+    int s = socket(AF_INET, SOCK_DGRAM | type_flags, 0);
+    struct sockaddr_in a = any_port(base_port + offset);
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        printf("%s setup: cannot bind port %d: %s\n", current, base_port + offset, strerror(errno));
+        exit(2);
+    }
+    return s;
+}
+
+static void set_rcvtimeo(int s, int ms) {
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+static long echo(int s, const char *msg, char *back, size_t cap) {
+    if (sendto(s, msg, strlen(msg), 0, (struct sockaddr *)&peer, sizeof peer) < 0) return -1;
+    long n = recv(s, back, cap - 1, 0);
+    if (n >= 0) back[n] = 0;
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static atomic_int sigpipes;
+static void on_sigpipe(int sig) { (void)sig; sigpipes++; }
+
+static void case_errors(void) {
+    current = "errors";
+    char buf[128];
+    int s = udp_bound(0, 0);
+    struct sockaddr_in a = any_port(base_port);
+    SHOW("bind-again", bind(s, (struct sockaddr *)&a, sizeof a));
+    SHOW("recv-bad-fd", recv(-1, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("recv-closed-fd", recv(1000, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("recv-empty-dontwait", recv(s, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("sendto-short-addrlen", sendto(s, "x", 1, 0, (struct sockaddr *)&peer, 3));
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6};
+    SHOW("sendto-inet6-addr", sendto(s, "x", 1, 0, (struct sockaddr *)&six, sizeof six));
+    SHOW("sendto-null-buffer", sendto(s, NULL, 10, 0, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("send-unconnected", send(s, "x", 1, 0));
+    static char big[65508];
+    SHOW("sendto-too-big", sendto(s, big, sizeof big, 0, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("send-oob", sendto(s, "x", 1, MSG_OOB, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("recv-errqueue-empty", recv(s, buf, sizeof buf, MSG_ERRQUEUE));
+    SHOW("recv-oob", recv(s, buf, sizeof buf, MSG_OOB | MSG_DONTWAIT));
+    int avail = -1;
+    SHOW("fionread-empty", ioctl(s, FIONREAD, &avail));
+    SAY("fionread-value: %d", avail);
+    SHOW("shutdown-bad-how", shutdown(s, 7));
+    SHOW("getsockopt-bad-level", getsockopt(s, 12345, 1, buf, &(socklen_t){4}));
+    /* A timeout: EAGAIN after about the time set. */
+    set_rcvtimeo(s, 200);
+    double t0 = now();
+    SHOW("recv-rcvtimeo", recv(s, buf, sizeof buf, 0));
+    double waited = now() - t0;
+    SAY("rcvtimeo-waited-enough: %d", waited >= 0.19 && waited < 2.0);
+    set_rcvtimeo(s, 0);
+    /* Data, then the NULL buffer error, then a real receive. */
+    SHOW("sendto", sendto(s, "hello", 5, 0, (struct sockaddr *)&peer, sizeof peer));
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    SHOW("poll-data", poll(&p, 1, 3000));
+    SHOW("recv-null-buffer", recv(s, NULL, 10, MSG_PEEK));
+    SHOW("recv", recv(s, buf, sizeof buf, 0));
+    /* A closed port answers with ICMP: the connected socket gets ECONNREFUSED, once. */
+    int c = udp_bound(1, 0);
+    SHOW("connect-closed-port", connect(c, (struct sockaddr *)&closed_port, sizeof closed_port));
+    SHOW("send-to-closed-port", send(c, "x", 1, 0));
+    msleep(200);
+    int err = -1;
+    SHOW("so-error", getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){sizeof err}));
+    SAY("so-error-value: %s", strerrorname_np(err) ? strerrorname_np(err) : "0");
+    SHOW("send-to-closed-port-2", send(c, "x", 1, 0));
+    msleep(200);
+    SHOW("recv-after-icmp", recv(c, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("recv-after-icmp-again", recv(c, buf, sizeof buf, MSG_DONTWAIT));
+    /* EPIPE after SHUT_WR: SIGPIPE unless MSG_NOSIGNAL. */
+    signal(SIGPIPE, on_sigpipe);
+    SHOW("connect-peer", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("shutdown-wr", shutdown(c, SHUT_WR));
+    SHOW("send-after-shut-wr", send(c, "x", 1, 0));
+    SAY("sigpipes: %d", sigpipes);
+    SHOW("send-after-shut-wr-nosignal", send(c, "x", 1, MSG_NOSIGNAL));
+    SAY("sigpipes: %d", sigpipes);
+    SHOW("write-after-shut-wr", write(c, "x", 1));
+    SAY("sigpipes: %d", sigpipes);
+    SHOW("close", close(c));
+    SHOW("send-after-close", send(c, "x", 1, 0));
+    SHOW("close-again", close(c));
+    close(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static atomic_int handled;
+static void on_signal(int sig) { (void)sig; handled++; }
+
+static void handle(int sig, int restart) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = restart ? SA_RESTART : 0;
+    sigaction(sig, &sa, NULL);
+}
+
+struct later {
+    int fd;
+    int ms;
+    pthread_t target;
+    int sig;
+};
+
+/* After a delay: a signal to a thread, or a datagram (via the echo server) to a socket. */
+static void *signal_later(void *arg) {
+    struct later *l = arg;
+    msleep(l->ms);
+    pthread_kill(l->target, l->sig);
+    return NULL;
+}
+
+static void *echo_later(void *arg) {
+    struct later *l = arg;
+    msleep(l->ms);
+    sendto(l->fd, "late", 4, 0, (struct sockaddr *)&peer, sizeof peer);
+    return NULL;
+}
+
+static void in_background(void *(*f)(void *), struct later *l) {
+    pthread_t t;
+    pthread_create(&t, NULL, f, l);
+    pthread_detach(t);
+}
+
+static void *blocked_recv(void *arg) {
+    int fd = *(int *)arg;
+    char buf[16];
+    errno = 0;
+    long n = recv(fd, buf, sizeof buf, 0);
+    int e = errno;
+    char line[64];
+    snprintf(line, sizeof line, "other-thread-recv");
+    show(line, n, e);
+    return NULL;
+}
+
+static void case_signals(void) {
+    current = "signals";
+    char buf[64];
+    int s = udp_bound(10, 0);
+    pthread_t me = pthread_self();
+    /* SA_RESTART: the blocked recv carries on and gets the datagram. */
+    handle(SIGUSR1, 1);
+    struct later sig = {.ms = 100, .target = me, .sig = SIGUSR1};
+    struct later data = {.fd = s, .ms = 400};
+    in_background(signal_later, &sig);
+    in_background(echo_later, &data);
+    handled = 0;
+    SHOW("recv-sa-restart", recv(s, buf, sizeof buf, 0));
+    SAY("handled: %d", handled);
+    /* No SA_RESTART: EINTR. */
+    handle(SIGUSR1, 0);
+    in_background(signal_later, &sig);
+    SHOW("recv-no-restart", recv(s, buf, sizeof buf, 0));
+    /* SA_RESTART but SO_RCVTIMEO set: EINTR all the same (signal(7)). */
+    handle(SIGUSR1, 1);
+    set_rcvtimeo(s, 3000);
+    in_background(signal_later, &sig);
+    SHOW("recv-rcvtimeo-sa-restart", recv(s, buf, sizeof buf, 0));
+    set_rcvtimeo(s, 0);
+    /* The multiplexers never restart. */
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    in_background(signal_later, &sig);
+    SHOW("poll-sa-restart", poll(&p, 1, 3000));
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 1};
+    epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev);
+    in_background(signal_later, &sig);
+    SHOW("epoll-wait-sa-restart", epoll_wait(ep, &ev, 1, 3000));
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(s, &r);
+    struct timeval tv = {.tv_sec = 3};
+    in_background(signal_later, &sig);
+    SHOW("select-sa-restart", select(s + 1, &r, NULL, NULL, &tv));
+    /* A signal to another thread interrupts that thread's wait, not this one's. */
+    handle(SIGUSR2, 0);
+    int other = udp_bound(11, 0);
+    pthread_t t;
+    pthread_create(&t, NULL, blocked_recv, &other);
+    msleep(100);
+    struct later to_other = {.ms = 100, .target = t, .sig = SIGUSR2};
+    struct later data2 = {.fd = s, .ms = 500};
+    in_background(signal_later, &to_other);
+    in_background(echo_later, &data2);
+    SHOW("this-thread-recv", recv(s, buf, sizeof buf, 0));
+    pthread_join(t, NULL);
+    /* A blocked waiter and a close() from another thread: the waiter returns when its
+     * timeout ends, as on Linux (close does not wake it). */
+    int victim = udp_bound(12, 0);
+    set_rcvtimeo(victim, 500);
+    pthread_create(&t, NULL, blocked_recv, &victim);
+    msleep(100);
+    SHOW("close-while-waiting", close(victim));
+    pthread_join(t, NULL);
+    /* ...and a shutdown() wakes it at once with 0. */
+    victim = udp_bound(12, 0);
+    SHOW("connect-peer", connect(victim, (struct sockaddr *)&peer, sizeof peer));
+    pthread_create(&t, NULL, blocked_recv, &victim);
+    msleep(100);
+    SHOW("shutdown-while-waiting", shutdown(victim, SHUT_RD));
+    pthread_join(t, NULL);
+    close(victim);
+    close(ep);
+    close(other);
+    close(s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+#define THREADS 8
+#define WINDOW 4
+#define MAX_SEQ (1 << 20)
+
+static int shared_fd;
+static atomic_int stop_sending;
+static atomic_uint_least8_t received[THREADS][MAX_SEQ];
+static atomic_long received_by[THREADS];
+static atomic_long bad;
+
+static void *thread_worker(void *arg) {
+    int me = (int)(intptr_t)arg;
+    long sent = 0;
+    char buf[64];
+    while (!stop_sending && sent < MAX_SEQ) {
+        if (sent - received_by[me] < WINDOW) {
+            int n = snprintf(buf, sizeof buf, "%d:%ld", me, sent);
+            if (sendto(shared_fd, buf, n, 0, (struct sockaddr *)&peer, sizeof peer) == n) sent++;
+            else bad++;
+        }
+        long r = recv(shared_fd, buf, sizeof buf - 1, 0);
+        if (r > 0) {
+            buf[r] = 0;
+            int t;
+            long seq;
+            if (sscanf(buf, "%d:%ld", &t, &seq) == 2 && t >= 0 && t < THREADS && seq >= 0 && seq < MAX_SEQ) {
+                received[t][seq]++;
+                received_by[t]++;
+            } else {
+                bad++;
+            }
+        }
+    }
+    return (void *)sent;
+}
+
+/* THREADS threads send and receive on one socket for SECONDS: every datagram sent comes back
+ * exactly once (the echo server is on a lossless veth and each thread keeps at most WINDOW in
+ * flight, so no queue overflows). */
+static void case_threads(int seconds) {
+    current = "threads";
+    shared_fd = udp_bound(20, 0);
+    set_rcvtimeo(shared_fd, 50);
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, thread_worker, (void *)(intptr_t)i);
+    msleep(seconds * 1000);
+    stop_sending = 1;
+    long sent[THREADS], total = 0;
+    for (int i = 0; i < THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        sent[i] = (long)r;
+        total += sent[i];
+    }
+    /* Whatever is still in flight arrives now. */
+    char buf[64];
+    for (;;) {
+        long r = recv(shared_fd, buf, sizeof buf - 1, 0);
+        if (r <= 0) break;
+        buf[r] = 0;
+        int th;
+        long seq;
+        if (sscanf(buf, "%d:%ld", &th, &seq) == 2 && th >= 0 && th < THREADS && seq >= 0 && seq < MAX_SEQ) {
+            received[th][seq]++;
+            received_by[th]++;
+        }
+    }
+    long missing = 0, duplicated = 0, phantom = 0;
+    for (int i = 0; i < THREADS; i++)
+        for (long q = 0; q < MAX_SEQ; q++) {
+            if (q < sent[i] && received[i][q] == 0) missing++;
+            if (received[i][q] > 1) duplicated++;
+            if (q >= sent[i] && received[i][q] > 0) phantom++;
+        }
+    fprintf(stderr, "threads: %d threads, %ld datagrams each way in %d s\n", THREADS, total, seconds);
+    SAY("missing=%ld duplicated=%ld phantom=%ld bad=%ld enough=%d", missing, duplicated, phantom, (long)bad,
+        total >= 1000);
+    close(shared_fd);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void case_dup(void) {
+    current = "dup";
+    char buf[64];
+    int s = udp_bound(30, 0);
+    set_rcvtimeo(s, 2000);
+    int d = dup(s);
+    SHOW("dup-echo-send-on-dup", sendto(d, "one", 3, 0, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("recv-on-original", recv(s, buf, sizeof buf, 0));
+    SHOW("close-original", close(s));
+    SHOW("echo-on-dup", echo(d, "two", buf, sizeof buf));
+    int hi = fcntl(d, F_DUPFD_CLOEXEC, 200);
+    SHOW("f-dupfd-cloexec-at-least-200", hi >= 200);
+    SHOW("f-getfd", fcntl(hi, F_GETFD));
+    SHOW("echo-on-f-dupfd", echo(hi, "three", buf, sizeof buf));
+    int other = udp_bound(31, 0);
+    SHOW("dup2-over-other", dup2(d, other) == other);
+    SHOW("echo-on-dup2", echo(other, "four", buf, sizeof buf));
+    struct sockaddr_in a;
+    socklen_t alen = sizeof a;
+    getsockname(other, (struct sockaddr *)&a, &alen);
+    SAY("dup2-port-offset: %d", ntohs(a.sin_port) - base_port);
+    /* Port 31 was freed by dup2: binding it again works. */
+    int again = udp_bound(31, 0);
+    SHOW("echo-on-rebound", echo(again, "five", buf, sizeof buf));
+    int d3 = dup3(again, 150, O_CLOEXEC);
+    SHOW("dup3", d3);
+    SHOW("dup3-cloexec", fcntl(d3, F_GETFD));
+    SHOW("dup3-same-fd", dup3(d3, d3, 0));
+    SHOW("dup2-same-fd", dup2(d3, d3));
+    close(d);
+    close(hi);
+    close(other);
+    SHOW("echo-after-closing-dups", echo(again, "six", buf, sizeof buf));
+    close(again);
+    close(d3);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int wait_events(int ep, int timeout, uint32_t *events, uint64_t *data) {
+    struct epoll_event ev[8];
+    int n = epoll_wait(ep, ev, 8, timeout);
+    if (n > 0) {
+        *events = ev[0].events;
+        *data = ev[0].data.u64;
+    }
+    return n;
+}
+
+static void case_epoll(void) {
+    current = "epoll";
+    char buf[64];
+    uint32_t events = 0;
+    uint64_t data = 0;
+    /* Added before it turns accelerated (bind): it is served by us from then on, once. */
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 7};
+    SHOW("add-before-bind", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    struct sockaddr_in a = any_port(base_port + 40);
+    SHOW("bind", bind(s, (struct sockaddr *)&a, sizeof a));
+    SHOW("wait-empty", epoll_wait(ep, &ev, 1, 100));
+    sendto(s, "x", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    SHOW("wait-data", wait_events(ep, 3000, &events, &data));
+    SAY("events=%#x data=%lu", events, (unsigned long)data);
+    /* One-shot: reported once, silent until re-armed by MOD. */
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    SHOW("mod-oneshot", epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev));
+    SHOW("oneshot-first", epoll_wait(ep, &ev, 1, 100));
+    SHOW("oneshot-again", epoll_wait(ep, &ev, 1, 100));
+    SHOW("rearm", epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev));
+    SHOW("oneshot-rearmed", epoll_wait(ep, &ev, 1, 100));
+    SHOW("drain", recv(s, buf, sizeof buf, 0));
+    /* ctl errors. */
+    SHOW("add-twice", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    SHOW("del", epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL));
+    SHOW("del-again", epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL));
+    SHOW("mod-absent", epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev));
+    SHOW("bad-op", epoll_ctl(ep, 99, s, &ev));
+    SHOW("bad-epfd", epoll_ctl(1000, EPOLL_CTL_ADD, s, &ev));
+    SHOW("not-an-epfd", epoll_ctl(s, EPOLL_CTL_ADD, s, &ev));
+    SHOW("add-null-event", epoll_ctl(ep, EPOLL_CTL_ADD, s, NULL));
+    SHOW("add-self", epoll_ctl(ep, EPOLL_CTL_ADD, ep, &ev));
+    /* EPOLLEXCLUSIVE: accepted on ADD, refused on MOD and with ONESHOT. */
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    SHOW("add-exclusive", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    SHOW("mod-exclusive", epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev));
+    ev.events = EPOLLIN;
+    SHOW("mod-from-exclusive", epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev));
+    SHOW("del-exclusive", epoll_ctl(ep, EPOLL_CTL_DEL, s, NULL));
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE | EPOLLONESHOT;
+    SHOW("add-exclusive-oneshot", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    /* One fd in two sets: both report it. */
+    int ep2 = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.u64 = 1;
+    SHOW("add-set-1", epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+    ev.data.u64 = 2;
+    SHOW("add-set-2", epoll_ctl(ep2, EPOLL_CTL_ADD, s, &ev));
+    sendto(s, "y", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    SHOW("set-1", wait_events(ep, 3000, &events, &data));
+    SAY("data=%lu", (unsigned long)data);
+    SHOW("set-2", wait_events(ep2, 3000, &events, &data));
+    SAY("data=%lu", (unsigned long)data);
+    /* Nested: the outer set reports the inner one when the socket in it is readable. */
+    int outer = epoll_create1(0);
+    ev.events = EPOLLIN;
+    ev.data.u64 = 99;
+    SHOW("nest", epoll_ctl(outer, EPOLL_CTL_ADD, ep2, &ev));
+    SHOW("outer", wait_events(outer, 3000, &events, &data));
+    SAY("events=%#x data=%lu", events, (unsigned long)data);
+    ev.data.u64 = 5;
+    SHOW("nest-loop", epoll_ctl(ep2, EPOLL_CTL_ADD, outer, &ev));
+    SHOW("drain", recv(s, buf, sizeof buf, 0));
+    SHOW("outer-after-drain", epoll_wait(outer, &ev, 1, 100));
+    /* epoll_pwait2's timespec. */
+    struct timespec ts = {.tv_nsec = 50 * 1000 * 1000};
+    SHOW("pwait2-empty", epoll_pwait2(ep, &ev, 1, &ts, NULL));
+    sendto(s, "z", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    ts.tv_sec = 3;
+    SHOW("pwait2-data", epoll_pwait2(ep, &ev, 1, &ts, NULL));
+    ts.tv_nsec = -1;
+    SHOW("pwait2-bad-timeout", epoll_pwait2(ep, &ev, 1, &ts, NULL));
+    SHOW("drain", recv(s, buf, sizeof buf, 0));
+    /* Shutdown: RDHUP, then HUP. */
+    SHOW("connect", connect(s, (struct sockaddr *)&peer, sizeof peer));
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+    SHOW("mod-rdhup", epoll_ctl(ep, EPOLL_CTL_MOD, s, &ev));
+    SHOW("writable", wait_events(ep, 100, &events, &data));
+    SAY("events=%#x", events);
+    SHOW("shutdown-rd", shutdown(s, SHUT_RD));
+    SHOW("after-shut-rd", wait_events(ep, 100, &events, &data));
+    SAY("events=%#x", events);
+    SHOW("shutdown-wr", shutdown(s, SHUT_WR));
+    SHOW("after-shut-rdwr", wait_events(ep, 100, &events, &data));
+    SAY("events=%#x", events);
+    /* An ICMP error: EPOLLERR (asked for or not). */
+    int c = udp_bound(41, 0);
+    connect(c, (struct sockaddr *)&closed_port, sizeof closed_port);
+    ev.events = EPOLLIN;
+    ev.data.u64 = 41;
+    int ep4 = epoll_create1(0);
+    SHOW("add-erring", epoll_ctl(ep4, EPOLL_CTL_ADD, c, &ev));
+    send(c, "x", 1, 0);
+    msleep(200);
+    SHOW("err", wait_events(ep4, 3000, &events, &data));
+    SAY("events=%#x data=%lu", events, (unsigned long)data);
+    /* Edge-triggered output: once. */
+    ev.events = EPOLLOUT | EPOLLET;
+    ev.data.u64 = 3;
+    int w = udp_bound(42, 0);
+    int ep3 = epoll_create1(0);
+    SHOW("add-et-out", epoll_ctl(ep3, EPOLL_CTL_ADD, w, &ev));
+    SHOW("et-out-first", epoll_wait(ep3, &ev, 1, 100));
+    SHOW("et-out-again", epoll_wait(ep3, &ev, 1, 100));
+    close(c);
+    close(w);
+    close(s);
+    close(ep);
+    close(ep2);
+    close(ep3);
+    close(ep4);
+    close(outer);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void case_fork(void) {
+    current = "fork";
+    char buf[64];
+    int s = udp_bound(50, 0);
+    set_rcvtimeo(s, 2000);
+    SHOW("echo-before-fork", echo(s, "before", buf, sizeof buf));
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* The child sends on the shared socket and makes a socket of its own. */
+        current = "fork-child";
+        SHOW("send", sendto(s, "from-child", 10, 0, (struct sockaddr *)&peer, sizeof peer));
+        int own = udp_bound(51, 0);
+        set_rcvtimeo(own, 2000);
+        SHOW("echo-own-socket", echo(own, "own", buf, sizeof buf));
+        SAY("got: %s", buf);
+        close(own);
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    SAY("child-exit: %d", WEXITSTATUS(status));
+    /* The parent still serves the socket: the child's echo came here. */
+    SHOW("recv-child-echo", recv(s, buf, sizeof buf - 1, 0));
+    SHOW("echo-after-fork", echo(s, "after", buf, sizeof buf));
+    SAY("got: %s", buf);
+    /* Parent closes its copy: the child carries on with the socket alone. */
+    pid = fork();
+    if (pid == 0) {
+        current = "fork-child-2";
+        msleep(200);
+        SHOW("echo-alone", echo(s, "alone", buf, sizeof buf));
+        SAY("got: %s", buf);
+        _exit(0);
+    }
+    SHOW("parent-close", close(s));
+    waitpid(pid, &status, 0);
+    SAY("child-2-exit: %d", WEXITSTATUS(status));
+    /* The parent makes new sockets as before. */
+    int again = udp_bound(52, 0);
+    set_rcvtimeo(again, 2000);
+    SHOW("echo-new-socket", echo(again, "new", buf, sizeof buf));
+    close(again);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+/* The process execs itself (same pid): the socket it inherits works in the new program, and
+ * the port of the one closed by CLOEXEC can be bound and served again there. */
+static void case_exec(const char *peer_ip, const char *echo_port, const char *base) {
+    current = "exec";
+    char buf[64], fds[32];
+    int s = udp_bound(60, 0);
+    int c = udp_bound(61, SOCK_CLOEXEC);
+    set_rcvtimeo(s, 2000);
+    set_rcvtimeo(c, 2000);
+    SHOW("echo-inherited-before", echo(s, "before", buf, sizeof buf));
+    SHOW("echo-cloexec-before", echo(c, "before", buf, sizeof buf));
+    /* A failed exec changes nothing. */
+    char *none[] = {"/nonexistent", NULL};
+    SHOW("failed-exec", execv("/nonexistent/program", none));
+    SHOW("echo-after-failed-exec", echo(s, "after", buf, sizeof buf));
+    snprintf(fds, sizeof fds, "%d", s * 1000 + c);
+    execl(self_path, self_path, "exec-next", peer_ip, echo_port, base, fds, (char *)NULL);
+    SHOW("exec", -1);
+}
+
+static int exec_next(int fds) {
+    current = "exec-next";
+    char buf[64];
+    int s = fds / 1000, c = fds % 1000;
+    SHOW("cloexec-fd-closed", fcntl(c, F_GETFD));
+    SHOW("echo-inherited", echo(s, "inherited", buf, sizeof buf));
+    SAY("got: %s", buf);
+    int again = udp_bound(61, 0);
+    set_rcvtimeo(again, 2000);
+    SHOW("echo-rebound", echo(again, "rebound", buf, sizeof buf));
+    SAY("got: %s", buf);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int storm_fd;
+static atomic_long storm_signals, handler_sent, handler_echoed;
+
+/* Runs on every timer signal: a send and a non-blocking receive on an accelerated socket, so
+ * it lands in the middle of exasock's calls (and its locks) on the interrupted thread. */
+static void storm_handler(int sig) {
+    (void)sig;
+    int saved = errno;
+    storm_signals++;
+    char buf[32];
+    while (recv(storm_fd, buf, sizeof buf, MSG_DONTWAIT) > 0) handler_echoed++;
+    if (sendto(storm_fd, "h", 1, MSG_DONTWAIT, (struct sockaddr *)&peer, sizeof peer) == 1) handler_sent++;
+    errno = saved;
+}
+
+/* SECONDS of ping-pong while a timer fires every 100 µs: every datagram of the main loop
+ * comes back in order, every one the handler sent comes back, nothing hangs. */
+static void case_storm(int seconds) {
+    current = "storm";
+    int s = udp_bound(70, 0);
+    storm_fd = udp_bound(71, 0);
+    set_rcvtimeo(s, 3000);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = storm_handler;
+    sigaction(SIGALRM, &sa, NULL); /* no SA_RESTART: calls return EINTR and are retried */
+    struct itimerval it = {.it_interval = {.tv_usec = 100}, .it_value = {.tv_usec = 100}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    double end = now() + seconds;
+    long seq = 0, lost = 0, wrong = 0, eintr = 0;
+    char buf[32], want[32];
+    while (now() < end) {
+        int n = snprintf(want, sizeof want, "%ld", seq);
+        while (sendto(s, want, n, 0, (struct sockaddr *)&peer, sizeof peer) < 0) {
+            if (errno != EINTR) {
+                lost++;
+                break;
+            }
+            eintr++;
+        }
+        long r;
+        double give_up = now() + 3;
+        while ((r = recv(s, buf, sizeof buf - 1, 0)) < 0 && errno == EINTR && now() < give_up) eintr++;
+        if (r < 0) {
+            lost++;
+        } else {
+            buf[r] = 0;
+            if (strcmp(buf, want) != 0) wrong++;
+        }
+        seq++;
+    }
+    struct itimerval off = {0};
+    setitimer(ITIMER_REAL, &off, NULL);
+    /* The handler's last echoes. */
+    char b[32];
+    set_rcvtimeo(storm_fd, 500);
+    while (handler_echoed < handler_sent && recv(storm_fd, b, sizeof b, 0) > 0) handler_echoed++;
+    fprintf(stderr, "storm: %ld round trips, %ld signals, %ld EINTR, handler sent %ld, echoed %ld\n", seq,
+            (long)storm_signals, eintr, (long)handler_sent, (long)handler_echoed);
+    SAY("lost=%ld wrong=%ld handler-lost=%ld busy=%d", lost, wrong, (long)(handler_sent - handler_echoed),
+        seq > 1000 && storm_signals > 1000 && handler_sent > 100);
+    close(s);
+    close(storm_fd);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s CASE PEER_IP ECHO_PORT BASE_PORT [SECONDS|FD]\n", argv[0]);
+        return 2;
+    }
+    const char *which = argv[1];
+    peer.sin_family = AF_INET;
+    peer.sin_port = htons(atoi(argv[3]));
+    inet_pton(AF_INET, argv[2], &peer.sin_addr);
+    closed_port = peer;
+    closed_port.sin_port = htons(9);
+    base_port = atoi(argv[4]);
+    int extra = argc > 5 ? atoi(argv[5]) : 0;
+    if (!strcmp(which, "errors")) case_errors();
+    else if (!strcmp(which, "signals")) case_signals();
+    else if (!strcmp(which, "threads")) case_threads(extra ? extra : 10);
+    else if (!strcmp(which, "dup")) case_dup();
+    else if (!strcmp(which, "epoll")) case_epoll();
+    else if (!strcmp(which, "fork")) case_fork();
+    else if (!strcmp(which, "exec")) case_exec(argv[2], argv[3], argv[4]);
+    else if (!strcmp(which, "exec-next")) return exec_next(extra);
+    else if (!strcmp(which, "storm")) case_storm(extra ? extra : 30);
+    else {
+        fprintf(stderr, "unknown case %s\n", which);
+        return 2;
+    }
+    return 0;
+}

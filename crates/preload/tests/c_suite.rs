@@ -1,0 +1,153 @@
+//! The C suite (tests/c/suite.c), built here with the system's C compiler. Each case runs twice
+//! in the accel namespace, on the kernel and under exasock, against a kernel echo server in the
+//! peer namespace; both runs must print the same results and errnos, line for line, and the
+//! exasock run must really be accelerated.
+
+use common::{attached, spawn_accelerated_for, PeerEcho};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+use testbed::{Side, Topology};
+
+mod common;
+
+const ECHO_PORT: u16 = 7990;
+const BASE_PORT: &str = "8100";
+/// Waits spin briefly, then sleep: 8 threads on 2 cores must not spin each other out.
+const SPIN: &str = "EXASOCK_SPIN_USEC=50";
+
+/// Compiles the suite once per test binary.
+fn suite() -> &'static str {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c/suite.c");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exasock-c-suite");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let status = Command::new(&cc)
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+            .arg(&out)
+            .arg(&src)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
+        assert!(status.success(), "{} did not compile", src.display());
+        out.to_string_lossy().into_owned()
+    })
+}
+
+/// What one run printed.
+struct Run {
+    stdout: String,
+    stderr: String,
+    /// Datagrams the accel namespace's kernel received meanwhile (UdpInDatagrams).
+    kernel_received: u64,
+}
+
+fn args<'a>(topo: &Topology, case: &'a str, extra: &'a str, ip: &'a mut String) -> Vec<&'a str> {
+    *ip = topo.peer.ip.to_string();
+    let mut v = vec![suite(), case, ip.as_str(), "7990", BASE_PORT];
+    if !extra.is_empty() {
+        v.push(extra);
+    }
+    v
+}
+
+fn on_kernel(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run {
+    let mut ip = String::new();
+    let argv = args(topo, case, extra, &mut ip);
+    let out = topo.spawn(Side::Accel, &argv, timeout).unwrap().finish(timeout).unwrap();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        kernel_received: 0,
+    };
+    assert!(out.status.success(), "{case} failed on the kernel: {}\n{}", run.stdout, run.stderr);
+    run
+}
+
+fn under_exasock(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run {
+    let mut ip = String::new();
+    let argv = args(topo, case, extra, &mut ip);
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let out = spawn_accelerated_for(topo, &["EXASOCK_DEBUG=1", SPIN], &argv, timeout).finish(timeout).unwrap();
+    let run = Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        kernel_received: topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before,
+    };
+    eprintln!("{case} under exasock:\n{}{}", run.stdout, run.stderr);
+    assert!(out.status.success(), "{case} failed under exasock ({}): {}\n{}", out.status, run.stdout, run.stderr);
+    run
+}
+
+/// Runs `case` both ways and requires the same output; returns the exasock run.
+fn same_as_kernel(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run {
+    let kernel = on_kernel(topo, case, extra, timeout);
+    let exasock = under_exasock(topo, case, extra, timeout);
+    assert!(kernel.stdout.lines().count() >= 1, "{case} printed too little on the kernel:\n{}", kernel.stdout);
+    for (k, e) in kernel.stdout.lines().zip(exasock.stdout.lines()) {
+        assert_eq!(e, k, "\n{case} on the kernel:\n{}\nunder exasock:\n{}", kernel.stdout, exasock.stdout);
+    }
+    assert_eq!(
+        kernel.stdout.lines().count(),
+        exasock.stdout.lines().count(),
+        "\n{case} on the kernel:\n{}\nunder exasock:\n{}",
+        kernel.stdout,
+        exasock.stdout
+    );
+    exasock
+}
+
+fn bypasses(run: &Run) -> usize {
+    run.stderr.matches("enabled bypass").count()
+}
+
+#[test]
+fn error_paths_signals_duplicates_and_epoll_flags_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    for (case, sockets) in [("errors", 2), ("signals", 4), ("dup", 3), ("epoll", 3)] {
+        let run = same_as_kernel(&topo, case, "", Duration::from_secs(60));
+        assert!(bypasses(&run) >= sockets, "{case}: not accelerated:\n{}", run.stderr);
+        assert_eq!(run.kernel_received, 0, "{case}: the exasock run received through the kernel");
+    }
+}
+
+#[test]
+fn eight_threads_on_one_socket_for_ten_seconds_account_for_every_datagram() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "threads", "10", Duration::from_secs(60));
+    assert!(run.stdout.contains("missing=0 duplicated=0 phantom=0 bad=0 enough=1"), "{}", run.stdout);
+    assert!(bypasses(&run) >= 1, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_received, 0, "received through the kernel");
+    eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("threads:")).unwrap_or_default());
+}
+
+#[test]
+fn fork_and_exec_keep_sockets_working_as_on_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    // fork: the parent's socket, the child's own, the parent's new one.
+    let fork = same_as_kernel(&topo, "fork", "", Duration::from_secs(60));
+    assert!(fork.stdout.contains("fork-child-2 got: alone"), "{}", fork.stdout);
+    assert!(bypasses(&fork) >= 3, "fork: not accelerated:\n{}", fork.stderr);
+    // exec: two sockets before, the rebound one after.
+    let exec = same_as_kernel(&topo, "exec", "", Duration::from_secs(60));
+    assert!(exec.stdout.contains("exec-next got: inherited"), "{}", exec.stdout);
+    assert!(bypasses(&exec) >= 3, "exec: not accelerated:\n{}", exec.stderr);
+}
+
+#[test]
+fn a_signal_storm_for_thirty_seconds_loses_nothing_and_never_hangs() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = under_exasock(&topo, "storm", "30", Duration::from_secs(90));
+    assert!(run.stdout.contains("storm lost=0 wrong=0 handler-lost=0 busy=1"), "{}\n{}", run.stdout, run.stderr);
+    assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
+    eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("storm:")).unwrap_or_default());
+}
