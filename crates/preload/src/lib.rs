@@ -11,7 +11,9 @@
 //! SO_BINDTODEVICE on the attached interface; every socket call, the multiplexers (poll, ppoll,
 //! select, pselect, epoll), ioctl FIONREAD, SOL_EXASOCK, timestamps, the signal functions and
 //! the resolver guard are interposed; TCP passes through to the kernel until the TCP engine is
-//! wired in. Not yet: fork/exec handling, dup of accelerated fds sharing one socket.
+//! wired in. dup* share one accelerated socket; fork hands the child's sockets to the kernel and
+//! exec returns flows first (fork.rs); signal handlers never run while exasock holds a lock
+//! (lock.rs).
 
 pub mod config;
 mod epoll;

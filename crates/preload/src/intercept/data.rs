@@ -24,6 +24,29 @@ fn iov_count(m: &msghdr) -> usize {
     m.msg_iovlen as usize
 }
 
+/// The most iovecs a call takes (UIO_MAXIOV).
+const MAX_IOV: usize = 1024;
+
+/// A msghdr's iovecs, checked as the kernel checks them: EMSGSIZE for more than UIO_MAXIOV,
+/// EFAULT for a missing array or a missing buffer with a length.
+unsafe fn iovecs<'a>(m: &msghdr) -> Result<&'a [libc::iovec], c_int> {
+    let n = iov_count(m);
+    if n > MAX_IOV {
+        return Err(libc::EMSGSIZE);
+    }
+    if n == 0 {
+        return Ok(&[]);
+    }
+    if m.msg_iov.is_null() {
+        return Err(libc::EFAULT);
+    }
+    let iovs = std::slice::from_raw_parts(m.msg_iov, n);
+    if iovs.iter().any(|v| v.iov_base.is_null() && v.iov_len > 0) {
+        return Err(libc::EFAULT);
+    }
+    Ok(iovs)
+}
+
 /// Where a received datagram came from.
 enum Got {
     Stack { len: usize, copied: usize, src: SocketAddrV4, at: stack::Instant },
@@ -221,8 +244,10 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
         return errno::fail(libc::EFAULT);
     }
     let m = &mut *msg;
-    let iovs: &[libc::iovec] =
-        if m.msg_iov.is_null() { &[] } else { std::slice::from_raw_parts(m.msg_iov, iov_count(m)) };
+    let iovs = match iovecs(m) {
+        Ok(v) => v,
+        Err(e) => return errno::fail(e),
+    };
     let (name, namelen) = (m.msg_name as *mut sockaddr, &mut m.msg_namelen as *mut socklen_t);
     let name_wanted = !name.is_null();
     let result = if iovs.len() == 1 {
@@ -495,8 +520,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         return errno::fail(libc::EFAULT);
     }
     let m = &*msg;
-    let iovs: &[libc::iovec] =
-        if m.msg_iov.is_null() { &[] } else { std::slice::from_raw_parts(m.msg_iov, iov_count(m)) };
+    let iovs = match iovecs(m) {
+        Ok(v) => v,
+        Err(e) => return errno::fail(e),
+    };
     if iovs.len() <= 1 {
         let (p, n) = iovs.first().map_or((std::ptr::null(), 0), |v| (v.iov_base as *const c_void, v.iov_len));
         return accelerated_sendto(fd, slot, p, n, flags, m.msg_name as *const sockaddr, m.msg_namelen);
@@ -535,9 +562,10 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     }
 }
 
-/// A msghdr over `n` iovecs with no address, for readv/writev (EINVAL for a negative count).
+/// A msghdr over `n` iovecs with no address, for readv/writev (EINVAL for a count below 0 or
+/// above UIO_MAXIOV).
 fn iov_msghdr(iov: *const libc::iovec, n: c_int) -> Result<msghdr, c_int> {
-    if n < 0 {
+    if n < 0 || n as usize > MAX_IOV {
         return Err(libc::EINVAL);
     }
     // SAFETY: msghdr is plain data; all-zero is a valid empty header.

@@ -108,9 +108,11 @@ pub unsafe extern "C" fn ppoll(
     if !set.iter().any(|p| fdtable::is_accelerated(p.fd)) {
         return real::ppoll(fds, nfds, timeout, mask);
     }
-    let t = (!timeout.is_null()).then(|| {
-        Duration::from_secs((*timeout).tv_sec.max(0) as u64) + Duration::from_nanos((*timeout).tv_nsec.max(0) as u64)
-    });
+    if !timeout.is_null() && ((*timeout).tv_sec < 0 || !(0..1_000_000_000).contains(&(*timeout).tv_nsec)) {
+        return errno::fail(libc::EINVAL);
+    }
+    let t = (!timeout.is_null())
+        .then(|| Duration::from_secs((*timeout).tv_sec as u64) + Duration::from_nanos((*timeout).tv_nsec as u64));
     let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     poll_loop(set, t, &|f, n| real::ppoll(f, n, &zero, mask))
 }

@@ -26,6 +26,7 @@
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,6 +163,96 @@ static void case_errors(void) {
     SHOW("close", close(c));
     SHOW("send-after-close", send(c, "x", 1, 0));
     SHOW("close-again", close(c));
+    close(s);
+}
+
+/* Every intercepted call on an accelerated socket, with arguments the kernel refuses or
+ * nothing to receive: the errnos must be the kernel's. */
+static void case_calls(void) {
+    current = "calls";
+    char buf[64];
+    int s = udp_bound(5, 0);
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6};
+    /* Receives with nothing queued. */
+    SHOW("recvmsg-dontwait", recvmsg(s, &m, MSG_DONTWAIT));
+    struct mmsghdr mm = {.msg_hdr = m};
+    SHOW("recvmmsg-dontwait", recvmmsg(s, &mm, 1, MSG_DONTWAIT, NULL));
+    SHOW("recvmmsg-zero", recvmmsg(s, &mm, 0, MSG_DONTWAIT, NULL));
+    SHOW("recvfrom-dontwait", recvfrom(s, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL));
+    int fl = fcntl(s, F_GETFL);
+    SHOW("set-nonblock", fcntl(s, F_SETFL, fl | O_NONBLOCK));
+    SHOW("read-nonblock", read(s, buf, sizeof buf));
+    SHOW("readv-nonblock", readv(s, &iov, 1));
+    SHOW("recv-nonblock", recv(s, buf, sizeof buf, 0));
+    SHOW("clear-nonblock", fcntl(s, F_SETFL, fl));
+    set_rcvtimeo(s, 100);
+    SHOW("recvmsg-timeout", recvmsg(s, &m, 0));
+    SHOW("read-timeout", read(s, buf, sizeof buf));
+    SHOW("readv-timeout", readv(s, &iov, 1));
+    set_rcvtimeo(s, 0);
+    /* Bad arguments. */
+    volatile int negative = -1; /* (the compiler refuses a literal) */
+    SHOW("readv-negative-count", readv(s, &iov, negative));
+    SHOW("writev-negative-count", writev(s, &iov, negative));
+    static struct iovec many[1025];
+    SHOW("writev-too-many", writev(s, many, 1025));
+    m.msg_name = &six;
+    m.msg_namelen = sizeof six;
+    SHOW("sendmsg-inet6-name", sendmsg(s, &m, 0));
+    m.msg_name = &peer;
+    m.msg_namelen = 3;
+    SHOW("sendmsg-short-name", sendmsg(s, &m, 0));
+    m.msg_name = NULL;
+    m.msg_namelen = 0;
+    SHOW("sendmsg-no-destination", sendmsg(s, &m, 0));
+    SHOW("write-unconnected", write(s, "x", 1));
+    SHOW("writev-unconnected", writev(s, &iov, 1));
+    SHOW("sendmmsg-zero", sendmmsg(s, &mm, 0, 0));
+    SHOW("sendmmsg-unconnected", sendmmsg(s, &mm, 1, 0));
+    SHOW("setsockopt-short", setsockopt(s, SOL_SOCKET, SO_RCVBUF, buf, 1));
+    SHOW("setsockopt-unknown", setsockopt(s, SOL_SOCKET, 12345, buf, 4));
+    SHOW("getsockopt-null-len", getsockopt(s, SOL_SOCKET, SO_RCVBUF, buf, NULL));
+    socklen_t zero = 0;
+    SHOW("getsockopt-zero-len", getsockopt(s, SOL_SOCKET, SO_RCVBUF, buf, &zero));
+    SAY("zero-len-after: %u", zero);
+    SHOW("ioctl-unknown", ioctl(s, 0x1234, buf));
+    struct sockaddr_in a = any_port(base_port + 6);
+    SHOW("bind-bound", bind(s, (struct sockaddr *)&a, sizeof a));
+    SHOW("connect-short", connect(s, (struct sockaddr *)&peer, 3));
+    SHOW("connect-inet6", connect(s, (struct sockaddr *)&six, sizeof six));
+    SHOW("getpeername-unconnected", getpeername(s, (struct sockaddr *)&a, &(socklen_t){sizeof a}));
+    struct pollfd p = {.fd = s, .events = POLLIN};
+    SHOW("poll-empty", poll(&p, 1, 0));
+    SHOW("poll-negative-timeout-empty-set", poll(NULL, 0, 10));
+    SHOW("select-negative-nfds", select(-1, NULL, NULL, NULL, NULL));
+    struct timespec ts = {.tv_nsec = 2000000000};
+    SHOW("ppoll-bad-timeout", ppoll(&p, 1, &ts, NULL));
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(s, &r);
+    struct timeval tv = {.tv_usec = 1000};
+    SHOW("select-empty", select(s + 1, &r, NULL, NULL, &tv));
+    SHOW("pselect-bad-timeout", pselect(s + 1, &r, NULL, NULL, &ts, NULL));
+    /* Data: each call receives one datagram. */
+    const char *calls[] = {"recvmsg", "recvmmsg", "read", "readv", "recvfrom"};
+    for (int i = 0; i < 5; i++) {
+        sendto(s, calls[i], strlen(calls[i]), 0, (struct sockaddr *)&peer, sizeof peer);
+        SHOW("poll-data", poll(&p, 1, 3000));
+        long n = -1;
+        memset(buf, 0, sizeof buf);
+        m.msg_name = NULL;
+        m.msg_namelen = 0;
+        switch (i) {
+        case 0: n = recvmsg(s, &m, 0); break;
+        case 1: mm.msg_hdr = m; n = recvmmsg(s, &mm, 1, 0, NULL); break;
+        case 2: n = read(s, buf, sizeof buf); break;
+        case 3: n = readv(s, &iov, 1); break;
+        case 4: n = recvfrom(s, buf, sizeof buf, 0, NULL, NULL); break;
+        }
+        SAY("%s: %ld %s", calls[i], n, buf);
+    }
     close(s);
 }
 
@@ -704,6 +795,7 @@ int main(int argc, char **argv) {
     base_port = atoi(argv[4]);
     int extra = argc > 5 ? atoi(argv[5]) : 0;
     if (!strcmp(which, "errors")) case_errors();
+    else if (!strcmp(which, "calls")) case_calls();
     else if (!strcmp(which, "signals")) case_signals();
     else if (!strcmp(which, "threads")) case_threads(extra ? extra : 10);
     else if (!strcmp(which, "dup")) case_dup();
