@@ -115,7 +115,7 @@ fn error_paths_signals_duplicates_and_epoll_flags_match_the_kernel() {
 }
 
 #[test]
-fn eight_threads_on_one_socket_for_ten_seconds_account_for_every_datagram() {
+fn eight_threads_on_one_socket_for_ten_seconds_and_on_four_account_for_every_datagram() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let _echo = PeerEcho::start(&topo, ECHO_PORT);
@@ -123,7 +123,11 @@ fn eight_threads_on_one_socket_for_ten_seconds_account_for_every_datagram() {
     assert!(run.stdout.contains("missing=0 duplicated=0 phantom=0 bad=0 enough=1"), "{}", run.stdout);
     assert!(bypasses(&run) >= 1, "not accelerated:\n{}", run.stderr);
     assert_eq!(run.kernel_received, 0, "received through the kernel");
-    eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("threads:")).unwrap_or_default());
+    // ...and on four sockets, two threads each.
+    let split = same_as_kernel(&topo, "threads-split", "3", Duration::from_secs(60));
+    assert!(split.stdout.contains("missing=0 duplicated=0 phantom=0 bad=0 enough=1"), "{}", split.stdout);
+    assert!(bypasses(&split) >= 4, "not accelerated:\n{}", split.stderr);
+    assert_eq!(split.kernel_received, 0, "received through the kernel");
 }
 
 #[test]

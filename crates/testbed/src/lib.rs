@@ -15,6 +15,7 @@
 mod cmd;
 mod names;
 mod process;
+pub mod tap;
 
 pub use cmd::{command_output, ip};
 pub use names::{remove_topology, sweep, sweep_all, SweepReport};
@@ -85,7 +86,7 @@ pub struct Topology {
     children: Mutex<Vec<u32>>,
 }
 
-static NEXT_INDEX: AtomicU32 = AtomicU32::new(0);
+pub(crate) static NEXT_INDEX: AtomicU32 = AtomicU32::new(0);
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Serialises namespace tests within one test binary: hold the guard for the whole test.
@@ -230,19 +231,7 @@ impl Topology {
     /// Runs `f` on a thread that has entered the namespace at `side`: sockets it creates live
     /// there (a network namespace is per thread) and may be used from any thread afterwards.
     pub fn in_ns<R: Send>(&self, side: Side, f: impl FnOnce() -> R + Send) -> io::Result<R> {
-        let path = format!("/var/run/netns/{}", self.host(side).netns);
-        let ns = std::fs::File::open(&path)?;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // SAFETY: setns on a valid namespace fd only changes this thread's namespace.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(f())
-            })
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })
+        in_netns(&self.host(side).netns, f)
     }
 
     /// Reads a counter from `nstat` in a namespace (e.g. "UdpInDatagrams"), absolute value.
@@ -270,6 +259,22 @@ impl Drop for Topology {
     fn drop(&mut self) {
         self.teardown();
     }
+}
+
+/// Runs `f` on a thread that has entered the namespace `netns`.
+pub(crate) fn in_netns<R: Send>(netns: &str, f: impl FnOnce() -> R + Send) -> io::Result<R> {
+    let ns = std::fs::File::open(format!("/var/run/netns/{netns}"))?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: setns on a valid namespace fd only changes this thread's namespace.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
 }
 
 /// Runs a command inside a namespace (no timeout wrapper: for quick tools like ip, ss, sysctl).

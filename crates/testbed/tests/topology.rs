@@ -5,9 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use testbed::{ip, poll_until, Proto, Side, Topology};
+use testbed::{ip, ns_exec, poll_until, Proto, Side, Topology};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -179,4 +180,58 @@ fn sweep_removes_leftovers_of_a_killed_run() {
     assert!(!list.contains(&prefix), "leftovers after sweep: {list}");
     assert!(gone(sleeper), "the leftover program survived the sweep");
     assert!(list.contains(&ours.accel.netns), "sweep removed a live owner's topology");
+}
+
+#[test]
+fn a_tap_host_delivers_the_kernels_frames_to_the_device_and_takes_ours_and_leaves_nothing() {
+    let Some(_serial) = testbed::require() else { return };
+    let host = testbed::tap::TapHost::create(&[("net.ipv4.tcp_sack", "0")], 1500).unwrap();
+    let netns = host.netns.clone();
+    let tap = host.open().unwrap();
+    assert_eq!(ns_exec(&netns, &["sysctl", "-n", "net.ipv4.tcp_sack"]).unwrap().trim(), "0");
+    // The kernel pings the engine's address: the echo request comes out of the device, to the
+    // engine's MAC (no ARP: the neighbour entry is permanent).
+    let engine = host.engine_ip.to_string();
+    let ping = host.spawn(&["ping", "-c", "1", "-W", "2", &engine], Duration::from_secs(5)).unwrap();
+    let mut frame = [0u8; 2048];
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let request = loop {
+        // SAFETY: reading into our buffer from our non-blocking descriptor.
+        let n = unsafe { libc::read(tap.as_raw_fd(), frame.as_mut_ptr().cast(), frame.len()) };
+        if n > 0 && frame[12..14] == [0x08, 0x00] && frame[23] == 1 {
+            break frame[..n as usize].to_vec();
+        }
+        assert!(std::time::Instant::now() < deadline, "no ICMP echo request came out of the device");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(request[..6], host.engine_mac);
+    assert_eq!(request[6..12], host.kernel_mac);
+    // Answer it: swap the addresses, make it a reply (type 0), recompute the ICMP checksum.
+    let mut reply = request.clone();
+    reply[..6].copy_from_slice(&host.kernel_mac);
+    reply[6..12].copy_from_slice(&host.engine_mac);
+    let (src, dst) = (request[26..30].to_vec(), request[30..34].to_vec());
+    reply[26..30].copy_from_slice(&dst);
+    reply[30..34].copy_from_slice(&src);
+    reply[34] = 0;
+    reply[36..38].fill(0);
+    let sum = internet_checksum(&reply[34..]);
+    reply[36..38].copy_from_slice(&sum.to_be_bytes());
+    // SAFETY: writing our buffer to our descriptor.
+    let n = unsafe { libc::write(tap.as_raw_fd(), reply.as_ptr().cast(), reply.len()) };
+    assert_eq!(n as usize, reply.len());
+    let out = ping.finish(Duration::from_secs(5)).unwrap();
+    assert!(out.status.success(), "ping got no reply: {}", String::from_utf8_lossy(&out.stdout));
+    drop(tap);
+    drop(host);
+    assert!(!testbed::ip(&["netns", "list"]).unwrap().contains(&netns), "{netns} was left behind");
+}
+
+/// RFC 1071.
+fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }

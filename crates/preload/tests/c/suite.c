@@ -387,7 +387,7 @@ static void case_signals(void) {
 #define WINDOW 4
 #define MAX_SEQ (1 << 20)
 
-static int shared_fd;
+static int thread_fds[THREADS];
 static atomic_int stop_sending;
 static atomic_uint_least8_t received[THREADS][MAX_SEQ];
 static atomic_long received_by[THREADS];
@@ -395,6 +395,7 @@ static atomic_long bad;
 
 static void *thread_worker(void *arg) {
     int me = (int)(intptr_t)arg;
+    int shared_fd = thread_fds[me];
     long sent = 0;
     char buf[64];
     while (!stop_sending && sent < MAX_SEQ) {
@@ -419,13 +420,17 @@ static void *thread_worker(void *arg) {
     return (void *)sent;
 }
 
-/* THREADS threads send and receive on one socket for SECONDS: every datagram sent comes back
- * exactly once (the echo server is on a lossless veth and each thread keeps at most WINDOW in
- * flight, so no queue overflows). */
-static void case_threads(int seconds) {
-    current = "threads";
-    shared_fd = udp_bound(20, 0);
-    set_rcvtimeo(shared_fd, 50);
+/* THREADS threads send and receive for SECONDS on `sockets` sockets (threads i, i + sockets...
+ * share one): every datagram sent comes back exactly once (the echo server is on a lossless
+ * veth and each thread keeps at most WINDOW in flight, so no queue overflows). */
+static void case_threads(int seconds, int sockets) {
+    current = sockets == 1 ? "threads" : "threads-split";
+    int fds[THREADS];
+    for (int i = 0; i < sockets; i++) {
+        fds[i] = udp_bound(20 + i, 0);
+        set_rcvtimeo(fds[i], 50);
+    }
+    for (int i = 0; i < THREADS; i++) thread_fds[i] = fds[i % sockets];
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, thread_worker, (void *)(intptr_t)i);
     msleep(seconds * 1000);
@@ -439,9 +444,12 @@ static void case_threads(int seconds) {
     }
     /* Whatever is still in flight arrives now. */
     char buf[64];
-    for (;;) {
-        long r = recv(shared_fd, buf, sizeof buf - 1, 0);
-        if (r <= 0) break;
+    for (int i = 0; i < sockets;) {
+        long r = recv(fds[i], buf, sizeof buf - 1, 0);
+        if (r <= 0) {
+            i++;
+            continue;
+        }
         buf[r] = 0;
         int th;
         long seq;
@@ -457,10 +465,11 @@ static void case_threads(int seconds) {
             if (received[i][q] > 1) duplicated++;
             if (q >= sent[i] && received[i][q] > 0) phantom++;
         }
-    fprintf(stderr, "threads: %d threads, %ld datagrams each way in %d s\n", THREADS, total, seconds);
+    fprintf(stderr, "%s: %d threads on %d socket(s), %ld datagrams each way in %d s\n", current, THREADS, sockets,
+            total, seconds);
     SAY("missing=%ld duplicated=%ld phantom=%ld bad=%ld enough=%d", missing, duplicated, phantom, (long)bad,
         total >= 1000);
-    close(shared_fd);
+    for (int i = 0; i < sockets; i++) close(fds[i]);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -797,7 +806,8 @@ int main(int argc, char **argv) {
     if (!strcmp(which, "errors")) case_errors();
     else if (!strcmp(which, "calls")) case_calls();
     else if (!strcmp(which, "signals")) case_signals();
-    else if (!strcmp(which, "threads")) case_threads(extra ? extra : 10);
+    else if (!strcmp(which, "threads")) case_threads(extra ? extra : 10, 1);
+    else if (!strcmp(which, "threads-split")) case_threads(extra ? extra : 10, 4);
     else if (!strcmp(which, "dup")) case_dup();
     else if (!strcmp(which, "epoll")) case_epoll();
     else if (!strcmp(which, "fork")) case_fork();
