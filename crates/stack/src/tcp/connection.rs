@@ -68,6 +68,8 @@ pub struct Connection {
     pub(crate) send_buf: SendBuffer,
     /// The application shut the sending side: a FIN follows the last byte.
     pub(crate) fin_queued: bool,
+    /// Sequence number our FIN went out with.
+    pub(crate) fin_sent: Option<Seq>,
     /// The MSS we send with.
     pub(crate) mss: u32,
     /// The MSS we advertised.
@@ -176,6 +178,7 @@ impl Connection {
             rcv_wscale: window_scale_for(rcvbuf),
             send_buf: SendBuffer::new(options.sndbuf.clamp(1024, 1 << 30)),
             fin_queued: false,
+            fin_sent: None,
             mss,
             our_mss,
             irs: Seq(0),
@@ -301,14 +304,18 @@ impl Connection {
         self.snd_nxt.since(self.snd_una)
     }
 
-    /// Sequence number of our FIN when one is queued.
-    pub(crate) fn fin_seq(&self) -> Option<Seq> {
-        self.fin_queued.then(|| self.snd_una + self.send_buf.len() as u32)
-    }
-
     /// Whether our FIN has been sent and acknowledged.
     pub(crate) fn fin_acked(&self) -> bool {
-        self.fin_seq().is_some_and(|f| self.snd_una > f)
+        self.fin_sent.is_some_and(|f| self.snd_una > f)
+    }
+
+    /// Whether a FIN is still to be sent from `seq` (first time, or again after a timeout).
+    pub(crate) fn fin_wanted_at(&self, seq: Seq) -> bool {
+        self.fin_queued
+            && match self.fin_sent {
+                None => true,
+                Some(f) => seq <= f && self.snd_una <= f,
+            }
     }
 
     /// Marks a change a readiness waiter must notice.

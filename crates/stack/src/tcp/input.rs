@@ -130,13 +130,25 @@ impl Connection {
         };
         // 2. SYN in a synchronized state: a retransmitted SYN gets its SYN-ACK again,
         //    anything else a challenge ACK (RFC 5961 4).
+        let mut seq = seq;
+        let mut acceptable = acceptable;
         if flags.contains(TcpFlags::SYN) {
-            if self.state == State::SynReceived && seq == self.irs {
+            let simultaneous_synack = self.state == State::SynReceived
+                && !self.passive
+                && seq + 1 == self.rcv_nxt
+                && repr.ack == Some(self.snd_nxt.0);
+            if simultaneous_synack {
+                // Simultaneous open: the peer's SYN-ACK acknowledges ours (RFC 9293 figure 8).
+                seq = self.rcv_nxt;
+                acceptable = true;
+            } else if self.state == State::SynReceived && seq == self.irs && repr.ack.is_none() {
+                // The peer did not get our SYN-ACK: send it again.
                 self.snd_nxt = self.iss;
+                return;
             } else {
                 self.challenge_ack(now);
+                return;
             }
-            return;
         }
         let mut data = payload;
         let mut fin = flags.contains(TcpFlags::FIN);

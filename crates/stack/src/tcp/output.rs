@@ -94,7 +94,7 @@ impl Connection {
     /// A data (and/or FIN) segment starting at `seq`, if the windows and Nagle allow one.
     fn send_data(&mut self, now: Instant, buf: &mut [u8], seq: Seq, kind: Send) -> Option<Outgoing> {
         let data_end = self.snd_una + self.send_buf.len() as u32;
-        let fin_wanted = self.fin_queued && seq <= data_end;
+        let fin_wanted = self.fin_wanted_at(seq) && seq <= data_end;
         let available = data_end.since(seq);
         let retransmission = seq < self.snd_max;
         let mut len = available.min(self.mss);
@@ -152,6 +152,9 @@ impl Connection {
         let offset = seq.since(self.snd_una) as usize;
         let copied = self.send_buf.read_at(offset, &mut buf[header..header + len as usize]);
         let out = self.emit(now, buf, seq, Some(self.rcv_nxt), flags, copied, TcpOptions::NONE, header)?;
+        if with_fin {
+            self.fin_sent = Some(seq + copied as u32);
+        }
         let used = copied as u32 + u32::from(with_fin);
         let end = seq + used;
         if retransmission {
