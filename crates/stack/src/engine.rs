@@ -7,6 +7,8 @@ use crate::neighbour::{multicast_mac, NeighbourCache};
 use crate::route::RouteTable;
 use crate::socket::{SocketHandle, SocketTable};
 use crate::stats::Stats;
+use crate::tcp::tables::TcpTables;
+use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use crate::udp::queue::DatagramInfo;
 use crate::udp::{UdpError, UdpOptions, UdpSocket};
@@ -46,8 +48,11 @@ pub enum RxChecksum {
 /// Something the driver or the socket layer must act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A socket's receive queue went from empty to not empty.
+    /// A socket's receive queue went from empty to not empty (for TCP: data, end of stream,
+    /// an error, or a connection to accept).
     Readable(SocketHandle),
+    /// A TCP socket became writable (connected, or send buffer space freed, or an error).
+    Writable(SocketHandle),
     /// A packet went to the kernel because this neighbour's MAC is unknown: look it up.
     NeighbourMissing(Ipv4Addr),
 }
@@ -61,28 +66,37 @@ pub struct StackConfig {
     pub udp_rcvbuf: usize,
     /// First IP identification (the driver passes a random one).
     pub ident_seed: u16,
+    /// TCP tunables.
+    pub tcp: TcpConfig,
 }
 
 impl Default for StackConfig {
     fn default() -> Self {
-        StackConfig { reassembly: ReassemblyConfig::default(), udp_rcvbuf: DEFAULT_RCVBUF, ident_seed: 0 }
+        StackConfig {
+            reassembly: ReassemblyConfig::default(),
+            udp_rcvbuf: DEFAULT_RCVBUF,
+            ident_seed: 0,
+            tcp: TcpConfig::default(),
+        }
     }
 }
 
 /// The protocol engine of one interface.
 #[derive(Debug)]
 pub struct Stack {
-    iface: Interface,
-    neighbours: NeighbourCache,
-    routes: RouteTable,
-    sockets: SocketTable,
+    pub(crate) iface: Interface,
+    pub(crate) neighbours: NeighbourCache,
+    pub(crate) routes: RouteTable,
+    pub(crate) sockets: SocketTable,
     reassembly: Reassembler,
-    config: StackConfig,
-    stats: Stats,
+    pub(crate) config: StackConfig,
+    pub(crate) stats: Stats,
     events: VecDeque<Event>,
-    next_ident: u16,
+    pub(crate) next_ident: u16,
     /// A whole IP packet for the kernel path, and reassembled datagrams' copies.
-    scratch: Vec<u8>,
+    pub(crate) scratch: Vec<u8>,
+    /// TCP demultiplexing, timers and pending output.
+    pub(crate) tcp: TcpTables,
     /// Receivers of one multicast or broadcast datagram.
     group_scratch: Vec<SocketHandle>,
 }
@@ -102,6 +116,7 @@ impl Stack {
             events: VecDeque::with_capacity(64),
             scratch: vec![0u8; 65_536],
             group_scratch: Vec::new(),
+            tcp: TcpTables::new(),
         }
     }
 
@@ -142,16 +157,18 @@ impl Stack {
 
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.reassembly.next_expiry()
+        [self.reassembly.next_expiry(), self.tcp.timers.next_fire()].into_iter().flatten().min()
     }
 
-    /// Runs what is due at `now` (reassembly expiry).
+    /// Runs what is due at `now` (reassembly expiry, TCP timers). TCP's resulting segments go
+    /// out at the next [`Stack::transmit`].
     pub fn handle_timeout(&mut self, now: Instant) {
         let expired = self.reassembly.expire(now);
         self.stats.frag_dropped += expired as u64;
+        self.tcp_timeouts(now);
     }
 
-    fn event(&mut self, e: Event) {
+    pub(crate) fn event(&mut self, e: Event) {
         // Bounded: readiness is also readable from the sockets, so losing an event loses no data.
         if self.events.len() < 4096 {
             self.events.push_back(e);
@@ -199,12 +216,20 @@ impl Stack {
             self.stats.ip_not_ours += 1;
             return;
         }
-        if ip.protocol() != IpProtocol::UDP {
+        if ip.protocol() != IpProtocol::UDP && ip.protocol() != IpProtocol::TCP {
             self.stats.ip_unknown_protocol += 1;
             return;
         }
+        if ip.protocol() == IpProtocol::TCP && group {
+            self.stats.tcp_malformed += 1;
+            return;
+        }
         if !ip.is_fragment() {
-            self.receive_udp(now, src, dst, ip.payload(), csum);
+            if ip.protocol() == IpProtocol::TCP {
+                self.receive_tcp(now, src, dst, ip.payload(), csum);
+            } else {
+                self.receive_udp(now, src, dst, ip.payload(), csum);
+            }
             return;
         }
         self.stats.frag_received += 1;
@@ -219,7 +244,11 @@ impl Stack {
                 let mut scratch = std::mem::take(&mut self.scratch);
                 scratch[..len].copy_from_slice(datagram);
                 // Reassembled datagrams carry full checksums whatever the device said.
-                self.receive_udp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
+                if key.protocol == IpProtocol::TCP.0 {
+                    self.receive_tcp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
+                } else {
+                    self.receive_udp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
+                }
                 self.scratch = scratch;
             }
             FragOutcome::Dropped(_) => self.stats.frag_dropped += 1,

@@ -13,6 +13,7 @@ pub mod neighbour;
 pub mod route;
 pub mod socket;
 pub mod stats;
+pub mod tcp;
 pub mod time;
 pub mod timer;
 pub mod udp;

@@ -2,6 +2,7 @@
 //! datagram belongs to in O(1).
 
 use crate::hash::FxHashMap;
+use crate::tcp::socket::TcpSocket;
 use crate::udp::UdpSocket;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -13,10 +14,17 @@ pub struct SocketHandle {
     generation: u32,
 }
 
+/// What a slot holds: UDP and TCP sockets share one handle space.
+#[derive(Debug)]
+pub(crate) enum Socket {
+    Udp(UdpSocket),
+    Tcp(Box<TcpSocket>),
+}
+
 #[derive(Debug)]
 struct Slot {
     generation: u32,
-    socket: Option<UdpSocket>,
+    socket: Option<Socket>,
 }
 
 /// Which sockets receive a unicast datagram, in Linux's order of preference.
@@ -46,8 +54,7 @@ pub struct SocketTable {
 }
 
 impl SocketTable {
-    /// Stores a socket and returns its handle.
-    pub(crate) fn insert(&mut self, socket: UdpSocket) -> SocketHandle {
+    fn store(&mut self, socket: Socket) -> SocketHandle {
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.socket = Some(socket);
@@ -57,9 +64,15 @@ impl SocketTable {
         SocketHandle { index: (self.slots.len() - 1) as u32, generation: 0 }
     }
 
-    /// Removes a socket (and every demux entry of it).
-    pub(crate) fn remove(&mut self, h: SocketHandle) -> Option<UdpSocket> {
-        self.unindex(h);
+    fn slot(&self, h: SocketHandle) -> Option<&Socket> {
+        self.slots.get(h.index as usize).filter(|s| s.generation == h.generation)?.socket.as_ref()
+    }
+
+    fn slot_mut(&mut self, h: SocketHandle) -> Option<&mut Socket> {
+        self.slots.get_mut(h.index as usize).filter(|s| s.generation == h.generation)?.socket.as_mut()
+    }
+
+    fn take(&mut self, h: SocketHandle) -> Option<Socket> {
         let slot = self.slots.get_mut(h.index as usize).filter(|s| s.generation == h.generation)?;
         let socket = slot.socket.take()?;
         slot.generation = slot.generation.wrapping_add(1);
@@ -67,14 +80,65 @@ impl SocketTable {
         Some(socket)
     }
 
-    /// The socket behind a handle, if it is still open.
-    pub(crate) fn get(&self, h: SocketHandle) -> Option<&UdpSocket> {
-        self.slots.get(h.index as usize).filter(|s| s.generation == h.generation)?.socket.as_ref()
+    /// Stores a UDP socket and returns its handle.
+    pub(crate) fn insert(&mut self, socket: UdpSocket) -> SocketHandle {
+        self.store(Socket::Udp(socket))
     }
 
-    /// Mutable access to the socket behind a handle.
+    /// Stores a TCP socket and returns its handle.
+    pub(crate) fn insert_tcp(&mut self, socket: TcpSocket) -> SocketHandle {
+        self.store(Socket::Tcp(Box::new(socket)))
+    }
+
+    /// Removes a UDP socket (and every demux entry of it).
+    pub(crate) fn remove(&mut self, h: SocketHandle) -> Option<UdpSocket> {
+        self.get(h)?;
+        self.unindex(h);
+        match self.take(h)? {
+            Socket::Udp(u) => Some(u),
+            Socket::Tcp(_) => None,
+        }
+    }
+
+    /// Removes a TCP socket (its demux entries are the TCP tables' business).
+    pub(crate) fn remove_tcp(&mut self, h: SocketHandle) -> Option<Box<TcpSocket>> {
+        self.get_tcp(h)?;
+        match self.take(h)? {
+            Socket::Tcp(t) => Some(t),
+            Socket::Udp(_) => None,
+        }
+    }
+
+    /// The UDP socket behind a handle, if it is still open.
+    pub(crate) fn get(&self, h: SocketHandle) -> Option<&UdpSocket> {
+        match self.slot(h)? {
+            Socket::Udp(u) => Some(u),
+            Socket::Tcp(_) => None,
+        }
+    }
+
+    /// Mutable access to the UDP socket behind a handle.
     pub(crate) fn get_mut(&mut self, h: SocketHandle) -> Option<&mut UdpSocket> {
-        self.slots.get_mut(h.index as usize).filter(|s| s.generation == h.generation)?.socket.as_mut()
+        match self.slot_mut(h)? {
+            Socket::Udp(u) => Some(u),
+            Socket::Tcp(_) => None,
+        }
+    }
+
+    /// The TCP socket behind a handle.
+    pub(crate) fn get_tcp(&self, h: SocketHandle) -> Option<&TcpSocket> {
+        match self.slot(h)? {
+            Socket::Tcp(t) => Some(t),
+            Socket::Udp(_) => None,
+        }
+    }
+
+    /// Mutable access to the TCP socket behind a handle.
+    pub(crate) fn get_tcp_mut(&mut self, h: SocketHandle) -> Option<&mut TcpSocket> {
+        match self.slot_mut(h)? {
+            Socket::Tcp(t) => Some(t),
+            Socket::Udp(_) => None,
+        }
     }
 
     /// Removes a socket's demux entries (before its addresses change).

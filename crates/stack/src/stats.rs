@@ -46,4 +46,26 @@ pub struct Stats {
     pub tx_dropped: u64,
     /// Fragments sent (IpFragCreates).
     pub frag_created: u64,
+    /// TCP segments received (TcpInSegs).
+    pub tcp_in_segs: u64,
+    /// TCP segments sent (TcpOutSegs).
+    pub tcp_out_segs: u64,
+    /// TCP segments too short, inconsistent or to a group address (TcpInErrs).
+    pub tcp_malformed: u64,
+    /// TCP checksum wrong (TcpInCsumErrors).
+    pub tcp_bad_checksum: u64,
+    /// TCP segments for no socket (answered with RST when configured) (TcpOutRsts share).
+    pub tcp_no_socket: u64,
+    /// RSTs sent for segments that matched no socket.
+    pub tcp_resets_sent: u64,
+    /// Connections opened actively (TcpActiveOpens).
+    pub tcp_active_opens: u64,
+    /// Connections opened passively (TcpPassiveOpens).
+    pub tcp_passive_opens: u64,
+    /// SYNs dropped because a listener's queue was full (ListenDrops).
+    pub tcp_listen_drops: u64,
+    /// Final ACKs dropped because the accept queue was full (ListenOverflows).
+    pub tcp_listen_overflows: u64,
+    /// TCP segments the port refused (recovered by retransmission).
+    pub tcp_tx_busy: u64,
 }

@@ -135,6 +135,14 @@ impl<T: Copy> TimerWheel<T> {
         self.current_tick = now_tick;
     }
 
+    /// The earliest instant at which `expire` fires a timer: its deadline, or the start of the
+    /// next tick when that deadline falls in the tick already processed. A driver waiting for
+    /// exactly this never calls `expire` too early to make progress.
+    pub fn next_fire(&self) -> Option<Instant> {
+        let next_tick = Instant::from_nanos((self.current_tick + 1).saturating_mul(self.granularity_ns));
+        self.next_deadline().map(|d| d.max(next_tick))
+    }
+
     /// The earliest deadline pending, for a driver choosing how long to sleep.
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.live == 0 {

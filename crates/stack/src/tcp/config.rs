@@ -1,0 +1,83 @@
+//! TCP tunables, with Linux's defaults (the sysctl each mirrors is named in its comment).
+
+use std::time::Duration;
+
+/// Stack-wide TCP settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Key of the ISN hash (RFC 6528); the driver passes random bytes.
+    pub isn_key: [u64; 2],
+    /// Lower bound of the retransmission timeout (TCP_RTO_MIN, 200 ms).
+    pub rto_min: Duration,
+    /// Upper bound of the retransmission timeout (TCP_RTO_MAX, 120 s).
+    pub rto_max: Duration,
+    /// Retransmission timeout before any RTT sample (RFC 6298: 1 s).
+    pub rto_initial: Duration,
+    /// Retransmissions of data before giving up with ETIMEDOUT (tcp_retries2, 15).
+    pub retries2: u32,
+    /// SYN retransmissions of connect before ETIMEDOUT (tcp_syn_retries, 6).
+    pub syn_retries: u32,
+    /// SYN-ACK retransmissions of a passive open before it is dropped (tcp_synack_retries, 5).
+    pub synack_retries: u32,
+    /// Delayed-ACK timeout (TCP_DELACK_MIN, 40 ms).
+    pub delayed_ack: Duration,
+    /// Segments acknowledged at once at the start of a connection and after idle
+    /// (TCP_MAX_QUICKACKS, 16).
+    pub quickacks: u32,
+    /// TIME_WAIT duration, 2 MSL (TCP_TIMEWAIT_LEN, 60 s).
+    pub time_wait: Duration,
+    /// How long an orphaned connection waits in FIN_WAIT_2 (tcp_fin_timeout, 60 s).
+    pub fin_timeout: Duration,
+    /// Default keepalive idle time (tcp_keepalive_time, 7200 s).
+    pub keepalive_idle: Duration,
+    /// Default keepalive probe interval (tcp_keepalive_intvl, 75 s).
+    pub keepalive_interval: Duration,
+    /// Default keepalive probes before ETIMEDOUT (tcp_keepalive_probes, 9).
+    pub keepalive_probes: u32,
+    /// Initial congestion window in segments (TCP_INIT_CWND, 10).
+    pub initial_window: u32,
+    /// Collapse the congestion window after an idle RTO (tcp_slow_start_after_idle, 1).
+    pub slow_start_after_idle: bool,
+    /// Default send buffer (SO_SNDBUF) of a new socket.
+    pub sndbuf: usize,
+    /// Default receive buffer (SO_RCVBUF) of a new socket.
+    pub rcvbuf: usize,
+    /// Out-of-order ranges kept per connection; a segment needing more is dropped.
+    pub max_ooo_ranges: usize,
+    /// Challenge ACKs sent per second, stack-wide per connection (tcp_challenge_ack_limit).
+    pub challenge_ack_limit: u32,
+    /// Answer segments for no socket with RST, as Linux does for a closed port. Off when the
+    /// kernel, which owns the port too, must be the one to answer.
+    pub rst_unknown: bool,
+    /// Largest accept queue a listen backlog may ask for (net.core.somaxconn, 4096).
+    pub somaxconn: usize,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            isn_key: [0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210],
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            rto_initial: Duration::from_secs(1),
+            retries2: 15,
+            syn_retries: 6,
+            synack_retries: 5,
+            delayed_ack: Duration::from_millis(40),
+            quickacks: 16,
+            time_wait: Duration::from_secs(60),
+            fin_timeout: Duration::from_secs(60),
+            keepalive_idle: Duration::from_secs(7200),
+            keepalive_interval: Duration::from_secs(75),
+            keepalive_probes: 9,
+            initial_window: 10,
+            slow_start_after_idle: true,
+            sndbuf: 256 * 1024,
+            rcvbuf: 256 * 1024,
+            max_ooo_ranges: 16,
+            challenge_ack_limit: 1000,
+            rst_unknown: true,
+            somaxconn: 4096,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Congestion control behind one trait, so that an algorithm is one file (NewReno now, CUBIC
+//! next). The connection does loss detection and recovery bookkeeping (duplicate ACKs, the
+//! recovery point); the algorithm only decides the window.
+
+mod newreno;
+
+pub use newreno::NewReno;
+
+use crate::time::Instant;
+use std::fmt::Debug;
+
+/// How a congestion controller reacts to what the connection sees. Sizes are in bytes.
+pub trait CongestionControl: Debug + Send {
+    /// The congestion window.
+    fn window(&self) -> u32;
+    /// The slow-start threshold.
+    fn ssthresh(&self) -> u32;
+    /// New data was acknowledged outside recovery.
+    fn on_ack(&mut self, now: Instant, acked: u32, mss: u32);
+    /// Three duplicate ACKs: fast retransmit begins with `in_flight` bytes outstanding.
+    fn on_fast_retransmit(&mut self, in_flight: u32, mss: u32);
+    /// A further duplicate ACK during fast recovery (one more segment left the network).
+    fn on_recovery_dup_ack(&mut self, mss: u32);
+    /// A partial ACK during recovery (RFC 6582): `acked` bytes newly acknowledged.
+    fn on_partial_ack(&mut self, acked: u32, mss: u32);
+    /// Recovery ended: everything outstanding at its start is acknowledged.
+    fn on_recovery_exit(&mut self, in_flight: u32, mss: u32);
+    /// The retransmission timer expired with `in_flight` bytes outstanding.
+    fn on_timeout(&mut self, in_flight: u32, mss: u32);
+    /// Sending resumes after an idle period longer than the RTO (RFC 5681 4.1).
+    fn on_idle_restart(&mut self, mss: u32);
+}
+
+/// Which algorithm new connections use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Algorithm {
+    /// RFC 5681 with RFC 6582's recovery.
+    #[default]
+    NewReno,
+}
+
+impl Algorithm {
+    /// A controller of this kind with an initial window of `initial_segments` segments.
+    pub fn build(self, initial_segments: u32, mss: u32) -> Box<dyn CongestionControl> {
+        match self {
+            Algorithm::NewReno => Box::new(NewReno::new(initial_segments, mss)),
+        }
+    }
+}

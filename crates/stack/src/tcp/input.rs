@@ -1,0 +1,408 @@
+//! What arrives: segment processing of RFC 9293 3.10.7, with RFC 5961's defences (exact-match
+//! RST, challenge ACKs for in-window RSTs and SYNs, ACK range check), delayed-ACK decisions,
+//! duplicate-ACK counting for fast retransmit, and in-order delivery through the reassembler.
+
+use super::connection::Connection;
+use super::error::TcpError;
+use super::recv_buffer::Arrival;
+use super::seq::Seq;
+use super::state::State;
+use crate::time::Instant;
+use std::time::Duration;
+use wire::{TcpFlags, TcpRepr};
+
+impl Connection {
+    /// Processes one segment addressed to this connection.
+    pub fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
+        self.info.segs_in += 1;
+        let payload = &payload[..payload.len().min(repr.payload_len)];
+        match self.state {
+            State::Closed | State::Listen => {}
+            State::SynSent => self.on_syn_sent(now, repr),
+            _ => self.on_synchronized(now, repr, payload),
+        }
+    }
+
+    fn on_syn_sent(&mut self, now: Instant, repr: &TcpRepr) {
+        let flags = repr.flags;
+        if let Some(ack) = repr.ack.map(Seq) {
+            if ack <= self.iss || ack > self.snd_max {
+                if !flags.contains(TcpFlags::RST) {
+                    self.rst_pending = Some(ack);
+                }
+                return;
+            }
+        }
+        if flags.contains(TcpFlags::RST) {
+            if repr.ack.is_some() {
+                self.fail(Some(TcpError::ConnectionRefused));
+            }
+            return;
+        }
+        if !flags.contains(TcpFlags::SYN) {
+            return;
+        }
+        self.take_syn_options(repr);
+        self.irs = Seq(repr.seq);
+        self.rcv_nxt = self.irs + 1;
+        self.rcv_adv = self.rcv_nxt;
+        self.last_recv = now;
+        self.snd_wl1 = self.irs;
+        match repr.ack.map(Seq) {
+            Some(ack) => {
+                // Our SYN is acknowledged.
+                self.snd_wnd = u32::from(repr.window) << self.snd_wscale;
+                self.max_snd_wnd = self.snd_wnd;
+                self.snd_wl2 = ack;
+                self.snd_una = ack;
+                self.snd_nxt = self.snd_nxt.max(ack);
+                if self.retries == 0 {
+                    if let Some((_, sent)) = self.timing {
+                        self.rtt.sample(now.saturating_since(sent));
+                    }
+                }
+                self.timing = None;
+                self.rto_at = None;
+                self.backoff = 0;
+                self.retries = 0;
+                self.enter_established(now);
+                self.ack_now = true;
+            }
+            None => {
+                // Simultaneous open: answer with SYN-ACK (the same ISS).
+                self.snd_wnd = u32::from(repr.window);
+                self.max_snd_wnd = self.snd_wnd;
+                self.state = State::SynReceived;
+                self.snd_nxt = self.iss;
+                self.rto_at = None;
+            }
+        }
+    }
+
+    pub(crate) fn enter_established(&mut self, now: Instant) {
+        self.state = State::Established;
+        self.quickacks = self.config.quickacks;
+        if self.options.keepalive {
+            self.keepalive_at = Some(now + self.options.keep_idle);
+        }
+        self.arrived();
+    }
+
+    /// RFC 5961 challenge ACK, rate-limited per second.
+    fn challenge_ack(&mut self, now: Instant) {
+        if now.saturating_since(self.challenge_start) >= Duration::from_secs(1) {
+            self.challenge_start = now;
+            self.challenge_count = 0;
+        }
+        if self.challenge_count < self.config.challenge_ack_limit {
+            self.challenge_count += 1;
+            self.info.challenge_acks += 1;
+            self.ack_now = true;
+        }
+    }
+
+    fn on_synchronized(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
+        let flags = repr.flags;
+        let seq = Seq(repr.seq);
+        let rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
+        let seg_len =
+            payload.len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+        self.last_recv = now;
+        self.keep_probes = 0;
+
+        // 1. Sequence number check (RSTs follow RFC 5961 3.2 instead).
+        if flags.contains(TcpFlags::RST) {
+            if seq == self.rcv_nxt {
+                self.on_reset();
+            } else if seq.in_range(self.rcv_nxt, self.rcv_nxt + rcv_wnd.max(1)) {
+                self.challenge_ack(now);
+            }
+            return;
+        }
+        let window_end = self.rcv_nxt + rcv_wnd;
+        let acceptable = match (seg_len, rcv_wnd) {
+            (0, 0) => seq == self.rcv_nxt,
+            (0, _) => seq.in_range(self.rcv_nxt, window_end),
+            (_, 0) => false,
+            (_, _) => {
+                seq.in_range(self.rcv_nxt, window_end) || (seq + (seg_len - 1)).in_range(self.rcv_nxt, window_end)
+            }
+        };
+        // 2. SYN in a synchronized state: a retransmitted SYN gets its SYN-ACK again,
+        //    anything else a challenge ACK (RFC 5961 4).
+        let mut seq = seq;
+        let mut acceptable = acceptable;
+        if flags.contains(TcpFlags::SYN) {
+            let simultaneous_synack = self.state == State::SynReceived
+                && !self.passive
+                && seq + 1 == self.rcv_nxt
+                && repr.ack == Some(self.snd_nxt.0);
+            if simultaneous_synack {
+                // Simultaneous open: the peer's SYN-ACK acknowledges ours (RFC 9293 figure 8).
+                seq = self.rcv_nxt;
+                acceptable = true;
+            } else if self.state == State::SynReceived && seq == self.irs && repr.ack.is_none() {
+                // The peer did not get our SYN-ACK: send it again.
+                self.snd_nxt = self.iss;
+                return;
+            } else {
+                self.challenge_ack(now);
+                return;
+            }
+        }
+        let mut data = payload;
+        let mut fin = flags.contains(TcpFlags::FIN);
+        if !acceptable {
+            self.ack_now = true;
+            if self.state == State::TimeWait && fin {
+                self.close_at = Some(now + self.config.time_wait);
+            }
+            // A zero window still takes ACKs at rcv_nxt.
+            if !(rcv_wnd == 0 && seq == self.rcv_nxt) {
+                self.info.rcv_dropped += 1;
+                return;
+            }
+            data = &[];
+            fin = false;
+        }
+
+        // 3. ACK.
+        let Some(ack) = repr.ack.map(Seq) else { return };
+        if self.state == State::SynReceived {
+            if ack <= self.snd_una || ack > self.snd_max {
+                self.rst_pending = Some(ack);
+                return;
+            }
+            self.snd_wnd = u32::from(repr.window) << self.snd_wscale;
+            self.max_snd_wnd = self.snd_wnd;
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+            self.enter_established(now);
+        }
+        if ack > self.snd_max {
+            self.ack_now = true;
+            return;
+        }
+        if ack < self.snd_una - self.max_snd_wnd.max(self.mss) {
+            self.challenge_ack(now);
+            return;
+        }
+        let window = u32::from(repr.window) << self.snd_wscale;
+        if ack > self.snd_una {
+            self.on_new_ack(now, ack);
+        } else if ack == self.snd_una
+            && data.is_empty()
+            && !fin
+            && window == self.snd_wnd
+            && self.snd_max > self.snd_una
+        {
+            self.on_dup_ack();
+        }
+        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+            if window > 0 && self.snd_wnd == 0 {
+                self.persist_at = None;
+                self.persist_backoff = 0;
+            }
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seq;
+            self.snd_wl2 = ack;
+        }
+        if self.state == State::Closed {
+            return;
+        }
+
+        // 4. Data.
+        if seq < self.rcv_nxt {
+            let old = self.rcv_nxt.since(seq) as usize;
+            if old > data.len() {
+                // Everything, FIN included, was seen already.
+                data = &[];
+                fin = false;
+                self.ack_now = true;
+            } else {
+                data = &data[old..];
+            }
+        }
+        let start = seq.max(self.rcv_nxt);
+        if !data.is_empty() {
+            if self.orphan {
+                // New data for a socket the application closed: Linux resets.
+                self.reset(None);
+                return;
+            }
+            if !self.state.can_receive() {
+                data = &[];
+                fin = false;
+            }
+        }
+        if !data.is_empty() {
+            let offset = start.since(self.rcv_nxt) as usize;
+            let had_holes = self.recv.has_holes();
+            match self.recv.insert(offset, data) {
+                Arrival::InOrder(n) => {
+                    self.rcv_nxt = self.rcv_nxt + n as u32;
+                    self.info.bytes_received += n as u64;
+                    self.rcv_mss = self.rcv_mss.max((data.len() as u32).min(self.our_mss));
+                    self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
+                    self.arrived();
+                    if now.saturating_since(self.last_send) > self.rtt.rto() && self.quickacks == 0 {
+                        // Idle receiver: back to quick ACKs (tcp_event_data_recv).
+                        self.quickacks = self.config.quickacks;
+                    }
+                    if had_holes || n > data.len() || self.recv.has_holes() {
+                        self.ack_now = true;
+                    } else if self.quickacks > 0 {
+                        self.quickacks -= 1;
+                        self.ack_now = true;
+                    } else if self.unacked_bytes > self.rcv_mss {
+                        self.ack_now = true;
+                    } else if self.delack_at.is_none() {
+                        self.delack_at = Some(now + self.config.delayed_ack);
+                    }
+                    if n < data.len() {
+                        fin = false;
+                    }
+                }
+                Arrival::OutOfOrder => {
+                    self.ack_now = true;
+                    if fin {
+                        self.fin_pending = Some(start + data.len() as u32);
+                    }
+                    fin = false;
+                }
+                Arrival::Dropped => {
+                    self.info.rcv_dropped += 1;
+                    self.ack_now = true;
+                    fin = false;
+                }
+            }
+        }
+
+        // 5. FIN.
+        if fin && !self.fin_received {
+            let fin_seq = start + data.len() as u32;
+            if fin_seq == self.rcv_nxt {
+                self.on_fin(now);
+            } else if fin_seq > self.rcv_nxt {
+                self.fin_pending = Some(fin_seq);
+            }
+        } else if let Some(f) = self.fin_pending {
+            if f == self.rcv_nxt && !self.fin_received {
+                self.fin_pending = None;
+                self.on_fin(now);
+            }
+        }
+    }
+
+    fn on_reset(&mut self) {
+        match self.state {
+            State::SynReceived if self.passive => self.fail(None),
+            State::SynReceived => self.fail(Some(TcpError::ConnectionRefused)),
+            State::Established | State::FinWait1 | State::FinWait2 | State::CloseWait => {
+                self.fail(Some(TcpError::ConnectionReset))
+            }
+            _ => self.fail(None),
+        }
+    }
+
+    fn on_fin(&mut self, now: Instant) {
+        self.rcv_nxt = self.rcv_nxt + 1;
+        self.fin_received = true;
+        self.ack_now = true;
+        self.arrived();
+        match self.state {
+            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::FinWait1 => self.state = State::Closing,
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_at = None;
+        self.persist_at = None;
+        self.keepalive_at = None;
+        self.close_at = Some(now + self.config.time_wait);
+        self.arrived();
+    }
+
+    fn on_new_ack(&mut self, now: Instant, ack: Seq) {
+        let mut acked = ack.since(self.snd_una);
+        if let Some((timed, sent)) = self.timing {
+            if ack > timed {
+                self.rtt.sample(now.saturating_since(sent));
+                self.timing = None;
+            }
+        }
+        self.backoff = 0;
+        self.retries = 0;
+        self.probes = 0;
+        if self.snd_una == self.iss {
+            // Our SYN.
+            acked -= 1;
+            self.snd_una = self.snd_una + 1;
+        }
+        let data = acked.min(self.send_buf.len() as u32);
+        self.send_buf.ack(data as usize);
+        self.info.bytes_acked += u64::from(data);
+        let in_flight_before = self.snd_max.since(self.snd_una);
+        self.snd_una = ack;
+        if self.snd_nxt < self.snd_una {
+            self.snd_nxt = self.snd_una;
+        }
+        match self.recovery {
+            Some(recover) if ack >= recover => {
+                self.recovery = None;
+                self.dupacks = 0;
+                let flight = self.snd_max.since(self.snd_una);
+                self.cc.on_recovery_exit(flight, self.mss);
+            }
+            Some(_) => {
+                self.cc.on_partial_ack(acked, self.mss);
+                self.retransmit_now = true;
+            }
+            None => {
+                self.dupacks = 0;
+                if data > 0 && in_flight_before > 0 {
+                    self.cc.on_ack(now, data, self.mss);
+                }
+            }
+        }
+        self.rto_at = if self.snd_una == self.snd_max { None } else { Some(now + self.rtt.rto()) };
+        if data > 0 {
+            self.arrived();
+        }
+        if self.fin_acked() {
+            match self.state {
+                State::FinWait1 => {
+                    self.state = State::FinWait2;
+                    if self.orphan {
+                        self.close_at = Some(now + self.config.fin_timeout);
+                    }
+                }
+                State::Closing => self.enter_time_wait(now),
+                State::LastAck => {
+                    self.enter_closed();
+                    self.arrived();
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_dup_ack(&mut self) {
+        self.dupacks += 1;
+        if self.recovery.is_some() {
+            self.cc.on_recovery_dup_ack(self.mss);
+        } else if self.dupacks == 3 && self.snd_una > self.recover_mark {
+            let flight = self.snd_max.since(self.snd_una);
+            self.cc.on_fast_retransmit(flight, self.mss);
+            self.recovery = Some(self.snd_max);
+            self.recover_mark = self.snd_max;
+            self.retransmit_now = true;
+            self.timing = None;
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! A listening socket: its SYN queue (handshakes in progress) and accept queue (established
+//! connections waiting for accept), both bounded by the backlog with Linux's semantics.
+
+use super::options::TcpSocketOptions;
+use crate::socket::SocketHandle;
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+/// A listener.
+#[derive(Debug)]
+pub struct Listener {
+    pub(crate) local: SocketAddrV4,
+    /// The listen backlog after the somaxconn cap.
+    pub(crate) backlog: usize,
+    /// Children in SYN_RECEIVED.
+    pub(crate) syn_queue: usize,
+    /// Established children not yet accepted, oldest first.
+    pub(crate) accept_queue: VecDeque<SocketHandle>,
+    /// Options children inherit.
+    pub(crate) options: TcpSocketOptions,
+    /// Final ACKs dropped because the accept queue was full (ListenOverflows).
+    pub(crate) overflows: u64,
+    /// SYNs dropped because a queue was full (ListenDrops).
+    pub(crate) syn_drops: u64,
+    /// Connections ever queued for accept (edge-triggered readiness).
+    pub(crate) arrivals: u64,
+}
+
+impl Listener {
+    pub(crate) fn new(local: SocketAddrV4, backlog: usize, options: TcpSocketOptions) -> Listener {
+        Listener {
+            local,
+            backlog,
+            syn_queue: 0,
+            accept_queue: VecDeque::with_capacity(backlog.min(1024) + 1),
+            options,
+            overflows: 0,
+            syn_drops: 0,
+            arrivals: 0,
+        }
+    }
+
+    /// Linux's sk_acceptq_is_full: more than `backlog` connections wait.
+    pub(crate) fn accept_queue_full(&self) -> bool {
+        self.accept_queue.len() > self.backlog
+    }
+
+    /// Whether another handshake may start (the SYN queue is bounded by the backlog too,
+    /// with no SYN cookies).
+    pub(crate) fn syn_queue_full(&self) -> bool {
+        self.syn_queue >= self.backlog.max(1)
+    }
+}

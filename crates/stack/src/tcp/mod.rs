@@ -1,0 +1,33 @@
+//! TCP as a sans-IO engine: connections (`Connection`), listeners, and the pieces they are
+//! built from. The stack (engine.rs, tcp/api.rs) owns them, demultiplexes segments to them and
+//! turns what they emit into frames.
+
+mod api;
+pub mod assembler;
+pub mod config;
+pub mod congestion;
+pub mod connection;
+pub mod error;
+pub mod info;
+mod input;
+pub mod isn;
+pub mod listener;
+pub mod options;
+mod output;
+pub mod recv_buffer;
+mod ring;
+pub mod rtt;
+pub mod send_buffer;
+pub mod seq;
+pub(crate) mod socket;
+pub mod state;
+pub(crate) mod tables;
+mod timers;
+
+pub use config::TcpConfig;
+pub use connection::{Connection, Readiness};
+pub use error::TcpError;
+pub use info::TcpInfo;
+pub use options::TcpSocketOptions;
+pub use output::Outgoing;
+pub use state::State;

@@ -1,0 +1,87 @@
+//! The retransmission timeout of RFC 6298: smoothed RTT and its variation from samples (taken
+//! per Karn's rule by the caller: never from a retransmitted segment), exponential backoff,
+//! and Linux's bounds.
+
+use std::time::Duration;
+
+/// RTT estimate and the RTO derived from it.
+#[derive(Debug, Clone, Copy)]
+pub struct RttEstimator {
+    srtt: Option<Duration>,
+    rttvar: Duration,
+    rto: Duration,
+    min: Duration,
+    max: Duration,
+}
+
+/// Clock granularity G of RFC 6298 (Linux's jiffy-free clock is finer; 1 ms is the wheel's).
+const GRANULARITY: Duration = Duration::from_millis(1);
+
+impl RttEstimator {
+    /// No sample yet: the RTO is `initial`.
+    pub fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
+        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial.clamp(min, max), min, max }
+    }
+
+    /// Takes one RTT measurement.
+    pub fn sample(&mut self, rtt: Duration) {
+        match self.srtt {
+            None => {
+                self.srtt = Some(rtt);
+                self.rttvar = rtt / 2;
+            }
+            Some(srtt) => {
+                let delta = srtt.abs_diff(rtt);
+                self.rttvar = (self.rttvar * 3 + delta) / 4;
+                self.srtt = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+        let srtt = self.srtt.unwrap_or(rtt);
+        self.rto = (srtt + (self.rttvar * 4).max(GRANULARITY)).clamp(self.min, self.max);
+    }
+
+    /// The RTO before backoff.
+    pub fn rto(&self) -> Duration {
+        self.rto
+    }
+
+    /// The RTO after `backoff` doublings, capped at the maximum.
+    pub fn backed_off(&self, backoff: u32) -> Duration {
+        self.rto.checked_mul(1u32 << backoff.min(16)).unwrap_or(self.max).min(self.max)
+    }
+
+    /// Smoothed RTT (zero before the first sample).
+    pub fn srtt(&self) -> Duration {
+        self.srtt.unwrap_or_default()
+    }
+
+    /// RTT variation.
+    pub fn rttvar(&self) -> Duration {
+        self.rttvar
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn follows_rfc6298_and_linux_bounds() {
+        let mut r = RttEstimator::new(1000 * MS, 200 * MS, 120_000 * MS);
+        assert_eq!(r.rto(), 1000 * MS);
+        r.sample(100 * MS);
+        // srtt 100, rttvar 50: 100 + 200 = 300.
+        assert_eq!(r.rto(), 300 * MS);
+        r.sample(100 * MS);
+        // rttvar 37.5: 100 + 150 = 250.
+        assert_eq!(r.rto(), 250 * MS);
+        for _ in 0..50 {
+            r.sample(MS);
+        }
+        assert_eq!(r.rto(), 200 * MS, "never below the minimum");
+        assert_eq!(r.backed_off(3), 1600 * MS);
+        assert_eq!(r.backed_off(30), 120_000 * MS, "never above the maximum");
+    }
+}

@@ -1,0 +1,123 @@
+//! What time does: retransmission timeout with backoff and retry limits (tcp_retries2,
+//! tcp_syn_retries, tcp_synack_retries), persist probes, delayed ACK, keepalive, TIME_WAIT and
+//! the FIN_WAIT_2 timeout.
+
+use super::connection::Connection;
+use super::error::TcpError;
+use super::state::State;
+use crate::time::Instant;
+
+fn due(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|t| t <= now)
+}
+
+impl Connection {
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if due(self.close_at, now) {
+            self.close_at = None;
+            match self.state {
+                State::TimeWait => {
+                    self.enter_closed();
+                    self.arrived();
+                }
+                State::FinWait2 => self.reset(None),
+                _ => {}
+            }
+        }
+        if due(self.rto_at, now) {
+            self.rto_at = None;
+            self.on_retransmission_timeout(now);
+        }
+        if due(self.persist_at, now) {
+            self.persist_at = None;
+            self.on_persist_timeout();
+        }
+        if due(self.delack_at, now) {
+            self.delack_at = None;
+            self.ack_now = true;
+        }
+        if due(self.keepalive_at, now) {
+            self.keepalive_at = None;
+            self.on_keepalive_timeout(now);
+        }
+    }
+
+    fn on_retransmission_timeout(&mut self, _now: Instant) {
+        let limit = match self.state {
+            State::SynSent => self.config.syn_retries,
+            State::SynReceived if self.passive => self.config.synack_retries,
+            State::Closed | State::Listen | State::TimeWait => return,
+            _ => self.config.retries2,
+        };
+        if self.snd_max == self.snd_una {
+            return;
+        }
+        if self.retries >= limit {
+            if self.state == State::SynReceived && self.passive {
+                self.fail(None);
+            } else {
+                self.fail(Some(TcpError::TimedOut));
+            }
+            return;
+        }
+        self.info.timeouts += 1;
+        self.retries += 1;
+        self.backoff += 1;
+        if self.state.is_synchronized() {
+            let flight = self.snd_max.since(self.snd_una);
+            self.cc.on_timeout(flight, self.mss);
+        }
+        self.recovery = None;
+        self.dupacks = 0;
+        self.recover_mark = self.snd_max;
+        self.timing = None;
+        self.retransmit_now = false;
+        // Go back: everything unacknowledged is sent again as the window allows.
+        self.snd_nxt = self.snd_una;
+    }
+
+    fn on_persist_timeout(&mut self) {
+        if !self.state.is_synchronized() || self.unsent() == 0 {
+            return;
+        }
+        if self.probes >= self.config.retries2 {
+            self.fail(Some(TcpError::TimedOut));
+            return;
+        }
+        self.probes += 1;
+        self.persist_backoff += 1;
+        if self.snd_wnd > 0 {
+            self.force_send = true;
+        } else {
+            self.send_probe = true;
+            self.info.window_probes += 1;
+        }
+    }
+
+    fn on_keepalive_timeout(&mut self, now: Instant) {
+        if !self.options.keepalive
+            || !matches!(self.state, State::Established | State::CloseWait | State::FinWait2 | State::FinWait1)
+        {
+            return;
+        }
+        let idle = now.saturating_since(self.last_recv);
+        if self.snd_max != self.snd_una || self.unsent() > 0 {
+            // Data in flight has its own timer.
+            self.keepalive_at = Some(now + self.options.keep_idle);
+            return;
+        }
+        if self.keep_probes == 0 && idle < self.options.keep_idle {
+            self.keepalive_at = Some(self.last_recv + self.options.keep_idle);
+            return;
+        }
+        if self.keep_probes >= self.options.keep_count {
+            self.reset(Some(TcpError::TimedOut));
+            return;
+        }
+        self.keep_probes += 1;
+        self.send_probe = true;
+        self.info.keepalive_probes += 1;
+        self.keepalive_at = Some(now + self.options.keep_interval);
+    }
+}

@@ -1,0 +1,414 @@
+//! A packetdrill-style script helper for TCP at the `Stack` level: segments from a simulated
+//! peer go in at simulated times, segments the stack sends come out with the time they left.
+//!
+//! Sequence numbers of our side are relative to our ISS (as packetdrill prints them); the
+//! peer's are absolute, chosen by the test. Flags are written as packetdrill does: `S`, `S.`,
+//! `.`, `P.`, `F.`, `R`, `R.` (`.` is ACK).
+
+#![allow(dead_code)]
+
+use stack::route::Route;
+use stack::tcp::{State, TcpConfig, TcpError, TcpSocketOptions};
+use stack::{IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+use wire::{
+    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment,
+};
+
+pub const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x01]);
+pub const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 0x02]);
+pub const OURS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub const OUR_PORT: u16 = 8080;
+pub const PEER_PORT: u16 = 40000;
+
+/// Milliseconds as an `Instant`.
+pub fn ms(n: u64) -> Instant {
+    Instant::from_nanos(n * 1_000_000)
+}
+
+/// A stack on 10.0.0.1/24 with the peer's MAC known.
+pub fn stack_with(config: TcpConfig) -> Stack {
+    let iface = Interface { mac: OUR_MAC, addrs: vec![IfAddr { addr: OURS, prefix_len: 24 }], mtu: 1500 };
+    let mut s = Stack::new(iface, StackConfig { tcp: config, ..StackConfig::default() });
+    s.routes_mut().insert(Route {
+        prefix: Ipv4Addr::new(10, 0, 0, 0),
+        prefix_len: 24,
+        gateway: None,
+        src: None,
+        mtu: None,
+    });
+    s.neighbours_mut().insert(PEER, PEER_MAC);
+    s
+}
+
+/// Frames a stack transmitted.
+#[derive(Default)]
+pub struct Capture {
+    pub frames: Vec<Vec<u8>>,
+}
+
+impl Transmit for Capture {
+    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
+        let mut buf = vec![0u8; 1518];
+        let n = build(&mut buf);
+        buf.truncate(n);
+        self.frames.push(buf);
+        Ok(())
+    }
+    fn to_kernel(&mut self, _ip_packet: &[u8]) {
+        panic!("the neighbour is known: nothing should go to the kernel");
+    }
+}
+
+/// A segment the stack sent, as a test checks it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Out {
+    /// When it left.
+    pub at: Instant,
+    /// packetdrill-style flags.
+    pub flags: String,
+    /// Our sequence number, relative to our ISS.
+    pub seq: u32,
+    /// Acknowledgment (absolute: the peer's numbers).
+    pub ack: Option<u32>,
+    pub win: u16,
+    pub options: TcpOptions,
+    pub payload: Vec<u8>,
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub ttl: u8,
+    pub df: bool,
+}
+
+impl Out {
+    /// Elapsed milliseconds at which it left.
+    pub fn ms(&self) -> u64 {
+        self.at.as_nanos() / 1_000_000
+    }
+}
+
+fn flag_string(repr: &TcpRepr) -> String {
+    let mut s = String::new();
+    for (f, c) in [(TcpFlags::SYN, 'S'), (TcpFlags::FIN, 'F'), (TcpFlags::RST, 'R'), (TcpFlags::PSH, 'P')] {
+        if repr.flags.contains(f) {
+            s.push(c);
+        }
+    }
+    if repr.ack.is_some() {
+        s.push('.');
+    }
+    s
+}
+
+/// A segment from the peer, built up with setters.
+#[derive(Debug, Clone)]
+pub struct Seg {
+    flags: TcpFlags,
+    ack_set: bool,
+    seq: u32,
+    ack: u32,
+    win: u16,
+    options: TcpOptions,
+    payload: Vec<u8>,
+    src_port: u16,
+    dst_port: u16,
+}
+
+/// A peer segment with packetdrill flags and the peer's sequence number.
+pub fn seg(flags: &str, seq: u32) -> Seg {
+    let mut f = TcpFlags::empty();
+    let mut ack_set = false;
+    for c in flags.chars() {
+        match c {
+            'S' => f |= TcpFlags::SYN,
+            'F' => f |= TcpFlags::FIN,
+            'R' => f |= TcpFlags::RST,
+            'P' => f |= TcpFlags::PSH,
+            '.' => ack_set = true,
+            _ => panic!("unknown flag {c}"),
+        }
+    }
+    Seg {
+        flags: f,
+        ack_set,
+        seq,
+        ack: 0,
+        win: 65_535,
+        options: TcpOptions::NONE,
+        payload: Vec::new(),
+        src_port: PEER_PORT,
+        dst_port: OUR_PORT,
+    }
+}
+
+impl Seg {
+    /// Acknowledges our relative sequence number `n`.
+    pub fn ack(mut self, n: u32) -> Seg {
+        self.ack = n;
+        self.ack_set = true;
+        self
+    }
+    pub fn win(mut self, w: u16) -> Seg {
+        self.win = w;
+        self
+    }
+    pub fn mss(mut self, m: u16) -> Seg {
+        self.options.mss = Some(m);
+        self
+    }
+    pub fn ws(mut self, s: u8) -> Seg {
+        self.options.window_scale = Some(s);
+        self
+    }
+    pub fn data(mut self, d: &[u8]) -> Seg {
+        self.payload = d.to_vec();
+        self
+    }
+    /// `n` bytes of a recognisable pattern.
+    pub fn len(mut self, n: usize) -> Seg {
+        self.payload = (0..n).map(|i| (i % 251) as u8).collect();
+        self
+    }
+    pub fn src_port(mut self, p: u16) -> Seg {
+        self.src_port = p;
+        self
+    }
+    pub fn dst_port(mut self, p: u16) -> Seg {
+        self.dst_port = p;
+        self
+    }
+}
+
+/// A stack, simulated time, and what it sent.
+pub struct Script {
+    pub stack: Stack,
+    pub now: Instant,
+    pub sent: std::collections::VecDeque<Out>,
+    /// Our ISS, learnt from our first SYN or SYN-ACK (0 until then).
+    pub iss: u32,
+}
+
+impl Script {
+    pub fn new() -> Script {
+        Script::with(TcpConfig::default())
+    }
+
+    pub fn with(config: TcpConfig) -> Script {
+        Script { stack: stack_with(config), now: Instant::ZERO, sent: Default::default(), iss: 0 }
+    }
+
+    /// Collects what the stack has to send now.
+    pub fn flush(&mut self) {
+        let mut cap = Capture::default();
+        self.stack.transmit(self.now, &mut cap);
+        for frame in cap.frames {
+            let out = self.parse(&frame);
+            self.sent.push_back(out);
+        }
+    }
+
+    fn parse(&mut self, frame: &[u8]) -> Out {
+        let eth = EthernetFrame::new_checked(frame).expect("ethernet");
+        assert_eq!(eth.ethertype(), EtherType::IPV4);
+        assert_eq!(eth.dst_addr(), PEER_MAC);
+        let ip = Ipv4Packet::new_checked(eth.payload()).expect("ipv4");
+        assert!(ip.verify_checksum());
+        assert_eq!(ip.protocol(), IpProtocol::TCP);
+        let tcp = TcpSegment::new_checked(ip.payload()).expect("tcp");
+        let repr = TcpRepr::parse(&tcp, ip.src_addr(), ip.dst_addr(), wire::ChecksumMode::Verify).expect("checksum");
+        if repr.flags.contains(TcpFlags::SYN) && self.iss == 0 {
+            self.iss = repr.seq;
+        }
+        Out {
+            at: self.now,
+            flags: flag_string(&repr),
+            seq: repr.seq.wrapping_sub(self.iss),
+            ack: repr.ack,
+            win: repr.window,
+            options: repr.options,
+            payload: tcp.payload().to_vec(),
+            src: SocketAddrV4::new(ip.src_addr(), repr.src_port),
+            dst: SocketAddrV4::new(ip.dst_addr(), repr.dst_port),
+            ttl: ip.ttl(),
+            df: ip.dont_frag(),
+        }
+    }
+
+    /// Moves time to `t` (milliseconds), running every timer at its deadline on the way.
+    pub fn run_until(&mut self, t: u64) {
+        let end = ms(t);
+        while let Some(next) = self.stack.poll_timeout() {
+            if next > end {
+                break;
+            }
+            self.now = self.now.max(next);
+            self.stack.handle_timeout(self.now);
+            self.flush();
+        }
+        self.now = self.now.max(end);
+        self.stack.handle_timeout(self.now);
+        self.flush();
+    }
+
+    /// The peer sends `s` now.
+    pub fn inject(&mut self, s: Seg) {
+        let frame = self.frame(&s);
+        self.stack.receive(self.now, &frame, RxChecksum::Unverified);
+        self.flush();
+    }
+
+    /// The peer sends `s` at `t` ms.
+    pub fn inject_at(&mut self, t: u64, s: Seg) {
+        self.run_until(t);
+        self.inject(s);
+    }
+
+    pub fn frame(&self, s: &Seg) -> Vec<u8> {
+        let repr = TcpRepr {
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            seq: s.seq,
+            ack: s.ack_set.then_some(s.ack.wrapping_add(self.iss)),
+            flags: s.flags,
+            window: s.win,
+            urgent: 0,
+            options: s.options,
+            payload_len: s.payload.len(),
+        };
+        let tcp_len = repr.buffer_len();
+        let mut frame = vec![0u8; 14 + 20 + tcp_len];
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+            eth.set_dst_addr(OUR_MAC);
+            eth.set_src_addr(PEER_MAC);
+            eth.set_ethertype(EtherType::IPV4);
+        }
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..34]);
+            ip.set_version_and_header_len(4, 20);
+            ip.set_total_len((20 + tcp_len) as u16);
+            ip.set_flags_and_frag_offset(true, false, 0);
+            ip.set_ttl(64);
+            ip.set_protocol(IpProtocol::TCP);
+            ip.set_src_addr(PEER);
+            ip.set_dst_addr(OURS);
+            ip.fill_checksum();
+        }
+        let hl = repr.header_len();
+        frame[34 + hl..].copy_from_slice(&s.payload);
+        let mut tcp = TcpSegment::new_unchecked(&mut frame[34..]);
+        repr.emit(&mut tcp, PEER, OURS).expect("emit");
+        frame
+    }
+
+    /// The next segment the stack sent (running time forward to `until` ms at most).
+    pub fn expect_by(&mut self, until: u64) -> Out {
+        while self.sent.is_empty() {
+            let Some(next) = self.stack.poll_timeout() else { break };
+            if next > ms(until) {
+                break;
+            }
+            self.now = self.now.max(next);
+            self.stack.handle_timeout(self.now);
+            self.flush();
+        }
+        self.sent.pop_front().unwrap_or_else(|| panic!("nothing sent by {until} ms (now {:?})", self.now))
+    }
+
+    /// The next segment already sent.
+    pub fn expect(&mut self) -> Out {
+        self.sent.pop_front().expect("a segment was sent")
+    }
+
+    /// Nothing was sent.
+    pub fn expect_none(&mut self) {
+        assert!(self.sent.is_empty(), "unexpected segment: {:?}", self.sent.front());
+    }
+
+    /// Nothing is sent until `t` ms.
+    pub fn expect_silence_until(&mut self, t: u64) {
+        self.run_until(t);
+        self.expect_none();
+    }
+
+    // ---- application calls ----
+
+    pub fn options(&self, h: SocketHandle) -> TcpSocketOptions {
+        self.stack.tcp_options(h).unwrap()
+    }
+
+    /// A listener on OURS:OUR_PORT.
+    pub fn listen(&mut self, backlog: usize) -> SocketHandle {
+        let h = self.stack.tcp_open();
+        self.stack.tcp_bind(h, SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+        self.stack.tcp_listen(h, backlog).unwrap();
+        h
+    }
+
+    /// connect() from OURS:OUR_PORT to the peer; the SYN is collected.
+    pub fn connect(&mut self) -> SocketHandle {
+        self.connect_with(|_| {})
+    }
+
+    pub fn connect_with(&mut self, set: impl FnOnce(&mut TcpSocketOptions)) -> SocketHandle {
+        let h = self.stack.tcp_open();
+        self.stack.tcp_bind(h, SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+        let mut o = self.options(h);
+        set(&mut o);
+        self.stack.tcp_set_options(h, o, self.now).unwrap();
+        self.stack.tcp_connect(h, SocketAddrV4::new(PEER, PEER_PORT), self.now).unwrap();
+        self.flush();
+        h
+    }
+
+    /// An established connection (active open, peer ISN 1000, peer MSS 1460, no window
+    /// scaling), the handshake's segments consumed. The peer's next sequence number is 1001.
+    pub fn established(&mut self) -> SocketHandle {
+        self.established_with(|_| {})
+    }
+
+    pub fn established_with(&mut self, set: impl FnOnce(&mut TcpSocketOptions)) -> SocketHandle {
+        let h = self.connect_with(set);
+        let syn = self.expect();
+        assert_eq!(syn.flags, "S");
+        self.inject_at(self.now.as_nanos() / 1_000_000 + 100, seg("S.", 1000).ack(1).mss(1460));
+        let ack = self.expect();
+        assert_eq!((ack.flags.as_str(), ack.seq, ack.ack), (".", 1, Some(1001)));
+        assert_eq!(self.stack.tcp_state(h), Ok(State::Established));
+        h
+    }
+
+    pub fn send(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
+        let r = self.stack.tcp_send(h, data);
+        self.flush();
+        r
+    }
+
+    pub fn recv(&mut self, h: SocketHandle, n: usize) -> Result<Vec<u8>, TcpError> {
+        let mut buf = vec![0u8; n];
+        let r = self.stack.tcp_recv(h, &mut buf, false);
+        self.flush();
+        r.map(|k| buf[..k].to_vec())
+    }
+
+    pub fn close(&mut self, h: SocketHandle) {
+        self.stack.tcp_close(h, self.now).unwrap();
+        self.flush();
+    }
+
+    pub fn shutdown_write(&mut self, h: SocketHandle) {
+        self.stack.tcp_shutdown(h, false, true).unwrap();
+        self.flush();
+    }
+
+    pub fn state(&self, h: SocketHandle) -> State {
+        self.stack.tcp_state(h).unwrap()
+    }
+}
+
+/// Shorthand for a Duration in milliseconds.
+pub fn dms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
