@@ -298,3 +298,384 @@ fn segments_for_no_socket_get_rst_unless_configured_off() {
     q.expect_none();
     assert_eq!(q.stack.stats().tcp_no_socket, 1);
 }
+
+// ---- passive open limits --------------------------------------------------------------------
+
+#[test]
+fn syn_ack_is_retried_five_times_then_the_handshake_is_dropped() {
+    let mut p = Script::new();
+    let l = p.listen(8);
+    p.inject(seg("S", 5000).mss(1460));
+    let mut times = vec![p.expect().ms()];
+    for _ in 0..5 {
+        let s = p.expect_by(100_000);
+        assert_eq!(s.flags, "S.");
+        times.push(s.ms());
+    }
+    assert_eq!(times, vec![0, 1_000, 3_000, 7_000, 15_000, 31_000], "tcp_synack_retries = 5");
+    p.expect_silence_until(200_000);
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (0, 0), "the handshake is gone");
+    // A retransmitted SYN would have been answered at once.
+    p.inject(seg("S", 6000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.inject(seg("S", 6000).mss(1460));
+    assert_eq!(p.expect().flags, "S.", "a SYN retransmission gets the SYN-ACK again");
+}
+
+#[test]
+fn full_accept_queue_drops_syns_and_final_acks_like_linux() {
+    let mut p = Script::new();
+    let l = p.listen(2);
+    let port = |i: u16| PEER_PORT + i;
+    // Two handshakes at once fill the SYN queue (bounded by the backlog).
+    for i in 0..3 {
+        p.inject(seg("S", 100).src_port(port(i)).mss(1460));
+    }
+    assert_eq!(p.expect().dst.port(), port(0));
+    assert_eq!(p.expect().dst.port(), port(1));
+    p.expect_none();
+    assert_eq!(p.stack.stats().tcp_listen_drops, 1);
+    for i in 0..2 {
+        p.inject(seg(".", 101).src_port(port(i)).ack(1));
+    }
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (2, 0));
+    p.expect_none();
+    // Two more handshakes at once: the third completes (backlog + 1, as Linux), the fourth's
+    // ACK is dropped because the accept queue is full.
+    for i in 2..4 {
+        p.inject(seg("S", 100).src_port(port(i)).mss(1460));
+        assert_eq!(p.expect().flags, "S.");
+    }
+    for i in 2..4 {
+        p.inject(seg(".", 101).src_port(port(i)).ack(1));
+    }
+    p.expect_none();
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (3, 1));
+    assert_eq!(p.stack.stats().tcp_listen_overflows, 1);
+    p.inject(seg("S", 100).src_port(port(9)).mss(1460));
+    p.expect_none();
+    // The dropped handshake's SYN-ACK is retried; after an accept the peer's ACK completes it.
+    let retry = p.expect_by(1_000);
+    assert_eq!((retry.flags.as_str(), retry.dst.port(), retry.ms()), ("S.", port(3), 1_000));
+    let (first, _) = p.stack.tcp_accept(l).unwrap();
+    assert_eq!(p.stack.tcp_addresses(first).unwrap().1.unwrap().port(), port(0), "oldest first");
+    p.inject(seg(".", 101).src_port(port(3)).ack(1));
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (3, 0));
+}
+
+#[test]
+fn closing_a_listener_resets_connections_nobody_accepted() {
+    let mut p = Script::new();
+    let l = p.listen(4);
+    p.inject(seg("S", 100).mss(1460));
+    p.expect();
+    p.inject(seg(".", 101).ack(1));
+    p.close(l);
+    let rst = p.expect();
+    assert_eq!((rst.flags.as_str(), rst.seq), ("R.", 1));
+    p.inject(seg("S", 100).src_port(1234));
+    assert_eq!(p.expect().flags, "R.", "no listener any more");
+}
+
+// ---- acknowledgments ---------------------------------------------------------------------
+
+#[test]
+fn delayed_ack_waits_40_ms_for_one_segment_and_acks_every_second_full_segment() {
+    let mut p = Script::with(TcpConfig { quickacks: 0, ..TcpConfig::default() });
+    let h = p.established();
+    p.inject_at(1_000, seg("P.", 1001).ack(1).len(100));
+    p.expect_silence_until(1_039);
+    let ack = p.expect_by(1_040);
+    assert_eq!((ack.ack, ack.ms()), (Some(1101), 1_040));
+    p.inject_at(2_000, seg(".", 1101).ack(1).len(1460));
+    p.expect_none();
+    p.inject(seg(".", 2561).ack(1).len(1460));
+    let ack = p.expect();
+    assert_eq!((ack.ack, ack.ms()), (Some(4021), 2_000), "the second full segment is acked at once");
+    // Data of ours in the meantime carries the ACK (no separate one).
+    p.inject_at(3_000, seg("P.", 4021).ack(1).len(10));
+    p.run_until(3_010);
+    p.send(h, b"reply").unwrap();
+    let d = p.expect();
+    assert_eq!((d.ack, d.payload.len()), (Some(4031), 5));
+    p.expect_silence_until(3_100);
+}
+
+#[test]
+fn quick_acks_at_the_start_and_on_tcp_quickack() {
+    let mut p = Script::new();
+    let h = p.established();
+    for i in 0..16u32 {
+        p.inject(seg("P.", 1001 + i * 10).ack(1).len(10));
+        assert_eq!(p.expect().ack, Some(1011 + i * 10), "quick ACK {i}");
+    }
+    p.inject(seg("P.", 1161).ack(1).len(10));
+    p.expect_none();
+    p.stack.tcp_quickack(h).unwrap();
+    p.flush();
+    assert_eq!(p.expect().ack, Some(1171), "TCP_QUICKACK sends the delayed ACK");
+    p.inject(seg("P.", 1171).ack(1).len(10));
+    assert_eq!(p.expect().ack, Some(1181));
+}
+
+#[test]
+fn out_of_order_data_is_acked_at_once_and_delivered_when_the_hole_fills() {
+    let mut p = Script::with(TcpConfig { quickacks: 0, ..TcpConfig::default() });
+    let h = p.established();
+    p.inject_at(500, seg(".", 2001).ack(1).len(1000));
+    assert_eq!(p.expect().ack, Some(1001), "duplicate ACK for the hole");
+    assert_eq!(p.recv(h, 10), Err(TcpError::WouldBlock));
+    p.inject(seg(".", 1001).ack(1).data(&[9u8; 1000]));
+    assert_eq!(p.expect().ack, Some(3001), "the hole filled: ACK at once");
+    let got = p.recv(h, 5000).unwrap();
+    assert_eq!(got.len(), 2000);
+    assert_eq!(&got[..1000], &[9u8; 1000][..]);
+    assert_eq!(got[1000..], (0..1000).map(|i| (i % 251) as u8).collect::<Vec<_>>()[..]);
+}
+
+#[test]
+fn out_of_order_ranges_beyond_the_bound_are_dropped_not_stored() {
+    let mut p = Script::with(TcpConfig { max_ooo_ranges: 2, quickacks: 0, ..TcpConfig::default() });
+    let h = p.established();
+    for k in 1..=3u32 {
+        p.inject(seg(".", 1001 + k * 200).ack(1).len(100));
+        assert_eq!(p.expect().ack, Some(1001));
+    }
+    assert_eq!(p.stack.tcp_info(h).unwrap().rcv_dropped, 1, "the third range did not fit");
+    p.inject(seg(".", 1001).ack(1).len(200));
+    assert_eq!(p.expect().ack, Some(1301), "in order up to the first range");
+    p.inject(seg(".", 1301).ack(1).len(100));
+    assert_eq!(p.expect().ack, Some(1501), "the second range joined");
+}
+
+#[test]
+fn segments_outside_the_window_are_acked_and_dropped() {
+    let mut p = Script::new();
+    let h = p.established();
+    let wnd = p.stack.tcp_info(h).unwrap().rcv_wnd;
+    p.inject(seg(".", 1001 + wnd + 10).ack(1).len(100));
+    assert_eq!(p.expect().ack, Some(1001));
+    assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 0);
+    assert_eq!(p.stack.tcp_info(h).unwrap().rcv_dropped, 1);
+}
+
+// ---- sending ------------------------------------------------------------------------------
+
+#[test]
+fn nagle_holds_a_small_segment_while_data_is_unacknowledged_unless_nodelay() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[1u8; 100]).unwrap();
+    assert_eq!(p.expect().payload.len(), 100);
+    p.send(h, &[2u8; 100]).unwrap();
+    p.send(h, &[3u8; 100]).unwrap();
+    p.expect_none();
+    p.inject_at(150, seg(".", 1001).ack(101));
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len()), (101, 200), "held bytes go together once acked");
+
+    let mut q = Script::new();
+    let h = q.established_with(|o| o.nodelay = true);
+    q.send(h, &[1u8; 100]).unwrap();
+    q.send(h, &[2u8; 100]).unwrap();
+    assert_eq!(q.expect().payload.len(), 100);
+    assert_eq!(q.expect().payload.len(), 100, "TCP_NODELAY sends at once");
+}
+
+#[test]
+fn fast_retransmit_on_three_duplicate_acks_then_recovery() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &vec![5u8; 20 * 1460]).unwrap();
+    let first: Vec<_> = (0..10).map(|_| p.expect()).collect();
+    assert_eq!(first[9].seq, 1 + 9 * 1460);
+    p.inject_at(200, seg(".", 1001).ack(1 + 1460));
+    let after_ack: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).collect();
+    assert_eq!(after_ack.len(), 2, "slow start: two new segments per acked segment");
+    for _ in 0..2 {
+        p.inject(seg(".", 1001).ack(1 + 1460));
+        p.expect_none();
+    }
+    p.inject(seg(".", 1001).ack(1 + 1460));
+    let rtx = p.expect();
+    assert_eq!((rtx.seq, rtx.payload.len(), rtx.ms()), (1 + 1460, 1460, 200), "retransmitted at once");
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!(info.fast_retransmits, 1);
+    assert_eq!(info.ssthresh, 11 * 1460 / 2, "half the flight");
+    // A partial ACK retransmits the next hole (RFC 6582).
+    p.inject(seg(".", 1001).ack(1 + 2 * 1460));
+    let next = std::iter::from_fn(|| p.sent.pop_front()).find(|o| o.seq == 1 + 2 * 1460);
+    assert!(next.is_some(), "partial ACK: the next segment is retransmitted");
+    assert_eq!(p.stack.tcp_info(h).unwrap().fast_retransmits, 2);
+}
+
+#[test]
+fn rto_doubles_and_tcp_retries2_ends_in_etimedout() {
+    let mut p = Script::with(TcpConfig { retries2: 4, ..TcpConfig::default() });
+    let h = p.established();
+    // The SYN-ACK came after 100 ms: RTO = 100 + 4 * 50 = 300 ms.
+    p.send(h, b"lost").unwrap();
+    let t0 = p.expect().ms();
+    let mut gaps = Vec::new();
+    let mut last = t0;
+    for _ in 0..4 {
+        let r = p.expect_by(100_000);
+        assert_eq!((r.seq, r.payload.as_slice()), (1, &b"lost"[..]));
+        gaps.push(r.ms() - last);
+        last = r.ms();
+    }
+    assert_eq!(gaps, vec![300, 600, 1_200, 2_400], "exponential backoff");
+    p.run_until(last + 4_799);
+    assert_eq!(p.state(h), State::Established);
+    p.run_until(last + 4_800);
+    assert_eq!(p.state(h), State::Closed);
+    assert_eq!(p.send(h, b"x"), Err(TcpError::TimedOut));
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!((info.timeout_retransmits, info.timeouts), (4, 4));
+}
+
+#[test]
+fn rtt_samples_skip_retransmitted_segments() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, b"a").unwrap();
+    p.expect();
+    let rtx = p.expect_by(1_000);
+    assert_eq!(rtx.seq, 1);
+    // The ACK comes long after: Karn's rule takes no sample from it.
+    p.inject_at(rtx.ms() + 5, seg(".", 1001).ack(2));
+    assert_eq!(p.stack.tcp_info(h).unwrap().srtt, dms(100), "still the handshake's sample");
+}
+
+#[test]
+fn zero_window_is_probed_with_backoff_until_it_opens() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[1u8; 1000]).unwrap();
+    assert_eq!(p.expect().payload.len(), 1000);
+    p.inject_at(200, seg(".", 1001).ack(1001).win(0));
+    p.send(h, &[2u8; 500]).unwrap();
+    p.expect_none();
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let probe = p.expect_by(10_000);
+        assert_eq!((probe.seq, probe.payload.len()), (1000, 0), "a probe is an old sequence number");
+        times.push(probe.ms());
+        p.inject(seg(".", 1001).ack(1001).win(0));
+    }
+    // RTT 100 ms twice: RTO 250 ms, doubled at each probe.
+    assert_eq!(times, vec![450, 950, 1_950], "persist timer backs off from the RTO");
+    assert_eq!(p.stack.tcp_info(h).unwrap().window_probes, 3);
+    p.inject_at(2_500, seg(".", 1001).ack(1001).win(65_535));
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len()), (1001, 500), "the window opened: data flows");
+    assert_eq!(p.state(h), State::Established);
+}
+
+#[test]
+fn our_zero_window_opens_with_a_window_update_after_reads() {
+    let mut p = Script::with(TcpConfig { rcvbuf: 4096, quickacks: 100, ..TcpConfig::default() });
+    let h = p.established();
+    let mut acked = 1001;
+    let mut last_win = u16::MAX;
+    while last_win > 0 {
+        p.inject(seg(".", acked).ack(1).len(1000));
+        let a = p.expect();
+        acked = a.ack.unwrap();
+        last_win = a.win;
+    }
+    assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 4096);
+    p.recv(h, 1000).unwrap();
+    p.expect_none();
+    p.recv(h, 4096).unwrap();
+    let upd = p.expect();
+    assert!(upd.win as usize >= 2048, "window update after the reads: {}", upd.win);
+}
+
+#[test]
+fn keepalive_probes_then_reset_with_etimedout() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| {
+        o.keepalive = true;
+        o.keep_idle = Duration::from_secs(10);
+        o.keep_interval = Duration::from_secs(2);
+        o.keep_count = 3;
+    });
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let probe = p.expect_by(100_000);
+        assert_eq!((probe.seq, probe.payload.len(), probe.flags.as_str()), (0, 0, "."));
+        times.push(probe.ms());
+    }
+    assert_eq!(times, vec![10_100, 12_100, 14_100]);
+    let rst = p.expect_by(100_000);
+    assert_eq!((rst.flags.as_str(), rst.ms()), ("R.", 16_100));
+    assert_eq!(p.recv(h, 10), Err(TcpError::TimedOut));
+    assert_eq!(p.stack.tcp_info(h).unwrap().keepalive_probes, 3);
+}
+
+#[test]
+fn keepalive_answered_keeps_the_connection() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| {
+        o.keepalive = true;
+        o.keep_idle = Duration::from_secs(10);
+        o.keep_interval = Duration::from_secs(2);
+        o.keep_count = 3;
+    });
+    let probe = p.expect_by(100_000);
+    assert_eq!(probe.ms(), 10_100);
+    p.inject(seg(".", 1001).ack(1));
+    let next = p.expect_by(100_000);
+    assert_eq!(next.ms(), 20_100, "idle again from the answer");
+    assert_eq!(p.state(h), State::Established);
+}
+
+#[test]
+fn slow_start_restarts_after_idle() {
+    let mut p = Script::new();
+    let h = p.established();
+    // Grow the window past the initial 10 segments.
+    p.send(h, &vec![1u8; 10 * 1460]).unwrap();
+    std::iter::from_fn(|| p.sent.pop_front()).count();
+    p.inject_at(200, seg(".", 1001).ack(1 + 10 * 1460));
+    assert!(p.stack.tcp_info(h).unwrap().cwnd > 10 * 1460);
+    p.run_until(5_000);
+    p.send(h, &vec![1u8; 30 * 1460]).unwrap();
+    let burst = std::iter::from_fn(|| p.sent.pop_front()).count();
+    assert_eq!(burst, 10, "after an idle RTO the window is back to the initial window");
+}
+
+#[test]
+fn send_and_recv_errors_follow_linux() {
+    let mut p = Script::new();
+    let h = p.stack.tcp_open();
+    assert_eq!(p.stack.tcp_recv(h, &mut [0u8; 4], false), Err(TcpError::NotConnected));
+    assert_eq!(p.stack.tcp_send(h, b"x"), Err(TcpError::NotConnected));
+    let h = p.connect();
+    assert_eq!(p.stack.tcp_connect(h, std::net::SocketAddrV4::new(PEER, 1), p.now), Err(TcpError::Already));
+    assert_eq!(p.stack.tcp_recv(h, &mut [0u8; 4], false), Err(TcpError::WouldBlock));
+    p.inject(seg("S.", 1000).ack(1));
+    assert_eq!(p.stack.tcp_connect(h, std::net::SocketAddrV4::new(PEER, 1), p.now), Err(TcpError::IsConnected));
+    assert_eq!(p.stack.tcp_recv(h, &mut [0u8; 4], false), Err(TcpError::WouldBlock));
+    assert_eq!(TcpError::WouldBlock.errno(), 11);
+    assert_eq!(TcpError::BrokenPipe.errno(), 32);
+}
+
+#[test]
+fn readiness_events_and_arrivals_surface_changes() {
+    let mut p = Script::new();
+    let h = p.connect();
+    while p.stack.poll_event().is_some() {}
+    let a0 = p.stack.tcp_arrivals(h).unwrap();
+    p.inject(seg("S.", 1000).ack(1));
+    assert_eq!(p.stack.poll_event(), Some(stack::Event::Writable(h)));
+    p.inject(seg("P.", 1001).ack(1).len(10));
+    assert_eq!(p.stack.poll_event(), Some(stack::Event::Readable(h)));
+    p.inject(seg("P.", 1011).ack(1).len(10));
+    assert_eq!(p.stack.poll_event(), None, "still readable: no new edge event");
+    assert!(p.stack.tcp_arrivals(h).unwrap() >= a0 + 3, "but the arrivals counter grows");
+    let mut peek = [0u8; 20];
+    assert_eq!(p.stack.tcp_recv(h, &mut peek, true), Ok(20));
+    assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 20, "MSG_PEEK leaves the data");
+}

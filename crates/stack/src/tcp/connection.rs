@@ -80,6 +80,8 @@ pub struct Connection {
     pub(crate) rcv_nxt: Seq,
     /// Right edge of the window last advertised (never moves left).
     pub(crate) rcv_adv: Seq,
+    /// rcv_nxt when the window was last advertised (left edge for the acceptability test).
+    pub(crate) rcv_wup: Seq,
     pub(crate) recv: RecvBuffer,
     /// A FIN that arrived past a hole.
     pub(crate) fin_pending: Option<Seq>,
@@ -184,6 +186,7 @@ impl Connection {
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
+            rcv_wup: Seq(0),
             recv: RecvBuffer::new(rcvbuf, config.max_ooo_ranges),
             fin_pending: None,
             fin_received: false,
@@ -256,6 +259,7 @@ impl Connection {
         c.irs = Seq(syn.seq);
         c.rcv_nxt = c.irs + 1;
         c.rcv_adv = c.rcv_nxt;
+        c.rcv_wup = c.rcv_nxt;
         c.snd_wnd = u32::from(syn.window);
         c.max_snd_wnd = c.snd_wnd;
         c.snd_wl1 = c.irs;
@@ -353,7 +357,7 @@ impl Connection {
             return;
         }
         if self.state != State::Closed {
-            self.rst_pending = Some(self.snd_nxt.max(self.snd_una));
+            self.rst_pending = Some(self.snd_max);
         }
         self.fail(err);
     }

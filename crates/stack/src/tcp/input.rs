@@ -46,6 +46,7 @@ impl Connection {
         self.irs = Seq(repr.seq);
         self.rcv_nxt = self.irs + 1;
         self.rcv_adv = self.rcv_nxt;
+        self.rcv_wup = self.rcv_nxt;
         self.last_recv = now;
         self.snd_wl1 = self.irs;
         match repr.ack.map(Seq) {
@@ -119,15 +120,10 @@ impl Connection {
             }
             return;
         }
+        // Linux's tcp_sequence: not wholly before the left edge of the window last
+        // advertised, not starting past its right edge. Old duplicates still carry a useful ACK.
         let window_end = self.rcv_nxt + rcv_wnd;
-        let acceptable = match (seg_len, rcv_wnd) {
-            (0, 0) => seq == self.rcv_nxt,
-            (0, _) => seq.in_range(self.rcv_nxt, window_end),
-            (_, 0) => false,
-            (_, _) => {
-                seq.in_range(self.rcv_nxt, window_end) || (seq + (seg_len - 1)).in_range(self.rcv_nxt, window_end)
-            }
-        };
+        let acceptable = seq + seg_len >= self.rcv_wup && seq <= window_end;
         // 2. SYN in a synchronized state: a retransmitted SYN gets its SYN-ACK again,
         //    anything else a challenge ACK (RFC 5961 4).
         let mut seq = seq;
@@ -152,18 +148,16 @@ impl Connection {
         }
         let mut data = payload;
         let mut fin = flags.contains(TcpFlags::FIN);
+        if self.state == State::TimeWait && fin {
+            // A retransmitted FIN: our last ACK was lost. Acknowledge again, wait 2 MSL again.
+            self.close_at = Some(now + self.config.time_wait);
+            self.ack_now = true;
+        }
         if !acceptable {
             self.ack_now = true;
-            if self.state == State::TimeWait && fin {
-                self.close_at = Some(now + self.config.time_wait);
-            }
             // A zero window still takes ACKs at rcv_nxt.
-            if !(rcv_wnd == 0 && seq == self.rcv_nxt) {
-                self.info.rcv_dropped += 1;
-                return;
-            }
-            data = &[];
-            fin = false;
+            self.info.rcv_dropped += 1;
+            return;
         }
 
         // 3. ACK.
@@ -215,14 +209,15 @@ impl Connection {
         // 4. Data.
         if seq < self.rcv_nxt {
             let old = self.rcv_nxt.since(seq) as usize;
-            if old > data.len() {
-                // Everything, FIN included, was seen already.
-                data = &[];
-                fin = false;
+            if old >= data.len() && (!data.is_empty() || fin) {
+                // A duplicate: acknowledge at once so the sender learns where we are.
                 self.ack_now = true;
-            } else {
-                data = &data[old..];
             }
+            if old > data.len() {
+                // The FIN was seen already too.
+                fin = false;
+            }
+            data = &data[old.min(data.len())..];
         }
         let start = seq.max(self.rcv_nxt);
         if !data.is_empty() {

@@ -56,7 +56,9 @@ impl Connection {
             }
         }
         if self.ack_now {
-            let seq = self.snd_nxt;
+            // snd_max, not snd_nxt: after a timeout snd_nxt went back, and an ACK carrying an
+            // old sequence number would fail the peer's window check and be ignored.
+            let seq = self.snd_max;
             return self.emit(now, buf, seq, Some(self.rcv_nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
         }
         None
@@ -241,6 +243,7 @@ impl Connection {
         let mut segment = TcpSegment::new_unchecked(&mut *buf);
         repr.emit(&mut segment, *self.local.ip(), *self.remote.ip()).ok()?;
         if ack.is_some() {
+            self.rcv_wup = self.rcv_nxt;
             self.ack_now = false;
             self.delack_at = None;
             self.unacked_bytes = 0;

@@ -73,10 +73,9 @@ impl Ring {
         if self.capacity() > 0 {
             self.head = (self.head + n) % self.capacity();
         }
+        // The head stays where it is even when empty: bytes written beyond (out of order)
+        // are placed relative to it.
         self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
     }
 }
 

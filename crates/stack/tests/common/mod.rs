@@ -186,8 +186,8 @@ pub struct Script {
     pub stack: Stack,
     pub now: Instant,
     pub sent: std::collections::VecDeque<Out>,
-    /// Our ISS, learnt from our first SYN or SYN-ACK (0 until then).
-    pub iss: u32,
+    /// Our ISS per peer port, learnt from our SYN or SYN-ACK.
+    pub iss: std::collections::HashMap<u16, u32>,
 }
 
 impl Script {
@@ -196,7 +196,7 @@ impl Script {
     }
 
     pub fn with(config: TcpConfig) -> Script {
-        Script { stack: stack_with(config), now: Instant::ZERO, sent: Default::default(), iss: 0 }
+        Script { stack: stack_with(config), now: Instant::ZERO, sent: Default::default(), iss: Default::default() }
     }
 
     /// Collects what the stack has to send now.
@@ -218,13 +218,14 @@ impl Script {
         assert_eq!(ip.protocol(), IpProtocol::TCP);
         let tcp = TcpSegment::new_checked(ip.payload()).expect("tcp");
         let repr = TcpRepr::parse(&tcp, ip.src_addr(), ip.dst_addr(), wire::ChecksumMode::Verify).expect("checksum");
-        if repr.flags.contains(TcpFlags::SYN) && self.iss == 0 {
-            self.iss = repr.seq;
+        if repr.flags.contains(TcpFlags::SYN) {
+            self.iss.insert(repr.dst_port, repr.seq);
         }
+        let iss = self.iss.get(&repr.dst_port).copied().unwrap_or(0);
         Out {
             at: self.now,
             flags: flag_string(&repr),
-            seq: repr.seq.wrapping_sub(self.iss),
+            seq: repr.seq.wrapping_sub(iss),
             ack: repr.ack,
             win: repr.window,
             options: repr.options,
@@ -270,7 +271,7 @@ impl Script {
             src_port: s.src_port,
             dst_port: s.dst_port,
             seq: s.seq,
-            ack: s.ack_set.then_some(s.ack.wrapping_add(self.iss)),
+            ack: s.ack_set.then_some(s.ack.wrapping_add(self.iss.get(&s.src_port).copied().unwrap_or(0))),
             flags: s.flags,
             window: s.win,
             urgent: 0,
