@@ -679,3 +679,20 @@ fn readiness_events_and_arrivals_surface_changes() {
     assert_eq!(p.stack.tcp_recv(h, &mut peek, true), Ok(20));
     assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 20, "MSG_PEEK leaves the data");
 }
+
+#[test]
+fn sender_avoids_silly_windows_until_the_persist_timer_overrides() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[1u8; 1000]).unwrap();
+    assert_eq!(p.expect().payload.len(), 1000);
+    // The peer takes the data but offers only 100 bytes more: far below half its largest window.
+    p.inject_at(200, seg(".", 1001).ack(1001).win(100));
+    p.send(h, &[2u8; 1000]).unwrap();
+    p.expect_none();
+    let d = p.expect_by(10_000);
+    assert_eq!((d.seq, d.payload.len(), d.ms()), (1001, 100, 450), "sent when the persist timer fires");
+    // A window of at least half the largest one goes at once.
+    p.inject_at(500, seg(".", 1001).ack(1101).win(40_000));
+    assert_eq!(p.expect().payload.len(), 900);
+}
