@@ -696,3 +696,34 @@ fn sender_avoids_silly_windows_until_the_persist_timer_overrides() {
     p.inject_at(500, seg(".", 1001).ack(1101).win(40_000));
     assert_eq!(p.expect().payload.len(), 900);
 }
+
+#[test]
+fn the_window_of_a_syn_ack_is_not_scaled() {
+    let mut p = Script::new();
+    let h = p.connect();
+    p.expect();
+    p.inject_at(10, seg("S.", 1000).ack(1).mss(1400).ws(7).win(2000));
+    p.expect();
+    assert_eq!(p.stack.tcp_info(h).unwrap().snd_wnd, 2000);
+    p.send(h, &[0u8; 5000]).unwrap();
+    assert_eq!(p.expect().payload.len(), 1400);
+    p.expect_none();
+    // Later windows are scaled.
+    p.inject_at(20, seg(".", 1001).ack(1401).win(100));
+    assert_eq!(p.stack.tcp_info(h).unwrap().snd_wnd, 100 << 7);
+}
+
+#[test]
+fn shutdown_during_a_simultaneous_open_sends_the_fin_once_established() {
+    let mut p = Script::new();
+    let h = p.connect();
+    p.expect();
+    p.inject_at(10, seg("S", 7000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.shutdown_write(h);
+    p.expect_none();
+    p.inject(seg("S.", 7000).ack(1).mss(1460));
+    assert_eq!(p.state(h), State::FinWait1);
+    let fin = p.expect();
+    assert_eq!((fin.flags.as_str(), fin.seq), ("F.", 1));
+}

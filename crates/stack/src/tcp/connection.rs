@@ -434,7 +434,12 @@ impl Connection {
                 self.enter_closed();
                 Ok(())
             }
-            State::SynReceived | State::Established => {
+            State::SynReceived => {
+                // The FIN follows once the handshake completes.
+                self.fin_queued = true;
+                Ok(())
+            }
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
                 Ok(())

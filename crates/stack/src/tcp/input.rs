@@ -51,8 +51,8 @@ impl Connection {
         self.snd_wl1 = self.irs;
         match repr.ack.map(Seq) {
             Some(ack) => {
-                // Our SYN is acknowledged.
-                self.snd_wnd = u32::from(repr.window) << self.snd_wscale;
+                // Our SYN is acknowledged. The window of a SYN is never scaled (RFC 7323 2.2).
+                self.snd_wnd = u32::from(repr.window);
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl2 = ack;
                 self.snd_una = ack;
@@ -81,7 +81,8 @@ impl Connection {
     }
 
     pub(crate) fn enter_established(&mut self, now: Instant) {
-        self.state = State::Established;
+        // shutdown(SHUT_WR) during the handshake takes effect now.
+        self.state = if self.fin_queued { State::FinWait1 } else { State::Established };
         self.quickacks = self.config.quickacks;
         if self.options.keepalive {
             self.keepalive_at = Some(now + self.options.keep_idle);
