@@ -727,3 +727,25 @@ fn shutdown_during_a_simultaneous_open_sends_the_fin_once_established() {
     let fin = p.expect();
     assert_eq!((fin.flags.as_str(), fin.seq), ("F.", 1));
 }
+
+#[test]
+fn a_new_syn_beyond_time_wait_starts_a_new_connection() {
+    let mut p = Script::new();
+    let l = p.listen(4);
+    p.inject(seg("S", 100).mss(1460));
+    p.expect();
+    p.inject(seg(".", 101).ack(1));
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    p.shutdown_write(c);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject(seg("F.", 101).ack(2));
+    assert_eq!(p.expect().flags, ".");
+    assert_eq!(p.state(c), State::TimeWait);
+    // An old SYN gets a challenge ACK; a SYN past the old sequence space is a new connection.
+    p.inject(seg("S", 50));
+    assert_eq!(p.expect().flags, ".");
+    p.inject(seg("S", 100_000).mss(1460));
+    let synack = p.expect();
+    assert_eq!((synack.flags.as_str(), synack.ack), ("S.", Some(100_001)));
+    assert_eq!(p.state(c), State::Closed);
+}

@@ -562,6 +562,11 @@ impl Connection {
         [self.rto_at, self.persist_at, self.delack_at, self.keepalive_at, self.close_at].into_iter().flatten().min()
     }
 
+    /// Whether a SYN with sequence number `seq` lies beyond everything this connection received.
+    pub(crate) fn syn_starts_new_incarnation(&self, seq: u32) -> bool {
+        Seq(seq) > self.rcv_nxt
+    }
+
     /// Whether the connection is finished and nothing is left to send: the stack may free it
     /// once the application has closed it too.
     pub fn is_finished(&self) -> bool {
