@@ -291,8 +291,12 @@ fn bursty_loss_moves_data_each_way() {
     transfer(imp, 31, mib(64));
 }
 
-/// Seeds that once failed, kept as regressions (seed, loss per mille, burst).
-const REGRESSIONS: &[(u64, u32, bool)] = &[];
+/// Seeds of the sweep that once failed, kept as regressions (seed, loss per mille, burst).
+/// (The seeds of the fixed-size tests above, 11, 12, 21 and 31, are the ones that found the
+/// receive-ring and ACK-acceptability bugs; they stay there. Seed 105 of an earlier, harsher
+/// burst model ended in a legitimate ETIMEDOUT: 90% loss in bursts left per frame with
+/// probability 0.1 black-holed every retransmission; that model is no longer swept.)
+const REGRESSIONS: &[(u64, u32, bool)] = &[(105, 10, true)];
 
 fn harsh(seed: u64, loss_per_mille: u32, burst: bool) -> Impairments {
     Impairments {

@@ -7,7 +7,7 @@
 //! clock, allocates once the buffers exist, or panics on any input.
 
 use super::config::TcpConfig;
-use super::congestion::{Algorithm, CongestionControl};
+use super::congestion::CongestionControl;
 use super::error::TcpError;
 use super::info::TcpInfo;
 use super::isn::initial_sequence;
@@ -206,7 +206,7 @@ impl Connection {
             close_at: None,
             last_recv: now,
             last_send: now,
-            cc: Algorithm::NewReno.build(config.initial_window, mss),
+            cc: config.congestion.build(config.initial_window, mss),
             dupacks: 0,
             recovery: None,
             recover_mark: iss,
@@ -279,7 +279,7 @@ impl Connection {
                 self.rcv_wscale = 0;
             }
         }
-        self.cc = Algorithm::NewReno.build(self.config.initial_window, self.mss);
+        self.cc = self.config.congestion.build(self.config.initial_window, self.mss);
     }
 
     /// The state.
