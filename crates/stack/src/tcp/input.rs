@@ -156,7 +156,6 @@ impl Connection {
         }
         if !acceptable {
             self.ack_now = true;
-            // A zero window still takes ACKs at rcv_nxt.
             self.info.rcv_dropped += 1;
             return;
         }
@@ -193,7 +192,7 @@ impl Connection {
         {
             self.on_dup_ack();
         }
-        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+        if ack >= self.snd_una && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack)) {
             if window > 0 && self.snd_wnd == 0 {
                 self.persist_at = None;
                 self.persist_backoff = 0;
