@@ -749,3 +749,72 @@ fn a_new_syn_beyond_time_wait_starts_a_new_connection() {
     assert_eq!((synack.flags.as_str(), synack.ack), ("S.", Some(100_001)));
     assert_eq!(p.state(c), State::Closed);
 }
+
+#[test]
+fn fin_wait_1_goes_straight_to_time_wait_when_the_fin_acks_ours() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.shutdown_write(h);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject_at(150, seg("F.", 1001).ack(2));
+    assert_eq!(p.state(h), State::TimeWait);
+    assert_eq!(p.expect().ack, Some(1002));
+}
+
+#[test]
+fn rst_during_the_handshake_drops_it_silently_and_the_listener_carries_on() {
+    let mut p = Script::new();
+    let l = p.listen(4);
+    p.inject(seg("S", 100).mss(1460));
+    p.expect();
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (0, 1));
+    p.inject(seg("R", 101));
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (0, 0));
+    p.expect_silence_until(5_000);
+    p.inject(seg("S", 200).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.inject(seg(".", 201).ack(1));
+    assert!(p.stack.tcp_accept(l).is_ok());
+}
+
+#[test]
+fn connect_then_close_before_the_answer_just_stops() {
+    let mut p = Script::new();
+    let h = p.connect();
+    p.expect();
+    p.close(h);
+    p.expect_silence_until(10_000);
+    // The SYN-ACK that comes late meets no socket.
+    p.inject(seg("S.", 1000).ack(1));
+    assert_eq!(p.expect().flags, "R");
+}
+
+#[test]
+fn data_arriving_after_close_is_answered_with_rst() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.close(h);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject_at(100, seg(".", 1001).ack(2));
+    p.inject(seg("P.", 1001).ack(2).data(b"late"));
+    let rst = p.expect();
+    assert_eq!((rst.flags.as_str(), rst.seq), ("R.", 2));
+}
+
+#[test]
+fn a_zero_window_still_takes_acks_and_answers_probes() {
+    let mut p = Script::with(TcpConfig { rcvbuf: 2048, ..TcpConfig::default() });
+    let h = p.established();
+    p.inject(seg(".", 1001).ack(1).len(2048));
+    let a = p.expect();
+    assert_eq!((a.ack, a.win), (Some(3049), 0));
+    // The peer's one-byte window probe is answered with the same zero window.
+    p.inject(seg(".", 3049).ack(1).len(1));
+    let a = p.expect();
+    assert_eq!((a.ack, a.win), (Some(3049), 0));
+    // Our data still flows and its ACK is taken.
+    p.send(h, b"out").unwrap();
+    assert_eq!(p.expect().payload, b"out");
+    p.inject(seg(".", 3049).ack(4));
+    assert_eq!(p.stack.tcp_info(h).unwrap().unacked, 0);
+}
