@@ -818,3 +818,26 @@ fn a_zero_window_still_takes_acks_and_answers_probes() {
     p.inject(seg(".", 3049).ack(4));
     assert_eq!(p.stack.tcp_info(h).unwrap().unacked, 0);
 }
+
+#[test]
+fn tcp_retries2_is_a_time_bound_so_long_rtts_give_up_after_fewer_retries() {
+    let mut p = Script::with(TcpConfig { rto_initial: Duration::from_secs(3), ..TcpConfig::default() });
+    let h = p.connect();
+    p.expect();
+    // A 2 s handshake RTT: RTO = 2 + 4 * 1 = 6 s.
+    p.inject_at(2_000, seg("S.", 1000).ack(1));
+    p.expect();
+    p.send(h, b"lost").unwrap();
+    p.expect();
+    let mut n = 0;
+    while p.state(h) == State::Established {
+        let next = p.stack.poll_timeout().unwrap();
+        p.run_until(next.as_nanos() / 1_000_000);
+        n += p.sent.drain(..).count();
+    }
+    assert_eq!(p.recv(h, 1), Err(TcpError::TimedOut));
+    // Retransmissions 6, 18, 42, 90, 186, 306, ... 906 s after the send: 11 of them, then
+    // ETIMEDOUT at 1026 s, the first expiry past 924.6 s (15 retries at a 200 ms RTO).
+    assert_eq!(n, 11);
+    assert_eq!(p.now, ms(2_000 + 1_026_000));
+}

@@ -96,6 +96,8 @@ pub struct Connection {
     pub(crate) timing: Option<(Seq, Instant)>,
     pub(crate) backoff: u32,
     pub(crate) retries: u32,
+    /// When the current retransmission episode began (for the tcp_retries2 time bound).
+    pub(crate) retrans_stamp: Instant,
     pub(crate) rto_at: Option<Instant>,
     pub(crate) persist_at: Option<Instant>,
     pub(crate) persist_backoff: u32,
@@ -196,6 +198,7 @@ impl Connection {
             timing: None,
             backoff: 0,
             retries: 0,
+            retrans_stamp: now,
             rto_at: None,
             persist_at: None,
             persist_backoff: 0,
