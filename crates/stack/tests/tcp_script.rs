@@ -841,3 +841,43 @@ fn tcp_retries2_is_a_time_bound_so_long_rtts_give_up_after_fewer_retries() {
     assert_eq!(n, 11);
     assert_eq!(p.now, ms(2_000 + 1_026_000));
 }
+
+#[test]
+fn bad_checksums_are_counted_and_dropped() {
+    let mut p = Script::new();
+    let h = p.established();
+    let mut frame = p.frame(&seg("P.", 1001).ack(1).data(b"corrupt"));
+    let last = frame.len() - 1;
+    frame[last] ^= 0xff;
+    p.stack.receive(p.now, &frame, stack::RxChecksum::Unverified);
+    p.flush();
+    p.expect_none();
+    assert_eq!(p.stack.stats().tcp_bad_checksum, 1);
+    assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 0);
+}
+
+#[test]
+fn ttl_and_tos_options_apply_to_tcp_frames() {
+    let mut p = Script::new();
+    let h = p.connect_with(|o| {
+        o.ttl = 7;
+        o.tos = 0x10;
+    });
+    let syn = p.expect();
+    assert_eq!((syn.ttl, syn.tos), (7, 0x10));
+    assert!(syn.df);
+    assert_eq!(p.stack.tcp_options(h).unwrap().tos, 0x10);
+}
+
+#[test]
+fn udp_and_tcp_handles_do_not_mix() {
+    let mut p = Script::new();
+    let t = p.stack.tcp_open();
+    let u = p.stack.udp_open();
+    assert_eq!(p.stack.udp_close(t), Err(stack::udp::UdpError::BadHandle));
+    assert_eq!(p.stack.tcp_state(u), Err(TcpError::BadHandle));
+    assert_eq!(p.stack.tcp_state(t), Ok(State::Closed));
+    p.stack.tcp_close(t, p.now).unwrap();
+    assert_eq!(p.stack.tcp_state(t), Err(TcpError::BadHandle));
+    assert!(p.stack.udp_close(u).is_ok());
+}
