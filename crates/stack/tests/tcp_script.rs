@@ -12,7 +12,12 @@ use std::time::Duration;
 #[test]
 fn active_open_sends_syn_with_mss_and_window_scale_then_acks_the_syn_ack() {
     let mut p = Script::new();
-    let h = p.connect();
+    let h = p.stack.tcp_open();
+    p.stack.tcp_bind(h, std::net::SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+    p.stack.tcp_connect(h, std::net::SocketAddrV4::new(PEER, PEER_PORT), p.now).unwrap();
+    assert!(p.stack.tcp_transmit_pending(), "the SYN waits for transmit");
+    p.flush();
+    assert!(!p.stack.tcp_transmit_pending());
     assert_eq!(p.state(h), State::SynSent);
     let syn = p.expect();
     assert_eq!((syn.flags.as_str(), syn.seq, syn.ack), ("S", 0, None));

@@ -561,6 +561,12 @@ impl Stack {
 
     // ---- transmit --------------------------------------------------------------------------
 
+    /// Whether some TCP socket has something to send: a driver that did not call
+    /// [`Stack::transmit`] after its last call into the stack must do so.
+    pub fn tcp_transmit_pending(&self) -> bool {
+        !self.tcp.dirty.is_empty() || !self.tcp.resets.is_empty()
+    }
+
     /// Sends every segment TCP has due (handshakes, data, ACKs, retransmissions, RSTs) as
     /// frames. Returns the number of segments sent.
     pub fn transmit(&mut self, now: Instant, tx: &mut dyn Transmit) -> usize {
