@@ -886,3 +886,19 @@ fn udp_and_tcp_handles_do_not_mix() {
     assert_eq!(p.stack.tcp_state(t), Err(TcpError::BadHandle));
     assert!(p.stack.udp_close(u).is_ok());
 }
+
+#[test]
+fn quick_acks_return_after_an_idle_period() {
+    let mut p = Script::with(TcpConfig { quickacks: 2, ..TcpConfig::default() });
+    let h = p.established();
+    for i in 0..3u32 {
+        p.inject(seg("P.", 1001 + i * 10).ack(1).len(10));
+    }
+    assert_eq!(p.sent.len(), 2, "two quick ACKs, then delayed");
+    p.sent.clear();
+    p.run_until(5_000);
+    p.sent.clear();
+    p.inject(seg("P.", 1031).ack(1).len(10));
+    assert_eq!(p.expect().ack, Some(1041), "idle longer than the RTO: quick ACK again");
+    assert_eq!(p.state(h), State::Established);
+}

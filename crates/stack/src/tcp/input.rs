@@ -109,6 +109,9 @@ impl Connection {
         let rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
         let seg_len =
             payload.len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+        // Idle longer than an RTO since the last segment: back to quick ACKs (Linux's
+        // tcp_event_data_recv measures from the last receipt).
+        let idle_receiver = now.saturating_since(self.last_recv) > self.rtt.rto();
         self.last_recv = now;
         self.keep_probes = 0;
 
@@ -241,8 +244,7 @@ impl Connection {
                     self.rcv_mss = self.rcv_mss.max((data.len() as u32).min(self.our_mss));
                     self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
                     self.arrived();
-                    if now.saturating_since(self.last_send) > self.rtt.rto() && self.quickacks == 0 {
-                        // Idle receiver: back to quick ACKs (tcp_event_data_recv).
+                    if idle_receiver && self.quickacks == 0 {
                         self.quickacks = self.config.quickacks;
                     }
                     if had_holes || n > data.len() || self.recv.has_holes() {
