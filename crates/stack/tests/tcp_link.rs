@@ -183,10 +183,14 @@ impl Node {
 }
 
 /// Moves `bytes` each way between two stacks over a link shaped by `impair`; returns the
-/// simulated time it took.
+/// simulated time until both sides had read everything (the close and TIME_WAIT follow).
 fn transfer(impair: Impairments, seed: u64, bytes: u64) -> Duration {
-    eprintln!("transfer: seed {seed}, {bytes} bytes each way, {impair:?}");
-    let (pa, pb, ctrl): (MemoryPort, MemoryPort, LinkControl) = pair(LinkConfig::symmetric(impair, seed));
+    transfer_on(LinkConfig::symmetric(impair, seed), bytes)
+}
+
+fn transfer_on(link: LinkConfig, bytes: u64) -> Duration {
+    eprintln!("transfer: {bytes} bytes each way, {link:?}");
+    let (pa, pb, ctrl): (MemoryPort, MemoryPort, LinkControl) = pair(link);
     let (mac_a, mac_b) = (pa.mac(), pb.mac());
     let table = std::rc::Rc::new(pattern_table());
     let mut a = Node::new(A_IP, B_IP, mac_a, mac_b, pa, table.clone());
@@ -200,6 +204,7 @@ fn transfer(impair: Impairments, seed: u64, bytes: u64) -> Duration {
     b.stack.tcp_connect(h, SocketAddrV4::new(A_IP, 5001), Instant::ZERO).unwrap();
     b.sock = Some(h);
     let mut now = Duration::ZERO;
+    let mut done_at = None;
     let limit = Duration::from_secs(3_600);
     loop {
         ctrl.set_now(now);
@@ -208,6 +213,9 @@ fn transfer(impair: Impairments, seed: u64, bytes: u64) -> Duration {
         b.step(t, bytes);
         if a.failed.is_some() || b.failed.is_some() {
             panic!("at {now:?}: a {:?} {:?}\nb {:?} {:?}", a.failed, state(&a), b.failed, state(&b));
+        }
+        if done_at.is_none() && a.received == bytes && b.received == bytes {
+            done_at = Some(now);
         }
         let closed = |n: &Node| n.sock.is_some_and(|h| n.stack.tcp_state(h) == Ok(State::Closed));
         if closed(&a) && closed(&b) {
@@ -230,7 +238,7 @@ fn transfer(impair: Impairments, seed: u64, bytes: u64) -> Duration {
         let h = n.sock.unwrap();
         assert!(!n.stack.tcp_readiness(h).unwrap().error, "closed without error");
     }
-    now
+    done_at.unwrap_or(now)
 }
 
 fn state(n: &Node) -> Option<(State, u64, u64, stack::tcp::TcpInfo)> {
@@ -269,6 +277,19 @@ fn one_percent_loss_dup_reorder_moves_64_mib_each_way() {
 }
 
 #[test]
+fn a_rate_limited_link_with_a_short_queue_is_shared_by_congestion_control() {
+    // 100 Mbit/s and 64 frames of queue: losses come from the queue overflowing, as on a real
+    // bottleneck, and NewReno must back off and recover.
+    let imp = Impairments { delay: ms(2), rate_bps: Some(100_000_000), ..Impairments::default() };
+    let link = LinkConfig { capacity: 64, ..LinkConfig::symmetric(imp, 41) };
+    let took = transfer_on(link, mib(16));
+    eprintln!("16 MiB each way took {took:?}");
+    // 16 MiB each way over 100 Mbit/s needs at least 1.34 s; a working congestion control
+    // keeps the link busy most of the time.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+}
+
+#[test]
 fn five_percent_loss_moves_data_each_way() {
     let imp = Impairments {
         delay: ms(2),
@@ -291,8 +312,12 @@ fn bursty_loss_moves_data_each_way() {
     transfer(imp, 31, mib(64));
 }
 
-/// Seeds that once failed, kept as regressions (seed, loss per mille, burst).
-const REGRESSIONS: &[(u64, u32, bool)] = &[];
+/// Seeds of the sweep that once failed, kept as regressions (seed, loss per mille, burst).
+/// (The seeds of the fixed-size tests above, 11, 12, 21 and 31, are the ones that found the
+/// receive-ring and ACK-acceptability bugs; they stay there. Seed 105 of an earlier, harsher
+/// burst model ended in a legitimate ETIMEDOUT: 90% loss in bursts left per frame with
+/// probability 0.1 black-holed every retransmission; that model is no longer swept.)
+const REGRESSIONS: &[(u64, u32, bool)] = &[(105, 10, true)];
 
 fn harsh(seed: u64, loss_per_mille: u32, burst: bool) -> Impairments {
     Impairments {

@@ -12,7 +12,12 @@ use std::time::Duration;
 #[test]
 fn active_open_sends_syn_with_mss_and_window_scale_then_acks_the_syn_ack() {
     let mut p = Script::new();
-    let h = p.connect();
+    let h = p.stack.tcp_open();
+    p.stack.tcp_bind(h, std::net::SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+    p.stack.tcp_connect(h, std::net::SocketAddrV4::new(PEER, PEER_PORT), p.now).unwrap();
+    assert!(p.stack.tcp_transmit_pending(), "the SYN waits for transmit");
+    p.flush();
+    assert!(!p.stack.tcp_transmit_pending());
     assert_eq!(p.state(h), State::SynSent);
     let syn = p.expect();
     assert_eq!((syn.flags.as_str(), syn.seq, syn.ack), ("S", 0, None));
@@ -678,4 +683,222 @@ fn readiness_events_and_arrivals_surface_changes() {
     let mut peek = [0u8; 20];
     assert_eq!(p.stack.tcp_recv(h, &mut peek, true), Ok(20));
     assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 20, "MSG_PEEK leaves the data");
+}
+
+#[test]
+fn sender_avoids_silly_windows_until_the_persist_timer_overrides() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[1u8; 1000]).unwrap();
+    assert_eq!(p.expect().payload.len(), 1000);
+    // The peer takes the data but offers only 100 bytes more: far below half its largest window.
+    p.inject_at(200, seg(".", 1001).ack(1001).win(100));
+    p.send(h, &[2u8; 1000]).unwrap();
+    p.expect_none();
+    let d = p.expect_by(10_000);
+    assert_eq!((d.seq, d.payload.len(), d.ms()), (1001, 100, 450), "sent when the persist timer fires");
+    // A window of at least half the largest one goes at once.
+    p.inject_at(500, seg(".", 1001).ack(1101).win(40_000));
+    assert_eq!(p.expect().payload.len(), 900);
+}
+
+#[test]
+fn the_window_of_a_syn_ack_is_not_scaled() {
+    let mut p = Script::new();
+    let h = p.connect();
+    p.expect();
+    p.inject_at(10, seg("S.", 1000).ack(1).mss(1400).ws(7).win(2000));
+    p.expect();
+    assert_eq!(p.stack.tcp_info(h).unwrap().snd_wnd, 2000);
+    p.send(h, &[0u8; 5000]).unwrap();
+    assert_eq!(p.expect().payload.len(), 1400);
+    p.expect_none();
+    // Later windows are scaled.
+    p.inject_at(20, seg(".", 1001).ack(1401).win(100));
+    assert_eq!(p.stack.tcp_info(h).unwrap().snd_wnd, 100 << 7);
+}
+
+#[test]
+fn shutdown_during_a_simultaneous_open_sends_the_fin_once_established() {
+    let mut p = Script::new();
+    let h = p.connect();
+    p.expect();
+    p.inject_at(10, seg("S", 7000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.shutdown_write(h);
+    p.expect_none();
+    p.inject(seg("S.", 7000).ack(1).mss(1460));
+    assert_eq!(p.state(h), State::FinWait1);
+    let fin = p.expect();
+    assert_eq!((fin.flags.as_str(), fin.seq), ("F.", 1));
+}
+
+#[test]
+fn a_new_syn_beyond_time_wait_starts_a_new_connection() {
+    let mut p = Script::new();
+    let l = p.listen(4);
+    p.inject(seg("S", 100).mss(1460));
+    p.expect();
+    p.inject(seg(".", 101).ack(1));
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    p.shutdown_write(c);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject(seg("F.", 101).ack(2));
+    assert_eq!(p.expect().flags, ".");
+    assert_eq!(p.state(c), State::TimeWait);
+    // An old SYN gets a challenge ACK; a SYN past the old sequence space is a new connection.
+    p.inject(seg("S", 50));
+    assert_eq!(p.expect().flags, ".");
+    p.inject(seg("S", 100_000).mss(1460));
+    let synack = p.expect();
+    assert_eq!((synack.flags.as_str(), synack.ack), ("S.", Some(100_001)));
+    assert_eq!(p.state(c), State::Closed);
+}
+
+#[test]
+fn fin_wait_1_goes_straight_to_time_wait_when_the_fin_acks_ours() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.shutdown_write(h);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject_at(150, seg("F.", 1001).ack(2));
+    assert_eq!(p.state(h), State::TimeWait);
+    assert_eq!(p.expect().ack, Some(1002));
+}
+
+#[test]
+fn rst_during_the_handshake_drops_it_silently_and_the_listener_carries_on() {
+    let mut p = Script::new();
+    let l = p.listen(4);
+    p.inject(seg("S", 100).mss(1460));
+    p.expect();
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (0, 1));
+    p.inject(seg("R", 101));
+    assert_eq!(p.stack.tcp_listen_queues(l).unwrap(), (0, 0));
+    p.expect_silence_until(5_000);
+    p.inject(seg("S", 200).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.inject(seg(".", 201).ack(1));
+    assert!(p.stack.tcp_accept(l).is_ok());
+}
+
+#[test]
+fn connect_then_close_before_the_answer_just_stops() {
+    let mut p = Script::new();
+    let h = p.connect();
+    p.expect();
+    p.close(h);
+    p.expect_silence_until(10_000);
+    // The SYN-ACK that comes late meets no socket.
+    p.inject(seg("S.", 1000).ack(1));
+    assert_eq!(p.expect().flags, "R");
+}
+
+#[test]
+fn data_arriving_after_close_is_answered_with_rst() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.close(h);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject_at(100, seg(".", 1001).ack(2));
+    p.inject(seg("P.", 1001).ack(2).data(b"late"));
+    let rst = p.expect();
+    assert_eq!((rst.flags.as_str(), rst.seq), ("R.", 2));
+}
+
+#[test]
+fn a_zero_window_still_takes_acks_and_answers_probes() {
+    let mut p = Script::with(TcpConfig { rcvbuf: 2048, ..TcpConfig::default() });
+    let h = p.established();
+    p.inject(seg(".", 1001).ack(1).len(2048));
+    let a = p.expect();
+    assert_eq!((a.ack, a.win), (Some(3049), 0));
+    // The peer's one-byte window probe is answered with the same zero window.
+    p.inject(seg(".", 3049).ack(1).len(1));
+    let a = p.expect();
+    assert_eq!((a.ack, a.win), (Some(3049), 0));
+    // Our data still flows and its ACK is taken.
+    p.send(h, b"out").unwrap();
+    assert_eq!(p.expect().payload, b"out");
+    p.inject(seg(".", 3049).ack(4));
+    assert_eq!(p.stack.tcp_info(h).unwrap().unacked, 0);
+}
+
+#[test]
+fn tcp_retries2_is_a_time_bound_so_long_rtts_give_up_after_fewer_retries() {
+    let mut p = Script::with(TcpConfig { rto_initial: Duration::from_secs(3), ..TcpConfig::default() });
+    let h = p.connect();
+    p.expect();
+    // A 2 s handshake RTT: RTO = 2 + 4 * 1 = 6 s.
+    p.inject_at(2_000, seg("S.", 1000).ack(1));
+    p.expect();
+    p.send(h, b"lost").unwrap();
+    p.expect();
+    let mut n = 0;
+    while p.state(h) == State::Established {
+        let next = p.stack.poll_timeout().unwrap();
+        p.run_until(next.as_nanos() / 1_000_000);
+        n += p.sent.drain(..).count();
+    }
+    assert_eq!(p.recv(h, 1), Err(TcpError::TimedOut));
+    // Retransmissions 6, 18, 42, 90, 186, 306, ... 906 s after the send: 11 of them, then
+    // ETIMEDOUT at 1026 s, the first expiry past 924.6 s (15 retries at a 200 ms RTO).
+    assert_eq!(n, 11);
+    assert_eq!(p.now, ms(2_000 + 1_026_000));
+}
+
+#[test]
+fn bad_checksums_are_counted_and_dropped() {
+    let mut p = Script::new();
+    let h = p.established();
+    let mut frame = p.frame(&seg("P.", 1001).ack(1).data(b"corrupt"));
+    let last = frame.len() - 1;
+    frame[last] ^= 0xff;
+    p.stack.receive(p.now, &frame, stack::RxChecksum::Unverified);
+    p.flush();
+    p.expect_none();
+    assert_eq!(p.stack.stats().tcp_bad_checksum, 1);
+    assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 0);
+}
+
+#[test]
+fn ttl_and_tos_options_apply_to_tcp_frames() {
+    let mut p = Script::new();
+    let h = p.connect_with(|o| {
+        o.ttl = 7;
+        o.tos = 0x10;
+    });
+    let syn = p.expect();
+    assert_eq!((syn.ttl, syn.tos), (7, 0x10));
+    assert!(syn.df);
+    assert_eq!(p.stack.tcp_options(h).unwrap().tos, 0x10);
+}
+
+#[test]
+fn udp_and_tcp_handles_do_not_mix() {
+    let mut p = Script::new();
+    let t = p.stack.tcp_open();
+    let u = p.stack.udp_open();
+    assert_eq!(p.stack.udp_close(t), Err(stack::udp::UdpError::BadHandle));
+    assert_eq!(p.stack.tcp_state(u), Err(TcpError::BadHandle));
+    assert_eq!(p.stack.tcp_state(t), Ok(State::Closed));
+    p.stack.tcp_close(t, p.now).unwrap();
+    assert_eq!(p.stack.tcp_state(t), Err(TcpError::BadHandle));
+    assert!(p.stack.udp_close(u).is_ok());
+}
+
+#[test]
+fn quick_acks_return_after_an_idle_period() {
+    let mut p = Script::with(TcpConfig { quickacks: 2, ..TcpConfig::default() });
+    let h = p.established();
+    for i in 0..3u32 {
+        p.inject(seg("P.", 1001 + i * 10).ack(1).len(10));
+    }
+    assert_eq!(p.sent.len(), 2, "two quick ACKs, then delayed");
+    p.sent.clear();
+    p.run_until(5_000);
+    p.sent.clear();
+    p.inject(seg("P.", 1031).ack(1).len(10));
+    assert_eq!(p.expect().ack, Some(1041), "idle longer than the RTO: quick ACK again");
+    assert_eq!(p.state(h), State::Established);
 }

@@ -449,8 +449,10 @@ impl Stack {
         let local = SocketAddrV4::new(dst, repr.dst_port);
         let remote = SocketAddrV4::new(src, repr.src_port);
         if let Some(&h) = self.tcp.connections.get(&(local, remote)) {
-            self.tcp_to_connection(now, h, &repr, payload);
-            return;
+            if !self.tcp_time_wait_reuse(h, &repr) {
+                self.tcp_to_connection(now, h, &repr, payload);
+                return;
+            }
         }
         if let Some(l) = self.tcp.listener(local) {
             self.tcp_to_listener(now, l, local, remote, &repr);
@@ -458,6 +460,20 @@ impl Stack {
         }
         self.stats.tcp_no_socket += 1;
         self.tcp_reset_for(local, remote, &repr);
+    }
+
+    /// A SYN beyond a TIME_WAIT connection's sequence space starts a new incarnation, as Linux
+    /// allows (tcp_timewait_state_process): the old one ends and the SYN goes to the listener.
+    fn tcp_time_wait_reuse(&mut self, h: SocketHandle, repr: &TcpRepr) -> bool {
+        let new_syn = repr.flags.contains(TcpFlags::SYN) && repr.ack.is_none() && !repr.flags.contains(TcpFlags::RST);
+        let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) else { return false };
+        if !new_syn || c.state() != State::TimeWait || !c.syn_starts_new_incarnation(repr.seq) {
+            return false;
+        }
+        c.enter_closed();
+        self.tcp_touched(h);
+        self.tcp_unindex(h);
+        true
     }
 
     /// Owes a RST to a segment nobody wants (RFC 9293 3.10.7.1), unless configured not to.
@@ -544,6 +560,12 @@ impl Stack {
     }
 
     // ---- transmit --------------------------------------------------------------------------
+
+    /// Whether some TCP socket has something to send: a driver that did not call
+    /// [`Stack::transmit`] after its last call into the stack must do so.
+    pub fn tcp_transmit_pending(&self) -> bool {
+        !self.tcp.dirty.is_empty() || !self.tcp.resets.is_empty()
+    }
 
     /// Sends every segment TCP has due (handshakes, data, ACKs, retransmissions, RSTs) as
     /// frames. Returns the number of segments sent.

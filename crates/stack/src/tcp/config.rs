@@ -1,5 +1,6 @@
 //! TCP tunables, with Linux's defaults (the sysctl each mirrors is named in its comment).
 
+use super::congestion::Algorithm;
 use std::time::Duration;
 
 /// Stack-wide TCP settings.
@@ -36,6 +37,8 @@ pub struct TcpConfig {
     pub keepalive_probes: u32,
     /// Initial congestion window in segments (TCP_INIT_CWND, 10).
     pub initial_window: u32,
+    /// Congestion control of new connections (tcp_congestion_control).
+    pub congestion: Algorithm,
     /// Collapse the congestion window after an idle RTO (tcp_slow_start_after_idle, 1).
     pub slow_start_after_idle: bool,
     /// Default send buffer (SO_SNDBUF) of a new socket.
@@ -71,6 +74,7 @@ impl Default for TcpConfig {
             keepalive_interval: Duration::from_secs(75),
             keepalive_probes: 9,
             initial_window: 10,
+            congestion: Algorithm::NewReno,
             slow_start_after_idle: true,
             sndbuf: 256 * 1024,
             rcvbuf: 256 * 1024,

@@ -7,7 +7,7 @@
 //! clock, allocates once the buffers exist, or panics on any input.
 
 use super::config::TcpConfig;
-use super::congestion::{Algorithm, CongestionControl};
+use super::congestion::CongestionControl;
 use super::error::TcpError;
 use super::info::TcpInfo;
 use super::isn::initial_sequence;
@@ -96,6 +96,8 @@ pub struct Connection {
     pub(crate) timing: Option<(Seq, Instant)>,
     pub(crate) backoff: u32,
     pub(crate) retries: u32,
+    /// When the current retransmission episode began (for the tcp_retries2 time bound).
+    pub(crate) retrans_stamp: Instant,
     pub(crate) rto_at: Option<Instant>,
     pub(crate) persist_at: Option<Instant>,
     pub(crate) persist_backoff: u32,
@@ -196,6 +198,7 @@ impl Connection {
             timing: None,
             backoff: 0,
             retries: 0,
+            retrans_stamp: now,
             rto_at: None,
             persist_at: None,
             persist_backoff: 0,
@@ -206,7 +209,7 @@ impl Connection {
             close_at: None,
             last_recv: now,
             last_send: now,
-            cc: Algorithm::NewReno.build(config.initial_window, mss),
+            cc: config.congestion.build(config.initial_window, mss),
             dupacks: 0,
             recovery: None,
             recover_mark: iss,
@@ -279,7 +282,7 @@ impl Connection {
                 self.rcv_wscale = 0;
             }
         }
-        self.cc = Algorithm::NewReno.build(self.config.initial_window, self.mss);
+        self.cc = self.config.congestion.build(self.config.initial_window, self.mss);
     }
 
     /// The state.
@@ -434,7 +437,12 @@ impl Connection {
                 self.enter_closed();
                 Ok(())
             }
-            State::SynReceived | State::Established => {
+            State::SynReceived => {
+                // The FIN follows once the handshake completes.
+                self.fin_queued = true;
+                Ok(())
+            }
+            State::Established => {
                 self.fin_queued = true;
                 self.state = State::FinWait1;
                 Ok(())
@@ -555,6 +563,11 @@ impl Connection {
     /// The earliest instant `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.rto_at, self.persist_at, self.delack_at, self.keepalive_at, self.close_at].into_iter().flatten().min()
+    }
+
+    /// Whether a SYN with sequence number `seq` lies beyond everything this connection received.
+    pub(crate) fn syn_starts_new_incarnation(&self, seq: u32) -> bool {
+        Seq(seq) > self.rcv_nxt
     }
 
     /// Whether the connection is finished and nothing is left to send: the stack may free it

@@ -51,8 +51,8 @@ impl Connection {
         self.snd_wl1 = self.irs;
         match repr.ack.map(Seq) {
             Some(ack) => {
-                // Our SYN is acknowledged.
-                self.snd_wnd = u32::from(repr.window) << self.snd_wscale;
+                // Our SYN is acknowledged. The window of a SYN is never scaled (RFC 7323 2.2).
+                self.snd_wnd = u32::from(repr.window);
                 self.max_snd_wnd = self.snd_wnd;
                 self.snd_wl2 = ack;
                 self.snd_una = ack;
@@ -81,7 +81,8 @@ impl Connection {
     }
 
     pub(crate) fn enter_established(&mut self, now: Instant) {
-        self.state = State::Established;
+        // shutdown(SHUT_WR) during the handshake takes effect now.
+        self.state = if self.fin_queued { State::FinWait1 } else { State::Established };
         self.quickacks = self.config.quickacks;
         if self.options.keepalive {
             self.keepalive_at = Some(now + self.options.keep_idle);
@@ -108,6 +109,9 @@ impl Connection {
         let rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
         let seg_len =
             payload.len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
+        // Idle longer than an RTO since the last segment: back to quick ACKs (Linux's
+        // tcp_event_data_recv measures from the last receipt).
+        let idle_receiver = now.saturating_since(self.last_recv) > self.rtt.rto();
         self.last_recv = now;
         self.keep_probes = 0;
 
@@ -155,7 +159,6 @@ impl Connection {
         }
         if !acceptable {
             self.ack_now = true;
-            // A zero window still takes ACKs at rcv_nxt.
             self.info.rcv_dropped += 1;
             return;
         }
@@ -192,7 +195,7 @@ impl Connection {
         {
             self.on_dup_ack();
         }
-        if self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack) {
+        if ack >= self.snd_una && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack)) {
             if window > 0 && self.snd_wnd == 0 {
                 self.persist_at = None;
                 self.persist_backoff = 0;
@@ -241,8 +244,7 @@ impl Connection {
                     self.rcv_mss = self.rcv_mss.max((data.len() as u32).min(self.our_mss));
                     self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
                     self.arrived();
-                    if now.saturating_since(self.last_send) > self.rtt.rto() && self.quickacks == 0 {
-                        // Idle receiver: back to quick ACKs (tcp_event_data_recv).
+                    if idle_receiver && self.quickacks == 0 {
                         self.quickacks = self.config.quickacks;
                     }
                     if had_holes || n > data.len() || self.recv.has_holes() {
@@ -360,7 +362,9 @@ impl Connection {
             }
             None => {
                 self.dupacks = 0;
-                if data > 0 && in_flight_before > 0 {
+                // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
+                // application-limited sender does not build an unearned window.
+                if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
                     self.cc.on_ack(now, data, self.mss);
                 }
             }

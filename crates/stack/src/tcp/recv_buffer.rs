@@ -85,6 +85,45 @@ impl RecvBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Pieces of a byte stream arriving in any order, duplicated or overlapping, with reads
+        /// in between: what is read is always a prefix of the stream, and everything offered
+        /// within the window and the range bound is eventually read.
+        #[test]
+        fn reads_are_always_a_prefix_of_the_stream(
+            cap in 16usize..256,
+            pieces in proptest::collection::vec((0usize..600, 1usize..80, any::<bool>()), 1..120),
+        ) {
+            let stream: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+            let mut r = RecvBuffer::new(cap, 4);
+            let mut read = Vec::new();
+            let mut next = 0usize; // stream offset of the in-order point
+            let mut out = vec![0u8; 64];
+            for (start, len, do_read) in pieces {
+                let end = (start + len).min(stream.len());
+                if start < end && end > next {
+                    let from = start.max(next);
+                    if let Arrival::InOrder(n) = r.insert(from - next, &stream[from..end]) {
+                        next += n;
+                    }
+                }
+                if do_read {
+                    let n = r.read(&mut out, false);
+                    read.extend_from_slice(&out[..n]);
+                }
+                prop_assert_eq!(read.len() + r.len(), next);
+                prop_assert_eq!(&read[..], &stream[..read.len()]);
+            }
+            loop {
+                let n = r.read(&mut out, false);
+                if n == 0 { break; }
+                read.extend_from_slice(&out[..n]);
+            }
+            prop_assert_eq!(&read[..], &stream[..next]);
+        }
+    }
 
     #[test]
     fn out_of_order_bytes_become_readable_when_the_hole_fills() {

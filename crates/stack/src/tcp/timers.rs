@@ -6,6 +6,20 @@ use super::connection::Connection;
 use super::error::TcpError;
 use super::state::State;
 use crate::time::Instant;
+use std::time::Duration;
+
+/// Linux's retransmits_timed_out: how long `boundary` retransmissions take when the RTO starts
+/// at `base` and doubles up to `max`.
+pub(crate) fn retries_timeout(boundary: u32, base: Duration, max: Duration) -> Duration {
+    let base_ms = base.as_millis().max(1) as u64;
+    let thresh = (max.as_millis() as u64 / base_ms).max(1).ilog2();
+    let ms = if boundary <= thresh {
+        ((2u64 << boundary) - 1) * base_ms
+    } else {
+        ((2u64 << thresh) - 1) * base_ms + u64::from(boundary - thresh) * max.as_millis() as u64
+    };
+    Duration::from_millis(ms)
+}
 
 fn due(at: Option<Instant>, now: Instant) -> bool {
     at.is_some_and(|t| t <= now)
@@ -43,7 +57,7 @@ impl Connection {
         }
     }
 
-    fn on_retransmission_timeout(&mut self, _now: Instant) {
+    fn on_retransmission_timeout(&mut self, now: Instant) {
         let limit = match self.state {
             State::SynSent => self.config.syn_retries,
             State::SynReceived if self.passive => self.config.synack_retries,
@@ -53,7 +67,19 @@ impl Connection {
         if self.snd_max == self.snd_una {
             return;
         }
-        if self.retries >= limit {
+        if self.retries == 0 {
+            // The episode started when the timer was armed (the head's last transmission).
+            self.retrans_stamp = now - self.rtt.backed_off(self.backoff);
+        }
+        let out_of_retries = if self.state.is_synchronized() {
+            // Linux counts tcp_retries2 as time: what that many doublings from the minimum
+            // RTO add up to (924.6 s for 15), so long RTTs give up after fewer retries.
+            let timeout = retries_timeout(limit, self.config.rto_min, self.config.rto_max);
+            self.retries > 0 && now.saturating_since(self.retrans_stamp) >= timeout
+        } else {
+            self.retries >= limit
+        };
+        if out_of_retries {
             if self.state == State::SynReceived && self.passive {
                 self.fail(None);
             } else {
@@ -119,5 +145,20 @@ impl Connection {
         self.send_probe = true;
         self.info.keepalive_probes += 1;
         self.keepalive_at = Some(now + self.options.keep_interval);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries2_of_15_is_linux_924_6_seconds() {
+        let t = retries_timeout(15, Duration::from_millis(200), Duration::from_secs(120));
+        assert_eq!(t, Duration::from_millis(924_600));
+        assert_eq!(
+            retries_timeout(4, Duration::from_millis(200), Duration::from_secs(120)),
+            Duration::from_millis(6_200)
+        );
     }
 }

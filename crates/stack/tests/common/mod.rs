@@ -79,6 +79,7 @@ pub struct Out {
     pub src: SocketAddrV4,
     pub dst: SocketAddrV4,
     pub ttl: u8,
+    pub tos: u8,
     pub df: bool,
 }
 
@@ -233,6 +234,7 @@ impl Script {
             src: SocketAddrV4::new(ip.src_addr(), repr.src_port),
             dst: SocketAddrV4::new(ip.dst_addr(), repr.dst_port),
             ttl: ip.ttl(),
+            tos: ip.tos(),
             df: ip.dont_frag(),
         }
     }
