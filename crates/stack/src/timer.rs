@@ -33,7 +33,7 @@ pub struct TimerWheel<T> {
     slots: Vec<Vec<u32>>,
     entries: Vec<Entry<T>>,
     free: Vec<u32>,
-    /// The last tick processed by `expire`.
+    /// The last tick wholly processed by `expire` (the one before the tick of its latest `now`).
     current_tick: u64,
     live: usize,
 }
@@ -47,7 +47,7 @@ impl<T: Copy> TimerWheel<T> {
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
             entries: Vec::new(),
             free: Vec::new(),
-            current_tick: now.as_nanos() / granularity_ns,
+            current_tick: (now.as_nanos() / granularity_ns).saturating_sub(1),
             live: 0,
         }
     }
@@ -109,8 +109,9 @@ impl<T: Copy> TimerWheel<T> {
         }
         // A jump longer than a revolution visits each slot once.
         let ticks = (now_tick - self.current_tick).min(SLOTS as u64);
-        for step in 1..=ticks {
-            let slot = ((self.current_tick + step) % SLOTS as u64) as usize;
+        let first = now_tick - ticks;
+        for tick in first + 1..=now_tick {
+            let slot = (tick % SLOTS as u64) as usize;
             let mut list = std::mem::take(&mut self.slots[slot]);
             list.retain(|&index| {
                 let e = &mut self.entries[index as usize];
@@ -132,7 +133,9 @@ impl<T: Copy> TimerWheel<T> {
             });
             self.slots[slot] = list;
         }
-        self.current_tick = now_tick;
+        // The tick `now` falls in is not over: timers due later in it stay in its slot, which
+        // the next call looks at again (marking it done would leave them a revolution).
+        self.current_tick = now_tick - 1;
     }
 
     /// The earliest instant at which `expire` fires a timer: its deadline, or the start of the
@@ -179,6 +182,23 @@ mod tests {
 
     fn at(ms: u64) -> Instant {
         Instant::from_nanos(ms * 1_000_000)
+    }
+
+    #[test]
+    fn a_timer_due_later_in_the_tick_already_looked_at_fires_in_that_tick_not_a_revolution_later() {
+        let ms = |n: u64, frac: u64| Instant::from_nanos(n * 1_000_000 + frac * 100_000);
+        let mut w = TimerWheel::new(Duration::from_millis(1), ms(0, 0));
+        w.schedule(ms(5, 7), 1u32);
+        let mut out = Vec::new();
+        w.expire(ms(5, 3), &mut out);
+        assert!(out.is_empty(), "not due yet");
+        assert_eq!(w.next_fire(), Some(ms(5, 7)));
+        w.expire(ms(5, 8), &mut out);
+        assert_eq!(out, vec![1], "due within the same tick");
+        // Scheduled in the current tick, already past: fires at the next expire.
+        w.schedule(ms(5, 1), 2);
+        w.expire(ms(5, 9), &mut out);
+        assert_eq!(out, vec![1, 2]);
     }
 
     #[test]

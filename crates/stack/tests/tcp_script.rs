@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use stack::tcp::{State, TcpConfig, TcpError};
+use stack::{Instant, RxChecksum};
 use std::time::Duration;
 
 // ---- opening ------------------------------------------------------------------------------
@@ -436,6 +437,51 @@ fn out_of_order_data_is_acked_at_once_and_delivered_when_the_hole_fills() {
     assert_eq!(got.len(), 2000);
     assert_eq!(&got[..1000], &[9u8; 1000][..]);
     assert_eq!(got[1000..], (0..1000).map(|i| (i % 251) as u8).collect::<Vec<_>>()[..]);
+}
+
+#[test]
+fn each_out_of_order_segment_of_a_batch_gets_its_own_duplicate_ack() {
+    // A driver hands the stack a burst of frames before it transmits: a peer without SACK
+    // still needs one duplicate ACK per out-of-order segment (three start fast retransmit).
+    let mut p = Script::with(TcpConfig { quickacks: 0, ..TcpConfig::default() });
+    p.established();
+    p.run_until(500);
+    for k in 1..=4u32 {
+        let frame = p.frame(&seg(".", 1001 + k * 1000).ack(1).len(1000));
+        p.stack.receive(p.now, &frame, RxChecksum::Unverified);
+    }
+    p.flush();
+    let acks: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).collect();
+    assert_eq!(acks.len(), 4, "{acks:?}");
+    assert!(acks.iter().all(|a| a.ack == Some(1001) && a.payload.is_empty()), "{acks:?}");
+    // The hole fills in the next batch, with one more out-of-order segment behind it: one
+    // ACK for the new point, no stale duplicates.
+    for s in [seg(".", 1001).ack(1).len(1000), seg(".", 6001).ack(1).len(1000)] {
+        let frame = p.frame(&s);
+        p.stack.receive(p.now, &frame, RxChecksum::Unverified);
+    }
+    p.flush();
+    let acks: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).map(|a| a.ack).collect();
+    assert_eq!(acks, vec![Some(7001)]);
+}
+
+#[test]
+fn a_timer_is_not_late_when_the_driver_looks_early_within_its_millisecond() {
+    // The delayed ACK falls due at 1_040.6 ms; a driver that wakes at 1_040.2 ms (too early)
+    // and again at 1_040.7 ms must send it then, not a wheel revolution later.
+    let mut p = Script::with(TcpConfig { quickacks: 0, ..TcpConfig::default() });
+    p.established();
+    p.run_until(1_000);
+    p.now = Instant::from_nanos(1_000_600_000);
+    p.inject(seg("P.", 1001).ack(1).len(100));
+    p.expect_none();
+    for at in [1_040_200_000, 1_040_700_000] {
+        p.now = Instant::from_nanos(at);
+        p.stack.handle_timeout(p.now);
+        p.flush();
+    }
+    let ack = p.expect();
+    assert_eq!((ack.ack, ack.at), (Some(1101), Instant::from_nanos(1_040_700_000)));
 }
 
 #[test]

@@ -123,6 +123,10 @@ pub struct Connection {
 
     // ---- acknowledgments ----
     pub(crate) ack_now: bool,
+    /// Out-of-order segments not yet answered by an ACK of their own: each gets one (RFC
+    /// 5681 4.2), even when a batch of them is processed before the next transmit, so a peer
+    /// without SACK sees the three duplicate ACKs fast retransmit waits for.
+    pub(crate) dupacks_owed: u32,
     pub(crate) unacked_bytes: u32,
     pub(crate) quickacks: u32,
     pub(crate) challenge_start: Instant,
@@ -216,6 +220,7 @@ impl Connection {
             retransmit_now: false,
             force_send: false,
             ack_now: false,
+            dupacks_owed: 0,
             unacked_bytes: 0,
             quickacks: config.quickacks,
             challenge_start: now,
@@ -349,6 +354,7 @@ impl Connection {
         self.keepalive_at = None;
         self.close_at = None;
         self.ack_now = false;
+        self.dupacks_owed = 0;
         self.send_probe = false;
         self.retransmit_now = false;
     }

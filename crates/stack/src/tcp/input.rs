@@ -11,6 +11,9 @@ use crate::time::Instant;
 use std::time::Duration;
 use wire::{TcpFlags, TcpRepr};
 
+/// The most duplicate ACKs owed at once (a burst of out-of-order segments in one batch).
+const MAX_DUPACKS_OWED: u32 = 64;
+
 impl Connection {
     /// Processes one segment addressed to this connection.
     pub fn handle_segment(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
@@ -240,6 +243,8 @@ impl Connection {
             match self.recv.insert(offset, data) {
                 Arrival::InOrder(n) => {
                     self.rcv_nxt = self.rcv_nxt + n as u32;
+                    // The ACK now moves: the duplicates owed for the old point are moot.
+                    self.dupacks_owed = 0;
                     self.info.bytes_received += n as u64;
                     self.rcv_mss = self.rcv_mss.max((data.len() as u32).min(self.our_mss));
                     self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
@@ -263,6 +268,7 @@ impl Connection {
                 }
                 Arrival::OutOfOrder => {
                     self.ack_now = true;
+                    self.dupacks_owed = (self.dupacks_owed + 1).min(MAX_DUPACKS_OWED);
                     if fin {
                         self.fin_pending = Some(start + data.len() as u32);
                     }

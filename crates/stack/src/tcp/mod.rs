@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod info;
 mod input;
+mod inspect;
 pub mod isn;
 pub mod listener;
 pub mod options;

@@ -55,7 +55,9 @@ impl Connection {
                 return self.emit(now, buf, seq, Some(self.rcv_nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
             }
         }
-        if self.ack_now {
+        if self.ack_now || self.dupacks_owed > 0 {
+            // One pure ACK per out-of-order segment (a data segment is no duplicate ACK).
+            self.dupacks_owed = self.dupacks_owed.saturating_sub(1);
             // snd_max, not snd_nxt: after a timeout snd_nxt went back, and an ACK carrying an
             // old sequence number would fail the peer's window check and be ignored.
             let seq = self.snd_max;

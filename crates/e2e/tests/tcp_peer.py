@@ -1,0 +1,116 @@
+"""The kernel's side of the TCP interop tests (tests/tcp_kernel.rs), run in the TAP host's
+namespace. The stream is the pattern of e2e::tap_engine::pattern_byte.
+
+  tcp_peer.py echo-server PORT          accept one connection, echo it until EOF, close
+  tcp_peer.py client HOST PORT BYTES    send BYTES of the pattern, check the echo, close
+  tcp_peer.py send-server PORT BYTES    accept one, send BYTES of the pattern, close
+  tcp_peer.py check-server PORT         accept one, read to EOF checking the pattern, close
+  tcp_peer.py sink-server PORT          accept one, read to EOF, print the byte count, close
+  tcp_peer.py hold-server PORT          accept one, print 'accepted', wait for stdin to close
+"""
+import socket, sys, threading
+
+P = 65521
+BLOCK = bytes(((j * j * 7 + j // 3 + 13) % 256) for j in range(P))
+TRIPLE = BLOCK * 3
+
+
+def expect(offset, data):
+    start = offset % P
+    n = len(data)
+    while n:
+        take = min(n, 2 * P)
+        if data[len(data) - n:len(data) - n + take] != TRIPLE[start:start + take]:
+            return False
+        start = (start + take) % P
+        n -= take
+    return True
+
+
+def listen(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('0.0.0.0', port))
+    s.listen(1)
+    print('listening', flush=True)
+    c, _ = s.accept()
+    return c
+
+
+def main():
+    mode = sys.argv[1]
+    if mode == 'echo-server':
+        c = listen(int(sys.argv[2]))
+        total = 0
+        while True:
+            d = c.recv(1 << 16)
+            if not d:
+                break
+            c.sendall(d)
+            total += len(d)
+        c.shutdown(socket.SHUT_WR)
+        c.close()
+        print('echoed', total, flush=True)
+    elif mode == 'client':
+        host, port, size = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        c = socket.create_connection((host, port))
+
+        def send():
+            sent = 0
+            while sent < size:
+                n = min(P, size - sent)
+                c.sendall(BLOCK[:n])
+                sent += n
+            c.shutdown(socket.SHUT_WR)
+
+        t = threading.Thread(target=send)
+        t.start()
+        got, ok = 0, True
+        while True:
+            d = c.recv(1 << 16)
+            if not d:
+                break
+            ok = ok and expect(got, d)
+            got += len(d)
+        t.join()
+        c.close()
+        print('ok' if ok and got == size else 'bad', got, flush=True)
+    elif mode == 'send-server':
+        c = listen(int(sys.argv[2]))
+        size, sent = int(sys.argv[3]), 0
+        while sent < size:
+            n = min(P, size - sent)
+            c.sendall(BLOCK[:n])
+            sent += n
+        c.close()
+        print('sent', sent, flush=True)
+    elif mode == 'check-server':
+        c = listen(int(sys.argv[2]))
+        total, bad = 0, None
+        while True:
+            d = c.recv(1 << 16)
+            if not d:
+                break
+            if bad is None and not expect(total, d):
+                bad = total + next(i for i in range(len(d)) if d[i] != TRIPLE[(total + i) % P])
+            total += len(d)
+        print('checked', total, 'ok' if bad is None else 'bad at %d' % bad, flush=True)
+        c.close()
+    elif mode == 'sink-server':
+        c = listen(int(sys.argv[2]))
+        total = 0
+        while True:
+            d = c.recv(1 << 16)
+            if not d:
+                break
+            total += len(d)
+        print('received', total, flush=True)
+        c.close()
+    elif mode == 'hold-server':
+        c = listen(int(sys.argv[2]))
+        print('accepted', flush=True)
+        sys.stdin.read()
+        c.close()
+
+
+main()

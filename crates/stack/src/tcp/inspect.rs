@@ -1,0 +1,20 @@
+//! Listing connections, as `ss -t` does for the kernel: every connection in the demux table,
+//! orphans (closed by the program, still finishing their FIN exchange or in TIME_WAIT) included.
+
+use crate::tcp::State;
+use crate::Stack;
+use std::net::SocketAddrV4;
+
+impl Stack {
+    /// Every connection as (local, remote, state).
+    pub fn tcp_connections(&self) -> Vec<(SocketAddrV4, SocketAddrV4, State)> {
+        self.tcp
+            .connections
+            .iter()
+            .filter_map(|(&(local, remote), &h)| {
+                let c = self.sockets.get_tcp(h)?.connection()?;
+                Some((local, remote, c.state()))
+            })
+            .collect()
+    }
+}
