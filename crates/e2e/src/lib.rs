@@ -3,3 +3,4 @@
 
 pub mod raw;
 pub mod stop;
+pub mod tap_engine;

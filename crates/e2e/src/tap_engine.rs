@@ -116,6 +116,8 @@ pub struct TapEngine {
     outbound: Lane,
     frame: Vec<u8>,
     log: VecDeque<Traced>,
+    /// Frames the stack sent while outbound traffic is held (`hold_outbound`).
+    held: Option<Vec<Vec<u8>>>,
 }
 
 /// The last frames through the harness, for the report of a failed run.
@@ -140,7 +142,7 @@ fn trace(log: &mut VecDeque<Traced>, at: Instant, inbound: bool, frame: &[u8]) {
     let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
     let tcp = &frame[14 + ihl..];
     let doff = usize::from(tcp[12] >> 4) * 4;
-    if log.len() == TRACE_DEPTH {
+    if log.len() == log.capacity().max(TRACE_DEPTH) {
         log.pop_front();
     }
     log.push_back(Traced {
@@ -157,6 +159,7 @@ fn trace(log: &mut VecDeque<Traced>, at: Instant, inbound: bool, frame: &[u8]) {
 /// Writes the stack's frames to the device through the outbound lane.
 struct TapTx<'a> {
     fd: i32,
+    held: Option<&'a mut Vec<Vec<u8>>>,
     now: Instant,
     log: &'a mut VecDeque<Traced>,
     lane: &'a mut Lane,
@@ -176,6 +179,10 @@ impl Transmit for TapTx<'_> {
         let n = build(self.buf);
         if n > 0 {
             let fd = self.fd;
+            if let Some(held) = self.held.as_mut() {
+                held.push(self.buf[..n].to_vec());
+                return Ok(());
+            }
             let (log, now) = (&mut *self.log, self.now);
             self.lane.pass(self.rng, &self.buf[..n], &mut |f| {
                 trace(log, now, false, f);
@@ -228,7 +235,10 @@ impl TapEngine {
             inbound: Lane::new(inbound),
             outbound: Lane::new(outbound),
             frame: vec![0u8; 65_536],
-            log: VecDeque::with_capacity(TRACE_DEPTH),
+            held: None,
+            log: VecDeque::with_capacity(
+                std::env::var("EXASOCK_TAP_TRACE_DEPTH").ok().and_then(|v| v.parse().ok()).unwrap_or(TRACE_DEPTH),
+            ),
         }
     }
 
@@ -267,7 +277,8 @@ impl TapEngine {
             self.outbound.flush(&mut |f| write_frame(fd, f));
         }
         while self.stack.poll_event().is_some() {}
-        let until_timer = self.stack.poll_timeout().map(|t| Duration::from_nanos(t.as_nanos().saturating_sub(now.as_nanos())));
+        let until_timer =
+            self.stack.poll_timeout().map(|t| Duration::from_nanos(t.as_nanos().saturating_sub(now.as_nanos())));
         let wait = until_timer.map_or(wait, |t| t.min(wait));
         if !wait.is_zero() {
             let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
@@ -281,6 +292,7 @@ impl TapEngine {
         let now = self.now();
         let mut tx = TapTx {
             fd: self.tap.as_raw_fd(),
+            held: self.held.as_mut(),
             now,
             log: &mut self.log,
             lane: &mut self.outbound,
@@ -288,6 +300,21 @@ impl TapEngine {
             buf: &mut self.frame,
         };
         self.stack.transmit(now, &mut tx);
+    }
+
+    /// Holds what the stack sends (true) until released (false), when it goes out in order:
+    /// to make both ends' FINs cross (simultaneous close).
+    pub fn hold_outbound(&mut self, hold: bool) {
+        if hold {
+            self.held.get_or_insert_with(Vec::new);
+            return;
+        }
+        let fd = self.tap.as_raw_fd();
+        for frame in self.held.take().unwrap_or_default() {
+            let now = self.now();
+            trace(&mut self.log, now, false, &frame);
+            write_frame(fd, &frame);
+        }
     }
 
     /// Steps until `done` says true or `timeout` passes; returns whether it did.

@@ -6,7 +6,10 @@ namespace. The stream is the pattern of e2e::tap_engine::pattern_byte.
   tcp_peer.py send-server PORT BYTES    accept one, send BYTES of the pattern, close
   tcp_peer.py check-server PORT         accept one, read to EOF checking the pattern, close
   tcp_peer.py sink-server PORT          accept one, read to EOF, print the byte count, close
-  tcp_peer.py hold-server PORT          accept one, print 'accepted', wait for stdin to close
+  tcp_peer.py hold-server PORT          accept one, print 'accepted'; close at a line on stdin
+  tcp_peer.py read-server PORT [BYTES]  accept one, send BYTES, read to EOF or reset and say which
+                                        (and 'got N' after each read)
+  tcp_peer.py reset-server PORT         accept one, send 'hello', reset (SO_LINGER 0)
 """
 import socket, sys, threading
 
@@ -109,8 +112,34 @@ def main():
     elif mode == 'hold-server':
         c = listen(int(sys.argv[2]))
         print('accepted', flush=True)
-        sys.stdin.read()
+        sys.stdin.readline()
         c.close()
+        print('closed', flush=True)
+        sys.stdin.readline()
+    elif mode == 'read-server':
+        c = listen(int(sys.argv[2]))
+        if len(sys.argv) > 3:
+            c.sendall(BLOCK[:int(sys.argv[3])])
+        print('accepted', flush=True)
+        total = 0
+        try:
+            while True:
+                d = c.recv(1 << 16)
+                if not d:
+                    print('eof', total, flush=True)
+                    break
+                total += len(d)
+                print('got', total, flush=True)
+        except ConnectionResetError:
+            print('reset', total, flush=True)
+        c.close()
+    elif mode == 'reset-server':
+        import struct
+        c = listen(int(sys.argv[2]))
+        c.sendall(b'hello')
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        c.close()
+        print('reset sent', flush=True)
 
 
 main()
