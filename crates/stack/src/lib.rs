@@ -7,6 +7,7 @@
 
 mod engine;
 mod hash;
+pub mod fuzzing;
 pub mod iface;
 pub mod ipv4;
 pub mod neighbour;

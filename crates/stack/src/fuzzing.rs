@@ -1,0 +1,304 @@
+//! Entry points for the fuzz targets (fuzz/fuzz_targets/tcp_*.rs), shared with the corpus
+//! replay test (tests/fuzz_corpus.rs) so every committed input stays a regression test where
+//! cargo-fuzz is not installed.
+//!
+//! The input drives a stack that has a listener, a connection it opened and one it accepted:
+//! segments with fuzzed flags, numbers (near the right ones, or anywhere), windows, options and
+//! payloads, for any of them or for nobody; time passing; the application's calls. Whatever
+//! comes, the engine must not panic, must keep its memory bounded (a fixed number of sockets,
+//! buffers of their configured size) and must not answer one segment with a storm.
+
+use crate::route::Route;
+use crate::tcp::TcpConfig;
+use crate::{IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use wire::{
+    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment,
+};
+
+const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 2]);
+const OURS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+const LISTEN_PORT: u16 = 80;
+const ACTIVE_PORT: u16 = 5000;
+const PEER_ISS: u32 = 1000;
+/// Sockets the stack may hold at most: the three made here, the listener's SYN and accept
+/// queues (backlog 4 each), and what the operations open.
+const MAX_CONNECTIONS: usize = 64;
+/// Segments one input segment or call may cause at most (a window's worth of data).
+const MAX_SEGMENTS_PER_STEP: usize = 200;
+
+/// Counts what the stack sends and remembers the last segment's sequence numbers.
+#[derive(Default)]
+struct Sink {
+    frames: usize,
+    /// (destination port, seq, ack) of the latest segments, for learning our ISS.
+    last: Vec<(u16, u32, u32)>,
+}
+
+impl Transmit for Sink {
+    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
+        let mut buf = [0u8; 2048];
+        let n = build(&mut buf);
+        self.frames += 1;
+        if let Ok(eth) = EthernetFrame::new_checked(&buf[..n]) {
+            if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
+                if let Ok(tcp) = TcpSegment::new_checked(ip.payload()) {
+                    if self.last.len() == 16 {
+                        self.last.remove(0);
+                    }
+                    self.last.push((tcp.dst_port(), tcp.seq_number(), tcp.ack_number()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn to_kernel(&mut self, _ip_packet: &[u8]) {
+        self.frames += 1;
+    }
+}
+
+/// A frame from the peer.
+fn frame(repr: &TcpRepr, payload: &[u8]) -> Vec<u8> {
+    let tcp_len = repr.buffer_len();
+    let mut frame = vec![0u8; 14 + 20 + tcp_len];
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_dst_addr(OUR_MAC);
+        eth.set_src_addr(PEER_MAC);
+        eth.set_ethertype(EtherType::IPV4);
+    }
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..34]);
+        ip.set_version_and_header_len(4, 20);
+        ip.set_total_len((20 + tcp_len) as u16);
+        ip.set_flags_and_frag_offset(true, false, 0);
+        ip.set_ttl(64);
+        ip.set_protocol(IpProtocol::TCP);
+        ip.set_src_addr(PEER);
+        ip.set_dst_addr(OURS);
+        ip.fill_checksum();
+    }
+    let hl = repr.header_len();
+    frame[34 + hl..34 + hl + payload.len()].copy_from_slice(payload);
+    let mut tcp = TcpSegment::new_unchecked(&mut frame[34..]);
+    let _ = repr.emit(&mut tcp, PEER, OURS);
+    frame
+}
+
+/// Reads the fuzz input as a little-endian stream; zeros once it runs out.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn u8(&mut self) -> u8 {
+        let (b, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
+        self.0 = rest;
+        b
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from(self.u8()) | u16::from(self.u8()) << 8
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from(self.u16()) | u32::from(self.u16()) << 16
+    }
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The harness: the stack, its clock and the two connections' numbers.
+struct World {
+    stack: Stack,
+    now: Instant,
+    sink: Sink,
+    listener: SocketHandle,
+    /// (our handle, our port, the peer's port, our ISS).
+    conns: [(Option<SocketHandle>, u16, u16, u32); 2],
+}
+
+impl World {
+    fn new() -> World {
+        let iface = Interface { mac: OUR_MAC, addrs: vec![IfAddr { addr: OURS, prefix_len: 24 }], mtu: 1500 };
+        let tcp = TcpConfig { rcvbuf: 16_384, sndbuf: 16_384, ..TcpConfig::default() };
+        let mut stack = Stack::new(iface, StackConfig { tcp, ..StackConfig::default() });
+        stack.routes_mut().insert(Route {
+            prefix: Ipv4Addr::new(10, 0, 0, 0),
+            prefix_len: 24,
+            gateway: None,
+            src: None,
+            mtu: None,
+        });
+        stack.neighbours_mut().insert(PEER, PEER_MAC);
+        let listener = stack.tcp_open();
+        let _ = stack.tcp_bind(listener, SocketAddrV4::new(OURS, LISTEN_PORT));
+        let _ = stack.tcp_listen(listener, 4);
+        let mut w = World { stack, now: Instant::ZERO, sink: Sink::default(), listener, conns: [(None, 0, 0, 0); 2] };
+        // One we open...
+        let h = w.stack.tcp_open();
+        let _ = w.stack.tcp_bind(h, SocketAddrV4::new(OURS, ACTIVE_PORT));
+        let _ = w.stack.tcp_connect(h, SocketAddrV4::new(PEER, 7000), w.now);
+        let iss = w.flush_iss(7000);
+        w.inject(ACTIVE_PORT, 7000, PEER_ISS, Some(iss.wrapping_add(1)), TcpFlags::SYN, 65_535, mss_ws(), &[]);
+        w.conns[0] = (Some(h), ACTIVE_PORT, 7000, iss);
+        // ...and one we accept.
+        w.inject(LISTEN_PORT, 7001, PEER_ISS, None, TcpFlags::SYN, 65_535, mss_ws(), &[]);
+        let iss = w.flush_iss(7001);
+        w.inject(LISTEN_PORT, 7001, PEER_ISS + 1, Some(iss.wrapping_add(1)), TcpFlags::empty(), 65_535, none(), &[]);
+        let accepted = w.stack.tcp_accept(w.listener).ok().map(|(h, _)| h);
+        w.conns[1] = (accepted, LISTEN_PORT, 7001, iss);
+        w
+    }
+
+    /// Transmits and returns the sequence number of the latest segment sent to `peer_port`
+    /// (the SYN or SYN-ACK: our ISS).
+    fn flush_iss(&mut self, peer_port: u16) -> u32 {
+        self.flush();
+        self.sink.last.iter().rev().find(|s| s.0 == peer_port).map_or(0, |s| s.1)
+    }
+
+    fn flush(&mut self) {
+        let before = self.sink.frames;
+        self.stack.transmit(self.now, &mut self.sink);
+        while self.stack.poll_event().is_some() {}
+        let sent = self.sink.frames - before;
+        assert!(sent <= MAX_SEGMENTS_PER_STEP, "{sent} segments for one step");
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn inject(
+        &mut self,
+        dst_port: u16,
+        src_port: u16,
+        seq: u32,
+        ack: Option<u32>,
+        flags: TcpFlags,
+        window: u16,
+        options: TcpOptions,
+        payload: &[u8],
+    ) {
+        let repr = TcpRepr { src_port, dst_port, seq, ack, flags, window, urgent: 0, options, payload_len: payload.len() };
+        let f = frame(&repr, payload);
+        self.stack.receive(self.now, &f, RxChecksum::Unverified);
+        self.flush();
+    }
+
+    fn check(&self) {
+        let n = self.stack.tcp_connections().len();
+        assert!(n <= MAX_CONNECTIONS, "{n} connections: memory is not bounded");
+    }
+}
+
+fn mss_ws() -> TcpOptions {
+    TcpOptions { mss: Some(1460), window_scale: Some(7), ..TcpOptions::NONE }
+}
+
+fn none() -> TcpOptions {
+    TcpOptions::NONE
+}
+
+/// Feeds segments and calls read from `data` to a listener and two connections.
+pub fn tcp_engine(data: &[u8]) {
+    let mut w = World::new();
+    let mut input = Input(data);
+    let mut buf = [0u8; 4096];
+    let payload = [0x5au8; 2048];
+    while !input.is_empty() {
+        let op = input.u8();
+        let which = (op >> 4) as usize % 4;
+        match op & 0x0f {
+            // A segment near the right numbers for a connection, the listener, or nobody.
+            0..=7 => {
+                let flags = TcpFlags::from_bits_truncate(u16::from(input.u8()) & 0x3f);
+                let seq_off = input.u16() as i16 as i32;
+                let ack_off = input.u16() as i16 as i32;
+                let window = input.u16();
+                let len = usize::from(input.u8()) * 8;
+                let opts = input.u8();
+                let (dst, src, iss) = match which {
+                    0 | 1 => (w.conns[which].1, w.conns[which].2, w.conns[which].3),
+                    2 => (LISTEN_PORT, 7002 + u16::from(opts & 7), 0),
+                    _ => (4444, 7000, 0),
+                };
+                let seq = (PEER_ISS + 1).wrapping_add(seq_off as u32);
+                let ack = (flags.bits() & 0x10 != 0).then(|| iss.wrapping_add(1).wrapping_add(ack_off as u32));
+                let options = if opts & 0x80 != 0 {
+                    TcpOptions {
+                        mss: Some(u16::from(opts & 0x7f) * 20),
+                        window_scale: Some(opts & 0x1f),
+                        ..TcpOptions::NONE
+                    }
+                } else {
+                    none()
+                };
+                let flags = TcpFlags::from_bits_truncate(flags.bits() & !0x10);
+                w.inject(dst, src, seq, ack, flags, window, options, &payload[..len.min(payload.len())]);
+            }
+            // A segment with numbers from anywhere.
+            8 => {
+                let flags = TcpFlags::from_bits_truncate(u16::from(input.u8()));
+                let (seq, ack, window) = (input.u32(), input.u32(), input.u16());
+                let (dst, src) = (w.conns[which % 2].1, w.conns[which % 2].2);
+                let ack = (flags.bits() & 0x10 != 0).then_some(ack);
+                let flags = TcpFlags::from_bits_truncate(flags.bits() & !0x10);
+                w.inject(dst, src, seq, ack, flags, window, none(), &payload[..usize::from(input.u8())]);
+            }
+            // Time passes, timers run.
+            9 => {
+                let ms = u64::from(input.u16()) * u64::from(1 + input.u8() % 16);
+                let until = Instant::from_nanos(w.now.as_nanos() + ms * 1_000_000);
+                while let Some(next) = w.stack.poll_timeout().filter(|&t| t <= until) {
+                    w.now = w.now.max(next);
+                    w.stack.handle_timeout(w.now);
+                    w.flush();
+                }
+                w.now = until;
+                w.stack.handle_timeout(w.now);
+                w.flush();
+            }
+            // The application.
+            op => {
+                let Some(h) = w.conns[which % 2].0 else { continue };
+                let n = usize::from(input.u16()) % buf.len();
+                match op {
+                    10 => drop(w.stack.tcp_send(h, &payload[..n.min(payload.len())])),
+                    11 => drop(w.stack.tcp_recv(h, &mut buf[..n], which >= 2)),
+                    12 => drop(w.stack.tcp_shutdown(h, which & 1 != 0, true)),
+                    13 => {
+                        let _ = w.stack.tcp_close(h, w.now);
+                        w.conns[which % 2].0 = None;
+                    }
+                    14 => {
+                        let _ = w.stack.tcp_abort(h);
+                    }
+                    _ => {
+                        if let Ok((c, _)) = w.stack.tcp_accept(w.listener) {
+                            let _ = w.stack.tcp_close(c, w.now);
+                        }
+                    }
+                }
+                w.flush();
+            }
+        }
+        w.check();
+    }
+}
+
+/// Every TCP target with its entry point, for the corpus replay.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[("tcp_engine", tcp_engine)];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::State;
+
+    #[test]
+    fn the_fuzzed_world_starts_with_two_established_connections_and_a_listener() {
+        let w = World::new();
+        for (h, ..) in w.conns {
+            assert_eq!(w.stack.tcp_state(h.expect("connected")), Ok(State::Established));
+        }
+        assert_eq!(w.stack.tcp_state(w.listener), Ok(State::Listen));
+    }
+}
