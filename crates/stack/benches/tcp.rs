@@ -1,5 +1,10 @@
-//! Cost of the TCP engine alone (no I/O): two stacks joined back to back move 1 MiB one way
-//! (segments built, checksummed, demultiplexed, reassembled, acknowledged, read).
+//! Cost of the TCP engine alone (no I/O), with two stacks joined back to back:
+//! - `bulk_1mib_one_way`: 1 MiB moved (segments built, checksummed, demultiplexed, reassembled,
+//!   acknowledged, read);
+//! - `receive_segment_1460` / `send_segment_1460`: one full segment taken in (receive, the ACK
+//!   it causes, the read) or put out (send, the segment built), per segment;
+//! - the same receive with 10,000 other connections open: the per-packet cost must not depend
+//!   on their number (O(1) demux, timer wheel).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use stack::route::Route;
@@ -124,5 +129,100 @@ fn bulk(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bulk);
+impl Pair {
+    /// Opens `n` more connections from the client stack to the server's listener and accepts
+    /// them (they stay open and idle).
+    fn open_idle(&mut self, listener_port: u16, n: u16) {
+        let l = self.a.tcp_open();
+        self.a.tcp_bind(l, SocketAddrV4::new(A, listener_port)).unwrap();
+        self.a.tcp_listen(l, 4096).unwrap();
+        let mut accepted = 0;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+            for &i in chunk {
+                let h = self.b.tcp_open();
+                self.b.tcp_bind(h, SocketAddrV4::new(B, 20_000 + i)).unwrap();
+                self.b.tcp_connect(h, SocketAddrV4::new(A, listener_port), self.now).unwrap();
+            }
+            for _ in 0..4 {
+                self.round();
+            }
+            while self.a.tcp_accept(l).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert_eq!(accepted, usize::from(n), "every idle connection was accepted");
+        assert!(self.a.tcp_connections().len() > usize::from(n));
+    }
+}
+
+/// Per segment: the server receives full segments in order (each frame built beforehand by the
+/// client, untimed), sends the ACKs they call for, and the application reads the bytes.
+fn receive_per_segment(p: &mut Pair, iters: u64) -> std::time::Duration {
+    let payload = [0x5au8; 1460];
+    let mut sink = vec![0u8; 64 * 1024];
+    let mut total = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(64) as usize;
+        for _ in 0..n {
+            assert_eq!(p.b.tcp_send(p.client, &payload).unwrap(), 1460);
+        }
+        p.now = p.now + std::time::Duration::from_micros(10);
+        p.b.transmit(p.now, &mut p.ba);
+        let start = std::time::Instant::now();
+        p.ba.deliver(&mut p.a, p.now);
+        p.a.transmit(p.now, &mut p.ab);
+        while let Ok(got) = p.a.tcp_recv(p.server, &mut sink, false) {
+            if got == 0 {
+                break;
+            }
+        }
+        total += start.elapsed();
+        p.ab.deliver(&mut p.b, p.now);
+        left -= n as u64;
+    }
+    total
+}
+
+/// Per segment: the application sends one full segment and the stack builds it (the peer's
+/// ACKs, untimed).
+fn send_per_segment(p: &mut Pair, iters: u64) -> std::time::Duration {
+    let payload = [0x5au8; 1460];
+    let mut sink = vec![0u8; 64 * 1024];
+    let mut total = std::time::Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(64) as usize;
+        p.now = p.now + std::time::Duration::from_micros(10);
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = p.b.tcp_send(p.client, &payload);
+            p.b.transmit(p.now, &mut p.ba);
+        }
+        total += start.elapsed();
+        p.ba.deliver(&mut p.a, p.now);
+        while matches!(p.a.tcp_recv(p.server, &mut sink, false), Ok(n) if n > 0) {}
+        p.a.transmit(p.now, &mut p.ab);
+        p.ab.deliver(&mut p.b, p.now);
+        left -= n as u64;
+    }
+    total
+}
+
+fn per_segment(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tcp");
+    g.throughput(Throughput::Elements(1));
+    let mut p = Pair::new();
+    g.bench_function("receive_segment_1460", |b| b.iter_custom(|iters| receive_per_segment(&mut p, iters)));
+    let mut p = Pair::new();
+    g.bench_function("send_segment_1460", |b| b.iter_custom(|iters| send_per_segment(&mut p, iters)));
+    let mut p = Pair::new();
+    p.open_idle(6000, 10_000);
+    g.bench_function("receive_segment_1460_with_10000_connections", |b| {
+        b.iter_custom(|iters| receive_per_segment(&mut p, iters))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bulk, per_segment);
 criterion_main!(benches);
