@@ -178,7 +178,8 @@ impl World {
         options: TcpOptions,
         payload: &[u8],
     ) {
-        let repr = TcpRepr { src_port, dst_port, seq, ack, flags, window, urgent: 0, options, payload_len: payload.len() };
+        let repr =
+            TcpRepr { src_port, dst_port, seq, ack, flags, window, urgent: 0, options, payload_len: payload.len() };
         let f = frame(&repr, payload);
         self.stack.receive(self.now, &f, RxChecksum::Unverified);
         self.flush();
@@ -285,8 +286,11 @@ pub fn tcp_engine(data: &[u8]) {
     }
 }
 
+/// A fuzz entry point.
+pub type Entry = fn(&[u8]);
+
 /// Every TCP target with its entry point, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("tcp_engine", tcp_engine)];
+pub const TARGETS: &[(&str, Entry)] = &[("tcp_engine", tcp_engine)];
 
 #[cfg(test)]
 mod tests {

@@ -6,8 +6,8 @@
 //! the kernel tables and the clock, so every behaviour here can be tested in simulated time.
 
 mod engine;
-mod hash;
 pub mod fuzzing;
+mod hash;
 pub mod iface;
 pub mod ipv4;
 pub mod neighbour;
