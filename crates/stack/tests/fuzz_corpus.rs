@@ -41,3 +41,18 @@ fn pseudo_random_inputs_do_not_break_the_engine() {
         stack::fuzzing::tcp_engine(&data);
     }
 }
+
+#[test]
+fn every_entry_point_has_a_fuzz_target_and_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).expect("fuzz/Cargo.toml");
+    for (name, _) in stack::fuzzing::TARGETS {
+        let target = fs::read_to_string(dir.join("fuzz_targets").join(format!("{name}.rs")))
+            .unwrap_or_else(|e| panic!("fuzz/fuzz_targets/{name}.rs: {e}"));
+        assert!(
+            target.contains(&format!("stack::fuzzing::{name}(data)")),
+            "{name}.rs must call stack::fuzzing::{name}"
+        );
+        assert!(manifest.contains(&format!("name = \"{name}\"")), "fuzz/Cargo.toml lacks a [[bin]] for {name}");
+    }
+}

@@ -46,6 +46,8 @@ fn every_entry_point_has_a_fuzz_target_and_corpus() {
     let dir = fuzz_dir();
     let mut targets: Vec<String> = files_in(&dir.join("fuzz_targets"))
         .iter()
+        // Targets of other crates' entry points (stack::fuzzing) are checked by their tests.
+        .filter(|p| fs::read_to_string(p).is_ok_and(|src| src.contains("wire::fuzzing::")))
         .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
         .collect();
     targets.sort();
