@@ -3,8 +3,8 @@
 //! (real time since it started) and sits between the device and the stack, so it can drop,
 //! duplicate and reorder frames in either direction, reproducibly from a seed.
 
-use stack::route::Route;
-use stack::{IfAddr, Instant, Interface, RxChecksum, Stack, StackConfig, Transmit, TxBusy};
+use stack::testing::lan_stack;
+use stack::{Instant, RxChecksum, Stack, StackConfig, Transmit, TxBusy};
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -212,21 +212,8 @@ impl TapEngine {
         outbound: Impairment,
         seed: u64,
     ) -> TapEngine {
-        let iface = Interface {
-            mac: EthernetAddress(engine_mac),
-            addrs: vec![IfAddr { addr: engine_ip, prefix_len: 24 }],
-            mtu: 1500,
-        };
-        let mut stack = Stack::new(iface, config);
-        let o = engine_ip.octets();
-        stack.routes_mut().insert(Route {
-            prefix: Ipv4Addr::new(o[0], o[1], o[2], 0),
-            prefix_len: 24,
-            gateway: None,
-            src: None,
-            mtu: None,
-        });
-        stack.neighbours_mut().insert(kernel_ip, EthernetAddress(kernel_mac));
+        let stack =
+            lan_stack(engine_ip, EthernetAddress(engine_mac), 1500, kernel_ip, EthernetAddress(kernel_mac), config);
         TapEngine {
             stack,
             tap,

@@ -7,9 +7,9 @@
 //!   on their number (O(1) demux, timer wheel).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use stack::route::Route;
 use stack::tcp::TcpConfig;
-use stack::{IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use stack::testing::lan_stack;
+use stack::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::EthernetAddress;
 
@@ -20,18 +20,8 @@ const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 const MIB: usize = 1 << 20;
 
 fn stack(addr: Ipv4Addr, mac: EthernetAddress, peer: Ipv4Addr, peer_mac: EthernetAddress) -> Stack {
-    let iface = Interface { mac, addrs: vec![IfAddr { addr, prefix_len: 24 }], mtu: 1500 };
     let tcp = TcpConfig { sndbuf: 4 * MIB, rcvbuf: 4 * MIB, ..TcpConfig::default() };
-    let mut s = Stack::new(iface, StackConfig { tcp, ..StackConfig::default() });
-    s.routes_mut().insert(Route {
-        prefix: Ipv4Addr::new(10, 0, 0, 0),
-        prefix_len: 24,
-        gateway: None,
-        src: None,
-        mtu: None,
-    });
-    s.neighbours_mut().insert(peer, peer_mac);
-    s
+    lan_stack(addr, mac, 1500, peer, peer_mac, StackConfig { tcp, ..StackConfig::default() })
 }
 
 /// Frames in flight one way, in reused buffers.

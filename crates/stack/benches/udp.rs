@@ -3,8 +3,8 @@
 //! each way (fragmented on send, reassembled on receive).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use stack::route::Route;
-use stack::{IfAddr, Instant, Interface, RxChecksum, Stack, StackConfig, Transmit, TxBusy};
+use stack::testing::lan_stack;
+use stack::{Instant, RxChecksum, Stack, StackConfig, Transmit, TxBusy};
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::EthernetAddress;
@@ -15,17 +15,7 @@ const MAC_A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 1]);
 const MAC_B: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 2]);
 
 fn stack(addr: Ipv4Addr, mac: EthernetAddress, peer: Ipv4Addr, peer_mac: EthernetAddress) -> Stack {
-    let iface = Interface { mac, addrs: vec![IfAddr { addr, prefix_len: 24 }], mtu: 1500 };
-    let mut s = Stack::new(iface, StackConfig::default());
-    s.routes_mut().insert(Route {
-        prefix: Ipv4Addr::new(10, 0, 0, 0),
-        prefix_len: 24,
-        gateway: None,
-        src: None,
-        mtu: None,
-    });
-    s.neighbours_mut().insert(peer, peer_mac);
-    s
+    lan_stack(addr, mac, 1500, peer, peer_mac, StackConfig::default())
 }
 
 /// Writes frames into one reused buffer, keeping the last ones (as a TX ring slot would).

@@ -8,13 +8,11 @@
 //! comes, the engine must not panic, must keep its memory bounded (a fixed number of sockets,
 //! buffers of their configured size) and must not answer one segment with a storm.
 
-use crate::route::Route;
 use crate::tcp::TcpConfig;
-use crate::{IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use crate::testing::{lan_stack, tcp_frame};
+use crate::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use wire::{
-    EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment,
-};
+use wire::{EthernetAddress, EthernetFrame, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
 const OUR_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
 const PEER_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 2]);
@@ -60,34 +58,6 @@ impl Transmit for Sink {
     }
 }
 
-/// A frame from the peer.
-fn frame(repr: &TcpRepr, payload: &[u8]) -> Vec<u8> {
-    let tcp_len = repr.buffer_len();
-    let mut frame = vec![0u8; 14 + 20 + tcp_len];
-    {
-        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-        eth.set_dst_addr(OUR_MAC);
-        eth.set_src_addr(PEER_MAC);
-        eth.set_ethertype(EtherType::IPV4);
-    }
-    {
-        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..34]);
-        ip.set_version_and_header_len(4, 20);
-        ip.set_total_len((20 + tcp_len) as u16);
-        ip.set_flags_and_frag_offset(true, false, 0);
-        ip.set_ttl(64);
-        ip.set_protocol(IpProtocol::TCP);
-        ip.set_src_addr(PEER);
-        ip.set_dst_addr(OURS);
-        ip.fill_checksum();
-    }
-    let hl = repr.header_len();
-    frame[34 + hl..34 + hl + payload.len()].copy_from_slice(payload);
-    let mut tcp = TcpSegment::new_unchecked(&mut frame[34..]);
-    let _ = repr.emit(&mut tcp, PEER, OURS);
-    frame
-}
-
 /// Reads the fuzz input as a little-endian stream; zeros once it runs out.
 struct Input<'a>(&'a [u8]);
 
@@ -120,17 +90,8 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let iface = Interface { mac: OUR_MAC, addrs: vec![IfAddr { addr: OURS, prefix_len: 24 }], mtu: 1500 };
         let tcp = TcpConfig { rcvbuf: 16_384, sndbuf: 16_384, ..TcpConfig::default() };
-        let mut stack = Stack::new(iface, StackConfig { tcp, ..StackConfig::default() });
-        stack.routes_mut().insert(Route {
-            prefix: Ipv4Addr::new(10, 0, 0, 0),
-            prefix_len: 24,
-            gateway: None,
-            src: None,
-            mtu: None,
-        });
-        stack.neighbours_mut().insert(PEER, PEER_MAC);
+        let mut stack = lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp, ..StackConfig::default() });
         let listener = stack.tcp_open();
         let _ = stack.tcp_bind(listener, SocketAddrV4::new(OURS, LISTEN_PORT));
         let _ = stack.tcp_listen(listener, 4);
@@ -180,7 +141,7 @@ impl World {
     ) {
         let repr =
             TcpRepr { src_port, dst_port, seq, ack, flags, window, urgent: 0, options, payload_len: payload.len() };
-        let f = frame(&repr, payload);
+        let f = tcp_frame((PEER_MAC, PEER), (OUR_MAC, OURS), &repr, payload);
         self.stack.receive(self.now, &f, RxChecksum::Unverified);
         self.flush();
     }

@@ -15,6 +15,7 @@ pub mod route;
 pub mod socket;
 pub mod stats;
 pub mod tcp;
+pub mod testing;
 pub mod time;
 pub mod timer;
 pub mod udp;

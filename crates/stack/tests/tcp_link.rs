@@ -7,9 +7,9 @@
 
 use nic::memory::{pair, BurstLoss, Impairments, LinkConfig, LinkControl, MemoryPort};
 use nic::Port;
-use stack::route::Route;
 use stack::tcp::{State, TcpConfig};
-use stack::{IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use stack::testing::lan_stack;
+use stack::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use wire::EthernetAddress;
@@ -87,18 +87,9 @@ impl Node {
         port: MemoryPort,
         table: std::rc::Rc<Vec<u8>>,
     ) -> Node {
-        let iface =
-            Interface { mac: EthernetAddress(mac), addrs: vec![IfAddr { addr: ip, prefix_len: 24 }], mtu: 1500 };
         let tcp = TcpConfig { isn_key: [u64::from(mac[5]), 7], ..TcpConfig::default() };
-        let mut stack = Stack::new(iface, StackConfig { tcp, ..StackConfig::default() });
-        stack.routes_mut().insert(Route {
-            prefix: Ipv4Addr::new(10, 0, 0, 0),
-            prefix_len: 24,
-            gateway: None,
-            src: None,
-            mtu: None,
-        });
-        stack.neighbours_mut().insert(peer, EthernetAddress(peer_mac));
+        let config = StackConfig { tcp, ..StackConfig::default() };
+        let stack = lan_stack(ip, EthernetAddress(mac), 1500, peer, EthernetAddress(peer_mac), config);
         Node {
             stack,
             port,

@@ -1,6 +1,7 @@
 //! Packet scripts for IPv4 and UDP: frames in at simulated times, what the sockets see, frames out.
 
 use stack::route::Route;
+use stack::testing::lan_stack;
 use stack::udp::{UdpError, UdpOptions};
 use stack::{Event, IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -14,17 +15,7 @@ const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const T0: Instant = Instant::ZERO;
 
 fn stack_with(mtu: usize) -> Stack {
-    let iface = Interface { mac: OUR_MAC, addrs: vec![IfAddr { addr: OURS, prefix_len: 24 }], mtu };
-    let mut s = Stack::new(iface, StackConfig::default());
-    s.routes_mut().insert(Route {
-        prefix: Ipv4Addr::new(10, 0, 0, 0),
-        prefix_len: 24,
-        gateway: None,
-        src: None,
-        mtu: None,
-    });
-    s.neighbours_mut().insert(PEER, PEER_MAC);
-    s
+    lan_stack(OURS, OUR_MAC, mtu, PEER, PEER_MAC, StackConfig::default())
 }
 
 fn stack() -> Stack {

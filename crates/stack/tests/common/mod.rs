@@ -7,9 +7,9 @@
 
 #![allow(dead_code)]
 
-use stack::route::Route;
 use stack::tcp::{State, TcpConfig, TcpError, TcpSocketOptions};
-use stack::{IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use stack::testing::{lan_stack, tcp_frame};
+use stack::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use wire::{
@@ -30,17 +30,7 @@ pub fn ms(n: u64) -> Instant {
 
 /// A stack on 10.0.0.1/24 with the peer's MAC known.
 pub fn stack_with(config: TcpConfig) -> Stack {
-    let iface = Interface { mac: OUR_MAC, addrs: vec![IfAddr { addr: OURS, prefix_len: 24 }], mtu: 1500 };
-    let mut s = Stack::new(iface, StackConfig { tcp: config, ..StackConfig::default() });
-    s.routes_mut().insert(Route {
-        prefix: Ipv4Addr::new(10, 0, 0, 0),
-        prefix_len: 24,
-        gateway: None,
-        src: None,
-        mtu: None,
-    });
-    s.neighbours_mut().insert(PEER, PEER_MAC);
-    s
+    lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp: config, ..StackConfig::default() })
 }
 
 /// Frames a stack transmitted.
@@ -280,30 +270,7 @@ impl Script {
             options: s.options,
             payload_len: s.payload.len(),
         };
-        let tcp_len = repr.buffer_len();
-        let mut frame = vec![0u8; 14 + 20 + tcp_len];
-        {
-            let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
-            eth.set_dst_addr(OUR_MAC);
-            eth.set_src_addr(PEER_MAC);
-            eth.set_ethertype(EtherType::IPV4);
-        }
-        {
-            let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..34]);
-            ip.set_version_and_header_len(4, 20);
-            ip.set_total_len((20 + tcp_len) as u16);
-            ip.set_flags_and_frag_offset(true, false, 0);
-            ip.set_ttl(64);
-            ip.set_protocol(IpProtocol::TCP);
-            ip.set_src_addr(PEER);
-            ip.set_dst_addr(OURS);
-            ip.fill_checksum();
-        }
-        let hl = repr.header_len();
-        frame[34 + hl..].copy_from_slice(&s.payload);
-        let mut tcp = TcpSegment::new_unchecked(&mut frame[34..]);
-        repr.emit(&mut tcp, PEER, OURS).expect("emit");
-        frame
+        tcp_frame((PEER_MAC, PEER), (OUR_MAC, OURS), &repr, &s.payload)
     }
 
     /// The next segment the stack sent (running time forward to `until` ms at most).
