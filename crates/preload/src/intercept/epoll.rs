@@ -163,6 +163,20 @@ fn has_ready(list: &[Member], mut rt: Option<&mut Runtime>, epfd: c_int, depth: 
     false
 }
 
+/// Whether `fd` is an epoll set with members we serve (directly or nested): poll and select
+/// must then ask the registry about it too. Costs two atomic loads for any other fd.
+pub(crate) fn served_in_user_space(fd: c_int) -> bool {
+    epoll::is_epoll(fd) && epoll::tracked(fd) && epoll::needs_user_wait(&epoll::members(), fd)
+}
+
+/// Whether the epoll set `epfd` has something to report from the members we serve (poll and
+/// select on an epoll fd: readable). Consumes nothing.
+pub(crate) fn user_ready(epfd: c_int) -> bool {
+    let list = epoll::members();
+    let mut guard = runtime::lock();
+    has_ready(&list, guard.as_mut(), epfd, 0)
+}
+
 /// Refreshes what poll() says of the fds of the members we serve directly.
 fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
     const CHUNK: usize = 16;

@@ -2,7 +2,7 @@
 //! real function or one call into the runtime.
 
 mod data;
-mod epoll;
+pub(crate) mod epoll;
 mod ext;
 mod lifecycle;
 mod multiplex;

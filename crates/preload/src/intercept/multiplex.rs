@@ -1,5 +1,6 @@
 //! poll, select and pselect over sets that may hold accelerated sockets (epoll: epoll.rs).
 
+use super::epoll::{served_in_user_space, user_ready};
 use crate::errno;
 use crate::fdtable;
 use crate::real;
@@ -33,6 +34,15 @@ unsafe fn poll_loop(
             0
         };
         spins = spins.wrapping_add(1);
+        // Epoll sets holding accelerated sockets: readable when one of those is.
+        for p in set.iter_mut().filter(|p| p.events & (libc::POLLIN | libc::POLLRDNORM) != 0) {
+            if served_in_user_space(p.fd) && user_ready(p.fd) {
+                if p.revents == 0 {
+                    ready += 1;
+                }
+                p.revents |= p.events & (libc::POLLIN | libc::POLLRDNORM);
+            }
+        }
         {
             let mut guard = runtime::lock();
             if let Some(rt) = guard.as_mut() {
@@ -73,7 +83,7 @@ unsafe fn pollfds<'a>(fds: *mut pollfd, nfds: nfds_t) -> &'a mut [pollfd] {
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut pollfd, nfds: nfds_t, timeout: c_int) -> c_int {
     let set = pollfds(fds, nfds);
-    if !set.iter().any(|p| fdtable::is_accelerated(p.fd)) {
+    if !set.iter().any(|p| fdtable::is_accelerated(p.fd) || served_in_user_space(p.fd)) {
         return real::poll(fds, nfds, timeout);
     }
     let t = (timeout >= 0).then(|| Duration::from_millis(timeout as u64));
@@ -105,7 +115,7 @@ pub unsafe extern "C" fn ppoll(
     mask: *const libc::sigset_t,
 ) -> c_int {
     let set = pollfds(fds, nfds);
-    if !set.iter().any(|p| fdtable::is_accelerated(p.fd)) {
+    if !set.iter().any(|p| fdtable::is_accelerated(p.fd) || served_in_user_space(p.fd)) {
         return real::ppoll(fds, nfds, timeout, mask);
     }
     if !timeout.is_null() && ((*timeout).tv_sec < 0 || !(0..1_000_000_000).contains(&(*timeout).tv_nsec)) {
@@ -131,10 +141,13 @@ pub unsafe extern "C" fn __ppoll_chk(
     ppoll(fds, nfds, timeout, mask)
 }
 
-/// Whether any fd below `nfds` in the three sets is accelerated.
+/// Whether any fd below `nfds` in the three sets is accelerated (or an epoll set holding
+/// accelerated sockets).
 unsafe fn any_accelerated(nfds: c_int, sets: [*mut libc::fd_set; 3]) -> bool {
-    (0..nfds.clamp(0, libc::FD_SETSIZE as c_int))
-        .any(|fd| fdtable::is_accelerated(fd) && sets.iter().any(|s| !s.is_null() && libc::FD_ISSET(fd, *s)))
+    (0..nfds.clamp(0, libc::FD_SETSIZE as c_int)).any(|fd| {
+        (fdtable::is_accelerated(fd) || served_in_user_space(fd))
+            && sets.iter().any(|s| !s.is_null() && libc::FD_ISSET(fd, *s))
+    })
 }
 
 /// The select loop shared by select and pselect: `kernel` runs the real call with a zero
@@ -177,6 +190,18 @@ unsafe fn select_loop(
             }
         }
         spins = spins.wrapping_add(1);
+        if let Some(r) = wanted[0].as_ref() {
+            for fd in 0..nfds {
+                if libc::FD_ISSET(fd, r)
+                    && !libc::FD_ISSET(fd, &result[0])
+                    && served_in_user_space(fd)
+                    && user_ready(fd)
+                {
+                    libc::FD_SET(fd, &mut result[0]);
+                    ready += 1;
+                }
+            }
+        }
         {
             let mut guard = runtime::lock();
             if let Some(rt) = guard.as_mut() {

@@ -585,10 +585,20 @@ static void case_epoll(void) {
     SHOW("nest", epoll_ctl(outer, EPOLL_CTL_ADD, ep2, &ev));
     SHOW("outer", wait_events(outer, 3000, &events, &data));
     SAY("events=%#x data=%lu", events, (unsigned long)data);
+    /* poll and select see the set holding the readable socket as readable. */
+    struct pollfd pe = {.fd = ep2, .events = POLLIN};
+    SHOW("poll-on-epoll-fd", poll(&pe, 1, 3000));
+    SAY("revents=%#x", pe.revents);
+    fd_set rs;
+    FD_ZERO(&rs);
+    FD_SET(ep2, &rs);
+    struct timeval stv = {.tv_sec = 3};
+    SHOW("select-on-epoll-fd", select(ep2 + 1, &rs, NULL, NULL, &stv));
     ev.data.u64 = 5;
     SHOW("nest-loop", epoll_ctl(ep2, EPOLL_CTL_ADD, outer, &ev));
     SHOW("drain", recv(s, buf, sizeof buf, 0));
     SHOW("outer-after-drain", epoll_wait(outer, &ev, 1, 100));
+    SHOW("poll-on-epoll-fd-after-drain", poll(&pe, 1, 100));
     /* epoll_pwait2's timespec. */
     struct timespec ts = {.tv_nsec = 50 * 1000 * 1000};
     SHOW("pwait2-empty", epoll_pwait2(ep, &ev, 1, &ts, NULL));
