@@ -352,3 +352,45 @@ pub fn pattern_byte(i: u64) -> u8 {
 pub fn pattern(at: u64, len: usize) -> Vec<u8> {
     (0..len as u64).map(|i| pattern_byte(at + i)).collect()
 }
+
+/// Joins two TAP devices with the same impairments as a [`TapEngine`] gets (`ab` for frames
+/// from `a` to `b`, `ba` back), until `done` says true: two kernels through the harness, the
+/// baseline an engine's figures under impairment are compared with.
+pub fn relay(
+    a: &OwnedFd,
+    b: &OwnedFd,
+    ab: Impairment,
+    ba: Impairment,
+    seed: u64,
+    mut done: impl FnMut() -> bool,
+) -> (ImpairStats, ImpairStats) {
+    let mut rng = Rng(seed.max(1));
+    let mut lanes = [Lane::new(ab), Lane::new(ba)];
+    let fds = [a.as_raw_fd(), b.as_raw_fd()];
+    let mut frame = vec![0u8; 65_536];
+    while !done() {
+        let mut moved = 0;
+        for (from, lane) in lanes.iter_mut().enumerate() {
+            let to = fds[1 - from];
+            loop {
+                // SAFETY: reading into our buffer from a non-blocking descriptor we were lent.
+                let n = unsafe { libc::read(fds[from], frame.as_mut_ptr().cast(), frame.len()) };
+                if n <= 0 {
+                    break;
+                }
+                moved += 1;
+                lane.pass(&mut rng, &frame[..n as usize], &mut |f| write_frame(to, f));
+            }
+        }
+        if moved == 0 {
+            for (from, lane) in lanes.iter_mut().enumerate() {
+                let to = fds[1 - from];
+                lane.flush(&mut |f| write_frame(to, f));
+            }
+            let mut p = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+            // SAFETY: two valid pollfds.
+            unsafe { libc::poll(p.as_mut_ptr(), 2, 1) };
+        }
+    }
+    (lanes[0].stats, lanes[1].stats)
+}

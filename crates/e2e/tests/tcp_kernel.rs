@@ -4,12 +4,12 @@
 //!
 //! EXASOCK_TCP_MATRIX=1 runs a larger matrix (more seeds, sizes and sysctl settings).
 
-use e2e::tap_engine::{pattern_byte, Impairment, TapEngine};
+use e2e::tap_engine::{pattern_byte, relay, Impairment, TapEngine};
 use stack::tcp::{State, TcpError};
 use stack::{SocketHandle, StackConfig};
 use std::net::SocketAddrV4;
 use std::time::Duration;
-use testbed::tap::TapHost;
+use testbed::tap::{TapAddresses, TapHost};
 
 const T: Duration = Duration::from_secs(60);
 const MIB: u64 = 1 << 20;
@@ -366,5 +366,59 @@ fn each_way_a_connection_ends_is_seen_alike_by_the_engine_and_the_kernel() {
         assert_eq!(line.trim(), "reset 3", "{how}: the kernel saw a reset after the 3 bytes");
         let _ = peer.finish(T);
         assert_eq!(in_state(&eng.stack, State::TimeWait), 1, "{how}: no TIME_WAIT of ours but the first");
+    }
+}
+
+/// The kernel's own TCP against itself through the same harness and impairments: the figures
+/// the engine's are compared with (printed; speed is never asserted). Matrix only.
+#[test]
+fn kernel_to_kernel_baseline_through_the_same_impairments() {
+    let Some(_serial) = testbed::require() else { return };
+    if !matrix() {
+        println!("skipped: a measurement, run with EXASOCK_TCP_MATRIX=1");
+        return;
+    }
+    let script = peer_script();
+    let no_sack = [("net.ipv4.tcp_sack", "0"), ("net.ipv4.tcp_timestamps", "0")];
+    for ((name, imp), (options, sysctls)) in impairments()
+        .into_iter()
+        .flat_map(|i| [(i, ("no SACK, no timestamps", &no_sack[..])), (i, ("SACK and timestamps", &[][..]))])
+    {
+        let a = TapHost::create(sysctls, 1500).unwrap();
+        let b = TapHost::create_as(
+            sysctls,
+            1500,
+            TapAddresses {
+                kernel_ip: a.engine_ip,
+                kernel_mac: Some(a.engine_mac),
+                engine_ip: a.kernel_ip,
+                engine_mac: a.kernel_mac,
+            },
+        )
+        .unwrap();
+        let (fa, fb) = (a.open().unwrap(), b.open().unwrap());
+        let mut server = b.spawn(&["python3", &script, "echo-server", "5050"], T).unwrap();
+        let mut listening = false;
+        let ip = b.kernel_ip.to_string();
+        let t0 = std::time::Instant::now();
+        let mut client = None;
+        let mut done = false;
+        relay(&fa, &fb, imp, imp, 7, || {
+            if !listening && server.wait_for_line("listening", Duration::from_millis(1)).is_ok() {
+                listening = true;
+                let total = (8 * MIB).to_string();
+                client = Some(a.spawn(&["python3", &script, "client", &ip, "5050", &total], T).unwrap());
+            }
+            if let Some(c) = client.as_mut() {
+                done = c.try_wait().unwrap().is_some();
+            }
+            done || t0.elapsed() > T
+        });
+        let out = client.map(|c| c.finish(T).unwrap());
+        eprintln!(
+            "kernel to kernel, {options}, {name}: 8 MiB each way in {:?}: {}",
+            t0.elapsed(),
+            out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default().trim()
+        );
     }
 }

@@ -18,6 +18,35 @@ use std::time::Duration;
 /// The TAP device's name inside its namespace.
 pub const TAP_NAME: &str = "tap0";
 
+/// The addresses of a TAP host (the defaults: kernel 10.77.0.1 with the device's own MAC,
+/// engine 10.77.0.2 at 02:77:00:00:00:02).
+#[derive(Debug, Clone, Copy)]
+pub struct TapAddresses {
+    /// The kernel's address on the device.
+    pub kernel_ip: Ipv4Addr,
+    /// The device's MAC, if it must be a given one.
+    pub kernel_mac: Option<[u8; 6]>,
+    /// The other end's address.
+    pub engine_ip: Ipv4Addr,
+    /// The other end's MAC.
+    pub engine_mac: [u8; 6],
+}
+
+impl Default for TapAddresses {
+    fn default() -> Self {
+        TapAddresses {
+            kernel_ip: Ipv4Addr::new(10, 77, 0, 1),
+            kernel_mac: None,
+            engine_ip: Ipv4Addr::new(10, 77, 0, 2),
+            engine_mac: [0x02, 0x77, 0, 0, 0, 0x02],
+        }
+    }
+}
+
+fn mac_text(m: [u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
 /// A namespace with a TAP device; dropping it kills its processes and deletes the namespace.
 #[derive(Debug)]
 pub struct TapHost {
@@ -38,6 +67,12 @@ impl TapHost {
     /// Creates the namespace and device, with `sysctls` (e.g. `("net.ipv4.tcp_sack", "0")`)
     /// set inside the namespace and the MTU given.
     pub fn create(sysctls: &[(&str, &str)], mtu: u32) -> io::Result<TapHost> {
+        TapHost::create_as(sysctls, mtu, TapAddresses::default())
+    }
+
+    /// As `create`, with other addresses: two hosts made with mirrored addresses can be joined
+    /// by a relay between their devices (a kernel-to-kernel baseline through the same harness).
+    pub fn create_as(sysctls: &[(&str, &str)], mtu: u32, addresses: TapAddresses) -> io::Result<TapHost> {
         sweep();
         let existing = ip(&["netns", "list"]).unwrap_or_default();
         let netns = loop {
@@ -48,10 +83,10 @@ impl TapHost {
         };
         let host = TapHost {
             netns,
-            kernel_ip: Ipv4Addr::new(10, 77, 0, 1),
-            kernel_mac: [0; 6],
-            engine_ip: Ipv4Addr::new(10, 77, 0, 2),
-            engine_mac: [0x02, 0x77, 0, 0, 0, 0x02],
+            kernel_ip: addresses.kernel_ip,
+            kernel_mac: addresses.kernel_mac.unwrap_or([0; 6]),
+            engine_ip: addresses.engine_ip,
+            engine_mac: addresses.engine_mac,
             children: Mutex::new(Vec::new()),
         };
         // From here on, a failure drops `host`, which deletes what was made.
@@ -70,11 +105,13 @@ impl TapHost {
         }
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         ip(&["-n", &ns, "tuntap", "add", "dev", TAP_NAME, "mode", "tap"])?;
+        if self.kernel_mac != [0; 6] {
+            ip(&["-n", &ns, "link", "set", TAP_NAME, "address", &mac_text(self.kernel_mac)])?;
+        }
         ip(&["-n", &ns, "link", "set", TAP_NAME, "mtu", &mtu.to_string()])?;
         ip(&["-n", &ns, "addr", "add", &format!("{}/24", self.kernel_ip), "dev", TAP_NAME])?;
         ip(&["-n", &ns, "link", "set", TAP_NAME, "up"])?;
-        let m = self.engine_mac;
-        let mac = format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5]);
+        let mac = mac_text(self.engine_mac);
         let engine = self.engine_ip.to_string();
         ip(&["-n", &ns, "neigh", "add", &engine, "lladdr", &mac, "dev", TAP_NAME, "nud", "permanent"])?;
         self.kernel_mac = read_mac(&ns, TAP_NAME)?;
