@@ -254,8 +254,12 @@ fn the_engine_moves_8_mib_each_way_over_links_that_drop_reorder_and_duplicate() 
             let mut eng = engine(&host, imp, imp, seed);
             let t0 = std::time::Instant::now();
             engine_client(&host, &mut eng, 5011, 8 * MIB);
+            let client = t0.elapsed();
             engine_server(&host, &mut eng, 5012, 8 * MIB);
-            eprintln!("{name}, seed {seed}: 8 MiB each way, both roles, in {:?}", t0.elapsed());
+            eprintln!(
+                "{name}, seed {seed}: 8 MiB each way as client in {client:?}, as server in {:?}",
+                t0.elapsed() - client
+            );
             let (inbound, outbound) = eng.impair_stats();
             eprintln!("{name}, seed {seed}: in {inbound:?}, out {outbound:?}");
             assert!(inbound.dropped > 0 && outbound.dropped > 0, "{name}: nothing was dropped");
