@@ -79,13 +79,36 @@ pub struct Member {
     pub kernel_events: u32,
     /// EPOLLONESHOT fired: silent until EPOLL_CTL_MOD.
     pub disarmed: bool,
+    /// When `kernel_events` was read (CLOCK_MONOTONIC ns; 0: never) and the kernel-state epoch
+    /// then: it is read again after a millisecond, or at once after a shutdown or connect.
+    pub refreshed: (u64, u64),
 }
 
 impl Member {
     /// A fresh registration (ADD, or MOD which re-arms).
     pub fn new(epfd: i32, fd: i32, events: u32, data: u64, served: Served) -> Member {
-        Member { epfd, fd, events, data, served, seen_arrivals: 0, last_level: 0, kernel_events: 0, disarmed: false }
+        Member {
+            epfd,
+            fd,
+            events,
+            data,
+            served,
+            seen_arrivals: 0,
+            last_level: 0,
+            kernel_events: 0,
+            disarmed: false,
+            refreshed: (0, 0),
+        }
     }
+}
+
+/// Bumped when a call may change what poll() says of an accelerated fd's kernel socket
+/// (shutdown, connect), so waits read it again at once rather than within a millisecond.
+pub static KERNEL_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A call changed an accelerated fd's kernel socket.
+pub fn kernel_state_changed() {
+    KERNEL_EPOCH.fetch_add(1, Ordering::Release);
 }
 
 /// The registry.
@@ -94,6 +117,7 @@ pub static MEMBERS: Lock<Vec<Member>> = Lock::new(Vec::new());
 /// The registry, locked (before the runtime, when both are needed).
 pub fn members() -> Guard<'static, Vec<Member>> {
     crate::fork::install();
+
     MEMBERS.lock()
 }
 

@@ -18,7 +18,7 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Registers the fork handlers, once (with the first runtime or epoll registration).
 pub fn install() {
-    if INSTALLED.swap(true, Ordering::AcqRel) {
+    if INSTALLED.load(Ordering::Acquire) || INSTALLED.swap(true, Ordering::AcqRel) {
         return;
     }
     // SAFETY: registering three extern "C" functions that take no arguments.

@@ -677,6 +677,7 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
             if let Some(rt) = runtime::lock().as_mut() {
                 rt.shutdown(slot, rd, wr);
             }
+            crate::epoll::kernel_state_changed();
         }
         errno::fail::<i8>(e);
     }

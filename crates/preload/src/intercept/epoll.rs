@@ -177,9 +177,15 @@ pub(crate) fn user_ready(epfd: c_int) -> bool {
     has_ready(&list, guard.as_mut(), epfd, 0)
 }
 
-/// Refreshes what poll() says of the fds of the members we serve directly.
+/// Refreshes what poll() says of the fds of the members we serve directly, for those last
+/// read over a millisecond ago or before a shutdown or connect (one syscall per wait would
+/// double the cost of a busy event loop's epoll_wait).
 fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
     const CHUNK: usize = 16;
+    const EVERY_NS: u64 = 1_000_000;
+    let now = driver::clock::now().as_nanos();
+    let epoch = epoll::KERNEL_EPOCH.load(std::sync::atomic::Ordering::Acquire);
+    let due = |m: &Member| m.refreshed.1 != epoch || now.saturating_sub(m.refreshed.0) >= EVERY_NS;
     let mut at = 0;
     while at < list.len() {
         let mut set = [libc::pollfd { fd: -1, events: 0, revents: 0 }; CHUNK];
@@ -187,7 +193,7 @@ fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
         let mut n = 0;
         while at < list.len() && n < CHUNK {
             let m = &list[at];
-            if m.epfd == epfd && m.served == Served::User {
+            if m.epfd == epfd && m.served == Served::User && due(m) {
                 set[n] = libc::pollfd { fd: m.fd, events: (m.events & READINESS) as i16, revents: 0 };
                 index[n] = at;
                 n += 1;
@@ -199,6 +205,7 @@ fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
             for (p, &i) in set[..n].iter().zip(&index[..n]) {
                 // POLLNVAL: closed behind our back; nothing to report.
                 list[i].kernel_events = if p.revents & libc::POLLNVAL != 0 { 0 } else { p.revents as u16 as u32 };
+                list[i].refreshed = (now, epoch);
             }
         }
     }

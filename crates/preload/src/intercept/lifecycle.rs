@@ -61,6 +61,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     match fdtable::get(fd) {
         FdState::Udp(slot) => {
             let _ = runtime::connect_udp(slot, if unspec { None } else { remote });
+            crate::epoll::kernel_state_changed();
         }
         FdState::UdpCandidate if remote.is_some() => try_accelerate(fd, remote),
         _ => {}
