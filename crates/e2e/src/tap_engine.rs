@@ -115,7 +115,7 @@ pub struct TapEngine {
     inbound: Lane,
     outbound: Lane,
     frame: Vec<u8>,
-    log: VecDeque<Traced>,
+    log: TraceLog,
     /// Frames the stack sent while outbound traffic is held (`hold_outbound`).
     held: Option<Vec<Vec<u8>>>,
 }
@@ -134,26 +134,42 @@ struct Traced {
 
 const TRACE_DEPTH: usize = 400;
 
-fn trace(log: &mut VecDeque<Traced>, at: Instant, inbound: bool, frame: &[u8]) {
-    if frame.len() < 54 || frame[23] != 6 {
-        return;
+/// The last frames through the harness, at most `depth` of them (EXASOCK_TAP_TRACE_DEPTH, or
+/// TRACE_DEPTH).
+struct TraceLog {
+    frames: VecDeque<Traced>,
+    depth: usize,
+}
+
+impl TraceLog {
+    fn new() -> TraceLog {
+        let depth =
+            std::env::var("EXASOCK_TAP_TRACE_DEPTH").ok().and_then(|v| v.parse().ok()).unwrap_or(TRACE_DEPTH).max(1);
+        TraceLog { frames: VecDeque::with_capacity(depth), depth }
     }
-    let ihl = usize::from(frame[14] & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
-    let tcp = &frame[14 + ihl..];
-    let doff = usize::from(tcp[12] >> 4) * 4;
-    if log.len() == log.capacity().max(TRACE_DEPTH) {
-        log.pop_front();
+
+    /// Records a TCP frame (others are skipped).
+    fn push(&mut self, at: Instant, inbound: bool, frame: &[u8]) {
+        if frame.len() < 54 || frame[23] != 6 {
+            return;
+        }
+        let ihl = usize::from(frame[14] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+        let tcp = &frame[14 + ihl..];
+        let doff = usize::from(tcp[12] >> 4) * 4;
+        if self.frames.len() == self.depth {
+            self.frames.pop_front();
+        }
+        self.frames.push_back(Traced {
+            at: at.as_nanos() / 1000,
+            inbound,
+            seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+            ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
+            flags: tcp[13],
+            win: u16::from_be_bytes([tcp[14], tcp[15]]),
+            len: total.saturating_sub(ihl + doff),
+        });
     }
-    log.push_back(Traced {
-        at: at.as_nanos() / 1000,
-        inbound,
-        seq: u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
-        ack: u32::from_be_bytes([tcp[8], tcp[9], tcp[10], tcp[11]]),
-        flags: tcp[13],
-        win: u16::from_be_bytes([tcp[14], tcp[15]]),
-        len: total.saturating_sub(ihl + doff),
-    });
 }
 
 /// Writes the stack's frames to the device through the outbound lane.
@@ -161,7 +177,7 @@ struct TapTx<'a> {
     fd: i32,
     held: Option<&'a mut Vec<Vec<u8>>>,
     now: Instant,
-    log: &'a mut VecDeque<Traced>,
+    log: &'a mut TraceLog,
     lane: &'a mut Lane,
     rng: &'a mut Rng,
     buf: &'a mut Vec<u8>,
@@ -185,7 +201,7 @@ impl Transmit for TapTx<'_> {
             }
             let (log, now) = (&mut *self.log, self.now);
             self.lane.pass(self.rng, &self.buf[..n], &mut |f| {
-                trace(log, now, false, f);
+                log.push(now, false, f);
                 write_frame(fd, f)
             });
         }
@@ -223,9 +239,7 @@ impl TapEngine {
             outbound: Lane::new(outbound),
             frame: vec![0u8; 65_536],
             held: None,
-            log: VecDeque::with_capacity(
-                std::env::var("EXASOCK_TAP_TRACE_DEPTH").ok().and_then(|v| v.parse().ok()).unwrap_or(TRACE_DEPTH),
-            ),
+            log: TraceLog::new(),
         }
     }
 
@@ -249,7 +263,7 @@ impl TapEngine {
             let now = self.now();
             let (stack, lane, rng, log) = (&mut self.stack, &mut self.inbound, &mut self.rng, &mut self.log);
             lane.pass(rng, &self.frame[..n as usize], &mut |f| {
-                trace(log, now, true, f);
+                log.push(now, true, f);
                 stack.receive(now, f, RxChecksum::Unverified)
             });
         }
@@ -299,7 +313,7 @@ impl TapEngine {
         let fd = self.tap.as_raw_fd();
         for frame in self.held.take().unwrap_or_default() {
             let now = self.now();
-            trace(&mut self.log, now, false, &frame);
+            self.log.push(now, false, &frame);
             write_frame(fd, &frame);
         }
     }
@@ -319,6 +333,7 @@ impl TapEngine {
     /// The last frames through the harness (after impairment), one per line, oldest first.
     pub fn trace(&self) -> String {
         self.log
+            .frames
             .iter()
             .map(|t| {
                 format!(
@@ -346,11 +361,6 @@ impl TapEngine {
 pub fn pattern_byte(i: u64) -> u8 {
     let j = i % 65_521;
     (j.wrapping_mul(j).wrapping_mul(7).wrapping_add(j / 3).wrapping_add(13) % 256) as u8
-}
-
-/// `len` bytes of the pattern starting at stream offset `at`.
-pub fn pattern(at: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| pattern_byte(at + i)).collect()
 }
 
 /// Joins two TAP devices with the same impairments as a [`TapEngine`] gets (`ab` for frames

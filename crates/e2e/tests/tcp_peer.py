@@ -3,9 +3,6 @@ namespace. The stream is the pattern of e2e::tap_engine::pattern_byte.
 
   tcp_peer.py echo-server PORT          accept one connection, echo it until EOF, close
   tcp_peer.py client HOST PORT BYTES    send BYTES of the pattern, check the echo, close
-  tcp_peer.py send-server PORT BYTES    accept one, send BYTES of the pattern, close
-  tcp_peer.py check-server PORT         accept one, read to EOF checking the pattern, close
-  tcp_peer.py sink-server PORT          accept one, read to EOF, print the byte count, close
   tcp_peer.py hold-server PORT          accept one, print 'accepted'; close at a line on stdin
   tcp_peer.py read-server PORT [BYTES]  accept one, send BYTES, read to EOF or reset and say which
                                         (and 'got N' after each read)
@@ -28,6 +25,14 @@ def expect(offset, data):
         start = (start + take) % P
         n -= take
     return True
+
+
+def send_pattern(c, size):
+    sent = 0
+    while sent < size:
+        n = min(P, size - sent)
+        c.sendall(BLOCK[:n])
+        sent += n
 
 
 def listen(port):
@@ -59,11 +64,7 @@ def main():
         c = socket.create_connection((host, port))
 
         def send():
-            sent = 0
-            while sent < size:
-                n = min(P, size - sent)
-                c.sendall(BLOCK[:n])
-                sent += n
+            send_pattern(c, size)
             c.shutdown(socket.SHUT_WR)
 
         t = threading.Thread(target=send)
@@ -78,37 +79,6 @@ def main():
         t.join()
         c.close()
         print('ok' if ok and got == size else 'bad', got, flush=True)
-    elif mode == 'send-server':
-        c = listen(int(sys.argv[2]))
-        size, sent = int(sys.argv[3]), 0
-        while sent < size:
-            n = min(P, size - sent)
-            c.sendall(BLOCK[:n])
-            sent += n
-        c.close()
-        print('sent', sent, flush=True)
-    elif mode == 'check-server':
-        c = listen(int(sys.argv[2]))
-        total, bad = 0, None
-        while True:
-            d = c.recv(1 << 16)
-            if not d:
-                break
-            if bad is None and not expect(total, d):
-                bad = total + next(i for i in range(len(d)) if d[i] != TRIPLE[(total + i) % P])
-            total += len(d)
-        print('checked', total, 'ok' if bad is None else 'bad at %d' % bad, flush=True)
-        c.close()
-    elif mode == 'sink-server':
-        c = listen(int(sys.argv[2]))
-        total = 0
-        while True:
-            d = c.recv(1 << 16)
-            if not d:
-                break
-            total += len(d)
-        print('received', total, flush=True)
-        c.close()
     elif mode == 'hold-server':
         c = listen(int(sys.argv[2]))
         print('accepted', flush=True)
@@ -119,7 +89,7 @@ def main():
     elif mode == 'read-server':
         c = listen(int(sys.argv[2]))
         if len(sys.argv) > 3:
-            c.sendall(BLOCK[:int(sys.argv[3])])
+            send_pattern(c, int(sys.argv[3]))
         print('accepted', flush=True)
         total = 0
         try:

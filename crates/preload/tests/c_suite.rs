@@ -43,6 +43,16 @@ struct Run {
     kernel_received: u64,
 }
 
+impl Run {
+    fn of(out: &std::process::Output, kernel_received: u64) -> Run {
+        Run {
+            stdout: String::from_utf8_lossy(&out.stdout).into(),
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+            kernel_received,
+        }
+    }
+}
+
 fn args<'a>(topo: &Topology, case: &'a str, extra: &'a str, ip: &'a mut String) -> Vec<&'a str> {
     *ip = topo.peer.ip.to_string();
     let mut v = vec![suite(), case, ip.as_str(), "7990", BASE_PORT];
@@ -56,11 +66,7 @@ fn on_kernel(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run
     let mut ip = String::new();
     let argv = args(topo, case, extra, &mut ip);
     let out = topo.spawn(Side::Accel, &argv, timeout).unwrap().finish(timeout).unwrap();
-    let run = Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        kernel_received: 0,
-    };
+    let run = Run::of(&out, 0);
     assert!(out.status.success(), "{case} failed on the kernel: {}\n{}", run.stdout, run.stderr);
     run
 }
@@ -70,11 +76,7 @@ fn under_exasock(topo: &Topology, case: &str, extra: &str, timeout: Duration) ->
     let argv = args(topo, case, extra, &mut ip);
     let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
     let out = spawn_accelerated_for(topo, &["EXASOCK_DEBUG=1", SPIN], &argv, timeout).finish(timeout).unwrap();
-    let run = Run {
-        stdout: String::from_utf8_lossy(&out.stdout).into(),
-        stderr: String::from_utf8_lossy(&out.stderr).into(),
-        kernel_received: topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before,
-    };
+    let run = Run::of(&out, topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before);
     eprintln!("{case} under exasock:\n{}{}", run.stdout, run.stderr);
     assert!(out.status.success(), "{case} failed under exasock ({}): {}\n{}", out.status, run.stdout, run.stderr);
     run
