@@ -13,11 +13,13 @@
 //! - readiness is awaited by polling (link state, `ss`), never by sleeping a fixed time.
 
 mod cmd;
+pub mod impair;
 mod names;
 mod process;
 pub mod tap;
 
 pub use cmd::{command_output, ip};
+pub use impair::{Direction, Filter, ImpairStats, Impairment};
 pub use names::{remove_topology, sweep, sweep_all, SweepReport};
 pub use process::NsChild;
 
@@ -84,6 +86,8 @@ pub struct Topology {
     /// The kernel peer end.
     pub peer: Host,
     children: Mutex<Vec<u32>>,
+    /// The impairment on the peer's veth, attached on first use.
+    impairer: Mutex<Option<impair::Impairer>>,
 }
 
 pub(crate) static NEXT_INDEX: AtomicU32 = AtomicU32::new(0);
@@ -144,6 +148,7 @@ impl Topology {
             accel: Host { netns: a.clone(), iface: a, ip: options.accel_ip, mac: [0; 6] },
             peer: Host { netns: b.clone(), iface: b, ip: options.peer_ip, mac: [0; 6] },
             children: Mutex::new(Vec::new()),
+            impairer: Mutex::new(None),
         };
         // From here on, a failure drops `topo`, which removes whatever was made.
         let mut topo = topo;
@@ -245,9 +250,39 @@ impl Topology {
             .ok_or_else(|| io::Error::other(format!("counter {name} not in nstat output: {out}")))
     }
 
+    /// Impairs the frames going `dir` as `imp` says, from now on (`Impairment::none()` stops);
+    /// the direction's counters and decisions start again.
+    /// The program sits on the peer's veth, ingress and egress: no program runs on the
+    /// accelerated side, so kernel baselines and exasock runs cross the same impaired link.
+    /// A kernel's TCP hands tc its segments before GSO splits them (GSO is always on for TCP),
+    /// and veth carries TSO frames whole, so the first call limits both veth ends to one segment
+    /// per packet (`gso_max_segs 1`): every frame impaired is one wire frame, as on a real link.
+    /// exasock never sends super-frames, so this changes nothing for it.
+    pub fn impair(&self, dir: Direction, imp: &Impairment) -> io::Result<()> {
+        let mut slot = self.impairer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            for host in [&self.peer, &self.accel] {
+                ip(&["-n", &host.netns, "link", "set", "dev", &host.iface, "gso_max_segs", "1"])?;
+            }
+            let iface = self.peer.iface.clone();
+            *slot = Some(in_netns(&self.peer.netns, move || impair::Impairer::attach(&iface))??);
+        }
+        slot.as_mut().expect("attached above").set(dir, imp)
+    }
+
+    /// What the impairment has done to the frames going `dir` since it was last set (all zero
+    /// when never impaired).
+    pub fn impair_stats(&self, dir: Direction) -> io::Result<ImpairStats> {
+        match self.impairer.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(imp) => imp.stats(dir),
+            None => Ok(ImpairStats::default()),
+        }
+    }
+
     /// Kills every process started through this topology and every other process still inside
     /// its namespaces, then deletes them. Idempotent; also run on drop.
     pub fn teardown(&self) {
+        self.impairer.lock().unwrap_or_else(|e| e.into_inner()).take();
         for pid in self.children.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
             process::kill_pid(pid);
         }
