@@ -227,6 +227,32 @@ impl Runtime {
         self.driver.stack().udp_arrivals(s.handle).unwrap_or(0)
     }
 
+    /// Sends the datagram that `iovs` (`total` bytes, checked by the caller) hold from a slot,
+    /// gathered into the scratch buffer first.
+    ///
+    /// # Safety
+    /// Each iovec must name `iov_len` readable bytes.
+    pub unsafe fn udp_send_gathered(
+        &mut self,
+        slot: u32,
+        iovs: &[libc::iovec],
+        total: usize,
+        dst: Option<SocketAddrV4>,
+    ) -> Result<usize, UdpError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut at = 0;
+        for v in iovs {
+            let n = v.iov_len.min(scratch.len() - at);
+            if n > 0 {
+                std::ptr::copy_nonoverlapping(v.iov_base.cast::<u8>(), scratch[at..].as_mut_ptr(), n);
+            }
+            at += n;
+        }
+        let r = self.udp_send(slot, &scratch[..total.min(at)], dst);
+        self.scratch = scratch;
+        r
+    }
+
     /// Sends a datagram from a slot.
     pub fn udp_send(&mut self, slot: u32, data: &[u8], dst: Option<SocketAddrV4>) -> Result<usize, UdpError> {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;

@@ -47,6 +47,36 @@ unsafe fn iovecs<'a>(m: &msghdr) -> Result<&'a [libc::iovec], c_int> {
     Ok(iovs)
 }
 
+/// The highest user-space address on x86-64 and aarch64 (48-bit): a range reaching past it is
+/// one the kernel's access_ok refuses with EFAULT.
+const USER_TOP: usize = 0x7fff_ffff_f000;
+
+/// Whether `len` bytes at `ptr` may be user memory, as the kernel's access_ok judges: EFAULT
+/// otherwise. (Unmapped user pages still fault: see the crate README.)
+fn user_range_ok(ptr: *const c_void, len: usize) -> bool {
+    len == 0 || (ptr as usize).checked_add(len).is_some_and(|end| end <= USER_TOP)
+}
+
+/// The total length of `iovs`, checked as the kernel's import_iovec checks it: EINVAL for a
+/// length negative as ssize_t, EFAULT for a range outside user space; a total past
+/// `limit` is EMSGSIZE (a datagram's payload limit).
+fn gathered_len(iovs: &[libc::iovec], limit: usize) -> Result<usize, c_int> {
+    let mut total = 0usize;
+    for v in iovs {
+        if v.iov_len > isize::MAX as usize {
+            return Err(libc::EINVAL);
+        }
+        if !user_range_ok(v.iov_base, v.iov_len) {
+            return Err(libc::EFAULT);
+        }
+        total = total.saturating_add(v.iov_len);
+    }
+    if total > limit {
+        return Err(libc::EMSGSIZE);
+    }
+    Ok(total)
+}
+
 /// Where a received datagram came from.
 enum Got {
     Stack { len: usize, copied: usize, src: SocketAddrV4, at: stack::Instant },
@@ -158,7 +188,7 @@ unsafe fn accelerated_recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> ssize_t {
-    if buf.is_null() && len > 0 {
+    if (buf.is_null() && len > 0) || !user_range_ok(buf, len) {
         return errno::fail(libc::EFAULT);
     }
     let buf: &mut [u8] = if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
@@ -387,19 +417,36 @@ unsafe fn scatter_receive(
     )
 }
 
-/// Sends a datagram from an accelerated socket; destinations the stack cannot route (loopback,
-/// other interfaces) go out through the kernel socket, as they would without exasock.
+/// What a send carries: one buffer, or iovecs gathered into the runtime's scratch under its
+/// lock (no allocation), with their checked total.
+#[derive(Clone, Copy)]
+enum Payload<'a> {
+    Flat(&'a [u8]),
+    Gather(&'a [libc::iovec], usize),
+}
+
+impl Payload<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Payload::Flat(d) => d.len(),
+            Payload::Gather(_, total) => *total,
+        }
+    }
+}
+
+/// Sends a datagram from an accelerated socket: the one send path of every send call.
+/// Destinations the stack cannot route (loopback, other interfaces) go out through the kernel
+/// socket (`kernel`), as they would without exasock.
 unsafe fn udp_transmit(
     fd: c_int,
     slot: u32,
-    data: &[u8],
+    payload: Payload<'_>,
     flags: c_int,
     dst: Option<SocketAddrV4>,
-    addr: *const sockaddr,
-    alen: socklen_t,
+    kernel: &dyn Fn() -> ssize_t,
 ) -> ssize_t {
     if flags & MSG_EXA_WARM != 0 {
-        return data.len() as ssize_t;
+        return payload.len() as ssize_t;
     }
     if flags & libc::MSG_OOB != 0 {
         return errno::fail(libc::EOPNOTSUPP);
@@ -413,13 +460,14 @@ unsafe fn udp_transmit(
                 drop(guard);
                 return broken_pipe();
             }
-            rt.udp_send(slot, data, dst)
+            match payload {
+                Payload::Flat(data) => rt.udp_send(slot, data, dst),
+                Payload::Gather(iovs, total) => rt.udp_send_gathered(slot, iovs, total, dst),
+            }
         };
         match r {
             Ok(n) => return n as ssize_t,
-            Err(UdpError::NetworkUnreachable) => {
-                return real::sendto(fd, data.as_ptr().cast(), data.len(), flags, addr, alen)
-            }
+            Err(UdpError::NetworkUnreachable) => return kernel(),
             Err(UdpError::WouldBlock) if flags & libc::MSG_DONTWAIT == 0 && !runtime::nonblocking(fd) => {
                 let w = waiter.get_or_insert_with(|| {
                     let timeout = runtime::socket_timeout(fd, libc::SO_SNDTIMEO);
@@ -433,6 +481,19 @@ unsafe fn udp_transmit(
             }
             Err(e) => return runtime::fail_udp(e),
         }
+    }
+}
+
+/// The destination a send names: None without one, the errno the kernel gives for one that is
+/// not a usable sockaddr_in.
+unsafe fn destination(addr: *const sockaddr, alen: socklen_t) -> Result<Option<SocketAddrV4>, c_int> {
+    if addr.is_null() {
+        return Ok(None);
+    }
+    match runtime::read_sockaddr(addr, alen) {
+        Some(a) => Ok(Some(a)),
+        None if alen as usize >= 2 && i32::from((*addr).sa_family) != libc::AF_INET => Err(libc::EAFNOSUPPORT),
+        None => Err(libc::EINVAL),
     }
 }
 
@@ -451,22 +512,15 @@ unsafe fn accelerated_sendto(
     addr: *const sockaddr,
     alen: socklen_t,
 ) -> ssize_t {
-    let dst = if addr.is_null() {
-        None
-    } else {
-        match runtime::read_sockaddr(addr, alen) {
-            Some(a) => Some(a),
-            None if alen as usize >= 2 && i32::from((*addr).sa_family) != libc::AF_INET => {
-                return errno::fail(libc::EAFNOSUPPORT)
-            }
-            None => return errno::fail(libc::EINVAL),
-        }
+    let dst = match destination(addr, alen) {
+        Ok(d) => d,
+        Err(e) => return errno::fail(e),
     };
-    if buf.is_null() && len > 0 {
+    if (buf.is_null() && len > 0) || !user_range_ok(buf, len) {
         return errno::fail(libc::EFAULT);
     }
     let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
-    udp_transmit(fd, slot, data, flags, dst, addr, alen)
+    udp_transmit(fd, slot, Payload::Flat(data), flags, dst, &|| real::sendto(fd, buf, len, flags, addr, alen))
 }
 
 #[no_mangle]
@@ -528,38 +582,16 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         let (p, n) = iovs.first().map_or((std::ptr::null(), 0), |v| (v.iov_base as *const c_void, v.iov_len));
         return accelerated_sendto(fd, slot, p, n, flags, m.msg_name as *const sockaddr, m.msg_namelen);
     }
-    // Several buffers: gather into the runtime's scratch under the lock.
-    let dst =
-        if m.msg_name.is_null() { None } else { runtime::read_sockaddr(m.msg_name as *const sockaddr, m.msg_namelen) };
-    let total: usize = iovs.iter().map(|v| v.iov_len).sum();
-    if total > stack::MAX_UDP_PAYLOAD {
-        return errno::fail(libc::EMSGSIZE);
-    }
-    if flags & MSG_EXA_WARM != 0 {
-        return total as ssize_t;
-    }
-    let r = {
-        let mut guard = runtime::lock();
-        let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
-        let mut at = 0;
-        for v in iovs {
-            if v.iov_len > 0 {
-                std::ptr::copy_nonoverlapping(v.iov_base.cast::<u8>(), rt.scratch[at..].as_mut_ptr(), v.iov_len);
-            }
-            at += v.iov_len;
-        }
-        let s = match rt.slot(slot) {
-            Some(s) => s,
-            None => return errno::fail(libc::EBADF),
-        };
-        let data = &rt.scratch[..total];
-        rt.driver.send(|stack, tx| stack.udp_send(s.handle, data, dst, tx))
+    // Several buffers: checked as the kernel checks them, gathered under the lock.
+    let total = match gathered_len(iovs, stack::MAX_UDP_PAYLOAD) {
+        Ok(t) => t,
+        Err(e) => return errno::fail(e),
     };
-    match r {
-        Ok(n) => n as ssize_t,
-        Err(UdpError::NetworkUnreachable) => real::sendmsg(fd, msg, flags),
-        Err(e) => runtime::fail_udp(e),
-    }
+    let dst = match destination(m.msg_name as *const sockaddr, m.msg_namelen) {
+        Ok(d) => d,
+        Err(e) => return errno::fail(e),
+    };
+    udp_transmit(fd, slot, Payload::Gather(iovs, total), flags, dst, &|| real::sendmsg(fd, msg, flags))
 }
 
 /// A msghdr over `n` iovecs with no address, for readv/writev (EINVAL for a count below 0 or

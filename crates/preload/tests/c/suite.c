@@ -253,6 +253,43 @@ static void case_calls(void) {
         }
         SAY("%s: %ld %s", calls[i], n, buf);
     }
+    /* sendmsg with several iovecs goes the way of every send: lengths that wrap, that are
+     * negative as ssize_t or that exceed a datagram are refused, not copied. */
+    static char part[40000];
+    struct iovec two[2] = {{.iov_base = part, .iov_len = 10}, {.iov_base = part, .iov_len = 10}};
+    struct msghdr g = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = two, .msg_iovlen = 2};
+    two[0].iov_len = SIZE_MAX;
+    two[1].iov_len = 2;
+    SHOW("sendmsg-iov-wraps", sendmsg(s, &g, 0));
+    two[0].iov_len = (size_t)1 << 63;
+    SHOW("sendmsg-iov-negative", sendmsg(s, &g, 0));
+    two[0].iov_len = sizeof part;
+    two[1].iov_len = sizeof part;
+    SHOW("sendmsg-iov-too-big", sendmsg(s, &g, 0));
+    two[0].iov_base = (void *)0xffffffffffff0000ull;
+    two[0].iov_len = 10;
+    SHOW("sendmsg-iov-kernel-address", sendmsg(s, &g, 0));
+    two[0].iov_base = part;
+    two[1].iov_len = 10;
+    g.msg_name = &six;
+    g.msg_namelen = sizeof six;
+    SHOW("sendmsg-iov-inet6-name", sendmsg(s, &g, 0));
+    g.msg_name = &peer;
+    g.msg_namelen = sizeof peer;
+    SHOW("sendmsg-iov-oob", sendmsg(s, &g, MSG_OOB));
+    SHOW("sendto-kernel-address", sendto(s, (void *)0xffffffffffff0000ull, 10, 0, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("recv-kernel-address", recv(s, (void *)0xffffffffffff0000ull, 10, MSG_DONTWAIT));
+    SHOW("sendmsg-iov", sendmsg(s, &g, 0));
+    SHOW("poll-echo", poll(&p, 1, 3000));
+    SHOW("recv-echo", recv(s, buf, sizeof buf, 0));
+    SHOW("connect-peer", connect(s, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("shutdown-wr", shutdown(s, SHUT_WR));
+    g.msg_name = NULL;
+    g.msg_namelen = 0;
+    SHOW("sendmsg-iov-after-shut-wr", sendmsg(s, &g, MSG_NOSIGNAL));
+    int nb = fcntl(s, F_GETFL);
+    fcntl(s, F_SETFL, nb | O_NONBLOCK);
+    SHOW("sendmsg-iov-after-shut-wr-nonblock", sendmsg(s, &g, MSG_NOSIGNAL));
     close(s);
 }
 
