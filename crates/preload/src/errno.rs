@@ -30,3 +30,9 @@ pub fn get() -> i32 {
     // SAFETY: errno is thread-local.
     unsafe { *libc::__errno_location() }
 }
+
+/// Sets errno.
+pub fn set(errno: i32) {
+    // SAFETY: errno is thread-local.
+    unsafe { *libc::__errno_location() = errno };
+}

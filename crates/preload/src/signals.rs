@@ -7,7 +7,9 @@
 //! A signal that arrives while its thread holds one of the preload's locks (lock.rs) has its
 //! handler deferred until the thread lets go of the last one (microseconds): a handler that
 //! calls into an accelerated socket would otherwise wait forever on a lock its own thread holds.
-//! A deferred handler gets its siginfo but no ucontext (null), and runs with its signal blocked.
+//! A deferred handler gets its siginfo but no ucontext (null), and runs with its signal blocked;
+//! errno is kept across it. Faults of the thread's own execution (SIGSEGV and the like, raised
+//! by the kernel) are never deferred: they would recur forever.
 
 use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -59,7 +61,10 @@ pub extern "C" fn trampoline(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
     if HANDLERS[i].load(Ordering::Acquire) == 0 {
         return;
     }
-    if crate::lock::holding() {
+    // A fault raised by the code this thread is running (a bad buffer copied under a lock)
+    // cannot wait: deferred, it would recur on return, forever. It runs now, as the kernel
+    // delivers it; only signals sent from outside (kill, raise, timers) are deferred.
+    if crate::lock::holding() && !synchronous(sig, info) {
         if !info.is_null() {
             // SAFETY: the kernel's siginfo is valid for the handler's duration; the slot is ours.
             INFOS.with(|slots| unsafe { (*slots.get())[i] = *info });
@@ -68,6 +73,15 @@ pub extern "C" fn trampoline(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
         return;
     }
     call(sig, info, ctx);
+}
+
+/// Whether `sig` is a fault of this thread's own execution (SIGSEGV, SIGBUS, SIGILL, SIGFPE,
+/// SIGTRAP, SIGSYS raised by the kernel: si_code > 0), as opposed to one sent to it.
+fn synchronous(sig: libc::c_int, info: *const libc::siginfo_t) -> bool {
+    let fault =
+        matches!(sig, libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS);
+    // SAFETY: the kernel's siginfo, valid for the handler's duration.
+    fault && (info.is_null() || unsafe { (*info).si_code } > 0)
 }
 
 /// Runs the program's handler for `sig`.
@@ -95,6 +109,9 @@ pub fn run_deferred() {
     if PENDING.with(Cell::get) == 0 {
         return;
     }
+    // The program's errno as our call left it: a handler may change it (the kernel's handlers
+    // run where the program cannot see errno move; here the call returns right after).
+    let saved_errno = crate::errno::get();
     // SAFETY: signal masks and siginfo copies of this thread only.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -118,4 +135,5 @@ pub fn run_deferred() {
         }
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
+    crate::errno::set(saved_errno);
 }

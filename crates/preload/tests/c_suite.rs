@@ -157,3 +157,22 @@ fn a_signal_storm_for_thirty_seconds_loses_nothing_and_never_hangs() {
     assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
     eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("storm:")).unwrap_or_default());
 }
+
+#[test]
+fn a_fault_inside_an_accelerated_call_reaches_the_program_s_handler_at_once() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let kernel = on_kernel(&topo, "fault", "", Duration::from_secs(20));
+    assert_eq!(kernel.stdout.trim(), "fault sendto-unmapped: -1 EFAULT");
+    // Under exasock the copy from the bad buffer faults under exasock's lock: the handler runs
+    // then (a deferred fault would recur forever and the run would hit its timeout).
+    let run = under_exasock(&topo, "fault", "", Duration::from_secs(20));
+    assert!(
+        run.stdout.trim() == kernel.stdout.trim() || run.stdout.trim() == "fault handler-ran",
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert!(bypasses(&run) >= 1, "not accelerated:\n{}", run.stderr);
+}
