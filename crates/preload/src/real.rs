@@ -90,6 +90,27 @@ real_fns! {
     fn execvp(file: *const libc::c_char, argv: *const *const libc::c_char) -> c_int;
     fn execvpe(file: *const libc::c_char, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> c_int;
     fn fexecve(fd: c_int, argv: *const *const libc::c_char, envp: *const *const libc::c_char) -> c_int;
+    fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int;
+    fn socketpair(domain: c_int, ty: c_int, protocol: c_int, fds: *mut c_int) -> c_int;
+    fn pipe(fds: *mut c_int) -> c_int;
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn open(path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int;
+    fn open64(path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int;
+    fn openat(dirfd: c_int, path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int;
+    fn openat64(dirfd: c_int, path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int;
+    fn __open_2(path: *const libc::c_char, flags: c_int) -> c_int;
+    fn __open64_2(path: *const libc::c_char, flags: c_int) -> c_int;
+    fn __openat_2(dirfd: c_int, path: *const libc::c_char, flags: c_int) -> c_int;
+    fn __openat64_2(dirfd: c_int, path: *const libc::c_char, flags: c_int) -> c_int;
+    fn creat(path: *const libc::c_char, mode: libc::mode_t) -> c_int;
+    fn creat64(path: *const libc::c_char, mode: libc::mode_t) -> c_int;
+    fn eventfd(init: libc::c_uint, flags: c_int) -> c_int;
+    fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int;
+    fn timerfd_create(clock: c_int, flags: c_int) -> c_int;
+    fn memfd_create(name: *const libc::c_char, flags: libc::c_uint) -> c_int;
+    fn inotify_init() -> c_int;
+    fn inotify_init1(flags: c_int) -> c_int;
     fn select(nfds: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *mut libc::timeval) -> c_int;
     fn pselect(nfds: c_int, r: *mut libc::fd_set, w: *mut libc::fd_set, e: *mut libc::fd_set, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
 }

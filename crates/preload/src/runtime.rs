@@ -31,7 +31,13 @@ pub struct Slot {
     /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD) and calls waiting on it; the
     /// socket is released when the last goes.
     pub refs: u32,
+    /// Its id: the index in the slot table, and in the high half a generation, so that an id
+    /// read before a close never names the socket that reuses the index afterwards.
+    pub id: u32,
 }
+
+/// The index half of a slot id.
+const INDEX_BITS: u32 = 16;
 
 /// The receive timestamp options set on a socket (SO_TIMESTAMP, SO_TIMESTAMPNS,
 /// SO_TIMESTAMPING's flags); the kernel socket holds them, this mirrors them.
@@ -86,6 +92,8 @@ pub struct Runtime {
     /// The process that opened the driver: a copy of it in a child made without the fork
     /// handlers (raw clone) must not release the parent's flows.
     pid: u32,
+    /// The generation of the next slot id.
+    generation: u32,
 }
 
 /// The runtime of this process, once a socket was accelerated.
@@ -159,26 +167,43 @@ impl Runtime {
             .spawn(worker)
             .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
         crate::fork::install();
-        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id() })
+        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
     }
 
-    /// The socket behind a slot.
-    pub fn slot(&self, slot: u32) -> Option<Slot> {
-        self.slots.get(slot as usize).copied().flatten()
+    /// The socket behind a slot id (None once it was released, even if its index was reused).
+    pub fn slot(&self, id: u32) -> Option<Slot> {
+        self.slots.get((id & ((1 << INDEX_BITS) - 1)) as usize).copied().flatten().filter(|s| s.id == id)
     }
 
-    fn insert(&mut self, s: Slot) -> u32 {
-        if let Some(i) = self.slots.iter().position(Option::is_none) {
-            self.slots[i] = Some(s);
-            return i as u32;
-        }
-        self.slots.push(Some(s));
-        (self.slots.len() - 1) as u32
+    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.as_mut().filter(|s| s.id == id)
+    }
+
+    fn take_slot(&mut self, id: u32) -> Option<Slot> {
+        self.slot(id)?;
+        self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.take()
+    }
+
+    /// Stores `s` and returns its id; None when every index is taken (the fd table covers no
+    /// more descriptors than there are indexes).
+    fn insert(&mut self, mut s: Slot) -> Option<u32> {
+        let index = match self.slots.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.slots.len() < 1 << INDEX_BITS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.generation = self.generation.wrapping_add(1);
+        s.id = (self.generation << INDEX_BITS) | index as u32;
+        self.slots[index] = Some(s);
+        Some(s.id)
     }
 
     /// Re-reads the slot's timestamp options (after a setsockopt on its kernel socket).
     pub fn refresh_timestamps(&mut self, slot: u32, fd: i32) {
-        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+        if let Some(s) = self.slot_mut(slot) {
             s.timestamps = Timestamps::of(fd);
         }
     }
@@ -196,7 +221,7 @@ impl Runtime {
 
     /// Records a shutdown of the slot's socket.
     pub fn shutdown(&mut self, slot: u32, rd: bool, wr: bool) {
-        if let Some(Some(s)) = self.slots.get_mut(slot as usize) {
+        if let Some(s) = self.slot_mut(slot) {
             s.shut_rd |= rd;
             s.shut_wr |= wr;
         }
@@ -304,8 +329,18 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if let Some(bytes) = kernel_rcvbuf(fd) {
         let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
     }
-    let slot =
-        rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false, timestamps: Timestamps::of(fd), refs: 1 });
+    let Some(slot) = rt.insert(Slot {
+        handle,
+        flow,
+        shut_rd: false,
+        shut_wr: false,
+        timestamps: Timestamps::of(fd),
+        refs: 1,
+        id: 0,
+    }) else {
+        let _ = rt.driver.release(flow);
+        return Err(undo(rt, "too many accelerated sockets".into()));
+    };
     fdtable::set(fd, fdtable::FdState::Udp(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
@@ -419,13 +454,13 @@ pub fn connect_udp(slot: u32, remote: Option<SocketAddrV4>) -> Result<(), UdpErr
 pub fn release(slot: u32) {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
-    let Some(Some(s)) = rt.slots.get_mut(slot as usize) else { return };
+    let Some(s) = rt.slot_mut(slot) else { return };
     s.refs = s.refs.saturating_sub(1);
     if s.refs > 0 {
         // Another descriptor still names the socket.
         return;
     }
-    if let Some(s) = rt.slots.get_mut(slot as usize).and_then(Option::take) {
+    if let Some(s) = rt.take_slot(slot) {
         let _ = rt.driver.release(s.flow);
         let _ = rt.driver.stack().udp_close(s.handle);
     }
@@ -439,7 +474,7 @@ impl Hold {
     /// Holds the slot's socket; None if it is gone.
     pub fn new(slot: u32) -> Option<Hold> {
         let mut guard = lock();
-        let s = guard.as_mut()?.slots.get_mut(slot as usize)?.as_mut()?;
+        let s = guard.as_mut()?.slot_mut(slot)?;
         s.refs += 1;
         Some(Hold(slot))
     }
@@ -453,7 +488,7 @@ impl Drop for Hold {
 
 /// One more descriptor names the slot's socket (a dup of it was made).
 pub fn share(slot: u32) {
-    if let Some(Some(s)) = lock().as_mut().and_then(|rt| rt.slots.get_mut(slot as usize)) {
+    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
         s.refs += 1;
     }
 }

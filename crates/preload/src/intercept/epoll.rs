@@ -32,6 +32,9 @@ const READINESS: u32 = (libc::EPOLLIN
 #[no_mangle]
 pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
     let fd = real::epoll_create(size);
+    if fd >= 0 {
+        super::lifecycle::fresh(fd);
+    }
     epoll::mark_epoll(fd);
     fd
 }
@@ -39,6 +42,9 @@ pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
     let fd = real::epoll_create1(flags);
+    if fd >= 0 {
+        super::lifecycle::fresh(fd);
+    }
     epoll::mark_epoll(fd);
     fd
 }

@@ -1,4 +1,6 @@
-//! socket, bind, connect, close, dup2, dup3.
+//! socket, bind, connect, close, dup2, dup3, and every other call that makes a descriptor
+//! (accept, socketpair, pipe, open...), which resets whatever a number closed behind our back
+//! (a raw close syscall) left in the table.
 
 use crate::fdtable::{self, FdState};
 use crate::init::ready;
@@ -10,6 +12,7 @@ use libc::{c_int, sockaddr, socklen_t};
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     let fd = real::socket(domain, ty, protocol);
     if fd >= 0 {
+        fresh(fd);
         let udp =
             domain == libc::AF_INET && ty & 0xf == libc::SOCK_DGRAM && (protocol == 0 || protocol == libc::IPPROTO_UDP);
         let state = match (udp && ready(), config::default_disable()) {
@@ -88,6 +91,144 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     real::close(fd)
 }
 
+/// The kernel just gave out `fd`: anything the table still says of that number belongs to a
+/// descriptor closed behind our back (a raw close syscall) and goes. One load when clean.
+pub(crate) fn fresh(fd: c_int) {
+    match fdtable::get(fd) {
+        // Ours cannot be reused unless closed behind our back; the number is the program's now.
+        FdState::Kernel | FdState::Internal => {}
+        _ => forget(fd),
+    }
+    if crate::epoll::tracked(fd) || crate::epoll::is_epoll(fd) {
+        crate::epoll::forget(fd);
+    }
+}
+
+/// `fresh` for a call's result, passed through.
+fn made(fd: c_int) -> c_int {
+    if fd >= 0 {
+        fresh(fd);
+    }
+    fd
+}
+
+/// `fresh` for the two descriptors of pipe and socketpair.
+unsafe fn made_pair(r: c_int, fds: *mut c_int) -> c_int {
+    if r == 0 && !fds.is_null() {
+        fresh(*fds);
+        fresh(*fds.add(1));
+    }
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    made(real::accept(fd, addr, len))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    made(real::accept4(fd, addr, len, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn socketpair(domain: c_int, ty: c_int, protocol: c_int, fds: *mut c_int) -> c_int {
+    made_pair(real::socketpair(domain, ty, protocol, fds), fds)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    made_pair(real::pipe(fds), fds)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    made_pair(real::pipe2(fds, flags), fds)
+}
+
+// open and openat are variadic in C; their mode argument is passed as a fixed one would be on
+// x86-64 and aarch64 (as fcntl's), and is only read by the kernel with O_CREAT or O_TMPFILE.
+
+#[no_mangle]
+pub unsafe extern "C" fn open(path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int {
+    made(real::open(path, flags, mode))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn open64(path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int {
+    made(real::open64(path, flags, mode))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn openat(dirfd: c_int, path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int {
+    made(real::openat(dirfd, path, flags, mode))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn openat64(dirfd: c_int, path: *const libc::c_char, flags: c_int, mode: libc::mode_t) -> c_int {
+    made(real::openat64(dirfd, path, flags, mode))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __open_2(path: *const libc::c_char, flags: c_int) -> c_int {
+    made(real::__open_2(path, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __open64_2(path: *const libc::c_char, flags: c_int) -> c_int {
+    made(real::__open64_2(path, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __openat_2(dirfd: c_int, path: *const libc::c_char, flags: c_int) -> c_int {
+    made(real::__openat_2(dirfd, path, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __openat64_2(dirfd: c_int, path: *const libc::c_char, flags: c_int) -> c_int {
+    made(real::__openat64_2(dirfd, path, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn creat(path: *const libc::c_char, mode: libc::mode_t) -> c_int {
+    made(real::creat(path, mode))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn creat64(path: *const libc::c_char, mode: libc::mode_t) -> c_int {
+    made(real::creat64(path, mode))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn eventfd(init: libc::c_uint, flags: c_int) -> c_int {
+    made(real::eventfd(init, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int {
+    made(real::signalfd(fd, mask, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn timerfd_create(clock: c_int, flags: c_int) -> c_int {
+    made(real::timerfd_create(clock, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memfd_create(name: *const libc::c_char, flags: libc::c_uint) -> c_int {
+    made(real::memfd_create(name, flags))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn inotify_init() -> c_int {
+    made(real::inotify_init())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn inotify_init1(flags: c_int) -> c_int {
+    made(real::inotify_init1(flags))
+}
+
 /// A duplicate `new` of `old` now exists: it names the same accelerated socket.
 fn duplicated(old: c_int, new: c_int) {
     if let FdState::Udp(slot) = fdtable::get(old) {
@@ -103,8 +244,14 @@ fn before_dup_onto(old: c_int, new: c_int) -> Result<(), c_int> {
     if fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal {
         return Err(libc::EBADF);
     }
-    if old != new && fdtable::get(new) != FdState::Kernel {
-        forget(new);
+    if old != new {
+        if fdtable::get(new) != FdState::Kernel {
+            forget(new);
+        }
+        // The file `new` named is closed: its epoll registrations go with it, as on Linux.
+        if crate::epoll::tracked(new) || crate::epoll::is_epoll(new) {
+            crate::epoll::forget(new);
+        }
     }
     Ok(())
 }

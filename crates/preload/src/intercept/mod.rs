@@ -4,7 +4,7 @@
 mod data;
 pub(crate) mod epoll;
 mod ext;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod multiplex;
 mod options;
 mod process;

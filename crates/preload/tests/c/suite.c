@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -835,6 +836,44 @@ static void case_storm(int seconds) {
     close(storm_fd);
 }
 
+/* Descriptors closed behind exasock's back (a raw close syscall) and numbers reused by other
+ * calls: a pipe, a file or a dup2 target must behave as what it now is, not as the accelerated
+ * socket that had the number before; an epoll registration goes with its file. */
+static void case_stale(void) {
+    current = "stale";
+    char buf[16] = {0};
+    int s = udp_bound(8, 0);
+    SHOW("raw-close", syscall(SYS_close, s));
+    int p[2];
+    SHOW("pipe", pipe(p));
+    SAY("pipe-reuses-number: %d", p[0] == s || p[1] == s);
+    SHOW("pipe-write", write(p[1], "abc", 3));
+    SHOW("pipe-read", read(p[0], buf, sizeof buf));
+    close(p[0]);
+    close(p[1]);
+    int s2 = udp_bound(9, 0);
+    SHOW("raw-close-2", syscall(SYS_close, s2));
+    int zero = open("/dev/zero", O_RDONLY);
+    SAY("open-reuses-number: %d", zero == s2);
+    SHOW("read-dev-zero", read(zero, buf, 4));
+    close(zero);
+    int u = udp_bound(10, 0);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 77};
+    SHOW("epoll-add", epoll_ctl(ep, EPOLL_CTL_ADD, u, &ev));
+    int q[2];
+    SHOW("pipe-2", pipe(q));
+    SHOW("pipe-2-write", write(q[1], "x", 1));
+    SHOW("dup2-pipe-over-member", dup2(q[0], u));
+    struct epoll_event out;
+    SHOW("epoll-wait-after-dup2", epoll_wait(ep, &out, 1, 100));
+    SHOW("read-dup2-target", read(u, buf, 1));
+    close(u);
+    close(q[0]);
+    close(q[1]);
+    close(ep);
+}
+
 /* A program whose own bad pointer faults inside an accelerated call, with a SIGSEGV handler:
  * on the kernel the call gives EFAULT; under exasock the copy faults, and the handler must run
  * at once (deferred until exasock lets go of its lock, the fault would recur forever). Either
@@ -883,6 +922,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "exec-next")) return exec_next(extra);
     else if (!strcmp(which, "storm")) case_storm(extra ? extra : 30);
     else if (!strcmp(which, "fault")) case_fault();
+    else if (!strcmp(which, "stale")) case_stale();
     else {
         fprintf(stderr, "unknown case %s\n", which);
         return 2;
