@@ -34,6 +34,7 @@ run() { # name server-cmd client-cmd
 {
 run raw_af_packet "raw-echo $EXA_IF_ACCEL 9000 --spin" "pingpong raw $EXA_IF_PEER $EXA_IP_PEER:9001 $EXA_IP_ACCEL:9000 $mac -n $COUNT -s $SIZE" 9000
 run exasock_both "exasock pingpong serve $EXA_IP_ACCEL:9004" "exasock pingpong kernel $EXA_IP_ACCEL:9004 -n $COUNT -s $SIZE" 9004
+run exasock_sleeping "env EXASOCK_SPIN_USEC=0 exasock pingpong serve $EXA_IP_ACCEL:9005" "env EXASOCK_SPIN_USEC=0 exasock pingpong kernel $EXA_IP_ACCEL:9005 -n $COUNT -s $SIZE" 9005
 run kernel_busy_poll "pingpong serve $EXA_IP_ACCEL:9002 --spin" "pingpong kernel $EXA_IP_ACCEL:9002 --spin -n $COUNT -s $SIZE" 9002
 run kernel_blocking "pingpong serve $EXA_IP_ACCEL:9003" "pingpong kernel $EXA_IP_ACCEL:9003 -n $COUNT -s $SIZE" 9003
 } | awk -v n="$COUNT" -v s="$SIZE" "
@@ -41,4 +42,17 @@ run kernel_blocking "pingpong serve $EXA_IP_ACCEL:9003" "pingpong kernel $EXA_IP
           printf \"%-18s %8s %8s %8s %10s\n\", \"datapath\", \"p50\", \"p99\", \"p99.9\", \"p50/floor\" }
   NR==1 { floor=\$2 }
   { printf \"%-18s %8d %8d %8d %10.2f\n\", \$1, \$2, \$3, \$4, \$2/floor }"
+# Idle cost: an accelerated server with nothing to do, spinning (the default) and sleeping
+# (EXASOCK_SPIN_USEC=0): CPU time over 3 s, in percent of one core.
+idle() { # name env...
+  $A env "${@:2}" timeout -s KILL 20 exasock pingpong serve $EXA_IP_ACCEL:$((9100 + RANDOM % 800)) >/dev/null & local pid=$!
+  sleep 1
+  local child; child=$(pgrep -P $pid -n || echo $pid); child=$(pgrep -P $child -n || echo $child)
+  local t0; t0=$(awk "{print \$14 + \$15}" /proc/$child/stat)
+  sleep 3
+  local t1; t1=$(awk "{print \$14 + \$15}" /proc/$child/stat)
+  kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null || true
+  echo "idle CPU, $1: $(( (t1 - t0) * 100 / 3 / $(getconf CLK_TCK) ))% of a core"
+}
+idle sleeping EXASOCK_SPIN_USEC=0
 '

@@ -106,6 +106,11 @@ static SLEEPERS: AtomicU32 = AtomicU32::new(0);
 /// When an application thread last drove the datapath (CLOCK_MONOTONIC ns): the worker only
 /// sleeps on the ring while none does.
 static LAST_APP_POLL: AtomicU64 = AtomicU64::new(0);
+/// The worker stays out of the way of a spinning application thread by waiting on this word;
+/// a caller that goes to sleep bumps it, so the worker takes the ring over at once.
+static WORKER_WAKE: AtomicU32 = AtomicU32::new(0);
+/// The worker is waiting on WORKER_WAKE (wakes are only sent then).
+static WORKER_PARKED: AtomicBool = AtomicBool::new(false);
 
 fn futex(word: &AtomicU32, op: i32, val: u32, timeout: Option<&libc::timespec>) {
     // SAFETY: a futex call on a word we own; the timeout, if any, outlives the call.
@@ -122,8 +127,9 @@ fn futex(word: &AtomicU32, op: i32, val: u32, timeout: Option<&libc::timespec>) 
 
 /// Wakes every sleeping caller: datagrams arrived for somebody.
 fn notify() {
-    GENERATION.fetch_add(1, Ordering::Release);
-    if SLEEPERS.load(Ordering::Acquire) > 0 {
+    // SeqCst with the sleepers' side (Waiter::wait): a Dekker pattern, each stores then loads.
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    if SLEEPERS.load(Ordering::SeqCst) > 0 {
         futex(&GENERATION, libc::FUTEX_WAKE, i32::MAX as u32, None);
     }
 }
@@ -559,8 +565,11 @@ pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
 }
 
 /// The worker: keeps the stack going while no application thread is in a call (drains the
-/// ring into socket queues, runs timers, follows kernel table changes). It sleeps on the ring
-/// and the rtnetlink monitor, only while no application thread polls, and takes no signals.
+/// ring into socket queues, runs timers, follows kernel table changes), and takes no signals.
+/// While an application thread spins on the datapath (polled it within the last millisecond
+/// and none sleeps) it stays out of its way, waiting only for the rest of that millisecond or
+/// until a caller goes to sleep; otherwise it sleeps on the ring and the rtnetlink monitor
+/// until a frame or the next timer.
 fn worker() {
     // SAFETY: blocking every signal on this thread only.
     unsafe {
@@ -568,31 +577,60 @@ fn worker() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
-    const IDLE: u64 = 1_000_000; // 1 ms
     loop {
-        let now = driver::clock::now().as_nanos();
-        let app_active = now.saturating_sub(LAST_APP_POLL.load(Ordering::Relaxed)) < IDLE;
+        if let Some(rest) = app_spinning() {
+            // Parked, then checked again: a caller that went to sleep in between bumped the
+            // word, and the futex returns at once.
+            let seen = WORKER_WAKE.load(Ordering::SeqCst);
+            WORKER_PARKED.store(true, Ordering::SeqCst);
+            if app_spinning().is_some() {
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: rest as _ };
+                futex(&WORKER_WAKE, libc::FUTEX_WAIT, seen, Some(&ts));
+            }
+            WORKER_PARKED.store(false, Ordering::SeqCst);
+            continue;
+        }
         let wait = match RUNTIME.try_lock() {
-            Some(mut guard) if !app_active => guard.as_mut().map(|rt| {
+            Some(mut guard) => guard.as_mut().map(|rt| {
                 if rt.driver.poll() > 0 {
                     notify();
                 }
                 let deadline = rt.driver.next_deadline().map(|d| d.saturating_since(driver::clock::now()));
                 (rt.driver.wait_fds(), deadline)
             }),
-            _ => None,
+            None => None,
         };
         match wait {
             Some((fds, deadline)) => {
                 let mut pfds = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
-                let ms = deadline.map_or(100, |d| d.as_millis().clamp(1, 100) as i32);
-                // SAFETY: two valid pollfds; the real poll, not our export.
-                unsafe { crate::real::poll(pfds.as_mut_ptr(), 2, ms) };
+                // Timers are kept in milliseconds: a deadline due now is run by the next poll,
+                // not by spinning here.
+                let timeout = deadline
+                    .unwrap_or(Duration::from_millis(100))
+                    .clamp(Duration::from_millis(1), Duration::from_millis(100));
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: timeout.as_nanos() as _ };
+                // SAFETY: two valid pollfds; the real ppoll, not our export.
+                unsafe { crate::real::ppoll(pfds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
             }
-            // An application thread is driving the datapath: stay out of its way (a wake-up
-            // preempts a spinning thread on a busy core, which shows in the tail latency).
-            None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            // An application thread holds the lock and drives the datapath: look again soon.
+            None => std::thread::sleep(Duration::from_micros(50)),
         }
+    }
+}
+
+/// While an application thread spins on the datapath (polled within the last millisecond and
+/// none sleeps): the nanoseconds left of that millisecond.
+fn app_spinning() -> Option<u64> {
+    const IDLE: u64 = 1_000_000; // 1 ms
+    let since = driver::clock::now().as_nanos().saturating_sub(LAST_APP_POLL.load(Ordering::Relaxed));
+    (since < IDLE && SLEEPERS.load(Ordering::SeqCst) == 0).then(|| IDLE - since)
+}
+
+/// A caller is going to sleep: the worker must drive the ring for it from now on.
+fn wake_worker() {
+    WORKER_WAKE.fetch_add(1, Ordering::SeqCst);
+    if WORKER_PARKED.load(Ordering::SeqCst) {
+        futex(&WORKER_WAKE, libc::FUTEX_WAKE, 1, None);
     }
 }
 
@@ -633,15 +671,16 @@ impl Waiter {
             return Err(WaitEnd::TimedOut);
         }
         if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
-            let seen = GENERATION.load(Ordering::Acquire);
-            SLEEPERS.fetch_add(1, Ordering::AcqRel);
+            let seen = GENERATION.load(Ordering::SeqCst);
+            SLEEPERS.fetch_add(1, Ordering::SeqCst);
+            wake_worker();
             let nap = self
                 .deadline
                 .map_or(Duration::from_millis(1), |d| d.saturating_duration_since(now))
                 .min(Duration::from_millis(1));
             let ts = libc::timespec { tv_sec: 0, tv_nsec: nap.as_nanos() as _ };
             futex(&GENERATION, libc::FUTEX_WAIT, seen, Some(&ts));
-            SLEEPERS.fetch_sub(1, Ordering::AcqRel);
+            SLEEPERS.fetch_sub(1, Ordering::SeqCst);
         } else {
             std::hint::spin_loop();
         }
