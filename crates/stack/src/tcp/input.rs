@@ -177,6 +177,7 @@ impl Connection {
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = seq;
             self.snd_wl2 = ack;
+            self.syn_acked(now, ack);
             self.enter_established(now);
         }
         if ack > self.snd_max {
@@ -331,8 +332,26 @@ impl Connection {
         self.arrived();
     }
 
+    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: it takes its one sequence number and no
+    /// byte of the send buffer. Only the SYN_SENT and SYN_RECEIVED transitions call this, so
+    /// an ACK that lands on the ISS again 2^32 bytes later is an ordinary ACK.
+    fn syn_acked(&mut self, now: Instant, ack: Seq) {
+        if let Some((timed, sent)) = self.timing {
+            if ack > timed {
+                self.rtt.sample(now.saturating_since(sent));
+                self.timing = None;
+            }
+        }
+        self.snd_una = self.iss + 1;
+        self.snd_nxt = self.snd_nxt.max(self.snd_una);
+        self.backoff = 0;
+        self.retries = 0;
+        // on_new_ack re-arms it if more than the SYN is acknowledged and data is in flight.
+        self.rto_at = None;
+    }
+
     fn on_new_ack(&mut self, now: Instant, ack: Seq) {
-        let mut acked = ack.since(self.snd_una);
+        let acked = ack.since(self.snd_una);
         if let Some((timed, sent)) = self.timing {
             if ack > timed {
                 self.rtt.sample(now.saturating_since(sent));
@@ -342,11 +361,6 @@ impl Connection {
         self.backoff = 0;
         self.retries = 0;
         self.probes = 0;
-        if self.snd_una == self.iss {
-            // Our SYN.
-            acked -= 1;
-            self.snd_una = self.snd_una + 1;
-        }
         let data = acked.min(self.send_buf.len() as u32);
         self.send_buf.ack(data as usize);
         self.info.bytes_acked += u64::from(data);
