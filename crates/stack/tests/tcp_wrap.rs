@@ -113,3 +113,26 @@ fn an_ack_landing_on_the_iss_after_4_gib_does_not_shift_the_stream() {
     assert_eq!(info.unacked, 0);
     assert_eq!(b.p.state(b.h), State::Established);
 }
+
+/// Must-fix 2: `recover_mark` started at the ISS and moved only on loss, so after 2 GiB without
+/// loss three duplicate ACKs no longer started fast retransmit.
+#[test]
+fn fast_retransmit_still_works_after_2_gib_without_loss() {
+    let mut b = Bulk::new();
+    let past = (1u64 << 31) + (8 << 20);
+    b.pump(past, u64::MAX);
+    // Five more segments; the first is lost.
+    b.write_up_to(past + 5 * u64::from(MSS));
+    b.p.flush();
+    let out: Vec<_> = std::iter::from_fn(|| b.p.sent.pop_front()).collect();
+    assert_eq!(out.len(), 5);
+    assert_eq!(b.offset(out[0].seq), past);
+    let ack = (past + 1) as u32;
+    for _ in 0..3 {
+        b.p.inject(seg(".", 1001).ack(ack).win(65_535));
+    }
+    let rtx = b.p.expect();
+    assert_eq!((b.offset(rtx.seq), rtx.payload.len()), (past, usize::from(MSS)), "retransmitted at once");
+    let info = b.p.stack.tcp_info(b.h).unwrap();
+    assert_eq!((info.fast_retransmits, info.timeouts), (1, 0));
+}

@@ -382,6 +382,12 @@ impl Connection {
             }
             None => {
                 self.dupacks = 0;
+                // RFC 6582's "recover" follows snd_una outside recovery: a mark left behind
+                // would be more than 2^31 bytes back after 2 GiB without loss, and circular
+                // order would then put it ahead of snd_una and block fast retransmit forever.
+                if self.snd_una - 1 > self.recover_mark {
+                    self.recover_mark = self.snd_una - 1;
+                }
                 // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
                 // application-limited sender does not build an unearned window.
                 if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
