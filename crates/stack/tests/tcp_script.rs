@@ -585,6 +585,32 @@ fn rto_doubles_and_tcp_retries2_ends_in_etimedout() {
     assert_eq!((info.timeout_retransmits, info.timeouts), (4, 4));
 }
 
+/// Must-fix 3: Linux's RTO is srtt + max(4 rttvar, rto_min), not max(srtt + 4 rttvar, rto_min):
+/// with a steady long RTT the variance vanishes and the old form fired before a delayed ACK.
+#[test]
+fn rto_is_srtt_plus_the_larger_of_4_rttvar_and_rto_min() {
+    let mut p = Script::new();
+    let h = p.established();
+    // A steady 250 ms RTT.
+    for i in 0..30u32 {
+        p.send(h, b"x").unwrap();
+        let d = p.expect();
+        assert_eq!(d.seq, 1 + i);
+        p.inject_at(d.ms() + 250, seg(".", 1001).ack(2 + i));
+    }
+    let info = p.stack.tcp_info(h).unwrap();
+    assert!(info.rttvar * 4 < dms(200), "the variance faded: {:?}", info.rttvar);
+    assert_eq!(info.rto, info.srtt + dms(200), "srtt {:?} rttvar {:?}", info.srtt, info.rttvar);
+    // An ACK 150 ms later than usual (a delayed ACK, a queue) is no timeout.
+    p.send(h, b"y").unwrap();
+    let d = p.expect();
+    p.run_until(d.ms() + 399);
+    p.expect_none();
+    p.inject_at(d.ms() + 400, seg(".", 1001).ack(32));
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!((info.timeouts, info.timeout_retransmits), (0, 0));
+}
+
 #[test]
 fn rtt_samples_skip_retransmitted_segments() {
     let mut p = Script::new();
@@ -614,8 +640,8 @@ fn zero_window_is_probed_with_backoff_until_it_opens() {
         times.push(probe.ms());
         p.inject(seg(".", 1001).ack(1001).win(0));
     }
-    // RTT 100 ms twice: RTO 250 ms, doubled at each probe.
-    assert_eq!(times, vec![450, 950, 1_950], "persist timer backs off from the RTO");
+    // RTT 100 ms twice: RTO 100 + max(4 * 37.5, 200) = 300 ms, doubled at each probe.
+    assert_eq!(times, vec![500, 1_100, 2_300], "persist timer backs off from the RTO");
     assert_eq!(p.stack.tcp_info(h).unwrap().window_probes, 3);
     p.inject_at(2_500, seg(".", 1001).ack(1001).win(65_535));
     let d = p.expect();
@@ -742,9 +768,10 @@ fn sender_avoids_silly_windows_until_the_persist_timer_overrides() {
     p.send(h, &[2u8; 1000]).unwrap();
     p.expect_none();
     let d = p.expect_by(10_000);
-    assert_eq!((d.seq, d.payload.len(), d.ms()), (1001, 100, 450), "sent when the persist timer fires");
+    // RTT 100 ms twice: RTO 100 + max(4 * 37.5, 200) = 300 ms.
+    assert_eq!((d.seq, d.payload.len(), d.ms()), (1001, 100, 500), "sent when the persist timer fires");
     // A window of at least half the largest one goes at once.
-    p.inject_at(500, seg(".", 1001).ack(1101).win(40_000));
+    p.inject_at(550, seg(".", 1001).ack(1101).win(40_000));
     assert_eq!(p.expect().payload.len(), 900);
 }
 
