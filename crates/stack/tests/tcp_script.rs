@@ -649,6 +649,33 @@ fn zero_window_is_probed_with_backoff_until_it_opens() {
     assert_eq!(p.state(h), State::Established);
 }
 
+/// Must-fix 4: probes count toward tcp_retries2 only while unanswered (RFC 9293 3.8.6.1,
+/// Linux's tcp_ack clearing icsk_probes_out): a peer that keeps answering with a zero window
+/// keeps the connection, one that goes silent ends it.
+#[test]
+fn answered_zero_window_probes_never_time_out_unanswered_ones_do() {
+    let mut p = Script::with(TcpConfig { retries2: 4, ..TcpConfig::default() });
+    let h = p.established();
+    p.send(h, &[1u8; 1000]).unwrap();
+    p.expect();
+    p.inject_at(200, seg(".", 1001).ack(1001).win(0));
+    p.send(h, &[2u8; 500]).unwrap();
+    for _ in 0..12 {
+        let probe = p.expect_by(10_000_000);
+        assert_eq!((probe.seq, probe.payload.len()), (1000, 0));
+        p.inject(seg(".", 1001).ack(1001).win(0));
+        assert_eq!(p.state(h), State::Established, "answered probes keep the connection");
+    }
+    assert_eq!(p.stack.tcp_info(h).unwrap().window_probes, 12);
+    // The peer goes silent: tcp_retries2 probes later the connection is gone.
+    for _ in 0..4 {
+        assert_eq!(p.expect_by(10_000_000).payload.len(), 0);
+    }
+    p.run_until(p.now.as_nanos() / 1_000_000 + 1_000_000);
+    assert_eq!(p.state(h), State::Closed);
+    assert_eq!(p.send(h, b"x"), Err(TcpError::TimedOut));
+}
+
 #[test]
 fn our_zero_window_opens_with_a_window_update_after_reads() {
     let mut p = Script::with(TcpConfig { rcvbuf: 4096, quickacks: 100, ..TcpConfig::default() });

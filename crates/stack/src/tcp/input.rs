@@ -189,6 +189,12 @@ impl Connection {
             return;
         }
         let window = u32::from(repr.window) << self.snd_wscale;
+        // The peer answers: zero-window probes count toward the limit only while unanswered
+        // (RFC 9293 3.8.6.1; Linux's tcp_ack clears icsk_probes_out on every ACK not older
+        // than snd_una).
+        if ack >= self.snd_una {
+            self.probes = 0;
+        }
         if ack > self.snd_una {
             self.on_new_ack(now, ack);
         } else if ack == self.snd_una
