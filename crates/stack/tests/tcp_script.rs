@@ -947,6 +947,47 @@ fn tcp_retries2_is_a_time_bound_so_long_rtts_give_up_after_fewer_retries() {
     assert_eq!(p.now, ms(2_000 + 1_026_000));
 }
 
+/// Must-fix 5: a datapath with no free slot must not cost a segment. Data, pure ACKs and RSTs
+/// (the connection's and the stack's own) go out at the next transmit that finds room.
+#[test]
+fn a_full_transmit_ring_loses_no_segment() {
+    let mut p = Script::new();
+    let h = p.established();
+    // A pure ACK owed for data.
+    p.tx_room = Some(0);
+    p.inject(seg("P.", 1001).ack(1).data(b"hello"));
+    p.expect_none();
+    assert!(p.tx_refused > 0, "the datapath refused the ACK");
+    assert!(p.stack.tcp_transmit_pending(), "the connection stays listed");
+    p.tx_room = None;
+    p.flush();
+    let a = p.expect();
+    assert_eq!((a.flags.as_str(), a.seq, a.ack), (".", 1, Some(1006)), "the ACK goes out once there is room");
+    // Data: one slot for two full segments.
+    p.tx_room = Some(1);
+    p.send(h, &[7u8; 2 * 1460]).unwrap();
+    assert_eq!(p.expect().seq, 1);
+    p.expect_none();
+    p.tx_room = None;
+    p.flush();
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len(), d.ms()), (1461, 1460, p.now.as_nanos() / 1_000_000), "not left to the RTO");
+    p.inject(seg(".", 1006).ack(1 + 2 * 1460));
+    // A segment for no socket, then the connection's own RST.
+    p.tx_room = Some(0);
+    p.inject(seg(".", 9000).ack(5).dst_port(9));
+    p.stack.tcp_abort(h).unwrap();
+    p.flush();
+    p.expect_none();
+    p.tx_room = None;
+    p.flush();
+    let mut flags: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.flags).collect();
+    flags.sort();
+    assert_eq!(flags, vec!["R", "R."], "both RSTs went out");
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!((info.timeouts, info.timeout_retransmits), (0, 0));
+}
+
 #[test]
 fn bad_checksums_are_counted_and_dropped() {
     let mut p = Script::new();
