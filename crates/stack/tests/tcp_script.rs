@@ -676,6 +676,34 @@ fn answered_zero_window_probes_never_time_out_unanswered_ones_do() {
     assert_eq!(p.send(h, b"x"), Err(TcpError::TimedOut));
 }
 
+/// Must-fix 6: an RTO while the peer's window is zero sent nothing (go-back-N waits for the
+/// window) and left no timer armed: a stall. Linux retransmits the head regardless of the
+/// window, keeps backing off, and gives up only when the peer has been silent for rto_max.
+#[test]
+fn an_rto_into_a_zero_window_retransmits_the_head_and_keeps_a_timer() {
+    let mut p = Script::with(TcpConfig { retries2: 3, ..TcpConfig::default() });
+    let h = p.established();
+    p.send(h, &[1u8; 1000]).unwrap();
+    assert_eq!(p.expect().ms(), 100);
+    // The peer shrinks its window to zero without acknowledging the data.
+    p.inject_at(150, seg(".", 1001).ack(1).win(0));
+    let mut times = Vec::new();
+    for _ in 0..6 {
+        let r = p.expect_by(1_000_000);
+        assert_eq!((r.seq, r.payload.len()), (1, 1000), "the head, regardless of the window");
+        times.push(r.ms());
+        assert!(p.stack.poll_timeout().is_some(), "a timer stays armed");
+        // The peer answers, still with a zero window.
+        p.inject(seg(".", 1001).ack(1).win(0));
+    }
+    assert_eq!(times, vec![400, 1_000, 2_200, 4_600, 9_400, 19_000]);
+    assert_eq!(p.state(h), State::Established, "an answering peer is not timed out");
+    p.inject_at(20_000, seg(".", 1001).ack(1001).win(65_535));
+    p.send(h, b"more").unwrap();
+    assert_eq!(p.expect().seq, 1001);
+    assert_eq!(p.state(h), State::Established);
+}
+
 #[test]
 fn our_zero_window_opens_with_a_window_update_after_reads() {
     let mut p = Script::with(TcpConfig { rcvbuf: 4096, quickacks: 100, ..TcpConfig::default() });

@@ -118,6 +118,8 @@ pub struct Connection {
     /// snd_max at the last loss event: duplicate ACKs below it start no new recovery.
     pub(crate) recover_mark: Seq,
     pub(crate) retransmit_now: bool,
+    /// A retransmission timeout fired: the head goes out next, whatever the windows.
+    pub(crate) rto_head: bool,
     /// The persist timer fired with a non-zero window: send what fits even if small.
     pub(crate) force_send: bool,
 
@@ -218,6 +220,7 @@ impl Connection {
             recovery: None,
             recover_mark: iss,
             retransmit_now: false,
+            rto_head: false,
             force_send: false,
             ack_now: false,
             dupacks_owed: 0,
@@ -357,6 +360,7 @@ impl Connection {
         self.dupacks_owed = 0;
         self.send_probe = false;
         self.retransmit_now = false;
+        self.rto_head = false;
     }
 
     /// Queues a RST for the peer (with snd_nxt) and closes.

@@ -20,6 +20,9 @@ pub struct Outgoing {
 enum Send {
     New,
     Fast,
+    /// The head after a retransmission timeout: sent whatever the windows say (Linux's
+    /// tcp_retransmit_timer), so an RTO into a zero window still probes and re-arms the timer.
+    Head,
 }
 
 impl Connection {
@@ -38,6 +41,14 @@ impl Connection {
             _ => {}
         }
         if self.state.is_synchronized() && self.state != State::TimeWait {
+            if self.rto_head {
+                self.rto_head = false;
+                if self.snd_max > self.snd_una && self.snd_nxt == self.snd_una {
+                    if let Some(out) = self.send_data(now, buf, self.snd_una, Send::Head) {
+                        return Some(out);
+                    }
+                }
+            }
             if self.retransmit_now {
                 self.retransmit_now = false;
                 if self.snd_max > self.snd_una {
@@ -176,8 +187,10 @@ impl Connection {
                 self.timing = Some((seq, now));
             }
         }
-        if kind == Send::New {
-            self.snd_nxt = end;
+        match kind {
+            Send::New => self.snd_nxt = end,
+            Send::Head => self.snd_nxt = self.snd_nxt.max(end),
+            Send::Fast => {}
         }
         self.snd_max = self.snd_max.max(end);
         self.persist_at = None;
