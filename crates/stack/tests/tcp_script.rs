@@ -704,6 +704,30 @@ fn an_rto_into_a_zero_window_retransmits_the_head_and_keeps_a_timer() {
     assert_eq!(p.state(h), State::Established);
 }
 
+/// Must-fix 7: the window field is the free space shifted right by our window scale; rounding
+/// it down moved the right edge we had advertised back by up to 2^scale - 1 bytes (a shrinking
+/// window, RFC 9293 3.8.6.2.2). Linux rounds the window it already promised up (ALIGN).
+#[test]
+fn the_advertised_right_edge_never_moves_left_under_window_scaling() {
+    let mut p = Script::with(TcpConfig { quickacks: 1000, ..TcpConfig::default() });
+    let h = p.established_scaled(1460, 7, 65_535, |_| {});
+    let ws = p.stack.tcp_info(h).unwrap().rcv_wscale;
+    assert!(ws > 0, "the scripts' handshake negotiated window scaling");
+    let mut seq = 1001u32;
+    // The handshake's ACK offered the whole buffer, and the application reads nothing: that
+    // edge stays the one promised; later ACKs may only round up past it, by less than a unit.
+    let edge = TcpConfig::default().rcvbuf as u64;
+    for n in [1001usize, 999, 1003, 1460, 7, 1201, 13, 1459, 1000, 3] {
+        p.inject(seg("P.", seq).ack(1).len(n));
+        seq += n as u32;
+        let a = p.expect();
+        assert_eq!(a.ack, Some(seq));
+        let right = u64::from(seq - 1001) + (u64::from(a.win) << ws);
+        assert!(right >= edge, "the right edge moved left: {right} < {edge} after {n} bytes");
+        assert!(right - edge < 1 << ws, "rounding only: {right} vs {edge}");
+    }
+}
+
 #[test]
 fn our_zero_window_opens_with_a_window_update_after_reads() {
     let mut p = Script::with(TcpConfig { rcvbuf: 4096, quickacks: 100, ..TcpConfig::default() });
