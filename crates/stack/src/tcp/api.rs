@@ -172,10 +172,10 @@ impl Stack {
             }
             TcpKind::Listener(l) => {
                 let key = (*l.local.ip(), l.local.port());
+                let children = std::mem::take(&mut l.children);
                 self.tcp.listeners.remove(&key);
-                let children: Vec<SocketHandle> = self
-                    .sockets
-                    .handles()
+                let children: Vec<SocketHandle> = children
+                    .into_iter()
                     .filter(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(h)))
                     .collect();
                 for child in children {
@@ -555,6 +555,24 @@ impl Stack {
         child.in_demux = true;
         let h = self.sockets.insert_tcp(child);
         self.tcp.connections.insert((local, remote), h);
+        let mut children = match self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
+            Some(l) if l.children.len() >= 2 * (l.syn_queue + l.accept_queue.len()) + 16 => {
+                std::mem::take(&mut l.children)
+            }
+            Some(l) => {
+                l.children.push(h);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if !children.is_empty() {
+            // Drop the handles of children accepted or freed since (amortised O(1) per SYN).
+            children.retain(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(lh)));
+            children.push(h);
+            if let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
+                l.children = children;
+            }
+        }
         self.stats.tcp_passive_opens += 1;
         self.tcp_touched(h);
     }
