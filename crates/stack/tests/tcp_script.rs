@@ -1095,3 +1095,92 @@ fn quick_acks_return_after_an_idle_period() {
     assert_eq!(p.expect().ack, Some(1041), "idle longer than the RTO: quick ACK again");
     assert_eq!(p.state(h), State::Established);
 }
+
+// ---- issue 24, "should fix" (Linux behaviour) ----------------------------------------------
+
+#[test]
+fn the_syn_ack_completing_a_simultaneous_open_has_an_unscaled_window() {
+    let mut p = Script::new();
+    let h = p.connect();
+    assert_eq!(p.expect().flags, "S");
+    p.inject_at(10, seg("S", 7000).mss(1460).ws(7).win(1000));
+    assert_eq!(p.expect().flags, "S.");
+    // RFC 7323 2.2: the window of any segment with SYN set is not scaled.
+    p.inject(seg("S.", 7000).ack(1).mss(1460).ws(7).win(1000));
+    assert_eq!(p.state(h), State::Established);
+    assert_eq!(p.stack.tcp_info(h).unwrap().snd_wnd, 1000);
+}
+
+#[test]
+fn unacceptable_segments_do_not_postpone_keepalive() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| {
+        o.keepalive = true;
+        o.keep_idle = Duration::from_secs(10);
+        o.keep_interval = Duration::from_secs(2);
+        o.keep_count = 3;
+    });
+    // An old or forged segment far outside the window gets its ACK but proves nothing.
+    p.inject_at(5_000, seg(".", 1001 + 10_000_000).ack(1));
+    assert_eq!(p.expect().ack, Some(1001));
+    let probe = p.expect_by(100_000);
+    assert_eq!(probe.ms(), 10_100, "idle since the last acceptable segment");
+    assert_eq!(p.state(h), State::Established);
+}
+
+#[test]
+fn slow_start_after_idle_counts_from_the_last_data_sent_not_the_last_ack() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &vec![1u8; 10 * 1460]).unwrap();
+    std::iter::from_fn(|| p.sent.pop_front()).count();
+    p.inject_at(200, seg(".", 1001).ack(1 + 10 * 1460));
+    assert!(p.stack.tcp_info(h).unwrap().cwnd > 10 * 1460);
+    // We only receive (and acknowledge) for five seconds.
+    let mut seq = 1001;
+    for t in (300..5_000).step_by(100) {
+        p.inject_at(t, seg("P.", seq).ack(1 + 10 * 1460).len(100));
+        seq += 100;
+    }
+    p.recv(h, 1 << 20).unwrap();
+    p.run_until(5_000);
+    std::iter::from_fn(|| p.sent.pop_front()).count();
+    p.send(h, &vec![1u8; 30 * 1460]).unwrap();
+    let burst = std::iter::from_fn(|| p.sent.pop_front()).filter(|o| !o.payload.is_empty()).count();
+    assert_eq!(burst, 10, "no data sent for an RTO: back to the initial window");
+}
+
+#[test]
+fn an_unacceptable_fin_does_not_restart_time_wait() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.shutdown_write(h);
+    p.expect();
+    p.inject_at(200, seg(".", 1001).ack(2));
+    p.inject_at(300, seg("F.", 1001).ack(2));
+    p.expect();
+    assert_eq!(p.state(h), State::TimeWait);
+    // A FIN far outside the window: answered, but TIME_WAIT keeps its end.
+    p.inject_at(1_000, seg("F.", 1001 + 10_000_000).ack(2));
+    p.run_until(60_300);
+    assert_eq!(p.state(h), State::Closed, "2 MSL from the acceptable FIN");
+}
+
+#[test]
+fn acks_to_out_of_window_pure_acks_are_rate_limited() {
+    let mut p = Script::new();
+    let h = p.established();
+    let far = 1001 + 10_000_000;
+    // Linux's tcp_oow_rate_limited: one answer per 500 ms to segments without data, so two
+    // confused endpoints cannot ACK each other in a loop.
+    for _ in 0..3 {
+        p.inject(seg(".", far).ack(1));
+    }
+    assert_eq!(std::iter::from_fn(|| p.sent.pop_front()).count(), 1);
+    p.inject_at(p.now.as_nanos() / 1_000_000 + 500, seg(".", far).ack(1));
+    assert_eq!(p.expect().ack, Some(1001), "answered again after 500 ms");
+    // Data outside the window is always answered.
+    p.inject(seg(".", far).ack(1).len(10));
+    assert_eq!(p.expect().ack, Some(1001));
+    assert_eq!(p.state(h), State::Established);
+}

@@ -109,6 +109,10 @@ pub struct Connection {
     pub(crate) close_at: Option<Instant>,
     pub(crate) last_recv: Instant,
     pub(crate) last_send: Instant,
+    /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
+    pub(crate) last_data_sent: Instant,
+    /// When an out-of-window segment without data was last answered.
+    pub(crate) oow_ack_at: Option<Instant>,
 
     // ---- congestion and recovery ----
     pub(crate) cc: Box<dyn CongestionControl>,
@@ -215,6 +219,8 @@ impl Connection {
             close_at: None,
             last_recv: now,
             last_send: now,
+            last_data_sent: now,
+            oow_ack_at: None,
             cc: config.congestion.build(config.initial_window, mss),
             dupacks: 0,
             recovery: None,

@@ -13,6 +13,8 @@ use wire::{TcpFlags, TcpRepr};
 
 /// The most duplicate ACKs owed at once (a burst of out-of-order segments in one batch).
 const MAX_DUPACKS_OWED: u32 = 64;
+/// Least time between ACKs to out-of-window segments without data (tcp_invalid_ratelimit).
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Connection {
     /// Processes one segment addressed to this connection.
@@ -115,8 +117,6 @@ impl Connection {
         // Idle longer than an RTO since the last segment: back to quick ACKs (Linux's
         // tcp_event_data_recv measures from the last receipt).
         let idle_receiver = now.saturating_since(self.last_recv) > self.rtt.rto();
-        self.last_recv = now;
-        self.keep_probes = 0;
 
         // 1. Sequence number check (RSTs follow RFC 5961 3.2 instead).
         if flags.contains(TcpFlags::RST) {
@@ -155,15 +155,25 @@ impl Connection {
         }
         let mut data = payload;
         let mut fin = flags.contains(TcpFlags::FIN);
+        if !acceptable {
+            self.info.rcv_dropped += 1;
+            // Answered, but segments without data at most once per 500 ms (Linux's
+            // tcp_oow_rate_limited), so two confused ends cannot ACK each other in a loop.
+            let limited =
+                data.is_empty() && !fin && self.oow_ack_at.is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL);
+            if !limited {
+                self.oow_ack_at = Some(now);
+                self.ack_now = true;
+            }
+            return;
+        }
+        // Only an acceptable segment shows the peer alive (keepalive) or restarts TIME_WAIT.
+        self.last_recv = now;
+        self.keep_probes = 0;
         if self.state == State::TimeWait && fin {
             // A retransmitted FIN: our last ACK was lost. Acknowledge again, wait 2 MSL again.
             self.close_at = Some(now + self.config.time_wait);
             self.ack_now = true;
-        }
-        if !acceptable {
-            self.ack_now = true;
-            self.info.rcv_dropped += 1;
-            return;
         }
 
         // 3. ACK.
@@ -173,7 +183,8 @@ impl Connection {
                 self.rst_pending = Some(ack);
                 return;
             }
-            self.snd_wnd = u32::from(repr.window) << self.snd_wscale;
+            // The SYN-ACK of a simultaneous open carries an unscaled window (RFC 7323 2.2).
+            self.snd_wnd = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd_wscale };
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = seq;
             self.snd_wl2 = ack;
@@ -188,7 +199,7 @@ impl Connection {
             self.challenge_ack(now);
             return;
         }
-        let window = u32::from(repr.window) << self.snd_wscale;
+        let window = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd_wscale };
         // The peer answers: zero-window probes count toward the limit only while unanswered
         // (RFC 9293 3.8.6.1; Linux's tcp_ack clears icsk_probes_out on every ACK not older
         // than snd_una).

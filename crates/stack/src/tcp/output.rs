@@ -142,7 +142,7 @@ impl Connection {
             if !retransmission
                 && self.in_flight() == 0
                 && self.config.slow_start_after_idle
-                && now.saturating_since(self.last_send) > self.rtt.rto()
+                && now.saturating_since(self.last_data_sent) > self.rtt.rto()
             {
                 self.cc.on_idle_restart(self.mss);
             }
@@ -183,6 +183,7 @@ impl Connection {
             self.info.bytes_sent += u64::from(fresh.min(copied as u32));
         } else {
             self.info.bytes_sent += copied as u64;
+            self.last_data_sent = now;
             if self.timing.is_none() && self.recovery.is_none() && copied > 0 {
                 self.timing = Some((seq, now));
             }
