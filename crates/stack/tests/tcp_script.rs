@@ -1184,3 +1184,56 @@ fn acks_to_out_of_window_pure_acks_are_rate_limited() {
     assert_eq!(p.expect().ack, Some(1001));
     assert_eq!(p.state(h), State::Established);
 }
+
+// ---- issue 24, missing coverage -------------------------------------------------------------
+
+#[test]
+fn acks_above_snd_max_or_far_below_snd_una_are_answered_and_ignored() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[1u8; 100]).unwrap();
+    p.expect();
+    // Acknowledges data never sent: an ACK back, nothing taken (RFC 9293 3.10.7.4).
+    p.inject_at(150, seg(".", 1001).ack(5_000));
+    let a = p.expect();
+    assert_eq!((a.seq, a.ack), (101, Some(1001)));
+    assert_eq!(p.stack.tcp_info(h).unwrap().unacked, 100);
+    // Far below snd_una (more than the largest window back): a challenge ACK (RFC 5961 5.2).
+    p.inject(seg(".", 1001).ack(1u32.wrapping_sub(1_000_000)));
+    assert_eq!(p.expect().ack, Some(1001));
+    assert_eq!(p.stack.tcp_info(h).unwrap().challenge_acks, 1);
+    p.inject(seg(".", 1001).ack(101));
+    assert_eq!(p.stack.tcp_info(h).unwrap().unacked, 0);
+    assert_eq!(p.state(h), State::Established);
+}
+
+#[test]
+fn data_after_a_lost_final_handshake_ack_completes_the_passive_open() {
+    let mut p = Script::new();
+    let l = p.listen(8);
+    p.inject(seg("S", 5000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    // The peer's final ACK is lost; its first data segment carries the same ACK.
+    p.inject_at(20, seg("P.", 5001).ack(1).data(b"hello"));
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    assert_eq!(p.state(c), State::Established);
+    assert_eq!(p.recv(c, 10).unwrap(), b"hello");
+    assert_eq!(p.stack.tcp_info(c).unwrap().srtt, dms(20), "the SYN-ACK was timed");
+}
+
+#[test]
+fn a_peer_that_shrinks_its_window_gets_no_data_past_the_new_edge() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[1u8; 4 * 1460]).unwrap();
+    assert_eq!(std::iter::from_fn(|| p.sent.pop_front()).count(), 4);
+    // The peer takes one segment and shrinks its window to two segments from there (the right
+    // edge moves left, RFC 9293 3.8.6.2.1): two are in flight already, nothing new may go.
+    p.inject_at(150, seg(".", 1001).ack(1 + 1460).win(2 * 1460));
+    p.send(h, &[2u8; 1460]).unwrap();
+    assert!(std::iter::from_fn(|| p.sent.pop_front()).all(|o| o.payload.is_empty()));
+    // Its next ACKs open it again: data flows.
+    p.inject_at(200, seg(".", 1001).ack(1 + 4 * 1460).win(65_535));
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len()), (1 + 4 * 1460, 1460));
+}
