@@ -232,20 +232,9 @@ impl Connection {
             (self.recv.free().min(65_535)) as u16
         } else {
             let offer = self.advertisable_window();
-            let promised = self.rcv_adv.since(self.rcv_nxt);
             let scaled = (offer >> self.rcv_wscale).min(65_535);
-            if scaled << self.rcv_wscale < promised {
-                // Rounding down would move the edge we advertised to the left: round what
-                // was promised up instead (Linux's tcp_select_window, ALIGN), and leave
-                // rcv_adv where it is, as Linux leaves rcv_wup and rcv_wnd: the few bytes of
-                // rounding are never recorded as promised, so they cannot accumulate (with a
-                // large scale they would keep the window from ever closing).
-                let unit = 1u32 << self.rcv_wscale;
-                promised.div_ceil(unit).min(65_535) as u16
-            } else {
-                self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + (scaled << self.rcv_wscale));
-                scaled as u16
-            }
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + (scaled << self.rcv_wscale));
+            scaled as u16
         };
         if syn {
             self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + u32::from(window));
