@@ -65,10 +65,13 @@ impl Driver {
             .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
             .collect();
         let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu() };
-        let config = StackConfig {
+        let mut config = StackConfig {
             ident_seed: (clock::now().as_nanos() as u16) ^ (std::process::id() as u16),
             ..StackConfig::default()
         };
+        // The secret behind ISNs (RFC 6528) and the TCP demultiplexer's hash: with the
+        // default key both would be public.
+        config.tcp.isn_key = random_key()?;
         let stack = Stack::new(iface_cfg, config);
         Driver {
             stack,
@@ -249,4 +252,24 @@ impl Driver {
     pub fn next_deadline(&self) -> Option<Instant> {
         self.stack_timeout()
     }
+}
+
+/// 128 random bits from the kernel (getrandom(2)).
+fn random_key() -> io::Result<[u64; 2]> {
+    let mut bytes = [0u8; 16];
+    let mut at = 0;
+    while at < bytes.len() {
+        // SAFETY: writing at most the rest of our own buffer.
+        let n = unsafe { libc::getrandom(bytes[at..].as_mut_ptr().cast(), bytes.len() - at, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        at += n as usize;
+    }
+    let (a, b) = bytes.split_at(8);
+    Ok([u64::from_le_bytes(a.try_into().unwrap()), u64::from_le_bytes(b.try_into().unwrap())])
 }

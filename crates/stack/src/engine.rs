@@ -101,9 +101,13 @@ pub struct Stack {
     group_scratch: Vec<SocketHandle>,
 }
 
+/// Label of the demultiplexer's key, derived from the ISN key.
+const DEMUX_KEY_LABEL: u64 = 0x6465_6d75_785f_6b65;
+
 impl Stack {
     /// A stack serving `iface`.
     pub fn new(iface: Interface, config: StackConfig) -> Stack {
+        let demux_key = crate::hash::KeyedState::derived(config.tcp.isn_key, DEMUX_KEY_LABEL);
         Stack {
             iface,
             neighbours: NeighbourCache::default(),
@@ -116,7 +120,7 @@ impl Stack {
             events: VecDeque::with_capacity(64),
             scratch: vec![0u8; 65_536],
             group_scratch: Vec::new(),
-            tcp: TcpTables::new(),
+            tcp: TcpTables::new(demux_key),
         }
     }
 

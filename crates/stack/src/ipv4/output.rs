@@ -32,13 +32,21 @@ pub(crate) struct Datagram<'a> {
 }
 
 /// Where frames go: Ethernet addresses when the MAC is known, the kernel otherwise.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Link {
     Ethernet { src: EthernetAddress, dst: EthernetAddress },
     Kernel,
 }
 
 /// Writes the IPv4 header of one packet (fragment) into `buf` (at least 20 bytes).
-fn write_ip_header(buf: &mut [u8], h: &PacketHeader, payload_len: usize, more: bool, offset: usize, df: bool) {
+pub(crate) fn write_ip_header(
+    buf: &mut [u8],
+    h: &PacketHeader,
+    payload_len: usize,
+    more: bool,
+    offset: usize,
+    df: bool,
+) {
     let mut ip = Ipv4Packet::new_unchecked(&mut buf[..IP_HEADER]);
     ip.set_version_and_header_len(4, IP_HEADER as u8);
     ip.set_tos(h.tos);

@@ -14,11 +14,11 @@ use super::socket::{TcpKind, TcpSocket};
 use super::state::State;
 use super::tables::PendingReset;
 use crate::engine::{Event, RxChecksum, Stack, Transmit};
-use crate::ipv4::output::{send_datagram, Datagram, Link, PacketHeader};
+use crate::ipv4::output::{send_datagram, write_ip_header, Datagram, Link, PacketHeader, ETH_HEADER, IP_HEADER};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use wire::{ChecksumMode, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use wire::{ChecksumMode, EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
 impl Stack {
     fn tcp_socket(&self, h: SocketHandle) -> Result<&TcpSocket, TcpError> {
@@ -172,10 +172,10 @@ impl Stack {
             }
             TcpKind::Listener(l) => {
                 let key = (*l.local.ip(), l.local.port());
+                let children = std::mem::take(&mut l.children);
                 self.tcp.listeners.remove(&key);
-                let children: Vec<SocketHandle> = self
-                    .sockets
-                    .handles()
+                let children: Vec<SocketHandle> = children
+                    .into_iter()
                     .filter(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(h)))
                     .collect();
                 for child in children {
@@ -555,6 +555,24 @@ impl Stack {
         child.in_demux = true;
         let h = self.sockets.insert_tcp(child);
         self.tcp.connections.insert((local, remote), h);
+        let mut children = match self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
+            Some(l) if l.children.len() >= 2 * (l.syn_queue + l.accept_queue.len()) + 16 => {
+                std::mem::take(&mut l.children)
+            }
+            Some(l) => {
+                l.children.push(h);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        if !children.is_empty() {
+            // Drop the handles of children accepted or freed since (amortised O(1) per SYN).
+            children.retain(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(lh)));
+            children.push(h);
+            if let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
+                l.children = children;
+            }
+        }
         self.stats.tcp_passive_opens += 1;
         self.tcp_touched(h);
     }
@@ -571,10 +589,12 @@ impl Stack {
     /// frames. Returns the number of segments sent.
     pub fn transmit(&mut self, now: Instant, tx: &mut dyn Transmit) -> usize {
         let mut sent = 0;
-        while let Some(rst) = self.tcp.resets.pop_front() {
+        while let Some(rst) = self.tcp.resets.front().copied() {
             if !self.tcp_send_reset(&rst, tx) {
+                // Kept for the next call.
                 break;
             }
+            self.tcp.resets.pop_front();
             sent += 1;
         }
         let mut i = 0;
@@ -609,6 +629,10 @@ impl Stack {
     }
 
     /// Sends one connection's due segments; returns how many, and whether the port was full.
+    ///
+    /// On Ethernet the segment is built inside the transmit slot, so the connection only
+    /// changes (snd_nxt advanced, an ACK or RST no longer owed) once the datapath has taken the
+    /// frame: a full ring costs nothing, the same segment goes out at the next call.
     fn tcp_transmit_one(&mut self, now: Instant, h: SocketHandle, tx: &mut dyn Transmit) -> (usize, bool) {
         let Some((remote, ttl, tos)) =
             self.sockets.get_tcp(h).and_then(|s| s.connection().map(|c| (c.remote(), s.options.ttl, s.options.tos)))
@@ -619,24 +643,47 @@ impl Stack {
         let mtu = self.iface.mtu;
         let mut sent = 0;
         while let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) {
-            let Some(out) = c.poll_transmit(now, &mut self.tcp.segment) else { break };
-            let src = *c.local().ip();
-            self.next_ident = self.next_ident.wrapping_add(1);
             let header = PacketHeader {
-                src,
+                src: *c.local().ip(),
                 dst: *remote.ip(),
                 protocol: IpProtocol::TCP,
                 ttl,
                 tos,
-                ident: self.next_ident,
+                ident: self.next_ident.wrapping_add(1),
                 dont_frag: true,
             };
-            let datagram = Datagram { header, l4_header: &self.tcp.segment[..out.len], payload: &[] };
-            if send_datagram(tx, &link, &datagram, mtu, &mut self.scratch, &mut self.stats) == 0 {
-                // The segment is lost here; retransmission recovers it like any loss.
-                self.stats.tcp_tx_busy += 1;
-                return (sent, true);
+            if let Link::Ethernet { src: src_mac, dst: dst_mac } = link {
+                let mut built = false;
+                let r = tx.frame(&mut |buf: &mut [u8]| {
+                    const AT: usize = ETH_HEADER + IP_HEADER;
+                    if buf.len() <= AT || mtu <= IP_HEADER {
+                        return 0;
+                    }
+                    let room = (buf.len() - AT).min(mtu - IP_HEADER);
+                    let Some(out) = c.poll_transmit(now, &mut buf[AT..AT + room]) else { return 0 };
+                    built = true;
+                    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
+                    eth.set_dst_addr(dst_mac);
+                    eth.set_src_addr(src_mac);
+                    eth.set_ethertype(EtherType::IPV4);
+                    write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
+                    AT + out.len
+                });
+                if r.is_err() {
+                    // Nothing was taken from the connection: it stays listed for the next call.
+                    self.stats.tcp_tx_busy += 1;
+                    return (sent, true);
+                }
+                if !built {
+                    break;
+                }
+                self.stats.tx_frames += 1;
+            } else {
+                let Some(out) = c.poll_transmit(now, &mut self.tcp.segment) else { break };
+                let datagram = Datagram { header, l4_header: &self.tcp.segment[..out.len], payload: &[] };
+                send_datagram(tx, &link, &datagram, mtu, &mut self.scratch, &mut self.stats);
             }
+            self.next_ident = header.ident;
             self.stats.tcp_out_segs += 1;
             sent += 1;
         }

@@ -109,6 +109,10 @@ pub struct Connection {
     pub(crate) close_at: Option<Instant>,
     pub(crate) last_recv: Instant,
     pub(crate) last_send: Instant,
+    /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
+    pub(crate) last_data_sent: Instant,
+    /// When an out-of-window segment without data was last answered.
+    pub(crate) oow_ack_at: Option<Instant>,
 
     // ---- congestion and recovery ----
     pub(crate) cc: Box<dyn CongestionControl>,
@@ -118,6 +122,8 @@ pub struct Connection {
     /// snd_max at the last loss event: duplicate ACKs below it start no new recovery.
     pub(crate) recover_mark: Seq,
     pub(crate) retransmit_now: bool,
+    /// A retransmission timeout fired: the head goes out next, whatever the windows.
+    pub(crate) rto_head: bool,
     /// The persist timer fired with a non-zero window: send what fits even if small.
     pub(crate) force_send: bool,
 
@@ -213,11 +219,14 @@ impl Connection {
             close_at: None,
             last_recv: now,
             last_send: now,
+            last_data_sent: now,
+            oow_ack_at: None,
             cc: config.congestion.build(config.initial_window, mss),
             dupacks: 0,
             recovery: None,
             recover_mark: iss,
             retransmit_now: false,
+            rto_head: false,
             force_send: false,
             ack_now: false,
             dupacks_owed: 0,
@@ -357,6 +366,7 @@ impl Connection {
         self.dupacks_owed = 0;
         self.send_probe = false;
         self.retransmit_now = false;
+        self.rto_head = false;
     }
 
     /// Queues a RST for the peer (with snd_nxt) and closes.

@@ -13,6 +13,8 @@ use wire::{TcpFlags, TcpRepr};
 
 /// The most duplicate ACKs owed at once (a burst of out-of-order segments in one batch).
 const MAX_DUPACKS_OWED: u32 = 64;
+/// Least time between ACKs to out-of-window segments without data (tcp_invalid_ratelimit).
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Connection {
     /// Processes one segment addressed to this connection.
@@ -115,8 +117,6 @@ impl Connection {
         // Idle longer than an RTO since the last segment: back to quick ACKs (Linux's
         // tcp_event_data_recv measures from the last receipt).
         let idle_receiver = now.saturating_since(self.last_recv) > self.rtt.rto();
-        self.last_recv = now;
-        self.keep_probes = 0;
 
         // 1. Sequence number check (RSTs follow RFC 5961 3.2 instead).
         if flags.contains(TcpFlags::RST) {
@@ -155,15 +155,25 @@ impl Connection {
         }
         let mut data = payload;
         let mut fin = flags.contains(TcpFlags::FIN);
+        if !acceptable {
+            self.info.rcv_dropped += 1;
+            // Answered, but segments without data at most once per 500 ms (Linux's
+            // tcp_oow_rate_limited), so two confused ends cannot ACK each other in a loop.
+            let limited =
+                data.is_empty() && !fin && self.oow_ack_at.is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL);
+            if !limited {
+                self.oow_ack_at = Some(now);
+                self.ack_now = true;
+            }
+            return;
+        }
+        // Only an acceptable segment shows the peer alive (keepalive) or restarts TIME_WAIT.
+        self.last_recv = now;
+        self.keep_probes = 0;
         if self.state == State::TimeWait && fin {
             // A retransmitted FIN: our last ACK was lost. Acknowledge again, wait 2 MSL again.
             self.close_at = Some(now + self.config.time_wait);
             self.ack_now = true;
-        }
-        if !acceptable {
-            self.ack_now = true;
-            self.info.rcv_dropped += 1;
-            return;
         }
 
         // 3. ACK.
@@ -173,10 +183,12 @@ impl Connection {
                 self.rst_pending = Some(ack);
                 return;
             }
-            self.snd_wnd = u32::from(repr.window) << self.snd_wscale;
+            // The SYN-ACK of a simultaneous open carries an unscaled window (RFC 7323 2.2).
+            self.snd_wnd = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd_wscale };
             self.max_snd_wnd = self.snd_wnd;
             self.snd_wl1 = seq;
             self.snd_wl2 = ack;
+            self.syn_acked(now, ack);
             self.enter_established(now);
         }
         if ack > self.snd_max {
@@ -187,7 +199,13 @@ impl Connection {
             self.challenge_ack(now);
             return;
         }
-        let window = u32::from(repr.window) << self.snd_wscale;
+        let window = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd_wscale };
+        // The peer answers: zero-window probes count toward the limit only while unanswered
+        // (RFC 9293 3.8.6.1; Linux's tcp_ack clears icsk_probes_out on every ACK not older
+        // than snd_una).
+        if ack >= self.snd_una {
+            self.probes = 0;
+        }
         if ack > self.snd_una {
             self.on_new_ack(now, ack);
         } else if ack == self.snd_una
@@ -331,8 +349,26 @@ impl Connection {
         self.arrived();
     }
 
+    /// Our SYN (or SYN-ACK) is acknowledged by `ack`: it takes its one sequence number and no
+    /// byte of the send buffer. Only the SYN_SENT and SYN_RECEIVED transitions call this, so
+    /// an ACK that lands on the ISS again 2^32 bytes later is an ordinary ACK.
+    fn syn_acked(&mut self, now: Instant, ack: Seq) {
+        if let Some((timed, sent)) = self.timing {
+            if ack > timed {
+                self.rtt.sample(now.saturating_since(sent));
+                self.timing = None;
+            }
+        }
+        self.snd_una = self.iss + 1;
+        self.snd_nxt = self.snd_nxt.max(self.snd_una);
+        self.backoff = 0;
+        self.retries = 0;
+        // on_new_ack re-arms it if more than the SYN is acknowledged and data is in flight.
+        self.rto_at = None;
+    }
+
     fn on_new_ack(&mut self, now: Instant, ack: Seq) {
-        let mut acked = ack.since(self.snd_una);
+        let acked = ack.since(self.snd_una);
         if let Some((timed, sent)) = self.timing {
             if ack > timed {
                 self.rtt.sample(now.saturating_since(sent));
@@ -342,11 +378,6 @@ impl Connection {
         self.backoff = 0;
         self.retries = 0;
         self.probes = 0;
-        if self.snd_una == self.iss {
-            // Our SYN.
-            acked -= 1;
-            self.snd_una = self.snd_una + 1;
-        }
         let data = acked.min(self.send_buf.len() as u32);
         self.send_buf.ack(data as usize);
         self.info.bytes_acked += u64::from(data);
@@ -368,6 +399,12 @@ impl Connection {
             }
             None => {
                 self.dupacks = 0;
+                // RFC 6582's "recover" follows snd_una outside recovery: a mark left behind
+                // would be more than 2^31 bytes back after 2 GiB without loss, and circular
+                // order would then put it ahead of snd_una and block fast retransmit forever.
+                if self.snd_una - 1 > self.recover_mark {
+                    self.recover_mark = self.snd_una - 1;
+                }
                 // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
                 // application-limited sender does not build an unearned window.
                 if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {

@@ -16,6 +16,9 @@ pub struct Listener {
     pub(crate) syn_queue: usize,
     /// Established children not yet accepted, oldest first.
     pub(crate) accept_queue: VecDeque<SocketHandle>,
+    /// Every child not yet accepted (handshakes and the accept queue; a freed one lingers
+    /// until the next prune), so closing the listener visits its children, not every socket.
+    pub(crate) children: Vec<SocketHandle>,
     /// Options children inherit.
     pub(crate) options: TcpSocketOptions,
     /// Final ACKs dropped because the accept queue was full (ListenOverflows).
@@ -33,6 +36,7 @@ impl Listener {
             backlog,
             syn_queue: 0,
             accept_queue: VecDeque::with_capacity(backlog.min(1024) + 1),
+            children: Vec::new(),
             options,
             overflows: 0,
             syn_drops: 0,

@@ -20,6 +20,9 @@ pub struct Outgoing {
 enum Send {
     New,
     Fast,
+    /// The head after a retransmission timeout: sent whatever the windows say (Linux's
+    /// tcp_retransmit_timer), so an RTO into a zero window still probes and re-arms the timer.
+    Head,
 }
 
 impl Connection {
@@ -38,6 +41,14 @@ impl Connection {
             _ => {}
         }
         if self.state.is_synchronized() && self.state != State::TimeWait {
+            if self.rto_head {
+                self.rto_head = false;
+                if self.snd_max > self.snd_una && self.snd_nxt == self.snd_una {
+                    if let Some(out) = self.send_data(now, buf, self.snd_una, Send::Head) {
+                        return Some(out);
+                    }
+                }
+            }
             if self.retransmit_now {
                 self.retransmit_now = false;
                 if self.snd_max > self.snd_una {
@@ -131,7 +142,7 @@ impl Connection {
             if !retransmission
                 && self.in_flight() == 0
                 && self.config.slow_start_after_idle
-                && now.saturating_since(self.last_send) > self.rtt.rto()
+                && now.saturating_since(self.last_data_sent) > self.rtt.rto()
             {
                 self.cc.on_idle_restart(self.mss);
             }
@@ -172,12 +183,15 @@ impl Connection {
             self.info.bytes_sent += u64::from(fresh.min(copied as u32));
         } else {
             self.info.bytes_sent += copied as u64;
+            self.last_data_sent = now;
             if self.timing.is_none() && self.recovery.is_none() && copied > 0 {
                 self.timing = Some((seq, now));
             }
         }
-        if kind == Send::New {
-            self.snd_nxt = end;
+        match kind {
+            Send::New => self.snd_nxt = end,
+            Send::Head => self.snd_nxt = self.snd_nxt.max(end),
+            Send::Fast => {}
         }
         self.snd_max = self.snd_max.max(end);
         self.persist_at = None;

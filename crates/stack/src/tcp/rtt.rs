@@ -1,6 +1,6 @@
 //! The retransmission timeout of RFC 6298: smoothed RTT and its variation from samples (taken
 //! per Karn's rule by the caller: never from a retransmitted segment), exponential backoff,
-//! and Linux's bounds.
+//! and Linux's bounds: RTO = srtt + max(4 rttvar, rto_min), at most rto_max.
 
 use std::time::Duration;
 
@@ -37,7 +37,9 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(rtt);
-        self.rto = (srtt + (self.rttvar * 4).max(GRANULARITY)).clamp(self.min, self.max);
+        // Linux's form (tcp_set_rto: rttvar is at least tcp_rto_min): the minimum bounds the
+        // variance term, not the sum, so a steady long RTT still leaves room for a delayed ACK.
+        self.rto = (srtt + (self.rttvar * 4).max(GRANULARITY).max(self.min)).min(self.max);
     }
 
     /// The RTO before backoff.
@@ -75,13 +77,13 @@ mod tests {
         // srtt 100, rttvar 50: 100 + 200 = 300.
         assert_eq!(r.rto(), 300 * MS);
         r.sample(100 * MS);
-        // rttvar 37.5: 100 + 150 = 250.
-        assert_eq!(r.rto(), 250 * MS);
+        // rttvar 37.5: 100 + max(150, 200) = 300 (Linux; RFC 6298 alone would give 250).
+        assert_eq!(r.rto(), 300 * MS);
         for _ in 0..50 {
             r.sample(MS);
         }
-        assert_eq!(r.rto(), 200 * MS, "never below the minimum");
-        assert_eq!(r.backed_off(3), 1600 * MS);
+        assert!(r.rto() >= 200 * MS && r.rto() < 202 * MS, "srtt + the minimum: {:?}", r.rto());
+        assert_eq!(r.backed_off(3), r.rto() * 8);
         assert_eq!(r.backed_off(30), 120_000 * MS, "never above the maximum");
     }
 }

@@ -1,8 +1,8 @@
 //! The stack's TCP state beside the socket table: O(1) demultiplexing (connections by 4-tuple,
-//! listeners by address), the timer wheel, the list of sockets with something to send, and
+//! listeners by address, hashed under a per-stack key), the timer wheel, the list of sockets with something to send, and
 //! RSTs owed to segments that matched no socket.
 
-use crate::hash::FxHashMap;
+use crate::hash::{KeyedHashMap, KeyedState};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use crate::timer::TimerWheel;
@@ -27,8 +27,9 @@ const MAX_PENDING_RESETS: usize = 64;
 
 #[derive(Debug)]
 pub(crate) struct TcpTables {
-    pub connections: FxHashMap<FourTuple, SocketHandle>,
-    pub listeners: FxHashMap<(Ipv4Addr, u16), SocketHandle>,
+    /// Keyed per stack: a peer chooses the tuples (every SYN adds one).
+    pub connections: KeyedHashMap<FourTuple, SocketHandle>,
+    pub listeners: KeyedHashMap<(Ipv4Addr, u16), SocketHandle>,
     pub timers: TimerWheel<SocketHandle>,
     pub dirty: Vec<SocketHandle>,
     pub resets: VecDeque<PendingReset>,
@@ -38,10 +39,11 @@ pub(crate) struct TcpTables {
 }
 
 impl TcpTables {
-    pub fn new() -> TcpTables {
+    /// Tables whose demultiplexer hashes under `key`.
+    pub fn new(key: KeyedState) -> TcpTables {
         TcpTables {
-            connections: FxHashMap::default(),
-            listeners: FxHashMap::default(),
+            connections: KeyedHashMap::with_hasher(key),
+            listeners: KeyedHashMap::with_hasher(key),
             timers: TimerWheel::new(Duration::from_millis(1), Instant::ZERO),
             dirty: Vec::new(),
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
@@ -64,5 +66,32 @@ impl TcpTables {
         }
         self.resets.push_back(rst);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::hash::BuildHasher;
+
+    /// Must-fix 8: where a 4-tuple lands in the demultiplexer depends on a per-stack key, so a
+    /// peer cannot compute tuples that all fall into one bucket.
+    #[test]
+    fn the_demux_hash_is_keyed_per_stack() {
+        let a = TcpTables::new(KeyedState::new([1, 2]));
+        let b = TcpTables::new(KeyedState::new([3, 4]));
+        let tuple: FourTuple =
+            (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80), SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000));
+        let same = (0..64u16)
+            .filter(|i| {
+                let t = (tuple.0, SocketAddrV4::new(*tuple.1.ip(), 40000 + i));
+                a.connections.hasher().hash_one(t) == b.connections.hasher().hash_one(t)
+            })
+            .count();
+        assert_eq!(same, 0, "two keys, the same hashes");
+        let listener = (Ipv4Addr::UNSPECIFIED, 80u16);
+        assert_ne!(a.listeners.hasher().hash_one(listener), b.listeners.hasher().hash_one(listener));
+        let a2 = TcpTables::new(KeyedState::new([1, 2]));
+        assert_eq!(a.connections.hasher().hash_one(tuple), a2.connections.hasher().hash_one(tuple));
     }
 }

@@ -71,7 +71,12 @@ impl Connection {
             // The episode started when the timer was armed (the head's last transmission).
             self.retrans_stamp = now - self.rtt.backed_off(self.backoff);
         }
-        let out_of_retries = if self.state.is_synchronized() {
+        // The peer shrank its window to zero under our data: the retransmissions are window
+        // probes, and as Linux does the connection lives while the peer answers within rto_max.
+        let zero_window = self.state.is_synchronized() && self.snd_wnd == 0 && !self.orphan;
+        let out_of_retries = if zero_window {
+            now.saturating_since(self.last_recv) > self.config.rto_max
+        } else if self.state.is_synchronized() {
             // Linux counts tcp_retries2 as time: what that many doublings from the minimum
             // RTO add up to (924.6 s for 15), so long RTTs give up after fewer retries.
             let timeout = retries_timeout(limit, self.config.rto_min, self.config.rto_max);
@@ -99,8 +104,9 @@ impl Connection {
         self.recover_mark = self.snd_max;
         self.timing = None;
         self.retransmit_now = false;
-        // Go back: everything unacknowledged is sent again as the window allows.
+        // Go back: the head at once, whatever the windows; the rest as they allow.
         self.snd_nxt = self.snd_una;
+        self.rto_head = self.state.is_synchronized();
     }
 
     fn on_persist_timeout(&mut self) {

@@ -30,19 +30,45 @@ pub fn ms(n: u64) -> Instant {
 
 /// A stack on 10.0.0.1/24 with the peer's MAC known.
 pub fn stack_with(config: TcpConfig) -> Stack {
-    lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp: config, ..StackConfig::default() })
+    stack_with_mtu(config, 1500)
+}
+
+/// The same with another MTU (up to 65,535: the big-MTU scripts move gigabytes in few segments).
+pub fn stack_with_mtu(config: TcpConfig, mtu: usize) -> Stack {
+    lan_stack(OURS, OUR_MAC, mtu, PEER, PEER_MAC, StackConfig { tcp: config, ..StackConfig::default() })
 }
 
 /// Frames a stack transmitted.
 #[derive(Default)]
 pub struct Capture {
     pub frames: Vec<Vec<u8>>,
+    /// Largest frame (0: 1518 bytes).
+    pub max_frame: usize,
+    /// Transmit slots left before the datapath refuses frames (None: never full).
+    pub room: Option<usize>,
+    /// Frames refused because no slot was free.
+    pub refused: usize,
 }
 
 impl Transmit for Capture {
     fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
-        let mut buf = vec![0u8; 1518];
+        if let Some(room) = self.room.as_mut() {
+            if *room == 0 {
+                self.refused += 1;
+                return Err(TxBusy);
+            }
+            *room -= 1;
+        }
+        let max = if self.max_frame == 0 { 1518 } else { self.max_frame };
+        let mut buf = vec![0u8; max];
         let n = build(&mut buf);
+        if n == 0 {
+            // The slot was given back.
+            if let Some(room) = self.room.as_mut() {
+                *room += 1;
+            }
+            return Ok(());
+        }
         buf.truncate(n);
         self.frames.push(buf);
         Ok(())
@@ -179,6 +205,12 @@ pub struct Script {
     pub sent: std::collections::VecDeque<Out>,
     /// Our ISS per peer port, learnt from our SYN or SYN-ACK.
     pub iss: std::collections::HashMap<u16, u32>,
+    /// The stack's MTU.
+    pub mtu: usize,
+    /// Transmit slots the datapath has at the next flushes (None: never full).
+    pub tx_room: Option<usize>,
+    /// Frames the datapath refused so far.
+    pub tx_refused: usize,
 }
 
 impl Script {
@@ -187,13 +219,29 @@ impl Script {
     }
 
     pub fn with(config: TcpConfig) -> Script {
-        Script { stack: stack_with(config), now: Instant::ZERO, sent: Default::default(), iss: Default::default() }
+        Script::with_mtu(config, 1500)
+    }
+
+    pub fn with_mtu(config: TcpConfig, mtu: usize) -> Script {
+        Script {
+            stack: stack_with_mtu(config, mtu),
+            now: Instant::ZERO,
+            sent: Default::default(),
+            iss: Default::default(),
+            mtu,
+            tx_room: None,
+            tx_refused: 0,
+        }
     }
 
     /// Collects what the stack has to send now.
     pub fn flush(&mut self) {
-        let mut cap = Capture::default();
+        let mut cap = Capture { max_frame: self.mtu + 14, room: self.tx_room, ..Capture::default() };
         self.stack.transmit(self.now, &mut cap);
+        if self.tx_room.is_some() {
+            self.tx_room = cap.room;
+        }
+        self.tx_refused += cap.refused;
         for frame in cap.frames {
             let out = self.parse(&frame);
             self.sent.push_back(out);
@@ -344,6 +392,26 @@ impl Script {
         let syn = self.expect();
         assert_eq!(syn.flags, "S");
         self.inject_at(self.now.as_nanos() / 1_000_000 + 100, seg("S.", 1000).ack(1).mss(1460));
+        let ack = self.expect();
+        assert_eq!((ack.flags.as_str(), ack.seq, ack.ack), (".", 1, Some(1001)));
+        assert_eq!(self.stack.tcp_state(h), Ok(State::Established));
+        h
+    }
+
+    /// An established connection whose peer (ISN 1000) offered MSS `mss` and window scale `ws`
+    /// and opens a window of `win << ws` bytes; the handshake's segments consumed.
+    pub fn established_scaled(
+        &mut self,
+        mss: u16,
+        ws: u8,
+        win: u16,
+        set: impl FnOnce(&mut TcpSocketOptions),
+    ) -> SocketHandle {
+        let h = self.connect_with(set);
+        let syn = self.expect();
+        assert_eq!(syn.flags, "S");
+        assert!(syn.options.window_scale.is_some());
+        self.inject_at(self.now.as_nanos() / 1_000_000 + 100, seg("S.", 1000).ack(1).mss(mss).ws(ws).win(win));
         let ack = self.expect();
         assert_eq!((ack.flags.as_str(), ack.seq, ack.ack), (".", 1, Some(1001)));
         assert_eq!(self.stack.tcp_state(h), Ok(State::Established));
