@@ -708,7 +708,6 @@ fn an_rto_into_a_zero_window_retransmits_the_head_and_keeps_a_timer() {
 /// it down moved the right edge we had advertised back by up to 2^scale - 1 bytes (a shrinking
 /// window, RFC 9293 3.8.6.2.2). Linux rounds the window it already promised up (ALIGN).
 #[test]
-#[ignore = "the fix (ea42ee1) stalled the kernel interop under loss (tcp_kernel, 8 MiB, engine as server) and was reverted; see issue 24"]
 fn the_advertised_right_edge_never_moves_left_under_window_scaling() {
     let mut p = Script::with(TcpConfig { quickacks: 1000, ..TcpConfig::default() });
     let h = p.established_scaled(1460, 7, 65_535, |_| {});
@@ -725,7 +724,8 @@ fn the_advertised_right_edge_never_moves_left_under_window_scaling() {
         assert_eq!(a.ack, Some(seq));
         let right = u64::from(seq - 1001) + (u64::from(a.win) << ws);
         assert!(right >= edge, "the right edge moved left: {right} < {edge} after {n} bytes");
-        assert!(right - edge < 1 << ws, "rounding only: {right} vs {edge}");
+        // Rounding up may creep by at most one unit in all: the buffer's slack that backs it.
+        assert!(right - edge <= 1 << ws, "rounding only: {right} vs {edge}");
     }
 }
 

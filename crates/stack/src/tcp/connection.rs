@@ -65,6 +65,9 @@ pub struct Connection {
     pub(crate) max_snd_wnd: u32,
     pub(crate) snd_wscale: u8,
     pub(crate) rcv_wscale: u8,
+    /// Bytes of the receive buffer never offered: one window-scale unit, so that rounding the
+    /// window up to the scale (never shrinking what was advertised) stays backed by storage.
+    pub(crate) rcv_slack: u32,
     pub(crate) send_buf: SendBuffer,
     /// The application shut the sending side: a FIN follows the last byte.
     pub(crate) fin_queued: bool,
@@ -152,6 +155,15 @@ pub struct Connection {
     pub(crate) info: TcpInfo,
 }
 
+/// The receive buffer's slack for a buffer of `capacity`: one unit of its window scale (none
+/// without scaling, where windows are exact).
+fn scale_unit_slack(capacity: usize) -> u32 {
+    match window_scale_for(capacity) {
+        0 => 0,
+        shift => 1 << shift,
+    }
+}
+
 fn window_scale_for(capacity: usize) -> u8 {
     let mut shift = 0u8;
     while (capacity >> shift) > 65_535 && shift < 14 {
@@ -190,6 +202,7 @@ impl Connection {
             max_snd_wnd: 0,
             snd_wscale: 0,
             rcv_wscale: window_scale_for(rcvbuf),
+            rcv_slack: scale_unit_slack(rcvbuf),
             send_buf: SendBuffer::new(options.sndbuf.clamp(1024, 1 << 30)),
             fin_queued: false,
             fin_sent: None,
@@ -199,7 +212,7 @@ impl Connection {
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
             rcv_wup: Seq(0),
-            recv: RecvBuffer::new(rcvbuf, config.max_ooo_ranges),
+            recv: RecvBuffer::new(rcvbuf + scale_unit_slack(rcvbuf) as usize, config.max_ooo_ranges),
             fin_pending: None,
             fin_received: false,
             read_shutdown: false,
@@ -294,6 +307,8 @@ impl Connection {
             None => {
                 self.snd_wscale = 0;
                 self.rcv_wscale = 0;
+                // Unscaled windows are exact: the slack may be offered.
+                self.rcv_slack = 0;
             }
         }
         self.cc = self.config.congestion.build(self.config.initial_window, self.mss);
@@ -595,7 +610,7 @@ impl Connection {
     /// The window we can offer now, in bytes, with receiver-side silly-window avoidance
     /// (RFC 9293 3.8.6.2.2): the right edge moves only by at least min(buffer/2, MSS).
     pub(crate) fn advertisable_window(&self) -> u32 {
-        let free = self.recv.free() as u32;
+        let free = (self.recv.free() as u32).saturating_sub(self.rcv_slack);
         let current = self.rcv_adv.since(self.rcv_nxt);
         if free <= current {
             return current;

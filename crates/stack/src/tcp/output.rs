@@ -229,11 +229,17 @@ impl Connection {
         let window = if rst {
             0
         } else if syn {
-            (self.recv.free().min(65_535)) as u16
+            ((self.recv.free() as u32).saturating_sub(self.rcv_slack).min(65_535)) as u16
         } else {
-            let offer = self.advertisable_window();
-            let scaled = (offer >> self.rcv_wscale).min(65_535);
-            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + (scaled << self.rcv_wscale));
+            // Rounded to the scale, the window never moves the right edge already advertised
+            // to the left (Linux's ALIGN in tcp_select_window): the promised edge is rounded
+            // up, within the storage the buffer's slack keeps for it.
+            let ws = self.rcv_wscale;
+            let promised = self.rcv_adv.since(self.rcv_nxt);
+            let keep_edge = promised.div_ceil(1 << ws);
+            let backed = self.recv.free() as u32 >> ws;
+            let scaled = (self.advertisable_window() >> ws).max(keep_edge.min(backed)).min(65_535);
+            self.rcv_adv = self.rcv_adv.max(self.rcv_nxt + (scaled << ws));
             scaled as u16
         };
         if syn {
