@@ -307,6 +307,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         *guard = Some(Runtime::open()?);
     }
     let rt = guard.as_mut().expect("just opened");
+    // A socket closed in a signal handler may still hold this port's flow.
+    release_queued(rt);
     let ip = *local.ip();
     // A socket bound to a group is here because it joined it on the attached interface.
     if !ip.is_unspecified() && !ip.is_multicast() && !rt.driver.stack().interface().has_addr(ip) {
@@ -456,10 +458,41 @@ pub fn connect_udp(slot: u32, remote: Option<SocketAddrV4>) -> Result<(), UdpErr
     }
 }
 
+/// Sockets closed from a signal handler, for the worker to release (0: empty; else the slot id
+/// with bit 32 set).
+static RELEASE_LATER: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// Releases `slot` from the worker, not here: for close() in a signal handler, where freeing
+/// memory is not safe. Done at once when the queue is full.
+pub fn release_later(slot: u32) {
+    let entry = 1 << 32 | u64::from(slot);
+    if RELEASE_LATER.iter().any(|e| e.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Relaxed).is_ok()) {
+        wake_worker();
+    } else {
+        release(slot);
+    }
+}
+
+/// Releases what `release_later` queued (the worker, holding the lock).
+fn release_queued(rt: &mut Runtime) {
+    for e in &RELEASE_LATER {
+        if e.load(Ordering::Relaxed) != 0 {
+            let entry = e.swap(0, Ordering::AcqRel);
+            if entry != 0 {
+                release_locked(rt, entry as u32);
+            }
+        }
+    }
+}
+
 /// Releases an accelerated socket (close, or dup2 over its number).
 pub fn release(slot: u32) {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
+    release_locked(rt, slot);
+}
+
+fn release_locked(rt: &mut Runtime, slot: u32) {
     let Some(s) = rt.slot_mut(slot) else { return };
     s.refs = s.refs.saturating_sub(1);
     if s.refs > 0 {
@@ -592,6 +625,7 @@ fn worker() {
         }
         let wait = match RUNTIME.try_lock() {
             Some(mut guard) => guard.as_mut().map(|rt| {
+                release_queued(rt);
                 if rt.driver.poll() > 0 {
                     notify();
                 }

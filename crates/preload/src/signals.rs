@@ -27,6 +27,8 @@ thread_local! {
     static SEEN: Cell<bool> = const { Cell::new(false) };
     /// ...and it was one without SA_RESTART.
     static INTERRUPT: Cell<bool> = const { Cell::new(false) };
+    /// The program's handlers running on this thread (nested ones count too).
+    static IN_HANDLER: Cell<u32> = const { Cell::new(0) };
     /// Signals whose handlers wait for this thread to release its locks (bit n: signal n + 1).
     static PENDING: Cell<u64> = const { Cell::new(0) };
     /// The siginfo of each deferred signal.
@@ -84,6 +86,12 @@ fn synchronous(sig: libc::c_int, info: *const libc::siginfo_t) -> bool {
     fault && (info.is_null() || unsafe { (*info).si_code } > 0)
 }
 
+/// Whether this thread is inside one of the program's signal handlers: only async-signal-safe
+/// work may be done for it (no allocation, no freeing).
+pub fn in_handler() -> bool {
+    IN_HANDLER.with(Cell::get) > 0
+}
+
 /// Runs the program's handler for `sig`.
 fn call(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let i = sig as usize;
@@ -92,6 +100,7 @@ fn call(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     if h == 0 {
         return;
     }
+    IN_HANDLER.with(|n| n.set(n.get() + 1));
     // SAFETY: the program registered this function for this signal with these flags.
     unsafe {
         if flags & libc::SA_SIGINFO != 0 {
@@ -102,6 +111,7 @@ fn call(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
             f(sig);
         }
     }
+    IN_HANDLER.with(|n| n.set(n.get().saturating_sub(1)));
 }
 
 /// Runs the handlers deferred while this thread held a lock (called as it releases its last).

@@ -75,7 +75,13 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 /// Lets go of whatever the stack held for `fd`.
 fn forget(fd: c_int) {
     if let FdState::Udp(slot) = fdtable::take(fd) {
-        runtime::release(slot);
+        if crate::signals::in_handler() {
+            // close() is async-signal-safe: freeing the socket's buffers is not. The worker
+            // does it (the number is free for reuse already).
+            runtime::release_later(slot);
+        } else {
+            runtime::release(slot);
+        }
     }
 }
 

@@ -63,7 +63,8 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         };
     }
     let r = real::setsockopt(fd, level, name, val, len);
-    if r == 0 && level == libc::SOL_SOCKET && name == libc::SO_BINDTODEVICE {
+    // Only sockets that are or may become accelerated care (one load for every other fd).
+    if r == 0 && level == libc::SOL_SOCKET && name == libc::SO_BINDTODEVICE && fdtable::get(fd) != FdState::Kernel {
         bind_to_device(fd, val, len);
     }
     if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {

@@ -874,6 +874,31 @@ static void case_stale(void) {
     close(ep);
 }
 
+/* close() from a signal handler (async-signal-safe: exasock leaves the freeing to its worker):
+ * the number is closed at once, and the port can be bound and used again right away. */
+static int handler_close_fd = -1;
+static void close_in_handler(int sig) {
+    (void)sig;
+    close(handler_close_fd);
+}
+
+static void case_handler_close(void) {
+    current = "handler-close";
+    char buf[32] = {0};
+    handler_close_fd = udp_bound(11, 0);
+    signal(SIGALRM, close_in_handler);
+    SHOW("raise", raise(SIGALRM));
+    SHOW("send-after-close", sendto(handler_close_fd, "x", 1, 0, (struct sockaddr *)&peer, sizeof peer));
+    int t = udp_bound(11, 0);
+    SAY("rebound: %d", t >= 0);
+    SHOW("sendto", sendto(t, "again", 5, 0, (struct sockaddr *)&peer, sizeof peer));
+    set_rcvtimeo(t, 3000);
+    SHOW("recv", recv(t, buf, sizeof buf, 0));
+    SAY("echo: %s", buf);
+    close(t);
+    signal(SIGALRM, SIG_DFL);
+}
+
 /* A program whose own bad pointer faults inside an accelerated call, with a SIGSEGV handler:
  * on the kernel the call gives EFAULT; under exasock the copy faults, and the handler must run
  * at once (deferred until exasock lets go of its lock, the fault would recur forever). Either
@@ -923,6 +948,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "storm")) case_storm(extra ? extra : 30);
     else if (!strcmp(which, "fault")) case_fault();
     else if (!strcmp(which, "stale")) case_stale();
+    else if (!strcmp(which, "handler-close")) case_handler_close();
     else {
         fprintf(stderr, "unknown case %s\n", which);
         return 2;
