@@ -74,6 +74,29 @@ pub fn is_accelerated(fd: i32) -> bool {
     slot(fd).is_some_and(|s| s.load(Ordering::Acquire) >> KIND_SHIFT == UDP)
 }
 
+/// A candidate found bound (with a port) by a send that stays on the kernel: its later sends
+/// need no getsockname to learn that again. Kept in the candidate word's payload, so any state
+/// change clears it.
+const BOUND_HINT: u64 = 1;
+
+/// Notes that candidate `fd` is bound (no effect on other states).
+pub fn hint_bound(fd: i32) {
+    if let Some(s) = slot(fd) {
+        let _ = s.compare_exchange(
+            CANDIDATE << KIND_SHIFT,
+            CANDIDATE << KIND_SHIFT | BOUND_HINT,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+    }
+}
+
+/// Whether candidate `fd` was noted bound.
+#[inline]
+pub fn hinted_bound(fd: i32) -> bool {
+    slot(fd).is_some_and(|s| s.load(Ordering::Acquire) == CANDIDATE << KIND_SHIFT | BOUND_HINT)
+}
+
 /// Records the state of `fd` (ignored past the table's end).
 pub fn set(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {
@@ -89,6 +112,22 @@ pub fn take(fd: i32) -> FdState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bound_hint_belongs_to_candidates_and_goes_with_any_change() {
+        set(200, FdState::UdpCandidate);
+        assert!(!hinted_bound(200));
+        hint_bound(200);
+        assert!(hinted_bound(200));
+        assert_eq!(get(200), FdState::UdpCandidate);
+        set(200, FdState::UdpCandidate);
+        assert!(!hinted_bound(200));
+        set(200, FdState::Udp(3));
+        hint_bound(200);
+        assert_eq!(get(200), FdState::Udp(3));
+        assert!(!hinted_bound(200));
+        take(200);
+    }
 
     #[test]
     fn states_round_trip_and_out_of_range_fds_are_kernel() {

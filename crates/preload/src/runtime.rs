@@ -386,8 +386,17 @@ fn exclusive_port(fd: i32) -> bool {
 /// via an attached interface is bound by the kernel to INADDR_ANY:0 and accelerated. Returns
 /// whether it now is. Costs a getsockname and a route lookup, only for unbound candidates.
 pub fn auto_bind(fd: i32, dst: SocketAddrV4) -> bool {
-    if kernel_local(fd).is_none_or(|l| l.port() != 0) {
+    if fdtable::hinted_bound(fd) {
         return false;
+    }
+    match kernel_local(fd) {
+        None => return false,
+        Some(l) if l.port() != 0 => {
+            // Bound and still on the kernel: its next sends pass through with one load.
+            fdtable::hint_bound(fd);
+            return false;
+        }
+        Some(_) => {}
     }
     let ifaces = attached_interfaces();
     if ifaces.is_empty() || !routed_via(&ifaces, dst) {

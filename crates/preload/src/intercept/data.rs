@@ -534,10 +534,12 @@ pub unsafe extern "C" fn sendto(
 ) -> ssize_t {
     match fdtable::get(fd) {
         FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, flags, addr, alen),
-        FdState::UdpCandidate if crate::init::ready() => match runtime::read_sockaddr(addr, alen) {
-            Some(dst) if runtime::auto_bind(fd, dst) => sendto(fd, buf, len, flags, addr, alen),
-            _ => real::sendto(fd, buf, len, flags, addr, alen),
-        },
+        FdState::UdpCandidate if crate::init::ready() && !fdtable::hinted_bound(fd) => {
+            match runtime::read_sockaddr(addr, alen) {
+                Some(dst) if runtime::auto_bind(fd, dst) => sendto(fd, buf, len, flags, addr, alen),
+                _ => real::sendto(fd, buf, len, flags, addr, alen),
+            }
+        }
         _ => real::sendto(fd, buf, len, flags, addr, alen),
     }
 }
@@ -562,7 +564,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ss
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     let slot = match fdtable::get(fd) {
         FdState::Udp(slot) => slot,
-        FdState::UdpCandidate if crate::init::ready() && !msg.is_null() => {
+        FdState::UdpCandidate if crate::init::ready() && !msg.is_null() && !fdtable::hinted_bound(fd) => {
             match runtime::read_sockaddr((*msg).msg_name as *const sockaddr, (*msg).msg_namelen) {
                 Some(dst) if runtime::auto_bind(fd, dst) => return sendmsg(fd, msg, flags),
                 _ => return real::sendmsg(fd, msg, flags),
