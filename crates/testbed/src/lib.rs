@@ -297,7 +297,7 @@ impl Drop for Topology {
 }
 
 /// Runs `f` on a thread that has entered the namespace `netns`.
-pub(crate) fn in_netns<R: Send>(netns: &str, f: impl FnOnce() -> R + Send) -> io::Result<R> {
+pub fn in_netns<R: Send>(netns: &str, f: impl FnOnce() -> R + Send) -> io::Result<R> {
     let ns = std::fs::File::open(format!("/var/run/netns/{netns}"))?;
     std::thread::scope(|s| {
         s.spawn(|| {

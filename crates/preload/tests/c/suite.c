@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -874,6 +876,206 @@ static void case_stale(void) {
     close(ep);
 }
 
+/* TCP: the core calls against the peer's kernel, an echo server on ECHO_PORT and a connector
+ * on UDP ECHO_PORT + 1 (a datagram "PORT" makes the peer connect to us at PORT, send "hello
+ * from peer", echo until EOF and answer "eof N", "reset" or "refused"). Every result as the
+ * kernel gives it. Nothing listens at PEER_IP:9; 10.99.0.99 does not exist (no ARP answer). */
+static struct sockaddr_in connector;
+
+static int tcp_socket(int flags) {
+    int s = socket(AF_INET, SOCK_STREAM | flags, 0);
+    int one = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    return s;
+}
+
+/* Asks the peer to connect to our PORT; the answer comes later on `ctl`. */
+static void ask_peer_to_connect(int ctl, int port) {
+    char msg[16];
+    int n = snprintf(msg, sizeof msg, "%d", port);
+    sendto(ctl, msg, n, 0, (struct sockaddr *)&connector, sizeof connector);
+}
+
+static void peer_answer(int ctl, const char *step) {
+    char ans[64] = {0};
+    set_rcvtimeo(ctl, 10000);
+    long n = recv(ctl, ans, sizeof ans - 1, 0);
+    SAY("%s: %s", step, n > 0 ? ans : "(no answer)");
+}
+
+static int revents_of(int fd, short events, int ms) {
+    struct pollfd p = {.fd = fd, .events = events};
+    int r = poll(&p, 1, ms);
+    return r < 0 ? -1 : p.revents;
+}
+
+static void case_tcp(void) {
+    current = "tcp";
+    char buf[256] = {0};
+    struct sockaddr_in got;
+    socklen_t gl;
+    int err;
+    connector = peer;
+    connector.sin_port = htons(ntohs(peer.sin_port) + 1);
+    struct sockaddr_in nowhere = peer;
+    inet_pton(AF_INET, "10.99.0.99", &nowhere.sin_addr);
+    signal(SIGPIPE, on_sigpipe);
+    sigpipes = 0;
+
+    /* Unconnected. */
+    int u = tcp_socket(0);
+    SHOW("recv-unconnected", recv(u, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("read-unconnected", read(u, buf, sizeof buf));
+    SHOW("send-unconnected", send(u, "x", 1, MSG_NOSIGNAL));
+    SHOW("getpeername-unconnected", getpeername(u, (struct sockaddr *)&got, &(socklen_t){sizeof got}));
+    SHOW("shutdown-unconnected", shutdown(u, SHUT_WR));
+    close(u);
+
+    /* A blocking connect and the data calls. */
+    int c = tcp_socket(0);
+    SHOW("connect", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("connect-again", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    gl = sizeof got;
+    SHOW("getpeername", getpeername(c, (struct sockaddr *)&got, &gl));
+    SAY("peer-matches: %d", got.sin_addr.s_addr == peer.sin_addr.s_addr && got.sin_port == peer.sin_port);
+    gl = sizeof got;
+    SHOW("getsockname", getsockname(c, (struct sockaddr *)&got, &gl));
+    SAY("local-port-set: %d", got.sin_port != 0);
+    SHOW("send", send(c, "hello", 5, 0));
+    SHOW("recv-waitall", recv(c, buf, 5, MSG_WAITALL));
+    SAY("data: %.5s", buf);
+    SHOW("write", write(c, "peek-me", 7));
+    SHOW("poll-in", revents_of(c, POLLIN, 3000));
+    msleep(50);
+    SHOW("recv-peek", recv(c, buf, 7, MSG_PEEK));
+    SHOW("recv-after-peek", recv(c, buf, 7, 0));
+    SAY("data: %.7s", buf);
+    struct iovec two[2] = {{.iov_base = "ab", .iov_len = 2}, {.iov_base = "cd", .iov_len = 2}};
+    SHOW("writev", writev(c, two, 2));
+    SHOW("recv-waitall-4", recv(c, buf, 4, MSG_WAITALL));
+    SAY("data: %.4s", buf);
+    struct iovec one = {.iov_base = "xyz", .iov_len = 3};
+    struct msghdr m = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &one, .msg_iovlen = 1};
+    SHOW("sendmsg-with-name", sendmsg(c, &m, 0));
+    msleep(50);
+    int avail = -1;
+    SHOW("fionread", ioctl(c, FIONREAD, &avail));
+    SAY("fionread-value: %d", avail);
+    int outq = -1;
+    SHOW("siocoutq", ioctl(c, SIOCOUTQ, &outq));
+    SAY("siocoutq-value: %d", outq);
+    char in[3];
+    struct iovec back = {.iov_base = in, .iov_len = sizeof in};
+    struct sockaddr_in name;
+    struct msghdr r = {.msg_name = &name, .msg_namelen = sizeof name, .msg_iov = &back, .msg_iovlen = 1};
+    SHOW("recvmsg", recvmsg(c, &r, 0));
+    SAY("recvmsg-namelen: %u flags: %d data: %.3s", (unsigned)r.msg_namelen, r.msg_flags, in);
+    SHOW("recv-empty-dontwait", recv(c, buf, sizeof buf, MSG_DONTWAIT));
+    SHOW("shutdown-wr", shutdown(c, SHUT_WR));
+    SHOW("recv-eof", recv(c, buf, sizeof buf, 0));
+    SHOW("recv-eof-again", recv(c, buf, sizeof buf, 0));
+    SHOW("send-after-shut-wr", send(c, "x", 1, 0));
+    SAY("sigpipes: %d", sigpipes);
+    SHOW("send-after-shut-wr-nosignal", send(c, "x", 1, MSG_NOSIGNAL));
+    SAY("sigpipes: %d", sigpipes);
+    SHOW("close", close(c));
+
+    /* Non-blocking connect: in progress, then connected. */
+    int n = tcp_socket(SOCK_NONBLOCK);
+    SHOW("connect-nonblock", connect(n, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("poll-out", revents_of(n, POLLOUT, 3000));
+    err = -1;
+    SHOW("so-error", getsockopt(n, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){sizeof err}));
+    SAY("so-error-value: %d", err);
+    SHOW("connect-nonblock-again", connect(n, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("send-nonblock", send(n, "nb", 2, 0));
+    SHOW("recv-nonblock-waitall", revents_of(n, POLLIN, 3000));
+    msleep(20);
+    SHOW("recv-nonblock", recv(n, buf, sizeof buf, 0));
+    close(n);
+
+    /* A connect that cannot progress (no such host): EALREADY while it tries. */
+    int w = tcp_socket(SOCK_NONBLOCK);
+    SHOW("connect-nowhere", connect(w, (struct sockaddr *)&nowhere, sizeof nowhere));
+    SHOW("connect-nowhere-again", connect(w, (struct sockaddr *)&nowhere, sizeof nowhere));
+    SHOW("poll-nowhere", revents_of(w, POLLOUT, 100));
+    close(w);
+    int t = tcp_socket(0);
+    struct timeval tv = {.tv_usec = 200000};
+    setsockopt(t, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    SHOW("connect-nowhere-sndtimeo", connect(t, (struct sockaddr *)&nowhere, sizeof nowhere));
+    close(t);
+
+    /* Refused, blocking and not. */
+    int f = tcp_socket(0);
+    SHOW("connect-refused", connect(f, (struct sockaddr *)&closed_port, sizeof closed_port));
+    close(f);
+    f = tcp_socket(SOCK_NONBLOCK);
+    SHOW("connect-refused-nonblock", connect(f, (struct sockaddr *)&closed_port, sizeof closed_port));
+    SHOW("poll-refused", revents_of(f, POLLOUT, 3000));
+    err = -1;
+    SHOW("so-error-refused", getsockopt(f, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){sizeof err}));
+    SAY("so-error-value: %s", strerrorname_np(err) ? strerrorname_np(err) : "0");
+    err = -1;
+    SHOW("so-error-cleared", getsockopt(f, SOL_SOCKET, SO_ERROR, &err, &(socklen_t){sizeof err}));
+    SAY("so-error-value: %d", err);
+    close(f);
+
+    /* The listening side: the peer connects on request. */
+    int ctl = udp_bound(21, 0);
+    int l = tcp_socket(0);
+    struct sockaddr_in a = any_port(base_port + 20);
+    SHOW("bind", bind(l, (struct sockaddr *)&a, sizeof a));
+    int l2 = tcp_socket(0);
+    SHOW("bind-in-use", bind(l2, (struct sockaddr *)&a, sizeof a));
+    close(l2);
+    SHOW("listen", listen(l, 4));
+    SHOW("listen-again", listen(l, 8));
+    int fl = fcntl(l, F_GETFL);
+    fcntl(l, F_SETFL, fl | O_NONBLOCK);
+    SHOW("accept-none", accept(l, NULL, NULL));
+    fcntl(l, F_SETFL, fl);
+    ask_peer_to_connect(ctl, base_port + 20);
+    SHOW("poll-listener", revents_of(l, POLLIN, 5000));
+    gl = sizeof got;
+    int s1 = accept4(l, (struct sockaddr *)&got, &gl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    SAY("accept4: %d", s1 >= 0);
+    SAY("accepted-from-peer: %d", got.sin_addr.s_addr == peer.sin_addr.s_addr);
+    SAY("accept4-nonblock: %d cloexec: %d", (fcntl(s1, F_GETFL) & O_NONBLOCK) != 0, (fcntl(s1, F_GETFD) & FD_CLOEXEC) != 0);
+    fcntl(s1, F_SETFL, fcntl(s1, F_GETFL) & ~O_NONBLOCK);
+    memset(buf, 0, sizeof buf);
+    SHOW("recv-hello", recv(s1, buf, 15, MSG_WAITALL));
+    SAY("data: %s", buf);
+    SHOW("send-bye", send(s1, "bye", 3, 0));
+    SHOW("recv-bye", recv(s1, buf, 3, MSG_WAITALL));
+    SHOW("close-accepted", close(s1));
+    peer_answer(ctl, "peer-after-close");
+
+    /* SO_LINGER 0: the peer sees a reset. */
+    ask_peer_to_connect(ctl, base_port + 20);
+    int s2 = accept(l, NULL, NULL);
+    SAY("accept: %d", s2 >= 0);
+    SHOW("recv-hello-2", recv(s2, buf, 15, MSG_WAITALL));
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    SHOW("so-linger-0", setsockopt(s2, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    SHOW("close-reset", close(s2));
+    peer_answer(ctl, "peer-after-linger-0");
+
+    /* Half-close: our FIN, the peer's EOF and FIN, then RDHUP and HUP here. */
+    ask_peer_to_connect(ctl, base_port + 20);
+    int s3 = accept(l, NULL, NULL);
+    SAY("accept: %d", s3 >= 0);
+    SHOW("recv-hello-3", recv(s3, buf, 15, MSG_WAITALL));
+    SHOW("shutdown-wr-accepted", shutdown(s3, SHUT_WR));
+    peer_answer(ctl, "peer-after-our-fin");
+    SHOW("poll-rdhup", revents_of(s3, POLLIN | POLLRDHUP, 3000));
+    SHOW("recv-eof-accepted", recv(s3, buf, sizeof buf, 0));
+    close(s3);
+    close(l);
+    close(ctl);
+    signal(SIGPIPE, SIG_DFL);
+}
+
 /* close() from a signal handler (async-signal-safe: exasock leaves the freeing to its worker):
  * the number is closed at once, and the port can be bound and used again right away. */
 static int handler_close_fd = -1;
@@ -949,6 +1151,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "fault")) case_fault();
     else if (!strcmp(which, "stale")) case_stale();
     else if (!strcmp(which, "handler-close")) case_handler_close();
+    else if (!strcmp(which, "tcp")) case_tcp();
     else {
         fprintf(stderr, "unknown case %s\n", which);
         return 2;

@@ -73,3 +73,99 @@ impl Drop for PeerEcho {
         }
     }
 }
+
+/// The kernel's TCP side in the peer namespace, stopped when dropped:
+/// - an echo server on `port` (each connection echoed until EOF, then closed);
+/// - a connector on UDP `port + 1`: a datagram "PORT" makes the peer connect to the sender's
+///   address at PORT, send "hello from peer", echo what it reads until EOF or reset, and answer
+///   the datagram's sender with "eof N" or "reset N" (N: bytes it read), or "refused".
+pub struct PeerTcp {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn echo_stream(mut s: std::net::TcpStream) -> std::io::Result<u64> {
+    use std::io::{Read, Write};
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut buf = [0u8; 65536];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n as u64;
+        s.write_all(&buf[..n])?;
+    }
+}
+
+impl PeerTcp {
+    pub fn start(topo: &Topology, port: u16) -> PeerTcp {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let peer_ip = topo.peer.ip;
+        let listener = topo.in_ns(Side::Peer, move || std::net::TcpListener::bind((peer_ip, port))).unwrap().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let control = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, port + 1))).unwrap().unwrap();
+        control.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let flag = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        std::thread::spawn(move || echo_stream(s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        }));
+        let flag = stop.clone();
+        let netns = topo.peer.netns.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while !flag.load(Ordering::Relaxed) {
+                let Ok((n, from)) = control.recv_from(&mut buf) else { continue };
+                let Some(target) = std::str::from_utf8(&buf[..n]).ok().and_then(|t| t.trim().parse::<u16>().ok())
+                else {
+                    continue;
+                };
+                let control = control.try_clone().unwrap();
+                let netns = netns.clone();
+                std::thread::spawn(move || {
+                    let dest = std::net::SocketAddr::new(from.ip(), target);
+                    let conn = testbed::in_netns(&netns, move || {
+                        std::net::TcpStream::connect_timeout(&dest, Duration::from_secs(5))
+                    });
+                    let answer = match conn {
+                        Ok(Ok(mut s)) => {
+                            use std::io::Write;
+                            let _ = s.write_all(b"hello from peer");
+                            match echo_stream(s) {
+                                Ok(n) => format!("eof {n}"),
+                                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset".to_string(),
+                                Err(e) => format!("error {e}"),
+                            }
+                        }
+                        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => "refused".to_string(),
+                        Ok(Err(e)) => format!("error {e}"),
+                        Err(e) => format!("error {e}"),
+                    };
+                    let _ = control.send_to(answer.as_bytes(), from);
+                });
+            }
+        }));
+        PeerTcp { stop, threads }
+    }
+}
+
+impl Drop for PeerTcp {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
