@@ -189,8 +189,7 @@ fn remove_state_dir(dir: &Path) -> Result<(), ControlError> {
 
 /// Every interface attached in this network namespace, sweeping dead owners' flows.
 pub fn status() -> Result<Vec<InterfaceStatus>, ControlError> {
-    let netns_dir: PathBuf = state_dir("x").map_err(|e| other("cannot read our network namespace", e))?;
-    let netns_dir = netns_dir.parent().unwrap_or(Path::new(BPFFS)).to_path_buf();
+    let netns_dir: PathBuf = crate::steering::netns_dir().map_err(|e| other("cannot read our network namespace", e))?;
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(&netns_dir) else {
         return Ok(out);
@@ -199,8 +198,7 @@ pub fn status() -> Result<Vec<InterfaceStatus>, ControlError> {
     names.sort();
     for iface in names {
         if ifindex(&iface).is_err() {
-            // The interface is gone (or this inode belonged to a deleted namespace): its state
-            // is stale and only holds kernel memory.
+            // The interface is gone: its state is stale and only holds kernel memory.
             let _ = remove_state_dir(&netns_dir.join(&iface));
             continue;
         }

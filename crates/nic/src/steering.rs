@@ -11,7 +11,6 @@ use aya::maps::{HashMap, Map, MapData, MapError};
 use std::fmt;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 /// `BPF_NOEXIST` of linux/bpf.h: insert only if the key is absent.
@@ -20,21 +19,61 @@ const BPF_NOEXIST: u64 = 1;
 /// Where the bpffs holding every attached interface's pinned objects is mounted.
 pub const BPFFS: &str = "/run/exasock";
 
-/// The directory of one interface's pinned objects: `/run/exasock/<netns inode>/<iface>`, so
-/// that equal interface names in different network namespaces never share a map.
-pub fn state_dir(iface: &str) -> io::Result<PathBuf> {
-    let netns = std::fs::metadata("/proc/thread-self/ns/net")?.ino();
-    Ok(PathBuf::from(BPFFS).join(netns.to_string()).join(iface))
+/// SO_NETNS_COOKIE (Linux 5.14): the socket's network namespace cookie.
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The calling thread's network namespace cookie: unlike the namespace's inode number, which
+/// the kernel hands to the next namespace as soon as one is deleted, a cookie is never reused.
+/// Raw syscalls on an AF_UNIX socket: nothing of ours (preload exports) is reached.
+pub fn netns_cookie() -> io::Result<u64> {
+    // SAFETY: a socket we create and close here; getsockopt writes into a u64 we own.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_socket, libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) as i32;
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut cookie = 0u64;
+        let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+        let r = libc::syscall(
+            libc::SYS_getsockopt,
+            fd,
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            &mut cookie as *mut u64,
+            &mut len as *mut libc::socklen_t,
+        );
+        let err = io::Error::last_os_error();
+        libc::syscall(libc::SYS_close, fd);
+        if r != 0 {
+            return Err(err);
+        }
+        Ok(cookie)
+    }
 }
 
-/// The interfaces attached in this network namespace (those with a pinned flows map).
+/// The directory of this network namespace's pinned objects: `/run/exasock/<netns cookie>`.
+pub fn netns_dir() -> io::Result<PathBuf> {
+    Ok(PathBuf::from(BPFFS).join(netns_cookie()?.to_string()))
+}
+
+/// The directory of one interface's pinned objects: `/run/exasock/<netns cookie>/<iface>`, so
+/// that equal interface names in different network namespaces never share a map, and a
+/// namespace never sees the state of a deleted one (cookies, unlike inodes, are not reused).
+pub fn state_dir(iface: &str) -> io::Result<PathBuf> {
+    Ok(netns_dir()?.join(iface))
+}
+
+/// The interfaces attached in this network namespace: those with a pinned flows map whose
+/// interface exists here (state left by an interface that went away is ignored; `exasock-ctl
+/// status` sweeps it).
 pub fn attached_interfaces() -> Vec<String> {
-    let Some(dir) = state_dir("x").ok().and_then(|d| d.parent().map(|p| p.to_path_buf())) else { return Vec::new() };
+    let Ok(dir) = netns_dir() else { return Vec::new() };
     let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
     let mut names: Vec<String> = entries
         .flatten()
         .filter(|e| e.path().join(FLOWS_MAP).exists())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| crate::if_index(name).is_some())
         .collect();
     names.sort();
     names

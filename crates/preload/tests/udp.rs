@@ -776,3 +776,49 @@ print('new got', t.recv(100).decode(), flush=True)
     child.finish(T).unwrap();
     assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the kernel delivered datagrams");
 }
+
+/// A namespace deleted while attached (a container that goes away) leaves its pinned state in
+/// the bpffs; the next namespace gets the same inode number. Its programs must use their own
+/// interface, never the dead namespace's (state is keyed by the never-reused netns cookie, and
+/// interfaces that do not exist are ignored).
+#[test]
+fn a_new_namespace_never_sees_a_deleted_one_s_interfaces() {
+    let Some(_serial) = testbed::require() else { return };
+    use std::os::unix::fs::MetadataExt;
+    let old = attached();
+    let old_inode = std::fs::metadata(format!("/run/netns/{}", old.accel.netns)).unwrap().ino();
+    let old_cookie = old.in_ns(Side::Accel, nic::steering::netns_cookie).unwrap().unwrap();
+    // Deleted behind exasock's back: no detach, no clean-up of the bpffs.
+    for ns in [&old.accel.netns, &old.peer.netns] {
+        testbed::ip(&["netns", "del", ns]).unwrap();
+    }
+    // The kernel frees a deleted namespace's inode number in the background: make new ones
+    // until the accelerated side gets it (the case that misled programs), for up to 5 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (topo, inode) = loop {
+        let topo = attached();
+        let inode = std::fs::metadata(format!("/run/netns/{}", topo.accel.netns)).unwrap().ino();
+        if inode == old_inode || std::time::Instant::now() > deadline {
+            break (topo, inode);
+        }
+        drop(topo);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("old accel namespace inode {old_inode}, new {inode} (reused: {})", old_inode == inode);
+    let mut nc = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["nc", "-u", "-l", "1235"]);
+    testbed::poll_until(T, "nc's socket", || {
+        Ok(!testbed::ns_exec(&topo.accel.netns, &["ss", "-Hlun", "sport = :1235"])?.trim().is_empty())
+    })
+    .unwrap();
+    let sock = peer_socket(&topo, 1235);
+    sock.send(b"fresh\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    nc.kill_with(libc::SIGTERM);
+    let out = nc.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains(&old.accel.iface), "the dead namespace's interface was used: {err}");
+    assert!(err.contains("exasock: enabled bypass"), "stderr: {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "fresh\n");
+    let _ = std::fs::remove_dir_all(format!("/run/exasock/{old_cookie}"));
+    drop(old);
+}

@@ -83,15 +83,29 @@ pub(crate) fn remove(namespaces: &[&str]) {
             pids.into_iter().for_each(kill_pid);
             std::thread::sleep(Duration::from_millis(5));
         }
-        // State that exasock pinned for interfaces of this namespace (keyed by its inode) goes
-        // with it; otherwise the bpffs would keep the maps, and a namespace that later reuses
-        // the inode would see them.
-        if let Ok(meta) = std::fs::metadata(format!("/run/netns/{ns}")) {
-            use std::os::unix::fs::MetadataExt;
-            let _ = std::fs::remove_dir_all(format!("/run/exasock/{}", meta.ino()));
+        // State that exasock pinned for interfaces of this namespace (keyed by its cookie)
+        // goes with it; otherwise the bpffs would keep its maps for as long as the machine runs.
+        if let Ok(Ok(cookie)) = crate::in_netns(ns, netns_cookie) {
+            let _ = std::fs::remove_dir_all(format!("/run/exasock/{cookie}"));
         }
         let _ = ip(&["netns", "del", ns]);
     }
+}
+
+/// The calling thread's network namespace cookie (SO_NETNS_COOKIE), which keys exasock's state
+/// in the bpffs (nic::steering::netns_cookie; the testbed does not depend on nic).
+fn netns_cookie() -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let sock = std::os::unix::net::UnixDatagram::unbound()?;
+    let mut cookie = 0u64;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: getsockopt into a u64 we own, on a socket we own.
+    let r =
+        unsafe { libc::getsockopt(sock.as_raw_fd(), libc::SOL_SOCKET, 71, (&mut cookie as *mut u64).cast(), &mut len) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cookie)
 }
 
 #[cfg(test)]
