@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# UDP ping-pong between the two namespaces, 32-byte payloads, one-way latency (RTT/2):
+# UDP (or, with -t, TCP) ping-pong between the two namespaces, 32-byte payloads, one-way
+# latency (RTT/2):
 #   raw AF_PACKET frames, no stack, both ends attached (the floor the stack is held to)
 #   exasock on both ends: the same kernel-socket programs under libexasock_preload.so
 #   kernel sockets, busy-polling (non-blocking recv in a spin loop) on both ends
 #   kernel sockets, blocking on both ends
 # All in one run on one topology, printed side by side with ratios to the raw floor.
-# Usage: bench/pingpong.sh [-n COUNT] [-s SIZE]
+# With -t the rows are TCP (TCP_NODELAY, one connection); the raw floor stays the raw frames of
+# the same datapath.
+# Usage: bench/pingpong.sh [-t] [-n COUNT] [-s SIZE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-count=50000 size=32
-while getopts n:s: o; do case $o in n) count=$OPTARG;; s) size=$OPTARG;; *) exit 2;; esac; done
+count=50000 size=32 proto=udp
+while getopts tn:s: o; do case $o in t) proto=tcp;; n) count=$OPTARG;; s) size=$OPTARG;; *) exit 2;; esac; done
 cargo build --release -q -p e2e -p ctl -p testbed -p launcher -p preload
-export PATH="$PWD/target/release:$PATH" COUNT=$count SIZE=$size
+export PATH="$PWD/target/release:$PATH" COUNT=$count SIZE=$size PROTO=$proto
 exec exasock-testbed run -- bash -c '
 set -euo pipefail
 A="ip netns exec $EXA_NS_ACCEL" P="ip netns exec $EXA_NS_PEER"
@@ -24,21 +27,23 @@ mac=$(ip -n $EXA_NS_ACCEL -o link show $EXA_IF_ACCEL | sed "s/.*link\/ether \([0
 # Resolve neighbours once so the kernel runs see no ARP.
 $P ping -c1 -W1 $EXA_IP_ACCEL >/dev/null
 wait_udp() { until $A ss -Hlun "sport = :$1" | grep -q .; do sleep 0.01; done; }
-run() { # name server-cmd client-cmd
+wait_tcp() { until $A ss -Hltn "sport = :$1" | grep -q .; do sleep 0.01; done; }
+run() { # name server-cmd client-cmd port
   $A timeout -s KILL 120 $2 >/dev/null & local pid=$!
-  wait_udp $4
+  if [ "$PROTO" = tcp ] && [ "$1" != raw_af_packet ]; then wait_tcp $4; else wait_udp $4; fi
   local r; r=$($P timeout -s KILL 120 $3 | sed -n "s/^RESULT //p")
   kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null || true
   echo "$1 $r"
 }
 {
 run raw_af_packet "raw-echo $EXA_IF_ACCEL 9000 --spin" "pingpong raw $EXA_IF_PEER $EXA_IP_PEER:9001 $EXA_IP_ACCEL:9000 $mac -n $COUNT -s $SIZE" 9000
-run exasock_both "exasock pingpong serve $EXA_IP_ACCEL:9004" "exasock pingpong kernel $EXA_IP_ACCEL:9004 -n $COUNT -s $SIZE" 9004
-run exasock_sleeping "env EXASOCK_SPIN_USEC=0 exasock pingpong serve $EXA_IP_ACCEL:9005" "env EXASOCK_SPIN_USEC=0 exasock pingpong kernel $EXA_IP_ACCEL:9005 -n $COUNT -s $SIZE" 9005
-run kernel_busy_poll "pingpong serve $EXA_IP_ACCEL:9002 --spin" "pingpong kernel $EXA_IP_ACCEL:9002 --spin -n $COUNT -s $SIZE" 9002
-run kernel_blocking "pingpong serve $EXA_IP_ACCEL:9003" "pingpong kernel $EXA_IP_ACCEL:9003 -n $COUNT -s $SIZE" 9003
-} | awk -v n="$COUNT" -v s="$SIZE" "
-  BEGIN { printf \"one-way latency, %d x %d-byte UDP ping-pong over veth (ns)\n\", n, s;
+if [ "$PROTO" = tcp ]; then S=serve-tcp C=tcp; else S=serve C=kernel; fi
+run exasock_both "exasock pingpong $S $EXA_IP_ACCEL:9004" "exasock pingpong $C $EXA_IP_ACCEL:9004 -n $COUNT -s $SIZE" 9004
+run exasock_sleeping "env EXASOCK_SPIN_USEC=0 exasock pingpong $S $EXA_IP_ACCEL:9005" "env EXASOCK_SPIN_USEC=0 exasock pingpong $C $EXA_IP_ACCEL:9005 -n $COUNT -s $SIZE" 9005
+run kernel_busy_poll "pingpong $S $EXA_IP_ACCEL:9002 --spin" "pingpong $C $EXA_IP_ACCEL:9002 --spin -n $COUNT -s $SIZE" 9002
+run kernel_blocking "pingpong $S $EXA_IP_ACCEL:9003" "pingpong $C $EXA_IP_ACCEL:9003 -n $COUNT -s $SIZE" 9003
+} | awk -v n="$COUNT" -v s="$SIZE" -v p="$PROTO" "
+  BEGIN { printf \"one-way latency, %d x %d-byte %s ping-pong over veth (ns)\n\", n, s, toupper(p);
           printf \"%-18s %8s %8s %8s %10s\n\", \"datapath\", \"p50\", \"p99\", \"p99.9\", \"p50/floor\" }
   NR==1 { floor=\$2 }
   { printf \"%-18s %8d %8d %8d %10.2f\n\", \$1, \$2, \$3, \$4, \$2/floor }"

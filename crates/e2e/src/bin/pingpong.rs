@@ -1,8 +1,10 @@
-//! `pingpong`: UDP ping-pong latency, one side of it, for bench/pingpong.sh.
+//! `pingpong`: UDP or TCP ping-pong latency, one side of it, for bench/pingpong.sh.
 //!
 //! ```text
 //! pingpong serve IP:PORT [--spin]                  kernel UDP echo (blocking, or busy-polling)
 //! pingpong kernel IP:PORT [--spin] [-n N] [-s S]   kernel UDP client
+//! pingpong serve-tcp IP:PORT [--spin]              kernel TCP echo of one connection at a time
+//! pingpong tcp IP:PORT [--spin] [-n N] [-s S]      kernel TCP client (TCP_NODELAY)
 //! pingpong raw IFACE SRC_IP:PORT DST_IP:PORT DST_MAC [-n N] [-s S]
 //!                                                  raw frames over AF_PACKET, spinning, no stack
 //! ```
@@ -12,7 +14,8 @@
 use nic::af_packet::{AfPacketConfig, AfPacketPort};
 use nic::steering::{Datapath, Flow, Protocol, Steering};
 use nic::Port;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::time::Instant;
 use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
 
@@ -40,6 +43,8 @@ fn run() -> Result<(), String> {
     match args.first().map(String::as_str) {
         Some("serve") => serve(addr(args.get(1))?, spin),
         Some("kernel") => report(kernel_client(addr(args.get(1))?, spin, count, size)?),
+        Some("serve-tcp") => serve_tcp(addr(args.get(1))?, spin),
+        Some("tcp") => report(tcp_client(addr(args.get(1))?, spin, count, size)?),
         Some("raw") => {
             let iface = args.get(1).ok_or("missing IFACE")?;
             let mac: Vec<u8> = args
@@ -68,6 +73,57 @@ fn serve(at: SocketAddrV4, spin: bool) -> Result<(), String> {
             Err(e) => return Err(e.to_string()),
         }
     }
+}
+
+fn serve_tcp(at: SocketAddrV4, spin: bool) -> Result<(), String> {
+    let listener = TcpListener::bind(at).map_err(|e| format!("bind {at}: {e}"))?;
+    loop {
+        let (mut conn, _) = listener.accept().map_err(|e| e.to_string())?;
+        conn.set_nodelay(true).map_err(|e| e.to_string())?;
+        conn.set_nonblocking(spin).map_err(|e| e.to_string())?;
+        let mut buf = [0u8; 65536];
+        loop {
+            match conn.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => conn.write_all(&buf[..n]).map_err(|e| e.to_string())?,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, spinning on WouldBlock when `spin`.
+fn read_exact_spin(conn: &mut TcpStream, buf: &mut [u8], spin: bool) -> Result<(), String> {
+    let mut got = 0;
+    while got < buf.len() {
+        match conn.read(&mut buf[got..]) {
+            Ok(0) => return Err("connection closed".into()),
+            Ok(n) => got += n,
+            Err(e) if spin && e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(format!("no answer: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn tcp_client(to: SocketAddrV4, spin: bool, count: usize, size: usize) -> Result<Vec<u64>, String> {
+    let mut conn = TcpStream::connect(to).map_err(|e| format!("connect {to}: {e}"))?;
+    conn.set_nodelay(true).map_err(|e| e.to_string())?;
+    conn.set_nonblocking(spin).map_err(|e| e.to_string())?;
+    conn.set_read_timeout(if spin { None } else { Some(std::time::Duration::from_secs(2)) }).ok();
+    let payload = vec![0x5a; size];
+    let mut buf = vec![0u8; size];
+    let mut samples = Vec::with_capacity(count);
+    for i in 0..WARMUP + count {
+        let start = Instant::now();
+        conn.write_all(&payload).map_err(|e| e.to_string())?;
+        read_exact_spin(&mut conn, &mut buf, spin)?;
+        if i >= WARMUP {
+            samples.push(start.elapsed().as_nanos() as u64 / 2);
+        }
+    }
+    Ok(samples)
 }
 
 fn kernel_client(to: SocketAddrV4, spin: bool, count: usize, size: usize) -> Result<Vec<u64>, String> {
