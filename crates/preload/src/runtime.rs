@@ -12,7 +12,7 @@ use nic::steering::{attached_interfaces, Flow, Protocol};
 use stack::udp::UdpError;
 use stack::SocketHandle;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// One accelerated socket.
@@ -125,13 +125,36 @@ fn futex(word: &AtomicU32, op: i32, val: u32, timeout: Option<&libc::timespec>) 
     }
 }
 
+/// The ring's pollable fd, which sleeping callers wait on (-1: none, e.g. in a fork child).
+static RING_FD: AtomicI32 = AtomicI32::new(-1);
+/// An eventfd that wakes sleeping callers when another thread queued data for them (-1: none).
+static NOTIFY_FD: AtomicI32 = AtomicI32::new(-1);
+
 /// Wakes every sleeping caller: datagrams arrived for somebody.
 fn notify() {
     // SeqCst with the sleepers' side (Waiter::wait): a Dekker pattern, each stores then loads.
     GENERATION.fetch_add(1, Ordering::SeqCst);
     if SLEEPERS.load(Ordering::SeqCst) > 0 {
-        futex(&GENERATION, libc::FUTEX_WAKE, i32::MAX as u32, None);
+        let fd = NOTIFY_FD.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let one = 1u64;
+            // SAFETY: an 8-byte write to our eventfd; a raw syscall, not our export.
+            unsafe { libc::syscall(libc::SYS_write, fd, &one as *const u64, 8) };
+        }
     }
+}
+
+/// Makes the eventfd sleepers wait on beside the ring; returns it (an Internal fd).
+fn open_notify_fd() -> Option<i32> {
+    // SAFETY: eventfd2 with flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as i32;
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the fd was just created and is ours alone.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let placed = nic::fdplace::place(owned).ok()?;
+    Some(std::os::fd::IntoRawFd::into_raw_fd(placed))
 }
 static WARNED_NO_INTERFACE: AtomicBool = AtomicBool::new(false);
 
@@ -167,6 +190,11 @@ impl Runtime {
         // ...and the program may not close them or dup2 over them.
         for fd in driver.internal_fds() {
             fdtable::set(fd, fdtable::FdState::Internal);
+        }
+        RING_FD.store(driver.wait_fds()[0], Ordering::Relaxed);
+        if let Some(fd) = open_notify_fd() {
+            fdtable::set(fd, fdtable::FdState::Internal);
+            NOTIFY_FD.store(fd, Ordering::Relaxed);
         }
         std::thread::Builder::new()
             .name("exasock".into())
@@ -591,6 +619,8 @@ pub fn reclaim_after_exec() {
 /// or flows (no destructor runs: they would act on state the parent still uses).
 pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
     SLEEPERS.store(0, Ordering::Relaxed);
+    RING_FD.store(-1, Ordering::Relaxed);
+    NOTIFY_FD.store(-1, Ordering::Relaxed);
     let Some(rt) = runtime.take() else { return };
     for fd in 0..fdtable::MAX_FDS as i32 {
         match fdtable::get(fd) {
@@ -717,13 +747,35 @@ impl Waiter {
             let seen = GENERATION.load(Ordering::SeqCst);
             SLEEPERS.fetch_add(1, Ordering::SeqCst);
             wake_worker();
+            // Rechecked at least every millisecond: data on the kernel socket (loopback, other
+            // interfaces) wakes nothing here.
             let nap = self
                 .deadline
                 .map_or(Duration::from_millis(1), |d| d.saturating_duration_since(now))
                 .min(Duration::from_millis(1));
             let ts = libc::timespec { tv_sec: 0, tv_nsec: nap.as_nanos() as _ };
-            futex(&GENERATION, libc::FUTEX_WAIT, seen, Some(&ts));
-            SLEEPERS.fetch_sub(1, Ordering::SeqCst);
+            let (ring, note) = (RING_FD.load(Ordering::Relaxed), NOTIFY_FD.load(Ordering::Relaxed));
+            if GENERATION.load(Ordering::SeqCst) == seen {
+                if ring >= 0 && note >= 0 {
+                    // A frame on the ring (for anybody: the caller then polls it itself, one
+                    // wake-up from wire to caller) or a notification from a thread that queued
+                    // data for us.
+                    let mut fds = [
+                        libc::pollfd { fd: ring, events: libc::POLLIN, revents: 0 },
+                        libc::pollfd { fd: note, events: libc::POLLIN, revents: 0 },
+                    ];
+                    // SAFETY: two valid pollfds; the real ppoll, not our export.
+                    unsafe { crate::real::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+                } else {
+                    futex(&GENERATION, libc::FUTEX_WAIT, seen, Some(&ts));
+                }
+            }
+            if SLEEPERS.fetch_sub(1, Ordering::SeqCst) == 1 && note >= 0 {
+                // The last sleeper out resets the notification.
+                let mut count = 0u64;
+                // SAFETY: an 8-byte read from our non-blocking eventfd.
+                unsafe { libc::syscall(libc::SYS_read, note, &mut count as *mut u64, 8) };
+            }
         } else {
             std::hint::spin_loop();
         }
