@@ -106,8 +106,8 @@ static SLEEPERS: AtomicU32 = AtomicU32::new(0);
 /// When an application thread last drove the datapath (CLOCK_MONOTONIC ns): the worker only
 /// sleeps on the ring while none does.
 static LAST_APP_POLL: AtomicU64 = AtomicU64::new(0);
-/// The worker stays out of the way of a spinning application thread by waiting on this word;
-/// a caller that goes to sleep bumps it, so the worker takes the ring over at once.
+/// The worker stays out of the way of application threads driving the ring by waiting on this
+/// word; work queued for it bumps it.
 static WORKER_WAKE: AtomicU32 = AtomicU32::new(0);
 /// The worker is waiting on WORKER_WAKE (wakes are only sent then).
 static WORKER_PARKED: AtomicBool = AtomicBool::new(false);
@@ -638,10 +638,10 @@ pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
 
 /// The worker: keeps the stack going while no application thread is in a call (drains the
 /// ring into socket queues, runs timers, follows kernel table changes), and takes no signals.
-/// While an application thread spins on the datapath (polled it within the last millisecond
-/// and none sleeps) it stays out of its way, waiting only for the rest of that millisecond or
-/// until a caller goes to sleep; otherwise it sleeps on the ring and the rtnetlink monitor
-/// until a frame or the next timer.
+/// While application threads drive the datapath (spinning, or sleeping on the ring themselves)
+/// it stays out of their way, waiting for the rest of the millisecond since the last of their
+/// polls; otherwise it sleeps on the ring and the rtnetlink monitor until a frame or the next
+/// timer.
 fn worker() {
     // SAFETY: blocking every signal on this thread only.
     unsafe {
@@ -691,15 +691,16 @@ fn worker() {
     }
 }
 
-/// While an application thread spins on the datapath (polled within the last millisecond and
-/// none sleeps): the nanoseconds left of that millisecond.
+/// While application threads drive the datapath (one polled within the last millisecond:
+/// spinning, or sleeping on the ring and polling it at each wake-up, at least every
+/// millisecond): the nanoseconds left of that millisecond.
 fn app_spinning() -> Option<u64> {
     const IDLE: u64 = 1_000_000; // 1 ms
     let since = driver::clock::now().as_nanos().saturating_sub(LAST_APP_POLL.load(Ordering::Relaxed));
-    (since < IDLE && SLEEPERS.load(Ordering::SeqCst) == 0).then(|| IDLE - since)
+    (since < IDLE).then(|| IDLE - since)
 }
 
-/// A caller is going to sleep: the worker must drive the ring for it from now on.
+/// Work queued for the worker (sockets closed in a signal handler): it must not wait.
 fn wake_worker() {
     WORKER_WAKE.fetch_add(1, Ordering::SeqCst);
     if WORKER_PARKED.load(Ordering::SeqCst) {
@@ -746,7 +747,6 @@ impl Waiter {
         if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
             let seen = GENERATION.load(Ordering::SeqCst);
             SLEEPERS.fetch_add(1, Ordering::SeqCst);
-            wake_worker();
             // Rechecked at least every millisecond: data on the kernel socket (loopback, other
             // interfaces) wakes nothing here.
             let nap = self
