@@ -1238,3 +1238,32 @@ fn a_peer_that_shrinks_its_window_gets_no_data_past_the_new_edge() {
     let d = p.expect();
     assert_eq!((d.seq, d.payload.len()), (1 + 4 * 1460, 1460));
 }
+
+// ---- issue 24, "should fix": Minshall, limited transmit, lost handshake segments ------------
+
+#[test]
+fn nagle_per_minshall_sends_the_tail_of_a_message_at_once() {
+    let mut p = Script::new();
+    let h = p.established();
+    // A 1.5-MSS message: the full segment and its small tail both go now. RFC 896 alone would
+    // hold the tail until the full segment is acknowledged, which a delayed ACK puts off 40 ms.
+    p.send(h, &[1u8; 2000]).unwrap();
+    let full = p.expect();
+    let tail = p.expect();
+    assert_eq!((full.seq, full.payload.len()), (1, 1460));
+    assert_eq!((tail.seq, tail.payload.len(), tail.ms()), (1461, 540, 100), "the tail at once");
+    // Nagle still holds a small segment while an earlier small one is unacknowledged...
+    p.send(h, &[2u8; 100]).unwrap();
+    p.expect_none();
+    // ...also when everything before that small one is acknowledged...
+    p.inject_at(140, seg(".", 1001).ack(1461));
+    p.expect_none();
+    // ...and lets it go once the small one is.
+    p.inject_at(150, seg(".", 1001).ack(2001));
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len(), d.ms()), (2001, 100, 150));
+    // Full segments are never held: a 2-MSS message goes whole although 100 bytes are in flight.
+    p.send(h, &[3u8; 2 * 1460]).unwrap();
+    let sizes: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.payload.len()).collect();
+    assert_eq!(sizes, vec![1460, 1460]);
+}

@@ -73,6 +73,9 @@ pub struct Connection {
     pub(crate) fin_queued: bool,
     /// Sequence number our FIN went out with.
     pub(crate) fin_sent: Option<Seq>,
+    /// End of the last segment of new data sent shorter than the MSS (Linux's snd_sml): Nagle
+    /// holds a small segment only while that one is unacknowledged (Minshall's variant).
+    pub(crate) snd_sml: Seq,
     /// The MSS we send with.
     pub(crate) mss: u32,
     /// The MSS we advertised.
@@ -206,6 +209,7 @@ impl Connection {
             send_buf: SendBuffer::new(options.sndbuf.clamp(1024, 1 << 30)),
             fin_queued: false,
             fin_sent: None,
+            snd_sml: iss,
             mss,
             our_mss,
             irs: Seq(0),

@@ -386,6 +386,11 @@ impl Connection {
         if self.snd_nxt < self.snd_una {
             self.snd_nxt = self.snd_una;
         }
+        // Minshall's mark follows snd_una (it only matters while ahead of it), so that it is
+        // never left 2^31 bytes behind, where circular order would put it ahead again.
+        if self.snd_sml < self.snd_una {
+            self.snd_sml = self.snd_una;
+        }
         match self.recovery {
             Some(recover) if ack >= recover => {
                 self.recovery = None;

@@ -131,9 +131,13 @@ impl Connection {
                 return None;
             }
             if len < self.mss && len == available && !retransmission && !self.force_send {
-                // Nagle (RFC 896): a small segment waits while data is unacknowledged,
-                // unless TCP_NODELAY or the FIN goes with it.
-                let nagle = !self.options.nodelay && self.in_flight() > 0 && !fin_wanted;
+                // Nagle with Minshall's rule (Linux's tcp_nagle_check and tcp_minshall_check):
+                // a small segment waits while an earlier small segment is unacknowledged,
+                // unless TCP_NODELAY or the FIN goes with it. The tail of a message of one or
+                // two MSS thus leaves with its full segments instead of waiting for their
+                // (delayed) ACK.
+                let small_in_flight = self.snd_sml > self.snd_una && self.snd_sml <= self.snd_nxt;
+                let nagle = !self.options.nodelay && small_in_flight && !fin_wanted;
                 if nagle {
                     return None;
                 }
@@ -184,6 +188,9 @@ impl Connection {
         } else {
             self.info.bytes_sent += copied as u64;
             self.last_data_sent = now;
+            if copied > 0 && (copied as u32) < self.mss {
+                self.snd_sml = seq + copied as u32;
+            }
             if self.timing.is_none() && self.recovery.is_none() && copied > 0 {
                 self.timing = Some((seq, now));
             }
