@@ -543,8 +543,10 @@ fn fast_retransmit_on_three_duplicate_acks_then_recovery() {
     p.inject_at(200, seg(".", 1001).ack(1 + 1460));
     let after_ack: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).collect();
     assert_eq!(after_ack.len(), 2, "slow start: two new segments per acked segment");
-    for _ in 0..2 {
+    for i in 0..2 {
         p.inject(seg(".", 1001).ack(1 + 1460));
+        let lt = p.expect();
+        assert_eq!(lt.seq, 1 + (12 + i) * 1460, "limited transmit: one new segment per duplicate ACK");
         p.expect_none();
     }
     p.inject(seg(".", 1001).ack(1 + 1460));
@@ -1266,4 +1268,32 @@ fn nagle_per_minshall_sends_the_tail_of_a_message_at_once() {
     p.send(h, &[3u8; 2 * 1460]).unwrap();
     let sizes: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.payload.len()).collect();
     assert_eq!(sizes, vec![1460, 1460]);
+}
+
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_duplicate_acks() {
+    // A window of three segments: a loss leaves two duplicate ACKs at most, never the three
+    // fast retransmit waits for, unless each of them lets a new segment out (RFC 3042).
+    let mut p = Script::with(TcpConfig { initial_window: 3, ..TcpConfig::default() });
+    let h = p.established();
+    p.send(h, &vec![7u8; 8 * 1460]).unwrap();
+    let first: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.seq).collect();
+    assert_eq!(first, vec![1, 1 + 1460, 1 + 2 * 1460], "the initial window");
+    // The first segment is lost; the second and third each draw a duplicate ACK.
+    p.inject_at(150, seg(".", 1001).ack(1));
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len()), (1 + 3 * 1460, 1460), "first duplicate ACK: one new segment");
+    p.expect_none();
+    p.inject(seg(".", 1001).ack(1));
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len()), (1 + 4 * 1460, 1460), "second duplicate ACK: one more");
+    p.expect_none();
+    assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, 3 * 1460, "the congestion window is unchanged");
+    // Those two draw the third and fourth: fast retransmit repairs the loss, no timeout.
+    p.inject(seg(".", 1001).ack(1));
+    let rtx = p.expect();
+    assert_eq!((rtx.seq, rtx.payload.len(), rtx.ms()), (1, 1460, 150));
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!((info.fast_retransmits, info.timeouts), (1, 0));
+    assert_eq!(info.ssthresh, 2 * 1460, "half the flight before limited transmit, at least two segments");
 }

@@ -444,7 +444,8 @@ impl Connection {
         if self.recovery.is_some() {
             self.cc.on_recovery_dup_ack(self.mss);
         } else if self.dupacks == 3 && self.snd_una > self.recover_mark {
-            let flight = self.snd_max.since(self.snd_una);
+            // What limited transmit sent beyond the congestion window is not counted.
+            let flight = self.snd_max.since(self.snd_una).min(self.cc.window());
             self.cc.on_fast_retransmit(flight, self.mss);
             self.recovery = Some(self.snd_max);
             self.recover_mark = self.snd_max;

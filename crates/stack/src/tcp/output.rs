@@ -116,7 +116,7 @@ impl Connection {
         if kind == Send::New {
             let wnd_end = self.snd_una + self.snd_wnd;
             let wnd_avail = wnd_end.since(seq);
-            let cwnd_avail = self.cc.window().saturating_sub(self.in_flight());
+            let cwnd_avail = self.send_window().saturating_sub(self.in_flight());
             len = len.min(wnd_avail).min(cwnd_avail);
             if len < available.min(self.mss) && !self.force_send {
                 // Window- or congestion-limited: a segment smaller than it could be waits,
@@ -206,6 +206,16 @@ impl Connection {
             self.rto_at = Some(now + self.rtt.backed_off(self.backoff));
         }
         Some(out)
+    }
+
+    /// What the congestion window lets us have in flight, with limited transmit (RFC 3042):
+    /// the first and second duplicate ACK outside recovery each let one more segment out, the
+    /// congestion window itself unchanged, so a small flight that lost a segment still draws
+    /// the third duplicate ACK fast retransmit needs. (Linux gets the same from counting
+    /// duplicate ACKs as segments that left the network, tcp_packets_in_flight.)
+    pub(crate) fn send_window(&self) -> u32 {
+        let limited_transmit = if self.recovery.is_none() { self.dupacks.min(2) * self.mss } else { 0 };
+        self.cc.window().saturating_add(limited_transmit)
     }
 
     /// Starts the persist timer when data waits on the peer's window and nothing is in flight
