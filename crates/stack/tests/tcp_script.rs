@@ -1297,3 +1297,65 @@ fn limited_transmit_sends_new_data_on_the_first_two_duplicate_acks() {
     assert_eq!((info.fast_retransmits, info.timeouts), (1, 0));
     assert_eq!(info.ssthresh, 2 * 1460, "half the flight before limited transmit, at least two segments");
 }
+
+#[test]
+fn a_handshake_without_an_rtt_sample_leaves_a_3_s_rto_for_the_data() {
+    // The SYN is lost once: the SYN-ACK answers a retransmission and times nothing (Karn), so
+    // the data phase starts from RFC 6298 5.7's 3 s rather than the 1 s initial RTO.
+    let mut p = Script::new();
+    let h = p.connect();
+    assert_eq!(p.expect().ms(), 0);
+    assert_eq!(p.expect_by(2_000).ms(), 1_000, "the SYN again");
+    p.inject_at(1_100, seg("S.", 1000).ack(1).mss(1460));
+    assert_eq!(p.expect().flags, ".");
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!(info.rto, dms(3_000));
+    // One retransmission may be the 1 s timer's haste: the initial window stays (Linux).
+    assert_eq!(info.cwnd, 10 * 1460);
+    p.send(h, &[1u8; 100]).unwrap();
+    assert_eq!(p.expect().ms(), 1_100);
+    let rtx = p.expect_by(10_000);
+    assert_eq!((rtx.seq, rtx.payload.len(), rtx.ms()), (1, 100, 4_100), "retransmitted after 3 s");
+
+    // The same on the passive side, when the peer's SYN comes again (our SYN-ACK was lost)
+    // and our SYN-ACK goes out twice: the final ACK times nothing.
+    let mut q = Script::new();
+    let l = q.listen(8);
+    q.inject(seg("S", 5000).mss(1460));
+    assert_eq!(q.expect().flags, "S.");
+    q.inject_at(500, seg("S", 5000).mss(1460));
+    assert_eq!(q.expect().flags, "S.");
+    q.inject_at(600, seg(".", 5001).ack(1));
+    let (c, _) = q.stack.tcp_accept(l).unwrap();
+    let info = q.stack.tcp_info(c).unwrap();
+    assert_eq!((info.srtt, info.rto), (Duration::ZERO, dms(3_000)), "no sample across a retransmission");
+}
+
+#[test]
+fn more_than_one_lost_syn_or_syn_ack_starts_the_data_with_one_segment() {
+    // RFC 5681 3.1, as Linux applies it (tcp_init_transfer: more than one retransmission of
+    // the SYN or SYN-ACK, since one may come from the 1 s initial RTO alone).
+    let mut p = Script::new();
+    let h = p.connect();
+    let syns: Vec<_> = (0..3).map(|_| p.expect_by(10_000).ms()).collect();
+    assert_eq!(syns, vec![0, 1_000, 3_000]);
+    p.inject_at(3_100, seg("S.", 1000).ack(1).mss(1460));
+    assert_eq!(p.expect().flags, ".");
+    p.send(h, &vec![1u8; 10 * 1460]).unwrap();
+    let burst: Vec<_> = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.seq).collect();
+    assert_eq!(burst, vec![1], "an initial window of one segment");
+    p.inject_at(3_200, seg(".", 1001).ack(1461));
+    assert_eq!(std::iter::from_fn(|| p.sent.pop_front()).count(), 2, "then slow start");
+
+    // The passive side: our SYN-ACK went out three times.
+    let mut q = Script::new();
+    let l = q.listen(8);
+    q.inject(seg("S", 5000).mss(1460));
+    let synacks: Vec<_> = (0..3).map(|_| q.expect_by(10_000).ms()).collect();
+    assert_eq!(synacks, vec![0, 1_000, 3_000]);
+    q.inject_at(3_050, seg(".", 5001).ack(1));
+    let (c, _) = q.stack.tcp_accept(l).unwrap();
+    q.send(c, &vec![1u8; 10 * 1460]).unwrap();
+    assert_eq!(std::iter::from_fn(|| q.sent.pop_front()).count(), 1, "an initial window of one segment");
+    assert_eq!(q.stack.tcp_info(c).unwrap().rto, dms(3_000));
+}

@@ -88,6 +88,14 @@ impl Connection {
     pub(crate) fn enter_established(&mut self, now: Instant) {
         // shutdown(SHUT_WR) during the handshake takes effect now.
         self.state = if self.fin_queued { State::FinWait1 } else { State::Established };
+        // A handshake that lost segments (Linux's tcp_init_transfer and tcp_init_metrics): no
+        // RTT sample leaves the data phase RFC 6298 5.7's 3 s RTO instead of the initial 1 s,
+        // and more than one retransmission of the SYN or SYN-ACK an initial window of one
+        // segment (RFC 5681 3.1; Linux forgives one, which the 1 s RTO alone may cause).
+        self.rtt.fall_back(self.config.rto_fallback);
+        if self.info.timeout_retransmits > 1 {
+            self.cc = self.config.congestion.build(1, self.mss);
+        }
         self.quickacks = self.config.quickacks;
         if self.options.keepalive {
             self.keepalive_at = Some(now + self.options.keep_idle);
@@ -145,8 +153,10 @@ impl Connection {
                 seq = self.rcv_nxt;
                 acceptable = true;
             } else if self.state == State::SynReceived && seq == self.irs && repr.ack.is_none() {
-                // The peer did not get our SYN-ACK: send it again.
+                // The peer did not get our SYN-ACK: send it again, and time neither (Karn: the
+                // final ACK could answer either copy).
                 self.snd_nxt = self.iss;
+                self.timing = None;
                 return;
             } else {
                 self.challenge_ack(now);
