@@ -9,7 +9,7 @@
 //! buffers of their configured size) and must not answer one segment with a storm.
 
 use crate::tcp::TcpConfig;
-use crate::testing::{lan_stack, tcp_frame};
+use crate::testing::{lan_stack, tcp_frame, SimulatedDriver};
 use crate::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::{EthernetAddress, EthernetFrame, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
@@ -119,14 +119,6 @@ impl World {
         self.sink.last.iter().rev().find(|s| s.0 == peer_port).map_or(0, |s| s.1)
     }
 
-    fn flush(&mut self) {
-        let before = self.sink.frames;
-        self.stack.transmit(self.now, &mut self.sink);
-        while self.stack.poll_event().is_some() {}
-        let sent = self.sink.frames - before;
-        assert!(sent <= MAX_SEGMENTS_PER_STEP, "{sent} segments for one step");
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn inject(
         &mut self,
@@ -149,6 +141,24 @@ impl World {
     fn check(&self) {
         let n = self.stack.tcp_connections().len();
         assert!(n <= MAX_CONNECTIONS, "{n} connections: memory is not bounded");
+    }
+}
+
+impl SimulatedDriver for World {
+    fn stack_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn flush(&mut self) {
+        let before = self.sink.frames;
+        self.stack.transmit(self.now, &mut self.sink);
+        while self.stack.poll_event().is_some() {}
+        let sent = self.sink.frames - before;
+        assert!(sent <= MAX_SEGMENTS_PER_STEP, "{sent} segments for one step");
     }
 }
 
@@ -210,14 +220,7 @@ pub fn tcp_engine(data: &[u8]) {
             9 => {
                 let ms = u64::from(input.u16()) * u64::from(1 + input.u8() % 16);
                 let until = Instant::from_nanos(w.now.as_nanos() + ms * 1_000_000);
-                while let Some(next) = w.stack.poll_timeout().filter(|&t| t <= until) {
-                    w.now = w.now.max(next);
-                    w.stack.handle_timeout(w.now);
-                    w.flush();
-                }
-                w.now = until;
-                w.stack.handle_timeout(w.now);
-                w.flush();
+                w.run_until(until);
             }
             // The application.
             op => {
