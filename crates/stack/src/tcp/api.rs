@@ -448,6 +448,7 @@ impl Stack {
         let payload = segment.payload();
         let local = SocketAddrV4::new(dst, repr.dst_port);
         let remote = SocketAddrV4::new(src, repr.src_port);
+        self.tcp.demux_lookups += 1;
         if let Some(&h) = self.tcp.connections.get(&(local, remote)) {
             if !self.tcp_time_wait_reuse(h, &repr) {
                 self.tcp_to_connection(now, h, &repr, payload);
@@ -579,6 +580,15 @@ impl Stack {
 
     // ---- transmit --------------------------------------------------------------------------
 
+    /// What the stack's tables did so far, counted (see [`Work`](crate::stats::Work)).
+    pub fn work(&self) -> crate::stats::Work {
+        crate::stats::Work {
+            demux_lookups: self.tcp.demux_lookups,
+            timer_visits: self.tcp.timers.visits(),
+            transmit_visits: self.tcp.transmit_visits,
+        }
+    }
+
     /// Whether some TCP socket has something to send: a driver that did not call
     /// [`Stack::transmit`] after its last call into the stack must do so.
     pub fn tcp_transmit_pending(&self) -> bool {
@@ -601,6 +611,7 @@ impl Stack {
         while i < self.tcp.dirty.len() {
             let h = self.tcp.dirty[i];
             i += 1;
+            self.tcp.transmit_visits += 1;
             let (n, busy) = self.tcp_transmit_one(now, h, tx);
             sent += n;
             if let Some(s) = self.sockets.get_tcp_mut(h) {

@@ -592,6 +592,8 @@ impl Connection {
         i.snd_mss = self.mss;
         i.rcv_mss = self.our_mss;
         i.unacked = self.snd_max.since(self.snd_una);
+        i.send_buffer_bytes = self.send_buf.capacity();
+        i.recv_buffer_bytes = self.recv.capacity();
         i
     }
 
