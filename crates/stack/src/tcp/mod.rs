@@ -7,6 +7,7 @@ pub mod assembler;
 pub mod config;
 pub mod congestion;
 pub mod connection;
+mod demux;
 pub mod error;
 pub mod info;
 mod input;
@@ -24,6 +25,7 @@ pub(crate) mod socket;
 pub mod state;
 pub(crate) mod tables;
 mod timers;
+mod transmit;
 
 pub use config::TcpConfig;
 pub use connection::{Connection, Readiness};
