@@ -507,21 +507,6 @@ impl Connection {
         }
     }
 
-    /// After the application read: announce a window that opened enough (Linux's
-    /// tcp_cleanup_rbuf rule: the new window is at least twice the one the peer knows).
-    fn maybe_window_update(&mut self, _before: u32) {
-        if !self.state.can_receive() {
-            return;
-        }
-        let now_offered = self.rcv.adv.since(self.rcv.nxt);
-        if 2 * now_offered as usize <= self.rcv.buf.capacity() {
-            let new = self.advertisable_window();
-            if new > now_offered && new >= 2 * now_offered {
-                self.ack.now = true;
-            }
-        }
-    }
-
     /// shutdown(SHUT_WR): a FIN follows the data already queued.
     pub fn shutdown_write(&mut self) -> Result<(), TcpError> {
         match self.state {

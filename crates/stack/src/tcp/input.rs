@@ -1,6 +1,7 @@
 //! What arrives: segment processing of RFC 9293 3.10.7, with RFC 5961's defences (exact-match
-//! RST, challenge ACKs for in-window RSTs and SYNs, ACK range check), delayed-ACK decisions,
-//! duplicate-ACK counting for fast retransmit, and in-order delivery through the reassembler.
+//! RST, challenge ACKs for in-window RSTs and SYNs, ACK range check), and in-order delivery
+//! through the reassembler. When to acknowledge is decided in `ack.rs`, what a duplicate or
+//! new ACK means for loss recovery in `recovery.rs`.
 
 use super::connection::{Connection, Timer};
 use super::error::TcpError;
@@ -8,13 +9,7 @@ use super::recv_buffer::Arrival;
 use super::seq::Seq;
 use super::state::State;
 use crate::time::Instant;
-use std::time::Duration;
 use wire::{TcpFlags, TcpRepr};
-
-/// The most duplicate ACKs owed at once (a burst of out-of-order segments in one batch).
-const MAX_DUPACKS_OWED: u32 = 64;
-/// Least time between ACKs to out-of-window segments without data (tcp_invalid_ratelimit).
-const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Connection {
     /// Processes one segment addressed to this connection.
@@ -103,19 +98,6 @@ impl Connection {
         self.arrived();
     }
 
-    /// RFC 5961 challenge ACK, rate-limited per second.
-    fn challenge_ack(&mut self, now: Instant) {
-        if now.saturating_since(self.ack.challenge_start) >= Duration::from_secs(1) {
-            self.ack.challenge_start = now;
-            self.ack.challenge_count = 0;
-        }
-        if self.ack.challenge_count < self.config.challenge_ack_limit {
-            self.ack.challenge_count += 1;
-            self.info.challenge_acks += 1;
-            self.ack.now = true;
-        }
-    }
-
     fn on_synchronized(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
         let flags = repr.flags;
         let seq = Seq(repr.seq);
@@ -167,14 +149,7 @@ impl Connection {
         let mut fin = flags.contains(TcpFlags::FIN);
         if !acceptable {
             self.info.rcv_dropped += 1;
-            // Answered, but segments without data at most once per 500 ms (Linux's
-            // tcp_oow_rate_limited), so two confused ends cannot ACK each other in a loop.
-            let limited =
-                data.is_empty() && !fin && self.ack.oow_at.is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL);
-            if !limited {
-                self.ack.oow_at = Some(now);
-                self.ack.now = true;
-            }
+            self.ack_unacceptable(now, data.is_empty() && !fin);
             return;
         }
         // Only an acceptable segment shows the peer alive (keepalive) or restarts TIME_WAIT.
@@ -271,32 +246,18 @@ impl Connection {
             match self.rcv.buf.insert(offset, data) {
                 Arrival::InOrder(n) => {
                     self.rcv.nxt = self.rcv.nxt + n as u32;
-                    // The ACK now moves: the duplicates owed for the old point are moot.
-                    self.ack.dupacks_owed = 0;
                     self.info.bytes_received += n as u64;
                     self.rcv.mss = self.rcv.mss.max((data.len() as u32).min(self.rcv.our_mss));
-                    self.ack.unacked_bytes = self.ack.unacked_bytes.saturating_add(n as u32);
                     self.arrived();
-                    if idle_receiver && self.ack.quickacks == 0 {
-                        self.ack.quickacks = self.config.quickacks;
-                    }
-                    if had_holes || n > data.len() || self.rcv.buf.has_holes() {
-                        self.ack.now = true;
-                    } else if self.ack.quickacks > 0 {
-                        self.ack.quickacks -= 1;
-                        self.ack.now = true;
-                    } else if self.ack.unacked_bytes > self.rcv.mss {
-                        self.ack.now = true;
-                    } else if self.timers[Timer::DelayedAck].is_none() {
-                        self.timers[Timer::DelayedAck] = Some(now + self.config.delayed_ack);
-                    }
+                    // A hole filled or still open is news for the sender at once.
+                    let holes = had_holes || n > data.len() || self.rcv.buf.has_holes();
+                    self.ack_in_order(now, n as u32, holes, idle_receiver);
                     if n < data.len() {
                         fin = false;
                     }
                 }
                 Arrival::OutOfOrder => {
-                    self.ack.now = true;
-                    self.ack.dupacks_owed = (self.ack.dupacks_owed + 1).min(MAX_DUPACKS_OWED);
+                    self.ack_out_of_order();
                     if fin {
                         self.rcv.fin_pending = Some(start + data.len() as u32);
                     }
@@ -401,32 +362,7 @@ impl Connection {
         if self.snd.sml < self.snd.una {
             self.snd.sml = self.snd.una;
         }
-        match self.loss.recover {
-            Some(recover) if ack >= recover => {
-                self.loss.recover = None;
-                self.loss.dupacks = 0;
-                let flight = self.snd.max.since(self.snd.una);
-                self.cc.on_recovery_exit(flight, self.snd.mss);
-            }
-            Some(_) => {
-                self.cc.on_partial_ack(acked, self.snd.mss);
-                self.loss.retransmit_now = true;
-            }
-            None => {
-                self.loss.dupacks = 0;
-                // RFC 6582's "recover" follows snd_una outside recovery: a mark left behind
-                // would be more than 2^31 bytes back after 2 GiB without loss, and circular
-                // order would then put it ahead of snd_una and block fast retransmit forever.
-                if self.snd.una - 1 > self.loss.recover_mark {
-                    self.loss.recover_mark = self.snd.una - 1;
-                }
-                // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
-                // application-limited sender does not build an unearned window.
-                if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
-                    self.cc.on_ack(now, data, self.snd.mss);
-                }
-            }
-        }
+        self.on_ack_for_recovery(now, ack, acked, data, in_flight_before);
         self.timers[Timer::Retransmit] = if self.snd.una == self.snd.max { None } else { Some(now + self.rtt.rto()) };
         if data > 0 {
             self.arrived();
@@ -446,21 +382,6 @@ impl Connection {
                 }
                 _ => {}
             }
-        }
-    }
-
-    fn on_dup_ack(&mut self) {
-        self.loss.dupacks += 1;
-        if self.loss.recover.is_some() {
-            self.cc.on_recovery_dup_ack(self.snd.mss);
-        } else if self.loss.dupacks == 3 && self.snd.una > self.loss.recover_mark {
-            // What limited transmit sent beyond the congestion window is not counted.
-            let flight = self.snd.max.since(self.snd.una).min(self.cc.window());
-            self.cc.on_fast_retransmit(flight, self.snd.mss);
-            self.loss.recover = Some(self.snd.max);
-            self.loss.recover_mark = self.snd.max;
-            self.loss.retransmit_now = true;
-            self.loss.timing = None;
         }
     }
 }

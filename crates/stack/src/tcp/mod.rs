@@ -2,6 +2,7 @@
 //! built from. The stack (engine.rs, tcp/api.rs) owns them, demultiplexes segments to them and
 //! turns what they emit into frames.
 
+mod ack;
 mod api;
 pub mod assembler;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod isn;
 pub mod listener;
 pub mod options;
 mod output;
+mod recovery;
 pub mod recv_buffer;
 mod ring;
 pub mod rtt;

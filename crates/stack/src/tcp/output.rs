@@ -208,16 +208,6 @@ impl Connection {
         Some(out)
     }
 
-    /// What the congestion window lets us have in flight, with limited transmit (RFC 3042):
-    /// the first and second duplicate ACK outside recovery each let one more segment out, the
-    /// congestion window itself unchanged, so a small flight that lost a segment still draws
-    /// the third duplicate ACK fast retransmit needs. (Linux gets the same from counting
-    /// duplicate ACKs as segments that left the network, tcp_packets_in_flight.)
-    pub(crate) fn send_window(&self) -> u32 {
-        let limited_transmit = if self.loss.recover.is_none() { self.loss.dupacks.min(2) * self.snd.mss } else { 0 };
-        self.cc.window().saturating_add(limited_transmit)
-    }
-
     /// Starts the persist timer when data waits on the peer's window and nothing is in flight
     /// (so no ACK will come to open it).
     pub(crate) fn arm_persist(&mut self, now: Instant) {
@@ -285,10 +275,7 @@ impl Connection {
         let mut segment = TcpSegment::new_unchecked(&mut *buf);
         repr.emit(&mut segment, *self.local.ip(), *self.remote.ip()).ok()?;
         if ack.is_some() {
-            self.rcv.wup = self.rcv.nxt;
-            self.ack.now = false;
-            self.timers[Timer::DelayedAck] = None;
-            self.ack.unacked_bytes = 0;
+            self.ack_sent();
         }
         self.info.segs_out += 1;
         self.last_send = now;

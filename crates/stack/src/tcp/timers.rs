@@ -92,21 +92,7 @@ impl Connection {
             }
             return;
         }
-        self.info.timeouts += 1;
-        self.loss.retries += 1;
-        self.loss.backoff += 1;
-        if self.state.is_synchronized() {
-            let flight = self.snd.max.since(self.snd.una);
-            self.cc.on_timeout(flight, self.snd.mss);
-        }
-        self.loss.recover = None;
-        self.loss.dupacks = 0;
-        self.loss.recover_mark = self.snd.max;
-        self.loss.timing = None;
-        self.loss.retransmit_now = false;
-        // Go back: the head at once, whatever the windows; the rest as they allow.
-        self.snd.nxt = self.snd.una;
-        self.loss.rto_head = self.state.is_synchronized();
+        self.on_retransmission_loss();
     }
 
     fn on_persist_timeout(&mut self) {
