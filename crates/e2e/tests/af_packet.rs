@@ -24,8 +24,8 @@ fn peer_socket(topo: &Topology, port: u16) -> UdpSocket {
 }
 
 fn ping(sock: &UdpSocket, rng: &mut XorShift, max_len: usize) {
-    let len = (rng.next() % (max_len as u64 + 1)) as usize;
-    let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    let len = (rng.next_u64() % (max_len as u64 + 1)) as usize;
+    let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     sock.send(&data).unwrap();
     let mut buf = [0u8; 2048];
     let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no echo of a {len}-byte datagram: {e}"));

@@ -33,7 +33,7 @@ fn peer_socket(topo: &Topology, bind: Ipv4Addr, port: u16) -> UdpSocket {
 }
 
 fn ping(sock: &UdpSocket, len: usize, rng: &mut XorShift) {
-    let data: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+    let data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
     sock.send(&data).unwrap();
     let mut buf = vec![0u8; 65_536];
     let n = sock.recv(&mut buf).unwrap_or_else(|e| panic!("no echo of a {len}-byte datagram: {e}"));
@@ -64,10 +64,10 @@ fn echoes_10000_datagrams_of_0_to_65507_bytes_byte_exact() {
     // the largest; then random sizes over the whole range.
     let mut sizes = vec![0, 1, 1472, 1473, 2952, 2953, 8000, 65_507];
     while sizes.len() < 10_000 {
-        let len = match rng.next() % 4 {
-            0 => rng.next() % 1473,
-            1 => rng.next() % 9000,
-            _ => rng.next() % 65_508,
+        let len = match rng.next_u64() % 4 {
+            0 => rng.next_u64() % 1473,
+            1 => rng.next_u64() % 9000,
+            _ => rng.next_u64() % 65_508,
         };
         sizes.push(len as usize);
     }
@@ -225,7 +225,7 @@ fn a_flood_of_bogus_fragments_and_malformed_frames_leaves_memory_bounded_and_the
         h
     };
     for i in 0..30_000u32 {
-        let r = rng.next();
+        let r = rng.next_u64();
         // Spoofed sources, so per-source limits do not stop them: the table limit must.
         let src = Ipv4Addr::new(10, 99, (r >> 8) as u8, (r >> 16) as u8 | 3);
         let ident = (r >> 24) as u16;

@@ -6,10 +6,15 @@
 //! segments with fuzzed flags, numbers (near the right ones, or anywhere), windows, options and
 //! payloads, for any of them or for nobody; time passing; the application's calls. Whatever
 //! comes, the engine must not panic, must keep its memory bounded (a fixed number of sockets,
-//! buffers of their configured size) and must not answer one segment with a storm.
+//! buffers of their configured size), must not answer one segment with a storm, and must keep
+//! both byte streams exact: the peer's bytes are a function of their sequence number
+//! (`testing::stream_byte`), so every byte the application reads must be the stream at its
+//! offset, and every byte sent must be what the application wrote at that offset. A
+//! connection never has more unacknowledged than its send buffer holds (plus SYN and FIN),
+//! nor offers more window than its receive buffer.
 
 use crate::tcp::TcpConfig;
-use crate::testing::{lan_stack, tcp_frame};
+use crate::testing::{lan_stack, stream_at, stream_mismatch, tcp_frame, SimulatedDriver};
 use crate::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::{EthernetAddress, EthernetFrame, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
@@ -27,12 +32,17 @@ const MAX_CONNECTIONS: usize = 64;
 /// Segments one input segment or call may cause at most (a window's worth of data).
 const MAX_SEGMENTS_PER_STEP: usize = 200;
 
+/// Buffers of every connection (small, so the fuzzer reaches their edges).
+const BUFFER: usize = 16_384;
+
 /// Counts what the stack sends and remembers the last segment's sequence numbers.
 #[derive(Default)]
 struct Sink {
     frames: usize,
     /// (destination port, seq, ack) of the latest segments, for learning our ISS.
     last: Vec<(u16, u32, u32)>,
+    /// (destination port, seq, payload) of data segments since the last check.
+    data: Vec<(u16, u32, Vec<u8>)>,
 }
 
 impl Transmit for Sink {
@@ -47,6 +57,9 @@ impl Transmit for Sink {
                         self.last.remove(0);
                     }
                     self.last.push((tcp.dst_port(), tcp.seq_number(), tcp.ack_number()));
+                    if !tcp.payload().is_empty() {
+                        self.data.push((tcp.dst_port(), tcp.seq_number(), tcp.payload().to_vec()));
+                    }
                 }
             }
         }
@@ -78,37 +91,50 @@ impl Input<'_> {
     }
 }
 
+/// One of the two connections the application holds.
+#[derive(Clone, Copy, Default)]
+struct Conn {
+    /// The application's handle (None once closed).
+    handle: Option<SocketHandle>,
+    our_port: u16,
+    peer_port: u16,
+    /// Our ISS, learnt from the SYN or SYN-ACK.
+    iss: u32,
+    /// Bytes the application wrote and read (each a prefix of its stream).
+    written: u32,
+    read: u32,
+}
+
 /// The harness: the stack, its clock and the two connections' numbers.
 struct World {
     stack: Stack,
     now: Instant,
     sink: Sink,
     listener: SocketHandle,
-    /// (our handle, our port, the peer's port, our ISS).
-    conns: [(Option<SocketHandle>, u16, u16, u32); 2],
+    conns: [Conn; 2],
 }
 
 impl World {
     fn new() -> World {
-        let tcp = TcpConfig { rcvbuf: 16_384, sndbuf: 16_384, ..TcpConfig::default() };
+        let tcp = TcpConfig { rcvbuf: BUFFER, sndbuf: BUFFER, ..TcpConfig::default() };
         let mut stack = lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp, ..StackConfig::default() });
         let listener = stack.tcp_open();
         let _ = stack.tcp_bind(listener, SocketAddrV4::new(OURS, LISTEN_PORT));
         let _ = stack.tcp_listen(listener, 4);
-        let mut w = World { stack, now: Instant::ZERO, sink: Sink::default(), listener, conns: [(None, 0, 0, 0); 2] };
+        let mut w = World { stack, now: Instant::ZERO, sink: Sink::default(), listener, conns: [Conn::default(); 2] };
         // One we open...
         let h = w.stack.tcp_open();
         let _ = w.stack.tcp_bind(h, SocketAddrV4::new(OURS, ACTIVE_PORT));
         let _ = w.stack.tcp_connect(h, SocketAddrV4::new(PEER, 7000), w.now);
         let iss = w.flush_iss(7000);
         w.inject(ACTIVE_PORT, 7000, PEER_ISS, Some(iss.wrapping_add(1)), TcpFlags::SYN, 65_535, mss_ws(), &[]);
-        w.conns[0] = (Some(h), ACTIVE_PORT, 7000, iss);
+        w.conns[0] = Conn { handle: Some(h), our_port: ACTIVE_PORT, peer_port: 7000, iss, ..Conn::default() };
         // ...and one we accept.
         w.inject(LISTEN_PORT, 7001, PEER_ISS, None, TcpFlags::SYN, 65_535, mss_ws(), &[]);
         let iss = w.flush_iss(7001);
         w.inject(LISTEN_PORT, 7001, PEER_ISS + 1, Some(iss.wrapping_add(1)), TcpFlags::empty(), 65_535, none(), &[]);
         let accepted = w.stack.tcp_accept(w.listener).ok().map(|(h, _)| h);
-        w.conns[1] = (accepted, LISTEN_PORT, 7001, iss);
+        w.conns[1] = Conn { handle: accepted, our_port: LISTEN_PORT, peer_port: 7001, iss, ..Conn::default() };
         w
     }
 
@@ -117,14 +143,6 @@ impl World {
     fn flush_iss(&mut self, peer_port: u16) -> u32 {
         self.flush();
         self.sink.last.iter().rev().find(|s| s.0 == peer_port).map_or(0, |s| s.1)
-    }
-
-    fn flush(&mut self) {
-        let before = self.sink.frames;
-        self.stack.transmit(self.now, &mut self.sink);
-        while self.stack.poll_event().is_some() {}
-        let sent = self.sink.frames - before;
-        assert!(sent <= MAX_SEGMENTS_PER_STEP, "{sent} segments for one step");
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -146,9 +164,54 @@ impl World {
         self.flush();
     }
 
-    fn check(&self) {
+    fn check(&mut self) {
         let n = self.stack.tcp_connections().len();
         assert!(n <= MAX_CONNECTIONS, "{n} connections: memory is not bounded");
+        for c in &self.conns {
+            let Some(info) = c.handle.and_then(|h| self.stack.tcp_info(h).ok()) else { continue };
+            assert!(info.unacked as usize <= BUFFER + 2, "{} bytes unacknowledged", info.unacked);
+            let scale_unit = 1u32 << info.rcv_wscale;
+            assert!(info.rcv_wnd as usize <= BUFFER + scale_unit as usize, "a window of {}", info.rcv_wnd);
+        }
+    }
+
+    /// What the application reads from connection `i`: its stream, in order.
+    fn check_read(&mut self, i: usize, data: &[u8], peek: bool) {
+        let c = &mut self.conns[i];
+        assert_eq!(stream_mismatch(c.read, data), None, "read at stream offset {}", c.read);
+        if !peek {
+            c.read = c.read.wrapping_add(data.len() as u32);
+        }
+    }
+
+    /// What the stack sent: each data segment of the two connections is what their application
+    /// wrote, at its offset.
+    fn check_sent(&mut self) {
+        for (port, seq, payload) in self.sink.data.drain(..) {
+            let Some(c) = self.conns.iter().find(|c| c.peer_port == port) else { continue };
+            let at = seq.wrapping_sub(c.iss).wrapping_sub(1);
+            assert!(at.wrapping_add(payload.len() as u32) <= c.written, "sent past what was written");
+            assert_eq!(stream_mismatch(at, &payload), None, "sent at stream offset {at}");
+        }
+    }
+}
+
+impl SimulatedDriver for World {
+    fn stack_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn flush(&mut self) {
+        let before = self.sink.frames;
+        self.stack.transmit(self.now, &mut self.sink);
+        while self.stack.poll_event().is_some() {}
+        let sent = self.sink.frames - before;
+        assert!(sent <= MAX_SEGMENTS_PER_STEP, "{sent} segments for one step");
+        self.check_sent();
     }
 }
 
@@ -165,7 +228,7 @@ pub fn tcp_engine(data: &[u8]) {
     let mut w = World::new();
     let mut input = Input(data);
     let mut buf = [0u8; 4096];
-    let payload = [0x5au8; 2048];
+    let mut payload = [0u8; 2048];
     while !input.is_empty() {
         let op = input.u8();
         let which = (op >> 4) as usize % 4;
@@ -179,7 +242,7 @@ pub fn tcp_engine(data: &[u8]) {
                 let len = usize::from(input.u8()) * 8;
                 let opts = input.u8();
                 let (dst, src, iss) = match which {
-                    0 | 1 => (w.conns[which].1, w.conns[which].2, w.conns[which].3),
+                    0 | 1 => (w.conns[which].our_port, w.conns[which].peer_port, w.conns[which].iss),
                     2 => (LISTEN_PORT, 7002 + u16::from(opts & 7), 0),
                     _ => (4444, 7000, 0),
                 };
@@ -195,41 +258,48 @@ pub fn tcp_engine(data: &[u8]) {
                     none()
                 };
                 let flags = TcpFlags::from_bits_truncate(flags.bits() & !0x10);
-                w.inject(dst, src, seq, ack, flags, window, options, &payload[..len.min(payload.len())]);
+                let payload = peer_bytes(&mut payload, flags, seq, len);
+                w.inject(dst, src, seq, ack, flags, window, options, payload);
             }
             // A segment with numbers from anywhere.
             8 => {
                 let flags = TcpFlags::from_bits_truncate(u16::from(input.u8()));
                 let (seq, ack, window) = (input.u32(), input.u32(), input.u16());
-                let (dst, src) = (w.conns[which % 2].1, w.conns[which % 2].2);
+                let (dst, src) = (w.conns[which % 2].our_port, w.conns[which % 2].peer_port);
                 let ack = (flags.bits() & 0x10 != 0).then_some(ack);
                 let flags = TcpFlags::from_bits_truncate(flags.bits() & !0x10);
-                w.inject(dst, src, seq, ack, flags, window, none(), &payload[..usize::from(input.u8())]);
+                let payload = peer_bytes(&mut payload, flags, seq, usize::from(input.u8()));
+                w.inject(dst, src, seq, ack, flags, window, none(), payload);
             }
             // Time passes, timers run.
             9 => {
                 let ms = u64::from(input.u16()) * u64::from(1 + input.u8() % 16);
                 let until = Instant::from_nanos(w.now.as_nanos() + ms * 1_000_000);
-                while let Some(next) = w.stack.poll_timeout().filter(|&t| t <= until) {
-                    w.now = w.now.max(next);
-                    w.stack.handle_timeout(w.now);
-                    w.flush();
-                }
-                w.now = until;
-                w.stack.handle_timeout(w.now);
-                w.flush();
+                w.run_until(until);
             }
             // The application.
             op => {
-                let Some(h) = w.conns[which % 2].0 else { continue };
+                let i = which % 2;
+                let Some(h) = w.conns[i].handle else { continue };
                 let n = usize::from(input.u16()) % buf.len();
                 match op {
-                    10 => drop(w.stack.tcp_send(h, &payload[..n.min(payload.len())])),
-                    11 => drop(w.stack.tcp_recv(h, &mut buf[..n], which >= 2)),
+                    10 => {
+                        let data = &mut buf[..n];
+                        stream_at(w.conns[i].written, data);
+                        if let Ok(k) = w.stack.tcp_send(h, data) {
+                            w.conns[i].written = w.conns[i].written.wrapping_add(k as u32);
+                        }
+                    }
+                    11 => {
+                        let peek = which >= 2;
+                        if let Ok(k) = w.stack.tcp_recv(h, &mut buf[..n], peek) {
+                            w.check_read(i, &buf[..k], peek);
+                        }
+                    }
                     12 => drop(w.stack.tcp_shutdown(h, which & 1 != 0, true)),
                     13 => {
                         let _ = w.stack.tcp_close(h, w.now);
-                        w.conns[which % 2].0 = None;
+                        w.conns[i].handle = None;
                     }
                     14 => {
                         let _ = w.stack.tcp_abort(h);
@@ -247,6 +317,16 @@ pub fn tcp_engine(data: &[u8]) {
     }
 }
 
+/// `len` bytes of the peer's stream for a segment with sequence number `seq` (its data starts
+/// one past a SYN), in `buf`.
+fn peer_bytes(buf: &mut [u8], flags: TcpFlags, seq: u32, len: usize) -> &[u8] {
+    let first = seq.wrapping_add(u32::from(flags.contains(TcpFlags::SYN))).wrapping_sub(PEER_ISS + 1);
+    let len = len.min(buf.len());
+    let out = &mut buf[..len];
+    stream_at(first, out);
+    out
+}
+
 /// A fuzz entry point.
 pub type Entry = fn(&[u8]);
 
@@ -261,8 +341,8 @@ mod tests {
     #[test]
     fn the_fuzzed_world_starts_with_two_established_connections_and_a_listener() {
         let w = World::new();
-        for (h, ..) in w.conns {
-            assert_eq!(w.stack.tcp_state(h.expect("connected")), Ok(State::Established));
+        for c in w.conns {
+            assert_eq!(w.stack.tcp_state(c.handle.expect("connected")), Ok(State::Established));
         }
         assert_eq!(w.stack.tcp_state(w.listener), Ok(State::Listen));
     }

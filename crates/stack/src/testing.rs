@@ -1,9 +1,12 @@
 //! Building blocks for the stack's tests, benchmarks and fuzz targets (and the interop harness
-//! in crates/e2e): a stack on a /24 with its one peer's MAC known, and the frames that peer
-//! sends. Not used by the driver, which fills routes and neighbours from the kernel.
+//! in crates/e2e), written once: a stack on a /24 with its one peer's MAC known, the frames
+//! that peer sends, transmit sinks (`Capture`, `TransmitWith` over a datapath), simulated time
+//! that runs every timer at its deadline (`SimulatedDriver::run_until`), a seeded generator
+//! (`Xorshift`) and a test byte stream whose bytes depend on their offset only
+//! (`stream_byte`). Not used by the driver, which fills routes and neighbours from the kernel.
 
 use crate::route::Route;
-use crate::{IfAddr, Interface, Stack, StackConfig};
+use crate::{IfAddr, Instant, Interface, Stack, StackConfig, Transmit, TxBusy};
 use std::net::Ipv4Addr;
 use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, TcpRepr, TcpSegment};
 
@@ -61,4 +64,147 @@ pub fn tcp_frame(src: Endpoint, dst: Endpoint, repr: &TcpRepr, payload: &[u8]) -
     let mut tcp = TcpSegment::new_unchecked(&mut frame[34..]);
     let _ = repr.emit(&mut tcp, src.1, dst.1);
     frame
+}
+
+/// xorshift64: a seeded, reproducible source of numbers for tests, benchmarks and fuzz
+/// harnesses (not for anything a peer must not guess).
+#[derive(Debug, Clone, Copy)]
+pub struct Xorshift(pub u64);
+
+impl Xorshift {
+    /// A generator from `seed` (0 is replaced: xorshift stays at 0 forever).
+    pub fn new(seed: u64) -> Xorshift {
+        Xorshift(if seed == 0 { 0x9e37_79b9_7f4a_7c15 } else { seed })
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The byte at offset `i` of the test stream: what a simulated peer sends at sequence number
+/// ISN + 1 + `i` and what a check expects to read there (a function of the offset alone, so a
+/// segment resent, cut or overlapped carries the same bytes, and a byte delivered at the wrong
+/// place shows).
+pub fn stream_byte(i: u32) -> u8 {
+    let x = i.wrapping_mul(0x9e37_79b9) ^ (i >> 13);
+    (x >> 24) as u8 ^ (x as u8)
+}
+
+/// Fills `out` with the test stream from offset `from`.
+pub fn stream_at(from: u32, out: &mut [u8]) {
+    for (k, b) in out.iter_mut().enumerate() {
+        *b = stream_byte(from.wrapping_add(k as u32));
+    }
+}
+
+/// The index of the first byte of `data` that is not the test stream from offset `from`.
+pub fn stream_mismatch(from: u32, data: &[u8]) -> Option<usize> {
+    data.iter().enumerate().position(|(k, &b)| b != stream_byte(from.wrapping_add(k as u32)))
+}
+
+/// A `Transmit` that keeps every frame, for tests: `room` models a transmit ring that fills
+/// (`Err(TxBusy)` once it is out of slots), `to_kernel` what went to the kernel whole.
+#[derive(Debug, Default)]
+pub struct Capture {
+    /// Frames built, in order.
+    pub frames: Vec<Vec<u8>>,
+    /// IP packets handed to the kernel (unknown neighbour).
+    pub to_kernel: Vec<Vec<u8>>,
+    /// Largest frame (0: 1518 bytes).
+    pub max_frame: usize,
+    /// Transmit slots left before the datapath refuses frames (None: never full).
+    pub room: Option<usize>,
+    /// Frames refused because no slot was free.
+    pub refused: usize,
+}
+
+impl Transmit for Capture {
+    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
+        if let Some(room) = self.room.as_mut() {
+            if *room == 0 {
+                self.refused += 1;
+                return Err(TxBusy);
+            }
+            *room -= 1;
+        }
+        let max = if self.max_frame == 0 { 1518 } else { self.max_frame };
+        let mut buf = vec![0u8; max];
+        let n = build(&mut buf);
+        if n == 0 {
+            // The slot was given back.
+            if let Some(room) = self.room.as_mut() {
+                *room += 1;
+            }
+            return Ok(());
+        }
+        buf.truncate(n);
+        self.frames.push(buf);
+        Ok(())
+    }
+
+    fn to_kernel(&mut self, ip_packet: &[u8]) {
+        self.to_kernel.push(ip_packet.to_vec());
+    }
+}
+
+/// A `Transmit` over any datapath's transmit call (a `nic::Port`, a test's wire): `send` gets
+/// the builder and says whether a slot took the frame. Kernel hand-offs go to `kernel`.
+pub struct TransmitWith<F, K = fn(&[u8])> {
+    /// Builds a frame in a slot; false when the datapath is full.
+    pub send: F,
+    /// Takes IP packets for the kernel.
+    pub kernel: K,
+}
+
+impl<F: FnMut(&mut dyn FnMut(&mut [u8]) -> usize) -> bool> TransmitWith<F> {
+    /// A sink whose neighbours are all known: a kernel hand-off is a test failure.
+    pub fn new(send: F) -> TransmitWith<F> {
+        TransmitWith { send, kernel: |_| panic!("the neighbours are known: nothing should go to the kernel") }
+    }
+}
+
+impl<F: FnMut(&mut dyn FnMut(&mut [u8]) -> usize) -> bool, K: FnMut(&[u8])> Transmit for TransmitWith<F, K> {
+    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
+        if (self.send)(build) {
+            Ok(())
+        } else {
+            Err(TxBusy)
+        }
+    }
+
+    fn to_kernel(&mut self, ip_packet: &[u8]) {
+        (self.kernel)(ip_packet)
+    }
+}
+
+/// A test's driver in simulated time: a stack, its clock, and what it does after each call
+/// into the stack (transmit, collect events). Packet scripts and the fuzz harness share its
+/// runner, `run_until`.
+pub trait SimulatedDriver {
+    /// The stack driven.
+    fn stack_mut(&mut self) -> &mut Stack;
+    /// The simulated clock.
+    fn clock(&mut self) -> &mut Instant;
+    /// After each call into the stack: transmit what is due (and look at it).
+    fn flush(&mut self);
+
+    /// Moves time to `until`, running every timer at its own deadline on the way (as a driver
+    /// sleeping on `poll_timeout` would) and flushing after each run. Time never goes back.
+    fn run_until(&mut self, until: Instant) {
+        while let Some(next) = self.stack_mut().poll_timeout().filter(|&t| t <= until) {
+            let now = (*self.clock()).max(next);
+            *self.clock() = now;
+            self.stack_mut().handle_timeout(now);
+            self.flush();
+        }
+        let now = (*self.clock()).max(until);
+        *self.clock() = now;
+        self.stack_mut().handle_timeout(now);
+        self.flush();
+    }
 }

@@ -27,17 +27,10 @@ fn replay_corpus() {
 /// a corpus exists.
 #[test]
 fn pseudo_random_inputs_do_not_break_the_engine() {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut x = stack::testing::Xorshift::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..300 {
-        let len = (x % 400) as usize;
-        let data: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let len = (x.0 % 400) as usize;
+        let data: Vec<u8> = (0..len).map(|_| x.next_u64() as u8).collect();
         stack::fuzzing::tcp_engine(&data);
     }
 }

@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use stack::ipv4::reassembly::{
     DropReason, FragKey, FragOutcome, Reassembler, ReassemblyConfig, ReassemblyStats, MAX_PAYLOAD,
 };
+use stack::testing::Xorshift;
 use stack::Instant;
 
 const T0: Instant = Instant::ZERO;
@@ -412,36 +413,24 @@ fn slots_are_reused_after_completion() {
     assert_eq!(r.stats().reassembled, 200);
 }
 
-/// xorshift64: a seeded, reproducible source of garbage.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn flood_of_bogus_fragments_is_bounded() {
     let config = ReassemblyConfig { timeout: ms(200), max_datagrams: 32, max_per_source: 4 };
     let mut r = Reassembler::new(config);
     let memory = r.memory_bytes();
-    let mut rng = Rng(0xdead_beef_cafe_f00d);
+    let mut rng = Xorshift::new(0xdead_beef_cafe_f00d);
     let buf = pattern(70_000, 0x5a);
     let mut now = T0;
     let mut fragments = 0;
     for i in 0..100_000u32 {
-        now = now + Duration::from_micros(rng.next() % 10);
-        let x = rng.next();
+        now = now + Duration::from_micros(rng.next_u64() % 10);
+        let x = rng.next_u64();
         // A small key space for half the fragments so that they collide with datagrams in
         // progress; the rest are all over the place.
         let k = if x & 1 == 0 {
             key([10, 0, 0, (x >> 1) as u8 % 8], (x >> 9) as u16 % 4)
         } else {
-            let y = rng.next();
+            let y = rng.next_u64();
             FragKey {
                 src: Ipv4Addr::from(y as u32),
                 dst: Ipv4Addr::from((y >> 32) as u32),

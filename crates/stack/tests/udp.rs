@@ -1,9 +1,9 @@
 //! Packet scripts for IPv4 and UDP: frames in at simulated times, what the sockets see, frames out.
 
 use stack::route::Route;
-use stack::testing::lan_stack;
+use stack::testing::{lan_stack, Capture};
 use stack::udp::{UdpError, UdpOptions};
-use stack::{Event, IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+use stack::{Event, IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
@@ -22,28 +22,9 @@ fn stack() -> Stack {
     stack_with(1500)
 }
 
-/// Frames and kernel hand-offs a stack produced.
-#[derive(Default)]
-struct Capture {
-    frames: Vec<Vec<u8>>,
-    to_kernel: Vec<Vec<u8>>,
-    full: bool,
-}
-
-impl Transmit for Capture {
-    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
-        if self.full {
-            return Err(TxBusy);
-        }
-        let mut buf = vec![0u8; 1518 + 9000];
-        let n = build(&mut buf);
-        buf.truncate(n);
-        self.frames.push(buf);
-        Ok(())
-    }
-    fn to_kernel(&mut self, ip_packet: &[u8]) {
-        self.to_kernel.push(ip_packet.to_vec());
-    }
+/// Frames and kernel hand-offs a stack produced (jumbo frames fit).
+fn capture() -> Capture {
+    Capture { max_frame: 1518 + 9000, ..Capture::default() }
 }
 
 /// Options for a hand-built frame.
@@ -311,7 +292,7 @@ fn parse_sent(frame: &[u8]) -> (Ipv4Addr, Ipv4Addr, u8, bool, u16, Vec<u8>) {
 fn send_builds_correct_frames_and_honours_options() {
     let mut s = stack();
     let h = bound(&mut s, any(4000), |_| {});
-    let mut tx = Capture::default();
+    let mut tx = capture();
     assert_eq!(s.udp_send(h, b"hello", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Ok(5));
     let eth = EthernetFrame::new_checked(&tx.frames[0][..]).unwrap();
     assert_eq!((eth.src_addr(), eth.dst_addr()), (OUR_MAC, PEER_MAC));
@@ -344,7 +325,7 @@ fn send_builds_correct_frames_and_honours_options() {
     );
     let unbound = s.udp_open();
     assert_eq!(s.udp_send(unbound, b"x", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Err(UdpError::NotBound));
-    tx.full = true;
+    tx.room = Some(0);
     assert_eq!(s.udp_send(h, b"x", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Err(UdpError::WouldBlock));
     assert_eq!(s.stats().udp_sent, 4);
 }
@@ -362,7 +343,7 @@ fn a_gateway_route_sends_to_the_gateways_mac_and_an_unknown_neighbour_goes_via_t
     });
     let h = bound(&mut s, any(4000), |_| {});
     let far = SocketAddrV4::new(Ipv4Addr::new(203, 0, 113, 9), 53);
-    let mut tx = Capture::default();
+    let mut tx = capture();
     s.udp_send(h, b"q", Some(far), &mut tx).unwrap();
     assert!(tx.frames.is_empty());
     assert_eq!(tx.to_kernel.len(), 1, "the whole IP packet goes to the kernel");
@@ -387,7 +368,7 @@ fn large_datagrams_fragment_and_reassemble_byte_exact() {
     let hb = bound(&mut b, any(2000), |_| {});
     for len in [1472usize, 1473, 2952, 2953, 4000, 65_507] {
         let payload: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-        let mut tx = Capture::default();
+        let mut tx = capture();
         a.udp_send(ha, &payload, Some(SocketAddrV4::new(PEER, 2000)), &mut tx).unwrap();
         let expect_frames = if len <= 1472 { 1 } else { (len + 8).div_ceil(1480) };
         assert_eq!(tx.frames.len(), expect_frames, "{len} bytes");
@@ -407,13 +388,13 @@ fn large_datagrams_fragment_and_reassemble_byte_exact() {
     assert!(a.stats().frag_created > 0 && b.stats().frag_reassembled == 5);
     // IP_PMTUDISC_DO: never fragment.
     a.udp_options_mut(ha).unwrap().dont_fragment = true;
-    let mut tx = Capture::default();
+    let mut tx = capture();
     assert_eq!(a.udp_send(ha, &[0; 1473], Some(SocketAddrV4::new(PEER, 2000)), &mut tx), Err(UdpError::MessageTooLong));
     assert_eq!(a.udp_send(ha, &[0; 1472], Some(SocketAddrV4::new(PEER, 2000)), &mut tx), Ok(1472));
     // A route MTU below the interface's is honoured.
     a.udp_options_mut(ha).unwrap().dont_fragment = false;
     a.routes_mut().insert(Route { prefix: PEER, prefix_len: 32, gateway: None, src: None, mtu: Some(1000) });
-    let mut tx = Capture::default();
+    let mut tx = capture();
     a.udp_send(ha, &[0; 1500], Some(SocketAddrV4::new(PEER, 2000)), &mut tx).unwrap();
     assert!(tx.frames.len() == 2 && tx.frames.iter().all(|f| f.len() <= 1014));
 }

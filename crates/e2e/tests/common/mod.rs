@@ -35,15 +35,5 @@ pub fn peer_socket(topo: &Topology, bind: std::net::Ipv4Addr, port: u16) -> UdpS
     s
 }
 
-/// xorshift64: reproducible payloads and sizes.
-pub struct XorShift(pub u64);
-
-impl XorShift {
-    /// The next number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+/// xorshift64: reproducible payloads and sizes (the stack's shared test generator).
+pub use stack::testing::Xorshift as XorShift;

@@ -1,6 +1,7 @@
 //! The stack's TCP calls: the POSIX-shaped socket API (open, bind, listen, connect, accept,
-//! send, recv, shutdown, close, options, readiness), segment demultiplexing, timers, and the
-//! transmit path that turns connections' segments into frames.
+//! send, recv, shutdown, close, options, readiness), and the bookkeeping after every change
+//! (timers on the wheel, readiness events, accept queues, freeing). Segment demultiplexing is
+//! in `demux.rs`, the transmit path in `transmit.rs`.
 //!
 //! Call [`Stack::transmit`] after `receive`, `handle_timeout` and any `tcp_*` call: segments
 //! are produced there, one connection at a time, never while a frame is being received.
@@ -12,13 +13,10 @@ use super::listener::Listener;
 use super::options::TcpSocketOptions;
 use super::socket::{TcpKind, TcpSocket};
 use super::state::State;
-use super::tables::PendingReset;
-use crate::engine::{Event, RxChecksum, Stack, Transmit};
-use crate::ipv4::output::{send_datagram, write_ip_header, Datagram, Link, PacketHeader, ETH_HEADER, IP_HEADER};
+use crate::engine::{Event, Stack};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use wire::{ChecksumMode, EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
 impl Stack {
     fn tcp_socket(&self, h: SocketHandle) -> Result<&TcpSocket, TcpError> {
@@ -33,7 +31,7 @@ impl Stack {
         self.tcp_socket_mut(h)?.connection_mut().ok_or(TcpError::NotConnected)
     }
 
-    fn mtu_to(&self, dst: Ipv4Addr) -> usize {
+    pub(super) fn mtu_to(&self, dst: Ipv4Addr) -> usize {
         let route_mtu = self.routes.lookup(dst).and_then(|hop| hop.mtu).unwrap_or(self.iface.mtu);
         route_mtu.min(self.iface.mtu)
     }
@@ -385,7 +383,7 @@ impl Stack {
         }
     }
 
-    fn tcp_unindex(&mut self, h: SocketHandle) {
+    pub(super) fn tcp_unindex(&mut self, h: SocketHandle) {
         let Some(s) = self.sockets.get_tcp_mut(h) else { return };
         if !s.in_demux {
             return;
@@ -423,309 +421,5 @@ impl Stack {
             self.tcp_touched(h);
         }
         self.tcp.expired = expired;
-    }
-
-    // ---- receive ---------------------------------------------------------------------------
-
-    pub(crate) fn receive_tcp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8], csum: RxChecksum) {
-        let Ok(segment) = TcpSegment::new_checked(bytes) else {
-            self.stats.tcp_malformed += 1;
-            return;
-        };
-        let mode = if csum == RxChecksum::Unverified { ChecksumMode::Verify } else { ChecksumMode::Ignore };
-        let repr = match TcpRepr::parse(&segment, src, dst, mode) {
-            Ok(r) => r,
-            Err(wire::Error::Checksum) => {
-                self.stats.tcp_bad_checksum += 1;
-                return;
-            }
-            Err(_) => {
-                self.stats.tcp_malformed += 1;
-                return;
-            }
-        };
-        self.stats.tcp_in_segs += 1;
-        let payload = segment.payload();
-        let local = SocketAddrV4::new(dst, repr.dst_port);
-        let remote = SocketAddrV4::new(src, repr.src_port);
-        if let Some(&h) = self.tcp.connections.get(&(local, remote)) {
-            if !self.tcp_time_wait_reuse(h, &repr) {
-                self.tcp_to_connection(now, h, &repr, payload);
-                return;
-            }
-        }
-        if let Some(l) = self.tcp.listener(local) {
-            self.tcp_to_listener(now, l, local, remote, &repr);
-            return;
-        }
-        self.stats.tcp_no_socket += 1;
-        self.tcp_reset_for(local, remote, &repr);
-    }
-
-    /// A SYN beyond a TIME_WAIT connection's sequence space starts a new incarnation, as Linux
-    /// allows (tcp_timewait_state_process): the old one ends and the SYN goes to the listener.
-    fn tcp_time_wait_reuse(&mut self, h: SocketHandle, repr: &TcpRepr) -> bool {
-        let new_syn = repr.flags.contains(TcpFlags::SYN) && repr.ack.is_none() && !repr.flags.contains(TcpFlags::RST);
-        let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) else { return false };
-        if !new_syn || c.state() != State::TimeWait || !c.syn_starts_new_incarnation(repr.seq) {
-            return false;
-        }
-        c.enter_closed();
-        self.tcp_touched(h);
-        self.tcp_unindex(h);
-        true
-    }
-
-    /// Owes a RST to a segment nobody wants (RFC 9293 3.10.7.1), unless configured not to.
-    fn tcp_reset_for(&mut self, local: SocketAddrV4, remote: SocketAddrV4, repr: &TcpRepr) {
-        if !self.config.tcp.rst_unknown || repr.flags.contains(TcpFlags::RST) {
-            return;
-        }
-        let rst = match repr.ack {
-            Some(ack) => PendingReset { local, remote, seq: ack, ack: None },
-            None => {
-                let len = repr.segment_len() as u32;
-                PendingReset { local, remote, seq: 0, ack: Some(repr.seq.wrapping_add(len)) }
-            }
-        };
-        self.tcp.queue_reset(rst);
-    }
-
-    fn tcp_to_connection(&mut self, now: Instant, h: SocketHandle, repr: &TcpRepr, payload: &[u8]) {
-        let Some(s) = self.sockets.get_tcp(h) else { return };
-        // The final ACK of a handshake whose listener's accept queue is full is dropped, as
-        // Linux does with tcp_abort_on_overflow=0: the SYN-ACK is retried and the peer's next
-        // segment tries again.
-        if let (Some(p), Some(c)) = (s.parent, s.connection()) {
-            let completes = c.state() == State::SynReceived
-                && repr.ack.is_some()
-                && !repr.flags.intersects(TcpFlags::RST | TcpFlags::SYN);
-            let full = self.sockets.get_tcp(p).is_some_and(|l| match &l.kind {
-                TcpKind::Listener(l) => l.accept_queue_full(),
-                _ => false,
-            });
-            if completes && full {
-                self.stats.tcp_listen_overflows += 1;
-                if let Some(l) = self.sockets.get_tcp_mut(p).and_then(|l| l.listener_mut()) {
-                    l.overflows += 1;
-                }
-                return;
-            }
-        }
-        let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) else { return };
-        c.handle_segment(now, repr, payload);
-        self.tcp_touched(h);
-    }
-
-    fn tcp_to_listener(
-        &mut self,
-        now: Instant,
-        lh: SocketHandle,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-        repr: &TcpRepr,
-    ) {
-        let flags = repr.flags;
-        if flags.contains(TcpFlags::RST) {
-            return;
-        }
-        if repr.ack.is_some() {
-            // No handshake for this ACK (or a SYN-ACK to a listener).
-            self.tcp_reset_for(local, remote, repr);
-            return;
-        }
-        if !flags.contains(TcpFlags::SYN) {
-            return;
-        }
-        let mtu = self.mtu_to(*remote.ip());
-        let config = self.config.tcp;
-        let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) else { return };
-        if l.accept_queue_full() || l.syn_queue_full() {
-            l.syn_drops += 1;
-            self.stats.tcp_listen_drops += 1;
-            return;
-        }
-        l.syn_queue += 1;
-        let options = l.options;
-        let conn = Connection::accept_syn(now, local, remote, repr, &config, &options, mtu);
-        let mut child = TcpSocket::new(options);
-        child.local = Some(local);
-        child.kind = TcpKind::Connection(conn);
-        child.parent = Some(lh);
-        child.in_demux = true;
-        let h = self.sockets.insert_tcp(child);
-        self.tcp.connections.insert((local, remote), h);
-        let mut children = match self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
-            Some(l) if l.children.len() >= 2 * (l.syn_queue + l.accept_queue.len()) + 16 => {
-                std::mem::take(&mut l.children)
-            }
-            Some(l) => {
-                l.children.push(h);
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
-        if !children.is_empty() {
-            // Drop the handles of children accepted or freed since (amortised O(1) per SYN).
-            children.retain(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(lh)));
-            children.push(h);
-            if let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
-                l.children = children;
-            }
-        }
-        self.stats.tcp_passive_opens += 1;
-        self.tcp_touched(h);
-    }
-
-    // ---- transmit --------------------------------------------------------------------------
-
-    /// Whether some TCP socket has something to send: a driver that did not call
-    /// [`Stack::transmit`] after its last call into the stack must do so.
-    pub fn tcp_transmit_pending(&self) -> bool {
-        !self.tcp.dirty.is_empty() || !self.tcp.resets.is_empty()
-    }
-
-    /// Sends every segment TCP has due (handshakes, data, ACKs, retransmissions, RSTs) as
-    /// frames. Returns the number of segments sent.
-    pub fn transmit(&mut self, now: Instant, tx: &mut dyn Transmit) -> usize {
-        let mut sent = 0;
-        while let Some(rst) = self.tcp.resets.front().copied() {
-            if !self.tcp_send_reset(&rst, tx) {
-                // Kept for the next call.
-                break;
-            }
-            self.tcp.resets.pop_front();
-            sent += 1;
-        }
-        let mut i = 0;
-        while i < self.tcp.dirty.len() {
-            let h = self.tcp.dirty[i];
-            i += 1;
-            let (n, busy) = self.tcp_transmit_one(now, h, tx);
-            sent += n;
-            if let Some(s) = self.sockets.get_tcp_mut(h) {
-                s.dirty = busy;
-            }
-            if busy {
-                // Keep it listed; the rest waits for the next call.
-                self.tcp.dirty.drain(..i - 1);
-                return sent;
-            }
-            self.tcp_settle(h);
-        }
-        self.tcp.dirty.clear();
-        sent
-    }
-
-    fn link_to(&mut self, dst: Ipv4Addr) -> Link {
-        let via = self.routes.lookup(dst).map(|hop| hop.via).unwrap_or(dst);
-        match self.neighbours.lookup(via) {
-            Some(mac) => Link::Ethernet { src: self.iface.mac, dst: mac },
-            None => {
-                self.event(Event::NeighbourMissing(via));
-                Link::Kernel
-            }
-        }
-    }
-
-    /// Sends one connection's due segments; returns how many, and whether the port was full.
-    ///
-    /// On Ethernet the segment is built inside the transmit slot, so the connection only
-    /// changes (snd_nxt advanced, an ACK or RST no longer owed) once the datapath has taken the
-    /// frame: a full ring costs nothing, the same segment goes out at the next call.
-    fn tcp_transmit_one(&mut self, now: Instant, h: SocketHandle, tx: &mut dyn Transmit) -> (usize, bool) {
-        let Some((remote, ttl, tos)) =
-            self.sockets.get_tcp(h).and_then(|s| s.connection().map(|c| (c.remote(), s.options.ttl, s.options.tos)))
-        else {
-            return (0, false);
-        };
-        let link = self.link_to(*remote.ip());
-        let mtu = self.iface.mtu;
-        let mut sent = 0;
-        while let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) {
-            let header = PacketHeader {
-                src: *c.local().ip(),
-                dst: *remote.ip(),
-                protocol: IpProtocol::TCP,
-                ttl,
-                tos,
-                ident: self.next_ident.wrapping_add(1),
-                dont_frag: true,
-            };
-            if let Link::Ethernet { src: src_mac, dst: dst_mac } = link {
-                let mut built = false;
-                let r = tx.frame(&mut |buf: &mut [u8]| {
-                    const AT: usize = ETH_HEADER + IP_HEADER;
-                    if buf.len() <= AT || mtu <= IP_HEADER {
-                        return 0;
-                    }
-                    let room = (buf.len() - AT).min(mtu - IP_HEADER);
-                    let Some(out) = c.poll_transmit(now, &mut buf[AT..AT + room]) else { return 0 };
-                    built = true;
-                    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
-                    eth.set_dst_addr(dst_mac);
-                    eth.set_src_addr(src_mac);
-                    eth.set_ethertype(EtherType::IPV4);
-                    write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
-                    AT + out.len
-                });
-                if r.is_err() {
-                    // Nothing was taken from the connection: it stays listed for the next call.
-                    self.stats.tcp_tx_busy += 1;
-                    return (sent, true);
-                }
-                if !built {
-                    break;
-                }
-                self.stats.tx_frames += 1;
-            } else {
-                let Some(out) = c.poll_transmit(now, &mut self.tcp.segment) else { break };
-                let datagram = Datagram { header, l4_header: &self.tcp.segment[..out.len], payload: &[] };
-                send_datagram(tx, &link, &datagram, mtu, &mut self.scratch, &mut self.stats);
-            }
-            self.next_ident = header.ident;
-            self.stats.tcp_out_segs += 1;
-            sent += 1;
-        }
-        (sent, false)
-    }
-
-    fn tcp_send_reset(&mut self, rst: &PendingReset, tx: &mut dyn Transmit) -> bool {
-        let repr = TcpRepr {
-            src_port: rst.local.port(),
-            dst_port: rst.remote.port(),
-            seq: rst.seq,
-            ack: rst.ack,
-            flags: TcpFlags::RST,
-            window: 0,
-            urgent: 0,
-            options: TcpOptions::NONE,
-            payload_len: 0,
-        };
-        let mut segment = TcpSegment::new_unchecked(&mut self.tcp.segment[..]);
-        if repr.emit(&mut segment, *rst.local.ip(), *rst.remote.ip()).is_err() {
-            return true;
-        }
-        let link = self.link_to(*rst.remote.ip());
-        self.next_ident = self.next_ident.wrapping_add(1);
-        let header = PacketHeader {
-            src: *rst.local.ip(),
-            dst: *rst.remote.ip(),
-            protocol: IpProtocol::TCP,
-            ttl: 64,
-            tos: 0,
-            ident: self.next_ident,
-            dont_frag: true,
-        };
-        let len = repr.buffer_len();
-        let datagram = Datagram { header, l4_header: &self.tcp.segment[..len], payload: &[] };
-        let mtu = self.iface.mtu;
-        if send_datagram(tx, &link, &datagram, mtu, &mut self.scratch, &mut self.stats) == 0 {
-            self.stats.tcp_tx_busy += 1;
-            return false;
-        }
-        self.stats.tcp_resets_sent += 1;
-        self.stats.tcp_out_segs += 1;
-        true
     }
 }

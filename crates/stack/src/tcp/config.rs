@@ -14,6 +14,9 @@ pub struct TcpConfig {
     pub rto_max: Duration,
     /// Retransmission timeout before any RTT sample (RFC 6298: 1 s).
     pub rto_initial: Duration,
+    /// Retransmission timeout of the data phase when the handshake gave no RTT sample (RFC 6298
+    /// 5.7; Linux's TCP_TIMEOUT_FALLBACK, 3 s).
+    pub rto_fallback: Duration,
     /// Retransmissions of data before giving up with ETIMEDOUT (tcp_retries2, 15).
     pub retries2: u32,
     /// SYN retransmissions of connect before ETIMEDOUT (tcp_syn_retries, 6).
@@ -63,6 +66,7 @@ impl Default for TcpConfig {
             rto_min: Duration::from_millis(200),
             rto_max: Duration::from_secs(120),
             rto_initial: Duration::from_secs(1),
+            rto_fallback: Duration::from_secs(3),
             retries2: 15,
             syn_retries: 6,
             synack_retries: 5,

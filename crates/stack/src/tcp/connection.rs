@@ -42,7 +42,10 @@ pub struct Readiness {
     pub error: bool,
 }
 
-/// One TCP connection.
+/// One TCP connection, in parts as quinn-proto's `Connection` keeps its packet spaces and
+/// paths: the send sequence space (`snd`), the receive sequence space (`rcv`), what is owed to
+/// the peer in acknowledgments (`ack`), loss recovery and retransmission (`loss`), and one
+/// deadline per timer kind (`timers`).
 #[derive(Debug)]
 pub struct Connection {
     pub(crate) state: State,
@@ -52,95 +55,23 @@ pub struct Connection {
     pub(crate) options: TcpSocketOptions,
     /// Opened by a listener (a failed handshake just disappears).
     pub(crate) passive: bool,
-
-    // ---- send sequence space ----
-    pub(crate) iss: Seq,
-    pub(crate) snd_una: Seq,
-    pub(crate) snd_nxt: Seq,
-    /// Highest sequence number ever sent (snd_nxt goes back to snd_una after a timeout).
-    pub(crate) snd_max: Seq,
-    pub(crate) snd_wnd: u32,
-    pub(crate) snd_wl1: Seq,
-    pub(crate) snd_wl2: Seq,
-    pub(crate) max_snd_wnd: u32,
-    pub(crate) snd_wscale: u8,
-    pub(crate) rcv_wscale: u8,
-    /// Bytes of the receive buffer never offered: one window-scale unit, so that rounding the
-    /// window up to the scale (never shrinking what was advertised) stays backed by storage.
-    pub(crate) rcv_slack: u32,
-    pub(crate) send_buf: SendBuffer,
-    /// The application shut the sending side: a FIN follows the last byte.
-    pub(crate) fin_queued: bool,
-    /// Sequence number our FIN went out with.
-    pub(crate) fin_sent: Option<Seq>,
-    /// The MSS we send with.
-    pub(crate) mss: u32,
-    /// The MSS we advertised.
-    pub(crate) our_mss: u32,
-
-    // ---- receive sequence space ----
-    pub(crate) irs: Seq,
-    pub(crate) rcv_nxt: Seq,
-    /// Right edge of the window last advertised (never moves left).
-    pub(crate) rcv_adv: Seq,
-    /// rcv_nxt when the window was last advertised (left edge for the acceptability test).
-    pub(crate) rcv_wup: Seq,
-    pub(crate) recv: RecvBuffer,
-    /// A FIN that arrived past a hole.
-    pub(crate) fin_pending: Option<Seq>,
-    pub(crate) fin_received: bool,
-    pub(crate) read_shutdown: bool,
-    /// Largest segment seen from the peer (for the "every second full segment" ACK rule).
-    pub(crate) rcv_mss: u32,
-
-    // ---- timing ----
+    pub(crate) snd: SendSpace,
+    pub(crate) rcv: RecvSpace,
+    pub(crate) ack: AckState,
+    pub(crate) loss: LossRecovery,
+    pub(crate) timers: TimerTable,
     pub(crate) rtt: RttEstimator,
-    /// The segment being timed (Karn: never a retransmitted one).
-    pub(crate) timing: Option<(Seq, Instant)>,
-    pub(crate) backoff: u32,
-    pub(crate) retries: u32,
-    /// When the current retransmission episode began (for the tcp_retries2 time bound).
-    pub(crate) retrans_stamp: Instant,
-    pub(crate) rto_at: Option<Instant>,
-    pub(crate) persist_at: Option<Instant>,
-    pub(crate) persist_backoff: u32,
-    pub(crate) probes: u32,
-    pub(crate) delack_at: Option<Instant>,
-    pub(crate) keepalive_at: Option<Instant>,
-    pub(crate) keep_probes: u32,
-    /// TIME_WAIT end, or the FIN_WAIT_2 timeout of an orphan.
-    pub(crate) close_at: Option<Instant>,
-    pub(crate) last_recv: Instant,
-    pub(crate) last_send: Instant,
-    /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
-    pub(crate) last_data_sent: Instant,
-    /// When an out-of-window segment without data was last answered.
-    pub(crate) oow_ack_at: Option<Instant>,
-
-    // ---- congestion and recovery ----
     pub(crate) cc: Box<dyn CongestionControl>,
-    pub(crate) dupacks: u32,
-    /// Fast recovery in progress until this is acknowledged (RFC 6582's "recover").
-    pub(crate) recovery: Option<Seq>,
-    /// snd_max at the last loss event: duplicate ACKs below it start no new recovery.
-    pub(crate) recover_mark: Seq,
-    pub(crate) retransmit_now: bool,
-    /// A retransmission timeout fired: the head goes out next, whatever the windows.
-    pub(crate) rto_head: bool,
+
+    // ---- probes ----
     /// The persist timer fired with a non-zero window: send what fits even if small.
     pub(crate) force_send: bool,
-
-    // ---- acknowledgments ----
-    pub(crate) ack_now: bool,
-    /// Out-of-order segments not yet answered by an ACK of their own: each gets one (RFC
-    /// 5681 4.2), even when a batch of them is processed before the next transmit, so a peer
-    /// without SACK sees the three duplicate ACKs fast retransmit waits for.
-    pub(crate) dupacks_owed: u32,
-    pub(crate) unacked_bytes: u32,
-    pub(crate) quickacks: u32,
-    pub(crate) challenge_start: Instant,
-    pub(crate) challenge_count: u32,
-    pub(crate) send_probe: bool,
+    pub(crate) persist_backoff: u32,
+    /// Zero-window probes sent and not answered.
+    pub(crate) probes: u32,
+    pub(crate) keep_probes: u32,
+    pub(crate) last_recv: Instant,
+    pub(crate) last_send: Instant,
     /// A RST to send with this sequence number (then the connection is closed).
     pub(crate) rst_pending: Option<Seq>,
 
@@ -153,6 +84,135 @@ pub struct Connection {
     /// Events a readiness waiter must see again (data, FIN, connection, errors).
     pub(crate) arrivals: u64,
     pub(crate) info: TcpInfo,
+}
+
+/// The send sequence space (RFC 9293 3.3.1) and what goes with it.
+#[derive(Debug)]
+pub(crate) struct SendSpace {
+    pub(crate) iss: Seq,
+    pub(crate) una: Seq,
+    pub(crate) nxt: Seq,
+    /// Highest sequence number ever sent (nxt goes back to una after a timeout).
+    pub(crate) max: Seq,
+    pub(crate) wnd: u32,
+    pub(crate) wl1: Seq,
+    pub(crate) wl2: Seq,
+    pub(crate) max_wnd: u32,
+    pub(crate) wscale: u8,
+    pub(crate) buf: SendBuffer,
+    /// The application shut the sending side: a FIN follows the last byte.
+    pub(crate) fin_queued: bool,
+    /// Sequence number our FIN went out with.
+    pub(crate) fin_sent: Option<Seq>,
+    /// End of the last segment of new data sent shorter than the MSS (Linux's snd_sml): Nagle
+    /// holds a small segment only while that one is unacknowledged (Minshall's variant).
+    pub(crate) sml: Seq,
+    /// The MSS we send with.
+    pub(crate) mss: u32,
+    /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
+    pub(crate) last_data_sent: Instant,
+}
+
+/// The receive sequence space (RFC 9293 3.3.1) and what goes with it.
+#[derive(Debug)]
+pub(crate) struct RecvSpace {
+    pub(crate) irs: Seq,
+    pub(crate) nxt: Seq,
+    /// Right edge of the window last advertised (never moves left).
+    pub(crate) adv: Seq,
+    /// nxt when the window was last advertised (left edge for the acceptability test).
+    pub(crate) wup: Seq,
+    pub(crate) wscale: u8,
+    /// Bytes of the receive buffer never offered: one window-scale unit, so that rounding the
+    /// window up to the scale (never shrinking what was advertised) stays backed by storage.
+    pub(crate) slack: u32,
+    pub(crate) buf: RecvBuffer,
+    /// A FIN that arrived past a hole.
+    pub(crate) fin_pending: Option<Seq>,
+    pub(crate) fin_received: bool,
+    pub(crate) read_shutdown: bool,
+    /// Largest segment seen from the peer (for the "every second full segment" ACK rule).
+    pub(crate) mss: u32,
+    /// The MSS we advertised.
+    pub(crate) our_mss: u32,
+}
+
+/// What is owed to the peer: the ACK policy's state (ack.rs).
+#[derive(Debug)]
+pub(crate) struct AckState {
+    /// An ACK goes out at the next transmit.
+    pub(crate) now: bool,
+    /// Out-of-order segments not yet answered by an ACK of their own: each gets one (RFC
+    /// 5681 4.2), even when a batch of them is processed before the next transmit, so a peer
+    /// without SACK sees the three duplicate ACKs fast retransmit waits for.
+    pub(crate) dupacks_owed: u32,
+    pub(crate) unacked_bytes: u32,
+    pub(crate) quickacks: u32,
+    pub(crate) challenge_start: Instant,
+    pub(crate) challenge_count: u32,
+    /// When an out-of-window segment without data was last answered.
+    pub(crate) oow_at: Option<Instant>,
+    /// A probe (an ACK with an old sequence number: keepalive, zero-window probe) is due.
+    pub(crate) send_probe: bool,
+}
+
+/// Loss detection and recovery, retransmission bookkeeping (recovery.rs).
+#[derive(Debug)]
+pub(crate) struct LossRecovery {
+    pub(crate) dupacks: u32,
+    /// Fast recovery in progress until this is acknowledged (RFC 6582's "recover").
+    pub(crate) recover: Option<Seq>,
+    /// snd.max at the last loss event: duplicate ACKs below it start no new recovery.
+    pub(crate) recover_mark: Seq,
+    pub(crate) retransmit_now: bool,
+    /// A retransmission timeout fired: the head goes out next, whatever the windows.
+    pub(crate) rto_head: bool,
+    /// The segment being timed (Karn: never a retransmitted one).
+    pub(crate) timing: Option<(Seq, Instant)>,
+    pub(crate) backoff: u32,
+    pub(crate) retries: u32,
+    /// When the current retransmission episode began (for the tcp_retries2 time bound).
+    pub(crate) retrans_stamp: Instant,
+}
+
+/// A connection's timers, one deadline per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timer {
+    Retransmit,
+    Persist,
+    DelayedAck,
+    Keepalive,
+    /// TIME_WAIT's end, or the FIN_WAIT_2 timeout of an orphan.
+    Close,
+}
+
+/// One deadline per timer kind.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TimerTable([Option<Instant>; 5]);
+
+impl TimerTable {
+    /// The earliest deadline.
+    pub(crate) fn earliest(&self) -> Option<Instant> {
+        self.0.iter().flatten().min().copied()
+    }
+
+    /// Stops every timer.
+    pub(crate) fn clear(&mut self) {
+        self.0 = [None; 5];
+    }
+}
+
+impl std::ops::Index<Timer> for TimerTable {
+    type Output = Option<Instant>;
+    fn index(&self, t: Timer) -> &Option<Instant> {
+        &self.0[t as usize]
+    }
+}
+
+impl std::ops::IndexMut<Timer> for TimerTable {
+    fn index_mut(&mut self, t: Timer) -> &mut Option<Instant> {
+        &mut self.0[t as usize]
+    }
 }
 
 /// The receive buffer's slack for a buffer of `capacity`: one unit of its window scale (none
@@ -192,62 +252,67 @@ impl Connection {
             config: *config,
             options: *options,
             passive: false,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_max: iss,
-            snd_wnd: 0,
-            snd_wl1: Seq(0),
-            snd_wl2: iss,
-            max_snd_wnd: 0,
-            snd_wscale: 0,
-            rcv_wscale: window_scale_for(rcvbuf),
-            rcv_slack: scale_unit_slack(rcvbuf),
-            send_buf: SendBuffer::new(options.sndbuf.clamp(1024, 1 << 30)),
-            fin_queued: false,
-            fin_sent: None,
-            mss,
-            our_mss,
-            irs: Seq(0),
-            rcv_nxt: Seq(0),
-            rcv_adv: Seq(0),
-            rcv_wup: Seq(0),
-            recv: RecvBuffer::new(rcvbuf + scale_unit_slack(rcvbuf) as usize, config.max_ooo_ranges),
-            fin_pending: None,
-            fin_received: false,
-            read_shutdown: false,
-            rcv_mss: mss,
+            snd: SendSpace {
+                iss,
+                una: iss,
+                nxt: iss,
+                max: iss,
+                wnd: 0,
+                wl1: Seq(0),
+                wl2: iss,
+                max_wnd: 0,
+                wscale: 0,
+                buf: SendBuffer::new(options.sndbuf.clamp(1024, 1 << 30)),
+                fin_queued: false,
+                fin_sent: None,
+                sml: iss,
+                mss,
+                last_data_sent: now,
+            },
+            rcv: RecvSpace {
+                irs: Seq(0),
+                nxt: Seq(0),
+                adv: Seq(0),
+                wup: Seq(0),
+                wscale: window_scale_for(rcvbuf),
+                slack: scale_unit_slack(rcvbuf),
+                buf: RecvBuffer::new(rcvbuf + scale_unit_slack(rcvbuf) as usize, config.max_ooo_ranges),
+                fin_pending: None,
+                fin_received: false,
+                read_shutdown: false,
+                mss,
+                our_mss,
+            },
+            ack: AckState {
+                now: false,
+                dupacks_owed: 0,
+                unacked_bytes: 0,
+                quickacks: config.quickacks,
+                challenge_start: now,
+                challenge_count: 0,
+                oow_at: None,
+                send_probe: false,
+            },
+            loss: LossRecovery {
+                dupacks: 0,
+                recover: None,
+                recover_mark: iss,
+                retransmit_now: false,
+                rto_head: false,
+                timing: None,
+                backoff: 0,
+                retries: 0,
+                retrans_stamp: now,
+            },
+            timers: TimerTable::default(),
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
-            timing: None,
-            backoff: 0,
-            retries: 0,
-            retrans_stamp: now,
-            rto_at: None,
-            persist_at: None,
+            cc: config.congestion.build(config.initial_window, mss),
+            force_send: false,
             persist_backoff: 0,
             probes: 0,
-            delack_at: None,
-            keepalive_at: None,
             keep_probes: 0,
-            close_at: None,
             last_recv: now,
             last_send: now,
-            last_data_sent: now,
-            oow_ack_at: None,
-            cc: config.congestion.build(config.initial_window, mss),
-            dupacks: 0,
-            recovery: None,
-            recover_mark: iss,
-            retransmit_now: false,
-            rto_head: false,
-            force_send: false,
-            ack_now: false,
-            dupacks_owed: 0,
-            unacked_bytes: 0,
-            quickacks: config.quickacks,
-            challenge_start: now,
-            challenge_count: 0,
-            send_probe: false,
             rst_pending: None,
             error: None,
             dead: false,
@@ -286,13 +351,13 @@ impl Connection {
         c.state = State::SynReceived;
         c.passive = true;
         c.take_syn_options(syn);
-        c.irs = Seq(syn.seq);
-        c.rcv_nxt = c.irs + 1;
-        c.rcv_adv = c.rcv_nxt;
-        c.rcv_wup = c.rcv_nxt;
-        c.snd_wnd = u32::from(syn.window);
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = c.irs;
+        c.rcv.irs = Seq(syn.seq);
+        c.rcv.nxt = c.rcv.irs + 1;
+        c.rcv.adv = c.rcv.nxt;
+        c.rcv.wup = c.rcv.nxt;
+        c.snd.wnd = u32::from(syn.window);
+        c.snd.max_wnd = c.snd.wnd;
+        c.snd.wl1 = c.rcv.irs;
         c.last_recv = now;
         c
     }
@@ -300,18 +365,18 @@ impl Connection {
     /// Applies the MSS and window-scale options of the peer's SYN or SYN-ACK.
     pub(crate) fn take_syn_options(&mut self, syn: &TcpRepr) {
         let peer_mss = syn.options.mss.map(u32::from).unwrap_or(DEFAULT_MSS);
-        self.mss = peer_mss.min(self.our_mss).max(MIN_MSS);
-        self.rcv_mss = self.mss.min(self.our_mss);
+        self.snd.mss = peer_mss.min(self.rcv.our_mss).max(MIN_MSS);
+        self.rcv.mss = self.snd.mss.min(self.rcv.our_mss);
         match syn.options.window_scale {
-            Some(shift) => self.snd_wscale = shift.min(14),
+            Some(shift) => self.snd.wscale = shift.min(14),
             None => {
-                self.snd_wscale = 0;
-                self.rcv_wscale = 0;
+                self.snd.wscale = 0;
+                self.rcv.wscale = 0;
                 // Unscaled windows are exact: the slack may be offered.
-                self.rcv_slack = 0;
+                self.rcv.slack = 0;
             }
         }
-        self.cc = self.config.congestion.build(self.config.initial_window, self.mss);
+        self.cc = self.config.congestion.build(self.config.initial_window, self.snd.mss);
     }
 
     /// The state.
@@ -331,26 +396,26 @@ impl Connection {
 
     /// Bytes of data the send buffer holds past what has been sent.
     pub(crate) fn unsent(&self) -> u32 {
-        let end = self.snd_una + self.send_buf.len() as u32;
-        end.since(self.snd_nxt)
+        let end = self.snd.una + self.snd.buf.len() as u32;
+        end.since(self.snd.nxt)
     }
 
     /// Bytes in flight.
     pub(crate) fn in_flight(&self) -> u32 {
-        self.snd_nxt.since(self.snd_una)
+        self.snd.nxt.since(self.snd.una)
     }
 
     /// Whether our FIN has been sent and acknowledged.
     pub(crate) fn fin_acked(&self) -> bool {
-        self.fin_sent.is_some_and(|f| self.snd_una > f)
+        self.snd.fin_sent.is_some_and(|f| self.snd.una > f)
     }
 
     /// Whether a FIN is still to be sent from `seq` (first time, or again after a timeout).
     pub(crate) fn fin_wanted_at(&self, seq: Seq) -> bool {
-        self.fin_queued
-            && match self.fin_sent {
+        self.snd.fin_queued
+            && match self.snd.fin_sent {
                 None => true,
-                Some(f) => seq <= f && self.snd_una <= f,
+                Some(f) => seq <= f && self.snd.una <= f,
             }
     }
 
@@ -372,16 +437,12 @@ impl Connection {
     /// CLOSED: every timer stops, nothing more is sent (except a pending RST).
     pub(crate) fn enter_closed(&mut self) {
         self.state = State::Closed;
-        self.rto_at = None;
-        self.persist_at = None;
-        self.delack_at = None;
-        self.keepalive_at = None;
-        self.close_at = None;
-        self.ack_now = false;
-        self.dupacks_owed = 0;
-        self.send_probe = false;
-        self.retransmit_now = false;
-        self.rto_head = false;
+        self.timers.clear();
+        self.ack.now = false;
+        self.ack.dupacks_owed = 0;
+        self.ack.send_probe = false;
+        self.loss.retransmit_now = false;
+        self.loss.rto_head = false;
     }
 
     /// Queues a RST for the peer (with snd_nxt) and closes.
@@ -391,7 +452,7 @@ impl Connection {
             return;
         }
         if self.state != State::Closed {
-            self.rst_pending = Some(self.snd_max);
+            self.rst_pending = Some(self.snd.max);
         }
         self.fail(err);
     }
@@ -403,7 +464,7 @@ impl Connection {
         if let Some(err) = self.error.take() {
             return Err(err);
         }
-        if self.dead || self.fin_queued {
+        if self.dead || self.snd.fin_queued {
             return Err(TcpError::BrokenPipe);
         }
         match self.state {
@@ -414,7 +475,7 @@ impl Connection {
         if data.is_empty() {
             return Ok(0);
         }
-        let n = self.send_buf.write(data);
+        let n = self.snd.buf.write(data);
         if n == 0 {
             return Err(TcpError::WouldBlock);
         }
@@ -423,9 +484,9 @@ impl Connection {
 
     /// Reads received data into `out` (recv(2)); `Ok(0)` is the end of the stream.
     pub fn recv(&mut self, out: &mut [u8], peek: bool) -> Result<usize, TcpError> {
-        if !self.recv.is_empty() && !out.is_empty() {
+        if !self.rcv.buf.is_empty() && !out.is_empty() {
             let before = self.advertisable_window();
-            let n = self.recv.read(out, peek);
+            let n = self.rcv.buf.read(out, peek);
             if !peek {
                 self.info.bytes_delivered += n as u64;
                 self.maybe_window_update(before);
@@ -435,7 +496,7 @@ impl Connection {
         if let Some(err) = self.error.take() {
             return Err(err);
         }
-        if self.fin_received || self.read_shutdown || self.dead {
+        if self.rcv.fin_received || self.rcv.read_shutdown || self.dead {
             return Ok(0);
         }
         match self.state {
@@ -443,21 +504,6 @@ impl Connection {
             State::Closed => Err(TcpError::NotConnected),
             _ if out.is_empty() => Ok(0),
             _ => Err(TcpError::WouldBlock),
-        }
-    }
-
-    /// After the application read: announce a window that opened enough (Linux's
-    /// tcp_cleanup_rbuf rule: the new window is at least twice the one the peer knows).
-    fn maybe_window_update(&mut self, _before: u32) {
-        if !self.state.can_receive() {
-            return;
-        }
-        let now_offered = self.rcv_adv.since(self.rcv_nxt);
-        if 2 * now_offered as usize <= self.recv.capacity() {
-            let new = self.advertisable_window();
-            if new > now_offered && new >= 2 * now_offered {
-                self.ack_now = true;
-            }
         }
     }
 
@@ -470,16 +516,16 @@ impl Connection {
             }
             State::SynReceived => {
                 // The FIN follows once the handshake completes.
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 Ok(())
             }
             State::Established => {
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 self.state = State::FinWait1;
                 Ok(())
             }
             State::CloseWait => {
-                self.fin_queued = true;
+                self.snd.fin_queued = true;
                 self.state = State::LastAck;
                 Ok(())
             }
@@ -490,7 +536,7 @@ impl Connection {
 
     /// shutdown(SHUT_RD): reads return end of stream from now on.
     pub fn shutdown_read(&mut self) {
-        self.read_shutdown = true;
+        self.rcv.read_shutdown = true;
         self.arrived();
     }
 
@@ -498,7 +544,7 @@ impl Connection {
     /// exchange otherwise. The connection then lives on without the application.
     pub fn close(&mut self, now: Instant) {
         self.orphan = true;
-        let unread = !self.recv.is_empty();
+        let unread = !self.rcv.buf.is_empty();
         let linger0 = self.options.linger == Some(Duration::ZERO);
         if self.state == State::Closed || self.state == State::TimeWait {
             return;
@@ -509,7 +555,7 @@ impl Connection {
         }
         match self.state {
             State::SynSent => self.enter_closed(),
-            State::FinWait2 => self.close_at = Some(now + self.config.fin_timeout),
+            State::FinWait2 => self.timers[Timer::Close] = Some(now + self.config.fin_timeout),
             _ => {
                 let _ = self.shutdown_write();
             }
@@ -531,9 +577,9 @@ impl Connection {
 
     /// Enters quick-ACK mode (TCP_QUICKACK): the next segments are acknowledged at once.
     pub fn quickack(&mut self) {
-        self.quickacks = self.config.quickacks.max(1);
-        if self.delack_at.is_some() {
-            self.ack_now = true;
+        self.ack.quickacks = self.config.quickacks.max(1);
+        if self.timers[Timer::DelayedAck].is_some() {
+            self.ack.now = true;
         }
     }
 
@@ -543,10 +589,10 @@ impl Connection {
         let keepalive_on = options.keepalive && !self.options.keepalive;
         self.options = options;
         if keepalive_on && self.state.is_synchronized() {
-            self.keepalive_at = Some(now + options.keep_idle);
+            self.timers[Timer::Keepalive] = Some(now + options.keep_idle);
         }
         if !options.keepalive {
-            self.keepalive_at = None;
+            self.timers[Timer::Keepalive] = None;
         }
     }
 
@@ -554,22 +600,24 @@ impl Connection {
     pub fn readiness(&self) -> Readiness {
         let error = self.error.is_some();
         let connected = self.state.is_synchronized() || self.dead;
-        let readable = !self.recv.is_empty() || self.fin_received || self.read_shutdown || error || self.dead;
+        let readable =
+            !self.rcv.buf.is_empty() || self.rcv.fin_received || self.rcv.read_shutdown || error || self.dead;
         let writable = error
             || self.dead
-            || (self.state.can_send() && !self.fin_queued && self.send_buf.free() * 3 >= self.send_buf.capacity());
-        let hangup = self.dead || (self.fin_received && self.fin_queued) || (connected && self.state == State::Closed);
-        Readiness { readable, writable, read_hangup: self.fin_received, hangup, error }
+            || (self.state.can_send() && !self.snd.fin_queued && self.snd.buf.free() * 3 >= self.snd.buf.capacity());
+        let hangup =
+            self.dead || (self.rcv.fin_received && self.snd.fin_queued) || (connected && self.state == State::Closed);
+        Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error }
     }
 
     /// Readable bytes (FIONREAD).
     pub fn readable_len(&self) -> usize {
-        self.recv.len()
+        self.rcv.buf.len()
     }
 
     /// Bytes in the send buffer (SIOCOUTQ).
     pub fn send_queued(&self) -> usize {
-        self.send_buf.len()
+        self.snd.buf.len()
     }
 
     /// Counters and state, like tcp_info.
@@ -580,25 +628,27 @@ impl Connection {
         i.ssthresh = self.cc.ssthresh();
         i.srtt = self.rtt.srtt();
         i.rttvar = self.rtt.rttvar();
-        i.rto = self.rtt.backed_off(self.backoff);
-        i.snd_wnd = self.snd_wnd;
-        i.rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
-        i.snd_wscale = self.snd_wscale;
-        i.rcv_wscale = self.rcv_wscale;
-        i.snd_mss = self.mss;
-        i.rcv_mss = self.our_mss;
-        i.unacked = self.snd_max.since(self.snd_una);
+        i.rto = self.rtt.backed_off(self.loss.backoff);
+        i.snd_wnd = self.snd.wnd;
+        i.rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
+        i.snd_wscale = self.snd.wscale;
+        i.rcv_wscale = self.rcv.wscale;
+        i.snd_mss = self.snd.mss;
+        i.rcv_mss = self.rcv.our_mss;
+        i.unacked = self.snd.max.since(self.snd.una);
+        i.send_buffer_bytes = self.snd.buf.capacity();
+        i.recv_buffer_bytes = self.rcv.buf.capacity();
         i
     }
 
     /// The earliest instant `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.rto_at, self.persist_at, self.delack_at, self.keepalive_at, self.close_at].into_iter().flatten().min()
+        self.timers.earliest()
     }
 
     /// Whether a SYN with sequence number `seq` lies beyond everything this connection received.
     pub(crate) fn syn_starts_new_incarnation(&self, seq: u32) -> bool {
-        Seq(seq) > self.rcv_nxt
+        Seq(seq) > self.rcv.nxt
     }
 
     /// Whether the connection is finished and nothing is left to send: the stack may free it
@@ -610,12 +660,12 @@ impl Connection {
     /// The window we can offer now, in bytes, with receiver-side silly-window avoidance
     /// (RFC 9293 3.8.6.2.2): the right edge moves only by at least min(buffer/2, MSS).
     pub(crate) fn advertisable_window(&self) -> u32 {
-        let free = (self.recv.free() as u32).saturating_sub(self.rcv_slack);
-        let current = self.rcv_adv.since(self.rcv_nxt);
+        let free = (self.rcv.buf.free() as u32).saturating_sub(self.rcv.slack);
+        let current = self.rcv.adv.since(self.rcv.nxt);
         if free <= current {
             return current;
         }
-        let step = (self.recv.capacity() as u32 / 2).min(self.our_mss);
+        let step = (self.rcv.buf.capacity() as u32 / 2).min(self.rcv.our_mss);
         if free - current >= step {
             free
         } else {

@@ -60,4 +60,8 @@ pub struct TcpInfo {
     pub window_probes: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
+    /// Bytes allocated for the send buffer (all of SO_SNDBUF, from the start).
+    pub send_buffer_bytes: usize,
+    /// Bytes allocated for the receive buffer (SO_RCVBUF and one window-scale unit of slack).
+    pub recv_buffer_bytes: usize,
 }

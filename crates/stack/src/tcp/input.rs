@@ -1,20 +1,15 @@
 //! What arrives: segment processing of RFC 9293 3.10.7, with RFC 5961's defences (exact-match
-//! RST, challenge ACKs for in-window RSTs and SYNs, ACK range check), delayed-ACK decisions,
-//! duplicate-ACK counting for fast retransmit, and in-order delivery through the reassembler.
+//! RST, challenge ACKs for in-window RSTs and SYNs, ACK range check), and in-order delivery
+//! through the reassembler. When to acknowledge is decided in `ack.rs`, what a duplicate or
+//! new ACK means for loss recovery in `recovery.rs`.
 
-use super::connection::Connection;
+use super::connection::{Connection, Timer};
 use super::error::TcpError;
 use super::recv_buffer::Arrival;
 use super::seq::Seq;
 use super::state::State;
 use crate::time::Instant;
-use std::time::Duration;
 use wire::{TcpFlags, TcpRepr};
-
-/// The most duplicate ACKs owed at once (a burst of out-of-order segments in one batch).
-const MAX_DUPACKS_OWED: u32 = 64;
-/// Least time between ACKs to out-of-window segments without data (tcp_invalid_ratelimit).
-const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 impl Connection {
     /// Processes one segment addressed to this connection.
@@ -31,7 +26,7 @@ impl Connection {
     fn on_syn_sent(&mut self, now: Instant, repr: &TcpRepr) {
         let flags = repr.flags;
         if let Some(ack) = repr.ack.map(Seq) {
-            if ack <= self.iss || ack > self.snd_max {
+            if ack <= self.snd.iss || ack > self.snd.max {
                 if !flags.contains(TcpFlags::RST) {
                     self.rst_pending = Some(ack);
                 }
@@ -48,70 +43,65 @@ impl Connection {
             return;
         }
         self.take_syn_options(repr);
-        self.irs = Seq(repr.seq);
-        self.rcv_nxt = self.irs + 1;
-        self.rcv_adv = self.rcv_nxt;
-        self.rcv_wup = self.rcv_nxt;
+        self.rcv.irs = Seq(repr.seq);
+        self.rcv.nxt = self.rcv.irs + 1;
+        self.rcv.adv = self.rcv.nxt;
+        self.rcv.wup = self.rcv.nxt;
         self.last_recv = now;
-        self.snd_wl1 = self.irs;
+        self.snd.wl1 = self.rcv.irs;
         match repr.ack.map(Seq) {
             Some(ack) => {
                 // Our SYN is acknowledged. The window of a SYN is never scaled (RFC 7323 2.2).
-                self.snd_wnd = u32::from(repr.window);
-                self.max_snd_wnd = self.snd_wnd;
-                self.snd_wl2 = ack;
-                self.snd_una = ack;
-                self.snd_nxt = self.snd_nxt.max(ack);
-                if self.retries == 0 {
-                    if let Some((_, sent)) = self.timing {
+                self.snd.wnd = u32::from(repr.window);
+                self.snd.max_wnd = self.snd.wnd;
+                self.snd.wl2 = ack;
+                self.snd.una = ack;
+                self.snd.nxt = self.snd.nxt.max(ack);
+                if self.loss.retries == 0 {
+                    if let Some((_, sent)) = self.loss.timing {
                         self.rtt.sample(now.saturating_since(sent));
                     }
                 }
-                self.timing = None;
-                self.rto_at = None;
-                self.backoff = 0;
-                self.retries = 0;
+                self.loss.timing = None;
+                self.timers[Timer::Retransmit] = None;
+                self.loss.backoff = 0;
+                self.loss.retries = 0;
                 self.enter_established(now);
-                self.ack_now = true;
+                self.ack.now = true;
             }
             None => {
                 // Simultaneous open: answer with SYN-ACK (the same ISS).
-                self.snd_wnd = u32::from(repr.window);
-                self.max_snd_wnd = self.snd_wnd;
+                self.snd.wnd = u32::from(repr.window);
+                self.snd.max_wnd = self.snd.wnd;
                 self.state = State::SynReceived;
-                self.snd_nxt = self.iss;
-                self.rto_at = None;
+                self.snd.nxt = self.snd.iss;
+                self.timers[Timer::Retransmit] = None;
             }
         }
     }
 
     pub(crate) fn enter_established(&mut self, now: Instant) {
         // shutdown(SHUT_WR) during the handshake takes effect now.
-        self.state = if self.fin_queued { State::FinWait1 } else { State::Established };
-        self.quickacks = self.config.quickacks;
+        self.state = if self.snd.fin_queued { State::FinWait1 } else { State::Established };
+        // A handshake that lost segments (Linux's tcp_init_transfer and tcp_init_metrics): no
+        // RTT sample leaves the data phase RFC 6298 5.7's 3 s RTO instead of the initial 1 s,
+        // and more than one retransmission of the SYN or SYN-ACK an initial window of one
+        // segment (RFC 5681 3.1; Linux forgives one, which the 1 s RTO alone may cause).
+        self.rtt.fall_back(self.config.rto_fallback);
+        if self.info.timeout_retransmits > 1 {
+            self.cc = self.config.congestion.build(1, self.snd.mss);
+        }
+        self.ack.quickacks = self.config.quickacks;
         if self.options.keepalive {
-            self.keepalive_at = Some(now + self.options.keep_idle);
+            self.timers[Timer::Keepalive] = Some(now + self.options.keep_idle);
         }
         self.arrived();
-    }
-
-    /// RFC 5961 challenge ACK, rate-limited per second.
-    fn challenge_ack(&mut self, now: Instant) {
-        if now.saturating_since(self.challenge_start) >= Duration::from_secs(1) {
-            self.challenge_start = now;
-            self.challenge_count = 0;
-        }
-        if self.challenge_count < self.config.challenge_ack_limit {
-            self.challenge_count += 1;
-            self.info.challenge_acks += 1;
-            self.ack_now = true;
-        }
     }
 
     fn on_synchronized(&mut self, now: Instant, repr: &TcpRepr, payload: &[u8]) {
         let flags = repr.flags;
         let seq = Seq(repr.seq);
-        let rcv_wnd = self.rcv_adv.since(self.rcv_nxt);
+        let rcv_wnd = self.rcv.adv.since(self.rcv.nxt);
         let seg_len =
             payload.len() as u32 + u32::from(flags.contains(TcpFlags::SYN)) + u32::from(flags.contains(TcpFlags::FIN));
         // Idle longer than an RTO since the last segment: back to quick ACKs (Linux's
@@ -120,17 +110,17 @@ impl Connection {
 
         // 1. Sequence number check (RSTs follow RFC 5961 3.2 instead).
         if flags.contains(TcpFlags::RST) {
-            if seq == self.rcv_nxt {
+            if seq == self.rcv.nxt {
                 self.on_reset();
-            } else if seq.in_range(self.rcv_nxt, self.rcv_nxt + rcv_wnd.max(1)) {
+            } else if seq.in_range(self.rcv.nxt, self.rcv.nxt + rcv_wnd.max(1)) {
                 self.challenge_ack(now);
             }
             return;
         }
         // Linux's tcp_sequence: not wholly before the left edge of the window last
         // advertised, not starting past its right edge. Old duplicates still carry a useful ACK.
-        let window_end = self.rcv_nxt + rcv_wnd;
-        let acceptable = seq + seg_len >= self.rcv_wup && seq <= window_end;
+        let window_end = self.rcv.nxt + rcv_wnd;
+        let acceptable = seq + seg_len >= self.rcv.wup && seq <= window_end;
         // 2. SYN in a synchronized state: a retransmitted SYN gets its SYN-ACK again,
         //    anything else a challenge ACK (RFC 5961 4).
         let mut seq = seq;
@@ -138,15 +128,17 @@ impl Connection {
         if flags.contains(TcpFlags::SYN) {
             let simultaneous_synack = self.state == State::SynReceived
                 && !self.passive
-                && seq + 1 == self.rcv_nxt
-                && repr.ack == Some(self.snd_nxt.0);
+                && seq + 1 == self.rcv.nxt
+                && repr.ack == Some(self.snd.nxt.0);
             if simultaneous_synack {
                 // Simultaneous open: the peer's SYN-ACK acknowledges ours (RFC 9293 figure 8).
-                seq = self.rcv_nxt;
+                seq = self.rcv.nxt;
                 acceptable = true;
-            } else if self.state == State::SynReceived && seq == self.irs && repr.ack.is_none() {
-                // The peer did not get our SYN-ACK: send it again.
-                self.snd_nxt = self.iss;
+            } else if self.state == State::SynReceived && seq == self.rcv.irs && repr.ack.is_none() {
+                // The peer did not get our SYN-ACK: send it again, and time neither (Karn: the
+                // final ACK could answer either copy).
+                self.snd.nxt = self.snd.iss;
+                self.loss.timing = None;
                 return;
             } else {
                 self.challenge_ack(now);
@@ -157,14 +149,7 @@ impl Connection {
         let mut fin = flags.contains(TcpFlags::FIN);
         if !acceptable {
             self.info.rcv_dropped += 1;
-            // Answered, but segments without data at most once per 500 ms (Linux's
-            // tcp_oow_rate_limited), so two confused ends cannot ACK each other in a loop.
-            let limited =
-                data.is_empty() && !fin && self.oow_ack_at.is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL);
-            if !limited {
-                self.oow_ack_at = Some(now);
-                self.ack_now = true;
-            }
+            self.ack_unacceptable(now, data.is_empty() && !fin);
             return;
         }
         // Only an acceptable segment shows the peer alive (keepalive) or restarts TIME_WAIT.
@@ -172,70 +157,70 @@ impl Connection {
         self.keep_probes = 0;
         if self.state == State::TimeWait && fin {
             // A retransmitted FIN: our last ACK was lost. Acknowledge again, wait 2 MSL again.
-            self.close_at = Some(now + self.config.time_wait);
-            self.ack_now = true;
+            self.timers[Timer::Close] = Some(now + self.config.time_wait);
+            self.ack.now = true;
         }
 
         // 3. ACK.
         let Some(ack) = repr.ack.map(Seq) else { return };
         if self.state == State::SynReceived {
-            if ack <= self.snd_una || ack > self.snd_max {
+            if ack <= self.snd.una || ack > self.snd.max {
                 self.rst_pending = Some(ack);
                 return;
             }
             // The SYN-ACK of a simultaneous open carries an unscaled window (RFC 7323 2.2).
-            self.snd_wnd = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd_wscale };
-            self.max_snd_wnd = self.snd_wnd;
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
+            self.snd.wnd = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd.wscale };
+            self.snd.max_wnd = self.snd.wnd;
+            self.snd.wl1 = seq;
+            self.snd.wl2 = ack;
             self.syn_acked(now, ack);
             self.enter_established(now);
         }
-        if ack > self.snd_max {
-            self.ack_now = true;
+        if ack > self.snd.max {
+            self.ack.now = true;
             return;
         }
-        if ack < self.snd_una - self.max_snd_wnd.max(self.mss) {
+        if ack < self.snd.una - self.snd.max_wnd.max(self.snd.mss) {
             self.challenge_ack(now);
             return;
         }
-        let window = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd_wscale };
+        let window = u32::from(repr.window) << if flags.contains(TcpFlags::SYN) { 0 } else { self.snd.wscale };
         // The peer answers: zero-window probes count toward the limit only while unanswered
         // (RFC 9293 3.8.6.1; Linux's tcp_ack clears icsk_probes_out on every ACK not older
         // than snd_una).
-        if ack >= self.snd_una {
+        if ack >= self.snd.una {
             self.probes = 0;
         }
-        if ack > self.snd_una {
+        if ack > self.snd.una {
             self.on_new_ack(now, ack);
-        } else if ack == self.snd_una
+        } else if ack == self.snd.una
             && data.is_empty()
             && !fin
-            && window == self.snd_wnd
-            && self.snd_max > self.snd_una
+            && window == self.snd.wnd
+            && self.snd.max > self.snd.una
         {
             self.on_dup_ack();
         }
-        if ack >= self.snd_una && (self.snd_wl1 < seq || (self.snd_wl1 == seq && self.snd_wl2 <= ack)) {
-            if window > 0 && self.snd_wnd == 0 {
-                self.persist_at = None;
+        if ack >= self.snd.una && (self.snd.wl1 < seq || (self.snd.wl1 == seq && self.snd.wl2 <= ack)) {
+            if window > 0 && self.snd.wnd == 0 {
+                self.timers[Timer::Persist] = None;
                 self.persist_backoff = 0;
             }
-            self.snd_wnd = window;
-            self.max_snd_wnd = self.max_snd_wnd.max(window);
-            self.snd_wl1 = seq;
-            self.snd_wl2 = ack;
+            self.snd.wnd = window;
+            self.snd.max_wnd = self.snd.max_wnd.max(window);
+            self.snd.wl1 = seq;
+            self.snd.wl2 = ack;
         }
         if self.state == State::Closed {
             return;
         }
 
         // 4. Data.
-        if seq < self.rcv_nxt {
-            let old = self.rcv_nxt.since(seq) as usize;
+        if seq < self.rcv.nxt {
+            let old = self.rcv.nxt.since(seq) as usize;
             if old >= data.len() && (!data.is_empty() || fin) {
                 // A duplicate: acknowledge at once so the sender learns where we are.
-                self.ack_now = true;
+                self.ack.now = true;
             }
             if old > data.len() {
                 // The FIN was seen already too.
@@ -243,7 +228,7 @@ impl Connection {
             }
             data = &data[old.min(data.len())..];
         }
-        let start = seq.max(self.rcv_nxt);
+        let start = seq.max(self.rcv.nxt);
         if !data.is_empty() {
             if self.orphan {
                 // New data for a socket the application closed: Linux resets.
@@ -256,61 +241,47 @@ impl Connection {
             }
         }
         if !data.is_empty() {
-            let offset = start.since(self.rcv_nxt) as usize;
-            let had_holes = self.recv.has_holes();
-            match self.recv.insert(offset, data) {
+            let offset = start.since(self.rcv.nxt) as usize;
+            let had_holes = self.rcv.buf.has_holes();
+            match self.rcv.buf.insert(offset, data) {
                 Arrival::InOrder(n) => {
-                    self.rcv_nxt = self.rcv_nxt + n as u32;
-                    // The ACK now moves: the duplicates owed for the old point are moot.
-                    self.dupacks_owed = 0;
+                    self.rcv.nxt = self.rcv.nxt + n as u32;
                     self.info.bytes_received += n as u64;
-                    self.rcv_mss = self.rcv_mss.max((data.len() as u32).min(self.our_mss));
-                    self.unacked_bytes = self.unacked_bytes.saturating_add(n as u32);
+                    self.rcv.mss = self.rcv.mss.max((data.len() as u32).min(self.rcv.our_mss));
                     self.arrived();
-                    if idle_receiver && self.quickacks == 0 {
-                        self.quickacks = self.config.quickacks;
-                    }
-                    if had_holes || n > data.len() || self.recv.has_holes() {
-                        self.ack_now = true;
-                    } else if self.quickacks > 0 {
-                        self.quickacks -= 1;
-                        self.ack_now = true;
-                    } else if self.unacked_bytes > self.rcv_mss {
-                        self.ack_now = true;
-                    } else if self.delack_at.is_none() {
-                        self.delack_at = Some(now + self.config.delayed_ack);
-                    }
+                    // A hole filled or still open is news for the sender at once.
+                    let holes = had_holes || n > data.len() || self.rcv.buf.has_holes();
+                    self.ack_in_order(now, n as u32, holes, idle_receiver);
                     if n < data.len() {
                         fin = false;
                     }
                 }
                 Arrival::OutOfOrder => {
-                    self.ack_now = true;
-                    self.dupacks_owed = (self.dupacks_owed + 1).min(MAX_DUPACKS_OWED);
+                    self.ack_out_of_order();
                     if fin {
-                        self.fin_pending = Some(start + data.len() as u32);
+                        self.rcv.fin_pending = Some(start + data.len() as u32);
                     }
                     fin = false;
                 }
                 Arrival::Dropped => {
                     self.info.rcv_dropped += 1;
-                    self.ack_now = true;
+                    self.ack.now = true;
                     fin = false;
                 }
             }
         }
 
         // 5. FIN.
-        if fin && !self.fin_received {
+        if fin && !self.rcv.fin_received {
             let fin_seq = start + data.len() as u32;
-            if fin_seq == self.rcv_nxt {
+            if fin_seq == self.rcv.nxt {
                 self.on_fin(now);
-            } else if fin_seq > self.rcv_nxt {
-                self.fin_pending = Some(fin_seq);
+            } else if fin_seq > self.rcv.nxt {
+                self.rcv.fin_pending = Some(fin_seq);
             }
-        } else if let Some(f) = self.fin_pending {
-            if f == self.rcv_nxt && !self.fin_received {
-                self.fin_pending = None;
+        } else if let Some(f) = self.rcv.fin_pending {
+            if f == self.rcv.nxt && !self.rcv.fin_received {
+                self.rcv.fin_pending = None;
                 self.on_fin(now);
             }
         }
@@ -328,9 +299,9 @@ impl Connection {
     }
 
     fn on_fin(&mut self, now: Instant) {
-        self.rcv_nxt = self.rcv_nxt + 1;
-        self.fin_received = true;
-        self.ack_now = true;
+        self.rcv.nxt = self.rcv.nxt + 1;
+        self.rcv.fin_received = true;
+        self.ack.now = true;
         self.arrived();
         match self.state {
             State::SynReceived | State::Established => self.state = State::CloseWait,
@@ -342,10 +313,10 @@ impl Connection {
 
     pub(crate) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
-        self.rto_at = None;
-        self.persist_at = None;
-        self.keepalive_at = None;
-        self.close_at = Some(now + self.config.time_wait);
+        self.timers[Timer::Retransmit] = None;
+        self.timers[Timer::Persist] = None;
+        self.timers[Timer::Keepalive] = None;
+        self.timers[Timer::Close] = Some(now + self.config.time_wait);
         self.arrived();
     }
 
@@ -353,66 +324,46 @@ impl Connection {
     /// byte of the send buffer. Only the SYN_SENT and SYN_RECEIVED transitions call this, so
     /// an ACK that lands on the ISS again 2^32 bytes later is an ordinary ACK.
     fn syn_acked(&mut self, now: Instant, ack: Seq) {
-        if let Some((timed, sent)) = self.timing {
+        if let Some((timed, sent)) = self.loss.timing {
             if ack > timed {
                 self.rtt.sample(now.saturating_since(sent));
-                self.timing = None;
+                self.loss.timing = None;
             }
         }
-        self.snd_una = self.iss + 1;
-        self.snd_nxt = self.snd_nxt.max(self.snd_una);
-        self.backoff = 0;
-        self.retries = 0;
+        self.snd.una = self.snd.iss + 1;
+        self.snd.nxt = self.snd.nxt.max(self.snd.una);
+        self.loss.backoff = 0;
+        self.loss.retries = 0;
         // on_new_ack re-arms it if more than the SYN is acknowledged and data is in flight.
-        self.rto_at = None;
+        self.timers[Timer::Retransmit] = None;
     }
 
     fn on_new_ack(&mut self, now: Instant, ack: Seq) {
-        let acked = ack.since(self.snd_una);
-        if let Some((timed, sent)) = self.timing {
+        let acked = ack.since(self.snd.una);
+        if let Some((timed, sent)) = self.loss.timing {
             if ack > timed {
                 self.rtt.sample(now.saturating_since(sent));
-                self.timing = None;
+                self.loss.timing = None;
             }
         }
-        self.backoff = 0;
-        self.retries = 0;
+        self.loss.backoff = 0;
+        self.loss.retries = 0;
         self.probes = 0;
-        let data = acked.min(self.send_buf.len() as u32);
-        self.send_buf.ack(data as usize);
+        let data = acked.min(self.snd.buf.len() as u32);
+        self.snd.buf.ack(data as usize);
         self.info.bytes_acked += u64::from(data);
-        let in_flight_before = self.snd_max.since(self.snd_una);
-        self.snd_una = ack;
-        if self.snd_nxt < self.snd_una {
-            self.snd_nxt = self.snd_una;
+        let in_flight_before = self.snd.max.since(self.snd.una);
+        self.snd.una = ack;
+        if self.snd.nxt < self.snd.una {
+            self.snd.nxt = self.snd.una;
         }
-        match self.recovery {
-            Some(recover) if ack >= recover => {
-                self.recovery = None;
-                self.dupacks = 0;
-                let flight = self.snd_max.since(self.snd_una);
-                self.cc.on_recovery_exit(flight, self.mss);
-            }
-            Some(_) => {
-                self.cc.on_partial_ack(acked, self.mss);
-                self.retransmit_now = true;
-            }
-            None => {
-                self.dupacks = 0;
-                // RFC 6582's "recover" follows snd_una outside recovery: a mark left behind
-                // would be more than 2^31 bytes back after 2 GiB without loss, and circular
-                // order would then put it ahead of snd_una and block fast retransmit forever.
-                if self.snd_una - 1 > self.recover_mark {
-                    self.recover_mark = self.snd_una - 1;
-                }
-                // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
-                // application-limited sender does not build an unearned window.
-                if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
-                    self.cc.on_ack(now, data, self.mss);
-                }
-            }
+        // Minshall's mark follows snd_una (it only matters while ahead of it), so that it is
+        // never left 2^31 bytes behind, where circular order would put it ahead again.
+        if self.snd.sml < self.snd.una {
+            self.snd.sml = self.snd.una;
         }
-        self.rto_at = if self.snd_una == self.snd_max { None } else { Some(now + self.rtt.rto()) };
+        self.on_ack_for_recovery(now, ack, acked, data, in_flight_before);
+        self.timers[Timer::Retransmit] = if self.snd.una == self.snd.max { None } else { Some(now + self.rtt.rto()) };
         if data > 0 {
             self.arrived();
         }
@@ -421,7 +372,7 @@ impl Connection {
                 State::FinWait1 => {
                     self.state = State::FinWait2;
                     if self.orphan {
-                        self.close_at = Some(now + self.config.fin_timeout);
+                        self.timers[Timer::Close] = Some(now + self.config.fin_timeout);
                     }
                 }
                 State::Closing => self.enter_time_wait(now),
@@ -431,20 +382,6 @@ impl Connection {
                 }
                 _ => {}
             }
-        }
-    }
-
-    fn on_dup_ack(&mut self) {
-        self.dupacks += 1;
-        if self.recovery.is_some() {
-            self.cc.on_recovery_dup_ack(self.mss);
-        } else if self.dupacks == 3 && self.snd_una > self.recover_mark {
-            let flight = self.snd_max.since(self.snd_una);
-            self.cc.on_fast_retransmit(flight, self.mss);
-            self.recovery = Some(self.snd_max);
-            self.recover_mark = self.snd_max;
-            self.retransmit_now = true;
-            self.timing = None;
         }
     }
 }

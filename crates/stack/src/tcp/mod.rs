@@ -2,11 +2,13 @@
 //! built from. The stack (engine.rs, tcp/api.rs) owns them, demultiplexes segments to them and
 //! turns what they emit into frames.
 
+mod ack;
 mod api;
 pub mod assembler;
 pub mod config;
 pub mod congestion;
 pub mod connection;
+mod demux;
 pub mod error;
 pub mod info;
 mod input;
@@ -15,6 +17,7 @@ pub mod isn;
 pub mod listener;
 pub mod options;
 mod output;
+mod recovery;
 pub mod recv_buffer;
 mod ring;
 pub mod rtt;
@@ -24,6 +27,7 @@ pub(crate) mod socket;
 pub mod state;
 pub(crate) mod tables;
 mod timers;
+mod transmit;
 
 pub use config::TcpConfig;
 pub use connection::{Connection, Readiness};

@@ -42,6 +42,19 @@ impl RttEstimator {
         self.rto = (srtt + (self.rttvar * 4).max(GRANULARITY).max(self.min)).min(self.max);
     }
 
+    /// Whether a sample was taken.
+    pub fn has_sample(&self) -> bool {
+        self.srtt.is_some()
+    }
+
+    /// Without a sample yet, the RTO becomes `rto` (RFC 6298 5.7's 3 s after a handshake that
+    /// gave none); the first sample replaces it.
+    pub fn fall_back(&mut self, rto: Duration) {
+        if self.srtt.is_none() {
+            self.rto = rto.clamp(self.min, self.max);
+        }
+    }
+
     /// The RTO before backoff.
     pub fn rto(&self) -> Duration {
         self.rto

@@ -36,6 +36,9 @@ pub(crate) struct TcpTables {
     pub expired: Vec<SocketHandle>,
     /// One TCP segment being built.
     pub segment: Vec<u8>,
+    /// Demultiplexer lookups and sockets transmit looked at (see `stats::Work`).
+    pub demux_lookups: u64,
+    pub transmit_visits: u64,
 }
 
 impl TcpTables {
@@ -49,15 +52,19 @@ impl TcpTables {
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
             expired: Vec::new(),
             segment: vec![0u8; 65_536],
+            demux_lookups: 0,
+            transmit_visits: 0,
         }
     }
 
     /// The listener for a segment to `local`: bound to that address, else to the wildcard.
-    pub fn listener(&self, local: SocketAddrV4) -> Option<SocketHandle> {
-        self.listeners
-            .get(&(*local.ip(), local.port()))
-            .or_else(|| self.listeners.get(&(Ipv4Addr::UNSPECIFIED, local.port())))
-            .copied()
+    pub fn listener(&mut self, local: SocketAddrV4) -> Option<SocketHandle> {
+        self.demux_lookups += 1;
+        if let Some(&h) = self.listeners.get(&(*local.ip(), local.port())) {
+            return Some(h);
+        }
+        self.demux_lookups += 1;
+        self.listeners.get(&(Ipv4Addr::UNSPECIFIED, local.port())).copied()
     }
 
     pub fn queue_reset(&mut self, rst: PendingReset) -> bool {

@@ -2,7 +2,7 @@
 //! tcp_syn_retries, tcp_synack_retries), persist probes, delayed ACK, keepalive, TIME_WAIT and
 //! the FIN_WAIT_2 timeout.
 
-use super::connection::Connection;
+use super::connection::{Connection, Timer};
 use super::error::TcpError;
 use super::state::State;
 use crate::time::Instant;
@@ -28,8 +28,8 @@ fn due(at: Option<Instant>, now: Instant) -> bool {
 impl Connection {
     /// Runs every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if due(self.close_at, now) {
-            self.close_at = None;
+        if due(self.timers[Timer::Close], now) {
+            self.timers[Timer::Close] = None;
             match self.state {
                 State::TimeWait => {
                     self.enter_closed();
@@ -39,20 +39,20 @@ impl Connection {
                 _ => {}
             }
         }
-        if due(self.rto_at, now) {
-            self.rto_at = None;
+        if due(self.timers[Timer::Retransmit], now) {
+            self.timers[Timer::Retransmit] = None;
             self.on_retransmission_timeout(now);
         }
-        if due(self.persist_at, now) {
-            self.persist_at = None;
+        if due(self.timers[Timer::Persist], now) {
+            self.timers[Timer::Persist] = None;
             self.on_persist_timeout();
         }
-        if due(self.delack_at, now) {
-            self.delack_at = None;
-            self.ack_now = true;
+        if due(self.timers[Timer::DelayedAck], now) {
+            self.timers[Timer::DelayedAck] = None;
+            self.ack.now = true;
         }
-        if due(self.keepalive_at, now) {
-            self.keepalive_at = None;
+        if due(self.timers[Timer::Keepalive], now) {
+            self.timers[Timer::Keepalive] = None;
             self.on_keepalive_timeout(now);
         }
     }
@@ -64,25 +64,25 @@ impl Connection {
             State::Closed | State::Listen | State::TimeWait => return,
             _ => self.config.retries2,
         };
-        if self.snd_max == self.snd_una {
+        if self.snd.max == self.snd.una {
             return;
         }
-        if self.retries == 0 {
+        if self.loss.retries == 0 {
             // The episode started when the timer was armed (the head's last transmission).
-            self.retrans_stamp = now - self.rtt.backed_off(self.backoff);
+            self.loss.retrans_stamp = now - self.rtt.backed_off(self.loss.backoff);
         }
         // The peer shrank its window to zero under our data: the retransmissions are window
         // probes, and as Linux does the connection lives while the peer answers within rto_max.
-        let zero_window = self.state.is_synchronized() && self.snd_wnd == 0 && !self.orphan;
+        let zero_window = self.state.is_synchronized() && self.snd.wnd == 0 && !self.orphan;
         let out_of_retries = if zero_window {
             now.saturating_since(self.last_recv) > self.config.rto_max
         } else if self.state.is_synchronized() {
             // Linux counts tcp_retries2 as time: what that many doublings from the minimum
             // RTO add up to (924.6 s for 15), so long RTTs give up after fewer retries.
             let timeout = retries_timeout(limit, self.config.rto_min, self.config.rto_max);
-            self.retries > 0 && now.saturating_since(self.retrans_stamp) >= timeout
+            self.loss.retries > 0 && now.saturating_since(self.loss.retrans_stamp) >= timeout
         } else {
-            self.retries >= limit
+            self.loss.retries >= limit
         };
         if out_of_retries {
             if self.state == State::SynReceived && self.passive {
@@ -92,21 +92,7 @@ impl Connection {
             }
             return;
         }
-        self.info.timeouts += 1;
-        self.retries += 1;
-        self.backoff += 1;
-        if self.state.is_synchronized() {
-            let flight = self.snd_max.since(self.snd_una);
-            self.cc.on_timeout(flight, self.mss);
-        }
-        self.recovery = None;
-        self.dupacks = 0;
-        self.recover_mark = self.snd_max;
-        self.timing = None;
-        self.retransmit_now = false;
-        // Go back: the head at once, whatever the windows; the rest as they allow.
-        self.snd_nxt = self.snd_una;
-        self.rto_head = self.state.is_synchronized();
+        self.on_retransmission_loss();
     }
 
     fn on_persist_timeout(&mut self) {
@@ -119,10 +105,10 @@ impl Connection {
         }
         self.probes += 1;
         self.persist_backoff += 1;
-        if self.snd_wnd > 0 {
+        if self.snd.wnd > 0 {
             self.force_send = true;
         } else {
-            self.send_probe = true;
+            self.ack.send_probe = true;
             self.info.window_probes += 1;
         }
     }
@@ -134,13 +120,13 @@ impl Connection {
             return;
         }
         let idle = now.saturating_since(self.last_recv);
-        if self.snd_max != self.snd_una || self.unsent() > 0 {
+        if self.snd.max != self.snd.una || self.unsent() > 0 {
             // Data in flight has its own timer.
-            self.keepalive_at = Some(now + self.options.keep_idle);
+            self.timers[Timer::Keepalive] = Some(now + self.options.keep_idle);
             return;
         }
         if self.keep_probes == 0 && idle < self.options.keep_idle {
-            self.keepalive_at = Some(self.last_recv + self.options.keep_idle);
+            self.timers[Timer::Keepalive] = Some(self.last_recv + self.options.keep_idle);
             return;
         }
         if self.keep_probes >= self.options.keep_count {
@@ -148,9 +134,9 @@ impl Connection {
             return;
         }
         self.keep_probes += 1;
-        self.send_probe = true;
+        self.ack.send_probe = true;
         self.info.keepalive_probes += 1;
-        self.keepalive_at = Some(now + self.options.keep_interval);
+        self.timers[Timer::Keepalive] = Some(now + self.options.keep_interval);
     }
 }
 

@@ -8,8 +8,9 @@
 #![allow(dead_code)]
 
 use stack::tcp::{State, TcpConfig, TcpError, TcpSocketOptions};
-use stack::testing::{lan_stack, tcp_frame};
-use stack::{Instant, RxChecksum, SocketHandle, Stack, StackConfig, Transmit, TxBusy};
+pub use stack::testing::Capture;
+use stack::testing::{lan_stack, tcp_frame, SimulatedDriver};
+use stack::{Instant, RxChecksum, SocketHandle, Stack, StackConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 use wire::{
@@ -36,46 +37,6 @@ pub fn stack_with(config: TcpConfig) -> Stack {
 /// The same with another MTU (up to 65,535: the big-MTU scripts move gigabytes in few segments).
 pub fn stack_with_mtu(config: TcpConfig, mtu: usize) -> Stack {
     lan_stack(OURS, OUR_MAC, mtu, PEER, PEER_MAC, StackConfig { tcp: config, ..StackConfig::default() })
-}
-
-/// Frames a stack transmitted.
-#[derive(Default)]
-pub struct Capture {
-    pub frames: Vec<Vec<u8>>,
-    /// Largest frame (0: 1518 bytes).
-    pub max_frame: usize,
-    /// Transmit slots left before the datapath refuses frames (None: never full).
-    pub room: Option<usize>,
-    /// Frames refused because no slot was free.
-    pub refused: usize,
-}
-
-impl Transmit for Capture {
-    fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
-        if let Some(room) = self.room.as_mut() {
-            if *room == 0 {
-                self.refused += 1;
-                return Err(TxBusy);
-            }
-            *room -= 1;
-        }
-        let max = if self.max_frame == 0 { 1518 } else { self.max_frame };
-        let mut buf = vec![0u8; max];
-        let n = build(&mut buf);
-        if n == 0 {
-            // The slot was given back.
-            if let Some(room) = self.room.as_mut() {
-                *room += 1;
-            }
-            return Ok(());
-        }
-        buf.truncate(n);
-        self.frames.push(buf);
-        Ok(())
-    }
-    fn to_kernel(&mut self, _ip_packet: &[u8]) {
-        panic!("the neighbour is known: nothing should go to the kernel");
-    }
 }
 
 /// A segment the stack sent, as a test checks it.
@@ -236,18 +197,35 @@ impl Script {
 
     /// Collects what the stack has to send now.
     pub fn flush(&mut self) {
+        SimulatedDriver::flush(self);
+    }
+}
+
+impl SimulatedDriver for Script {
+    fn stack_mut(&mut self) -> &mut Stack {
+        &mut self.stack
+    }
+
+    fn clock(&mut self) -> &mut Instant {
+        &mut self.now
+    }
+
+    fn flush(&mut self) {
         let mut cap = Capture { max_frame: self.mtu + 14, room: self.tx_room, ..Capture::default() };
         self.stack.transmit(self.now, &mut cap);
         if self.tx_room.is_some() {
             self.tx_room = cap.room;
         }
         self.tx_refused += cap.refused;
+        assert!(cap.to_kernel.is_empty(), "the neighbour is known: nothing should go to the kernel");
         for frame in cap.frames {
             let out = self.parse(&frame);
             self.sent.push_back(out);
         }
     }
+}
 
+impl Script {
     fn parse(&mut self, frame: &[u8]) -> Out {
         let eth = EthernetFrame::new_checked(frame).expect("ethernet");
         assert_eq!(eth.ethertype(), EtherType::IPV4);
@@ -279,18 +257,7 @@ impl Script {
 
     /// Moves time to `t` (milliseconds), running every timer at its deadline on the way.
     pub fn run_until(&mut self, t: u64) {
-        let end = ms(t);
-        while let Some(next) = self.stack.poll_timeout() {
-            if next > end {
-                break;
-            }
-            self.now = self.now.max(next);
-            self.stack.handle_timeout(self.now);
-            self.flush();
-        }
-        self.now = self.now.max(end);
-        self.stack.handle_timeout(self.now);
-        self.flush();
+        SimulatedDriver::run_until(self, ms(t));
     }
 
     /// The peer sends `s` now.

@@ -1,0 +1,16 @@
+//! Packet scripts for TCP: segments from a simulated peer at simulated times, what the
+//! application sees, and the segments the stack sends, with their times. One module per topic;
+//! the script helper is tests/common (shared with the other TCP tests).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod acks;
+mod checks;
+mod closing;
+mod handshake;
+mod keepalive;
+mod recovery;
+mod sending;
+mod socket_api;
+mod windows;
