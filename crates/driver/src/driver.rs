@@ -8,6 +8,7 @@ use nic::steering::{Datapath, Flow, Steering, SteeringError};
 use nic::{Port, RxChecksum as PortChecksum};
 use stack::route::Route;
 use stack::{Event, IfAddr, Instant, Interface, RxChecksum, Stack, StackConfig, Transmit};
+use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 use wire::EthernetAddress;
@@ -25,6 +26,9 @@ pub struct Driver {
     netlink: Netlink,
     monitor: Monitor,
     steering: Steering,
+    /// How many of this process's sockets use each claimed flow (several sockets of one
+    /// process may share a port with SO_REUSEADDR/SO_REUSEPORT): the entry goes with the last.
+    claims: HashMap<Flow, u32>,
     ifindex: u32,
     changes: Vec<Change>,
     kernel_errors: u64,
@@ -77,6 +81,7 @@ impl Driver {
             netlink,
             monitor,
             steering,
+            claims: HashMap::new(),
             ifindex,
             changes: Vec::new(),
             kernel_errors: 0,
@@ -95,20 +100,73 @@ impl Driver {
         &mut self.stack
     }
 
-    /// Claims a flow for this process (the caller holds the kernel socket for its port).
+    /// Claims a flow for one more socket of this process (the caller holds the kernel socket
+    /// for its port). The first claim writes the steering entry; later ones only count.
     pub fn claim(&mut self, flow: Flow) -> Result<(), SteeringError> {
-        self.steering.claim(flow, Datapath::AfPacket)
+        self.claim_with(flow, false)
     }
 
     /// Claims a flow whose port this process's kernel socket holds exclusively, replacing an
     /// owner that is still exiting (see `Steering::take_over`).
     pub fn claim_exclusive(&mut self, flow: Flow) -> Result<(), SteeringError> {
-        self.steering.take_over(flow, Datapath::AfPacket)
+        self.claim_with(flow, true)
     }
 
-    /// Releases a flow.
+    fn claim_with(&mut self, flow: Flow, exclusive: bool) -> Result<(), SteeringError> {
+        if let Some(n) = self.claims.get_mut(&flow) {
+            *n += 1;
+            return Ok(());
+        }
+        if exclusive {
+            self.steering.take_over(flow, Datapath::AfPacket)?;
+        } else {
+            self.steering.claim(flow, Datapath::AfPacket)?;
+        }
+        self.claims.insert(flow, 1);
+        Ok(())
+    }
+
+    /// One socket stops using a flow; the steering entry goes when the last one does.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
-        self.steering.release(flow)
+        match self.claims.get_mut(&flow) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                Ok(())
+            }
+            Some(_) => {
+                self.claims.remove(&flow);
+                self.steering.release(flow)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// How many sockets use a claimed flow (0: not claimed).
+    pub fn claim_count(&self, flow: Flow) -> u32 {
+        self.claims.get(&flow).copied().unwrap_or(0)
+    }
+
+    /// Gives every claimed flow back to the kernel (exit, exec) without forgetting who uses
+    /// them, so that `reclaim_all` can take them again.
+    pub fn release_all(&mut self) {
+        for flow in self.claims.keys() {
+            let _ = self.steering.release(*flow);
+        }
+    }
+
+    /// Claims again every flow `release_all` gave back (after a failed exec); returns those
+    /// another process took meanwhile, which are no longer counted.
+    pub fn reclaim_all(&mut self) -> Vec<(Flow, SteeringError)> {
+        let mut lost = Vec::new();
+        for flow in self.claims.keys() {
+            if let Err(e) = self.steering.claim(*flow, Datapath::AfPacket) {
+                lost.push((*flow, e));
+            }
+        }
+        for (flow, _) in &lost {
+            self.claims.remove(flow);
+        }
+        lost
     }
 
     /// The sockets the driver opened (ring, rtnetlink request and monitor, raw IPv4), so that

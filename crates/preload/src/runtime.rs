@@ -261,6 +261,12 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         let _ = rt.driver.stack().udp_close(handle);
         NotAccelerated::Failed(e)
     };
+    // The stack checks address sharing as the kernel did: with the kernel socket's options.
+    let (reuse_addr, reuse_port) = reuse_flags(fd);
+    if let Ok(o) = stack.udp_options_mut(handle) {
+        o.reuse_addr = reuse_addr;
+        o.reuse_port = reuse_port;
+    }
     if let Err(e) = stack.udp_bind(handle, local) {
         return Err(undo(rt, e.to_string()));
     }
@@ -298,9 +304,8 @@ pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
     (r == 0 && v > 0).then_some(v as usize)
 }
 
-/// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
-/// other live socket can, and a flow entry of another pid belongs to a process that is exiting.
-fn exclusive_port(fd: i32) -> bool {
+/// The kernel socket's SO_REUSEADDR and SO_REUSEPORT.
+fn reuse_flags(fd: i32) -> (bool, bool) {
     let flag = |name: i32| {
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -310,7 +315,13 @@ fn exclusive_port(fd: i32) -> bool {
         };
         r == 0 && v != 0
     };
-    !flag(libc::SO_REUSEADDR) && !flag(libc::SO_REUSEPORT)
+    (flag(libc::SO_REUSEADDR), flag(libc::SO_REUSEPORT))
+}
+
+/// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
+/// other live socket can, and a flow entry of another pid belongs to a process that is exiting.
+fn exclusive_port(fd: i32) -> bool {
+    reuse_flags(fd) == (false, false)
 }
 
 /// UDP send auto-bind, as the original: an unbound candidate that sends to a destination routed
@@ -436,9 +447,8 @@ pub fn share(slot: u32) {
 pub fn release_all() {
     let Some(mut guard) = RUNTIME.try_lock() else { return };
     if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
-        for s in rt.slots.iter_mut().filter_map(Option::take) {
-            let _ = rt.driver.release(s.flow);
-        }
+        rt.driver.release_all();
+        rt.slots.iter_mut().for_each(|s| *s = None);
     }
 }
 
@@ -457,10 +467,7 @@ pub fn release_for_exec() -> bool {
             log::warning!("exec: datagrams queued on fd {fd} are lost (they were received before exec)");
         }
     }
-    let flows: Vec<Flow> = rt.slots.iter().flatten().map(|s| s.flow).collect();
-    for flow in flows {
-        let _ = rt.driver.release(flow);
-    }
+    rt.driver.release_all();
     true
 }
 
@@ -468,11 +475,8 @@ pub fn release_for_exec() -> bool {
 pub fn reclaim_after_exec() {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
-    let flows: Vec<Flow> = rt.slots.iter().flatten().map(|s| s.flow).collect();
-    for flow in flows {
-        if let Err(e) = rt.driver.claim(flow) {
-            log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
-        }
+    for (flow, e) in rt.driver.reclaim_all() {
+        log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
     }
 }
 

@@ -776,3 +776,69 @@ print('new got', t.recv(100).decode(), flush=True)
     child.finish(T).unwrap();
     assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the kernel delivered datagrams");
 }
+
+/// The flows of this namespace's attached interface, as `exasock-ctl status` shows them.
+fn flows(topo: &Topology) -> Vec<nic::steering::FlowEntry> {
+    let it = topo.accel.iface.clone();
+    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+    status.into_iter().find(|s| s.iface == it).map(|s| s.flows).unwrap_or_default()
+}
+
+/// Two sockets of one process on one port (SO_REUSEADDR or SO_REUSEPORT) are both accelerated
+/// and share one flow entry, which goes only when the last of them closes: closing one leaves
+/// the other served by the stack (the newest SO_REUSEADDR socket gets unicast, as on Linux).
+#[test]
+fn two_sockets_on_one_port_share_the_flow_until_the_last_closes() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, sys
+opt = socket.SO_REUSEADDR if sys.argv[1] == 'addr' else socket.SO_REUSEPORT
+socks = []
+for _ in range(2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, opt, 1)
+    s.bind(('0.0.0.0', 7940))
+    socks.append(s)
+a, b = socks
+print('ready', flush=True)
+if sys.argv[1] == 'addr':
+    print('newest got', b.recv(100).decode(), flush=True)
+else:
+    sys.stdin.readline()
+b.close()
+print('closed one', flush=True)
+print('other got', a.recv(100).decode(), flush=True)
+a.close()
+print('closed both', flush=True)
+sys.stdin.readline()
+";
+    for opt in ["addr", "port"] {
+        let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+        let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script, opt]);
+        child.wait_for_line("ready", T).unwrap();
+        let sock = peer_socket(&topo, 7940);
+        if opt == "addr" {
+            sock.send(b"one").unwrap();
+            assert_eq!(child.wait_for_line("newest got", T).unwrap(), "newest got one");
+        } else {
+            std::io::Write::write_all(child.stdin().unwrap(), b"go\n").unwrap();
+        }
+        child.wait_for_line("closed one", T).unwrap();
+        assert!(
+            flows(&topo).iter().any(|f| f.flow.local_port == 7940),
+            "SO_REUSE{opt}: the flow went with the first socket closed"
+        );
+        sock.send(b"two").unwrap();
+        assert_eq!(child.wait_for_line("other got", T).unwrap(), "other got two", "SO_REUSE{opt}");
+        child.wait_for_line("closed both", T).unwrap();
+        assert!(flows(&topo).iter().all(|f| f.flow.local_port != 7940), "SO_REUSE{opt}: the flow outlived both");
+        std::io::Write::write_all(child.stdin().unwrap(), b"go\n").unwrap();
+        let out = child.finish(T).unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("enabled bypass").count(), 2, "SO_REUSE{opt}: {err}");
+        assert!(!err.contains("warning"), "SO_REUSE{opt}: {err}");
+        assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "SO_REUSE{opt}: the kernel got some");
+    }
+}
+
