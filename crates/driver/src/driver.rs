@@ -92,7 +92,16 @@ impl Driver {
 
     fn loaded(mut self) -> io::Result<Driver> {
         self.reload_tables()?;
+        self.publish_addresses();
         Ok(self)
+    }
+
+    /// Tells the steering programs which addresses wildcard flows answer for: the interface's
+    /// as the stack knows them (attach wrote them once; they may have changed since).
+    fn publish_addresses(&mut self) {
+        let addrs: Vec<(std::net::Ipv4Addr, u8)> =
+            self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len)).collect();
+        let _ = self.steering.set_local_addrs(&nic::steering::wildcard_addrs(&addrs));
     }
 
     /// The stack.
@@ -225,8 +234,10 @@ impl Driver {
             // Notifications were lost: read the tables whole again.
             self.changes.clear();
             let _ = self.reload_tables();
+            self.publish_addresses();
             return;
         }
+        let mut addresses_changed = false;
         for change in &self.changes {
             match change {
                 Change::Neighbour(n) if n.ifindex == self.ifindex => match (n.is_usable(), n.mac) {
@@ -241,6 +252,7 @@ impl Driver {
                     self.stack.routes_mut().remove(r.prefix, r.prefix_len)
                 }
                 Change::Address(a) if a.ifindex == self.ifindex => {
+                    addresses_changed = true;
                     let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len };
                     let iface = self.stack.interface_mut();
                     if !iface.addrs.contains(&addr) {
@@ -248,10 +260,14 @@ impl Driver {
                     }
                 }
                 Change::AddressGone(a) if a.ifindex == self.ifindex => {
+                    addresses_changed = true;
                     self.stack.interface_mut().addrs.retain(|x| x.addr != a.addr);
                 }
                 _ => {}
             }
+        }
+        if addresses_changed {
+            self.publish_addresses();
         }
     }
 
@@ -265,6 +281,13 @@ impl Driver {
             .map(to_stack_route)
             .collect();
         self.stack.routes_mut().replace(routes);
+        let addrs: Vec<IfAddr> = self
+            .netlink
+            .addresses(Some(self.ifindex))?
+            .into_iter()
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .collect();
+        self.stack.interface_mut().addrs = addrs;
         for n in self.netlink.neighbours(Some(self.ifindex))? {
             if let (true, Some(mac)) = (n.is_usable(), n.mac) {
                 self.stack.neighbours_mut().insert(n.ip, EthernetAddress(mac));

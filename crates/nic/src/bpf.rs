@@ -18,6 +18,8 @@ pub(crate) const SOCKET_FILTER: &str = "exasock_sock";
 pub(crate) const OWNER_GLOBAL: &str = "OWNER_PID";
 /// Name of the flows map (pinned).
 pub(crate) const FLOWS_MAP: &str = "flows";
+/// Name of the map of addresses wildcard flows answer for (pinned).
+pub(crate) const LOCAL_ADDRS_MAP: &str = "local_addrs";
 
 /// `struct flow_key` of bpf/flows.h: a flow the stack serves, in network byte order.
 #[repr(C)]

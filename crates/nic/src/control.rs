@@ -137,7 +137,14 @@ pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
         }
     }
     disable_gro_lro(iface).map_err(|e| other(&format!("cannot turn GRO/LRO off on {iface}"), e))?;
-    let swept = Steering::open(iface).map(|s| s.swept_on_open()).unwrap_or(0);
+    let mut steering = Steering::open(iface).map_err(|e| other("cannot open the flows map", e))?;
+    // Wildcard flows answer only for the interface's own addresses; running exasock processes
+    // keep this current as addresses change.
+    let addrs = crate::steering::interface_addrs(iface).map_err(|e| other("cannot read the addresses", e))?;
+    steering
+        .set_local_addrs(&crate::steering::wildcard_addrs(&addrs))
+        .map_err(|e| other("cannot record the interface's addresses", e))?;
+    let swept = steering.swept_on_open();
     Ok(AttachReport { newly_attached, swept })
 }
 

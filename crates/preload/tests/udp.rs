@@ -842,3 +842,48 @@ sys.stdin.readline()
     }
 }
 
+/// A socket bound to INADDR_ANY takes only datagrams addressed to the interface: traffic to its
+/// port that the kernel forwards (here to 10.77.0.0/24 behind the accel namespace) stays the
+/// kernel's, while datagrams to the interface's address still reach the program.
+#[test]
+fn wildcard_flows_leave_forwarded_traffic_to_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ns = topo.accel.netns.clone();
+    testbed::ns_exec(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    testbed::ip(&["-n", &ns, "link", "add", "fwd0", "type", "veth", "peer", "name", "fwd1"]).unwrap();
+    testbed::ip(&["-n", &ns, "addr", "add", "10.77.0.1/24", "dev", "fwd0"]).unwrap();
+    testbed::ip(&["-n", &ns, "link", "set", "fwd0", "up"]).unwrap();
+    testbed::ip(&["-n", &ns, "link", "set", "fwd1", "up"]).unwrap();
+    testbed::ip(&["-n", &ns, "neigh", "replace", "10.77.0.5", "lladdr", "02:00:00:00:00:05", "dev", "fwd0"]).unwrap();
+    let via = topo.accel.ip.to_string();
+    testbed::ip(&["-n", &topo.peer.netns, "route", "add", "10.77.0.0/24", "via", &via]).unwrap();
+    let script = "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7930))
+print('ready', flush=True)
+while True:
+    data = s.recv(100)
+    print('got', data.decode(), flush=True)
+    if data == b'local': break
+";
+    let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    child.wait_for_line("ready", T).unwrap();
+    let forwarded_before = topo.counter(Side::Accel, "IpForwDatagrams").unwrap();
+    let peer_ip = topo.peer.ip;
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+    for i in 0..5 {
+        tx.send_to(format!("fwd{i}").as_bytes(), ("10.77.0.5", 7930)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    tx.send_to(b"local", (topo.accel.ip, 7930)).unwrap();
+    assert_eq!(child.wait_for_line("got", T).unwrap(), "got local", "the program got forwarded traffic");
+    let out = child.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
+    assert_eq!(
+        topo.counter(Side::Accel, "IpForwDatagrams").unwrap() - forwarded_before,
+        5,
+        "the kernel did not forward the datagrams to the wildcard flow's port"
+    );
+}
