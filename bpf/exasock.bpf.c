@@ -127,7 +127,8 @@ int exasock_sock(struct __sk_buff *skb)
 {
 	struct match m = {};
 
-	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID)
+	/* A shared flow is the kernel's to deliver (tc lets it through). */
+	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID && !m.owner->shared)
 		return skb->len;
 	return 0;
 }
@@ -164,7 +165,8 @@ int exasock_tc(struct __sk_buff *skb)
 {
 	struct match m = {};
 
-	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET)
+	/* A shared flow is the kernel's: it delivers among the port's sockets as Linux does. */
+	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET || m.owner->shared)
 		return TC_ACT_OK;
 	return owner_alive(skb, &m) ? TC_ACT_SHOT : TC_ACT_OK;
 }

@@ -150,6 +150,12 @@ impl Driver {
         }
     }
 
+    /// Another process owns `flow` and one of our kernel sockets holds its port too: the kernel
+    /// serves the flow from now on (see `Steering::mark_shared`). False if the entry is gone.
+    pub fn share(&mut self, flow: Flow) -> Result<bool, SteeringError> {
+        self.steering.mark_shared(flow)
+    }
+
     /// How many sockets use a claimed flow (0: not claimed).
     pub fn claim_count(&self, flow: Flow) -> u32 {
         self.claims.get(&flow).copied().unwrap_or(0)

@@ -37,7 +37,8 @@ pub(crate) struct RawFlowKey {
 pub(crate) struct RawFlowValue {
     pub owner_pid: u32,
     pub datapath: u8,
-    pub pad: [u8; 3],
+    pub shared: u8,
+    pub pad: [u8; 2],
 }
 
 // SAFETY: plain-old-data C layouts with no padding holes (explicit pad fields).

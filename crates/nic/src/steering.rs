@@ -190,6 +190,8 @@ pub struct FlowEntry {
     pub owner_pid: u32,
     /// How its frames reach the owner.
     pub datapath: Datapath,
+    /// Another process's socket holds the port too: the kernel serves the flow.
+    pub shared: bool,
 }
 
 impl FlowEntry {
@@ -302,7 +304,7 @@ impl Steering {
     /// owner's is not.
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let key = flow.to_raw();
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2] };
         let mut flows = self.map()?;
         for _ in 0..2 {
             match flows.insert(key, value, BPF_NOEXIST) {
@@ -330,7 +332,7 @@ impl Steering {
     /// kernel socket holds the port exclusively (bound without SO_REUSEADDR/SO_REUSEPORT): the
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2] };
         self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
@@ -346,6 +348,26 @@ impl Steering {
                 flows.remove(&key).map_err(|e| SteeringError::Bpf(format!("cannot release {flow}: {e}")))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Marks `flow` as shared: a socket of this process that is not its owner holds the port
+    /// too (SO_REUSEADDR/SO_REUSEPORT), so the kernel must deliver the flow's datagrams among
+    /// its sockets as Linux does, the owner's kernel socket included. Returns false when the
+    /// entry is gone (the owner released it: the caller may claim it instead).
+    pub fn mark_shared(&mut self, flow: Flow) -> Result<bool, SteeringError> {
+        const BPF_EXIST: u64 = 2;
+        let key = flow.to_raw();
+        let mut flows = self.map()?;
+        let Ok(mut value) = flows.get(&key, 0) else { return Ok(false) };
+        if value.shared != 0 {
+            return Ok(true);
+        }
+        value.shared = 1;
+        match flows.insert(key, value, BPF_EXIST) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(SteeringError::Bpf(format!("cannot mark {flow} shared: {e}"))),
         }
     }
 
@@ -393,7 +415,7 @@ impl Steering {
                     2 => Datapath::AfXdp,
                     _ => return None,
                 };
-                Some(FlowEntry { flow: Flow::from_raw(&k)?, owner_pid: v.owner_pid, datapath })
+                Some(FlowEntry { flow: Flow::from_raw(&k)?, owner_pid: v.owner_pid, datapath, shared: v.shared != 0 })
             })
             .collect()
     }

@@ -8,7 +8,7 @@ use crate::fdtable::FdState;
 use crate::lock::{Guard, Lock};
 use crate::{config, errno, fdtable, log};
 use driver::Driver;
-use nic::steering::{attached_interfaces, Flow, Protocol};
+use nic::steering::{attached_interfaces, Flow, Protocol, SteeringError};
 use stack::udp::UdpError;
 use stack::SocketHandle;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -276,7 +276,21 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         }
     }
     let flow = Flow { protocol: Protocol::Udp, local_ip: ip, local_port: local.port() };
-    let claimed = if exclusive_port(fd) { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
+    let exclusive = exclusive_port(fd);
+    let claim = |rt: &mut Runtime| if exclusive { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
+    let mut claimed = claim(rt);
+    if let Err(SteeringError::Claimed { .. }) = claimed {
+        // Another process serves the port and this socket shares it (SO_REUSEADDR or
+        // SO_REUSEPORT): the flow goes to the kernel, which delivers among all the sockets as
+        // Linux does; this one stays a kernel socket. If the owner just left, claim it.
+        match rt.driver.share(flow) {
+            Ok(false) => claimed = claim(rt),
+            Ok(true) => {
+                return Err(undo(rt, format!("{flow} is shared with another process: the kernel serves it")));
+            }
+            Err(e) => claimed = Err(e),
+        }
+    }
     if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
     }

@@ -887,3 +887,52 @@ while True:
         "the kernel did not forward the datagrams to the wildcard flow's port"
     );
 }
+
+/// Several processes on one UDP port with SO_REUSEPORT (instances of one program under exasock):
+/// the first serves the port through its ring; the second's claim fails, and it marks the flow
+/// shared, so the kernel delivers among all the port's sockets as Linux does (by the REUSEPORT
+/// hash, the first's kernel socket included): none is black-holed, none gets a copy twice.
+#[test]
+fn processes_sharing_a_port_with_reuseport_each_get_their_datagrams() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(('0.0.0.0', 7920))
+print('ready', flush=True)
+s.settimeout(2)
+n = 0
+try:
+    while True:
+        s.recv(100); n += 1
+except socket.timeout:
+    pass
+print('count', n, flush=True)
+";
+    const N: usize = 64;
+    let mut first = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    first.wait_for_line("ready", T).unwrap();
+    let mut second = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    second.wait_for_line("ready", T).unwrap();
+    let shared = flows(&topo).into_iter().find(|f| f.flow.local_port == 7920).expect("the first process's flow");
+    assert!(shared.shared, "the flow is not marked shared: {shared:?}");
+    // Datagrams from many source ports: the REUSEPORT hash spreads them.
+    let peer_ip = topo.peer.ip;
+    let accel = topo.accel.ip;
+    for i in 0..N {
+        let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+        tx.send_to(&[i as u8; 8], (accel, 7920)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let count = |line: String| -> usize { line.split_whitespace().last().unwrap().parse().unwrap() };
+    let a = count(first.wait_for_line("count", T).unwrap());
+    let b = count(second.wait_for_line("count", T).unwrap());
+    let (out_a, out_b) = (first.finish(T).unwrap(), second.finish(T).unwrap());
+    assert!(String::from_utf8_lossy(&out_a.stderr).contains("enabled bypass"), "the first was not accelerated");
+    let err_b = String::from_utf8_lossy(&out_b.stderr);
+    assert!(err_b.contains("shared with another process"), "{err_b}");
+    assert!(a > 0 && b > 0, "one process got none of {N}: {a} and {b}");
+    assert_eq!(a + b, N, "{a} + {b} received of {N}");
+}
