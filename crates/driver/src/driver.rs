@@ -32,6 +32,7 @@ pub struct Driver {
     ifindex: u32,
     changes: Vec<Change>,
     kernel_errors: u64,
+    ring_full: u64,
     tables_checked: Instant,
 }
 
@@ -85,6 +86,7 @@ impl Driver {
             ifindex,
             changes: Vec::new(),
             kernel_errors: 0,
+            ring_full: 0,
             tables_checked: Instant::ZERO,
         }
         .loaded()
@@ -198,6 +200,11 @@ impl Driver {
         self.kernel_errors
     }
 
+    /// Sends refused because the transmit ring stayed full (the caller got EAGAIN or waited).
+    pub fn ring_full(&self) -> u64 {
+        self.ring_full
+    }
+
     /// Receives one burst into the stack, runs due timers, applies kernel table changes and
     /// acts on the stack's events. Returns the frames received.
     pub fn poll(&mut self) -> usize {
@@ -304,8 +311,8 @@ impl Driver {
 
     /// Runs `f` with the stack and a transmit sink, then kicks the device once.
     pub fn send<R>(&mut self, f: impl FnOnce(&mut Stack, &mut dyn Transmit) -> R) -> R {
-        let Driver { stack, port, kernel, kernel_errors, .. } = self;
-        let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors };
+        let Driver { stack, port, kernel, kernel_errors, ring_full, .. } = self;
+        let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors, ring_full };
         let r = f(stack, &mut tx);
         let _ = port.flush();
         r

@@ -31,11 +31,15 @@ pub struct AfPacketConfig {
     pub rx_frames: u32,
     /// Frames in the transmit ring.
     pub tx_frames: u32,
+    /// PACKET_QDISC_BYPASS: frames go straight to the device queue, skipping the qdisc. Faster,
+    /// but a stopped device queue (a busy NIC) then drops frames silently where the kernel's own
+    /// sockets would be queued by the qdisc: off by default.
+    pub qdisc_bypass: bool,
 }
 
 impl Default for AfPacketConfig {
     fn default() -> Self {
-        AfPacketConfig { rx_frames: 4096, tx_frames: 1024 }
+        AfPacketConfig { rx_frames: 4096, tx_frames: 1024, qdisc_bypass: false }
     }
 }
 
@@ -147,7 +151,9 @@ impl AfPacketPort {
         setsockopt(raw, libc::SOL_PACKET, PACKET_TX_RING, &req(tx_blocks)).map_err(ctx("PACKET_TX_RING"))?;
         setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)
             .map_err(ctx("PACKET_IGNORE_OUTGOING"))?;
-        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32).map_err(ctx("PACKET_QDISC_BYPASS"))?;
+        if config.qdisc_bypass {
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32).map_err(ctx("PACKET_QDISC_BYPASS"))?;
+        }
 
         let map_len = (rx_blocks + tx_blocks) * block_size;
         // SAFETY: mapping the rings just configured on our socket.
@@ -355,6 +361,19 @@ impl Port for AfPacketPort {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += len as u64;
         Ok(len)
+    }
+
+    fn tx_available(&self, frames: usize) -> bool {
+        if frames > self.tx_frames {
+            return false;
+        }
+        (0..frames).all(|i| {
+            let slot = self.rx_frames + (self.tx_next + i) % self.tx_frames;
+            matches!(
+                self.status(slot).load(Ordering::Acquire),
+                libc::TP_STATUS_AVAILABLE | libc::TP_STATUS_WRONG_FORMAT
+            )
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
