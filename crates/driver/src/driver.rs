@@ -15,6 +15,11 @@ use wire::EthernetAddress;
 
 /// Frames taken from the ring per poll.
 const RX_BURST: usize = 64;
+/// How long a neighbour the kernel was asked about is not asked about again: meanwhile the
+/// rtnetlink monitor reports its resolution, and every datagram to it goes to the kernel anyway.
+const NEIGHBOUR_ASK_INTERVAL: Duration = Duration::from_secs(1);
+/// Neighbours remembered as recently asked about (a fixed table: no allocation per packet).
+const NEIGHBOURS_ASKED: usize = 16;
 /// How often `poll` reads the kernel's table changes.
 const TABLES_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -33,6 +38,10 @@ pub struct Driver {
     changes: Vec<Change>,
     kernel_errors: u64,
     ring_full: u64,
+    neighbour_queries: u64,
+    /// Unresolved neighbours recently asked about, and when; replaced round-robin.
+    neighbours_asked: [Option<(std::net::Ipv4Addr, Instant)>; NEIGHBOURS_ASKED],
+    neighbours_asked_next: usize,
     tables_checked: Instant,
 }
 
@@ -87,6 +96,9 @@ impl Driver {
             changes: Vec::new(),
             kernel_errors: 0,
             ring_full: 0,
+            neighbour_queries: 0,
+            neighbours_asked: [None; NEIGHBOURS_ASKED],
+            neighbours_asked_next: 0,
             tables_checked: Instant::ZERO,
         }
         .loaded()
@@ -205,6 +217,11 @@ impl Driver {
         self.ring_full
     }
 
+    /// How many times the kernel's neighbour table was asked about an unresolved neighbour.
+    pub fn neighbour_queries(&self) -> u64 {
+        self.neighbour_queries
+    }
+
     /// Receives one burst into the stack, runs due timers, applies kernel table changes and
     /// acts on the stack's events. Returns the frames received.
     pub fn poll(&mut self) -> usize {
@@ -229,7 +246,12 @@ impl Driver {
         }
         while let Some(event) = self.stack.poll_event() {
             if let Event::NeighbourMissing(ip) = event {
+                // Each datagram to it says so: ask once in a while, not per datagram.
+                if self.asked_recently(ip, now) {
+                    continue;
+                }
                 // The kernel may know it already (it resolved it for someone else).
+                self.neighbour_queries += 1;
                 if let Ok(Some(n)) = self.netlink.neighbour(ip, self.ifindex) {
                     if let (true, Some(mac)) = (n.is_usable(), n.mac) {
                         self.stack.neighbours_mut().insert(ip, EthernetAddress(mac));
@@ -238,6 +260,22 @@ impl Driver {
             }
         }
         got
+    }
+
+    /// Whether the kernel was asked about `ip` within NEIGHBOUR_ASK_INTERVAL; if not, records
+    /// that it is being asked now.
+    fn asked_recently(&mut self, ip: std::net::Ipv4Addr, now: Instant) -> bool {
+        let fresh = |at: Instant| now.saturating_since(at) < NEIGHBOUR_ASK_INTERVAL;
+        if let Some(entry) = self.neighbours_asked.iter_mut().find(|e| e.is_some_and(|(a, _)| a == ip)) {
+            if entry.is_some_and(|(_, at)| fresh(at)) {
+                return true;
+            }
+            *entry = Some((ip, now));
+            return false;
+        }
+        self.neighbours_asked[self.neighbours_asked_next] = Some((ip, now));
+        self.neighbours_asked_next = (self.neighbours_asked_next + 1) % NEIGHBOURS_ASKED;
+        false
     }
 
     fn apply_kernel_changes(&mut self) {
