@@ -1,17 +1,14 @@
 //! The AF_PACKET datapath: a TPACKET_V2 RX ring and TX ring on one packet socket.
 //!
 //! Set-up order matters: the socket is created with protocol 0 (it receives nothing), the
-//! per-process eBPF filter is attached, the rings are mapped, and only then is it bound to
+//! per-process eBPF filter is attached (`bpf::load_socket_filter`), the rings are mapped, and only then is it bound to
 //! ETH_P_ALL on the interface, so no foreign frame slips in. ETH_P_ALL taps see frames before tc
 //! ingress (where the steering program drops the kernel's copy); TPACKET_V2 hands over frame by
 //! frame (V3 would hold a block up to its timeout). PACKET_IGNORE_OUTGOING keeps our own
 //! transmissions off the ring. Any number of processes can share an interface this way.
 
-use crate::bpf::{self, OWNER_GLOBAL, SOCKET_FILTER};
+use crate::bpf::load_socket_filter;
 use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
-use crate::steering::state_dir;
-use aya::programs::SocketFilter;
-use aya::EbpfLoader;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -138,7 +135,7 @@ impl AfPacketPort {
         let fd = crate::fdplace::place(unsafe { OwnedFd::from_raw_fd(raw) })?;
         let raw = fd.as_raw_fd();
 
-        load_filter(iface, fd.as_fd())?;
+        load_socket_filter(iface, fd.as_fd())?;
 
         setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2).map_err(ctx("PACKET_VERSION"))?;
         let req = |blocks: usize| libc::tpacket_req {
@@ -242,37 +239,6 @@ impl AfPacketPort {
     pub fn refresh_stats(&mut self) {
         self.read_kernel_stats();
     }
-}
-
-/// Loads this process's instance of the socket filter (owner = our pid) against the interface's
-/// pinned flows map and attaches it to the socket. The socket then holds the program (and the
-/// program its maps): the loader's descriptors are closed on return.
-fn load_filter(iface: &str, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-    let dir = state_dir(iface)?;
-    if !dir.join(bpf::FLOWS_MAP).exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{iface} is not accelerated in this network namespace: run `exasock-ctl attach {iface}`"),
-        ));
-    }
-    let pid = std::process::id();
-    let mut ebpf = EbpfLoader::new()
-        .map_pin_path(&dir)
-        .set_global(OWNER_GLOBAL, &pid, true)
-        .load(bpf::object())
-        .map_err(|e| io::Error::other(format!("cannot load the socket filter: {e:#}")))?;
-    let prog: &mut SocketFilter = ebpf
-        .program_mut(SOCKET_FILTER)
-        .ok_or_else(|| io::Error::other("BPF object has no socket filter"))?
-        .try_into()
-        .map_err(|e| io::Error::other(format!("socket filter: {e}")))?;
-    prog.load().map_err(|e| io::Error::other(format!("the kernel rejected the socket filter: {e}")))?;
-    let link = prog.attach(socket).map_err(|e| io::Error::other(format!("cannot attach the socket filter: {e}")))?;
-    // Taken out of the loader, the link is not detached when the loader goes (dropping the link
-    // itself detaches nothing): the attachment lives as long as the socket.
-    let _link = prog.take_link(link).map_err(|e| io::Error::other(format!("socket filter link: {e}")))?;
-    drop(ebpf);
-    Ok(())
 }
 
 impl Drop for AfPacketPort {
