@@ -31,6 +31,8 @@ pub struct Slot {
     /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD) and calls waiting on it; the
     /// socket is released when the last goes.
     pub refs: u32,
+    /// The kernel socket's inode: tells our sockets from others on the same port.
+    pub inode: u64,
 }
 
 /// The receive timestamp options set on a socket (SO_TIMESTAMP, SO_TIMESTAMPNS,
@@ -294,12 +296,25 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
     }
+    let inode = socket_inode(fd);
+    // The first of our sockets on a port that sockets of others already hold (a process outside
+    // exasock bound with SO_REUSEADDR/SO_REUSEPORT before us): the kernel delivers among them.
+    if !exclusive && rt.driver.claim_count(flow) == 1 && shared_with_others(rt, flow, inode) {
+        let _ = rt.driver.share(flow);
+    }
     // The queue holds what the kernel socket would: its effective SO_RCVBUF.
     if let Some(bytes) = kernel_rcvbuf(fd) {
         let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
     }
-    let slot =
-        rt.insert(Slot { handle, flow, shut_rd: false, shut_wr: false, timestamps: Timestamps::of(fd), refs: 1 });
+    let slot = rt.insert(Slot {
+        handle,
+        flow,
+        shut_rd: false,
+        shut_wr: false,
+        timestamps: Timestamps::of(fd),
+        refs: 1,
+        inode,
+    });
     fdtable::set(fd, fdtable::FdState::Udp(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
@@ -316,6 +331,31 @@ pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
         crate::real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut v as *mut libc::c_int).cast(), &mut len)
     };
     (r == 0 && v > 0).then_some(v as usize)
+}
+
+/// The inode of the socket behind `fd` (0 if it cannot be read).
+fn socket_inode(fd: i32) -> u64 {
+    // SAFETY: fstat into a zeroed struct we own.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
+    }
+}
+
+/// Whether a UDP socket that is not one of ours (`inode`, or another accelerated socket of this
+/// process) is bound to an address of `flow`'s port that overlaps it.
+fn shared_with_others(rt: &Runtime, flow: Flow, inode: u64) -> bool {
+    let Ok(sockets) = driver::netlink::udp_sockets_on_port(flow.local_port) else { return false };
+    let ours = |i: u64| i == inode || rt.slots.iter().flatten().any(|s| s.inode == i);
+    sockets.iter().any(|s| {
+        let ip = *s.local.ip();
+        let overlaps = ip == flow.local_ip || ip.is_unspecified() || flow.local_ip.is_unspecified();
+        overlaps && !ours(s.inode)
+    })
 }
 
 /// The kernel socket's SO_REUSEADDR and SO_REUSEPORT.

@@ -888,19 +888,12 @@ while True:
     );
 }
 
-/// Several processes on one UDP port with SO_REUSEPORT (instances of one program under exasock):
-/// the first serves the port through its ring; the second's claim fails, and it marks the flow
-/// shared, so the kernel delivers among all the port's sockets as Linux does (by the REUSEPORT
-/// hash, the first's kernel socket included): none is black-holed, none gets a copy twice.
-#[test]
-fn processes_sharing_a_port_with_reuseport_each_get_their_datagrams() {
-    let Some(_serial) = testbed::require() else { return };
-    let topo = attached();
-    let script = "
-import socket
+/// The REUSEPORT receiver of `processes_sharing_a_port_...`: counts datagrams until 2 s of quiet.
+const PY_REUSEPORT_COUNT: &str = "
+import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-s.bind(('0.0.0.0', 7920))
+s.bind(('0.0.0.0', int(sys.argv[1])))
 print('ready', flush=True)
 s.settimeout(2)
 n = 0
@@ -911,24 +904,66 @@ except socket.timeout:
     pass
 print('count', n, flush=True)
 ";
-    const N: usize = 64;
-    let mut first = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
-    first.wait_for_line("ready", T).unwrap();
-    let mut second = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
-    second.wait_for_line("ready", T).unwrap();
-    let shared = flows(&topo).into_iter().find(|f| f.flow.local_port == 7920).expect("the first process's flow");
-    assert!(shared.shared, "the flow is not marked shared: {shared:?}");
-    // Datagrams from many source ports: the REUSEPORT hash spreads them.
+
+/// Sends `n` datagrams to `port` on the accel side, each from a new source port (so that the
+/// REUSEPORT hash spreads them), then returns the two receivers' counts.
+fn spread_and_count(
+    topo: &Topology,
+    port: u16,
+    n: usize,
+    a: &mut testbed::NsChild,
+    b: &mut testbed::NsChild,
+) -> (usize, usize) {
     let peer_ip = topo.peer.ip;
     let accel = topo.accel.ip;
-    for i in 0..N {
+    for i in 0..n {
         let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
-        tx.send_to(&[i as u8; 8], (accel, 7920)).unwrap();
+        tx.send_to(&[i as u8; 8], (accel, port)).unwrap();
         std::thread::sleep(Duration::from_millis(5));
     }
     let count = |line: String| -> usize { line.split_whitespace().last().unwrap().parse().unwrap() };
-    let a = count(first.wait_for_line("count", T).unwrap());
-    let b = count(second.wait_for_line("count", T).unwrap());
+    (count(a.wait_for_line("count", T).unwrap()), count(b.wait_for_line("count", T).unwrap()))
+}
+
+/// A program outside exasock already serving a port with SO_REUSEPORT, then an exasock instance
+/// joining it (a rolling migration): the newcomer sees the other socket when it claims the flow
+/// and leaves the flow to the kernel, so the old instance keeps getting its share.
+#[test]
+fn an_exasock_process_joining_a_kernel_programs_reuseport_group_shares_the_port() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const N: usize = 64;
+    let mut plain = topo.spawn(Side::Accel, &["python3", "-c", PY_REUSEPORT_COUNT, "7921"], T).unwrap();
+    plain.wait_for_line("ready", T).unwrap();
+    let mut accel = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_REUSEPORT_COUNT, "7921"]);
+    accel.wait_for_line("ready", T).unwrap();
+    let flow = flows(&topo).into_iter().find(|f| f.flow.local_port == 7921).expect("the exasock process's flow");
+    assert!(flow.shared, "the flow is not marked shared: {flow:?}");
+    let (a, b) = spread_and_count(&topo, 7921, N, &mut accel, &mut plain);
+    let out = accel.finish(T).unwrap();
+    plain.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+    assert!(a > 0 && b > 0, "one process got none of {N}: exasock {a}, kernel program {b}");
+    assert_eq!(a + b, N, "{a} + {b} received of {N}");
+}
+
+/// Several processes on one UDP port with SO_REUSEPORT (instances of one program under exasock):
+/// the first serves the port through its ring; the second's claim fails, and it marks the flow
+/// shared, so the kernel delivers among all the port's sockets as Linux does (by the REUSEPORT
+/// hash, the first's kernel socket included): none is black-holed, none gets a copy twice.
+#[test]
+fn processes_sharing_a_port_with_reuseport_each_get_their_datagrams() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const N: usize = 64;
+    let argv = ["python3", "-c", PY_REUSEPORT_COUNT, "7920"];
+    let mut first = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &argv);
+    first.wait_for_line("ready", T).unwrap();
+    let mut second = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &argv);
+    second.wait_for_line("ready", T).unwrap();
+    let shared = flows(&topo).into_iter().find(|f| f.flow.local_port == 7920).expect("the first process's flow");
+    assert!(shared.shared, "the flow is not marked shared: {shared:?}");
+    let (a, b) = spread_and_count(&topo, 7920, N, &mut first, &mut second);
     let (out_a, out_b) = (first.finish(T).unwrap(), second.finish(T).unwrap());
     assert!(String::from_utf8_lossy(&out_a.stderr).contains("enabled bypass"), "the first was not accelerated");
     let err_b = String::from_utf8_lossy(&out_b.stderr);

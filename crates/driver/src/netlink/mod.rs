@@ -230,6 +230,7 @@ pub enum Change {
 }
 
 mod builder;
+mod diag;
 mod monitor;
 mod parse;
 mod request;
@@ -241,6 +242,7 @@ use builder::*;
 use parse::*;
 use socket::*;
 
+pub use diag::{parse_udp_diag, udp_sockets_on_port, UdpSocketInfo};
 pub use monitor::Monitor;
 pub use parse::{parse_address, parse_changes, parse_neighbour, parse_route};
 pub use request::Netlink;

@@ -1,4 +1,4 @@
-//! Socket I/O on NETLINK_ROUTE sockets.
+//! Socket I/O on netlink sockets.
 
 use super::*;
 
@@ -11,9 +11,13 @@ pub(super) fn kernel_addr() -> libc::sockaddr_nl {
 
 /// A bound NETLINK_ROUTE socket, close-on-exec, with extra `type` flags.
 pub(super) fn open_socket(extra: libc::c_int) -> io::Result<OwnedFd> {
+    open_socket_of(libc::NETLINK_ROUTE, extra)
+}
+
+/// A bound netlink socket of `protocol`, close-on-exec, with extra `type` flags.
+pub(super) fn open_socket_of(protocol: libc::c_int, extra: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw =
-        unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC | extra, libc::NETLINK_ROUTE) };
+    let raw = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC | extra, protocol) };
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }

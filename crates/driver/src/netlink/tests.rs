@@ -284,3 +284,20 @@ fn multipath_routes_take_the_first_nexthop() {
     payload[24] = 40; // rtnexthop longer than the attribute
     assert!(parse_route(&payload).is_err());
 }
+
+#[test]
+fn udp_diag_messages_parse_and_short_ones_are_errors() {
+    let mut m = [0u8; 72];
+    m[0] = libc::AF_INET as u8;
+    m[4..6].copy_from_slice(&7921u16.to_be_bytes());
+    m[8..12].copy_from_slice(&[10, 99, 0, 1]);
+    m[68..72].copy_from_slice(&12345u32.to_ne_bytes());
+    let s = parse_udp_diag(&m).unwrap().unwrap();
+    assert_eq!(s.local, std::net::SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 1), 7921));
+    assert_eq!(s.inode, 12345);
+    for len in 0..72 {
+        assert!(parse_udp_diag(&m[..len]).is_err(), "{len} bytes");
+    }
+    m[0] = libc::AF_INET6 as u8;
+    assert_eq!(parse_udp_diag(&m).unwrap(), None);
+}
