@@ -620,6 +620,12 @@ impl Waiter {
         Waiter { start, deadline: timeout.map(|t| start + t), always_eintr }
     }
 
+    /// Whether the spin budget is spent: each `wait` now sleeps (up to a millisecond), so a
+    /// syscall per round costs nothing that matters.
+    pub fn sleeping(&self) -> bool {
+        self.start.elapsed().as_micros() as u64 >= config::spin_usec()
+    }
+
     /// Spins or sleeps once; says why the wait is over when it is.
     pub fn wait(&self) -> Result<(), WaitEnd> {
         if crate::signals::interrupted(self.always_eintr) {
