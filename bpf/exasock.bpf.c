@@ -7,7 +7,13 @@
  * - exasock_tc (tc ingress): drops frames of AF_PACKET-served flows, which the ring's tap has
  *   already seen, so the kernel never answers them, as long as the owner still holds its kernel
  *   socket; once the owner is gone the kernel gets them again and answers (ICMP, RST).
- * Everything not in `flows` goes to the kernel untouched. */
+ * Everything not in `flows` goes to the kernel untouched.
+ *
+ * A wildcard flow (a socket bound to INADDR_ANY) matches only datagrams addressed to the
+ * interface: an address in `local_addrs` (the interface's addresses and their directed
+ * broadcasts, kept by `exasock-ctl attach` and by every exasock process from rtnetlink), the
+ * limited broadcast or a multicast group. Traffic the kernel forwards or rewrites (DNAT) to
+ * that port is not ours. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/in.h>
@@ -35,6 +41,23 @@ struct {
 	__type(value, struct frag_value);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } frags SEC(".maps");
+
+/* The addresses a wildcard flow answers for (network byte order); the value is unused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} local_addrs SEC(".maps");
+
+/* Whether a wildcard flow may take a datagram to `daddr`. */
+static __always_inline int wildcard_destination(__u32 daddr)
+{
+	if ((bpf_ntohl(daddr) >> 28) == 0xe || daddr == 0xffffffff)
+		return 1;
+	return bpf_map_lookup_elem(&local_addrs, &daddr) != 0;
+}
 
 /* Set per process when its socket filter is loaded. */
 volatile const __u32 OWNER_PID = 0;
@@ -86,7 +109,7 @@ static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 	m->key.proto = ip.protocol;
 	m->key.pad = 0;
 	m->owner = bpf_map_lookup_elem(&flows, &m->key);
-	if (!m->owner) {
+	if (!m->owner && wildcard_destination(ip.daddr)) {
 		m->key.dst_ip = 0;
 		m->owner = bpf_map_lookup_elem(&flows, &m->key);
 	}
@@ -104,7 +127,8 @@ int exasock_sock(struct __sk_buff *skb)
 {
 	struct match m = {};
 
-	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID)
+	/* A shared flow is the kernel's to deliver (tc lets it through). */
+	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID && !m.owner->shared)
 		return skb->len;
 	return 0;
 }
@@ -141,7 +165,8 @@ int exasock_tc(struct __sk_buff *skb)
 {
 	struct match m = {};
 
-	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET)
+	/* A shared flow is the kernel's: it delivers among the port's sockets as Linux does. */
+	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET || m.owner->shared)
 		return TC_ACT_OK;
 	return owner_alive(skb, &m) ? TC_ACT_SHOT : TC_ACT_OK;
 }

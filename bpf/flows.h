@@ -17,11 +17,15 @@ struct flow_key {
 #define DATAPATH_AF_PACKET 1
 #define DATAPATH_AF_XDP 2
 
-/* Who serves a flow: the owning process and how its frames reach it. */
+/* Who serves a flow: the owning process and how its frames reach it. `shared` is set once
+ * another socket (another process's, bound with SO_REUSEADDR/SO_REUSEPORT) holds the flow's
+ * port too: the kernel then serves the flow, delivering to its sockets as Linux does (the
+ * owner's kernel socket included), and the owner's ring gets none of it. */
 struct flow_value {
 	__u32 owner_pid;
 	__u8 datapath;
-	__u8 pad[3];
+	__u8 shared;
+	__u8 pad[2];
 };
 
 /* An IPv4 datagram being fragmented: later fragments carry no ports, so they are matched on

@@ -79,7 +79,13 @@ fn run(cli: Cli) -> Result<(), String> {
                 println!("{}: program {program}, {} flow(s), {} stale swept", s.iface, s.flows.len(), s.swept);
                 for f in s.flows {
                     let alive = if f.owner_alive() { "alive" } else { "dead" };
-                    println!("  {:<24} pid {:<8} {:<10} {alive}", f.flow.to_string(), f.owner_pid, f.datapath.name());
+                    let shared = if f.shared { " shared (the kernel serves it)" } else { "" };
+                    println!(
+                        "  {:<24} pid {:<8} {:<10} {alive}{shared}",
+                        f.flow.to_string(),
+                        f.owner_pid,
+                        f.datapath.name()
+                    );
                 }
             }
         }

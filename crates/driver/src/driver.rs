@@ -8,12 +8,18 @@ use nic::steering::{Datapath, Flow, Steering, SteeringError};
 use nic::{Port, RxChecksum as PortChecksum};
 use stack::route::Route;
 use stack::{Event, IfAddr, Instant, Interface, RxChecksum, Stack, StackConfig, Transmit};
+use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 use wire::EthernetAddress;
 
 /// Frames taken from the ring per poll.
 const RX_BURST: usize = 64;
+/// How long a neighbour the kernel was asked about is not asked about again: meanwhile the
+/// rtnetlink monitor reports its resolution, and every datagram to it goes to the kernel anyway.
+const NEIGHBOUR_ASK_INTERVAL: Duration = Duration::from_secs(1);
+/// Neighbours remembered as recently asked about (a fixed table: no allocation per packet).
+const NEIGHBOURS_ASKED: usize = 16;
 /// How often `poll` reads the kernel's table changes.
 const TABLES_CHECK_INTERVAL: Duration = Duration::from_millis(1);
 
@@ -25,9 +31,17 @@ pub struct Driver {
     netlink: Netlink,
     monitor: Monitor,
     steering: Steering,
+    /// How many of this process's sockets use each claimed flow (several sockets of one
+    /// process may share a port with SO_REUSEADDR/SO_REUSEPORT): the entry goes with the last.
+    claims: HashMap<Flow, u32>,
     ifindex: u32,
     changes: Vec<Change>,
     kernel_errors: u64,
+    ring_full: u64,
+    neighbour_queries: u64,
+    /// Unresolved neighbours recently asked about, and when; replaced round-robin.
+    neighbours_asked: [Option<(std::net::Ipv4Addr, Instant)>; NEIGHBOURS_ASKED],
+    neighbours_asked_next: usize,
     tables_checked: Instant,
 }
 
@@ -80,9 +94,14 @@ impl Driver {
             netlink,
             monitor,
             steering,
+            claims: HashMap::new(),
             ifindex,
             changes: Vec::new(),
             kernel_errors: 0,
+            ring_full: 0,
+            neighbour_queries: 0,
+            neighbours_asked: [None; NEIGHBOURS_ASKED],
+            neighbours_asked_next: 0,
             tables_checked: Instant::ZERO,
         }
         .loaded()
@@ -90,7 +109,16 @@ impl Driver {
 
     fn loaded(mut self) -> io::Result<Driver> {
         self.reload_tables()?;
+        self.publish_addresses();
         Ok(self)
+    }
+
+    /// Tells the steering programs which addresses wildcard flows answer for: the interface's
+    /// as the stack knows them (attach wrote them once; they may have changed since).
+    fn publish_addresses(&mut self) {
+        let addrs: Vec<(std::net::Ipv4Addr, u8)> =
+            self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len)).collect();
+        let _ = self.steering.set_local_addrs(&nic::steering::wildcard_addrs(&addrs));
     }
 
     /// The stack.
@@ -98,20 +126,79 @@ impl Driver {
         &mut self.stack
     }
 
-    /// Claims a flow for this process (the caller holds the kernel socket for its port).
+    /// Claims a flow for one more socket of this process (the caller holds the kernel socket
+    /// for its port). The first claim writes the steering entry; later ones only count.
     pub fn claim(&mut self, flow: Flow) -> Result<(), SteeringError> {
-        self.steering.claim(flow, Datapath::AfPacket)
+        self.claim_with(flow, false)
     }
 
     /// Claims a flow whose port this process's kernel socket holds exclusively, replacing an
     /// owner that is still exiting (see `Steering::take_over`).
     pub fn claim_exclusive(&mut self, flow: Flow) -> Result<(), SteeringError> {
-        self.steering.take_over(flow, Datapath::AfPacket)
+        self.claim_with(flow, true)
     }
 
-    /// Releases a flow.
+    fn claim_with(&mut self, flow: Flow, exclusive: bool) -> Result<(), SteeringError> {
+        if let Some(n) = self.claims.get_mut(&flow) {
+            *n += 1;
+            return Ok(());
+        }
+        if exclusive {
+            self.steering.take_over(flow, Datapath::AfPacket)?;
+        } else {
+            self.steering.claim(flow, Datapath::AfPacket)?;
+        }
+        self.claims.insert(flow, 1);
+        Ok(())
+    }
+
+    /// One socket stops using a flow; the steering entry goes when the last one does.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
-        self.steering.release(flow)
+        match self.claims.get_mut(&flow) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                Ok(())
+            }
+            Some(_) => {
+                self.claims.remove(&flow);
+                self.steering.release(flow)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Another process owns `flow` and one of our kernel sockets holds its port too: the kernel
+    /// serves the flow from now on (see `Steering::mark_shared`). False if the entry is gone.
+    pub fn share(&mut self, flow: Flow) -> Result<bool, SteeringError> {
+        self.steering.mark_shared(flow)
+    }
+
+    /// How many sockets use a claimed flow (0: not claimed).
+    pub fn claim_count(&self, flow: Flow) -> u32 {
+        self.claims.get(&flow).copied().unwrap_or(0)
+    }
+
+    /// Gives every claimed flow back to the kernel (exit, exec) without forgetting who uses
+    /// them, so that `reclaim_all` can take them again.
+    pub fn release_all(&mut self) {
+        for flow in self.claims.keys() {
+            let _ = self.steering.release(*flow);
+        }
+    }
+
+    /// Claims again every flow `release_all` gave back (after a failed exec); returns those
+    /// another process took meanwhile, which are no longer counted.
+    pub fn reclaim_all(&mut self) -> Vec<(Flow, SteeringError)> {
+        let mut lost = Vec::new();
+        for flow in self.claims.keys() {
+            if let Err(e) = self.steering.claim(*flow, Datapath::AfPacket) {
+                lost.push((*flow, e));
+            }
+        }
+        for (flow, _) in &lost {
+            self.claims.remove(flow);
+        }
+        lost
     }
 
     /// The sockets the driver opened (ring, rtnetlink request and monitor, raw IPv4), so that
@@ -126,6 +213,16 @@ impl Driver {
     /// Packets the kernel path failed to send.
     pub fn kernel_errors(&self) -> u64 {
         self.kernel_errors
+    }
+
+    /// Sends refused because the transmit ring stayed full (the caller got EAGAIN or waited).
+    pub fn ring_full(&self) -> u64 {
+        self.ring_full
+    }
+
+    /// How many times the kernel's neighbour table was asked about an unresolved neighbour.
+    pub fn neighbour_queries(&self) -> u64 {
+        self.neighbour_queries
     }
 
     /// Receives one burst into the stack, runs due timers, applies kernel table changes and
@@ -152,7 +249,12 @@ impl Driver {
         }
         while let Some(event) = self.stack.poll_event() {
             if let Event::NeighbourMissing(ip) = event {
+                // Each datagram to it says so: ask once in a while, not per datagram.
+                if self.asked_recently(ip, now) {
+                    continue;
+                }
                 // The kernel may know it already (it resolved it for someone else).
+                self.neighbour_queries += 1;
                 if let Ok(Some(n)) = self.netlink.neighbour(ip, self.ifindex) {
                     if let (true, Some(mac)) = (n.is_usable(), n.mac) {
                         self.stack.neighbours_mut().insert(ip, EthernetAddress(mac));
@@ -163,6 +265,22 @@ impl Driver {
         got
     }
 
+    /// Whether the kernel was asked about `ip` within NEIGHBOUR_ASK_INTERVAL; if not, records
+    /// that it is being asked now.
+    fn asked_recently(&mut self, ip: std::net::Ipv4Addr, now: Instant) -> bool {
+        let fresh = |at: Instant| now.saturating_since(at) < NEIGHBOUR_ASK_INTERVAL;
+        if let Some(entry) = self.neighbours_asked.iter_mut().find(|e| e.is_some_and(|(a, _)| a == ip)) {
+            if entry.is_some_and(|(_, at)| fresh(at)) {
+                return true;
+            }
+            *entry = Some((ip, now));
+            return false;
+        }
+        self.neighbours_asked[self.neighbours_asked_next] = Some((ip, now));
+        self.neighbours_asked_next = (self.neighbours_asked_next + 1) % NEIGHBOURS_ASKED;
+        false
+    }
+
     fn apply_kernel_changes(&mut self) {
         self.changes.clear();
         let drained = self.monitor.drain(&mut self.changes);
@@ -170,8 +288,10 @@ impl Driver {
             // Notifications were lost: read the tables whole again.
             self.changes.clear();
             let _ = self.reload_tables();
+            self.publish_addresses();
             return;
         }
+        let mut addresses_changed = false;
         for change in &self.changes {
             match change {
                 Change::Neighbour(n) if n.ifindex == self.ifindex => match (n.is_usable(), n.mac) {
@@ -186,6 +306,7 @@ impl Driver {
                     self.stack.routes_mut().remove(r.prefix, r.prefix_len)
                 }
                 Change::Address(a) if a.ifindex == self.ifindex => {
+                    addresses_changed = true;
                     let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len };
                     let iface = self.stack.interface_mut();
                     if !iface.addrs.contains(&addr) {
@@ -193,10 +314,14 @@ impl Driver {
                     }
                 }
                 Change::AddressGone(a) if a.ifindex == self.ifindex => {
+                    addresses_changed = true;
                     self.stack.interface_mut().addrs.retain(|x| x.addr != a.addr);
                 }
                 _ => {}
             }
+        }
+        if addresses_changed {
+            self.publish_addresses();
         }
     }
 
@@ -210,6 +335,13 @@ impl Driver {
             .map(to_stack_route)
             .collect();
         self.stack.routes_mut().replace(routes);
+        let addrs: Vec<IfAddr> = self
+            .netlink
+            .addresses(Some(self.ifindex))?
+            .into_iter()
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .collect();
+        self.stack.interface_mut().addrs = addrs;
         for n in self.netlink.neighbours(Some(self.ifindex))? {
             if let (true, Some(mac)) = (n.is_usable(), n.mac) {
                 self.stack.neighbours_mut().insert(n.ip, EthernetAddress(mac));
@@ -220,8 +352,8 @@ impl Driver {
 
     /// Runs `f` with the stack and a transmit sink, then kicks the device once.
     pub fn send<R>(&mut self, f: impl FnOnce(&mut Stack, &mut dyn Transmit) -> R) -> R {
-        let Driver { stack, port, kernel, kernel_errors, .. } = self;
-        let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors };
+        let Driver { stack, port, kernel, kernel_errors, ring_full, .. } = self;
+        let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors, ring_full };
         let r = f(stack, &mut tx);
         let _ = port.flush();
         r

@@ -5,6 +5,7 @@ use stack::{Transmit, TxBusy};
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 /// An IPPROTO_RAW socket: whole IPv4 packets to the kernel, which resolves the neighbour and
 /// sends them (with IP_HDRINCL implied by IPPROTO_RAW).
@@ -66,25 +67,54 @@ pub(crate) struct PortTx<'a> {
     pub port: &'a mut dyn Port,
     pub kernel: &'a KernelPath,
     pub kernel_errors: &'a mut u64,
+    /// Datagrams refused because the ring stayed full for RING_FULL_WAIT.
+    pub ring_full: &'a mut u64,
 }
 
-/// How many times a full ring is kicked and retried before a frame is given up: the device
-/// frees slots within microseconds, and a datagram's fragments must not be split by a transient
-/// full ring.
-const RING_FULL_RETRIES: usize = 10_000;
+/// How long a full transmit ring is waited on, under the runtime lock, before the send gives up
+/// (the caller then gets EAGAIN, or waits outside the lock and tries again): a device frees
+/// slots within microseconds, and one kick is enough to hand it what is queued.
+const RING_FULL_WAIT: Duration = Duration::from_micros(200);
+
+impl PortTx<'_> {
+    /// Waits until `frames` slots are free: one kick for what is queued, then the slots'
+    /// status words are watched (no syscall) for at most RING_FULL_WAIT.
+    fn wait_for_room(&mut self, frames: usize) -> Result<(), TxBusy> {
+        if self.port.tx_available(frames) {
+            return Ok(());
+        }
+        let _ = self.port.flush();
+        let start = crate::clock::now();
+        loop {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if self.port.tx_available(frames) {
+                return Ok(());
+            }
+            if crate::clock::now().saturating_since(start) >= RING_FULL_WAIT {
+                *self.ring_full += 1;
+                return Err(TxBusy);
+            }
+        }
+    }
+}
 
 impl Transmit for PortTx<'_> {
+    fn reserve(&mut self, frames: usize) -> Result<(), TxBusy> {
+        self.wait_for_room(frames)
+    }
+
     fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy> {
-        for _ in 0..RING_FULL_RETRIES {
+        for _ in 0..2 {
             match self.port.transmit(build) {
                 Ok(_) => return Ok(()),
-                Err(TxError::RingFull) => {
-                    let _ = self.port.flush();
-                    std::hint::spin_loop();
-                }
+                // (Only for a sender that reserved nothing: the reservation left room.)
+                Err(TxError::RingFull) => self.wait_for_room(1)?,
                 Err(TxError::FrameTooLong { .. }) => return Err(TxBusy),
             }
         }
+        *self.ring_full += 1;
         Err(TxBusy)
     }
 
@@ -92,5 +122,98 @@ impl Transmit for PortTx<'_> {
         if self.kernel.send(ip_packet).is_err() {
             *self.kernel_errors += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nic::{PortStats, RxFrame};
+    use stack::udp::UdpError;
+    use stack::StackConfig;
+    use std::net::SocketAddrV4;
+    use wire::EthernetAddress;
+
+    /// A transmit ring of `free` slots whose device never sends: kicks free nothing.
+    struct StuckRing {
+        free: usize,
+        sent: usize,
+        kicks: usize,
+    }
+
+    impl Port for StuckRing {
+        fn receive(&mut self, _budget: usize, _deliver: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+            0
+        }
+        fn transmit(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<usize, TxError> {
+            if self.free == 0 {
+                return Err(TxError::RingFull);
+            }
+            let mut buf = [0u8; 2048];
+            let n = build(&mut buf);
+            self.free -= 1;
+            self.sent += 1;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.kicks += 1;
+            Ok(())
+        }
+        fn tx_available(&self, frames: usize) -> bool {
+            self.free >= frames
+        }
+        fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
+            None
+        }
+        fn mtu(&self) -> usize {
+            1500
+        }
+        fn mac(&self) -> [u8; 6] {
+            [2, 0, 0, 0, 0, 1]
+        }
+        fn stats(&self) -> PortStats {
+            PortStats::default()
+        }
+    }
+
+    /// A datagram of three fragments with two free slots: nothing goes (no partial fragment
+    /// train), the wait is bounded in time with at most one kick, the caller gets WouldBlock
+    /// (EAGAIN, or a blocking wait outside the lock), and the full ring is counted.
+    #[test]
+    fn a_full_ring_sends_no_partial_datagram_and_waits_boundedly() {
+        let (ours, peer) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mac = EthernetAddress([2, 0, 0, 0, 0, 1]);
+        let peer_mac = EthernetAddress([2, 0, 0, 0, 0, 2]);
+        let mut stack = stack::testing::lan_stack(ours, mac, 1500, peer, peer_mac, StackConfig::default());
+        let h = stack.udp_open();
+        stack.udp_bind(h, SocketAddrV4::new(ours, 5000)).unwrap();
+        let Ok(kernel) = KernelPath::open() else {
+            eprintln!("skipped: no CAP_NET_RAW for the kernel path");
+            return;
+        };
+        let mut port = StuckRing { free: 2, sent: 0, kicks: 0 };
+        let mut kernel_errors = 0;
+        let mut ring_full = 0;
+        let start = std::time::Instant::now();
+        let r = {
+            let mut tx = PortTx {
+                port: &mut port,
+                kernel: &kernel,
+                kernel_errors: &mut kernel_errors,
+                ring_full: &mut ring_full,
+            };
+            stack.udp_send(h, &[7u8; 3000], Some(SocketAddrV4::new(peer, 9)), &mut tx)
+        };
+        let took = start.elapsed();
+        assert_eq!(r, Err(UdpError::WouldBlock));
+        assert_eq!(port.sent, 0, "part of the datagram went out");
+        assert!(port.kicks <= 1, "{} kicks for one full ring", port.kicks);
+        assert!(took < std::time::Duration::from_millis(20), "waited {took:?} under the lock");
+        assert_eq!(ring_full, 1, "the full ring was not counted");
+        // A datagram that fits goes.
+        let mut tx =
+            PortTx { port: &mut port, kernel: &kernel, kernel_errors: &mut kernel_errors, ring_full: &mut ring_full };
+        assert_eq!(stack.udp_send(h, &[7u8; 100], Some(SocketAddrV4::new(peer, 9)), &mut tx), Ok(100));
+        assert_eq!(port.sent, 1);
     }
 }

@@ -1,17 +1,14 @@
 //! The AF_PACKET datapath: a TPACKET_V2 RX ring and TX ring on one packet socket.
 //!
 //! Set-up order matters: the socket is created with protocol 0 (it receives nothing), the
-//! per-process eBPF filter is attached, the rings are mapped, and only then is it bound to
+//! per-process eBPF filter is attached (`bpf::load_socket_filter`), the rings are mapped, and only then is it bound to
 //! ETH_P_ALL on the interface, so no foreign frame slips in. ETH_P_ALL taps see frames before tc
 //! ingress (where the steering program drops the kernel's copy); TPACKET_V2 hands over frame by
 //! frame (V3 would hold a block up to its timeout). PACKET_IGNORE_OUTGOING keeps our own
 //! transmissions off the ring. Any number of processes can share an interface this way.
 
-use crate::bpf::{self, OWNER_GLOBAL, SOCKET_FILTER};
+use crate::bpf::load_socket_filter;
 use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
-use crate::steering::state_dir;
-use aya::programs::SocketFilter;
-use aya::EbpfLoader;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -31,11 +28,15 @@ pub struct AfPacketConfig {
     pub rx_frames: u32,
     /// Frames in the transmit ring.
     pub tx_frames: u32,
+    /// PACKET_QDISC_BYPASS: frames go straight to the device queue, skipping the qdisc. Faster,
+    /// but a stopped device queue (a busy NIC) then drops frames silently where the kernel's own
+    /// sockets would be queued by the qdisc: off by default.
+    pub qdisc_bypass: bool,
 }
 
 impl Default for AfPacketConfig {
     fn default() -> Self {
-        AfPacketConfig { rx_frames: 4096, tx_frames: 1024 }
+        AfPacketConfig { rx_frames: 4096, tx_frames: 1024, qdisc_bypass: false }
     }
 }
 
@@ -134,7 +135,7 @@ impl AfPacketPort {
         let fd = crate::fdplace::place(unsafe { OwnedFd::from_raw_fd(raw) })?;
         let raw = fd.as_raw_fd();
 
-        load_filter(iface, fd.as_fd())?;
+        load_socket_filter(iface, fd.as_fd())?;
 
         setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V2).map_err(ctx("PACKET_VERSION"))?;
         let req = |blocks: usize| libc::tpacket_req {
@@ -147,7 +148,9 @@ impl AfPacketPort {
         setsockopt(raw, libc::SOL_PACKET, PACKET_TX_RING, &req(tx_blocks)).map_err(ctx("PACKET_TX_RING"))?;
         setsockopt(raw, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, &1i32)
             .map_err(ctx("PACKET_IGNORE_OUTGOING"))?;
-        setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32).map_err(ctx("PACKET_QDISC_BYPASS"))?;
+        if config.qdisc_bypass {
+            setsockopt(raw, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32).map_err(ctx("PACKET_QDISC_BYPASS"))?;
+        }
 
         let map_len = (rx_blocks + tx_blocks) * block_size;
         // SAFETY: mapping the rings just configured on our socket.
@@ -238,37 +241,6 @@ impl AfPacketPort {
     }
 }
 
-/// Loads this process's instance of the socket filter (owner = our pid) against the interface's
-/// pinned flows map and attaches it to the socket. The socket then holds the program (and the
-/// program its maps): the loader's descriptors are closed on return.
-fn load_filter(iface: &str, socket: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
-    let dir = state_dir(iface)?;
-    if !dir.join(bpf::FLOWS_MAP).exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{iface} is not accelerated in this network namespace: run `exasock-ctl attach {iface}`"),
-        ));
-    }
-    let pid = std::process::id();
-    let mut ebpf = EbpfLoader::new()
-        .map_pin_path(&dir)
-        .set_global(OWNER_GLOBAL, &pid, true)
-        .load(bpf::object())
-        .map_err(|e| io::Error::other(format!("cannot load the socket filter: {e:#}")))?;
-    let prog: &mut SocketFilter = ebpf
-        .program_mut(SOCKET_FILTER)
-        .ok_or_else(|| io::Error::other("BPF object has no socket filter"))?
-        .try_into()
-        .map_err(|e| io::Error::other(format!("socket filter: {e}")))?;
-    prog.load().map_err(|e| io::Error::other(format!("the kernel rejected the socket filter: {e}")))?;
-    let link = prog.attach(socket).map_err(|e| io::Error::other(format!("cannot attach the socket filter: {e}")))?;
-    // Taken out of the loader, the link is not detached when the loader goes (dropping the link
-    // itself detaches nothing): the attachment lives as long as the socket.
-    let _link = prog.take_link(link).map_err(|e| io::Error::other(format!("socket filter link: {e}")))?;
-    drop(ebpf);
-    Ok(())
-}
-
 impl Drop for AfPacketPort {
     fn drop(&mut self) {
         // SAFETY: unmapping our own mapping once; the fd closes after.
@@ -355,6 +327,19 @@ impl Port for AfPacketPort {
         self.stats.tx_frames += 1;
         self.stats.tx_bytes += len as u64;
         Ok(len)
+    }
+
+    fn tx_available(&self, frames: usize) -> bool {
+        if frames > self.tx_frames {
+            return false;
+        }
+        (0..frames).all(|i| {
+            let slot = self.rx_frames + (self.tx_next + i) % self.tx_frames;
+            matches!(
+                self.status(slot).load(Ordering::Acquire),
+                libc::TP_STATUS_AVAILABLE | libc::TP_STATUS_WRONG_FORMAT
+            )
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {

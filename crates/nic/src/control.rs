@@ -137,7 +137,14 @@ pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
         }
     }
     disable_gro_lro(iface).map_err(|e| other(&format!("cannot turn GRO/LRO off on {iface}"), e))?;
-    let swept = Steering::open(iface).map(|s| s.swept_on_open()).unwrap_or(0);
+    let mut steering = Steering::open(iface).map_err(|e| other("cannot open the flows map", e))?;
+    // Wildcard flows answer only for the interface's own addresses; running exasock processes
+    // keep this current as addresses change.
+    let addrs = crate::steering::interface_addrs(iface).map_err(|e| other("cannot read the addresses", e))?;
+    steering
+        .set_local_addrs(&crate::steering::wildcard_addrs(&addrs))
+        .map_err(|e| other("cannot record the interface's addresses", e))?;
+    let swept = steering.swept_on_open();
     Ok(AttachReport { newly_attached, swept })
 }
 
@@ -247,6 +254,16 @@ pub struct VethPeer {
 
 const ETHTOOL_GTSO: u32 = 0x1e;
 
+/// The name under /run/netns of the namespace holding `iface`'s link partner, as `ip` shows it
+/// (`link-netns NAME`); None when it has none or `ip` cannot name it.
+fn link_netns(iface: &str) -> Option<String> {
+    let out = std::process::Command::new("ip").args(["-o", "link", "show", "dev", iface]).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut words = text.split_whitespace();
+    words.by_ref().find(|w| *w == "link-netns")?;
+    words.next().map(str::to_string)
+}
+
 fn peer_ifindex(iface: &str) -> Option<u32> {
     match ethtool::driver(iface) {
         Ok((driver, _)) if driver == "veth" => ethtool::stat(iface, "peer_ifindex").ok().flatten().map(|i| i as u32),
@@ -258,6 +275,7 @@ fn peer_ifindex(iface: &str) -> Option<u32> {
 pub fn veth_peer(iface: &str) -> Option<VethPeer> {
     let our_index = ifindex(iface).ok()?;
     let peer_index = peer_ifindex(iface)?;
+    let named = link_netns(iface);
     let iface = iface.to_string();
     let inspect = move || -> Option<(String, bool)> {
         let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
@@ -277,8 +295,14 @@ pub fn veth_peer(iface: &str) -> Option<VethPeer> {
     }
     use std::os::unix::fs::MetadataExt;
     let own = std::fs::metadata("/proc/thread-self/ns/net").ok()?.ino();
+    // Index numbers repeat in every namespace, so another pair of veths elsewhere can look like
+    // ours: when `ip` names the peer's namespace (link-netns NAME, resolved through the kernel's
+    // namespace ids), only that one is searched.
     let dir = std::fs::read_dir("/run/netns").ok()?;
     for entry in dir.flatten() {
+        if named.as_deref().is_some_and(|n| entry.file_name().to_str() != Some(n)) {
+            continue;
+        }
         if entry.metadata().is_ok_and(|m| m.ino() == own) {
             continue;
         }

@@ -104,6 +104,14 @@ pub trait Port: Send {
     /// A snapshot of the port's counters.
     fn stats(&self) -> PortStats;
 
+    /// Whether the next `frames` calls to [`Port::transmit`] will find a free slot, so that a
+    /// datagram's fragments are all queued or none is. No syscall: a full ring is waited on by
+    /// the caller, boundedly. Ports without a fixed ring always have room.
+    fn tx_available(&self, frames: usize) -> bool {
+        let _ = frames;
+        true
+    }
+
     /// The largest frame a transmit slot holds: MTU plus an Ethernet header with a VLAN tag.
     fn max_frame_len(&self) -> usize {
         self.mtu() + MAX_L2_HEADER

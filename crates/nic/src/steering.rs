@@ -6,7 +6,7 @@
 //! The owner must keep a kernel socket bound to the flow's port for as long as it serves it:
 //! that socket reserves the port, and the tc program takes its absence as the owner's death.
 
-use crate::bpf::{RawFlowKey, RawFlowValue, FLOWS_MAP};
+use crate::bpf::{RawFlowKey, RawFlowValue, FLOWS_MAP, LOCAL_ADDRS_MAP};
 use aya::maps::{HashMap, Map, MapData, MapError};
 use std::fmt;
 use std::io;
@@ -77,6 +77,58 @@ pub fn attached_interfaces() -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The addresses a wildcard flow answers for on an interface with these addresses (and prefix
+/// lengths): each address and, below /31, its directed broadcast. The limited broadcast and
+/// multicast groups are matched by the BPF programs themselves.
+pub fn wildcard_addrs(addrs: &[(Ipv4Addr, u8)]) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    for &(addr, prefix_len) in addrs {
+        out.push(addr);
+        if prefix_len < 31 {
+            let host_mask = u32::MAX >> prefix_len;
+            out.push(Ipv4Addr::from(u32::from(addr) | host_mask));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The IPv4 addresses (with prefix lengths) of an interface, from getifaddrs.
+pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: a node of the list getifaddrs returned; its strings and sockaddrs live until
+        // freeifaddrs.
+        unsafe {
+            let ifa = &*cur;
+            cur = ifa.ifa_next;
+            if ifa.ifa_addr.is_null() || i32::from((*ifa.ifa_addr).sa_family) != libc::AF_INET {
+                continue;
+            }
+            if std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes() {
+                continue;
+            }
+            let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+            let prefix_len = if ifa.ifa_netmask.is_null() {
+                32
+            } else {
+                u32::from_be((*(ifa.ifa_netmask as *const libc::sockaddr_in)).sin_addr.s_addr).count_ones() as u8
+            };
+            out.push((Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)), prefix_len));
+        }
+    }
+    // SAFETY: the list getifaddrs returned, freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
 }
 
 /// Transport protocol of a flow.
@@ -177,6 +229,8 @@ pub struct FlowEntry {
     pub owner_pid: u32,
     /// How its frames reach the owner.
     pub datapath: Datapath,
+    /// Another process's socket holds the port too: the kernel serves the flow.
+    pub shared: bool,
 }
 
 impl FlowEntry {
@@ -289,7 +343,7 @@ impl Steering {
     /// owner's is not.
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let key = flow.to_raw();
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2] };
         let mut flows = self.map()?;
         for _ in 0..2 {
             match flows.insert(key, value, BPF_NOEXIST) {
@@ -317,7 +371,7 @@ impl Steering {
     /// kernel socket holds the port exclusively (bound without SO_REUSEADDR/SO_REUSEPORT): the
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), pad: [0; 3] };
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2] };
         self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
@@ -336,6 +390,58 @@ impl Steering {
         }
     }
 
+    /// Marks `flow` as shared: a socket of this process that is not its owner holds the port
+    /// too (SO_REUSEADDR/SO_REUSEPORT), so the kernel must deliver the flow's datagrams among
+    /// its sockets as Linux does, the owner's kernel socket included. Returns false when the
+    /// entry is gone (the owner released it: the caller may claim it instead).
+    pub fn mark_shared(&mut self, flow: Flow) -> Result<bool, SteeringError> {
+        const BPF_EXIST: u64 = 2;
+        let key = flow.to_raw();
+        let mut flows = self.map()?;
+        let Ok(mut value) = flows.get(&key, 0) else { return Ok(false) };
+        if value.shared != 0 {
+            return Ok(true);
+        }
+        value.shared = 1;
+        match flows.insert(key, value, BPF_EXIST) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(SteeringError::Bpf(format!("cannot mark {flow} shared: {e}"))),
+        }
+    }
+
+    /// Makes the addresses wildcard flows answer for exactly `addrs` (see [`wildcard_addrs`]).
+    /// An interface attached by a version without that map is left alone.
+    pub fn set_local_addrs(&mut self, addrs: &[Ipv4Addr]) -> Result<(), SteeringError> {
+        let Some(path) = self.path.parent().map(|d| d.join(LOCAL_ADDRS_MAP)) else { return Ok(()) };
+        if !path.exists() {
+            return Ok(());
+        }
+        let data =
+            MapData::from_pin(&path).map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", path.display())))?;
+        let mut map: HashMap<MapData, [u8; 4], u32> = HashMap::try_from(Map::HashMap(data))
+            .map_err(|e| SteeringError::Bpf(format!("{} is not the local addresses map: {e}", path.display())))?;
+        for a in addrs {
+            map.insert(a.octets(), 1, 0).map_err(|e| SteeringError::Bpf(format!("cannot add {a}: {e}")))?;
+        }
+        let stale: Vec<[u8; 4]> =
+            map.keys().filter_map(|k| k.ok()).filter(|k| !addrs.contains(&Ipv4Addr::from(*k))).collect();
+        for k in stale {
+            let _ = map.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// The addresses wildcard flows answer for (empty if the map does not exist).
+    pub fn local_addrs(&self) -> Vec<Ipv4Addr> {
+        let Some(path) = self.path.parent().map(|d| d.join(LOCAL_ADDRS_MAP)) else { return Vec::new() };
+        let Ok(data) = MapData::from_pin(&path) else { return Vec::new() };
+        let Ok(map) = HashMap::<MapData, [u8; 4], u32>::try_from(Map::HashMap(data)) else { return Vec::new() };
+        let mut out: Vec<Ipv4Addr> = map.keys().filter_map(|k| k.ok()).map(Ipv4Addr::from).collect();
+        out.sort();
+        out
+    }
+
     /// Every entry of the map.
     pub fn entries(&self) -> Vec<FlowEntry> {
         let Ok(flows) = self.map() else { return Vec::new() };
@@ -348,7 +454,7 @@ impl Steering {
                     2 => Datapath::AfXdp,
                     _ => return None,
                 };
-                Some(FlowEntry { flow: Flow::from_raw(&k)?, owner_pid: v.owner_pid, datapath })
+                Some(FlowEntry { flow: Flow::from_raw(&k)?, owner_pid: v.owner_pid, datapath, shared: v.shared != 0 })
             })
             .collect()
     }

@@ -34,7 +34,15 @@ static FINI: extern "C" fn() = fini;
 /// Whether calls may be accelerated on this thread now.
 #[inline]
 pub fn ready() -> bool {
-    READY.load(Ordering::Acquire) && IN_RESOLVER.with(|d| d.get() == 0)
+    // Sockets exasock's own code makes (it holds one of our locks: the driver, aya, std) are
+    // never the program's to accelerate.
+    READY.load(Ordering::Acquire) && IN_RESOLVER.with(|d| d.get() == 0) && !crate::lock::holding()
+}
+
+/// Unit tests run without the constructor: they say when interposition is on.
+#[cfg(test)]
+pub fn set_ready_for_tests() {
+    READY.store(true, Ordering::Release);
 }
 
 /// Runs `f` as a resolver call: sockets it makes stay on the kernel.

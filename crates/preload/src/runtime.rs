@@ -8,7 +8,7 @@ use crate::fdtable::FdState;
 use crate::lock::{Guard, Lock};
 use crate::{config, errno, fdtable, log};
 use driver::Driver;
-use nic::steering::{attached_interfaces, Flow, Protocol};
+use nic::steering::{attached_interfaces, Flow, Protocol, SteeringError};
 use stack::udp::UdpError;
 use stack::SocketHandle;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -34,6 +34,8 @@ pub struct Slot {
     /// Its id: the index in the slot table, and in the high half a generation, so that an id
     /// read before a close never names the socket that reuses the index afterwards.
     pub id: u32,
+    /// The kernel socket's inode: tells our sockets from others on the same port.
+    pub inode: u64,
 }
 
 /// The index half of a slot id.
@@ -348,6 +350,12 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         let _ = rt.driver.stack().udp_close(handle);
         NotAccelerated::Failed(e)
     };
+    // The stack checks address sharing as the kernel did: with the kernel socket's options.
+    let (reuse_addr, reuse_port) = reuse_flags(fd);
+    if let Ok(o) = stack.udp_options_mut(handle) {
+        o.reuse_addr = reuse_addr;
+        o.reuse_port = reuse_port;
+    }
     if let Err(e) = stack.udp_bind(handle, local) {
         return Err(undo(rt, e.to_string()));
     }
@@ -357,9 +365,29 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         }
     }
     let flow = Flow { protocol: Protocol::Udp, local_ip: ip, local_port: local.port() };
-    let claimed = if exclusive_port(fd) { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
+    let exclusive = exclusive_port(fd);
+    let claim = |rt: &mut Runtime| if exclusive { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
+    let mut claimed = claim(rt);
+    if let Err(SteeringError::Claimed { .. }) = claimed {
+        // Another process serves the port and this socket shares it (SO_REUSEADDR or
+        // SO_REUSEPORT): the flow goes to the kernel, which delivers among all the sockets as
+        // Linux does; this one stays a kernel socket. If the owner just left, claim it.
+        match rt.driver.share(flow) {
+            Ok(false) => claimed = claim(rt),
+            Ok(true) => {
+                return Err(undo(rt, format!("{flow} is shared with another process: the kernel serves it")));
+            }
+            Err(e) => claimed = Err(e),
+        }
+    }
     if let Err(e) = claimed {
         return Err(undo(rt, e.to_string()));
+    }
+    let inode = socket_inode(fd);
+    // The first of our sockets on a port that sockets of others already hold (a process outside
+    // exasock bound with SO_REUSEADDR/SO_REUSEPORT before us): the kernel delivers among them.
+    if !exclusive && rt.driver.claim_count(flow) == 1 && shared_with_others(rt, flow, inode) {
+        let _ = rt.driver.share(flow);
     }
     // The queue holds what the kernel socket would: its effective SO_RCVBUF.
     if let Some(bytes) = kernel_rcvbuf(fd) {
@@ -373,6 +401,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         timestamps: Timestamps::of(fd),
         refs: 1,
         id: 0,
+        inode,
     }) else {
         let _ = rt.driver.release(flow);
         return Err(undo(rt, "too many accelerated sockets".into()));
@@ -395,9 +424,33 @@ pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
     (r == 0 && v > 0).then_some(v as usize)
 }
 
-/// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
-/// other live socket can, and a flow entry of another pid belongs to a process that is exiting.
-fn exclusive_port(fd: i32) -> bool {
+/// The inode of the socket behind `fd` (0 if it cannot be read).
+fn socket_inode(fd: i32) -> u64 {
+    // SAFETY: fstat into a zeroed struct we own.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
+    }
+}
+
+/// Whether a UDP socket that is not one of ours (`inode`, or another accelerated socket of this
+/// process) is bound to an address of `flow`'s port that overlaps it.
+fn shared_with_others(rt: &Runtime, flow: Flow, inode: u64) -> bool {
+    let Ok(sockets) = driver::netlink::udp_sockets_on_port(flow.local_port) else { return false };
+    let ours = |i: u64| i == inode || rt.slots.iter().flatten().any(|s| s.inode == i);
+    sockets.iter().any(|s| {
+        let ip = *s.local.ip();
+        let overlaps = ip == flow.local_ip || ip.is_unspecified() || flow.local_ip.is_unspecified();
+        overlaps && !ours(s.inode)
+    })
+}
+
+/// The kernel socket's SO_REUSEADDR and SO_REUSEPORT.
+fn reuse_flags(fd: i32) -> (bool, bool) {
     let flag = |name: i32| {
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -407,7 +460,13 @@ fn exclusive_port(fd: i32) -> bool {
         };
         r == 0 && v != 0
     };
-    !flag(libc::SO_REUSEADDR) && !flag(libc::SO_REUSEPORT)
+    (flag(libc::SO_REUSEADDR), flag(libc::SO_REUSEPORT))
+}
+
+/// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
+/// other live socket can, and a flow entry of another pid belongs to a process that is exiting.
+fn exclusive_port(fd: i32) -> bool {
+    reuse_flags(fd) == (false, false)
 }
 
 /// UDP send auto-bind, as the original: an unbound candidate that sends to a destination routed
@@ -573,9 +632,8 @@ pub fn share(slot: u32) {
 pub fn release_all() {
     let Some(mut guard) = RUNTIME.try_lock() else { return };
     if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
-        for s in rt.slots.iter_mut().filter_map(Option::take) {
-            let _ = rt.driver.release(s.flow);
-        }
+        rt.driver.release_all();
+        rt.slots.iter_mut().for_each(|s| *s = None);
     }
 }
 
@@ -594,10 +652,7 @@ pub fn release_for_exec() -> bool {
             log::warning!("exec: datagrams queued on fd {fd} are lost (they were received before exec)");
         }
     }
-    let flows: Vec<Flow> = rt.slots.iter().flatten().map(|s| s.flow).collect();
-    for flow in flows {
-        let _ = rt.driver.release(flow);
-    }
+    rt.driver.release_all();
     true
 }
 
@@ -605,11 +660,8 @@ pub fn release_for_exec() -> bool {
 pub fn reclaim_after_exec() {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
-    let flows: Vec<Flow> = rt.slots.iter().flatten().map(|s| s.flow).collect();
-    for flow in flows {
-        if let Err(e) = rt.driver.claim(flow) {
-            log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
-        }
+    for (flow, e) in rt.driver.reclaim_all() {
+        log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
     }
 }
 
@@ -733,6 +785,12 @@ impl Waiter {
         crate::signals::begin_call();
         let start = Instant::now();
         Waiter { start, deadline: timeout.map(|t| start + t), always_eintr }
+    }
+
+    /// Whether the spin budget is spent: each `wait` now sleeps (up to a millisecond), so a
+    /// syscall per round costs nothing that matters.
+    pub fn sleeping(&self) -> bool {
+        self.start.elapsed().as_micros() as u64 >= config::spin_usec()
     }
 
     /// Spins or sleeps once; says why the wait is over when it is.

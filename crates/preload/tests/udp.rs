@@ -822,3 +822,236 @@ fn a_new_namespace_never_sees_a_deleted_one_s_interfaces() {
     let _ = std::fs::remove_dir_all(format!("/run/exasock/{old_cookie}"));
     drop(old);
 }
+
+/// The flows of this namespace's attached interface, as `exasock-ctl status` shows them.
+fn flows(topo: &Topology) -> Vec<nic::steering::FlowEntry> {
+    let it = topo.accel.iface.clone();
+    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+    status.into_iter().find(|s| s.iface == it).map(|s| s.flows).unwrap_or_default()
+}
+
+/// Two sockets of one process on one port (SO_REUSEADDR or SO_REUSEPORT) are both accelerated
+/// and share one flow entry, which goes only when the last of them closes: closing one leaves
+/// the other served by the stack (the newest SO_REUSEADDR socket gets unicast, as on Linux).
+#[test]
+fn two_sockets_on_one_port_share_the_flow_until_the_last_closes() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import socket, sys
+opt = socket.SO_REUSEADDR if sys.argv[1] == 'addr' else socket.SO_REUSEPORT
+socks = []
+for _ in range(2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, opt, 1)
+    s.bind(('0.0.0.0', 7940))
+    socks.append(s)
+a, b = socks
+print('ready', flush=True)
+if sys.argv[1] == 'addr':
+    print('newest got', b.recv(100).decode(), flush=True)
+else:
+    sys.stdin.readline()
+b.close()
+print('closed one', flush=True)
+print('other got', a.recv(100).decode(), flush=True)
+a.close()
+print('closed both', flush=True)
+sys.stdin.readline()
+";
+    for opt in ["addr", "port"] {
+        let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+        let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script, opt]);
+        child.wait_for_line("ready", T).unwrap();
+        let sock = peer_socket(&topo, 7940);
+        if opt == "addr" {
+            sock.send(b"one").unwrap();
+            assert_eq!(child.wait_for_line("newest got", T).unwrap(), "newest got one");
+        } else {
+            std::io::Write::write_all(child.stdin().unwrap(), b"go\n").unwrap();
+        }
+        child.wait_for_line("closed one", T).unwrap();
+        assert!(
+            flows(&topo).iter().any(|f| f.flow.local_port == 7940),
+            "SO_REUSE{opt}: the flow went with the first socket closed"
+        );
+        sock.send(b"two").unwrap();
+        assert_eq!(child.wait_for_line("other got", T).unwrap(), "other got two", "SO_REUSE{opt}");
+        child.wait_for_line("closed both", T).unwrap();
+        assert!(flows(&topo).iter().all(|f| f.flow.local_port != 7940), "SO_REUSE{opt}: the flow outlived both");
+        std::io::Write::write_all(child.stdin().unwrap(), b"go\n").unwrap();
+        let out = child.finish(T).unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("enabled bypass").count(), 2, "SO_REUSE{opt}: {err}");
+        assert!(!err.contains("warning"), "SO_REUSE{opt}: {err}");
+        assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "SO_REUSE{opt}: the kernel got some");
+    }
+}
+
+/// A socket bound to INADDR_ANY takes only datagrams addressed to the interface: traffic to its
+/// port that the kernel forwards (here to 10.77.0.0/24 behind the accel namespace) stays the
+/// kernel's, while datagrams to the interface's address still reach the program.
+#[test]
+fn wildcard_flows_leave_forwarded_traffic_to_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ns = topo.accel.netns.clone();
+    testbed::ns_exec(&ns, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    testbed::ip(&["-n", &ns, "link", "add", "fwd0", "type", "veth", "peer", "name", "fwd1"]).unwrap();
+    testbed::ip(&["-n", &ns, "addr", "add", "10.77.0.1/24", "dev", "fwd0"]).unwrap();
+    testbed::ip(&["-n", &ns, "link", "set", "fwd0", "up"]).unwrap();
+    testbed::ip(&["-n", &ns, "link", "set", "fwd1", "up"]).unwrap();
+    testbed::ip(&["-n", &ns, "neigh", "replace", "10.77.0.5", "lladdr", "02:00:00:00:00:05", "dev", "fwd0"]).unwrap();
+    let via = topo.accel.ip.to_string();
+    testbed::ip(&["-n", &topo.peer.netns, "route", "add", "10.77.0.0/24", "via", &via]).unwrap();
+    let script = "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7930))
+print('ready', flush=True)
+while True:
+    data = s.recv(100)
+    print('got', data.decode(), flush=True)
+    if data == b'local': break
+";
+    let mut child = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script]);
+    child.wait_for_line("ready", T).unwrap();
+    let forwarded_before = topo.counter(Side::Accel, "IpForwDatagrams").unwrap();
+    let peer_ip = topo.peer.ip;
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+    for i in 0..5 {
+        tx.send_to(format!("fwd{i}").as_bytes(), ("10.77.0.5", 7930)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    tx.send_to(b"local", (topo.accel.ip, 7930)).unwrap();
+    assert_eq!(child.wait_for_line("got", T).unwrap(), "got local", "the program got forwarded traffic");
+    let out = child.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
+    assert_eq!(
+        topo.counter(Side::Accel, "IpForwDatagrams").unwrap() - forwarded_before,
+        5,
+        "the kernel did not forward the datagrams to the wildcard flow's port"
+    );
+}
+
+/// The REUSEPORT receiver of `processes_sharing_a_port_...`: counts datagrams until 2 s of quiet.
+const PY_REUSEPORT_COUNT: &str = "
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+print('ready', flush=True)
+s.settimeout(2)
+n = 0
+try:
+    while True:
+        s.recv(100); n += 1
+except socket.timeout:
+    pass
+print('count', n, flush=True)
+";
+
+/// Sends `n` datagrams to `port` on the accel side, each from a new source port (so that the
+/// REUSEPORT hash spreads them), then returns the two receivers' counts.
+fn spread_and_count(
+    topo: &Topology,
+    port: u16,
+    n: usize,
+    a: &mut testbed::NsChild,
+    b: &mut testbed::NsChild,
+) -> (usize, usize) {
+    let peer_ip = topo.peer.ip;
+    let accel = topo.accel.ip;
+    for i in 0..n {
+        let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+        tx.send_to(&[i as u8; 8], (accel, port)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let count = |line: String| -> usize { line.split_whitespace().last().unwrap().parse().unwrap() };
+    (count(a.wait_for_line("count", T).unwrap()), count(b.wait_for_line("count", T).unwrap()))
+}
+
+/// A program outside exasock already serving a port with SO_REUSEPORT, then an exasock instance
+/// joining it (a rolling migration): the newcomer sees the other socket when it claims the flow
+/// and leaves the flow to the kernel, so the old instance keeps getting its share.
+#[test]
+fn an_exasock_process_joining_a_kernel_programs_reuseport_group_shares_the_port() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const N: usize = 64;
+    let mut plain = topo.spawn(Side::Accel, &["python3", "-c", PY_REUSEPORT_COUNT, "7921"], T).unwrap();
+    plain.wait_for_line("ready", T).unwrap();
+    let mut accel = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_REUSEPORT_COUNT, "7921"]);
+    accel.wait_for_line("ready", T).unwrap();
+    let flow = flows(&topo).into_iter().find(|f| f.flow.local_port == 7921).expect("the exasock process's flow");
+    assert!(flow.shared, "the flow is not marked shared: {flow:?}");
+    let (a, b) = spread_and_count(&topo, 7921, N, &mut accel, &mut plain);
+    let out = accel.finish(T).unwrap();
+    plain.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+    assert!(a > 0 && b > 0, "one process got none of {N}: exasock {a}, kernel program {b}");
+    assert_eq!(a + b, N, "{a} + {b} received of {N}");
+}
+
+/// Several processes on one UDP port with SO_REUSEPORT (instances of one program under exasock):
+/// the first serves the port through its ring; the second's claim fails, and it marks the flow
+/// shared, so the kernel delivers among all the port's sockets as Linux does (by the REUSEPORT
+/// hash, the first's kernel socket included): none is black-holed, none gets a copy twice.
+#[test]
+fn processes_sharing_a_port_with_reuseport_each_get_their_datagrams() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const N: usize = 64;
+    let argv = ["python3", "-c", PY_REUSEPORT_COUNT, "7920"];
+    let mut first = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &argv);
+    first.wait_for_line("ready", T).unwrap();
+    let mut second = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &argv);
+    second.wait_for_line("ready", T).unwrap();
+    let shared = flows(&topo).into_iter().find(|f| f.flow.local_port == 7920).expect("the first process's flow");
+    assert!(shared.shared, "the flow is not marked shared: {shared:?}");
+    let (a, b) = spread_and_count(&topo, 7920, N, &mut first, &mut second);
+    let (out_a, out_b) = (first.finish(T).unwrap(), second.finish(T).unwrap());
+    assert!(String::from_utf8_lossy(&out_a.stderr).contains("enabled bypass"), "the first was not accelerated");
+    let err_b = String::from_utf8_lossy(&out_b.stderr);
+    assert!(err_b.contains("shared with another process"), "{err_b}");
+    assert!(a > 0 && b > 0, "one process got none of {N}: {a} and {b}");
+    assert_eq!(a + b, N, "{a} + {b} received of {N}");
+}
+
+/// Datagrams that reach the kernel socket behind an accelerated one (loopback here; every
+/// datagram of a shared flow, see above) are picked up at once by a receive that has gone to
+/// sleep (EXASOCK_SPIN_USEC), not after dozens of one-millisecond naps.
+#[test]
+fn a_sleeping_receive_picks_up_kernel_socket_datagrams_promptly() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let echo = "
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7931))
+print('ready', flush=True)
+while True:
+    data, peer = s.recvfrom(100)
+    if data == b'quit': break
+    s.sendto(data, peer)
+";
+    let client = "
+import socket, time
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+c.settimeout(3)
+t = time.time()
+for i in range(20):
+    time.sleep(0.01)
+    c.sendto(b'%d' % i, ('127.0.0.1', 7931))
+    assert c.recv(100) == b'%d' % i
+print('ms', int((time.time() - t - 0.2) * 1000), flush=True)
+c.sendto(b'quit', ('127.0.0.1', 7931))
+";
+    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"], &["python3", "-c", echo]);
+    server.wait_for_line("ready", T).unwrap();
+    let out = topo.run(Side::Accel, &["python3", "-c", client], T).unwrap();
+    let ms: u64 = out.split_whitespace().last().unwrap().parse().unwrap();
+    let err = server.finish(T).unwrap().stderr;
+    assert!(String::from_utf8_lossy(&err).contains("enabled bypass"), "not accelerated");
+    assert!(ms < 200, "20 loopback round trips to a sleeping accelerated receive took {ms} ms beyond the pauses");
+}

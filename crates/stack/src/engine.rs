@@ -26,6 +26,12 @@ pub trait Transmit {
     /// Builds one frame in a transmit slot (`build` returns its length, 0 to give it back).
     /// Fails when no slot is free.
     fn frame(&mut self, build: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<(), TxBusy>;
+    /// Makes sure the next `frames` calls to `frame` will succeed (a datagram's fragments go
+    /// all or none), waiting a bounded time; fails when they would not.
+    fn reserve(&mut self, frames: usize) -> Result<(), TxBusy> {
+        let _ = frames;
+        Ok(())
+    }
     /// Hands a whole IPv4 packet to the kernel, which resolves the neighbour and sends it.
     fn to_kernel(&mut self, ip_packet: &[u8]);
 }

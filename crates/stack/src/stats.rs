@@ -44,6 +44,9 @@ pub struct Stats {
     pub tx_to_kernel: u64,
     /// Frames the port refused after part of a datagram had gone (the datagram is lost).
     pub tx_dropped: u64,
+    /// Datagrams not sent because the transmit ring had no room for all their frames (the
+    /// caller got EAGAIN or waited).
+    pub tx_ring_full: u64,
     /// Fragments sent (IpFragCreates).
     pub frag_created: u64,
     /// TCP segments received (TcpInSegs).

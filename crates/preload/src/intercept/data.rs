@@ -121,8 +121,10 @@ unsafe fn receive_loop(
                 Err(e) => return Err(errno::udp(e)),
             }
         }
-        // (After a close by another thread the number is no longer this socket's.)
-        if spins.is_multiple_of(KERNEL_CHECK_EVERY) && fdtable::get(fd) == FdState::Udp(slot) {
+        // (After a close by another thread the number is no longer this socket's.) Once the
+        // wait sleeps, every round looks: a nap is much longer than the syscall.
+        let check = spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.as_ref().is_some_and(Waiter::sleeping);
+        if check && fdtable::get(fd) == FdState::Udp(slot) {
             let n = from_kernel();
             if n >= 0 {
                 return Ok(Got::Kernel(n));

@@ -89,6 +89,12 @@ fn forget(fd: c_int) {
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     match fdtable::get(fd) {
         FdState::Kernel => {}
+        // exasock's own code closing a descriptor (its lock held: the driver, aya objects, std):
+        // no refusal and no bookkeeping, which would take locks out of order.
+        _ if crate::lock::holding() => {
+            fdtable::set(fd, FdState::Kernel);
+            return real::close(fd);
+        }
         // Ours: to the program it is not an open descriptor.
         FdState::Internal => return errno::fail(libc::EBADF),
         _ => forget(fd),
@@ -247,7 +253,8 @@ fn duplicated(old: c_int, new: c_int) {
 
 /// dup2/dup3 onto `new`: refused for exasock's own descriptors; whatever `new` named is let go.
 fn before_dup_onto(old: c_int, new: c_int) -> Result<(), c_int> {
-    if fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal {
+    let internal = fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal;
+    if internal && !crate::lock::holding() {
         return Err(libc::EBADF);
     }
     if old != new {
@@ -264,7 +271,7 @@ fn before_dup_onto(old: c_int, new: c_int) -> Result<(), c_int> {
 
 #[no_mangle]
 pub unsafe extern "C" fn dup(old: c_int) -> c_int {
-    if fdtable::get(old) == FdState::Internal {
+    if fdtable::get(old) == FdState::Internal && !crate::lock::holding() {
         return errno::fail(libc::EBADF);
     }
     let new = real::dup(old);
@@ -303,7 +310,7 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
     if (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) && fdtable::get(fd) != FdState::Kernel {
-        if fdtable::get(fd) == FdState::Internal {
+        if fdtable::get(fd) == FdState::Internal && !crate::lock::holding() {
             return errno::fail(libc::EBADF);
         }
         let new = real::fcntl(fd, cmd, arg);
@@ -352,4 +359,51 @@ pub unsafe extern "C" fn close_range(first: libc::c_uint, last: libc::c_uint, fl
         return libc::syscall(libc::SYS_close_range, start, last, flags) as c_int;
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::Lock;
+
+    fn is_open(fd: c_int) -> bool {
+        // SAFETY: F_GETFD takes no argument.
+        unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFD) >= 0 }
+    }
+
+    fn fresh_fd() -> c_int {
+        // SAFETY: a plain socket made by syscall, owned by the test.
+        unsafe { libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) as c_int }
+    }
+
+    /// Code of exasock's own (the driver, aya, std, under an exasock lock) that closes one of
+    /// exasock's descriptors must close it: the program's refusal (EBADF) is not for it, or the
+    /// descriptor leaks. A socket it opens never becomes a candidate for acceleration.
+    #[test]
+    fn exasocks_own_code_is_not_treated_as_the_programs() {
+        let lock = Lock::new(());
+        let fd = fresh_fd();
+        fdtable::set(fd, FdState::Internal);
+        // The program cannot close it...
+        // SAFETY: our export on a descriptor we own.
+        assert_eq!(unsafe { close(fd) }, -1);
+        assert!(is_open(fd));
+        {
+            // ...exasock's own code, holding its lock, can.
+            let _held = lock.lock();
+            // SAFETY: as above.
+            assert_eq!(unsafe { close(fd) }, 0);
+        }
+        assert!(!is_open(fd), "exasock's own close left its descriptor open");
+        assert_eq!(fdtable::get(fd), FdState::Kernel);
+
+        crate::init::set_ready_for_tests();
+        let _held = lock.lock();
+        // SAFETY: socket(2) through our export.
+        let s = unsafe { socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+        assert!(s >= 0);
+        assert_eq!(fdtable::get(s), FdState::Kernel, "exasock's own UDP socket became a candidate");
+        // SAFETY: closing it.
+        assert_eq!(unsafe { close(s) }, 0);
+    }
 }

@@ -10,8 +10,14 @@ use testbed::{NsChild, Side, Topology};
 /// How long a spawned program may run unless a test says otherwise.
 pub const T: Duration = Duration::from_secs(30);
 
-/// The library, built beside this test binary (the crate is cdylib + rlib).
+/// The library, built beside this test binary (the crate is cdylib + rlib), or the copy that
+/// EXASOCK_TEST_LIBRARY names: worktrees sharing one target directory overwrite each other's
+/// `deps/libexasock_preload.so` (a cdylib's name carries no hash), so a run that must test its
+/// own build copies it right after building and points this at the copy.
 pub fn library() -> String {
+    if let Some(lib) = std::env::var_os("EXASOCK_TEST_LIBRARY") {
+        return lib.to_string_lossy().into_owned();
+    }
     let dir: PathBuf = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
     let lib = dir.join("libexasock_preload.so");
     assert!(lib.exists(), "{} was not built", lib.display());

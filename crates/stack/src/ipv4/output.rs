@@ -92,6 +92,14 @@ pub(crate) fn send_datagram(
     let fragmented = IP_HEADER + total > mtu;
     // Every fragment but the last carries a multiple of 8 bytes.
     let per_packet = if fragmented { (mtu - IP_HEADER) & !7 } else { total };
+    if matches!(link, Link::Ethernet { .. }) {
+        // Every frame of the datagram, or none: a partial fragment train is a lost datagram.
+        let frames = if fragmented { total.div_ceil(per_packet) } else { 1 };
+        if tx.reserve(frames).is_err() {
+            stats.tx_ring_full += 1;
+            return 0;
+        }
+    }
     let mut offset = 0;
     let mut sent = 0;
     loop {
