@@ -241,6 +241,9 @@ impl Driver {
         if self.stack.poll_timeout().is_some_and(|t| t <= now) {
             self.stack.handle_timeout(now);
         }
+        // What receiving and the timers made TCP owe (ACKs, data the window let out,
+        // retransmissions, RSTs) goes out now, with one kick.
+        self.transmit_tcp(now);
         // Kernel table changes are rare: look for them at most once per millisecond, so a
         // spinning caller makes no syscall per poll.
         if now.saturating_since(self.tables_checked) >= TABLES_CHECK_INTERVAL {
@@ -350,13 +353,39 @@ impl Driver {
         Ok(())
     }
 
-    /// Runs `f` with the stack and a transmit sink, then kicks the device once.
+    /// Runs `f` with the stack and a transmit sink, sends what TCP then owes, and kicks the
+    /// device once.
     pub fn send<R>(&mut self, f: impl FnOnce(&mut Stack, &mut dyn Transmit) -> R) -> R {
+        let now = clock::now();
         let Driver { stack, port, kernel, kernel_errors, ring_full, .. } = self;
         let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors, ring_full };
         let r = f(stack, &mut tx);
+        if stack.tcp_transmit_pending() {
+            stack.transmit(now, &mut tx);
+        }
         let _ = port.flush();
         r
+    }
+
+    /// Runs a TCP call on the stack (`tcp_send`, `tcp_recv`, `tcp_close`...), then sends the
+    /// segments it made due (a read can open the window, a close sends FIN) with one kick.
+    pub fn tcp<R>(&mut self, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
+        let now = clock::now();
+        let r = f(&mut self.stack, now);
+        self.transmit_tcp(now);
+        r
+    }
+
+    /// Sends whatever TCP has due, with one kick; nothing when nothing is due.
+    fn transmit_tcp(&mut self, now: Instant) {
+        if !self.stack.tcp_transmit_pending() {
+            return;
+        }
+        let Driver { stack, port, kernel, kernel_errors, ring_full, .. } = self;
+        let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors, ring_full };
+        if stack.transmit(now, &mut tx) > 0 {
+            let _ = port.flush();
+        }
     }
 
     /// Sleeps until a frame or a kernel table change may be waiting, or `timeout` passes.

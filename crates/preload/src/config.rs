@@ -6,6 +6,7 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 static NOWARN: AtomicBool = AtomicBool::new(false);
 static DEFAULT_DISABLE: AtomicBool = AtomicBool::new(false);
 static SPIN_USEC: AtomicU64 = AtomicU64::new(u64::MAX);
+static TCP: AtomicBool = AtomicBool::new(false);
 
 fn present(name: &[u8]) -> bool {
     // SAFETY: name is NUL-terminated; getenv reads the environment without allocating.
@@ -18,6 +19,7 @@ pub fn load() {
     DEBUG.store(present(b"EXASOCK_DEBUG\0"), Ordering::Relaxed);
     NOWARN.store(present(b"EXASOCK_NOWARN\0"), Ordering::Relaxed);
     DEFAULT_DISABLE.store(present(b"EXASOCK_DEFAULT_DISABLE\0"), Ordering::Relaxed);
+    TCP.store(present(b"EXASOCK_TCP\0"), Ordering::Relaxed);
     // SAFETY: as above; the value is parsed from a C string without allocating.
     let spin = unsafe { libc::getenv(c"EXASOCK_SPIN_USEC".as_ptr()) };
     if !spin.is_null() {
@@ -48,4 +50,10 @@ pub fn default_disable() -> bool {
 /// the original).
 pub fn spin_usec() -> u64 {
     SPIN_USEC.load(Ordering::Relaxed)
+}
+
+/// EXASOCK_TCP: accelerate TCP listeners and their connections too. Experimental while TCP
+/// acceleration is completed (issue 12): without it every TCP socket stays on the kernel.
+pub fn tcp() -> bool {
+    TCP.load(Ordering::Relaxed)
 }

@@ -22,8 +22,12 @@ pub enum FdState {
     UdpInactive,
     /// Acceleration refused for good (SO_EXA_NO_ACCEL = 1, or a failed attempt).
     Disabled,
-    /// Accelerated: the stack socket's slot in the runtime.
-    Udp(u32),
+    /// Accelerated: the stack socket's slot in the runtime (the slot says its protocol).
+    Accel(u32),
+    /// An AF_INET stream socket that may still be accelerated (listen, connect).
+    TcpCandidate,
+    /// A TCP candidate under --no-auto: accelerated only after SO_EXA_NO_ACCEL is set to 0.
+    TcpInactive,
     /// One of exasock's own descriptors (ring, netlink, raw socket, BPF objects): the program
     /// cannot close it or dup2 over it.
     Internal,
@@ -33,8 +37,10 @@ const KIND_SHIFT: u32 = 56;
 const CANDIDATE: u64 = 1;
 const INACTIVE: u64 = 2;
 const DISABLED: u64 = 3;
-const UDP: u64 = 4;
+const ACCEL: u64 = 4;
 const INTERNAL: u64 = 5;
+const TCP_CANDIDATE: u64 = 6;
+const TCP_INACTIVE: u64 = 7;
 
 fn encode(state: FdState) -> u64 {
     match state {
@@ -42,8 +48,10 @@ fn encode(state: FdState) -> u64 {
         FdState::UdpCandidate => CANDIDATE << KIND_SHIFT,
         FdState::UdpInactive => INACTIVE << KIND_SHIFT,
         FdState::Disabled => DISABLED << KIND_SHIFT,
-        FdState::Udp(slot) => (UDP << KIND_SHIFT) | u64::from(slot),
+        FdState::Accel(slot) => (ACCEL << KIND_SHIFT) | u64::from(slot),
         FdState::Internal => INTERNAL << KIND_SHIFT,
+        FdState::TcpCandidate => TCP_CANDIDATE << KIND_SHIFT,
+        FdState::TcpInactive => TCP_INACTIVE << KIND_SHIFT,
     }
 }
 
@@ -52,8 +60,10 @@ fn decode(word: u64) -> FdState {
         CANDIDATE => FdState::UdpCandidate,
         INACTIVE => FdState::UdpInactive,
         DISABLED => FdState::Disabled,
-        UDP => FdState::Udp(word as u32),
+        ACCEL => FdState::Accel(word as u32),
         INTERNAL => FdState::Internal,
+        TCP_CANDIDATE => FdState::TcpCandidate,
+        TCP_INACTIVE => FdState::TcpInactive,
         _ => FdState::Kernel,
     }
 }
@@ -71,7 +81,7 @@ pub fn get(fd: i32) -> FdState {
 /// Whether `fd` is accelerated: the one check on every passthrough call.
 #[inline]
 pub fn is_accelerated(fd: i32) -> bool {
-    slot(fd).is_some_and(|s| s.load(Ordering::Acquire) >> KIND_SHIFT == UDP)
+    slot(fd).is_some_and(|s| s.load(Ordering::Acquire) >> KIND_SHIFT == ACCEL)
 }
 
 /// A candidate found bound (with a port) by a send that stays on the kernel: its later sends
@@ -95,6 +105,33 @@ pub fn hint_bound(fd: i32) {
 #[inline]
 pub fn hinted_bound(fd: i32) -> bool {
     slot(fd).is_some_and(|s| s.load(Ordering::Acquire) == CANDIDATE << KIND_SHIFT | BOUND_HINT)
+}
+
+/// In an accelerated fd's word: the slot's socket is TCP (one load tells a call which
+/// protocol's operations to run).
+const TCP_BIT: u64 = 1 << 40;
+
+/// Records `fd` as an accelerated TCP socket in `slot`.
+pub fn set_tcp(fd: i32, id: u32) {
+    if let Some(s) = slot(fd) {
+        s.store(encode(FdState::Accel(id)) | TCP_BIT, Ordering::Release);
+    }
+}
+
+/// Whether `fd` is an accelerated TCP socket.
+#[inline]
+pub fn is_tcp(fd: i32) -> bool {
+    slot(fd).is_some_and(|s| {
+        let w = s.load(Ordering::Acquire);
+        w >> KIND_SHIFT == ACCEL && w & TCP_BIT != 0
+    })
+}
+
+/// Gives `to` the state of `from`, whole (dup).
+pub fn copy(from: i32, to: i32) {
+    if let (Some(a), Some(b)) = (slot(from), slot(to)) {
+        b.store(a.load(Ordering::Acquire), Ordering::Release);
+    }
 }
 
 /// Records the state of `fd` (ignored past the table's end).
@@ -122,9 +159,9 @@ mod tests {
         assert_eq!(get(200), FdState::UdpCandidate);
         set(200, FdState::UdpCandidate);
         assert!(!hinted_bound(200));
-        set(200, FdState::Udp(3));
+        set(200, FdState::Accel(3));
         hint_bound(200);
-        assert_eq!(get(200), FdState::Udp(3));
+        assert_eq!(get(200), FdState::Accel(3));
         assert!(!hinted_bound(200));
         take(200);
     }
@@ -137,16 +174,16 @@ mod tests {
             FdState::UdpInactive,
             FdState::Disabled,
             FdState::Internal,
-            FdState::Udp(7),
+            FdState::Accel(7),
         ] {
             set(100, st);
             assert_eq!(get(100), st);
         }
         assert!(is_accelerated(100));
-        assert_eq!(take(100), FdState::Udp(7));
+        assert_eq!(take(100), FdState::Accel(7));
         assert_eq!(get(100), FdState::Kernel);
-        set(-1, FdState::Udp(1));
-        set(MAX_FDS as i32, FdState::Udp(1));
+        set(-1, FdState::Accel(1));
+        set(MAX_FDS as i32, FdState::Accel(1));
         assert_eq!(get(-1), FdState::Kernel);
         assert_eq!(get(MAX_FDS as i32), FdState::Kernel);
     }

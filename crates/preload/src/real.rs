@@ -71,6 +71,8 @@ real_fns! {
     fn ppoll(fds: *mut pollfd, nfds: nfds_t, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
     fn shutdown(fd: c_int, how: c_int) -> c_int;
     fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int;
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
     fn getsockopt(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int;
     fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int;

@@ -15,11 +15,22 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// Which protocol a slot's socket speaks: the operations the intercepted calls dispatch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// A datagram socket (the stack's UDP).
+    Udp,
+    /// A stream socket: a listener or a connection (the stack's TCP).
+    Tcp,
+}
+
 /// One accelerated socket.
 #[derive(Debug, Clone, Copy)]
 pub struct Slot {
     /// The stack's socket.
     pub handle: SocketHandle,
+    /// Its protocol.
+    pub proto: Proto,
     /// The flow claimed for it.
     pub flow: Flow,
     /// shutdown(SHUT_RD): receives return 0 once the queue is empty.
@@ -96,6 +107,9 @@ pub struct Runtime {
     pid: u32,
     /// The generation of the next slot id.
     generation: u32,
+    /// TCP connections closed by the program and still finishing (FIN exchange, TIME_WAIT)
+    /// in the stack, with the flow each keeps claimed until it is gone.
+    closing: Vec<(SocketHandle, Flow)>,
 }
 
 /// The runtime of this process, once a socket was accelerated.
@@ -203,7 +217,14 @@ impl Runtime {
             .spawn(worker)
             .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
         crate::fork::install();
-        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
+        Ok(Runtime {
+            driver,
+            slots: Vec::new(),
+            scratch: vec![0u8; 65_536],
+            pid: std::process::id(),
+            generation: 0,
+            closing: Vec::new(),
+        })
     }
 
     /// The socket behind a slot id (None once it was released, even if its index was reused).
@@ -271,21 +292,59 @@ impl Runtime {
         if n > 0 {
             notify();
         }
+        self.reap_closed();
         n
     }
 
-    /// Whether a slot has a datagram waiting, after polling the datapath once.
-    pub fn udp_readable(&mut self, slot: u32) -> bool {
-        let Some(s) = self.slot(slot) else { return false };
-        self.poll();
-        // After SHUT_RD a receive returns at once (0 when empty): readable, as on Linux.
-        s.shut_rd || self.driver.stack().udp_readable(s.handle).unwrap_or(false)
+    /// Releases the flows of closed TCP connections the stack has finished with.
+    fn reap_closed(&mut self) {
+        if self.closing.is_empty() {
+            return;
+        }
+        let Runtime { driver, closing, .. } = self;
+        closing.retain(|(h, flow)| {
+            if driver.stack().tcp_exists(*h) {
+                return true;
+            }
+            let _ = driver.release(*flow);
+            false
+        });
     }
 
-    /// Datagrams ever queued to a slot's socket (for edge-triggered epoll).
-    pub fn udp_arrivals(&mut self, slot: u32) -> u64 {
+    /// What poll/epoll report for a slot's socket (POLLIN, POLLOUT, POLLRDHUP, POLLHUP,
+    /// POLLERR, which have the same values as their EPOLL* names), after polling the datapath.
+    pub fn events(&mut self, slot: u32) -> u32 {
         let Some(s) = self.slot(slot) else { return 0 };
-        self.driver.stack().udp_arrivals(s.handle).unwrap_or(0)
+        self.poll();
+        let stack = self.driver.stack();
+        match s.proto {
+            Proto::Udp => {
+                // After SHUT_RD a receive returns at once (0 when empty): readable, as on Linux.
+                let readable = s.shut_rd || stack.udp_readable(s.handle).unwrap_or(false);
+                // A UDP socket can always be written.
+                libc::POLLOUT as u32 | if readable { libc::POLLIN as u32 } else { 0 }
+            }
+            Proto::Tcp => {
+                let Ok(r) = stack.tcp_readiness(s.handle) else { return libc::POLLNVAL as u32 };
+                let mut ev = 0;
+                let bit = |on: bool, b: libc::c_short| if on { b as u32 } else { 0 };
+                ev |= bit(r.readable || s.shut_rd, libc::POLLIN);
+                ev |= bit(r.writable, libc::POLLOUT);
+                ev |= bit(r.read_hangup, libc::POLLRDHUP);
+                ev |= bit(r.hangup, libc::POLLHUP);
+                ev |= bit(r.error, libc::POLLERR);
+                ev
+            }
+        }
+    }
+
+    /// Changes ever queued to a slot's socket (for edge-triggered epoll).
+    pub fn arrivals(&mut self, slot: u32) -> u64 {
+        let Some(s) = self.slot(slot) else { return 0 };
+        match s.proto {
+            Proto::Udp => self.driver.stack().udp_arrivals(s.handle).unwrap_or(0),
+            Proto::Tcp => self.driver.stack().tcp_arrivals(s.handle).unwrap_or(0),
+        }
     }
 
     /// Sends the datagram that `iovs` (`total` bytes, checked by the caller) hold from a slot,
@@ -395,6 +454,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     }
     let Some(slot) = rt.insert(Slot {
         handle,
+        proto: Proto::Udp,
         flow,
         shut_rd: false,
         shut_wr: false,
@@ -406,11 +466,138 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         let _ = rt.driver.release(flow);
         return Err(undo(rt, "too many accelerated sockets".into()));
     };
-    fdtable::set(fd, fdtable::FdState::Udp(slot));
+    fdtable::set(fd, fdtable::FdState::Accel(slot));
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
     Ok(())
+}
+
+/// Opens the runtime if needed and checks that `local` is ours to serve.
+fn runtime_for(guard: &mut Option<Runtime>, local: SocketAddrV4) -> Result<&mut Runtime, NotAccelerated> {
+    if guard.is_none() {
+        *guard = Some(Runtime::open()?);
+    }
+    let rt = guard.as_mut().expect("just opened");
+    release_queued(rt);
+    let ip = *local.ip();
+    if !ip.is_unspecified() && !rt.driver.stack().interface().has_addr(ip) {
+        return Err(NotAccelerated::NotOurs);
+    }
+    Ok(rt)
+}
+
+/// The TCP options the kernel socket was given that the stack must follow.
+fn tcp_options_of(fd: i32, mut o: stack::tcp::TcpSocketOptions) -> stack::tcp::TcpSocketOptions {
+    let int = |level: i32, name: i32| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into an int we own.
+        let r = unsafe { crate::real::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
+        (r == 0).then_some(v)
+    };
+    if let Some(v) = int(libc::IPPROTO_TCP, libc::TCP_NODELAY) {
+        o.nodelay = v != 0;
+    }
+    if let Some(v) = int(libc::SOL_SOCKET, libc::SO_REUSEADDR) {
+        o.reuse_addr = v != 0;
+    }
+    o
+}
+
+/// Moves a bound TCP socket that the program made listen onto the stack (its kernel socket
+/// listens too: it keeps the port, serves clients on this host and other interfaces, and tells
+/// the steering program the owner lives).
+pub fn accelerate_tcp_listener(fd: i32, local: SocketAddrV4, backlog: i32) -> Result<(), NotAccelerated> {
+    let mut guard = lock();
+    let rt = runtime_for(&mut guard, local)?;
+    let stack = rt.driver.stack();
+    let handle = stack.tcp_open();
+    let options = tcp_options_of(fd, stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?);
+    let setup = |stack: &mut stack::Stack| -> Result<(), stack::tcp::TcpError> {
+        stack.tcp_set_options(handle, options, driver::clock::now())?;
+        stack.tcp_bind(handle, local)?;
+        stack.tcp_listen(handle, backlog.max(0) as usize)
+    };
+    if let Err(e) = setup(rt.driver.stack()) {
+        let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
+        return Err(NotAccelerated::Failed(e.to_string()));
+    }
+    let flow = Flow { protocol: Protocol::Tcp, local_ip: *local.ip(), local_port: local.port() };
+    if let Err(e) = rt.driver.claim(flow) {
+        let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
+        return Err(NotAccelerated::Failed(e.to_string()));
+    }
+    adopt(rt, fd, handle, Proto::Tcp, flow)
+}
+
+/// Records an accelerated socket behind `fd`.
+fn adopt(rt: &mut Runtime, fd: i32, handle: SocketHandle, proto: Proto, flow: Flow) -> Result<(), NotAccelerated> {
+    let slot = Slot {
+        handle,
+        proto,
+        flow,
+        shut_rd: false,
+        shut_wr: false,
+        timestamps: Timestamps::default(),
+        refs: 1,
+        id: 0,
+        inode: 0,
+    };
+    let Some(slot) = rt.insert(slot) else {
+        let _ = rt.driver.release(flow);
+        let _ = rt.driver.stack().tcp_abort(handle);
+        return Err(NotAccelerated::Failed("too many accelerated sockets".into()));
+    };
+    match proto {
+        Proto::Tcp => fdtable::set_tcp(fd, slot),
+        Proto::Udp => fdtable::set(fd, fdtable::FdState::Accel(slot)),
+    }
+    if config::debug() {
+        log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
+    }
+    Ok(())
+}
+
+/// A connection taken off an accelerated listener's accept queue, not yet given an fd.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    handle: SocketHandle,
+    flow: Flow,
+    /// The peer.
+    pub remote: SocketAddrV4,
+}
+
+/// Takes a connection off the listener's accept queue (polling the datapath first).
+pub fn tcp_accept(slot: u32) -> Result<Accepted, stack::tcp::TcpError> {
+    use stack::tcp::TcpError;
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(TcpError::BadHandle)?;
+    let s = rt.slot(slot).ok_or(TcpError::BadHandle)?;
+    rt.poll();
+    let (handle, remote) = rt.driver.tcp(|stack, _| stack.tcp_accept(s.handle))?;
+    // Each connection counts as one more user of the listener's flow, so the entry outlives
+    // the listener while its connections do.
+    let _ = rt.driver.claim(s.flow);
+    Ok(Accepted { handle, flow: s.flow, remote })
+}
+
+/// Gives an accepted connection its descriptor (a kernel socket made for it).
+pub fn adopt_accepted(fd: i32, a: Accepted) -> Result<(), NotAccelerated> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(NotAccelerated::NoInterface)?;
+    adopt(rt, fd, a.handle, Proto::Tcp, a.flow)
+}
+
+/// An accepted connection that could not get a descriptor: reset it.
+pub fn abort_accepted(a: Accepted) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    let _ = rt.driver.tcp(|stack, now| {
+        let _ = stack.tcp_abort(a.handle);
+        stack.tcp_close(a.handle, now)
+    });
+    rt.closing.push((a.handle, a.flow));
 }
 
 /// The kernel socket's effective SO_RCVBUF (doubled and capped by the kernel as it does).
@@ -595,9 +782,21 @@ fn release_locked(rt: &mut Runtime, slot: u32) {
         // Another descriptor still names the socket.
         return;
     }
-    if let Some(s) = rt.take_slot(slot) {
-        let _ = rt.driver.release(s.flow);
-        let _ = rt.driver.stack().udp_close(s.handle);
+    let Some(s) = rt.take_slot(slot) else { return };
+    match s.proto {
+        Proto::Udp => {
+            let _ = rt.driver.release(s.flow);
+            let _ = rt.driver.stack().udp_close(s.handle);
+        }
+        Proto::Tcp => {
+            // As the kernel's close: the connection goes on in the stack (the rest of its
+            // data, then FIN; or RST with unread data or SO_LINGER 0), its flow claimed until
+            // it is gone.
+            let h = s.handle;
+            let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+            rt.closing.push((h, s.flow));
+            rt.reap_closed();
+        }
     }
 }
 
@@ -644,7 +843,7 @@ pub fn release_for_exec() -> bool {
     let mut guard = lock();
     let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) else { return false };
     for fd in 0..fdtable::MAX_FDS as i32 {
-        let FdState::Udp(slot) = fdtable::get(fd) else { continue };
+        let FdState::Accel(slot) = fdtable::get(fd) else { continue };
         let Some(s) = rt.slot(slot) else { continue };
         // SAFETY: F_GETFD takes no argument.
         let cloexec = unsafe { crate::real::fcntl(fd, libc::F_GETFD, 0) } & libc::FD_CLOEXEC != 0;
@@ -676,7 +875,7 @@ pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
     let Some(rt) = runtime.take() else { return };
     for fd in 0..fdtable::MAX_FDS as i32 {
         match fdtable::get(fd) {
-            FdState::Udp(_) => fdtable::set(fd, FdState::Kernel),
+            FdState::Accel(_) => fdtable::set(fd, FdState::Kernel),
             FdState::Internal => {
                 fdtable::set(fd, FdState::Kernel);
                 // SAFETY: the child's copy of one of our descriptors; the parent's stays open.
@@ -910,4 +1109,42 @@ pub fn kernel_local(fd: i32) -> Option<SocketAddrV4> {
 /// Sets errno from a UDP error and returns -1.
 pub fn fail_udp<T: From<i8>>(e: UdpError) -> T {
     errno::fail(errno::udp(e))
+}
+
+/// Runs a TCP call on the slot's stack socket (then sends what it made due).
+pub fn with_tcp<R>(
+    slot: u32,
+    f: impl FnOnce(&mut stack::Stack, SocketHandle, stack::Instant) -> Result<R, stack::tcp::TcpError>,
+) -> Result<R, stack::tcp::TcpError> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(stack::tcp::TcpError::BadHandle)?;
+    let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
+    rt.driver.tcp(|stack, now| f(stack, s.handle, now))
+}
+
+/// Reads from the slot's TCP stream after polling the datapath (`Ok(0)`: the stream ended).
+pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::tcp::TcpError> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(stack::tcp::TcpError::BadHandle)?;
+    let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
+    rt.poll();
+    if s.shut_rd && rt.driver.stack().tcp_readable_len(s.handle).unwrap_or(0) == 0 {
+        return Ok(0);
+    }
+    rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
+}
+
+/// Drives the datapath once from an application thread (a waiting send takes its ACKs).
+pub fn poll_once() {
+    if let Some(rt) = lock().as_mut() {
+        rt.poll();
+    }
+}
+
+/// Resets the slot's TCP connection if this is its last descriptor (close with SO_LINGER 0).
+pub fn abort_if_last(slot: u32) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    let Some(s) = rt.slot(slot).filter(|s| s.proto == Proto::Tcp && s.refs == 1) else { return };
+    let _ = rt.driver.tcp(|stack, _| stack.tcp_abort(s.handle));
 }

@@ -72,10 +72,16 @@ fn on_kernel(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run
 }
 
 fn under_exasock(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run {
+    under_exasock_with(topo, case, extra, timeout, &[])
+}
+
+fn under_exasock_with(topo: &Topology, case: &str, extra: &str, timeout: Duration, env: &[&str]) -> Run {
     let mut ip = String::new();
     let argv = args(topo, case, extra, &mut ip);
     let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
-    let out = spawn_accelerated_for(topo, &["EXASOCK_DEBUG=1", SPIN], &argv, timeout).finish(timeout).unwrap();
+    let mut full_env = vec!["EXASOCK_DEBUG=1", SPIN];
+    full_env.extend_from_slice(env);
+    let out = spawn_accelerated_for(topo, &full_env, &argv, timeout).finish(timeout).unwrap();
     let run = Run::of(&out, topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before);
     eprintln!("{case} under exasock:\n{}{}", run.stdout, run.stderr);
     assert!(out.status.success(), "{case} failed under exasock ({}): {}\n{}", out.status, run.stdout, run.stderr);
@@ -84,8 +90,13 @@ fn under_exasock(topo: &Topology, case: &str, extra: &str, timeout: Duration) ->
 
 /// Runs `case` both ways and requires the same output; returns the exasock run.
 fn same_as_kernel(topo: &Topology, case: &str, extra: &str, timeout: Duration) -> Run {
+    same_as_kernel_with(topo, case, extra, timeout, &[])
+}
+
+/// As `same_as_kernel`, with extra environment for the exasock run.
+fn same_as_kernel_with(topo: &Topology, case: &str, extra: &str, timeout: Duration, env: &[&str]) -> Run {
     let kernel = on_kernel(topo, case, extra, timeout);
-    let exasock = under_exasock(topo, case, extra, timeout);
+    let exasock = under_exasock_with(topo, case, extra, timeout, env);
     assert!(kernel.stdout.lines().count() >= 1, "{case} printed too little on the kernel:\n{}", kernel.stdout);
     for (k, e) in kernel.stdout.lines().zip(exasock.stdout.lines()) {
         assert_eq!(e, k, "\n{case} on the kernel:\n{}\nunder exasock:\n{}", kernel.stdout, exasock.stdout);
@@ -190,4 +201,21 @@ fn tcp_core_calls_match_the_kernel() {
     for line in ["tcp peer-after-close: eof 3", "tcp peer-after-linger-0: reset", "tcp peer-after-our-fin: eof 0"] {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }
+}
+
+#[test]
+fn tcp_core_calls_match_the_kernel_with_tcp_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    // The kernel run accepts three connections; under exasock the kernel of the accelerated
+    // namespace must not see them (its client-side connections still are the kernel's).
+    let kernel = on_kernel(&topo, "tcp", "", Duration::from_secs(60));
+    let passive = |t: &Topology| t.counter(Side::Accel, "TcpPassiveOpens").unwrap();
+    let before = passive(&topo);
+    let run = under_exasock_with(&topo, "tcp", "", Duration::from_secs(60), &["EXASOCK_TCP=1"]);
+    assert_eq!(run.stdout, kernel.stdout, "\non the kernel:\n{}\nunder exasock:\n{}", kernel.stdout, run.stdout);
+    // The control socket, the listener and the three accepted connections.
+    assert!(bypasses(&run) >= 5, "not accelerated:\n{}", run.stderr);
+    assert_eq!(passive(&topo) - before, 0, "the kernel accepted connections meant for the accelerated listener");
 }

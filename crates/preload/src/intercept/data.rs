@@ -1,5 +1,6 @@
 //! recv, recvfrom, recvmsg, read and their _chk forms; send, sendto, sendmsg, write.
 
+use super::stream;
 use crate::fdtable::{self, FdState};
 use crate::runtime::{self, WaitEnd, Waiter};
 use crate::{errno, real};
@@ -124,7 +125,7 @@ unsafe fn receive_loop(
         // (After a close by another thread the number is no longer this socket's.) Once the
         // wait sleeps, every round looks: a nap is much longer than the syscall.
         let check = spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.as_ref().is_some_and(Waiter::sleeping);
-        if check && fdtable::get(fd) == FdState::Udp(slot) {
+        if check && fdtable::get(fd) == FdState::Accel(slot) {
             let n = from_kernel();
             if n >= 0 {
                 return Ok(Got::Kernel(n));
@@ -166,7 +167,7 @@ unsafe fn udp_receive(
 /// After a receive found nothing: EAGAIN for a non-blocking call (decided once per call, on
 /// the first miss, so spinning makes no syscall), else one spin or sleep, and EAGAIN once
 /// SO_RCVTIMEO has passed.
-fn wait_for_data(fd: c_int, flags: c_int, waiter: &mut Option<Waiter>) -> Result<(), c_int> {
+pub(crate) fn wait_for_data(fd: c_int, flags: c_int, waiter: &mut Option<Waiter>) -> Result<(), c_int> {
     if waiter.is_none() {
         if flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
             return Err(libc::EAGAIN);
@@ -194,6 +195,13 @@ unsafe fn accelerated_recvfrom(
         return errno::fail(libc::EFAULT);
     }
     let buf: &mut [u8] = if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
+    if fdtable::is_tcp(fd) {
+        // A stream has no source address to give (recvfrom leaves a zero length, as Linux).
+        if !alen.is_null() && !addr.is_null() {
+            *alen = 0;
+        }
+        return stream::ssize(stream::receive(fd, slot, buf, flags));
+    }
     match udp_receive(fd, slot, buf, flags, addr, alen) {
         Ok(Got::Stack { len, copied, src, .. }) => {
             runtime::write_sockaddr(src, addr, alen);
@@ -214,7 +222,7 @@ pub unsafe extern "C" fn recvfrom(
     alen: *mut socklen_t,
 ) -> ssize_t {
     match fdtable::get(fd) {
-        FdState::Udp(slot) => accelerated_recvfrom(fd, slot, buf, len, flags, addr, alen),
+        FdState::Accel(slot) => accelerated_recvfrom(fd, slot, buf, len, flags, addr, alen),
         _ => real::recvfrom(fd, buf, len, flags, addr, alen),
     }
 }
@@ -222,7 +230,7 @@ pub unsafe extern "C" fn recvfrom(
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
     match fdtable::get(fd) {
-        FdState::Udp(slot) => {
+        FdState::Accel(slot) => {
             accelerated_recvfrom(fd, slot, buf, len, flags, std::ptr::null_mut(), std::ptr::null_mut())
         }
         _ => real::recv(fd, buf, len, flags),
@@ -232,7 +240,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
     match fdtable::get(fd) {
-        FdState::Udp(slot) => accelerated_recvfrom(fd, slot, buf, len, 0, std::ptr::null_mut(), std::ptr::null_mut()),
+        FdState::Accel(slot) => accelerated_recvfrom(fd, slot, buf, len, 0, std::ptr::null_mut(), std::ptr::null_mut()),
         _ => real::read(fd, buf, len),
     }
 }
@@ -271,7 +279,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
 
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    let FdState::Udp(slot) = fdtable::get(fd) else { return real::recvmsg(fd, msg, flags) };
+    let FdState::Accel(slot) = fdtable::get(fd) else { return real::recvmsg(fd, msg, flags) };
     if msg.is_null() {
         return errno::fail(libc::EFAULT);
     }
@@ -280,6 +288,9 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
         Ok(v) => v,
         Err(e) => return errno::fail(e),
     };
+    if fdtable::is_tcp(fd) {
+        return tcp_recvmsg(fd, slot, m, iovs, flags);
+    }
     let (name, namelen) = (m.msg_name as *mut sockaddr, &mut m.msg_namelen as *mut socklen_t);
     let name_wanted = !name.is_null();
     let result = if iovs.len() == 1 {
@@ -329,6 +340,37 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
             errno::fail(e)
         }
     }
+}
+
+/// recvmsg on an accelerated TCP socket: the stream into the iovecs in order (a short read
+/// ends it unless MSG_WAITALL), no address, no control data.
+unsafe fn tcp_recvmsg(fd: c_int, slot: u32, m: &mut msghdr, iovs: &[libc::iovec], flags: c_int) -> ssize_t {
+    m.msg_namelen = 0;
+    m.msg_controllen = 0;
+    m.msg_flags = 0;
+    let mut total = 0usize;
+    for (i, v) in iovs.iter().enumerate() {
+        if v.iov_len == 0 {
+            continue;
+        }
+        if !user_range_ok(v.iov_base, v.iov_len) {
+            return if total > 0 { total as ssize_t } else { errno::fail(libc::EFAULT) };
+        }
+        let buf = std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len);
+        // After the first bytes, later buffers take only what is there already.
+        let f = if total > 0 && flags & libc::MSG_WAITALL == 0 { flags | libc::MSG_DONTWAIT } else { flags };
+        match stream::receive(fd, slot, buf, f) {
+            Ok(n) => {
+                total += n;
+                if n < v.iov_len || i + 1 == iovs.len() {
+                    return total as ssize_t;
+                }
+            }
+            Err(_) if total > 0 => return total as ssize_t,
+            Err(e) => return errno::fail(e),
+        }
+    }
+    total as ssize_t
 }
 
 /// Fills msg_control with the receive timestamps the socket asked for (software, taken when
@@ -514,6 +556,14 @@ unsafe fn accelerated_sendto(
     addr: *const sockaddr,
     alen: socklen_t,
 ) -> ssize_t {
+    if fdtable::is_tcp(fd) {
+        // A connected stream ignores the address, as Linux does.
+        if (buf.is_null() && len > 0) || !user_range_ok(buf, len) {
+            return errno::fail(libc::EFAULT);
+        }
+        let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
+        return stream::ssize(stream::send(fd, slot, &[data], flags));
+    }
     let dst = match destination(addr, alen) {
         Ok(d) => d,
         Err(e) => return errno::fail(e),
@@ -535,7 +585,7 @@ pub unsafe extern "C" fn sendto(
     alen: socklen_t,
 ) -> ssize_t {
     match fdtable::get(fd) {
-        FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, flags, addr, alen),
+        FdState::Accel(slot) => accelerated_sendto(fd, slot, buf, len, flags, addr, alen),
         FdState::UdpCandidate if crate::init::ready() && !fdtable::hinted_bound(fd) => {
             match runtime::read_sockaddr(addr, alen) {
                 Some(dst) if runtime::auto_bind(fd, dst) => sendto(fd, buf, len, flags, addr, alen),
@@ -549,7 +599,7 @@ pub unsafe extern "C" fn sendto(
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
     match fdtable::get(fd) {
-        FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, flags, std::ptr::null(), 0),
+        FdState::Accel(slot) => accelerated_sendto(fd, slot, buf, len, flags, std::ptr::null(), 0),
         _ => real::send(fd, buf, len, flags),
     }
 }
@@ -557,7 +607,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
     match fdtable::get(fd) {
-        FdState::Udp(slot) => accelerated_sendto(fd, slot, buf, len, 0, std::ptr::null(), 0),
+        FdState::Accel(slot) => accelerated_sendto(fd, slot, buf, len, 0, std::ptr::null(), 0),
         _ => real::write(fd, buf, len),
     }
 }
@@ -565,7 +615,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ss
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     let slot = match fdtable::get(fd) {
-        FdState::Udp(slot) => slot,
+        FdState::Accel(slot) => slot,
         FdState::UdpCandidate if crate::init::ready() && !msg.is_null() && !fdtable::hinted_bound(fd) => {
             match runtime::read_sockaddr((*msg).msg_name as *const sockaddr, (*msg).msg_namelen) {
                 Some(dst) if runtime::auto_bind(fd, dst) => return sendmsg(fd, msg, flags),
@@ -585,6 +635,33 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     if iovs.len() <= 1 {
         let (p, n) = iovs.first().map_or((std::ptr::null(), 0), |v| (v.iov_base as *const c_void, v.iov_len));
         return accelerated_sendto(fd, slot, p, n, flags, m.msg_name as *const sockaddr, m.msg_namelen);
+    }
+    if fdtable::is_tcp(fd) {
+        if let Err(e) = gathered_len(iovs, usize::MAX) {
+            return errno::fail(e);
+        }
+        // At most a handful of parts on the stack; more are sent in groups, in order.
+        let mut sent = 0usize;
+        for group in iovs.chunks(16) {
+            let mut parts: [&[u8]; 16] = [&[]; 16];
+            for (p, v) in parts.iter_mut().zip(group) {
+                if v.iov_len > 0 {
+                    *p = std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len);
+                }
+            }
+            let want: usize = group.iter().map(|v| v.iov_len).sum();
+            match stream::send(fd, slot, &parts[..group.len()], flags) {
+                Ok(n) => {
+                    sent += n;
+                    if n < want {
+                        break;
+                    }
+                }
+                Err(_) if sent > 0 => break,
+                Err(e) => return errno::fail(e),
+            }
+        }
+        return sent as ssize_t;
     }
     // Several buffers: checked as the kernel checks them, gathered under the lock.
     let total = match gathered_len(iovs, stack::MAX_UDP_PAYLOAD) {
@@ -702,10 +779,13 @@ pub unsafe extern "C" fn sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, n: libc::
 
 #[no_mangle]
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
+    if fdtable::is_tcp(fd) {
+        return tcp_shutdown(fd, how);
+    }
     // The kernel socket keeps the kernel's view (and gives the errno: ENOTCONN when
     // unconnected, though Linux records the shutdown even then).
     let r = real::shutdown(fd, how);
-    if let FdState::Udp(slot) = fdtable::get(fd) {
+    if let FdState::Accel(slot) = fdtable::get(fd) {
         let e = errno::get();
         if r == 0 || e == libc::ENOTCONN {
             let rd = how == libc::SHUT_RD || how == libc::SHUT_RDWR;
@@ -718,4 +798,25 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
         errno::fail::<i8>(e);
     }
     r
+}
+
+/// shutdown on an accelerated TCP socket: the stack's connection sends its FIN (SHUT_WR) or
+/// stops reading (SHUT_RD); the kernel socket behind it is not the connection.
+unsafe fn tcp_shutdown(fd: c_int, how: c_int) -> c_int {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
+    if !(libc::SHUT_RD..=libc::SHUT_RDWR).contains(&how) {
+        return errno::fail(libc::EINVAL);
+    }
+    let rd = how == libc::SHUT_RD || how == libc::SHUT_RDWR;
+    let wr = how == libc::SHUT_WR || how == libc::SHUT_RDWR;
+    match runtime::with_tcp(slot, |stack, h, _| stack.tcp_shutdown(h, rd, wr)) {
+        Ok(()) => {
+            if let Some(rt) = runtime::lock().as_mut() {
+                rt.shutdown(slot, rd, wr);
+            }
+            crate::epoll::kernel_state_changed();
+            0
+        }
+        Err(e) => errno::fail(e.errno()),
+    }
 }

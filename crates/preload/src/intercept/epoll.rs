@@ -13,7 +13,6 @@ use std::time::Duration;
 const KERNEL_CHECK_EVERY: u32 = 64;
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
-const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 const EPOLLERR: u32 = libc::EPOLLERR as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLET: u32 = libc::EPOLLET as u32;
@@ -52,7 +51,7 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event) -> c_int {
     let state = fdtable::get(fd);
-    let served = if matches!(state, FdState::Udp(_)) {
+    let served = if matches!(state, FdState::Accel(_)) {
         Served::User
     } else if epoll::is_epoll(fd) {
         Served::Nested
@@ -63,7 +62,12 @@ pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mu
         Served::User
     } else {
         let r = real::epoll_ctl(epfd, op, fd, event);
-        if r == 0 && matches!(state, FdState::UdpCandidate | FdState::UdpInactive) {
+        if r == 0
+            && matches!(
+                state,
+                FdState::UdpCandidate | FdState::UdpInactive | FdState::TcpCandidate | FdState::TcpInactive
+            )
+        {
             record(epfd, op, fd, event, Served::Kernel);
         }
         return r;
@@ -125,14 +129,11 @@ unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, ser
 fn level(m: &Member, rt: Option<&mut Runtime>) -> (u32, u64) {
     let mut level = m.kernel_events;
     let mut arrivals = 0;
-    if let (FdState::Udp(slot), Some(rt)) = (fdtable::get(m.fd), rt) {
-        // A UDP socket can always be written.
-        level |= EPOLLOUT;
-        if m.events & EPOLLIN != 0 && rt.udp_readable(slot) {
-            level |= EPOLLIN;
-            if m.events & EPOLLET != 0 {
-                arrivals = rt.udp_arrivals(slot);
-            }
+    if let (FdState::Accel(slot), Some(rt)) = (fdtable::get(m.fd), rt) {
+        // EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP and EPOLLERR have poll's values.
+        level |= rt.events(slot);
+        if level & EPOLLIN != 0 && m.events & EPOLLET != 0 {
+            arrivals = rt.arrivals(slot);
         }
     }
     (level & (m.events | EPOLLERR | EPOLLHUP), arrivals)

@@ -15,9 +15,15 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         fresh(fd);
         let udp =
             domain == libc::AF_INET && ty & 0xf == libc::SOCK_DGRAM && (protocol == 0 || protocol == libc::IPPROTO_UDP);
-        let state = match (udp && ready(), config::default_disable()) {
-            (true, false) => FdState::UdpCandidate,
-            (true, true) => FdState::UdpInactive,
+        let tcp = config::tcp()
+            && domain == libc::AF_INET
+            && ty & 0xf == libc::SOCK_STREAM
+            && (protocol == 0 || protocol == libc::IPPROTO_TCP);
+        let state = match (udp, tcp, ready(), config::default_disable()) {
+            (true, _, true, false) => FdState::UdpCandidate,
+            (true, _, true, true) => FdState::UdpInactive,
+            (_, true, true, false) => FdState::TcpCandidate,
+            (_, true, true, true) => FdState::TcpInactive,
             _ => FdState::Kernel,
         };
         fdtable::set(fd, state);
@@ -62,7 +68,7 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     let unspec = !addr.is_null() && len as usize >= 2 && i32::from((*addr).sa_family) == libc::AF_UNSPEC;
     let remote = runtime::read_sockaddr(addr, len);
     match fdtable::get(fd) {
-        FdState::Udp(slot) => {
+        FdState::Accel(slot) => {
             let _ = runtime::connect_udp(slot, if unspec { None } else { remote });
             crate::epoll::kernel_state_changed();
         }
@@ -74,7 +80,13 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 
 /// Lets go of whatever the stack held for `fd`.
 fn forget(fd: c_int) {
-    if let FdState::Udp(slot) = fdtable::take(fd) {
+    if fdtable::is_tcp(fd) && linger_zero(fd) {
+        // SO_LINGER with a zero timeout: close resets the connection (its last descriptor).
+        if let FdState::Accel(slot) = fdtable::get(fd) {
+            runtime::abort_if_last(slot);
+        }
+    }
+    if let FdState::Accel(slot) = fdtable::take(fd) {
         if crate::signals::in_handler() {
             // close() is async-signal-safe: freeing the socket's buffers is not. The worker
             // does it (the number is free for reuse already).
@@ -133,14 +145,154 @@ unsafe fn made_pair(r: c_int, fds: *mut c_int) -> c_int {
     r
 }
 
+/// listen(2): a TCP candidate bound to an attached address or INADDR_ANY becomes an accelerated
+/// listener; its kernel socket listens too (clients on this host and on other interfaces reach
+/// it, and it tells the steering program that we live). An unbound socket (which listen binds
+/// to an ephemeral port) stays on the kernel, as in the original.
+#[no_mangle]
+pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
+    match fdtable::get(fd) {
+        FdState::Accel(slot) if fdtable::is_tcp(fd) => {
+            let r = real::listen(fd, backlog);
+            if r == 0 {
+                let _ = runtime::with_tcp(slot, |stack, h, _| stack.tcp_listen(h, backlog.max(0) as usize));
+            }
+            r
+        }
+        FdState::TcpCandidate if ready() => {
+            // The stack listens and the flow is claimed before the kernel socket listens, so
+            // no SYN reaches a kernel listener the steering program then starves.
+            let local = runtime::kernel_local(fd).filter(|l| l.port() != 0);
+            let accelerated = match local.map(|l| runtime::accelerate_tcp_listener(fd, l, backlog)) {
+                Some(Ok(())) => true,
+                None | Some(Err(NotAccelerated::NoInterface)) | Some(Err(NotAccelerated::NotOurs)) => false,
+                Some(Err(NotAccelerated::Failed(why))) => {
+                    log::warning!("socket fd={fd} stays on the kernel: {why}");
+                    fdtable::set(fd, FdState::Disabled);
+                    false
+                }
+            };
+            let r = real::listen(fd, backlog);
+            if accelerated {
+                if r == 0 {
+                    crate::epoll::promote(fd);
+                } else {
+                    let e = errno::get();
+                    forget(fd);
+                    fdtable::set(fd, FdState::TcpCandidate);
+                    errno::fail::<i8>(e);
+                }
+            }
+            r
+        }
+        _ => real::listen(fd, backlog),
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    made(real::accept(fd, addr, len))
+    accept4(fd, addr, len, 0)
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
-    made(real::accept4(fd, addr, len, flags))
+    match fdtable::get(fd) {
+        FdState::Accel(slot) if fdtable::is_tcp(fd) => accelerated_accept(fd, slot, addr, len, flags),
+        _ => made(real::accept4(fd, addr, len, flags)),
+    }
+}
+
+/// accept on an accelerated listener: a connection from the stack's accept queue (given a kernel
+/// socket of its own as its descriptor, with accept4's flags), or one that reached the kernel
+/// listener (loopback, other interfaces); waits as a blocking accept does.
+unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
+    use stack::tcp::TcpError;
+    if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
+        return errno::fail(libc::EINVAL);
+    }
+    let mut waiter = None;
+    let mut spins = 0u32;
+    loop {
+        match runtime::tcp_accept(slot) {
+            Ok(a) => {
+                let new = real::socket(libc::AF_INET, libc::SOCK_STREAM | flags, 0);
+                if new < 0 {
+                    let e = errno::get();
+                    runtime::abort_accepted(a);
+                    return errno::fail(e);
+                }
+                fresh(new);
+                if let Err(why) = runtime::adopt_accepted(new, a) {
+                    log::warning!("an accepted connection was reset: {why:?}");
+                    real::close(new);
+                    return errno::fail(libc::ECONNABORTED);
+                }
+                runtime::write_sockaddr(a.remote, addr, len);
+                return new;
+            }
+            Err(TcpError::WouldBlock) => {}
+            Err(e) => return errno::fail(e.errno()),
+        }
+        // Connections that reached the kernel's listener (loopback, other interfaces).
+        if spins.is_multiple_of(64) {
+            let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            if real::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
+                let new = real::accept4(fd, addr, len, flags | libc::SOCK_NONBLOCK);
+                if new >= 0 {
+                    if flags & libc::SOCK_NONBLOCK == 0 {
+                        let fl = real::fcntl(new, libc::F_GETFL, 0);
+                        real::fcntl(new, libc::F_SETFL, (fl & !libc::O_NONBLOCK) as libc::c_ulong);
+                    }
+                    return made(new);
+                }
+            }
+        }
+        spins = spins.wrapping_add(1);
+        if let Err(e) = super::data::wait_for_data(fd, 0, &mut waiter) {
+            return errno::fail(e);
+        }
+    }
+}
+
+/// getsockname/getpeername of an accelerated TCP socket come from the stack (an accepted
+/// connection's kernel socket is a placeholder); everything else asks the kernel.
+unsafe fn tcp_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bool) -> Option<c_int> {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return None };
+    if !fdtable::is_tcp(fd) {
+        return None;
+    }
+    let (local, remote) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_addresses(h)).ok()?;
+    if addr.is_null() || len.is_null() {
+        return Some(errno::fail(libc::EFAULT));
+    }
+    match if peer { remote } else { local } {
+        Some(a) => {
+            runtime::write_sockaddr(a, addr, len);
+            Some(0)
+        }
+        None if peer => Some(errno::fail(libc::ENOTCONN)),
+        None => None,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    if fdtable::is_tcp(fd) {
+        if let Some(r) = tcp_name(fd, addr, len, false) {
+            return r;
+        }
+    }
+    real::getsockname(fd, addr, len)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    if fdtable::is_tcp(fd) {
+        if let Some(r) = tcp_name(fd, addr, len, true) {
+            return r;
+        }
+    }
+    real::getpeername(fd, addr, len)
 }
 
 #[no_mangle]
@@ -243,9 +395,9 @@ pub unsafe extern "C" fn inotify_init1(flags: c_int) -> c_int {
 
 /// A duplicate `new` of `old` now exists: it names the same accelerated socket.
 fn duplicated(old: c_int, new: c_int) {
-    if let FdState::Udp(slot) = fdtable::get(old) {
+    if let FdState::Accel(slot) = fdtable::get(old) {
         runtime::share(slot);
-        fdtable::set(new, FdState::Udp(slot));
+        fdtable::copy(old, new);
     } else {
         fdtable::set(new, fdtable::get(old));
     }
@@ -359,6 +511,17 @@ pub unsafe extern "C" fn close_range(first: libc::c_uint, last: libc::c_uint, fl
         return libc::syscall(libc::SYS_close_range, start, last, flags) as c_int;
     }
     0
+}
+
+/// Whether the kernel socket behind `fd` has SO_LINGER on with a zero timeout.
+fn linger_zero(fd: c_int) -> bool {
+    let mut l = libc::linger { l_onoff: 0, l_linger: 0 };
+    let mut len = std::mem::size_of::<libc::linger>() as socklen_t;
+    // SAFETY: getsockopt into a linger we own.
+    let r = unsafe {
+        real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, (&mut l as *mut libc::linger).cast(), &mut len)
+    };
+    r == 0 && l.l_onoff != 0 && l.l_linger == 0
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Every exported libc function, grouped by family. Each is a shim: fd table lookup, then the
 //! real function or one call into the runtime.
 
-mod data;
+pub(crate) mod data;
 pub(crate) mod epoll;
 mod ext;
 pub(crate) mod lifecycle;
@@ -10,3 +10,4 @@ mod options;
 mod process;
 mod resolver;
 mod signals;
+mod stream;

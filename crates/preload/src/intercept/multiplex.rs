@@ -47,13 +47,16 @@ unsafe fn poll_loop(
             let mut guard = runtime::lock();
             if let Some(rt) = guard.as_mut() {
                 for p in set.iter_mut() {
-                    let fdtable::FdState::Udp(slot) = fdtable::get(p.fd) else { continue };
-                    let mut revents = 0;
-                    if p.events & (libc::POLLIN | libc::POLLRDNORM) != 0 && rt.udp_readable(slot) {
+                    let fdtable::FdState::Accel(slot) = fdtable::get(p.fd) else { continue };
+                    let ev = rt.events(slot) as libc::c_short;
+                    let mut revents = ev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL);
+                    if ev & libc::POLLIN != 0 {
                         revents |= p.events & (libc::POLLIN | libc::POLLRDNORM);
                     }
-                    // A UDP socket can always be written.
-                    revents |= p.events & (libc::POLLOUT | libc::POLLWRNORM);
+                    if ev & libc::POLLOUT != 0 {
+                        revents |= p.events & (libc::POLLOUT | libc::POLLWRNORM);
+                    }
+                    revents |= ev & p.events & libc::POLLRDHUP;
                     if revents != 0 && p.revents == 0 {
                         ready += 1;
                     }
@@ -206,14 +209,17 @@ unsafe fn select_loop(
             let mut guard = runtime::lock();
             if let Some(rt) = guard.as_mut() {
                 for fd in 0..nfds {
-                    let fdtable::FdState::Udp(slot) = fdtable::get(fd) else { continue };
-                    if wanted[0].as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) && rt.udp_readable(slot) {
-                        libc::FD_SET(fd, &mut result[0]);
-                        ready += 1;
-                    }
-                    if wanted[1].as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) {
-                        libc::FD_SET(fd, &mut result[1]);
-                        ready += 1;
+                    let fdtable::FdState::Accel(slot) = fdtable::get(fd) else { continue };
+                    let ev = rt.events(slot) as libc::c_short;
+                    // select's readable: POLLIN, or a hang-up or error (a read returns at once).
+                    let readable = ev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
+                    let writable = ev & (libc::POLLOUT | libc::POLLERR) != 0;
+                    let exceptional = false;
+                    for (i, on) in [readable, writable, exceptional].into_iter().enumerate() {
+                        if on && wanted[i].as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) {
+                            libc::FD_SET(fd, &mut result[i]);
+                            ready += 1;
+                        }
                     }
                 }
             }

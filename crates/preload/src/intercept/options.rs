@@ -36,13 +36,17 @@ unsafe fn set_exasock(fd: c_int, name: c_int, val: *const c_void, len: socklen_t
         SO_EXA_NO_ACCEL => {
             let on = read_int(val, len)? != 0;
             match (fdtable::get(fd), on) {
-                (FdState::Udp(_), true) | (FdState::Disabled, false) => Err(libc::EPERM),
+                (FdState::Accel(_), true) | (FdState::Disabled, false) => Err(libc::EPERM),
                 (_, true) => {
                     fdtable::set(fd, FdState::Disabled);
                     Ok(())
                 }
                 (FdState::UdpInactive, false) => {
                     fdtable::set(fd, FdState::UdpCandidate);
+                    Ok(())
+                }
+                (FdState::TcpInactive, false) => {
+                    fdtable::set(fd, FdState::TcpCandidate);
                     Ok(())
                 }
                 (_, false) => Ok(()),
@@ -63,6 +67,9 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         };
     }
     let r = real::setsockopt(fd, level, name, val, len);
+    if r == 0 && fdtable::is_tcp(fd) {
+        mirror_tcp_option(fd, level, name, val, len);
+    }
     // Only sockets that are or may become accelerated care (one load for every other fd).
     if r == 0 && level == libc::SOL_SOCKET && name == libc::SO_BINDTODEVICE && fdtable::get(fd) != FdState::Kernel {
         bind_to_device(fd, val, len);
@@ -71,7 +78,7 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
     }
     if r == 0 && level == libc::IPPROTO_IP && name == libc::IP_MULTICAST_TTL {
-        if let (FdState::Udp(slot), Ok(ttl)) = (fdtable::get(fd), read_int(val, len)) {
+        if let (FdState::Accel(slot), Ok(ttl)) = (fdtable::get(fd), read_int(val, len)) {
             if let Some(rt) = runtime::lock().as_mut() {
                 if let Some(s) = rt.slot(slot) {
                     if let Ok(o) = rt.driver.stack().udp_options_mut(s.handle) {
@@ -85,7 +92,7 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         && level == libc::SOL_SOCKET
         && matches!(name, libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING)
     {
-        if let FdState::Udp(slot) = fdtable::get(fd) {
+        if let FdState::Accel(slot) = fdtable::get(fd) {
             if let Some(rt) = runtime::lock().as_mut() {
                 rt.refresh_timestamps(slot, fd);
             }
@@ -93,7 +100,7 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     }
     if r == 0 && level == libc::SOL_SOCKET && (name == libc::SO_RCVBUF || name == libc::SO_RCVBUFFORCE) {
         // The stack's queue takes the kernel's effective value (doubled, capped by rmem_max).
-        if let (FdState::Udp(slot), Some(bytes)) = (fdtable::get(fd), runtime::kernel_rcvbuf(fd)) {
+        if let (FdState::Accel(slot), Some(bytes)) = (fdtable::get(fd), runtime::kernel_rcvbuf(fd)) {
             if let Some(rt) = runtime::lock().as_mut() {
                 if let Some(s) = rt.slot(slot) {
                     let _ = rt.driver.stack().udp_set_rcvbuf(s.handle, bytes);
@@ -125,7 +132,7 @@ unsafe fn bind_to_device(fd: c_int, val: *const c_void, len: socklen_t) {
                 }
             }
         }
-        (FdState::Udp(slot), false) => {
+        (FdState::Accel(slot), false) => {
             runtime::release(slot);
             fdtable::set(fd, FdState::Disabled);
         }
@@ -157,7 +164,7 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
             }
         }
     }
-    if let FdState::Udp(slot) = fdtable::get(fd) {
+    if let FdState::Accel(slot) = fdtable::get(fd) {
         if let Some(rt) = runtime::lock().as_mut() {
             let _ = rt.membership(slot, group, join);
         }
@@ -173,6 +180,9 @@ pub unsafe extern "C" fn getsockopt(
     len: *mut socklen_t,
 ) -> c_int {
     if level != SOL_EXASOCK {
+        if level == libc::SOL_SOCKET && name == libc::SO_ERROR && fdtable::is_tcp(fd) {
+            return tcp_so_error(fd, val, len);
+        }
         return real::getsockopt(fd, level, name, val, len);
     }
     if let Err(e) = is_socket(fd) {
@@ -184,28 +194,63 @@ pub unsafe extern "C" fn getsockopt(
     if val.is_null() || len.is_null() || (*len as usize) < std::mem::size_of::<c_int>() {
         return errno::fail(libc::EINVAL);
     }
-    let off = matches!(fdtable::get(fd), FdState::Disabled | FdState::UdpInactive);
+    let off = matches!(fdtable::get(fd), FdState::Disabled | FdState::UdpInactive | FdState::TcpInactive);
     *(val as *mut c_int) = c_int::from(off);
     *len = std::mem::size_of::<c_int>() as socklen_t;
     0
+}
+
+/// SO_ERROR of an accelerated TCP socket: the stack's pending error, cleared by the read.
+unsafe fn tcp_so_error(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
+    if val.is_null() || len.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    let err = runtime::with_tcp(slot, |stack, h, _| stack.tcp_take_error(h)).ok().flatten().map_or(0, |e| e.errno());
+    let n = (*len as usize).min(std::mem::size_of::<c_int>());
+    std::ptr::copy_nonoverlapping((&err as *const c_int).cast::<u8>(), val.cast::<u8>(), n);
+    *len = n as socklen_t;
+    0
+}
+
+/// TCP options the stack follows, mirrored from the kernel socket once it took them.
+unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return };
+    let Ok(v) = read_int(val, len) else { return };
+    let _ = runtime::with_tcp(slot, |stack, h, now| {
+        let mut o = stack.tcp_options(h)?;
+        match (level, name) {
+            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
+            (libc::IPPROTO_TCP, libc::TCP_QUICKACK) if v != 0 => return stack.tcp_quickack(h),
+            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = v != 0,
+            _ => return Ok(()),
+        }
+        stack.tcp_set_options(h, o, now)
+    });
 }
 
 /// ioctl is variadic in C; on x86-64 and aarch64 a fixed pointer-sized third argument is passed
 /// the same way, so this signature is ABI-compatible for every request.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
-    let FdState::Udp(slot) = fdtable::get(fd) else { return real::ioctl(fd, request, arg) };
+    let FdState::Accel(slot) = fdtable::get(fd) else { return real::ioctl(fd, request, arg) };
     if request == libc::FIONREAD as libc::c_ulong {
         // SIOCINQ is the same request: the size of the next datagram, 0 when none.
         if arg.is_null() {
             return errno::fail(libc::EFAULT);
         }
+        let tcp = fdtable::is_tcp(fd);
         let len = {
             let mut guard = runtime::lock();
             let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
             let Some(s) = rt.slot(slot) else { return errno::fail(libc::EBADF) };
             rt.poll();
-            rt.driver.stack().udp_next_len(s.handle).unwrap_or(0)
+            if tcp {
+                // SIOCINQ of a stream: the bytes waiting to be read.
+                rt.driver.stack().tcp_readable_len(s.handle).unwrap_or(0)
+            } else {
+                rt.driver.stack().udp_next_len(s.handle).unwrap_or(0)
+            }
         };
         *(arg as *mut c_int) = len.min(c_int::MAX as usize) as c_int;
         return 0;

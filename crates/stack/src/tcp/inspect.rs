@@ -2,6 +2,7 @@
 //! orphans (closed by the program, still finishing their FIN exchange or in TIME_WAIT) included.
 
 use crate::tcp::State;
+use crate::SocketHandle;
 use crate::Stack;
 use std::net::SocketAddrV4;
 
@@ -16,5 +17,13 @@ impl Stack {
                 Some((local, remote, c.state()))
             })
             .collect()
+    }
+}
+
+impl Stack {
+    /// Whether a TCP socket still exists behind `h`, closed ones included while they finish
+    /// their FIN exchange or TIME_WAIT: a driver keeps the connection's flow until it is gone.
+    pub fn tcp_exists(&self, h: SocketHandle) -> bool {
+        self.sockets.get_tcp(h).is_some()
     }
 }

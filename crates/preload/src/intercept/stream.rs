@@ -1,0 +1,128 @@
+//! The stream (TCP) operations behind the data calls: what recv and send do on an accelerated
+//! TCP socket. data.rs parses each call's arguments once and dispatches here on the slot's
+//! protocol; waiting and signals go through the same `wait_for_data` and `Waiter` as UDP.
+
+use super::data::wait_for_data;
+use crate::errno;
+use crate::runtime::{self, WaitEnd, Waiter};
+use libc::c_int;
+use stack::tcp::TcpError;
+
+/// Receives from an accelerated TCP socket into `buf`: what the stream has (0 at its end),
+/// waiting as a blocking recv does; MSG_WAITALL waits until `buf` is full, the stream ends,
+/// an error or a signal comes (returning what it has, as Linux). Errors are errnos.
+pub(crate) fn receive(fd: c_int, slot: u32, buf: &mut [u8], flags: c_int) -> Result<usize, c_int> {
+    if flags & libc::MSG_OOB != 0 {
+        // No urgent data is ever kept (as Linux without SO_OOBINLINE and nothing urgent).
+        return Err(libc::EINVAL);
+    }
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let peek = flags & libc::MSG_PEEK != 0;
+    let waitall = flags & libc::MSG_WAITALL != 0 && !peek;
+    let mut got = 0;
+    let mut waiter: Option<Waiter> = None;
+    // While waiting the call holds the socket (a close by another thread does not free it).
+    let mut hold: Option<runtime::Hold> = None;
+    loop {
+        let into = &mut buf[got..];
+        match runtime::tcp_recv(slot, into, peek) {
+            // The end of the stream (the peer's FIN, or SHUT_RD).
+            Ok(0) => return Ok(got),
+            Ok(n) => {
+                got += n;
+                if !waitall || got == buf.len() {
+                    return Ok(got);
+                }
+            }
+            Err(TcpError::WouldBlock) => {
+                if got > 0 && !waitall {
+                    return Ok(got);
+                }
+            }
+            Err(e) if got > 0 => {
+                let _ = e;
+                return Ok(got);
+            }
+            Err(e) => return Err(e.errno()),
+        }
+        if let Err(e) = wait_for_data(fd, flags, &mut waiter) {
+            return if got > 0 { Ok(got) } else { Err(e) };
+        }
+        if hold.is_none() {
+            hold = Some(runtime::Hold::new(slot).ok_or(libc::EBADF)?);
+        }
+    }
+}
+
+/// Sends `parts` (one buffer, or a writev's iovecs in order) on an accelerated TCP socket:
+/// everything, waiting for send space as a blocking send does, or what fits (EAGAIN when
+/// nothing) on a non-blocking one. EPIPE raises SIGPIPE unless MSG_NOSIGNAL. Returns the bytes
+/// taken, or an errno.
+pub(crate) fn send(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
+    if flags & libc::MSG_OOB != 0 {
+        return Err(libc::EOPNOTSUPP);
+    }
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let nonblocking = flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd);
+    let mut sent = 0;
+    let mut waiter: Option<Waiter> = None;
+    let (mut part, mut offset) = (0, 0);
+    loop {
+        while part < parts.len() && offset == parts[part].len() {
+            part += 1;
+            offset = 0;
+        }
+        if part == parts.len() {
+            return Ok(sent);
+        }
+        match runtime::with_tcp(slot, |stack, h, _| stack.tcp_send(h, &parts[part][offset..])) {
+            Ok(n) => {
+                sent += n;
+                offset += n;
+                if n > 0 {
+                    continue;
+                }
+            }
+            Err(TcpError::WouldBlock) => {}
+            Err(_) if sent > 0 => return Ok(sent),
+            Err(TcpError::BrokenPipe) => {
+                if flags & libc::MSG_NOSIGNAL == 0 {
+                    // SAFETY: raise has no preconditions; SIGPIPE goes to this thread, as the
+                    // kernel sends it to the sender.
+                    unsafe { libc::raise(libc::SIGPIPE) };
+                }
+                return Err(libc::EPIPE);
+            }
+            Err(e) => return Err(e.errno()),
+        }
+        if sent == total {
+            return Ok(sent);
+        }
+        if nonblocking {
+            return if sent > 0 { Ok(sent) } else { Err(libc::EAGAIN) };
+        }
+        let w = waiter.get_or_insert_with(|| {
+            let timeout = runtime::socket_timeout(fd, libc::SO_SNDTIMEO);
+            Waiter::new(timeout, timeout.is_some())
+        });
+        match w.wait() {
+            Ok(()) => {}
+            Err(WaitEnd::TimedOut) if sent > 0 => return Ok(sent),
+            Err(WaitEnd::TimedOut) => return Err(libc::EAGAIN),
+            Err(WaitEnd::Interrupted) if sent > 0 => return Ok(sent),
+            Err(WaitEnd::Interrupted) => return Err(libc::EINTR),
+        }
+        // Frames that free send space (ACKs) are taken by the next call's poll.
+        runtime::poll_once();
+    }
+}
+
+/// Sets errno from a result and returns the C value.
+pub(crate) fn ssize(r: Result<usize, c_int>) -> libc::ssize_t {
+    match r {
+        Ok(n) => n as libc::ssize_t,
+        Err(e) => errno::fail(e),
+    }
+}
