@@ -756,3 +756,29 @@ impl Steering {
         dead
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_flow_round_trips_through_the_map_key_and_shows_its_kind() {
+        let local = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+        let flows = [
+            (Flow::udp(Ipv4Addr::UNSPECIFIED, 53), "udp *:53"),
+            (Flow::tcp_listener(*local.ip(), 80), "tcp 10.0.0.1:80 listen"),
+            (Flow::tcp_connection(local, peer), "tcp 10.0.0.1:80 <-> 10.0.0.2:40000"),
+        ];
+        for (flow, shown) in flows {
+            assert_eq!(Flow::from_raw(&flow.to_raw()), Some(flow));
+            assert_eq!(flow.to_string(), shown);
+        }
+        let raw = Flow::tcp_connection(local, peer).to_raw();
+        assert_eq!(
+            (raw.dst_ip, raw.dst_port, raw.src_ip, raw.src_port),
+            ([10, 0, 0, 1], [0, 80], [10, 0, 0, 2], 40000u16.to_be_bytes())
+        );
+        assert_eq!(Flow::tcp_listener(*local.ip(), 80).to_raw().src_ip, [0; 4]);
+    }
+}
