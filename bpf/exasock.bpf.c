@@ -5,9 +5,19 @@
  * - exasock_sock (socket filter, one instance per process, on its AF_PACKET ring): passes the
  *   frames of flows owned by this process and nothing else;
  * - exasock_tc (tc ingress): drops frames of AF_PACKET-served flows, which the ring's tap has
- *   already seen, so the kernel never answers them, as long as the owner still holds its kernel
- *   socket; once the owner is gone the kernel gets them again and answers (ICMP, RST).
+ *   already seen, so the kernel never answers them, as long as the owner is alive; once the
+ *   owner is gone the kernel gets them again and answers (ICMP, RST).
  * Everything not in `flows` goes to the kernel untouched.
+ *
+ * Lookups: the exact 4-tuple (a TCP connection's entry) first, then (local address, port) with
+ * no remote, then (0, port) with no remote. For TCP an entry without a remote (a listener) takes
+ * only segments that open a connection (SYN without ACK): every other segment without an exact
+ * entry is the kernel's, so kernel connections already on a claimed port keep working, and one
+ * connection can leave its entry without its listener.
+ *
+ * Liveness: a UDP flow's owner holds a kernel socket bound to the port (bpf_sk_lookup_udp finds
+ * it); a TCP flow's owner holds its anchor, a socket in `anchors` under the token of the flow's
+ * value (the kernel removes it when the last copy closes: the process died).
  *
  * A wildcard flow (a socket bound to INADDR_ANY) matches only datagrams addressed to the
  * interface: an address in `local_addrs` (the interface's addresses and their directed
@@ -42,6 +52,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } frags SEC(".maps");
 
+/* One anchor socket per process that claims flows, under a random 64-bit token (never the
+ * pid, which is reused). Value size 8 so that user space can look a token up (the kernel
+ * answers with the socket's cookie) to sweep entries whose anchor is gone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} anchors SEC(".maps");
+
 /* The addresses a wildcard flow answers for (network byte order); the value is unused. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -72,8 +93,12 @@ struct match {
 	__u16 src_port;
 };
 
-/* Finds the owner of the frame's flow, exact address first, then the wildcard. Offsets are
- * from the Ethernet header in both program types. Returns 0 when the frame is no flow of ours. */
+#define TCP_FLAG_ACK 0x10
+#define TCP_FLAG_SYN 0x02
+
+/* Finds the owner of the frame's flow: exact 4-tuple, then the local address, then the
+ * wildcard. Offsets are from the Ethernet header in both program types. Returns 0 when the
+ * frame is no flow of ours. */
 static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 {
 	__u16 proto;
@@ -101,17 +126,34 @@ static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 		return m->owner != 0;
 	}
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4, ports, sizeof(ports)) < 0)
+	__u32 l4 = ETH_HLEN + ip.ihl * 4;
+	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
 		return 0;
 	m->src_port = ports[0];
+	__builtin_memset(&m->key, 0, sizeof(m->key));
 	m->key.dst_ip = ip.daddr;
 	m->key.dst_port = ports[1];
+	m->key.src_ip = ip.saddr;
+	m->key.src_port = ports[0];
 	m->key.proto = ip.protocol;
-	m->key.pad = 0;
 	m->owner = bpf_map_lookup_elem(&flows, &m->key);
-	if (!m->owner && wildcard_destination(ip.daddr)) {
-		m->key.dst_ip = 0;
+	if (!m->owner) {
+		/* No connection of ours: a socket bound to the address or the wildcard (a UDP socket,
+		 * a TCP listener), which for TCP takes only a connection's opening SYN. */
+		if (ip.protocol == IPPROTO_TCP) {
+			__u8 flags;
+			if (bpf_skb_load_bytes(skb, l4 + 13, &flags, sizeof(flags)) < 0)
+				return 0;
+			if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+				return 0;
+		}
+		m->key.src_ip = 0;
+		m->key.src_port = 0;
 		m->owner = bpf_map_lookup_elem(&flows, &m->key);
+		if (!m->owner && wildcard_destination(ip.daddr)) {
+			m->key.dst_ip = 0;
+			m->owner = bpf_map_lookup_elem(&flows, &m->key);
+		}
 	}
 	if (!m->owner)
 		return 0;
@@ -133,9 +175,10 @@ int exasock_sock(struct __sk_buff *skb)
 	return 0;
 }
 
-/* Whether a kernel socket still holds the flow's port: the owner keeps one open for as long as
- * it serves the flow, so none means the owner is gone and the kernel must answer. */
-static __always_inline int owner_alive(struct __sk_buff *skb, struct match *m)
+/* Whether a UDP flow's owner lives: a kernel socket still holds the flow's port (the owner
+ * keeps one open for as long as it serves the flow), so none means the owner is gone and the
+ * kernel must answer. */
+static __always_inline int udp_owner_alive(struct __sk_buff *skb, struct match *m)
 {
 	struct bpf_sock_tuple t = {};
 	struct bpf_sock *sk;
@@ -150,10 +193,22 @@ static __always_inline int owner_alive(struct __sk_buff *skb, struct match *m)
 			return 0;
 		t.ipv4.daddr = ip.daddr;
 	}
-	if (m->key.proto == IPPROTO_UDP)
-		sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
-	else
-		sk = bpf_skc_lookup_tcp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	sk = bpf_sk_lookup_udp(skb, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
+}
+
+/* Whether a TCP flow's owner lives: its anchor is still in `anchors` (the kernel removes it
+ * when the last descriptor of the socket closes, at the owner's exit or kill). */
+static __always_inline int anchor_alive(__u64 token)
+{
+	struct bpf_sock *sk;
+
+	if (!token)
+		return 0;
+	sk = bpf_map_lookup_elem(&anchors, &token);
 	if (!sk)
 		return 0;
 	bpf_sk_release(sk);
@@ -168,5 +223,7 @@ int exasock_tc(struct __sk_buff *skb)
 	/* A shared flow is the kernel's: it delivers among the port's sockets as Linux does. */
 	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET || m.owner->shared)
 		return TC_ACT_OK;
-	return owner_alive(skb, &m) ? TC_ACT_SHOT : TC_ACT_OK;
+	if (m.key.proto == IPPROTO_TCP)
+		return anchor_alive(m.owner->token) ? TC_ACT_SHOT : TC_ACT_OK;
+	return udp_owner_alive(skb, &m) ? TC_ACT_SHOT : TC_ACT_OK;
 }

@@ -1,6 +1,6 @@
 //! `exasock-ctl` as a user runs it, inside the accelerated namespace of the topology.
 
-use nic::steering::{Datapath, Flow, Protocol, Steering};
+use nic::steering::{Datapath, Flow, Steering};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Output;
 use std::time::Duration;
@@ -39,7 +39,7 @@ fn attach_is_idempotent_status_shows_owners_and_detach_gives_flows_back_to_the_k
     let (sock, it) = (topo.in_ns(Side::Accel, move || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 7400))), iface.clone());
     let kernel_sock = sock.unwrap().unwrap();
     kernel_sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-    let flow = Flow { protocol: Protocol::Udp, local_ip: Ipv4Addr::UNSPECIFIED, local_port: 7400 };
+    let flow = Flow::udp(Ipv4Addr::UNSPECIFIED, 7400);
     let mut steering = topo.in_ns(Side::Accel, move || Steering::open(&it)).unwrap().unwrap();
     steering.claim(flow, Datapath::AfPacket).unwrap();
 

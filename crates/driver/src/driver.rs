@@ -69,7 +69,10 @@ impl Driver {
     /// Opens the datapath on an attached interface and loads the kernel's view of it.
     pub fn open(iface: &str) -> io::Result<Driver> {
         let ifindex = ifindex(iface)?;
-        let steering = Steering::open(iface).map_err(|e| io::Error::other(e.to_string()))?;
+        let mut steering = Steering::open(iface).map_err(|e| io::Error::other(e.to_string()))?;
+        // The liveness anchor exists from the start, so that `internal_fds` names it before
+        // the first claim (the preload library protects those, and closes them in a fork child).
+        steering.anchor_fd().map_err(|e| io::Error::other(e.to_string()))?;
         let port = AfPacketPort::open(iface, AfPacketConfig::default())?;
         let mut netlink = Netlink::open()?;
         let monitor = Monitor::open()?;
@@ -126,8 +129,10 @@ impl Driver {
         &mut self.stack
     }
 
-    /// Claims a flow for one more socket of this process (the caller holds the kernel socket
-    /// for its port). The first claim writes the steering entry; later ones only count.
+    /// Claims a flow (a UDP socket's, a TCP listener's or one TCP connection's, see
+    /// [`Flow`]) for one more socket of this process; for UDP the caller holds the kernel socket
+    /// for its port. Claims are counted per `Flow`: the first writes the steering entry (with
+    /// this process's anchor token), later ones only count.
     pub fn claim(&mut self, flow: Flow) -> Result<(), SteeringError> {
         self.claim_with(flow, false)
     }
@@ -152,7 +157,9 @@ impl Driver {
         Ok(())
     }
 
-    /// One socket stops using a flow; the steering entry goes when the last one does.
+    /// One socket stops using a flow (any kind); the steering entry goes when the last one does.
+    /// A TCP connection's entry goes when the connection reaches CLOSED or is handed to the
+    /// kernel; its listener's entry is independent of it.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
         match self.claims.get_mut(&flow) {
             Some(n) if *n > 1 => {
@@ -201,12 +208,15 @@ impl Driver {
         lost
     }
 
-    /// The sockets the driver opened (ring, rtnetlink request and monitor, raw IPv4), so that
-    /// an interposition layer can keep the program from closing them.
+    /// The sockets the driver opened (ring, rtnetlink request and monitor, raw IPv4, the
+    /// steering liveness anchor), so that an interposition layer can keep the program from
+    /// closing them, and close them in a fork child (a child holding the anchor would hide its
+    /// parent's death).
     pub fn internal_fds(&self) -> Vec<std::os::fd::RawFd> {
         use std::os::fd::{AsFd, AsRawFd};
         let mut fds = vec![self.netlink.as_fd().as_raw_fd(), self.monitor.fd(), self.kernel.fd()];
         fds.extend(self.port.wait_fd());
+        fds.extend(self.steering.anchor().map(|a| a.fd()));
         fds
     }
 

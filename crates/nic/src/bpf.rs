@@ -24,15 +24,21 @@ pub(crate) const OWNER_GLOBAL: &str = "OWNER_PID";
 pub(crate) const FLOWS_MAP: &str = "flows";
 /// Name of the map of addresses wildcard flows answer for (pinned).
 pub(crate) const LOCAL_ADDRS_MAP: &str = "local_addrs";
+/// Name of the SOCKHASH of per-process anchors (pinned).
+pub(crate) const ANCHORS_MAP: &str = "anchors";
 
-/// `struct flow_key` of bpf/flows.h: a flow the stack serves, in network byte order.
+/// `struct flow_key` of bpf/flows.h: a flow the stack serves, in network byte order, named as
+/// an arriving frame carries it (dst = local, src = remote; the remote half zero for UDP
+/// sockets and TCP listeners).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct RawFlowKey {
     pub dst_ip: [u8; 4],
+    pub src_ip: [u8; 4],
     pub dst_port: [u8; 2],
+    pub src_port: [u8; 2],
     pub proto: u8,
-    pub pad: u8,
+    pub pad: [u8; 3],
 }
 
 /// `struct flow_value` of bpf/flows.h.
@@ -43,7 +49,11 @@ pub(crate) struct RawFlowValue {
     pub datapath: u8,
     pub shared: u8,
     pub pad: [u8; 2],
+    pub token: u64,
 }
+
+const _: () = assert!(std::mem::size_of::<RawFlowKey>() == 16);
+const _: () = assert!(std::mem::size_of::<RawFlowValue>() == 16);
 
 // SAFETY: plain-old-data C layouts with no padding holes (explicit pad fields).
 unsafe impl Pod for RawFlowKey {}

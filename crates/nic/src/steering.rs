@@ -1,17 +1,29 @@
 //! Claiming flows: the per-process side of the `flows` map that the BPF programs steer by.
 //!
-//! A process claims each (protocol, local address, local port) it serves before frames of that
-//! flow can reach its ring, and releases it when done. Entries of processes that died without
-//! releasing are swept (here when a claim finds one, by `exasock-ctl` on attach and status).
-//! The owner must keep a kernel socket bound to the flow's port for as long as it serves it:
-//! that socket reserves the port, and the tc program takes its absence as the owner's death.
+//! A process claims each flow it serves before frames of that flow can reach its ring, and
+//! releases it when done. Three kinds of [`Flow`]: a UDP socket's (protocol, local address,
+//! local port), a TCP listener's (the same, taking only segments that open a connection) and
+//! one TCP connection's (the 4-tuple). Entries of processes that died without releasing are
+//! swept (here when a claim finds one and at `open`, by `exasock-ctl` on attach and status).
+//!
+//! Liveness. Every process that claims flows holds an [`Anchor`]: a socket of its own in the
+//! interface's pinned `anchors` SOCKHASH under a random 64-bit token, which every entry it
+//! writes carries. The kernel removes the anchor when its last descriptor closes (exit, kill;
+//! it is close-on-exec, and the preload library closes it in a fork child), and then:
+//! - tc passes the TCP flows of that token to the kernel, which answers RST;
+//! - `sweep` removes the entries (as it removes those whose pid is gone).
+//!
+//! A UDP flow's owner must also keep a kernel socket bound to the flow's port for as long as it
+//! serves it: that socket reserves the port, and the tc program takes its absence as the
+//! owner's death (unchanged from before anchors).
 
-use crate::bpf::{RawFlowKey, RawFlowValue, FLOWS_MAP, LOCAL_ADDRS_MAP};
+use crate::bpf::{RawFlowKey, RawFlowValue, ANCHORS_MAP, FLOWS_MAP, LOCAL_ADDRS_MAP};
 use aya::maps::{HashMap, Map, MapData, MapError};
 use std::fmt;
 use std::io;
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 
 /// `BPF_NOEXIST` of linux/bpf.h: insert only if the key is absent.
 const BPF_NOEXIST: u64 = 1;
@@ -149,7 +161,15 @@ impl Protocol {
     }
 }
 
-/// A flow the stack serves, as the steering programs match it.
+/// A flow the stack serves, as the steering programs match it. Build one with [`Flow::udp`],
+/// [`Flow::tcp_listener`] or [`Flow::tcp_connection`].
+///
+/// The programs look an arriving frame up by its exact 4-tuple first (a TCP connection's
+/// entry), then by (local address, port) with no remote, then by (unspecified, port) with no
+/// remote. An entry without a remote takes every UDP datagram to its port, but only the TCP
+/// segments that open a connection (SYN without ACK): every other TCP segment without an exact
+/// entry goes to the kernel, so kernel connections on a port survive a listener there being
+/// claimed, and a connection's entry can go without its listener's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Flow {
     /// UDP or TCP.
@@ -158,6 +178,8 @@ pub struct Flow {
     pub local_ip: Ipv4Addr,
     /// Local port.
     pub local_port: u16,
+    /// The peer of one TCP connection; `None` for UDP sockets and TCP listeners.
+    pub remote: Option<SocketAddrV4>,
 }
 
 impl fmt::Display for Flow {
@@ -167,20 +189,50 @@ impl fmt::Display for Flow {
             Protocol::Tcp => "tcp",
         };
         if self.local_ip.is_unspecified() {
-            write!(f, "{proto} *:{}", self.local_port)
+            write!(f, "{proto} *:{}", self.local_port)?;
         } else {
-            write!(f, "{proto} {}:{}", self.local_ip, self.local_port)
+            write!(f, "{proto} {}:{}", self.local_ip, self.local_port)?;
+        }
+        match (self.remote, self.protocol) {
+            (Some(r), _) => write!(f, " <-> {r}"),
+            (None, Protocol::Tcp) => write!(f, " listen"),
+            (None, Protocol::Udp) => Ok(()),
         }
     }
 }
 
 impl Flow {
+    /// A UDP socket bound to `local_ip` (`UNSPECIFIED`: every address of the interface) and
+    /// `port`: every datagram to it.
+    pub fn udp(local_ip: Ipv4Addr, port: u16) -> Flow {
+        Flow { protocol: Protocol::Udp, local_ip, local_port: port, remote: None }
+    }
+
+    /// A TCP listener on `local_ip` (`UNSPECIFIED`: every address of the interface) and
+    /// `port`: only segments that open a connection (SYN without ACK) that no connection entry
+    /// matches. The owner claims each connection it accepts with [`Flow::tcp_connection`].
+    pub fn tcp_listener(local_ip: Ipv4Addr, port: u16) -> Flow {
+        Flow { protocol: Protocol::Tcp, local_ip, local_port: port, remote: None }
+    }
+
+    /// One TCP connection between `local` (a specific address) and `remote`: every segment of
+    /// that 4-tuple, whatever its flags.
+    pub fn tcp_connection(local: SocketAddrV4, remote: SocketAddrV4) -> Flow {
+        Flow { protocol: Protocol::Tcp, local_ip: *local.ip(), local_port: local.port(), remote: Some(remote) }
+    }
+
     fn to_raw(self) -> RawFlowKey {
+        let (src_ip, src_port) = match self.remote {
+            Some(r) => (r.ip().octets(), r.port().to_be_bytes()),
+            None => ([0; 4], [0; 2]),
+        };
         RawFlowKey {
             dst_ip: self.local_ip.octets(),
+            src_ip,
             dst_port: self.local_port.to_be_bytes(),
+            src_port,
             proto: self.protocol.number(),
-            pad: 0,
+            pad: [0; 3],
         }
     }
 
@@ -190,7 +242,148 @@ impl Flow {
             6 => Protocol::Tcp,
             _ => return None,
         };
-        Some(Flow { protocol, local_ip: Ipv4Addr::from(raw.dst_ip), local_port: u16::from_be_bytes(raw.dst_port) })
+        let remote_ip = Ipv4Addr::from(raw.src_ip);
+        let remote_port = u16::from_be_bytes(raw.src_port);
+        let remote =
+            (!remote_ip.is_unspecified() || remote_port != 0).then(|| SocketAddrV4::new(remote_ip, remote_port));
+        Some(Flow {
+            protocol,
+            local_ip: Ipv4Addr::from(raw.dst_ip),
+            local_port: u16::from_be_bytes(raw.dst_port),
+            remote,
+        })
+    }
+}
+
+/// A process's liveness anchor: a UDP socket bound to 127.0.0.1:0 (close-on-exec, made with raw
+/// syscalls so that no interposed socket()/bind() is reached) and a random 64-bit token. A
+/// [`Steering`] makes one at its first claim (or at [`Steering::anchor_fd`]) and puts it into the
+/// interface's pinned `anchors` SOCKHASH under the token; every entry it writes carries the
+/// token. The kernel drops the SOCKHASH entry when the last descriptor of the socket closes, so
+/// the anchor lives exactly as long as the process (and, outside the preload library, any fork
+/// child that has not exec'd or closed it).
+pub struct Anchor {
+    fd: OwnedFd,
+    token: u64,
+}
+
+impl fmt::Debug for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Anchor")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("token", &format_args!("{:#x}", self.token))
+            .finish()
+    }
+}
+
+impl Anchor {
+    /// Makes the socket and draws a token (not yet in any map).
+    pub fn new() -> io::Result<Anchor> {
+        // SAFETY: raw socket and bind syscalls on a descriptor we own from here on.
+        let fd = unsafe {
+            let raw = libc::syscall(libc::SYS_socket, libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) as i32;
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let fd = OwnedFd::from_raw_fd(raw);
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr { s_addr: u32::from(Ipv4Addr::LOCALHOST).to_be() },
+                sin_zero: [0; 8],
+            };
+            let r = libc::syscall(
+                libc::SYS_bind,
+                fd.as_raw_fd(),
+                &addr as *const libc::sockaddr_in,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            fd
+        };
+        let fd = crate::fdplace::place(fd)?;
+        let mut token = 0;
+        while token == 0 {
+            let mut bytes = [0u8; 8];
+            getrandom(&mut bytes)?;
+            token = u64::from_le_bytes(bytes);
+        }
+        Ok(Anchor { fd, token })
+    }
+
+    /// The token this process's entries carry.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+
+    /// The socket (an internal descriptor of the process).
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+    let mut at = 0;
+    while at < buf.len() {
+        // SAFETY: writing at most the rest of our own buffer.
+        let n = unsafe { libc::getrandom(buf[at..].as_mut_ptr().cast(), buf.len() - at, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        at += n as usize;
+    }
+    Ok(())
+}
+
+/// bpf(2) on a map with a u64 key and a u64 value (the anchors SOCKHASH, which aya's `SockHash`
+/// cannot drive: it wants 4-byte values, and a 4-byte SOCKHASH cannot be looked up from user
+/// space).
+fn bpf_map_u64(cmd: libc::c_int, map: RawFd, key: u64, value: &mut u64, flags: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let attr =
+        Attr { map_fd: map as u32, pad: 0, key: &key as *const u64 as u64, value: value as *mut u64 as u64, flags };
+    // SAFETY: the attribute points at our key and value, which outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, &attr as *const Attr, std::mem::size_of::<Attr>() as u32) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
+const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+
+/// The anchors map of an interface's state directory, opened for one operation.
+fn open_anchors(dir: &Path) -> Result<MapData, SteeringError> {
+    let path = dir.join(ANCHORS_MAP);
+    MapData::from_pin(&path).map_err(|e| {
+        SteeringError::Bpf(format!(
+            "cannot open {} ({e}): the interface was attached by another exasock version; run `exasock-ctl detach` and `attach` again",
+            path.display()
+        ))
+    })
+}
+
+/// Whether an anchor with this token is in the map: None when the map cannot tell.
+fn anchor_present(anchors: &MapData, token: u64) -> Option<bool> {
+    let mut cookie = 0u64;
+    match bpf_map_u64(BPF_MAP_LOOKUP_ELEM, anchors.fd().as_fd().as_raw_fd(), token, &mut cookie, 0) {
+        Ok(()) => Some(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Some(false),
+        Err(_) => None,
     }
 }
 
@@ -231,12 +424,18 @@ pub struct FlowEntry {
     pub datapath: Datapath,
     /// Another process's socket holds the port too: the kernel serves the flow.
     pub shared: bool,
+    /// The owner's anchor token (0: none).
+    pub token: u64,
+    /// Whether the owner's anchor was in the anchors map when the entry was read (true when
+    /// the entry has no token or the map could not tell).
+    pub anchored: bool,
 }
 
 impl FlowEntry {
-    /// Whether the owning process still exists.
+    /// Whether the owner still lives: its process exists and its anchor is still in the
+    /// anchors map (a pid alone may have been reused).
     pub fn owner_alive(&self) -> bool {
-        pid_alive(self.owner_pid)
+        self.anchored && pid_alive(self.owner_pid)
     }
 }
 
@@ -295,24 +494,30 @@ fn errno(e: &MapError) -> Option<i32> {
     }
 }
 
-/// One interface's flows map. The pin is opened for each operation (claims are rare), so no
-/// descriptor is held between them.
+/// One interface's flows map, as one process uses it. The pins are opened for each operation
+/// (claims are rare), so no map descriptor is held between them; the process's [`Anchor`] is
+/// held from the first claim until the `Steering` is dropped. Keep the `Steering` for as long
+/// as the process serves flows: dropping it closes the anchor, which tells tc and every sweep
+/// that this process is gone.
 pub struct Steering {
     path: PathBuf,
     pid: u32,
     swept_on_open: usize,
+    anchor: Option<Anchor>,
 }
 
 type FlowsMap = HashMap<MapData, RawFlowKey, RawFlowValue>;
 
 impl fmt::Debug for Steering {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Steering").field("pid", &self.pid).finish()
+        f.debug_struct("Steering").field("pid", &self.pid).field("anchor", &self.anchor).finish()
     }
 }
 
 impl Steering {
-    /// Opens the flows map of an attached interface.
+    /// Opens the flows map of an attached interface and sweeps the entries of dead owners. No
+    /// anchor is made until the first claim (or [`Steering::anchor_fd`]), so inspecting costs
+    /// no socket.
     pub fn open(iface: &str) -> Result<Steering, SteeringError> {
         let dir =
             state_dir(iface).map_err(|e| SteeringError::Bpf(format!("cannot read our network namespace: {e}")))?;
@@ -320,7 +525,7 @@ impl Steering {
         if !path.exists() {
             return Err(SteeringError::NotAttached { iface: iface.to_string() });
         }
-        let mut steering = Steering { path, pid: std::process::id(), swept_on_open: 0 };
+        let mut steering = Steering { path, pid: std::process::id(), swept_on_open: 0, anchor: None };
         steering.map()?;
         // Every process that starts serving flows clears what dead ones left behind.
         steering.swept_on_open = steering.sweep().len();
@@ -330,8 +535,60 @@ impl Steering {
     fn map(&self) -> Result<FlowsMap, SteeringError> {
         let data = MapData::from_pin(&self.path)
             .map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", self.path.display())))?;
-        HashMap::try_from(Map::HashMap(data))
-            .map_err(|e| SteeringError::Bpf(format!("{} is not the flows map: {e}", self.path.display())))
+        HashMap::try_from(Map::HashMap(data)).map_err(|e| {
+            SteeringError::Bpf(format!(
+                "{} is not the flows map ({e}): the interface was attached by another exasock version; run `exasock-ctl detach` and `attach` again",
+                self.path.display()
+            ))
+        })
+    }
+
+    fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// This process's anchor token, making the anchor and putting it into the interface's
+    /// anchors map on first use.
+    fn token(&mut self) -> Result<u64, SteeringError> {
+        if let Some(a) = &self.anchor {
+            return Ok(a.token);
+        }
+        let anchor = Anchor::new().map_err(|e| SteeringError::Bpf(format!("cannot make the liveness anchor: {e}")))?;
+        let anchors = open_anchors(self.dir())?;
+        let mut fd = anchor.fd() as u64;
+        const BPF_NOEXIST: u64 = 1;
+        bpf_map_u64(BPF_MAP_UPDATE_ELEM, anchors.fd().as_fd().as_raw_fd(), anchor.token, &mut fd, BPF_NOEXIST)
+            .map_err(|e| SteeringError::Bpf(format!("cannot insert the liveness anchor: {e}")))?;
+        let token = anchor.token;
+        self.anchor = Some(anchor);
+        Ok(token)
+    }
+
+    /// This process's anchor socket, made now if no claim made it yet: an internal descriptor
+    /// that an interposition layer must protect from the program and close in a fork child.
+    pub fn anchor_fd(&mut self) -> Result<RawFd, SteeringError> {
+        self.token()?;
+        Ok(self.anchor.as_ref().map(Anchor::fd).unwrap_or(-1))
+    }
+
+    /// The anchor, if one was made.
+    pub fn anchor(&self) -> Option<&Anchor> {
+        self.anchor.as_ref()
+    }
+
+    fn mine(&self, v: &RawFlowValue) -> bool {
+        self.anchor.as_ref().is_some_and(|a| a.token == v.token)
+    }
+
+    /// Whether the owner of an entry lives: its pid exists and its anchor is in the map.
+    fn value_alive(&self, v: &RawFlowValue, anchors: Option<&MapData>) -> bool {
+        if !pid_alive(v.owner_pid) {
+            return false;
+        }
+        match (v.token, anchors) {
+            (0, _) | (_, None) => true,
+            (t, Some(m)) => anchor_present(m, t).unwrap_or(true),
+        }
     }
 
     /// How many dead owners' entries `open` removed.
@@ -339,12 +596,15 @@ impl Steering {
         self.swept_on_open
     }
 
-    /// Claims `flow` for this process. A stale entry of a dead process is replaced; a live
-    /// owner's is not.
+    /// Claims `flow` (any of the three kinds) for this process, with its anchor's token. A
+    /// stale entry of a dead owner (pid gone or anchor gone) is replaced; a live owner's is not
+    /// ([`SteeringError::Claimed`]). Claiming a flow this process already owns succeeds.
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let key = flow.to_raw();
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2] };
+        let token = self.token()?;
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2], token };
         let mut flows = self.map()?;
+        let anchors = open_anchors(self.dir()).ok();
         for _ in 0..2 {
             match flows.insert(key, value, BPF_NOEXIST) {
                 Ok(()) => return Ok(()),
@@ -352,10 +612,10 @@ impl Steering {
                     let Ok(existing) = flows.get(&key, 0) else {
                         continue;
                     };
-                    if existing.owner_pid == self.pid {
+                    if self.mine(&existing) {
                         return Ok(());
                     }
-                    if pid_alive(existing.owner_pid) {
+                    if self.value_alive(&existing, anchors.as_ref()) {
                         return Err(SteeringError::Claimed { flow, owner_pid: existing.owner_pid });
                     }
                     let _ = flows.remove(&key);
@@ -371,19 +631,21 @@ impl Steering {
     /// kernel socket holds the port exclusively (bound without SO_REUSEADDR/SO_REUSEPORT): the
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2] };
+        let token = self.token()?;
+        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2], token };
         self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
         })
     }
 
-    /// Releases `flow` if this process owns it; another owner's entry is left alone.
+    /// Releases `flow` (any of the three kinds) if this process (this `Steering`'s anchor) owns
+    /// it; another owner's entry, a fork parent's included, is left alone.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
         let key = flow.to_raw();
         let mut flows = self.map()?;
         match flows.get(&key, 0) {
-            Ok(v) if v.owner_pid == self.pid => {
+            Ok(v) if self.mine(&v) => {
                 flows.remove(&key).map_err(|e| SteeringError::Bpf(format!("cannot release {flow}: {e}")))
             }
             _ => Ok(()),
@@ -442,9 +704,10 @@ impl Steering {
         out
     }
 
-    /// Every entry of the map.
+    /// Every entry of the map, with whether each owner's anchor is still in place.
     pub fn entries(&self) -> Vec<FlowEntry> {
         let Ok(flows) = self.map() else { return Vec::new() };
+        let anchors = open_anchors(self.dir()).ok();
         flows
             .iter()
             .filter_map(|r| r.ok())
@@ -454,25 +717,68 @@ impl Steering {
                     2 => Datapath::AfXdp,
                     _ => return None,
                 };
-                Some(FlowEntry { flow: Flow::from_raw(&k)?, owner_pid: v.owner_pid, datapath, shared: v.shared != 0 })
+                let anchored = match (v.token, &anchors) {
+                    (0, _) | (_, None) => true,
+                    (t, Some(m)) => anchor_present(m, t).unwrap_or(true),
+                };
+                Some(FlowEntry {
+                    flow: Flow::from_raw(&k)?,
+                    owner_pid: v.owner_pid,
+                    datapath,
+                    shared: v.shared != 0,
+                    token: v.token,
+                    anchored,
+                })
             })
             .collect()
     }
 
     /// Releases every flow this process owns (at exit).
     pub fn release_all_mine(&mut self) -> usize {
-        let mine: Vec<Flow> = self.entries().into_iter().filter(|e| e.owner_pid == self.pid).map(|e| e.flow).collect();
+        let Some(token) = self.anchor.as_ref().map(Anchor::token) else { return 0 };
+        let mine: Vec<Flow> = self.entries().into_iter().filter(|e| e.token == token).map(|e| e.flow).collect();
         mine.iter().filter(|f| self.release(**f).is_ok()).count()
     }
 
-    /// Removes the entries of processes that no longer exist; returns what was removed.
+    /// Removes the entries whose owner is gone (its pid no longer exists, or its anchor left
+    /// the anchors map: killed, exited); returns what was removed.
     pub fn sweep(&mut self) -> Vec<FlowEntry> {
         let dead: Vec<FlowEntry> = self.entries().into_iter().filter(|e| !e.owner_alive()).collect();
         if let Ok(mut flows) = self.map() {
             for e in &dead {
-                let _ = flows.remove(&e.flow.to_raw());
+                let key = e.flow.to_raw();
+                // Only the entry we judged: a new owner may have replaced it meanwhile.
+                if flows.get(&key, 0).is_ok_and(|v| v.token == e.token && v.owner_pid == e.owner_pid) {
+                    let _ = flows.remove(&key);
+                }
             }
         }
         dead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_flow_round_trips_through_the_map_key_and_shows_its_kind() {
+        let local = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 80);
+        let peer = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40000);
+        let flows = [
+            (Flow::udp(Ipv4Addr::UNSPECIFIED, 53), "udp *:53"),
+            (Flow::tcp_listener(*local.ip(), 80), "tcp 10.0.0.1:80 listen"),
+            (Flow::tcp_connection(local, peer), "tcp 10.0.0.1:80 <-> 10.0.0.2:40000"),
+        ];
+        for (flow, shown) in flows {
+            assert_eq!(Flow::from_raw(&flow.to_raw()), Some(flow));
+            assert_eq!(flow.to_string(), shown);
+        }
+        let raw = Flow::tcp_connection(local, peer).to_raw();
+        assert_eq!(
+            (raw.dst_ip, raw.dst_port, raw.src_ip, raw.src_port),
+            ([10, 0, 0, 1], [0, 80], [10, 0, 0, 2], 40000u16.to_be_bytes())
+        );
+        assert_eq!(Flow::tcp_listener(*local.ip(), 80).to_raw().src_ip, [0; 4]);
     }
 }

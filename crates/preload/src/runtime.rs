@@ -8,7 +8,7 @@ use crate::fdtable::FdState;
 use crate::lock::{Guard, Lock};
 use crate::{config, errno, fdtable, log};
 use driver::Driver;
-use nic::steering::{attached_interfaces, Flow, Protocol, SteeringError};
+use nic::steering::{attached_interfaces, Flow, SteeringError};
 use stack::udp::UdpError;
 use stack::SocketHandle;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -423,7 +423,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
             return Err(undo(rt, e.to_string()));
         }
     }
-    let flow = Flow { protocol: Protocol::Udp, local_ip: ip, local_port: local.port() };
+    let flow = Flow::udp(ip, local.port());
     let exclusive = exclusive_port(fd);
     let claim = |rt: &mut Runtime| if exclusive { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
     let mut claimed = claim(rt);

@@ -1055,3 +1055,37 @@ c.sendto(b'quit', ('127.0.0.1', 7931))
     assert!(String::from_utf8_lossy(&err).contains("enabled bypass"), "not accelerated");
     assert!(ms < 200, "20 loopback round trips to a sleeping accelerated receive took {ms} ms beyond the pauses");
 }
+
+/// The liveness anchor is one of exasock's own descriptors: a fork child closes its copy at
+/// once, so a child that outlives its parent never keeps the parent's anchor (and with it the
+/// parent's TCP flows) alive.
+#[test]
+fn a_fork_child_does_not_keep_its_killed_parents_anchor_alive() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = "
+import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(('0.0.0.0', 7990))
+if os.fork() == 0:
+    time.sleep(60)
+    os._exit(0)
+print('ready', flush=True)
+time.sleep(60)
+";
+    let mut prog = spawn_accelerated(&topo, &[], &["python3", "-c", script]);
+    prog.wait_for_line("ready", T).unwrap();
+    testbed::poll_until(T, "the parent's flow", || Ok(!flows(&topo).is_empty())).unwrap();
+    let entry = flows(&topo)[0];
+    assert!(entry.anchored && entry.token != 0, "{entry:?}");
+    let it = topo.accel.iface.clone();
+    let mut steering = topo.in_ns(Side::Accel, move || nic::steering::Steering::open(&it)).unwrap().unwrap();
+
+    // SAFETY: kill has no memory-safety preconditions; the parent only, not its group.
+    unsafe { libc::kill(entry.owner_pid as i32, libc::SIGKILL) };
+    testbed::poll_until(T, "the parent to exit", || Ok(!nic::steering::pid_alive(entry.owner_pid))).unwrap();
+    let swept = steering.sweep();
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert!(!swept[0].anchored, "the fork child kept its parent's anchor: {swept:?}");
+    prog.kill();
+}

@@ -12,7 +12,7 @@
 //! exchanges of S-byte payloads, after 1,000 warm-up exchanges.
 
 use nic::af_packet::{AfPacketConfig, AfPacketPort};
-use nic::steering::{Datapath, Flow, Protocol, Steering};
+use nic::steering::{Datapath, Flow, Steering};
 use nic::Port;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
@@ -194,7 +194,7 @@ fn raw_client(
     size: usize,
 ) -> Result<Vec<u64>, String> {
     let _reservation = UdpSocket::bind(from).map_err(|e| format!("bind {from}: {e}"))?;
-    let flow = Flow { protocol: Protocol::Udp, local_ip: *from.ip(), local_port: from.port() };
+    let flow = Flow::udp(*from.ip(), from.port());
     let mut steering = Steering::open(iface).map_err(|e| e.to_string())?;
     let mut port = AfPacketPort::open(iface, AfPacketConfig::default()).map_err(|e| e.to_string())?;
     steering.claim(flow, Datapath::AfPacket).map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@
 
 use e2e::raw::{echo_burst, Echo};
 use nic::af_packet::{AfPacketConfig, AfPacketPort};
-use nic::steering::{Datapath, Flow, Protocol, Steering};
+use nic::steering::{Datapath, Flow, Steering};
 use nic::Port;
 use std::io::Write;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -29,7 +29,7 @@ fn run() -> Result<(), String> {
     // The kernel socket reserves the port and tells the tc program we are alive.
     let _reservation =
         UdpSocket::bind((Ipv4Addr::UNSPECIFIED, udp_port)).map_err(|e| format!("bind {udp_port}: {e}"))?;
-    let flow = Flow { protocol: Protocol::Udp, local_ip: Ipv4Addr::UNSPECIFIED, local_port: udp_port };
+    let flow = Flow::udp(Ipv4Addr::UNSPECIFIED, udp_port);
     let mut steering = Steering::open(&iface).map_err(|e| e.to_string())?;
     let mut port = AfPacketPort::open(&iface, AfPacketConfig::default()).map_err(|e| e.to_string())?;
     steering.claim(flow, Datapath::AfPacket).map_err(|e| e.to_string())?;

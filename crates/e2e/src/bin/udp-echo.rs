@@ -5,7 +5,7 @@
 //! echoes or SIGTERM), `echoed N` and the stack's counters.
 
 use driver::Driver;
-use nic::steering::{Flow, Protocol};
+use nic::steering::Flow;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::Duration;
@@ -35,7 +35,7 @@ fn run() -> Result<(), String> {
     let sock = stack.udp_open();
     stack.udp_set_rcvbuf(sock, 8 << 20).map_err(|e| e.to_string())?;
     stack.udp_bind(sock, local).map_err(|e| e.to_string())?;
-    let flow = Flow { protocol: Protocol::Udp, local_ip: Ipv4Addr::UNSPECIFIED, local_port: port };
+    let flow = Flow::udp(Ipv4Addr::UNSPECIFIED, port);
     driver.claim(flow).map_err(|e| e.to_string())?;
     if let Some(to) = hello {
         driver.send(|stack, tx| stack.udp_send(sock, b"hello", Some(to), tx)).map_err(|e| format!("hello: {e}"))?;

@@ -36,4 +36,5 @@ pub fn peer_socket(topo: &Topology, bind: std::net::Ipv4Addr, port: u16) -> UdpS
 }
 
 /// xorshift64: reproducible payloads and sizes (the stack's shared test generator).
+#[allow(unused_imports)]
 pub use stack::testing::Xorshift as XorShift;
