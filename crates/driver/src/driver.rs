@@ -251,6 +251,8 @@ impl Driver {
         if self.stack.poll_timeout().is_some_and(|t| t <= now) {
             self.stack.handle_timeout(now);
         }
+        // New connections are steered to us before their first segment (a SYN-ACK) leaves.
+        self.handle_events(now);
         // What receiving and the timers made TCP owe (ACKs, data the window let out,
         // retransmissions, RSTs) goes out now, with one kick.
         self.transmit_tcp(now);
@@ -260,22 +262,39 @@ impl Driver {
             self.tables_checked = now;
             self.apply_kernel_changes();
         }
+        got
+    }
+
+    /// Acts on the stack's events: a connection that opened gets its own steering entry (the
+    /// listener's takes only opening SYNs), one that left gives it back; a missing neighbour is
+    /// asked of the kernel.
+    fn handle_events(&mut self, now: Instant) {
         while let Some(event) = self.stack.poll_event() {
-            if let Event::NeighbourMissing(ip) = event {
-                // Each datagram to it says so: ask once in a while, not per datagram.
-                if self.asked_recently(ip, now) {
-                    continue;
+            match event {
+                Event::TcpOpened { local, remote } => {
+                    // A failure leaves the connection's segments to the kernel, which resets
+                    // it: the peer learns at once, as from a refused connection.
+                    let _ = self.claim(Flow::tcp_connection(local, remote));
                 }
-                // The kernel may know it already (it resolved it for someone else).
-                self.neighbour_queries += 1;
-                if let Ok(Some(n)) = self.netlink.neighbour(ip, self.ifindex) {
-                    if let (true, Some(mac)) = (n.is_usable(), n.mac) {
-                        self.stack.neighbours_mut().insert(ip, EthernetAddress(mac));
+                Event::TcpClosed { local, remote } => {
+                    let _ = self.release(Flow::tcp_connection(local, remote));
+                }
+                Event::NeighbourMissing(ip) => {
+                    // Each datagram to it says so: ask once in a while, not per datagram.
+                    if self.asked_recently(ip, now) {
+                        continue;
+                    }
+                    // The kernel may know it already (it resolved it for someone else).
+                    self.neighbour_queries += 1;
+                    if let Ok(Some(n)) = self.netlink.neighbour(ip, self.ifindex) {
+                        if let (true, Some(mac)) = (n.is_usable(), n.mac) {
+                            self.stack.neighbours_mut().insert(ip, EthernetAddress(mac));
+                        }
                     }
                 }
+                Event::Readable(_) | Event::Writable(_) => {}
             }
         }
-        got
     }
 
     /// Whether the kernel was asked about `ip` within NEIGHBOUR_ASK_INTERVAL; if not, records
@@ -370,10 +389,9 @@ impl Driver {
         let Driver { stack, port, kernel, kernel_errors, ring_full, .. } = self;
         let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors, ring_full };
         let r = f(stack, &mut tx);
-        if stack.tcp_transmit_pending() {
-            stack.transmit(now, &mut tx);
-        }
         let _ = port.flush();
+        self.handle_events(now);
+        self.transmit_tcp(now);
         r
     }
 
@@ -382,6 +400,7 @@ impl Driver {
     pub fn tcp<R>(&mut self, f: impl FnOnce(&mut Stack, Instant) -> R) -> R {
         let now = clock::now();
         let r = f(&mut self.stack, now);
+        self.handle_events(now);
         self.transmit_tcp(now);
         r
     }

@@ -111,11 +111,25 @@ pub fn hinted_bound(fd: i32) -> bool {
 /// protocol's operations to run).
 const TCP_BIT: u64 = 1 << 40;
 
-/// Records `fd` as an accelerated TCP socket in `slot`.
-pub fn set_tcp(fd: i32, id: u32) {
+/// In an accelerated TCP fd's word: the socket is a connection (its kernel socket is only a
+/// placeholder that poll must not ask: it would say POLLHUP), not a listener.
+const CONNECTION_BIT: u64 = 1 << 41;
+
+/// Records `fd` as an accelerated TCP socket in `slot`: a listener, or a connection.
+pub fn set_tcp(fd: i32, id: u32, connection: bool) {
     if let Some(s) = slot(fd) {
-        s.store(encode(FdState::Accel(id)) | TCP_BIT, Ordering::Release);
+        let bit = if connection { CONNECTION_BIT } else { 0 };
+        s.store(encode(FdState::Accel(id)) | TCP_BIT | bit, Ordering::Release);
     }
+}
+
+/// Whether `fd` is an accelerated TCP connection: its readiness is the stack's alone.
+#[inline]
+pub fn is_tcp_connection(fd: i32) -> bool {
+    slot(fd).is_some_and(|s| {
+        let w = s.load(Ordering::Acquire);
+        w >> KIND_SHIFT == ACCEL && w & (TCP_BIT | CONNECTION_BIT) == TCP_BIT | CONNECTION_BIT
+    })
 }
 
 /// Whether `fd` is an accelerated TCP socket.

@@ -47,6 +47,9 @@ pub struct Slot {
     pub id: u32,
     /// The kernel socket's inode: tells our sockets from others on the same port.
     pub inode: u64,
+    /// A non-blocking connect said EINPROGRESS: the next connect reports how it ended (0 once
+    /// connected, as Linux, then EISCONN).
+    pub connect_pending: bool,
 }
 
 /// The index half of a slot id.
@@ -107,9 +110,6 @@ pub struct Runtime {
     pid: u32,
     /// The generation of the next slot id.
     generation: u32,
-    /// TCP connections closed by the program and still finishing (FIN exchange, TIME_WAIT)
-    /// in the stack, with the flow each keeps claimed until it is gone.
-    closing: Vec<(SocketHandle, Flow)>,
 }
 
 /// The runtime of this process, once a socket was accelerated.
@@ -217,14 +217,7 @@ impl Runtime {
             .spawn(worker)
             .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
         crate::fork::install();
-        Ok(Runtime {
-            driver,
-            slots: Vec::new(),
-            scratch: vec![0u8; 65_536],
-            pid: std::process::id(),
-            generation: 0,
-            closing: Vec::new(),
-        })
+        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
     }
 
     /// The socket behind a slot id (None once it was released, even if its index was reused).
@@ -292,23 +285,7 @@ impl Runtime {
         if n > 0 {
             notify();
         }
-        self.reap_closed();
         n
-    }
-
-    /// Releases the flows of closed TCP connections the stack has finished with.
-    fn reap_closed(&mut self) {
-        if self.closing.is_empty() {
-            return;
-        }
-        let Runtime { driver, closing, .. } = self;
-        closing.retain(|(h, flow)| {
-            if driver.stack().tcp_exists(*h) {
-                return true;
-            }
-            let _ = driver.release(*flow);
-            false
-        });
     }
 
     /// What poll/epoll report for a slot's socket (POLLIN, POLLOUT, POLLRDHUP, POLLHUP,
@@ -462,6 +439,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         refs: 1,
         id: 0,
         inode,
+        connect_pending: false,
     }) else {
         let _ = rt.driver.release(flow);
         return Err(undo(rt, "too many accelerated sockets".into()));
@@ -523,7 +501,7 @@ pub fn accelerate_tcp_listener(fd: i32, local: SocketAddrV4, backlog: i32) -> Re
         let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
         return Err(NotAccelerated::Failed(e.to_string()));
     }
-    let flow = Flow { protocol: Protocol::Tcp, local_ip: *local.ip(), local_port: local.port() };
+    let flow = Flow::tcp_listener(*local.ip(), local.port());
     if let Err(e) = rt.driver.claim(flow) {
         let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
         return Err(NotAccelerated::Failed(e.to_string()));
@@ -543,6 +521,7 @@ fn adopt(rt: &mut Runtime, fd: i32, handle: SocketHandle, proto: Proto, flow: Fl
         refs: 1,
         id: 0,
         inode: 0,
+        connect_pending: false,
     };
     let Some(slot) = rt.insert(slot) else {
         let _ = rt.driver.release(flow);
@@ -550,7 +529,7 @@ fn adopt(rt: &mut Runtime, fd: i32, handle: SocketHandle, proto: Proto, flow: Fl
         return Err(NotAccelerated::Failed("too many accelerated sockets".into()));
     };
     match proto {
-        Proto::Tcp => fdtable::set_tcp(fd, slot),
+        Proto::Tcp => fdtable::set_tcp(fd, slot, flow.remote.is_some()),
         Proto::Udp => fdtable::set(fd, fdtable::FdState::Accel(slot)),
     }
     if config::debug() {
@@ -576,10 +555,15 @@ pub fn tcp_accept(slot: u32) -> Result<Accepted, stack::tcp::TcpError> {
     let s = rt.slot(slot).ok_or(TcpError::BadHandle)?;
     rt.poll();
     let (handle, remote) = rt.driver.tcp(|stack, _| stack.tcp_accept(s.handle))?;
-    // Each connection counts as one more user of the listener's flow, so the entry outlives
-    // the listener while its connections do.
-    let _ = rt.driver.claim(s.flow);
-    Ok(Accepted { handle, flow: s.flow, remote })
+    // The connection's own steering entry was claimed by the driver when its SYN arrived.
+    let local = rt
+        .driver
+        .stack()
+        .tcp_addresses(handle)
+        .ok()
+        .and_then(|(l, _)| l)
+        .unwrap_or(SocketAddrV4::new(s.flow.local_ip, s.flow.local_port));
+    Ok(Accepted { handle, flow: Flow::tcp_connection(local, remote), remote })
 }
 
 /// Gives an accepted connection its descriptor (a kernel socket made for it).
@@ -597,7 +581,6 @@ pub fn abort_accepted(a: Accepted) {
         let _ = stack.tcp_abort(a.handle);
         stack.tcp_close(a.handle, now)
     });
-    rt.closing.push((a.handle, a.flow));
 }
 
 /// The kernel socket's effective SO_RCVBUF (doubled and capped by the kernel as it does).
@@ -790,12 +773,13 @@ fn release_locked(rt: &mut Runtime, slot: u32) {
         }
         Proto::Tcp => {
             // As the kernel's close: the connection goes on in the stack (the rest of its
-            // data, then FIN; or RST with unread data or SO_LINGER 0), its flow claimed until
-            // it is gone.
+            // data, then FIN; or RST with unread data or SO_LINGER 0); the driver gives its
+            // steering entry back when the stack is done with it. A listener's entry goes now.
             let h = s.handle;
             let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
-            rt.closing.push((h, s.flow));
-            rt.reap_closed();
+            if s.flow.remote.is_none() {
+                let _ = rt.driver.release(s.flow);
+            }
         }
     }
 }
@@ -1147,4 +1131,51 @@ pub fn abort_if_last(slot: u32) {
     let Some(rt) = guard.as_mut() else { return };
     let Some(s) = rt.slot(slot).filter(|s| s.proto == Proto::Tcp && s.refs == 1) else { return };
     let _ = rt.driver.tcp(|stack, _| stack.tcp_abort(s.handle));
+}
+
+/// Whether the kernel routes `dst` out of an attached interface (a TCP connect there is
+/// accelerated). A route lookup: connect pays it, never a data call.
+pub fn routed_via_attached(dst: SocketAddrV4) -> bool {
+    let ifaces = attached_interfaces();
+    !ifaces.is_empty() && routed_via(&ifaces, dst)
+}
+
+/// Starts an accelerated active open from `fd`, whose kernel socket holds `local`'s port: the
+/// stack sends the SYN (the driver steers the connection to us first).
+pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4) -> Result<u32, NotAccelerated> {
+    let mut guard = lock();
+    let rt = runtime_for(&mut guard, local)?;
+    let stack = rt.driver.stack();
+    let handle = stack.tcp_open();
+    let options = tcp_options_of(fd, stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?);
+    let started = rt.driver.tcp(|stack, now| {
+        stack.tcp_set_options(handle, options, now)?;
+        stack.tcp_bind(handle, local)?;
+        stack.tcp_connect(handle, remote, now)?;
+        stack.tcp_addresses(handle)
+    });
+    let local = match started {
+        Ok((Some(l), _)) => l,
+        Ok((None, _)) => local,
+        Err(e) => {
+            let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
+            return Err(NotAccelerated::Failed(e.to_string()));
+        }
+    };
+    adopt(rt, fd, handle, Proto::Tcp, Flow::tcp_connection(local, remote))?;
+    match fdtable::get(fd) {
+        FdState::Accel(slot) => Ok(slot),
+        _ => Err(NotAccelerated::Failed("lost the slot".into())),
+    }
+}
+
+/// Notes (or takes) that a non-blocking connect is waiting to report its outcome.
+pub fn connect_pending(slot: u32, set: Option<bool>) -> bool {
+    let mut guard = lock();
+    let Some(s) = guard.as_mut().and_then(|rt| rt.slot_mut(slot)) else { return false };
+    let was = s.connect_pending;
+    if let Some(v) = set {
+        s.connect_pending = v;
+    }
+    was
 }

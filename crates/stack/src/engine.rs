@@ -61,6 +61,21 @@ pub enum Event {
     Writable(SocketHandle),
     /// A packet went to the kernel because this neighbour's MAC is unknown: look it up.
     NeighbourMissing(Ipv4Addr),
+    /// A TCP connection now exists (a SYN reached a listener, or connect was called): from
+    /// now on its segments must reach this stack, before the first one it sends goes out.
+    TcpOpened {
+        /// Our end.
+        local: SocketAddrV4,
+        /// The peer.
+        remote: SocketAddrV4,
+    },
+    /// A TCP connection left the stack (closed and done, reset, or never established).
+    TcpClosed {
+        /// Our end.
+        local: SocketAddrV4,
+        /// The peer.
+        remote: SocketAddrV4,
+    },
 }
 
 /// Tunables, with Linux's defaults.
@@ -180,7 +195,8 @@ impl Stack {
 
     pub(crate) fn event(&mut self, e: Event) {
         // Bounded: readiness is also readable from the sockets, so losing an event loses no data.
-        if self.events.len() < 4096 {
+        // A connection's opening and closing are never dropped: a driver steers by them.
+        if self.events.len() < 4096 || matches!(e, Event::TcpOpened { .. } | Event::TcpClosed { .. }) {
             self.events.push_back(e);
         }
     }

@@ -200,7 +200,7 @@ fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
         let mut n = 0;
         while at < list.len() && n < CHUNK {
             let m = &list[at];
-            if m.epfd == epfd && m.served == Served::User && due(m) {
+            if m.epfd == epfd && m.served == Served::User && due(m) && !fdtable::is_tcp_connection(m.fd) {
                 set[n] = libc::pollfd { fd: m.fd, events: (m.events & READINESS) as i16, revents: 0 };
                 index[n] = at;
                 n += 1;

@@ -61,6 +61,15 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    match fdtable::get(fd) {
+        FdState::Accel(slot) if fdtable::is_tcp(fd) => return tcp_connect_again(fd, slot, addr, len),
+        FdState::TcpCandidate if ready() => {
+            if let Some(r) = tcp_connect(fd, addr, len) {
+                return r;
+            }
+        }
+        _ => {}
+    }
     let r = real::connect(fd, addr, len);
     if r != 0 || !ready() {
         return r;
@@ -76,6 +85,108 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
         _ => {}
     }
     r
+}
+
+/// connect on a TCP candidate routed through an attached interface: the kernel socket reserves
+/// the local port (bind to port 0 unless bound), the stack opens the connection, and the call
+/// waits as the kernel's would (EINPROGRESS when non-blocking or when SO_SNDTIMEO passes,
+/// EINTR on a signal, the handshake going on). None: not ours, the kernel connects.
+unsafe fn tcp_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Option<c_int> {
+    let remote = runtime::read_sockaddr(addr, len)?;
+    if remote.ip().is_unspecified() || remote.ip().is_loopback() || !runtime::routed_via_attached(remote) {
+        return None;
+    }
+    if runtime::kernel_local(fd)?.port() == 0 {
+        let any = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: 0 },
+            sin_zero: [0; 8],
+        };
+        if real::bind(fd, (&any as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32)
+            != 0
+        {
+            return None;
+        }
+    }
+    let local = runtime::kernel_local(fd)?;
+    let slot = match runtime::accelerate_tcp_connect(fd, local, remote) {
+        Ok(slot) => slot,
+        Err(NotAccelerated::Failed(why)) => {
+            log::warning!("socket fd={fd} stays on the kernel: {why}");
+            fdtable::set(fd, FdState::Disabled);
+            return None;
+        }
+        Err(_) => return None,
+    };
+    crate::epoll::promote(fd);
+    Some(wait_connected(fd, slot, true))
+}
+
+/// Waits for an accelerated connect to finish: 0 once connected, its error, or EINPROGRESS
+/// (non-blocking, or SO_SNDTIMEO passed), EINTR (a signal; the handshake goes on).
+unsafe fn wait_connected(fd: c_int, slot: u32, first: bool) -> c_int {
+    use stack::tcp::State;
+    if first && runtime::nonblocking(fd) {
+        runtime::connect_pending(slot, Some(true));
+        return errno::fail(libc::EINPROGRESS);
+    }
+    let mut waiter: Option<runtime::Waiter> = None;
+    loop {
+        runtime::poll_once();
+        let state = runtime::with_tcp(slot, |stack, h, _| stack.tcp_state(h));
+        match state {
+            Ok(State::SynSent | State::SynReceived) => {}
+            Ok(State::Closed) | Err(_) => {
+                let e = runtime::with_tcp(slot, |stack, h, _| stack.tcp_take_error(h)).ok().flatten();
+                return errno::fail(e.map_or(libc::ECONNREFUSED, |e| e.errno()));
+            }
+            Ok(_) => return 0,
+        }
+        let w = waiter.get_or_insert_with(|| {
+            let timeout = runtime::socket_timeout(fd, libc::SO_SNDTIMEO);
+            runtime::Waiter::new(timeout, timeout.is_some())
+        });
+        match w.wait() {
+            Ok(()) => {}
+            Err(runtime::WaitEnd::TimedOut) => {
+                runtime::connect_pending(slot, Some(true));
+                return errno::fail(libc::EINPROGRESS);
+            }
+            Err(runtime::WaitEnd::Interrupted) => {
+                runtime::connect_pending(slot, Some(true));
+                return errno::fail(libc::EINTR);
+            }
+        }
+    }
+}
+
+/// connect on an accelerated TCP socket: EALREADY while the handshake runs; after an
+/// EINPROGRESS, how it ended (0 once, as Linux); EISCONN afterwards.
+unsafe fn tcp_connect_again(fd: c_int, slot: u32, addr: *const sockaddr, len: socklen_t) -> c_int {
+    use stack::tcp::State;
+    if runtime::read_sockaddr(addr, len).is_none() {
+        return real::connect(fd, addr, len);
+    }
+    runtime::poll_once();
+    match runtime::with_tcp(slot, |stack, h, _| stack.tcp_state(h)) {
+        Ok(State::SynSent | State::SynReceived) => {
+            if runtime::nonblocking(fd) {
+                errno::fail(libc::EALREADY)
+            } else {
+                wait_connected(fd, slot, false)
+            }
+        }
+        Ok(State::Listen) => errno::fail(libc::EISCONN),
+        _ if runtime::connect_pending(slot, Some(false)) => {
+            let e = runtime::with_tcp(slot, |stack, h, _| stack.tcp_take_error(h)).ok().flatten();
+            match e {
+                Some(e) => errno::fail(e.errno()),
+                None => 0,
+            }
+        }
+        _ => errno::fail(libc::EISCONN),
+    }
 }
 
 /// Lets go of whatever the stack held for `fd`.
@@ -261,7 +372,11 @@ unsafe fn tcp_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bo
     if !fdtable::is_tcp(fd) {
         return None;
     }
-    let (local, remote) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_addresses(h)).ok()?;
+    let (local, mut remote) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_addresses(h)).ok()?;
+    if matches!(runtime::with_tcp(slot, |stack, h, _| stack.tcp_state(h)), Ok(stack::tcp::State::SynSent)) {
+        // Not connected until the handshake completes.
+        remote = None;
+    }
     if addr.is_null() || len.is_null() {
         return Some(errno::fail(libc::EFAULT));
     }

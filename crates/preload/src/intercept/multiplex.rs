@@ -24,7 +24,18 @@ unsafe fn poll_loop(
         // Kernel descriptors (and the kernel sockets behind accelerated ones, which see
         // loopback traffic) now and then; accelerated readiness on every spin.
         let mut ready = if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
+            // An accelerated TCP connection's kernel socket is a placeholder: hidden from the
+            // kernel's poll (a negative fd is skipped) and put back after.
+            let hidden: Vec<(usize, c_int)> = set
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, p)| fdtable::is_tcp_connection(p.fd))
+                .map(|(i, p)| (i, std::mem::replace(&mut p.fd, -1)))
+                .collect();
             let n = kernel(fds, nfds);
+            for (i, fd) in hidden {
+                set[i].fd = fd;
+            }
             if n < 0 {
                 return n;
             }

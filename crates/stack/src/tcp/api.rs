@@ -114,6 +114,7 @@ impl Stack {
         s.kind = TcpKind::Connection(conn);
         s.in_demux = true;
         self.tcp.connections.insert((local, remote), h);
+        self.event(Event::TcpOpened { local, remote });
         self.stats.tcp_active_opens += 1;
         self.tcp_touched(h);
         Ok(())
@@ -393,6 +394,7 @@ impl Stack {
             let key = (c.local(), c.remote());
             if self.tcp.connections.get(&key) == Some(&h) {
                 self.tcp.connections.remove(&key);
+                self.event(Event::TcpClosed { local: key.0, remote: key.1 });
             }
         }
     }

@@ -142,6 +142,7 @@ impl Stack {
         child.in_demux = true;
         let h = self.sockets.insert_tcp(child);
         self.tcp.connections.insert((local, remote), h);
+        self.event(crate::engine::Event::TcpOpened { local, remote });
         let mut children = match self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) {
             Some(l) if l.children.len() >= 2 * (l.syn_queue + l.accept_queue.len()) + 16 => {
                 std::mem::take(&mut l.children)
