@@ -811,12 +811,69 @@ pub fn share(slot: u32) {
     }
 }
 
-/// Releases every flow of the process (at exit), so the kernel answers for them at once.
+/// How long exit waits for TCP connections to deliver what the program wrote (and their FIN):
+/// the kernel would go on sending after the process ended; we must before it ends. Past it,
+/// connections still sending are reset, so their peers know.
+pub const EXIT_LINGER: Duration = Duration::from_secs(10);
+
+/// At exit (return from main, exit, _exit): TCP connections deliver what the program wrote and
+/// their FIN, for at most EXIT_LINGER; then every flow goes back to the kernel at once, so peers
+/// get answers instead of a black hole.
 pub fn release_all() {
-    let Some(mut guard) = RUNTIME.try_lock() else { return };
+    // The worker may hold the lock for a moment; this thread must not wait on itself.
+    let deadline = Instant::now() + Duration::from_millis(100);
+    let mut guard = loop {
+        if let Some(g) = RUNTIME.try_lock() {
+            break g;
+        }
+        if crate::lock::holding() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::yield_now();
+    };
     if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
+        linger_tcp(rt);
         rt.driver.release_all();
         rt.slots.iter_mut().for_each(|s| *s = None);
+    }
+}
+
+/// Closes every TCP socket still open as close(2) would, then drives the stack until no
+/// connection has data or a FIN waiting for its ACK, or EXIT_LINGER passes (then resets them).
+fn linger_tcp(rt: &mut Runtime) {
+    use stack::tcp::State;
+    let open: Vec<SocketHandle> =
+        rt.slots.iter().flatten().filter(|s| s.proto == Proto::Tcp).map(|s| s.handle).collect();
+    for h in open {
+        let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+    }
+    let sending = |rt: &mut Runtime| {
+        rt.driver.stack().tcp_connections().iter().any(|(_, _, st)| {
+            matches!(
+                st,
+                State::SynSent
+                    | State::SynReceived
+                    | State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+        })
+    };
+    let deadline = Instant::now() + EXIT_LINGER;
+    while sending(rt) {
+        if Instant::now() >= deadline {
+            log::warning!("exit: TCP connections still sending after {EXIT_LINGER:?} are reset");
+            let conns = rt.driver.stack().tcp_connections();
+            for (local, remote, _) in conns {
+                let _ = rt.driver.tcp(|stack, _| stack.tcp_abort_connection(local, remote));
+            }
+            rt.driver.poll();
+            break;
+        }
+        rt.driver.poll();
+        std::hint::spin_loop();
     }
 }
 

@@ -115,3 +115,29 @@ mod variadic {
     execl_like!(execlp, EXECLP);
     execl_like!(execle, EXECLE);
 }
+
+/// _exit and _Exit end the process without atexit handlers or destructors; the kernel would
+/// still deliver what its TCP sockets hold, so accelerated connections get the same linger as
+/// exit (runtime::release_all, a no-op for a process that accelerated nothing, a fork or vfork
+/// child, or a thread that holds exasock's lock).
+#[no_mangle]
+pub unsafe extern "C" fn _exit(status: c_int) -> ! {
+    if crate::init::ready() {
+        runtime::release_all();
+    }
+    libc::syscall(libc::SYS_exit_group, status);
+    unreachable_exit()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn _Exit(status: c_int) -> ! {
+    _exit(status)
+}
+
+/// exit_group never returns; should it, end the thread the way the kernel ends it.
+fn unreachable_exit() -> ! {
+    loop {
+        // SAFETY: SYS_exit ends the calling thread.
+        unsafe { libc::syscall(libc::SYS_exit, 127) };
+    }
+}

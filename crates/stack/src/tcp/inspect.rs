@@ -27,3 +27,19 @@ impl Stack {
         self.sockets.get_tcp(h).is_some()
     }
 }
+
+impl Stack {
+    /// Resets the connection (local, remote), closed or not (an exiting process's connections
+    /// that outlived their linger).
+    pub fn tcp_abort_connection(
+        &mut self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Result<(), crate::tcp::TcpError> {
+        let h = *self.tcp.connections.get(&(local, remote)).ok_or(crate::tcp::TcpError::BadHandle)?;
+        let c = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()).ok_or(crate::tcp::TcpError::BadHandle)?;
+        c.abort();
+        self.tcp_touched(h);
+        Ok(())
+    }
+}

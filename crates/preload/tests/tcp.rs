@@ -1,0 +1,165 @@
+//! Unmodified programs' TCP sockets under libexasock_preload.so (EXASOCK_TCP=1) in the namespace
+//! topology: served by the stack's TCP, the kernel of the accelerated namespace untouched.
+
+use common::{attached, spawn_accelerated};
+use std::io::Read;
+use std::net::{SocketAddrV4, TcpListener};
+use std::time::Duration;
+use testbed::{Proto, Side, Topology};
+
+mod common;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Writes BYTES of a pattern to the peer at HOST:PORT and ends at once, in the way named by
+/// argv[4]: "return" (the script ends), "exit" (sys.exit), "_exit" (os._exit: no handlers).
+const PY_WRITER: &str = r#"
+import os, socket, sys
+host, port, size, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+s = socket.create_connection((host, port))
+block = bytes((i * 7 + 3) % 251 for i in range(65536))
+for _ in range(size // len(block)):
+    s.sendall(block)
+if how == "_exit":
+    os._exit(0)
+if how == "exit":
+    sys.exit(0)
+"#;
+
+fn pattern_ok(data: &[u8]) -> bool {
+    data.iter().enumerate().all(|(i, &b)| b == (((i % 65536) * 7 + 3) % 251) as u8)
+}
+
+#[test]
+fn a_program_that_writes_50_mb_and_ends_at_once_delivers_all_of_it_and_a_fin() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let peer_ip = topo.peer.ip;
+    const SIZE: usize = 50 << 20;
+    for (i, how) in ["return", "exit", "_exit"].into_iter().enumerate() {
+        let port = 7300 + i as u16;
+        let listener =
+            topo.in_ns(Side::Peer, move || TcpListener::bind(SocketAddrV4::new(peer_ip, port))).unwrap().unwrap();
+        topo.wait_listening(Side::Peer, Proto::Tcp, port, T).unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(T)).unwrap();
+            let mut got = Vec::with_capacity(SIZE);
+            let end = s.read_to_end(&mut got);
+            (got, end.map(|_| ()).map_err(|e| e.to_string()))
+        });
+        let before = topo.counter(Side::Accel, "TcpOutSegs").unwrap();
+        let size = SIZE.to_string();
+        let ip = peer_ip.to_string();
+        let port_s = port.to_string();
+        let writer = spawn_accelerated(
+            &topo,
+            &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1"],
+            &["python3", "-c", PY_WRITER, &ip, &port_s, &size, how],
+        );
+        let out = writer.finish(T).unwrap();
+        let (got, end) = reader.join().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("enabled bypass"), "{how}: not accelerated: {err}");
+        assert_eq!(end, Ok(()), "{how}: the stream ended with an error, not a FIN");
+        assert_eq!(got.len(), SIZE, "{how}: bytes delivered");
+        assert!(pattern_ok(&got), "{how}: bytes differ");
+        assert_eq!(topo.counter(Side::Accel, "TcpOutSegs").unwrap() - before, 0, "{how}: the kernel sent segments");
+    }
+}
+
+/// A kernel-side helper for the tests above: the topology's kernel counters.
+#[allow(dead_code)]
+fn counters(topo: &Topology) -> (u64, u64) {
+    (topo.counter(Side::Accel, "TcpInSegs").unwrap(), topo.counter(Side::Accel, "TcpOutSegs").unwrap())
+}
+
+/// A TCP echo server in Python: accepts connections one after another and echoes each to EOF.
+const PY_ECHO_SERVER: &str = r#"
+import socket, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+print("ready", flush=True)
+for _ in range(int(sys.argv[3])):
+    c, _ = l.accept()
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+"#;
+
+fn echo_through(topo: &Topology, side: Side, ip: std::net::Ipv4Addr, port: u16, size: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut s = topo.in_ns(side, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let data: Vec<u8> = (0..size).map(|i| (i * 13 % 253) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&sent).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert!(got == data, "echo of {size} bytes differs");
+    got
+}
+
+/// An accelerated listener serves a remote client through the stack and a client on its own
+/// host through the kernel socket listening beside it (the original refuses the second).
+#[test]
+fn an_accelerated_listener_serves_remote_and_same_host_clients() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_ECHO_SERVER, &ip.to_string(), "7400", "2"],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    let passive = |t: &Topology| t.counter(Side::Accel, "TcpPassiveOpens").unwrap();
+    let before = passive(&topo);
+    echo_through(&topo, Side::Peer, ip, 7400, 4 << 20);
+    assert_eq!(passive(&topo), before, "the remote client's connection reached the kernel");
+    echo_through(&topo, Side::Accel, ip, 7400, 1 << 20);
+    assert_eq!(passive(&topo), before + 1, "the same-host client was served by the kernel listener");
+    let out = server.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+}
+
+/// kill -9 of a process with accelerated connections: each peer gets RST at its next segment,
+/// and the port can be bound again at once.
+#[test]
+fn a_killed_server_s_peers_get_a_reset_and_its_port_is_free_again() {
+    let Some(_serial) = testbed::require() else { return };
+    use std::io::Write;
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_ECHO_SERVER, &ip.to_string(), "7401", "1"],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    let mut s =
+        topo.in_ns(Side::Peer, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, 7401))).unwrap().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).unwrap();
+    server.kill_with(libc::SIGKILL);
+    let _ = server.finish(T);
+    // The next segment reaches the kernel, which knows no such connection.
+    let _ = s.write_all(b"after");
+    let e = s.read(&mut buf);
+    assert!(matches!(&e, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset), "the peer was not reset: {e:?}");
+    // The port is free: a kernel listener binds it.
+    let l = topo.in_ns(Side::Accel, move || TcpListener::bind(SocketAddrV4::new(ip, 7401))).unwrap();
+    assert!(l.is_ok(), "port still taken: {l:?}");
+}
