@@ -68,8 +68,7 @@ fn a_program_that_writes_50_mb_and_ends_at_once_delivers_all_of_it_and_a_fin() {
     }
 }
 
-/// A kernel-side helper for the tests above: the topology's kernel counters.
-#[allow(dead_code)]
+/// The accel namespace kernel's TCP segment counters (in, out).
 fn counters(topo: &Topology) -> (u64, u64) {
     (topo.counter(Side::Accel, "TcpInSegs").unwrap(), topo.counter(Side::Accel, "TcpOutSegs").unwrap())
 }
@@ -162,4 +161,67 @@ fn a_killed_server_s_peers_get_a_reset_and_its_port_is_free_again() {
     // The port is free: a kernel listener binds it.
     let l = topo.in_ns(Side::Accel, move || TcpListener::bind(SocketAddrV4::new(ip, 7401))).unwrap();
     assert!(l.is_ok(), "port still taken: {l:?}");
+}
+
+/// An asyncio TCP echo server (epoll, non-blocking accept and sockets) runs accelerated.
+const PY_ASYNCIO_ECHO: &str = r#"
+import asyncio, sys
+async def handle(r, w):
+    while True:
+        d = await r.read(65536)
+        if not d:
+            break
+        w.write(d)
+        await w.drain()
+    w.close()
+async def main():
+    srv = await asyncio.start_server(handle, sys.argv[1], int(sys.argv[2]))
+    print("ready", flush=True)
+    async with srv:
+        await asyncio.sleep(float(sys.argv[3]))
+asyncio.run(main())
+"#;
+
+#[test]
+fn an_asyncio_server_and_curl_run_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_ASYNCIO_ECHO, &ip.to_string(), "7402", "4"],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    let (in_before, out_before) = counters(&topo);
+    for size in [1, 100_000, 3 << 20] {
+        echo_through(&topo, Side::Peer, ip, 7402, size);
+    }
+    // curl (non-blocking connect, poll) fetching from a kernel HTTP server on the peer.
+    let dir = std::env::temp_dir().join(format!("exasock-www-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(dir.join("body.bin"), &body).unwrap();
+    let peer_ip = topo.peer.ip.to_string();
+    let dir_s = dir.to_string_lossy().into_owned();
+    let _http = topo
+        .spawn(Side::Peer, &["python3", "-m", "http.server", "--bind", &peer_ip, "--directory", &dir_s, "7403"], T)
+        .unwrap();
+    topo.wait_listening(Side::Peer, Proto::Tcp, 7403, T).unwrap();
+    let url = format!("http://{peer_ip}:7403/body.bin");
+    let out_file = dir.join("got.bin").to_string_lossy().into_owned();
+    let curl = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
+        &["curl", "-sS", "-o", &out_file, &url],
+    )
+    .finish(T)
+    .unwrap();
+    assert!(curl.status.success(), "curl failed: {}", String::from_utf8_lossy(&curl.stderr));
+    assert!(String::from_utf8_lossy(&curl.stderr).contains("enabled bypass"), "curl not accelerated");
+    assert!(std::fs::read(&out_file).unwrap() == body, "curl's download differs");
+    assert_eq!(counters(&topo), (in_before, out_before), "the accel namespace's kernel carried TCP");
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = server.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "server not accelerated");
 }
