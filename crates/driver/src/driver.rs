@@ -447,19 +447,7 @@ impl Driver {
 /// 128 random bits from the kernel (getrandom(2)).
 fn random_key() -> io::Result<[u64; 2]> {
     let mut bytes = [0u8; 16];
-    let mut at = 0;
-    while at < bytes.len() {
-        // SAFETY: writing at most the rest of our own buffer.
-        let n = unsafe { libc::getrandom(bytes[at..].as_mut_ptr().cast(), bytes.len() - at, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        at += n as usize;
-    }
+    nic::steering::getrandom(&mut bytes)?;
     let (a, b) = bytes.split_at(8);
     Ok([u64::from_le_bytes(a.try_into().unwrap()), u64::from_le_bytes(b.try_into().unwrap())])
 }

@@ -324,7 +324,8 @@ impl Anchor {
     }
 }
 
-fn getrandom(buf: &mut [u8]) -> io::Result<()> {
+/// Fills `buf` from the kernel's random source (getrandom(2)), retrying on EINTR.
+pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
     let mut at = 0;
     while at < buf.len() {
         // SAFETY: writing at most the rest of our own buffer.

@@ -91,6 +91,17 @@ for _ in range(int(sys.argv[3])):
     c.close()
 "#;
 
+/// Starts PY_ECHO_SERVER under exasock with TCP accelerated, serving `connections` on `port`.
+fn echo_server(topo: &Topology, port: u16, connections: u32) -> testbed::NsChild {
+    let mut server = spawn_accelerated(
+        topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_ECHO_SERVER, &topo.accel.ip.to_string(), &port.to_string(), &connections.to_string()],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    server
+}
+
 fn echo_through(topo: &Topology, side: Side, ip: std::net::Ipv4Addr, port: u16, size: usize) -> Vec<u8> {
     use std::io::Write;
     let mut s = topo.in_ns(side, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
@@ -116,12 +127,7 @@ fn an_accelerated_listener_serves_remote_and_same_host_clients() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let ip = topo.accel.ip;
-    let mut server = spawn_accelerated(
-        &topo,
-        &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
-        &["python3", "-c", PY_ECHO_SERVER, &ip.to_string(), "7400", "2"],
-    );
-    server.wait_for_line("ready", T).unwrap();
+    let server = echo_server(&topo, 7400, 2);
     let passive = |t: &Topology| t.counter(Side::Accel, "TcpPassiveOpens").unwrap();
     let before = passive(&topo);
     echo_through(&topo, Side::Peer, ip, 7400, 4 << 20);
@@ -140,12 +146,7 @@ fn a_killed_server_s_peers_get_a_reset_and_its_port_is_free_again() {
     use std::io::Write;
     let topo = attached();
     let ip = topo.accel.ip;
-    let mut server = spawn_accelerated(
-        &topo,
-        &["EXASOCK_TCP=1", "EXASOCK_SPIN_USEC=50"],
-        &["python3", "-c", PY_ECHO_SERVER, &ip.to_string(), "7401", "1"],
-    );
-    server.wait_for_line("ready", T).unwrap();
+    let mut server = echo_server(&topo, 7401, 1);
     let mut s =
         topo.in_ns(Side::Peer, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, 7401))).unwrap().unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

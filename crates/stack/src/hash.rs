@@ -105,17 +105,7 @@ impl SipHasher13 {
 
     #[inline]
     fn round(&mut self) {
-        let v = &mut self.v;
-        v[0] = v[0].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(13) ^ v[0];
-        v[0] = v[0].rotate_left(32);
-        v[2] = v[2].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(16) ^ v[2];
-        v[0] = v[0].wrapping_add(v[3]);
-        v[3] = v[3].rotate_left(21) ^ v[0];
-        v[2] = v[2].wrapping_add(v[1]);
-        v[1] = v[1].rotate_left(17) ^ v[2];
-        v[2] = v[2].rotate_left(32);
+        sip_round(&mut self.v);
     }
 
     #[inline]
@@ -169,6 +159,21 @@ impl Hasher for SipHasher13 {
 
 /// HashMap keyed per stack (SipHash-1-3).
 pub type KeyedHashMap<K, V> = std::collections::HashMap<K, V, KeyedState>;
+
+/// One SipRound over the state (shared by the demux hasher and the ISN function).
+#[inline]
+pub(crate) fn sip_round(v: &mut [u64; 4]) {
+    v[0] = v[0].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(13) ^ v[0];
+    v[0] = v[0].rotate_left(32);
+    v[2] = v[2].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(16) ^ v[2];
+    v[0] = v[0].wrapping_add(v[3]);
+    v[3] = v[3].rotate_left(21) ^ v[0];
+    v[2] = v[2].wrapping_add(v[1]);
+    v[1] = v[1].rotate_left(17) ^ v[2];
+    v[2] = v[2].rotate_left(32);
+}
 
 #[cfg(test)]
 mod tests {
