@@ -1,0 +1,393 @@
+//! The acceleration policy: which sockets move onto the stack (bind, listen, connect, send
+//! auto-bind, group joins), how, and the kernel-socket facts that decide it.
+
+use super::*;
+
+/// Moves a bound UDP socket onto the stack: `local` is what the kernel socket is bound to.
+pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>) -> Result<(), NotAccelerated> {
+    let mut guard = lock();
+    if guard.is_none() {
+        *guard = Some(Runtime::open()?);
+    }
+    let rt = guard.as_mut().expect("just opened");
+    // A socket closed in a signal handler may still hold this port's flow.
+    release_queued(rt);
+    let ip = *local.ip();
+    // A socket bound to a group is here because it joined it on the attached interface.
+    if !ip.is_unspecified() && !ip.is_multicast() && !rt.driver.stack().interface().has_addr(ip) {
+        return Err(NotAccelerated::NotOurs);
+    }
+    let stack = rt.driver.stack();
+    let handle = stack.udp_open();
+    let undo = |rt: &mut Runtime, e: String| {
+        let _ = rt.driver.stack().udp_close(handle);
+        NotAccelerated::Failed(e)
+    };
+    // The stack checks address sharing as the kernel did: with the kernel socket's options.
+    let (reuse_addr, reuse_port) = reuse_flags(fd);
+    if let Ok(o) = stack.udp_options_mut(handle) {
+        o.reuse_addr = reuse_addr;
+        o.reuse_port = reuse_port;
+    }
+    if let Err(e) = stack.udp_bind(handle, local) {
+        return Err(undo(rt, e.to_string()));
+    }
+    if let Some(r) = remote {
+        if let Err(e) = rt.driver.stack().udp_connect(handle, r) {
+            return Err(undo(rt, e.to_string()));
+        }
+    }
+    let flow = Flow::udp(ip, local.port());
+    let exclusive = exclusive_port(fd);
+    let claim = |rt: &mut Runtime| if exclusive { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
+    let mut claimed = claim(rt);
+    if let Err(SteeringError::Claimed { .. }) = claimed {
+        // Another process serves the port and this socket shares it (SO_REUSEADDR or
+        // SO_REUSEPORT): the flow goes to the kernel, which delivers among all the sockets as
+        // Linux does; this one stays a kernel socket. If the owner just left, claim it.
+        match rt.driver.share(flow) {
+            Ok(false) => claimed = claim(rt),
+            Ok(true) => {
+                return Err(undo(rt, format!("{flow} is shared with another process: the kernel serves it")));
+            }
+            Err(e) => claimed = Err(e),
+        }
+    }
+    if let Err(e) = claimed {
+        return Err(undo(rt, e.to_string()));
+    }
+    let inode = socket_inode(fd);
+    // The first of our sockets on a port that sockets of others already hold (a process outside
+    // exasock bound with SO_REUSEADDR/SO_REUSEPORT before us): the kernel delivers among them.
+    if !exclusive && rt.driver.claim_count(flow) == 1 && shared_with_others(rt, flow, inode) {
+        let _ = rt.driver.share(flow);
+    }
+    // The queue holds what the kernel socket would: its effective SO_RCVBUF.
+    if let Some(bytes) = kernel_rcvbuf(fd) {
+        let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
+    }
+    let Some(slot) = rt.insert(Slot {
+        handle,
+        proto: Proto::Udp,
+        flow,
+        shut_rd: false,
+        shut_wr: false,
+        timestamps: Timestamps::of(fd),
+        refs: 1,
+        id: 0,
+        inode,
+        connect_pending: false,
+    }) else {
+        let _ = rt.driver.release(flow);
+        return Err(undo(rt, "too many accelerated sockets".into()));
+    };
+    fdtable::set(fd, fdtable::FdState::Accel(slot));
+    if config::debug() {
+        log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
+    }
+    Ok(())
+}
+
+/// Opens the runtime if needed and checks that `local` is ours to serve.
+pub(super) fn runtime_for(guard: &mut Option<Runtime>, local: SocketAddrV4) -> Result<&mut Runtime, NotAccelerated> {
+    if guard.is_none() {
+        *guard = Some(Runtime::open()?);
+    }
+    let rt = guard.as_mut().expect("just opened");
+    release_queued(rt);
+    let ip = *local.ip();
+    if !ip.is_unspecified() && !rt.driver.stack().interface().has_addr(ip) {
+        return Err(NotAccelerated::NotOurs);
+    }
+    Ok(rt)
+}
+
+/// The TCP options the kernel socket was given that the stack must follow.
+pub(super) fn tcp_options_of(fd: i32, mut o: stack::tcp::TcpSocketOptions) -> stack::tcp::TcpSocketOptions {
+    let int = |level: i32, name: i32| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into an int we own.
+        let r = unsafe { crate::real::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
+        (r == 0).then_some(v)
+    };
+    if let Some(v) = int(libc::IPPROTO_TCP, libc::TCP_NODELAY) {
+        o.nodelay = v != 0;
+    }
+    if let Some(v) = int(libc::SOL_SOCKET, libc::SO_REUSEADDR) {
+        o.reuse_addr = v != 0;
+    }
+    o
+}
+
+/// Moves a bound TCP socket that the program made listen onto the stack (its kernel socket
+/// listens too: it keeps the port, serves clients on this host and other interfaces, and tells
+/// the steering program the owner lives).
+pub fn accelerate_tcp_listener(fd: i32, local: SocketAddrV4, backlog: i32) -> Result<(), NotAccelerated> {
+    let mut guard = lock();
+    let rt = runtime_for(&mut guard, local)?;
+    let stack = rt.driver.stack();
+    let handle = stack.tcp_open();
+    let options = tcp_options_of(fd, stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?);
+    let setup = |stack: &mut stack::Stack| -> Result<(), stack::tcp::TcpError> {
+        stack.tcp_set_options(handle, options, driver::clock::now())?;
+        stack.tcp_bind(handle, local)?;
+        stack.tcp_listen(handle, backlog.max(0) as usize)
+    };
+    if let Err(e) = setup(rt.driver.stack()) {
+        let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
+        return Err(NotAccelerated::Failed(e.to_string()));
+    }
+    let flow = Flow::tcp_listener(*local.ip(), local.port());
+    if let Err(e) = rt.driver.claim(flow) {
+        let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
+        return Err(NotAccelerated::Failed(e.to_string()));
+    }
+    adopt(rt, fd, handle, Proto::Tcp, flow)
+}
+
+/// Records an accelerated socket behind `fd`.
+pub(super) fn adopt(
+    rt: &mut Runtime,
+    fd: i32,
+    handle: SocketHandle,
+    proto: Proto,
+    flow: Flow,
+) -> Result<(), NotAccelerated> {
+    let slot = Slot {
+        handle,
+        proto,
+        flow,
+        shut_rd: false,
+        shut_wr: false,
+        timestamps: Timestamps::default(),
+        refs: 1,
+        id: 0,
+        inode: 0,
+        connect_pending: false,
+    };
+    let Some(slot) = rt.insert(slot) else {
+        let _ = rt.driver.release(flow);
+        let _ = rt.driver.stack().tcp_abort(handle);
+        return Err(NotAccelerated::Failed("too many accelerated sockets".into()));
+    };
+    match proto {
+        Proto::Tcp => fdtable::set_tcp(fd, slot, flow.remote.is_some()),
+        Proto::Udp => fdtable::set(fd, fdtable::FdState::Accel(slot)),
+    }
+    if config::debug() {
+        log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
+    }
+    Ok(())
+}
+
+/// A connection taken off an accelerated listener's accept queue, not yet given an fd.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    handle: SocketHandle,
+    flow: Flow,
+    /// The peer.
+    pub remote: SocketAddrV4,
+}
+
+/// Takes a connection off the listener's accept queue (polling the datapath first).
+pub fn tcp_accept(slot: u32) -> Result<Accepted, stack::tcp::TcpError> {
+    use stack::tcp::TcpError;
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(TcpError::BadHandle)?;
+    let s = rt.slot(slot).ok_or(TcpError::BadHandle)?;
+    rt.poll();
+    let (handle, remote) = rt.driver.tcp(|stack, _| stack.tcp_accept(s.handle))?;
+    // The connection's own steering entry was claimed by the driver when its SYN arrived.
+    let local = rt
+        .driver
+        .stack()
+        .tcp_addresses(handle)
+        .ok()
+        .and_then(|(l, _)| l)
+        .unwrap_or(SocketAddrV4::new(s.flow.local_ip, s.flow.local_port));
+    Ok(Accepted { handle, flow: Flow::tcp_connection(local, remote), remote })
+}
+
+/// Gives an accepted connection its descriptor (a kernel socket made for it).
+pub fn adopt_accepted(fd: i32, a: Accepted) -> Result<(), NotAccelerated> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(NotAccelerated::NoInterface)?;
+    adopt(rt, fd, a.handle, Proto::Tcp, a.flow)
+}
+
+/// An accepted connection that could not get a descriptor: reset it.
+pub fn abort_accepted(a: Accepted) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    let _ = rt.driver.tcp(|stack, now| {
+        let _ = stack.tcp_abort(a.handle);
+        stack.tcp_close(a.handle, now)
+    });
+}
+
+/// The kernel socket's effective SO_RCVBUF (doubled and capped by the kernel as it does).
+pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int we own.
+    let r = unsafe {
+        crate::real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut v as *mut libc::c_int).cast(), &mut len)
+    };
+    (r == 0 && v > 0).then_some(v as usize)
+}
+
+/// The inode of the socket behind `fd` (0 if it cannot be read).
+pub(super) fn socket_inode(fd: i32) -> u64 {
+    // SAFETY: fstat into a zeroed struct we own.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
+    }
+}
+
+/// Whether a UDP socket that is not one of ours (`inode`, or another accelerated socket of this
+/// process) is bound to an address of `flow`'s port that overlaps it.
+pub(super) fn shared_with_others(rt: &Runtime, flow: Flow, inode: u64) -> bool {
+    let Ok(sockets) = driver::netlink::udp_sockets_on_port(flow.local_port) else { return false };
+    let ours = |i: u64| i == inode || rt.slots.iter().flatten().any(|s| s.inode == i);
+    sockets.iter().any(|s| {
+        let ip = *s.local.ip();
+        let overlaps = ip == flow.local_ip || ip.is_unspecified() || flow.local_ip.is_unspecified();
+        overlaps && !ours(s.inode)
+    })
+}
+
+/// The kernel socket's SO_REUSEADDR and SO_REUSEPORT.
+pub(super) fn reuse_flags(fd: i32) -> (bool, bool) {
+    let flag = |name: i32| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt into an int we own.
+        let r = unsafe {
+            crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut v as *mut libc::c_int).cast(), &mut len)
+        };
+        r == 0 && v != 0
+    };
+    (flag(libc::SO_REUSEADDR), flag(libc::SO_REUSEPORT))
+}
+
+/// Whether the kernel socket holds its port alone (no SO_REUSEADDR, no SO_REUSEPORT): then no
+/// other live socket can, and a flow entry of another pid belongs to a process that is exiting.
+pub(super) fn exclusive_port(fd: i32) -> bool {
+    reuse_flags(fd) == (false, false)
+}
+
+/// UDP send auto-bind, as the original: an unbound candidate that sends to a destination routed
+/// via an attached interface is bound by the kernel to INADDR_ANY:0 and accelerated. Returns
+/// whether it now is. Costs a getsockname and a route lookup, only for unbound candidates.
+pub fn auto_bind(fd: i32, dst: SocketAddrV4) -> bool {
+    if fdtable::hinted_bound(fd) {
+        return false;
+    }
+    match kernel_local(fd) {
+        None => return false,
+        Some(l) if l.port() != 0 => {
+            // Bound and still on the kernel: its next sends pass through with one load.
+            fdtable::hint_bound(fd);
+            return false;
+        }
+        Some(_) => {}
+    }
+    let ifaces = attached_interfaces();
+    if ifaces.is_empty() || !routed_via(&ifaces, dst) {
+        return false;
+    }
+    let any = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: binding our own sockaddr_in.
+    let r = unsafe {
+        crate::real::bind(
+            fd,
+            (&any as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        )
+    };
+    if r != 0 {
+        return false;
+    }
+    let Some(local) = kernel_local(fd) else { return false };
+    match accelerate_udp(fd, local, None) {
+        Ok(()) => {
+            crate::epoll::promote(fd);
+            true
+        }
+        Err(NotAccelerated::Failed(why)) => {
+            log::warning!("socket fd={fd} stays on the kernel: {why}");
+            fdtable::set(fd, fdtable::FdState::Disabled);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether the kernel routes `dst` out of one of `ifaces`.
+pub(super) fn routed_via(ifaces: &[String], dst: SocketAddrV4) -> bool {
+    let Ok(mut nl) = driver::netlink::Netlink::open() else { return false };
+    let Ok(route) = nl.route_to(*dst.ip()) else { return false };
+    ifaces.iter().any(|name| nic::if_index(name) == Some(route.oif))
+}
+
+/// The interface an IP_ADD_MEMBERSHIP names, when it is the attached one: by index (ip_mreqn)
+/// or by address. INADDR_ANY with no index names none (the kernel picks one by route).
+pub fn membership_on_attached(interface: Ipv4Addr, ifindex: i32) -> bool {
+    let ifaces = attached_interfaces();
+    if ifindex > 0 {
+        return ifaces.iter().any(|name| nic::if_index(name).is_some_and(|i| i as i32 == ifindex));
+    }
+    if interface.is_unspecified() || ifaces.is_empty() {
+        return false;
+    }
+    let Ok(mut nl) = driver::netlink::Netlink::open() else { return false };
+    let Ok(addrs) = nl.addresses(None) else { return false };
+    addrs.iter().any(|a| a.addr == interface && ifaces.iter().any(|name| nic::if_index(name) == Some(a.ifindex)))
+}
+
+/// Whether the kernel routes `dst` out of an attached interface (a TCP connect there is
+/// accelerated). A route lookup: connect pays it, never a data call.
+pub fn routed_via_attached(dst: SocketAddrV4) -> bool {
+    let ifaces = attached_interfaces();
+    !ifaces.is_empty() && routed_via(&ifaces, dst)
+}
+
+/// Starts an accelerated active open from `fd`, whose kernel socket holds `local`'s port: the
+/// stack sends the SYN (the driver steers the connection to us first).
+pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4) -> Result<u32, NotAccelerated> {
+    let mut guard = lock();
+    let rt = runtime_for(&mut guard, local)?;
+    let stack = rt.driver.stack();
+    let handle = stack.tcp_open();
+    let options = tcp_options_of(fd, stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?);
+    let started = rt.driver.tcp(|stack, now| {
+        stack.tcp_set_options(handle, options, now)?;
+        stack.tcp_bind(handle, local)?;
+        stack.tcp_connect(handle, remote, now)?;
+        stack.tcp_addresses(handle)
+    });
+    let local = match started {
+        Ok((Some(l), _)) => l,
+        Ok((None, _)) => local,
+        Err(e) => {
+            let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
+            return Err(NotAccelerated::Failed(e.to_string()));
+        }
+    };
+    adopt(rt, fd, handle, Proto::Tcp, Flow::tcp_connection(local, remote))?;
+    match fdtable::get(fd) {
+        FdState::Accel(slot) => Ok(slot),
+        _ => Err(NotAccelerated::Failed("lost the slot".into())),
+    }
+}

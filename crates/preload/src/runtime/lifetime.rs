@@ -1,0 +1,208 @@
+//! The end of accelerated sockets and of the process: close (now or from the worker),
+//! references held by waiting calls and dups, exit's linger, exec and fork.
+
+use super::*;
+
+/// Sockets closed from a signal handler, for the worker to release (0: empty; else the slot id
+/// with bit 32 set).
+pub(super) static RELEASE_LATER: [AtomicU64; 64] = [const { AtomicU64::new(0) }; 64];
+
+/// Releases `slot` from the worker, not here: for close() in a signal handler, where freeing
+/// memory is not safe. Done at once when the queue is full.
+pub fn release_later(slot: u32) {
+    let entry = 1 << 32 | u64::from(slot);
+    if RELEASE_LATER.iter().any(|e| e.compare_exchange(0, entry, Ordering::AcqRel, Ordering::Relaxed).is_ok()) {
+        wake_worker();
+    } else {
+        release(slot);
+    }
+}
+
+/// Releases what `release_later` queued (the worker, holding the lock).
+pub(super) fn release_queued(rt: &mut Runtime) {
+    for e in &RELEASE_LATER {
+        if e.load(Ordering::Relaxed) != 0 {
+            let entry = e.swap(0, Ordering::AcqRel);
+            if entry != 0 {
+                release_locked(rt, entry as u32);
+            }
+        }
+    }
+}
+
+/// Releases an accelerated socket (close, or dup2 over its number).
+pub fn release(slot: u32) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    release_locked(rt, slot);
+}
+
+pub(super) fn release_locked(rt: &mut Runtime, slot: u32) {
+    let Some(s) = rt.slot_mut(slot) else { return };
+    s.refs = s.refs.saturating_sub(1);
+    if s.refs > 0 {
+        // Another descriptor still names the socket.
+        return;
+    }
+    let Some(s) = rt.take_slot(slot) else { return };
+    match s.proto {
+        Proto::Udp => {
+            let _ = rt.driver.release(s.flow);
+            let _ = rt.driver.stack().udp_close(s.handle);
+        }
+        Proto::Tcp => {
+            // As the kernel's close: the connection goes on in the stack (the rest of its
+            // data, then FIN; or RST with unread data or SO_LINGER 0); the driver gives its
+            // steering entry back when the stack is done with it. A listener's entry goes now.
+            let h = s.handle;
+            let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+            if s.flow.remote.is_none() {
+                let _ = rt.driver.release(s.flow);
+            }
+        }
+    }
+}
+
+/// A call waiting on a socket keeps it alive, as the kernel's file reference does: released
+/// (and the socket with it, if its descriptors are all closed) when the call returns.
+pub struct Hold(u32);
+
+impl Hold {
+    /// Holds the slot's socket; None if it is gone.
+    pub fn new(slot: u32) -> Option<Hold> {
+        let mut guard = lock();
+        let s = guard.as_mut()?.slot_mut(slot)?;
+        s.refs += 1;
+        Some(Hold(slot))
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        release(self.0);
+    }
+}
+
+/// One more descriptor names the slot's socket (a dup of it was made).
+pub fn share(slot: u32) {
+    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
+        s.refs += 1;
+    }
+}
+
+/// How long exit waits for TCP connections to deliver what the program wrote (and their FIN):
+/// the kernel would go on sending after the process ended; we must before it ends. Past it,
+/// connections still sending are reset, so their peers know.
+pub const EXIT_LINGER: Duration = Duration::from_secs(10);
+
+/// At exit (return from main, exit, _exit): TCP connections deliver what the program wrote and
+/// their FIN, for at most EXIT_LINGER; then every flow goes back to the kernel at once, so peers
+/// get answers instead of a black hole.
+pub fn release_all() {
+    // The worker may hold the lock for a moment; this thread must not wait on itself.
+    let deadline = Instant::now() + Duration::from_millis(100);
+    let mut guard = loop {
+        if let Some(g) = RUNTIME.try_lock() {
+            break g;
+        }
+        if crate::lock::holding() || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::yield_now();
+    };
+    if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
+        linger_tcp(rt);
+        rt.driver.release_all();
+        rt.slots.iter_mut().for_each(|s| *s = None);
+    }
+}
+
+/// Closes every TCP socket still open as close(2) would, then drives the stack until no
+/// connection has data or a FIN waiting for its ACK, or EXIT_LINGER passes (then resets them).
+pub(super) fn linger_tcp(rt: &mut Runtime) {
+    use stack::tcp::State;
+    let open: Vec<SocketHandle> =
+        rt.slots.iter().flatten().filter(|s| s.proto == Proto::Tcp).map(|s| s.handle).collect();
+    for h in open {
+        let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+    }
+    let sending = |rt: &mut Runtime| {
+        rt.driver.stack().tcp_connections().iter().any(|(_, _, st)| {
+            matches!(
+                st,
+                State::SynSent
+                    | State::SynReceived
+                    | State::Established
+                    | State::CloseWait
+                    | State::FinWait1
+                    | State::Closing
+                    | State::LastAck
+            )
+        })
+    };
+    let deadline = Instant::now() + EXIT_LINGER;
+    while sending(rt) {
+        if Instant::now() >= deadline {
+            log::warning!("exit: TCP connections still sending after {EXIT_LINGER:?} are reset");
+            let conns = rt.driver.stack().tcp_connections();
+            for (local, remote, _) in conns {
+                let _ = rt.driver.tcp(|stack, _| stack.tcp_abort_connection(local, remote));
+            }
+            rt.driver.poll();
+            break;
+        }
+        rt.driver.poll();
+        std::hint::spin_loop();
+    }
+}
+
+/// Before exec: every flow goes back to the kernel, whose sockets the new program inherits (or
+/// loses with CLOEXEC). Datagrams still queued on inherited sockets cannot follow; they are
+/// counted in a warning. Returns whether anything was released.
+pub fn release_for_exec() -> bool {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) else { return false };
+    for fd in 0..fdtable::MAX_FDS as i32 {
+        let FdState::Accel(slot) = fdtable::get(fd) else { continue };
+        let Some(s) = rt.slot(slot) else { continue };
+        // SAFETY: F_GETFD takes no argument.
+        let cloexec = unsafe { crate::real::fcntl(fd, libc::F_GETFD, 0) } & libc::FD_CLOEXEC != 0;
+        if !cloexec && rt.driver.stack().udp_readable(s.handle).unwrap_or(false) {
+            log::warning!("exec: datagrams queued on fd {fd} are lost (they were received before exec)");
+        }
+    }
+    rt.driver.release_all();
+    true
+}
+
+/// After an exec that failed: the flows are claimed back.
+pub fn reclaim_after_exec() {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    for (flow, e) in rt.driver.reclaim_all() {
+        log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
+    }
+}
+
+/// In a forked child (fork.rs), with the runtime lock held by the fork handlers and no other
+/// thread alive: the accelerated descriptors become the kernel sockets behind them, exasock's
+/// own descriptors are closed, and the parent's runtime is forgotten without touching its rings
+/// or flows (no destructor runs: they would act on state the parent still uses).
+pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
+    SLEEPERS.store(0, Ordering::Relaxed);
+    RING_FD.store(-1, Ordering::Relaxed);
+    NOTIFY_FD.store(-1, Ordering::Relaxed);
+    let Some(rt) = runtime.take() else { return };
+    for fd in 0..fdtable::MAX_FDS as i32 {
+        match fdtable::get(fd) {
+            FdState::Accel(_) => fdtable::set(fd, FdState::Kernel),
+            FdState::Internal => {
+                fdtable::set(fd, FdState::Kernel);
+                // SAFETY: the child's copy of one of our descriptors; the parent's stays open.
+                unsafe { crate::real::close(fd) };
+            }
+            _ => {}
+        }
+    }
+    std::mem::forget(rt);
+}

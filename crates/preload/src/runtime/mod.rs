@@ -1,0 +1,385 @@
+//! The accelerated side of the process: one driver (stack + port) for the attached interface,
+//! the stack sockets behind accelerated fds, and the lock that guards them.
+//!
+//! Nothing here exists until the first socket is accelerated: a program that accelerates
+//! nothing opens no ring and starts no thread.
+
+use crate::fdtable::FdState;
+use crate::lock::{Guard, Lock};
+use crate::{config, errno, fdtable, log};
+use driver::Driver;
+use nic::steering::{attached_interfaces, Flow, SteeringError};
+use stack::udp::UdpError;
+use stack::SocketHandle;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+mod accelerate;
+mod lifetime;
+mod sockaddr;
+mod wait;
+
+pub use accelerate::*;
+pub use lifetime::*;
+pub use sockaddr::*;
+pub use wait::*;
+
+/// Which protocol a slot's socket speaks: the operations the intercepted calls dispatch to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    /// A datagram socket (the stack's UDP).
+    Udp,
+    /// A stream socket: a listener or a connection (the stack's TCP).
+    Tcp,
+}
+
+/// One accelerated socket.
+#[derive(Debug, Clone, Copy)]
+pub struct Slot {
+    /// The stack's socket.
+    pub handle: SocketHandle,
+    /// Its protocol.
+    pub proto: Proto,
+    /// The flow claimed for it.
+    pub flow: Flow,
+    /// shutdown(SHUT_RD): receives return 0 once the queue is empty.
+    pub shut_rd: bool,
+    /// shutdown(SHUT_WR): sends fail with EPIPE.
+    pub shut_wr: bool,
+    /// Which receive timestamps recvmsg reports.
+    pub timestamps: Timestamps,
+    /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD) and calls waiting on it; the
+    /// socket is released when the last goes.
+    pub refs: u32,
+    /// Its id: the index in the slot table, and in the high half a generation, so that an id
+    /// read before a close never names the socket that reuses the index afterwards.
+    pub id: u32,
+    /// The kernel socket's inode: tells our sockets from others on the same port.
+    pub inode: u64,
+    /// A non-blocking connect said EINPROGRESS: the next connect reports how it ended (0 once
+    /// connected, as Linux, then EISCONN).
+    pub connect_pending: bool,
+}
+
+/// The index half of a slot id.
+const INDEX_BITS: u32 = 16;
+
+/// The receive timestamp options set on a socket (SO_TIMESTAMP, SO_TIMESTAMPNS,
+/// SO_TIMESTAMPING's flags); the kernel socket holds them, this mirrors them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timestamps {
+    /// SO_TIMESTAMP: an SCM_TIMESTAMP timeval.
+    pub micro: bool,
+    /// SO_TIMESTAMPNS: an SCM_TIMESTAMPNS timespec.
+    pub nano: bool,
+    /// SO_TIMESTAMPING flags: an SCM_TIMESTAMPING with the software stamp when they ask for it.
+    pub timestamping: u32,
+}
+
+impl Timestamps {
+    /// Reads the options from the kernel socket.
+    pub fn of(fd: i32) -> Timestamps {
+        let int = |name: i32| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt into an int we own.
+            let r = unsafe {
+                crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut v as *mut libc::c_int).cast(), &mut len)
+            };
+            if r == 0 {
+                v
+            } else {
+                0
+            }
+        };
+        Timestamps {
+            micro: int(libc::SO_TIMESTAMP) != 0,
+            nano: int(libc::SO_TIMESTAMPNS) != 0,
+            timestamping: int(libc::SO_TIMESTAMPING) as u32,
+        }
+    }
+
+    /// Whether any stamp is asked for.
+    pub fn any(&self) -> bool {
+        self.micro
+            || self.nano
+            || self.timestamping & (libc::SOF_TIMESTAMPING_SOFTWARE | libc::SOF_TIMESTAMPING_RX_SOFTWARE) != 0
+    }
+}
+
+/// The driver and the sockets it serves.
+pub struct Runtime {
+    /// The stack and its datapath.
+    pub driver: Driver,
+    slots: Vec<Option<Slot>>,
+    /// Gathers a datagram for recvmsg with several iovecs.
+    pub scratch: Vec<u8>,
+    /// The process that opened the driver: a copy of it in a child made without the fork
+    /// handlers (raw clone) must not release the parent's flows.
+    pid: u32,
+    /// The generation of the next slot id.
+    generation: u32,
+}
+
+/// The runtime of this process, once a socket was accelerated.
+pub static RUNTIME: Lock<Option<Runtime>> = Lock::new(None);
+
+static WARNED_NO_INTERFACE: AtomicBool = AtomicBool::new(false);
+
+/// The lock around the runtime.
+pub fn lock() -> Guard<'static, Option<Runtime>> {
+    RUNTIME.lock()
+}
+
+/// Why a socket stays on the kernel.
+#[derive(Debug)]
+pub enum NotAccelerated {
+    /// No interface is attached in this namespace.
+    NoInterface,
+    /// The address is not on the attached interface.
+    NotOurs,
+    /// Something failed; the message says what.
+    Failed(String),
+}
+
+impl Runtime {
+    fn open() -> Result<Runtime, NotAccelerated> {
+        let ifaces = attached_interfaces();
+        let Some(iface) = ifaces.first() else {
+            if !WARNED_NO_INTERFACE.swap(true, Ordering::Relaxed) {
+                log::warning!("no interface is attached in this network namespace: sockets stay on the kernel (run `exasock-ctl attach IFACE`)");
+            }
+            return Err(NotAccelerated::NoInterface);
+        };
+        // exasock's descriptors go to the top of the range (below the soft RLIMIT_NOFILE and the
+        // fd table's end), out of the numbers the program expects socket() and open() to give.
+        nic::fdplace::set_base(Some(internal_fd_base()));
+        let driver = Driver::open(iface).map_err(|e| NotAccelerated::Failed(format!("{iface}: {e}")))?;
+        // ...and the program may not close them or dup2 over them.
+        for fd in driver.internal_fds() {
+            fdtable::set(fd, fdtable::FdState::Internal);
+        }
+        RING_FD.store(driver.wait_fds()[0], Ordering::Relaxed);
+        if let Some(fd) = open_notify_fd() {
+            fdtable::set(fd, fdtable::FdState::Internal);
+            NOTIFY_FD.store(fd, Ordering::Relaxed);
+        }
+        std::thread::Builder::new()
+            .name("exasock".into())
+            .spawn(worker)
+            .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
+        crate::fork::install();
+        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
+    }
+
+    /// The socket behind a slot id (None once it was released, even if its index was reused).
+    pub fn slot(&self, id: u32) -> Option<Slot> {
+        self.slots.get((id & ((1 << INDEX_BITS) - 1)) as usize).copied().flatten().filter(|s| s.id == id)
+    }
+
+    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.as_mut().filter(|s| s.id == id)
+    }
+
+    fn take_slot(&mut self, id: u32) -> Option<Slot> {
+        self.slot(id)?;
+        self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.take()
+    }
+
+    /// Stores `s` and returns its id; None when every index is taken (the fd table covers no
+    /// more descriptors than there are indexes).
+    fn insert(&mut self, mut s: Slot) -> Option<u32> {
+        let index = match self.slots.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if self.slots.len() < 1 << INDEX_BITS => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return None,
+        };
+        self.generation = self.generation.wrapping_add(1);
+        s.id = (self.generation << INDEX_BITS) | index as u32;
+        self.slots[index] = Some(s);
+        Some(s.id)
+    }
+
+    /// Re-reads the slot's timestamp options (after a setsockopt on its kernel socket).
+    pub fn refresh_timestamps(&mut self, slot: u32, fd: i32) {
+        if let Some(s) = self.slot_mut(slot) {
+            s.timestamps = Timestamps::of(fd);
+        }
+    }
+
+    /// Joins (or leaves) a multicast group on the slot's stack socket.
+    pub fn membership(&mut self, slot: u32, group: Ipv4Addr, join: bool) -> Result<(), UdpError> {
+        let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        let stack = self.driver.stack();
+        if join {
+            stack.udp_join(s.handle, group)
+        } else {
+            stack.udp_leave(s.handle, group)
+        }
+    }
+
+    /// Records a shutdown of the slot's socket.
+    pub fn shutdown(&mut self, slot: u32, rd: bool, wr: bool) {
+        if let Some(s) = self.slot_mut(slot) {
+            s.shut_rd |= rd;
+            s.shut_wr |= wr;
+        }
+    }
+
+    /// Drives the datapath once on behalf of an application thread, waking sleepers when
+    /// datagrams arrived.
+    pub fn poll(&mut self) -> usize {
+        LAST_APP_POLL.store(driver::clock::now().as_nanos(), Ordering::Relaxed);
+        let n = self.driver.poll();
+        if n > 0 {
+            notify();
+        }
+        n
+    }
+
+    /// What poll/epoll report for a slot's socket (POLLIN, POLLOUT, POLLRDHUP, POLLHUP,
+    /// POLLERR, which have the same values as their EPOLL* names), after polling the datapath.
+    pub fn events(&mut self, slot: u32) -> u32 {
+        let Some(s) = self.slot(slot) else { return 0 };
+        self.poll();
+        let stack = self.driver.stack();
+        match s.proto {
+            Proto::Udp => {
+                // After SHUT_RD a receive returns at once (0 when empty): readable, as on Linux.
+                let readable = s.shut_rd || stack.udp_readable(s.handle).unwrap_or(false);
+                // A UDP socket can always be written.
+                libc::POLLOUT as u32 | if readable { libc::POLLIN as u32 } else { 0 }
+            }
+            Proto::Tcp => {
+                let Ok(r) = stack.tcp_readiness(s.handle) else { return libc::POLLNVAL as u32 };
+                let mut ev = 0;
+                let bit = |on: bool, b: libc::c_short| if on { b as u32 } else { 0 };
+                ev |= bit(r.readable || s.shut_rd, libc::POLLIN);
+                ev |= bit(r.writable, libc::POLLOUT);
+                ev |= bit(r.read_hangup, libc::POLLRDHUP);
+                ev |= bit(r.hangup, libc::POLLHUP);
+                ev |= bit(r.error, libc::POLLERR);
+                ev
+            }
+        }
+    }
+
+    /// Changes ever queued to a slot's socket (for edge-triggered epoll).
+    pub fn arrivals(&mut self, slot: u32) -> u64 {
+        let Some(s) = self.slot(slot) else { return 0 };
+        match s.proto {
+            Proto::Udp => self.driver.stack().udp_arrivals(s.handle).unwrap_or(0),
+            Proto::Tcp => self.driver.stack().tcp_arrivals(s.handle).unwrap_or(0),
+        }
+    }
+
+    /// Sends the datagram that `iovs` (`total` bytes, checked by the caller) hold from a slot,
+    /// gathered into the scratch buffer first.
+    ///
+    /// # Safety
+    /// Each iovec must name `iov_len` readable bytes.
+    pub unsafe fn udp_send_gathered(
+        &mut self,
+        slot: u32,
+        iovs: &[libc::iovec],
+        total: usize,
+        dst: Option<SocketAddrV4>,
+    ) -> Result<usize, UdpError> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut at = 0;
+        for v in iovs {
+            let n = v.iov_len.min(scratch.len() - at);
+            if n > 0 {
+                std::ptr::copy_nonoverlapping(v.iov_base.cast::<u8>(), scratch[at..].as_mut_ptr(), n);
+            }
+            at += n;
+        }
+        let r = self.udp_send(slot, &scratch[..total.min(at)], dst);
+        self.scratch = scratch;
+        r
+    }
+
+    /// Sends a datagram from a slot.
+    pub fn udp_send(&mut self, slot: u32, data: &[u8], dst: Option<SocketAddrV4>) -> Result<usize, UdpError> {
+        let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        self.driver.send(|stack, tx| stack.udp_send(s.handle, data, dst, tx))
+    }
+}
+
+/// The lowest number for exasock's own descriptors: 64 below the smaller of the soft
+/// RLIMIT_NOFILE and the fd table's size (and never below 64).
+fn internal_fd_base() -> i32 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into a struct we own.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 1024 };
+    (soft.min(fdtable::MAX_FDS as u64) as i32 - 64).max(64)
+}
+
+/// Connects an accelerated socket's stack side (the kernel socket is connected already).
+pub fn connect_udp(slot: u32, remote: Option<SocketAddrV4>) -> Result<(), UdpError> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(UdpError::BadHandle)?;
+    let s = rt.slot(slot).ok_or(UdpError::BadHandle)?;
+    match remote {
+        Some(r) => rt.driver.stack().udp_connect(s.handle, r),
+        None => rt.driver.stack().udp_disconnect(s.handle),
+    }
+}
+
+/// Sets errno from a UDP error and returns -1.
+pub fn fail_udp<T: From<i8>>(e: UdpError) -> T {
+    errno::fail(errno::udp(e))
+}
+
+/// Runs a TCP call on the slot's stack socket (then sends what it made due).
+pub fn with_tcp<R>(
+    slot: u32,
+    f: impl FnOnce(&mut stack::Stack, SocketHandle, stack::Instant) -> Result<R, stack::tcp::TcpError>,
+) -> Result<R, stack::tcp::TcpError> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(stack::tcp::TcpError::BadHandle)?;
+    let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
+    rt.driver.tcp(|stack, now| f(stack, s.handle, now))
+}
+
+/// Reads from the slot's TCP stream after polling the datapath (`Ok(0)`: the stream ended).
+pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::tcp::TcpError> {
+    let mut guard = lock();
+    let rt = guard.as_mut().ok_or(stack::tcp::TcpError::BadHandle)?;
+    let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
+    rt.poll();
+    if s.shut_rd && rt.driver.stack().tcp_readable_len(s.handle).unwrap_or(0) == 0 {
+        return Ok(0);
+    }
+    rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
+}
+
+/// Drives the datapath once from an application thread (a waiting send takes its ACKs).
+pub fn poll_once() {
+    if let Some(rt) = lock().as_mut() {
+        rt.poll();
+    }
+}
+
+/// Resets the slot's TCP connection if this is its last descriptor (close with SO_LINGER 0).
+pub fn abort_if_last(slot: u32) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    let Some(s) = rt.slot(slot).filter(|s| s.proto == Proto::Tcp && s.refs == 1) else { return };
+    let _ = rt.driver.tcp(|stack, _| stack.tcp_abort(s.handle));
+}
+
+/// Notes (or takes) that a non-blocking connect is waiting to report its outcome.
+pub fn connect_pending(slot: u32, set: Option<bool>) -> bool {
+    let mut guard = lock();
+    let Some(s) = guard.as_mut().and_then(|rt| rt.slot_mut(slot)) else { return false };
+    let was = s.connect_pending;
+    if let Some(v) = set {
+        s.connect_pending = v;
+    }
+    was
+}

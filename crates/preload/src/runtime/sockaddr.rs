@@ -1,0 +1,70 @@
+//! The kernel socket behind an fd as a source of facts (bound address, timeouts, O_NONBLOCK)
+//! and sockaddr conversions at the POSIX boundary.
+
+use super::*;
+
+/// Reads the kernel socket's SO_RCVTIMEO (or SO_SNDTIMEO), which the program set on it.
+pub fn socket_timeout(fd: i32, name: i32) -> Option<Duration> {
+    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+    // SAFETY: getsockopt into a timeval we own.
+    let r = unsafe {
+        crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut tv as *mut libc::timeval).cast(), &mut len)
+    };
+    (r == 0 && (tv.tv_sec > 0 || tv.tv_usec > 0))
+        .then(|| Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
+}
+
+/// Whether the kernel socket is non-blocking (O_NONBLOCK, set by fcntl or SOCK_NONBLOCK).
+pub fn nonblocking(fd: i32) -> bool {
+    // SAFETY: F_GETFL takes no argument.
+    let flags = unsafe { crate::real::fcntl(fd, libc::F_GETFL, 0) };
+    flags >= 0 && flags & libc::O_NONBLOCK != 0
+}
+
+/// Reads a sockaddr_in the program passed, if it is one.
+///
+/// # Safety
+/// `addr` must be null or point to `len` readable bytes.
+pub unsafe fn read_sockaddr(addr: *const libc::sockaddr, len: libc::socklen_t) -> Option<SocketAddrV4> {
+    if addr.is_null() || (len as usize) < std::mem::size_of::<libc::sockaddr_in>() {
+        return None;
+    }
+    let sin = &*(addr as *const libc::sockaddr_in);
+    (sin.sin_family as i32 == libc::AF_INET)
+        .then(|| SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)), u16::from_be(sin.sin_port)))
+}
+
+/// Writes `a` into the program's sockaddr buffer, truncating as the kernel does, and sets the
+/// length to the full size.
+///
+/// # Safety
+/// `addr`/`len` must be null or valid for writes as the socket API specifies.
+pub unsafe fn write_sockaddr(a: SocketAddrV4, addr: *mut libc::sockaddr, len: *mut libc::socklen_t) {
+    if addr.is_null() || len.is_null() {
+        return;
+    }
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+        sin_zero: [0; 8],
+    };
+    let full = std::mem::size_of::<libc::sockaddr_in>();
+    let n = (*len as usize).min(full);
+    std::ptr::copy_nonoverlapping((&sin as *const libc::sockaddr_in).cast::<u8>(), addr.cast::<u8>(), n);
+    *len = full as libc::socklen_t;
+}
+
+/// The address the kernel socket is bound to.
+pub fn kernel_local(fd: i32) -> Option<SocketAddrV4> {
+    // SAFETY: a zeroed sockaddr_in buffer we own.
+    unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if crate::real::getsockname(fd, (&mut sin as *mut libc::sockaddr_in).cast(), &mut len) != 0 {
+            return None;
+        }
+        read_sockaddr((&sin as *const libc::sockaddr_in).cast(), len)
+    }
+}

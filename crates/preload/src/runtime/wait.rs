@@ -1,0 +1,215 @@
+//! How threads wait: spinning callers, sleepers on the ring and a notification eventfd, the
+//! futex word the pollers bump, and the worker that drives the stack while no application
+//! thread is in a call.
+
+use super::*;
+
+/// Bumped whenever datagrams reach sockets; sleeping callers wait on it (futex).
+pub(super) static GENERATION: AtomicU32 = AtomicU32::new(0);
+/// Callers sleeping on GENERATION: wakes are only sent when someone sleeps.
+pub(super) static SLEEPERS: AtomicU32 = AtomicU32::new(0);
+/// When an application thread last drove the datapath (CLOCK_MONOTONIC ns): the worker only
+/// sleeps on the ring while none does.
+pub(super) static LAST_APP_POLL: AtomicU64 = AtomicU64::new(0);
+/// The worker stays out of the way of application threads driving the ring by waiting on this
+/// word; work queued for it bumps it.
+pub(super) static WORKER_WAKE: AtomicU32 = AtomicU32::new(0);
+/// The worker is waiting on WORKER_WAKE (wakes are only sent then).
+pub(super) static WORKER_PARKED: AtomicBool = AtomicBool::new(false);
+
+pub(super) fn futex(word: &AtomicU32, op: i32, val: u32, timeout: Option<&libc::timespec>) {
+    // SAFETY: a futex call on a word we own; the timeout, if any, outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op | libc::FUTEX_PRIVATE_FLAG,
+            val,
+            timeout.map_or(std::ptr::null(), |t| t as *const libc::timespec),
+        );
+    }
+}
+
+/// The ring's pollable fd, which sleeping callers wait on (-1: none, e.g. in a fork child).
+pub(super) static RING_FD: AtomicI32 = AtomicI32::new(-1);
+/// An eventfd that wakes sleeping callers when another thread queued data for them (-1: none).
+pub(super) static NOTIFY_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Wakes every sleeping caller: datagrams arrived for somebody.
+pub(super) fn notify() {
+    // SeqCst with the sleepers' side (Waiter::wait): a Dekker pattern, each stores then loads.
+    GENERATION.fetch_add(1, Ordering::SeqCst);
+    if SLEEPERS.load(Ordering::SeqCst) > 0 {
+        let fd = NOTIFY_FD.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let one = 1u64;
+            // SAFETY: an 8-byte write to our eventfd; a raw syscall, not our export.
+            unsafe { libc::syscall(libc::SYS_write, fd, &one as *const u64, 8) };
+        }
+    }
+}
+
+/// Makes the eventfd sleepers wait on beside the ring; returns it (an Internal fd).
+pub(super) fn open_notify_fd() -> Option<i32> {
+    // SAFETY: eventfd2 with flags only.
+    let fd = unsafe { libc::syscall(libc::SYS_eventfd2, 0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as i32;
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the fd was just created and is ours alone.
+    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let placed = nic::fdplace::place(owned).ok()?;
+    Some(std::os::fd::IntoRawFd::into_raw_fd(placed))
+}
+/// The worker: keeps the stack going while no application thread is in a call (drains the
+/// ring into socket queues, runs timers, follows kernel table changes), and takes no signals.
+/// While application threads drive the datapath (spinning, or sleeping on the ring themselves)
+/// it stays out of their way, waiting for the rest of the millisecond since the last of their
+/// polls; otherwise it sleeps on the ring and the rtnetlink monitor until a frame or the next
+/// timer.
+pub(super) fn worker() {
+    // SAFETY: blocking every signal on this thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
+    loop {
+        if let Some(rest) = app_spinning() {
+            // Parked, then checked again: a caller that went to sleep in between bumped the
+            // word, and the futex returns at once.
+            let seen = WORKER_WAKE.load(Ordering::SeqCst);
+            WORKER_PARKED.store(true, Ordering::SeqCst);
+            if app_spinning().is_some() {
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: rest as _ };
+                futex(&WORKER_WAKE, libc::FUTEX_WAIT, seen, Some(&ts));
+            }
+            WORKER_PARKED.store(false, Ordering::SeqCst);
+            continue;
+        }
+        let wait = match RUNTIME.try_lock() {
+            Some(mut guard) => guard.as_mut().map(|rt| {
+                release_queued(rt);
+                if rt.driver.poll() > 0 {
+                    notify();
+                }
+                let deadline = rt.driver.next_deadline().map(|d| d.saturating_since(driver::clock::now()));
+                (rt.driver.wait_fds(), deadline)
+            }),
+            None => None,
+        };
+        match wait {
+            Some((fds, deadline)) => {
+                let mut pfds = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                // Timers are kept in milliseconds: a deadline due now is run by the next poll,
+                // not by spinning here.
+                let timeout = deadline
+                    .unwrap_or(Duration::from_millis(100))
+                    .clamp(Duration::from_millis(1), Duration::from_millis(100));
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: timeout.as_nanos() as _ };
+                // SAFETY: two valid pollfds; the real ppoll, not our export.
+                unsafe { crate::real::ppoll(pfds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+            }
+            // An application thread holds the lock and drives the datapath: look again soon.
+            None => std::thread::sleep(Duration::from_micros(50)),
+        }
+    }
+}
+
+/// While application threads drive the datapath (one polled within the last millisecond:
+/// spinning, or sleeping on the ring and polling it at each wake-up, at least every
+/// millisecond): the nanoseconds left of that millisecond.
+pub(super) fn app_spinning() -> Option<u64> {
+    const IDLE: u64 = 1_000_000; // 1 ms
+    let since = driver::clock::now().as_nanos().saturating_sub(LAST_APP_POLL.load(Ordering::Relaxed));
+    (since < IDLE).then(|| IDLE - since)
+}
+
+/// Work queued for the worker (sockets closed in a signal handler): it must not wait.
+pub(super) fn wake_worker() {
+    WORKER_WAKE.fetch_add(1, Ordering::SeqCst);
+    if WORKER_PARKED.load(Ordering::SeqCst) {
+        futex(&WORKER_WAKE, libc::FUTEX_WAKE, 1, None);
+    }
+}
+
+/// How a blocked call waits: spins, then (with EXASOCK_SPIN_USEC) sleeps until datagrams
+/// arrive for anybody (a futex the pollers bump), rechecking at least every millisecond; a
+/// signal handled on this thread ends the wait as the kernel would (signals.rs).
+pub struct Waiter {
+    start: Instant,
+    deadline: Option<Instant>,
+    always_eintr: bool,
+}
+
+/// Why a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitEnd {
+    /// The deadline passed.
+    TimedOut,
+    /// A signal handler ran and the call must return EINTR.
+    Interrupted,
+}
+
+impl Waiter {
+    /// A wait that ends after `timeout` (None: never). `always_eintr`: any handled signal ends
+    /// it (calls with a timeout and the multiplexers), else only handlers without SA_RESTART.
+    pub fn new(timeout: Option<Duration>, always_eintr: bool) -> Waiter {
+        crate::signals::begin_call();
+        let start = Instant::now();
+        Waiter { start, deadline: timeout.map(|t| start + t), always_eintr }
+    }
+
+    /// Whether the spin budget is spent: each `wait` now sleeps (up to a millisecond), so a
+    /// syscall per round costs nothing that matters.
+    pub fn sleeping(&self) -> bool {
+        self.start.elapsed().as_micros() as u64 >= config::spin_usec()
+    }
+
+    /// Spins or sleeps once; says why the wait is over when it is.
+    pub fn wait(&self) -> Result<(), WaitEnd> {
+        if crate::signals::interrupted(self.always_eintr) {
+            return Err(WaitEnd::Interrupted);
+        }
+        let now = Instant::now();
+        if self.deadline.is_some_and(|d| now >= d) {
+            return Err(WaitEnd::TimedOut);
+        }
+        if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
+            let seen = GENERATION.load(Ordering::SeqCst);
+            SLEEPERS.fetch_add(1, Ordering::SeqCst);
+            // Rechecked at least every millisecond: data on the kernel socket (loopback, other
+            // interfaces) wakes nothing here.
+            let nap = self
+                .deadline
+                .map_or(Duration::from_millis(1), |d| d.saturating_duration_since(now))
+                .min(Duration::from_millis(1));
+            let ts = libc::timespec { tv_sec: 0, tv_nsec: nap.as_nanos() as _ };
+            let (ring, note) = (RING_FD.load(Ordering::Relaxed), NOTIFY_FD.load(Ordering::Relaxed));
+            if GENERATION.load(Ordering::SeqCst) == seen {
+                if ring >= 0 && note >= 0 {
+                    // A frame on the ring (for anybody: the caller then polls it itself, one
+                    // wake-up from wire to caller) or a notification from a thread that queued
+                    // data for us.
+                    let mut fds = [
+                        libc::pollfd { fd: ring, events: libc::POLLIN, revents: 0 },
+                        libc::pollfd { fd: note, events: libc::POLLIN, revents: 0 },
+                    ];
+                    // SAFETY: two valid pollfds; the real ppoll, not our export.
+                    unsafe { crate::real::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+                } else {
+                    futex(&GENERATION, libc::FUTEX_WAIT, seen, Some(&ts));
+                }
+            }
+            if SLEEPERS.fetch_sub(1, Ordering::SeqCst) == 1 && note >= 0 {
+                // The last sleeper out resets the notification.
+                let mut count = 0u64;
+                // SAFETY: an 8-byte read from our non-blocking eventfd.
+                unsafe { libc::syscall(libc::SYS_read, note, &mut count as *mut u64, 8) };
+            }
+        } else {
+            std::hint::spin_loop();
+        }
+        Ok(())
+    }
+}
