@@ -9,6 +9,12 @@ use stack::udp::queue::DatagramInfo;
 use stack::udp::UdpError;
 use std::net::SocketAddrV4;
 
+mod cmsg;
+mod datagram;
+
+use cmsg::*;
+use datagram::*;
+
 /// MSG_EXA_WARM of <exasock/socket.h>: run the send path, send nothing.
 const MSG_EXA_WARM: c_int = 0x100000;
 /// The kernel socket (traffic via loopback or other interfaces) is checked once per this many
@@ -76,92 +82,6 @@ fn gathered_len(iovs: &[libc::iovec], limit: usize) -> Result<usize, c_int> {
         return Err(libc::EMSGSIZE);
     }
     Ok(total)
-}
-
-/// Where a received datagram came from.
-enum Got {
-    Stack { len: usize, copied: usize, src: SocketAddrV4, at: stack::Instant },
-    Kernel(ssize_t),
-}
-
-/// Waits for a datagram for an accelerated socket, from the stack or (for traffic that reached
-/// the kernel socket, checked once per KERNEL_CHECK_EVERY spins) the kernel; honours
-/// MSG_DONTWAIT, O_NONBLOCK, SO_RCVTIMEO, signals and SHUT_RD. `from_stack` receives from the
-/// polled stack, `from_kernel` tries the kernel socket without blocking.
-unsafe fn receive_loop(
-    fd: c_int,
-    slot: u32,
-    flags: c_int,
-    from_stack: &mut dyn FnMut(&mut runtime::Runtime, runtime::Slot) -> Result<DatagramInfo, UdpError>,
-    from_kernel: &mut dyn FnMut() -> ssize_t,
-) -> Result<Got, c_int> {
-    if flags & (libc::MSG_ERRQUEUE | libc::MSG_OOB) != 0 {
-        // The error queue and out-of-band data are the kernel socket's (for UDP: EAGAIN when
-        // no error is queued, EOPNOTSUPP for MSG_OOB).
-        let n = from_kernel();
-        return if n >= 0 { Ok(Got::Kernel(n)) } else { Err(errno::get()) };
-    }
-    let mut waiter: Option<Waiter> = None;
-    // Once waiting, the call holds the socket: a close() by another thread does not end the
-    // wait (as on Linux, where the call holds the file), the timeout or data does.
-    let mut hold: Option<runtime::Hold> = None;
-    let mut spins = 0u32;
-    loop {
-        {
-            let mut guard = runtime::lock();
-            let rt = guard.as_mut().ok_or(libc::EBADF)?;
-            let s = rt.slot(slot).ok_or(libc::EBADF)?;
-            rt.poll();
-            match from_stack(rt, s) {
-                Ok(info) => {
-                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src, at: info.timestamp })
-                }
-                // Shut down for reading and empty: end of data.
-                Err(UdpError::WouldBlock) if s.shut_rd => return Ok(Got::Kernel(0)),
-                Err(UdpError::WouldBlock) => {}
-                Err(e) => return Err(errno::udp(e)),
-            }
-        }
-        // (After a close by another thread the number is no longer this socket's.) Once the
-        // wait sleeps, every round looks: a nap is much longer than the syscall.
-        let check = spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.as_ref().is_some_and(Waiter::sleeping);
-        if check && fdtable::get(fd) == FdState::Accel(slot) {
-            let n = from_kernel();
-            if n >= 0 {
-                return Ok(Got::Kernel(n));
-            }
-            let e = errno::get();
-            if e != libc::EAGAIN {
-                return Err(e);
-            }
-        }
-        spins = spins.wrapping_add(1);
-        wait_for_data(fd, flags, &mut waiter)?;
-        if hold.is_none() {
-            hold = Some(runtime::Hold::new(slot).ok_or(libc::EBADF)?);
-        }
-    }
-}
-
-/// A datagram into one buffer.
-unsafe fn udp_receive(
-    fd: c_int,
-    slot: u32,
-    buf: &mut [u8],
-    flags: c_int,
-    addr: *mut sockaddr,
-    alen: *mut socklen_t,
-) -> Result<Got, c_int> {
-    let peek = flags & libc::MSG_PEEK != 0;
-    // Both closures write into the caller's buffer, one at a time: share it as a raw pointer.
-    let (ptr, len) = (buf.as_mut_ptr(), buf.len());
-    receive_loop(
-        fd,
-        slot,
-        flags,
-        &mut |rt, s| rt.driver.stack().udp_recv(s.handle, std::slice::from_raw_parts_mut(ptr, len), peek),
-        &mut || real::recvfrom(fd, ptr.cast(), len, flags | libc::MSG_DONTWAIT, addr, alen),
-    )
 }
 
 /// After a receive found nothing: EAGAIN for a non-blocking call (decided once per call, on
@@ -373,161 +293,6 @@ unsafe fn tcp_recvmsg(fd: c_int, slot: u32, m: &mut msghdr, iovs: &[libc::iovec]
     total as ssize_t
 }
 
-/// Fills msg_control with the receive timestamps the socket asked for (software, taken when
-/// the stack received the datagram, in CLOCK_REALTIME); MSG_CTRUNC when they do not fit.
-#[allow(clippy::unnecessary_cast)] // msg_controllen's C type differs between libcs
-unsafe fn write_timestamps(m: &mut msghdr, ts: runtime::Timestamps, at: stack::Instant) {
-    let capacity = m.msg_controllen;
-    m.msg_controllen = 0;
-    if !ts.any() {
-        return;
-    }
-    let mut real_now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    libc::clock_gettime(libc::CLOCK_REALTIME, &mut real_now);
-    let age = driver::clock::now().saturating_since(at);
-    let stamp = std::time::Duration::new(real_now.tv_sec as u64, real_now.tv_nsec as u32).saturating_sub(age);
-    let spec = libc::timespec { tv_sec: stamp.as_secs() as _, tv_nsec: stamp.subsec_nanos() as _ };
-    let val = libc::timeval { tv_sec: stamp.as_secs() as _, tv_usec: stamp.subsec_micros() as _ };
-    let software = ts.timestamping & (libc::SOF_TIMESTAMPING_SOFTWARE | libc::SOF_TIMESTAMPING_RX_SOFTWARE) != 0;
-    let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    let triple = [if software { spec } else { zero }, zero, zero];
-    let mut used = 0usize;
-    let mut push = |m: &mut msghdr, ty: libc::c_int, data: *const u8, len: usize| {
-        let space = libc::CMSG_SPACE(len as u32) as usize;
-        if m.msg_control.is_null() || used + space > capacity as usize {
-            m.msg_flags |= libc::MSG_CTRUNC;
-            return;
-        }
-        let c = (m.msg_control as *mut u8).add(used) as *mut libc::cmsghdr;
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = ty;
-        (*c).cmsg_len = libc::CMSG_LEN(len as u32) as _;
-        std::ptr::copy_nonoverlapping(data, libc::CMSG_DATA(c), len);
-        used += space;
-    };
-    if ts.micro {
-        push(m, libc::SCM_TIMESTAMP, (&val as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>());
-    }
-    if ts.nano {
-        push(m, libc::SCM_TIMESTAMPNS, (&spec as *const libc::timespec).cast(), std::mem::size_of::<libc::timespec>());
-    }
-    if software {
-        push(m, libc::SCM_TIMESTAMPING, triple.as_ptr().cast(), std::mem::size_of_val(&triple));
-    }
-    m.msg_controllen = used as _;
-}
-
-/// recvmsg with several iovecs: the datagram lands in the runtime's scratch buffer under the
-/// lock and is scattered from there (no allocation).
-unsafe fn scatter_receive(
-    fd: c_int,
-    slot: u32,
-    iovs: &[libc::iovec],
-    total: usize,
-    flags: c_int,
-    name: *mut sockaddr,
-    namelen: *mut socklen_t,
-) -> Result<Got, c_int> {
-    let peek = flags & libc::MSG_PEEK != 0;
-    receive_loop(
-        fd,
-        slot,
-        flags,
-        &mut |rt, s| {
-            let limit = total.min(rt.scratch.len());
-            let info = rt.driver.stack().udp_recv(s.handle, &mut rt.scratch[..limit], peek)?;
-            let mut at = 0;
-            for v in iovs {
-                let n = v.iov_len.min(info.copied - at);
-                if n > 0 {
-                    std::ptr::copy_nonoverlapping(rt.scratch[at..].as_ptr(), v.iov_base.cast::<u8>(), n);
-                }
-                at += n;
-            }
-            Ok(info)
-        },
-        &mut || {
-            let mut kmsg: msghdr = std::mem::zeroed();
-            kmsg.msg_iov = iovs.as_ptr() as *mut libc::iovec;
-            kmsg.msg_iovlen = iovs.len() as _;
-            kmsg.msg_name = name.cast();
-            kmsg.msg_namelen = if namelen.is_null() { 0 } else { *namelen };
-            let n = real::recvmsg(fd, &mut kmsg, flags | libc::MSG_DONTWAIT);
-            if n >= 0 && !namelen.is_null() {
-                *namelen = kmsg.msg_namelen;
-            }
-            n
-        },
-    )
-}
-
-/// What a send carries: one buffer, or iovecs gathered into the runtime's scratch under its
-/// lock (no allocation), with their checked total.
-#[derive(Clone, Copy)]
-enum Payload<'a> {
-    Flat(&'a [u8]),
-    Gather(&'a [libc::iovec], usize),
-}
-
-impl Payload<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Payload::Flat(d) => d.len(),
-            Payload::Gather(_, total) => *total,
-        }
-    }
-}
-
-/// Sends a datagram from an accelerated socket: the one send path of every send call.
-/// Destinations the stack cannot route (loopback, other interfaces) go out through the kernel
-/// socket (`kernel`), as they would without exasock.
-unsafe fn udp_transmit(
-    fd: c_int,
-    slot: u32,
-    payload: Payload<'_>,
-    flags: c_int,
-    dst: Option<SocketAddrV4>,
-    kernel: &dyn Fn() -> ssize_t,
-) -> ssize_t {
-    if flags & MSG_EXA_WARM != 0 {
-        return payload.len() as ssize_t;
-    }
-    if flags & libc::MSG_OOB != 0 {
-        return errno::fail(libc::EOPNOTSUPP);
-    }
-    let mut waiter: Option<Waiter> = None;
-    loop {
-        let r = {
-            let mut guard = runtime::lock();
-            let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
-            if rt.slot(slot).is_some_and(|s| s.shut_wr) {
-                drop(guard);
-                return broken_pipe();
-            }
-            match payload {
-                Payload::Flat(data) => rt.udp_send(slot, data, dst),
-                Payload::Gather(iovs, total) => rt.udp_send_gathered(slot, iovs, total, dst),
-            }
-        };
-        match r {
-            Ok(n) => return n as ssize_t,
-            Err(UdpError::NetworkUnreachable) => return kernel(),
-            Err(UdpError::WouldBlock) if flags & libc::MSG_DONTWAIT == 0 && !runtime::nonblocking(fd) => {
-                let w = waiter.get_or_insert_with(|| {
-                    let timeout = runtime::socket_timeout(fd, libc::SO_SNDTIMEO);
-                    Waiter::new(timeout, timeout.is_some())
-                });
-                match w.wait() {
-                    Ok(()) => {}
-                    Err(WaitEnd::TimedOut) => return errno::fail(libc::EAGAIN),
-                    Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
-                }
-            }
-            Err(e) => return runtime::fail_udp(e),
-        }
-    }
-}
-
 /// The destination a send names: None without one, the errno the kernel gives for one that is
 /// not a usable sockaddr_in.
 unsafe fn destination(addr: *const sockaddr, alen: socklen_t) -> Result<Option<SocketAddrV4>, c_int> {
@@ -539,12 +304,6 @@ unsafe fn destination(addr: *const sockaddr, alen: socklen_t) -> Result<Option<S
         None if alen as usize >= 2 && i32::from((*addr).sa_family) != libc::AF_INET => Err(libc::EAFNOSUPPORT),
         None => Err(libc::EINVAL),
     }
-}
-
-/// EPIPE after SHUT_WR. No SIGPIPE: Linux raises it for stream sockets only (MSG_NOSIGNAL
-/// changes nothing for UDP).
-fn broken_pipe() -> ssize_t {
-    errno::fail(libc::EPIPE)
 }
 
 unsafe fn accelerated_sendto(
