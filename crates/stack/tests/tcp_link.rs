@@ -47,8 +47,22 @@ fn trace_frame(now: Instant, name: u64, frame: &[u8]) {
     );
 }
 
+/// A setsockopt the application makes mid-transfer: once it has received `at` bytes, SO_RCVBUF
+/// and SO_SNDBUF (as getsockopt reports them) become these.
+#[derive(Debug, Clone, Copy)]
+struct Resize {
+    at: u64,
+    rcvbuf: usize,
+    sndbuf: usize,
+}
+
 struct Node {
     stack: Stack,
+    /// Still to apply, in order.
+    resizes: Vec<Resize>,
+    /// The largest send and receive buffer allocations seen, and the largest limits set.
+    peak: (usize, usize),
+    peak_limit: (usize, usize),
     port: MemoryPort,
     sock: Option<SocketHandle>,
     listener: Option<SocketHandle>,
@@ -78,6 +92,9 @@ impl Node {
         let stack = lan_stack(ip, EthernetAddress(mac), 1500, peer, EthernetAddress(peer_mac), config);
         Node {
             stack,
+            resizes: Vec::new(),
+            peak: (0, 0),
+            peak_limit: (0, 0),
             port,
             sock: None,
             listener: None,
@@ -108,19 +125,41 @@ impl Node {
         if self.sock.is_none() {
             if let Some(l) = self.listener {
                 if let Ok((h, _)) = self.stack.tcp_accept(l) {
+                    let info = self.stack.tcp_info(h).unwrap();
+                    assert_eq!(info.send_buffer_bytes, 0, "the send buffer starts empty");
                     self.sock = Some(h);
                 }
             }
         }
         if let Some(h) = self.sock {
             self.app(h, total);
+            self.watch_buffers(h);
         }
         let port = &mut self.port;
         self.stack.transmit(now, &mut TransmitWith::new(|build| port.transmit(build).is_ok()));
         self.port.flush().unwrap();
     }
 
+    /// Buffers never grow past the largest limit they had.
+    fn watch_buffers(&mut self, h: SocketHandle) {
+        let Ok(i) = self.stack.tcp_info(h) else { return };
+        self.peak_limit = (self.peak_limit.0.max(i.send_buffer_limit), self.peak_limit.1.max(i.recv_buffer_limit));
+        self.peak = (self.peak.0.max(i.send_buffer_bytes), self.peak.1.max(i.recv_buffer_bytes));
+        assert!(
+            self.peak.0 <= self.peak_limit.0 && self.peak.1 <= self.peak_limit.1,
+            "buffers {:?} past their limits {:?}",
+            self.peak,
+            self.peak_limit
+        );
+    }
+
     fn app(&mut self, h: SocketHandle, total: u64) {
+        while let Some(r) = self.resizes.first().copied().filter(|r| r.at <= self.received) {
+            self.resizes.remove(0);
+            let mut o = self.stack.tcp_options(h).unwrap();
+            (o.rcvbuf, o.sndbuf) = (r.rcvbuf, r.sndbuf);
+            self.stack.tcp_set_options(h, o, Instant::ZERO).unwrap();
+        }
         while self.sent < total {
             let n = ((total - self.sent) as usize).min(65_536);
             let from = ((self.sent + self.salt_out) % PERIOD as u64) as usize;
@@ -166,6 +205,8 @@ struct Outcome {
     took: Duration,
     /// The listener's side and the connecting side, at the end.
     infos: [TcpInfo; 2],
+    /// Their largest send and receive buffer allocations.
+    peaks: [(usize, usize); 2],
 }
 
 /// Moves `bytes` each way between two stacks over a link shaped by `impair`; returns the
@@ -183,6 +224,16 @@ const B_PORT: u16 = 40001;
 
 /// `isn_keys` are the listener's and the connecting side's ISN keys (by default, from the MACs).
 fn transfer_keyed(link: LinkConfig, bytes: u64, isn_keys: Option<[[u64; 2]; 2]>) -> Outcome {
+    transfer_planned(link, bytes, isn_keys, [Vec::new(), Vec::new()])
+}
+
+/// `resizes` are the listener's and the connecting side's setsockopt calls mid-transfer.
+fn transfer_planned(
+    link: LinkConfig,
+    bytes: u64,
+    isn_keys: Option<[[u64; 2]; 2]>,
+    resizes: [Vec<Resize>; 2],
+) -> Outcome {
     eprintln!("transfer: {bytes} bytes each way, {link:?}");
     let (pa, pb, ctrl): (MemoryPort, MemoryPort, LinkControl) = pair(link);
     let (mac_a, mac_b) = (pa.mac(), pb.mac());
@@ -190,6 +241,7 @@ fn transfer_keyed(link: LinkConfig, bytes: u64, isn_keys: Option<[[u64; 2]; 2]>)
     let table = std::rc::Rc::new(pattern_table());
     let mut a = Node::new(A_IP, B_IP, mac_a, mac_b, pa, table.clone(), isn_keys[0]);
     let mut b = Node::new(B_IP, A_IP, mac_b, mac_a, pb, table, isn_keys[1]);
+    [a.resizes, b.resizes] = resizes;
     let l = a.stack.tcp_open();
     a.stack.tcp_bind(l, SocketAddrV4::new(A_IP, A_PORT)).unwrap();
     a.stack.tcp_listen(l, 16).unwrap();
@@ -198,6 +250,8 @@ fn transfer_keyed(link: LinkConfig, bytes: u64, isn_keys: Option<[[u64; 2]; 2]>)
     b.stack.tcp_bind(h, SocketAddrV4::new(B_IP, B_PORT)).unwrap();
     b.stack.tcp_connect(h, SocketAddrV4::new(A_IP, A_PORT), Instant::ZERO).unwrap();
     b.sock = Some(h);
+    let info = b.stack.tcp_info(h).unwrap();
+    assert_eq!((info.send_buffer_bytes, info.recv_buffer_bytes), (0, 0), "buffers start empty");
     let mut now = Duration::ZERO;
     let mut done_at = None;
     let limit = Duration::from_secs(3_600);
@@ -241,7 +295,7 @@ fn transfer_keyed(link: LinkConfig, bytes: u64, isn_keys: Option<[[u64; 2]; 2]>)
             i.bytes_sent, i.bytes_retransmitted, i.fast_retransmits, i.timeout_retransmits, i.timeouts
         );
     }
-    Outcome { took: done_at.unwrap_or(now), infos }
+    Outcome { took: done_at.unwrap_or(now), infos, peaks: [a.peak, b.peak] }
 }
 
 /// Loss was repaired mostly by fast retransmit (three duplicate ACKs), not by timeouts: a
@@ -292,6 +346,42 @@ fn one_percent_loss_dup_reorder_moves_64_mib_each_way() {
     };
     for seed in [11, 12] {
         assert_fast_recovery(&transfer(imp, seed, mib(64)));
+    }
+}
+
+/// Buffers start empty, grow on demand and follow setsockopt mid-transfer over a lossy link:
+/// 64 MiB each way byte-exact, while each side lowers both its buffers (SO_RCVBUF to 32 KiB,
+/// SO_SNDBUF to 16 KiB: the receive limit only comes down as reads free what was promised)
+/// and later raises them past the defaults (1 MiB, of which window scale 3 offers 512 KiB).
+/// The buffers never grow past a limit they had, the send buffers reach their largest, and
+/// closing gives everything back.
+#[test]
+fn buffers_grow_from_nothing_and_follow_setsockopt_over_a_lossy_link() {
+    let imp = Impairments {
+        delay: ms(1),
+        jitter: Duration::from_micros(100),
+        loss: 0.01,
+        duplicate: 0.01,
+        reorder: 0.01,
+        reorder_delay: ms(2),
+        ..Impairments::default()
+    };
+    let bytes = mib(64);
+    let plan = |first: u64, then: u64| {
+        vec![
+            Resize { at: bytes / 8 * first, rcvbuf: 32 << 10, sndbuf: 16 << 10 },
+            Resize { at: bytes / 8 * then, rcvbuf: 1 << 20, sndbuf: 1 << 20 },
+        ]
+    };
+    let o = transfer_planned(LinkConfig::symmetric(imp, 13), bytes, None, [plan(2, 5), plan(3, 4)]);
+    for (peak, info) in o.peaks.iter().zip(&o.infos) {
+        eprintln!("  peak buffers: send {} receive {}", peak.0, peak.1);
+        assert_eq!(peak.0, 1 << 20, "the send buffer grew to its largest limit");
+        // The application reads at every step: the receive buffer holds what one step brings
+        // (64 KiB here, out-of-order data included), never more than a limit it had (checked
+        // at every step).
+        assert!(peak.1 >= 4096, "the receive buffer grew from nothing");
+        assert_eq!((info.send_buffer_bytes, info.recv_buffer_bytes), (0, 0), "closed: given back");
     }
 }
 

@@ -80,7 +80,7 @@ impl Connection {
             return;
         }
         let now_offered = self.rcv.adv.since(self.rcv.nxt);
-        if 2 * now_offered as usize <= self.rcv.buf.capacity() {
+        if 2 * now_offered as usize <= self.rcv.buf.limit() {
             let new = self.advertisable_window();
             if new > now_offered && new >= 2 * now_offered {
                 self.ack.now = true;

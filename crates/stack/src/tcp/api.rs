@@ -205,8 +205,9 @@ impl Stack {
         Ok(())
     }
 
-    /// Replaces the socket's options (setsockopt). Buffer sizes apply to connections created
-    /// afterwards (as SO_SNDBUF/SO_RCVBUF before connect or listen).
+    /// Replaces the socket's options (setsockopt). Buffer sizes (SO_SNDBUF/SO_RCVBUF, as
+    /// getsockopt reports them: see `TcpSocketOptions::set_sndbuf`) apply to a connection at
+    /// once, as the limits its buffers grow to, and to connections a listener makes later.
     pub fn tcp_set_options(
         &mut self,
         h: SocketHandle,
@@ -275,6 +276,11 @@ impl Stack {
     /// Readable bytes (FIONREAD).
     pub fn tcp_readable_len(&self, h: SocketHandle) -> Result<usize, TcpError> {
         Ok(self.tcp_socket(h)?.connection().map(|c| c.readable_len()).unwrap_or(0))
+    }
+
+    /// Bytes in the send buffer, sent or not (SIOCOUTQ).
+    pub fn tcp_send_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        Ok(self.tcp_socket(h)?.connection().map(|c| c.send_queued()).unwrap_or(0))
     }
 
     /// Local and peer addresses (getsockname, getpeername).

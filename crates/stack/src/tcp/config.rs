@@ -48,6 +48,13 @@ pub struct TcpConfig {
     pub sndbuf: usize,
     /// Default receive buffer (SO_RCVBUF) of a new socket.
     pub rcvbuf: usize,
+    /// Largest SO_SNDBUF an application may ask for, before doubling (net.core.wmem_max).
+    pub wmem_max: usize,
+    /// Largest SO_RCVBUF an application may ask for, before doubling (net.core.rmem_max).
+    pub rmem_max: usize,
+    /// How long a connection must have sent and received nothing before a buffer that holds
+    /// nothing gives its storage back (buffers start empty and grow on demand).
+    pub buffer_release: Duration,
     /// Out-of-order ranges kept per connection; a segment needing more is dropped.
     pub max_ooo_ranges: usize,
     /// Challenge ACKs sent per second, stack-wide per connection (tcp_challenge_ack_limit).
@@ -82,6 +89,9 @@ impl Default for TcpConfig {
             slow_start_after_idle: true,
             sndbuf: 256 * 1024,
             rcvbuf: 256 * 1024,
+            wmem_max: 212_992,
+            rmem_max: 212_992,
+            buffer_release: Duration::from_secs(1),
             max_ooo_ranges: 16,
             challenge_ack_limit: 1000,
             rst_unknown: true,

@@ -4,7 +4,9 @@
 //!
 //! The contract is quinn-proto's: `handle_segment(now, repr, payload)`, `handle_timeout(now)`,
 //! `poll_transmit(now, buf)` (one segment at a time), `poll_timeout()`. Nothing here reads a
-//! clock, allocates once the buffers exist, or panics on any input.
+//! clock or panics on any input; it allocates only when a buffer grows (once per doubling, on
+//! the write path or when a segment lands past the receive ring's end) and frees a buffer
+//! that has been empty for `TcpConfig::buffer_release` (the `Release` timer).
 
 use super::config::TcpConfig;
 use super::congestion::CongestionControl;
@@ -127,6 +129,9 @@ pub(crate) struct RecvSpace {
     /// window up to the scale (never shrinking what was advertised) stays backed by storage.
     pub(crate) slack: u32,
     pub(crate) buf: RecvBuffer,
+    /// The limit the receive buffer returns to (SO_RCVBUF and the slack) once what was
+    /// promised under an older, larger one no longer needs it.
+    pub(crate) limit: usize,
     /// A FIN that arrived past a hole.
     pub(crate) fin_pending: Option<Seq>,
     pub(crate) fin_received: bool,
@@ -184,11 +189,13 @@ pub(crate) enum Timer {
     Keepalive,
     /// TIME_WAIT's end, or the FIN_WAIT_2 timeout of an orphan.
     Close,
+    /// Give back a buffer that is empty once the connection has been quiet long enough.
+    Release,
 }
 
 /// One deadline per timer kind.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct TimerTable([Option<Instant>; 5]);
+pub(crate) struct TimerTable([Option<Instant>; 6]);
 
 impl TimerTable {
     /// The earliest deadline.
@@ -198,7 +205,7 @@ impl TimerTable {
 
     /// Stops every timer.
     pub(crate) fn clear(&mut self) {
-        self.0 = [None; 5];
+        self.0 = [None; 6];
     }
 }
 
@@ -224,6 +231,11 @@ fn scale_unit_slack(capacity: usize) -> u32 {
     }
 }
 
+/// The bounds a buffer size is kept within.
+fn clamp_buffer(bytes: usize) -> usize {
+    bytes.clamp(1024, 1 << 30)
+}
+
 fn window_scale_for(capacity: usize) -> u8 {
     let mut shift = 0u8;
     while (capacity >> shift) > 65_535 && shift < 14 {
@@ -243,7 +255,8 @@ impl Connection {
     ) -> Connection {
         let iss = Seq(initial_sequence(config.isn_key, local, remote, now));
         let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
-        let rcvbuf = options.rcvbuf.clamp(1024, 1 << 30);
+        let rcvbuf = clamp_buffer(options.rcvbuf);
+        let rcv_limit = rcvbuf + scale_unit_slack(rcvbuf) as usize;
         let mss = DEFAULT_MSS.min(our_mss);
         Connection {
             state: State::Closed,
@@ -262,7 +275,7 @@ impl Connection {
                 wl2: iss,
                 max_wnd: 0,
                 wscale: 0,
-                buf: SendBuffer::new(options.sndbuf.clamp(1024, 1 << 30)),
+                buf: SendBuffer::new(clamp_buffer(options.sndbuf)),
                 fin_queued: false,
                 fin_sent: None,
                 sml: iss,
@@ -276,7 +289,8 @@ impl Connection {
                 wup: Seq(0),
                 wscale: window_scale_for(rcvbuf),
                 slack: scale_unit_slack(rcvbuf),
-                buf: RecvBuffer::new(rcvbuf + scale_unit_slack(rcvbuf) as usize, config.max_ooo_ranges),
+                buf: RecvBuffer::new(rcv_limit, config.max_ooo_ranges),
+                limit: rcv_limit,
                 fin_pending: None,
                 fin_received: false,
                 read_shutdown: false,
@@ -434,10 +448,12 @@ impl Connection {
         self.arrived();
     }
 
-    /// CLOSED: every timer stops, nothing more is sent (except a pending RST).
+    /// CLOSED: every timer stops, nothing more is sent (except a pending RST), and buffers
+    /// that hold nothing are given back at once (no timer runs any more to do it later).
     pub(crate) fn enter_closed(&mut self) {
         self.state = State::Closed;
         self.timers.clear();
+        self.release_idle_buffers();
         self.ack.now = false;
         self.ack.dupacks_owed = 0;
         self.ack.send_probe = false;
@@ -489,6 +505,9 @@ impl Connection {
             let n = self.rcv.buf.read(out, peek);
             if !peek {
                 self.info.bytes_delivered += n as u64;
+                if self.rcv.buf.limit() != self.rcv.limit {
+                    self.settle_recv_limit();
+                }
                 self.maybe_window_update(before);
             }
             return Ok(n);
@@ -583,17 +602,78 @@ impl Connection {
         }
     }
 
-    /// Replaces the options (setsockopt); buffer sizes only apply before the connection has
-    /// its buffers.
+    /// Replaces the options (setsockopt). New buffer sizes are the buffers' new limits at
+    /// once: a larger receive buffer opens the window (announced if it at least doubles), a
+    /// smaller one never takes back what was advertised (the limit stays above the right edge
+    /// promised until reads let it come down); a smaller send buffer takes no more writes until
+    /// acknowledgments bring what it holds under the new limit.
     pub fn set_options(&mut self, now: Instant, options: TcpSocketOptions) {
         let keepalive_on = options.keepalive && !self.options.keepalive;
+        let buffers_changed = (options.sndbuf, options.rcvbuf) != (self.options.sndbuf, self.options.rcvbuf);
         self.options = options;
+        if buffers_changed {
+            self.snd.buf.set_limit(clamp_buffer(options.sndbuf));
+            self.rcv.limit = clamp_buffer(options.rcvbuf) + self.rcv.slack as usize;
+            let before = self.advertisable_window();
+            self.settle_recv_limit();
+            self.maybe_window_update(before);
+            self.arrived();
+        }
         if keepalive_on && self.state.is_synchronized() {
             self.timers[Timer::Keepalive] = Some(now + options.keep_idle);
         }
         if !options.keepalive {
             self.timers[Timer::Keepalive] = None;
         }
+    }
+
+    /// Moves the receive buffer's limit to the one SO_RCVBUF asks for, but never below what
+    /// the peer was promised: the readable bytes, the window advertised past them and the
+    /// slack that backs its rounding, and any out-of-order bytes stored.
+    fn settle_recv_limit(&mut self) {
+        let held = self.rcv.buf.len();
+        let promised = held + self.rcv.adv.since(self.rcv.nxt) as usize + self.rcv.slack as usize;
+        let stored = held + self.rcv.buf.out_of_order_end();
+        self.rcv.buf.set_limit(self.rcv.limit.max(promised).max(stored));
+    }
+
+    /// Whether a buffer has storage and holds nothing: the `Release` timer's business.
+    fn has_idle_buffer(&self) -> bool {
+        (self.snd.buf.capacity() > 0 && self.snd.buf.is_empty())
+            || (self.rcv.buf.capacity() > 0 && self.rcv.buf.is_idle())
+    }
+
+    /// When a segment last went either way.
+    fn last_activity(&self) -> Instant {
+        self.last_recv.max(self.last_send)
+    }
+
+    /// Arms the `Release` timer when a buffer holds storage and nothing else: it fires once
+    /// the connection has sent and received nothing for `buffer_release`. Called when
+    /// `poll_transmit` has nothing more to send (after every change the stack sees).
+    pub(crate) fn arm_buffer_release(&mut self) {
+        if self.timers[Timer::Release].is_none() && self.state != State::Closed && self.has_idle_buffer() {
+            self.timers[Timer::Release] = Some(self.last_activity() + self.config.buffer_release);
+        }
+    }
+
+    /// The `Release` timer: empty buffers are given back if the connection has been quiet for
+    /// `buffer_release`; otherwise it waits until it has.
+    pub(crate) fn on_release_timeout(&mut self, now: Instant) {
+        let quiet_until = self.last_activity() + self.config.buffer_release;
+        if now < quiet_until {
+            if self.has_idle_buffer() {
+                self.timers[Timer::Release] = Some(quiet_until);
+            }
+            return;
+        }
+        self.release_idle_buffers();
+    }
+
+    /// Gives back the storage of both buffers where they hold nothing.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        self.snd.buf.release();
+        self.rcv.buf.release();
     }
 
     /// What poll/epoll would report.
@@ -604,7 +684,7 @@ impl Connection {
             !self.rcv.buf.is_empty() || self.rcv.fin_received || self.rcv.read_shutdown || error || self.dead;
         let writable = error
             || self.dead
-            || (self.state.can_send() && !self.snd.fin_queued && self.snd.buf.free() * 3 >= self.snd.buf.capacity());
+            || (self.state.can_send() && !self.snd.fin_queued && self.snd.buf.free() * 3 >= self.snd.buf.limit());
         let hangup =
             self.dead || (self.rcv.fin_received && self.snd.fin_queued) || (connected && self.state == State::Closed);
         Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error }
@@ -638,6 +718,8 @@ impl Connection {
         i.unacked = self.snd.max.since(self.snd.una);
         i.send_buffer_bytes = self.snd.buf.capacity();
         i.recv_buffer_bytes = self.rcv.buf.capacity();
+        i.send_buffer_limit = self.snd.buf.limit();
+        i.recv_buffer_limit = self.rcv.buf.limit();
         i
     }
 
@@ -665,7 +747,7 @@ impl Connection {
         if free <= current {
             return current;
         }
-        let step = (self.rcv.buf.capacity() as u32 / 2).min(self.rcv.our_mss);
+        let step = (self.rcv.buf.limit() as u32 / 2).min(self.rcv.our_mss);
         if free - current >= step {
             free
         } else {

@@ -60,8 +60,15 @@ pub struct TcpInfo {
     pub window_probes: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
-    /// Bytes allocated for the send buffer (all of SO_SNDBUF, from the start).
+    /// Bytes allocated for the send buffer now: none until the first write, then grown by
+    /// doubling from 4 KiB up to `send_buffer_limit`, and none again once it has been empty
+    /// and the connection quiet for `TcpConfig::buffer_release`.
     pub send_buffer_bytes: usize,
-    /// Bytes allocated for the receive buffer (SO_RCVBUF and one window-scale unit of slack).
+    /// Bytes allocated for the receive buffer now, as for the send buffer.
     pub recv_buffer_bytes: usize,
+    /// The most the send buffer may grow to (SO_SNDBUF).
+    pub send_buffer_limit: usize,
+    /// The most the receive buffer may grow to: SO_RCVBUF and one window-scale unit of slack
+    /// (more while a window advertised under a larger SO_RCVBUF is still owed).
+    pub recv_buffer_limit: usize,
 }

@@ -18,9 +18,13 @@ pub struct TcpSocketOptions {
     pub keep_count: u32,
     /// SO_LINGER: `Some(0)` resets the connection on close instead of a FIN exchange.
     pub linger: Option<Duration>,
-    /// SO_SNDBUF (used when the connection's buffers are created).
+    /// SO_SNDBUF as getsockopt reports it: the most bytes the send buffer may hold. The
+    /// buffer starts empty and grows to it on demand; a change applies to a connection at once.
+    /// [`set_sndbuf`](Self::set_sndbuf) turns a setsockopt value into it as Linux does.
     pub sndbuf: usize,
-    /// SO_RCVBUF (used when the connection's buffers are created).
+    /// SO_RCVBUF as getsockopt reports it: the most bytes the receive buffer may hold (plus one
+    /// window-scale unit of slack), and what the window is computed from. Starts empty, grows
+    /// on demand; a change applies to a connection at once. See [`set_rcvbuf`](Self::set_rcvbuf).
     pub rcvbuf: usize,
     /// SO_REUSEADDR.
     pub reuse_addr: bool,
@@ -47,4 +51,24 @@ impl TcpSocketOptions {
             tos: 0,
         }
     }
+
+    /// setsockopt(SO_SNDBUF, `requested`) as Linux's sock_setsockopt: capped at wmem_max,
+    /// doubled, at least SOCK_MIN_SNDBUF (4,608 bytes on x86-64). Linux doubles to pay for its
+    /// per-packet bookkeeping; the engine has none, so all of the doubled value holds data.
+    pub fn set_sndbuf(&mut self, requested: usize, config: &TcpConfig) {
+        self.sndbuf = (requested.min(config.wmem_max).min(i32::MAX as usize / 2) * 2).max(SOCK_MIN_SNDBUF);
+    }
+
+    /// setsockopt(SO_RCVBUF, `requested`) as Linux: capped at rmem_max, doubled, at least
+    /// SOCK_MIN_RCVBUF (2,304 bytes on x86-64).
+    pub fn set_rcvbuf(&mut self, requested: usize, config: &TcpConfig) {
+        self.rcvbuf = (requested.min(config.rmem_max).min(i32::MAX as usize / 2) * 2).max(SOCK_MIN_RCVBUF);
+    }
 }
+
+/// Linux's TCP_SKB_MIN_TRUESIZE on x86-64: 2,048 bytes and an aligned struct sk_buff.
+const SKB_MIN_TRUESIZE: usize = 2048 + 256;
+/// Linux's SOCK_MIN_RCVBUF.
+pub const SOCK_MIN_RCVBUF: usize = SKB_MIN_TRUESIZE;
+/// Linux's SOCK_MIN_SNDBUF.
+pub const SOCK_MIN_SNDBUF: usize = 2 * SKB_MIN_TRUESIZE;

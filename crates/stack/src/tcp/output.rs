@@ -74,6 +74,8 @@ impl Connection {
             let seq = self.snd.max;
             return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
         }
+        // Nothing more to send: a buffer left empty is given back once the connection is quiet.
+        self.arm_buffer_release();
         None
     }
 

@@ -1,5 +1,27 @@
-//! A fixed-capacity byte ring: the storage under both the send and the receive buffer. It is
-//! allocated once when a connection gets its buffers and never grows.
+//! A byte ring: the storage under both the send and the receive buffer. It starts without
+//! storage and grows when asked (`reserve`), by doubling from `MIN_ALLOC` bytes up to a limit
+//! the caller gives, keeping every byte in place relative to its head: the held bytes and any
+//! bytes written beyond them (out-of-order data). An empty ring can give its storage back
+//! (`release`). Growing allocates once per doubling, never per write.
+
+/// The first allocation of a ring, and the step that growth doubles from.
+pub(crate) const MIN_ALLOC: usize = 4096;
+
+/// The capacity a ring of `capacity` grows to so that it holds at least `needed` bytes, under
+/// `limit`: doubling from `MIN_ALLOC`, and straight to the limit once the next doubling would
+/// come within an eighth of it (so a limit that is no power of two, such as a receive buffer
+/// and its slack, costs no extra allocation for its last few bytes).
+pub(crate) fn grown_capacity(capacity: usize, needed: usize, limit: usize) -> usize {
+    let mut cap = capacity.max(MIN_ALLOC);
+    while cap < needed {
+        cap = cap.saturating_mul(2);
+    }
+    if cap >= limit - limit / 8 {
+        limit
+    } else {
+        cap
+    }
+}
 
 /// Bytes `[head, head + len)` (modulo capacity) are held.
 #[derive(Debug, Clone)]
@@ -10,6 +32,7 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
+    /// A ring with `capacity` bytes of storage (none: it grows on `reserve`).
     pub(crate) fn new(capacity: usize) -> Ring {
         Ring { buf: vec![0u8; capacity].into_boxed_slice(), head: 0, len: 0 }
     }
@@ -24,6 +47,42 @@ impl Ring {
 
     pub(crate) fn free(&self) -> usize {
         self.capacity() - self.len
+    }
+
+    /// Makes room for `needed` bytes from the head (held bytes and bytes to be written beyond
+    /// them), growing under `limit` as `grown_capacity` says. Bytes already written keep their
+    /// offsets from the head. Returns the capacity (which may stay below `needed` at the limit).
+    #[inline]
+    pub(crate) fn reserve(&mut self, needed: usize, limit: usize) -> usize {
+        if needed > self.capacity() && self.capacity() < limit {
+            self.grow(grown_capacity(self.capacity(), needed, limit));
+        }
+        self.capacity()
+    }
+
+    #[cold]
+    fn grow(&mut self, new_capacity: usize) {
+        if new_capacity <= self.capacity() {
+            return;
+        }
+        let mut buf = vec![0u8; new_capacity].into_boxed_slice();
+        // Unrolled from the head: offsets from the head stay what they were, for the held
+        // bytes and for whatever was written beyond them.
+        let cap = self.capacity();
+        buf[..cap - self.head].copy_from_slice(&self.buf[self.head..]);
+        buf[cap - self.head..cap].copy_from_slice(&self.buf[..self.head]);
+        self.buf = buf;
+        self.head = 0;
+    }
+
+    /// Gives the storage back; only for an empty ring with nothing written beyond (the caller
+    /// knows: the receive buffer's reassembler is empty). Returns the bytes freed.
+    pub(crate) fn release(&mut self) -> usize {
+        debug_assert_eq!(self.len, 0);
+        let freed = self.capacity();
+        self.buf = Box::default();
+        self.head = 0;
+        freed
     }
 
     /// Writes `data` at `offset` bytes past the held bytes (without holding them); what does
@@ -88,8 +147,9 @@ mod tests {
     proptest! {
         /// Against a VecDeque model: pushes, reads at offsets and consumes agree.
         #[test]
-        fn matches_a_model(cap in 1usize..64, ops in proptest::collection::vec((0u8..3, 0usize..80), 1..200)) {
+        fn matches_a_model(cap in 1usize..64, ops in proptest::collection::vec((0u8..4, 0usize..80), 1..200)) {
             let mut ring = Ring::new(cap);
+            let mut cap = cap;
             let mut model: VecDeque<u8> = VecDeque::new();
             let mut next = 0u8;
             for (op, n) in ops {
@@ -104,6 +164,13 @@ mod tests {
                         ring.consume(n);
                         for _ in 0..n.min(model.len()) { model.pop_front(); }
                     }
+                    2 => {
+                        // Growth keeps what is held (and where the head is).
+                        let limit = cap + n;
+                        let got = ring.reserve(model.len() + n, limit);
+                        prop_assert!(got >= cap && got <= limit.max(cap));
+                        cap = got;
+                    }
                     _ => {
                         let off = n % (model.len() + 1);
                         let mut out = vec![0u8; 7];
@@ -115,5 +182,46 @@ mod tests {
                 prop_assert_eq!(ring.len(), model.len());
             }
         }
+    }
+
+    /// Growth of a ring whose bytes wrap past the end, with bytes written beyond the held
+    /// ones (out-of-order data): every byte keeps its offset from the head.
+    #[test]
+    fn growth_keeps_wrapped_and_beyond_bytes_in_place() {
+        let mut ring = Ring::new(8);
+        assert_eq!(ring.push(b"abcdef"), 6);
+        ring.consume(5);
+        assert_eq!(ring.push(b"ghi"), 3); // held "fghi", wrapping: head 5
+        assert_eq!(ring.write_beyond(2, b"xy"), 2); // "fghi" then a hole of 2, then "xy"
+        assert_eq!(ring.reserve(20, 64), MIN_ALLOC.min(64));
+        assert_eq!(ring.capacity(), 64, "limits under the first allocation are taken whole");
+        ring.write_beyond(0, b"jk");
+        ring.commit(6);
+        let mut out = [0u8; 8];
+        assert_eq!(ring.read_at(0, &mut out), 8);
+        assert_eq!(&out, b"fghijkxy");
+    }
+
+    #[test]
+    fn growth_doubles_from_4_kib_and_stops_at_the_limit() {
+        let limit = 256 * 1024 + 8;
+        let mut caps = Vec::new();
+        let mut cap = 0;
+        for needed in (1..=limit).step_by(1000).chain([limit, limit + 1]) {
+            let c = grown_capacity(cap, needed, limit);
+            if needed > cap && cap < limit && c != cap {
+                caps.push(c);
+                cap = c;
+            }
+        }
+        assert_eq!(caps, [4096, 8192, 16_384, 32_768, 65_536, 131_072, limit]);
+        assert_eq!(grown_capacity(0, 100, 2048), 2048);
+        assert_eq!(grown_capacity(0, 1, 0), 0);
+        let mut ring = Ring::new(0);
+        assert_eq!(ring.reserve(10, limit), 4096);
+        assert_eq!(ring.reserve(10_000, limit), 16_384, "one allocation for several doublings");
+        assert_eq!(ring.reserve(1 << 30, limit), limit);
+        assert_eq!(ring.release(), limit);
+        assert_eq!(ring.capacity(), 0);
     }
 }

@@ -1,5 +1,7 @@
 //! The send buffer: bytes the application wrote and the peer has not acknowledged yet. Its
-//! first byte is always `snd_una`, so a retransmission reads straight from it.
+//! first byte is always `snd_una`, so a retransmission reads straight from it. The ring starts
+//! without storage and grows on the write path (doubling from 4 KiB, up to SO_SNDBUF) when a
+//! write does not fit; an empty buffer can give its storage back.
 
 use super::ring::Ring;
 
@@ -7,12 +9,14 @@ use super::ring::Ring;
 #[derive(Debug, Clone)]
 pub struct SendBuffer {
     ring: Ring,
+    /// The most bytes it may hold (SO_SNDBUF).
+    limit: usize,
 }
 
 impl SendBuffer {
-    /// A buffer of `capacity` bytes (SO_SNDBUF).
-    pub fn new(capacity: usize) -> SendBuffer {
-        SendBuffer { ring: Ring::new(capacity) }
+    /// An empty buffer that may grow to `limit` bytes (SO_SNDBUF); nothing is allocated yet.
+    pub fn new(limit: usize) -> SendBuffer {
+        SendBuffer { ring: Ring::new(0), limit }
     }
 
     /// Bytes held (sent or not).
@@ -25,19 +29,36 @@ impl SendBuffer {
         self.ring.len() == 0
     }
 
-    /// Room for the application.
+    /// Room for the application, under the limit.
     pub fn free(&self) -> usize {
-        self.ring.free()
+        self.limit.saturating_sub(self.ring.len())
     }
 
-    /// Capacity.
+    /// Bytes of storage allocated now.
     pub fn capacity(&self) -> usize {
         self.ring.capacity()
     }
 
-    /// Appends what fits of `data`; returns the bytes taken.
+    /// The most bytes it may hold.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Changes the limit; bytes already held past a lower one stay (writes wait until they
+    /// are acknowledged), and so does storage until the buffer is given back.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// Appends what fits under the limit of `data`, growing the storage first if needed;
+    /// returns the bytes taken.
     pub fn write(&mut self, data: &[u8]) -> usize {
-        self.ring.push(data)
+        let n = data.len().min(self.free());
+        let end = self.ring.len() + n;
+        if end > self.ring.capacity() {
+            self.ring.reserve(end, self.limit);
+        }
+        self.ring.push(&data[..n])
     }
 
     /// Copies bytes from `offset` (from `snd_una`) into `out`; returns the bytes copied.
@@ -48,5 +69,44 @@ impl SendBuffer {
     /// Drops `n` acknowledged bytes.
     pub fn ack(&mut self, n: usize) {
         self.ring.consume(n)
+    }
+
+    /// Gives the storage back if nothing is held; returns the bytes freed.
+    pub fn release(&mut self) -> usize {
+        if self.is_empty() {
+            self.ring.release()
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_on_writes_up_to_the_limit_and_keeps_the_bytes_in_order() {
+        let mut b = SendBuffer::new(20_000);
+        assert_eq!((b.capacity(), b.free()), (0, 20_000));
+        let data: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(b.write(&data[..3000]), 3000);
+        assert_eq!(b.capacity(), 4096);
+        b.ack(2000);
+        // Wraps around the 4 KiB ring, then grows while wrapped.
+        assert_eq!(b.write(&data[3000..5000]), 2000);
+        assert_eq!(b.capacity(), 4096);
+        assert_eq!(b.write(&data[5000..]), 17_000, "up to the limit");
+        assert_eq!(b.capacity(), 20_000);
+        let mut out = vec![0u8; 20_000];
+        assert_eq!(b.read_at(0, &mut out), 20_000);
+        assert_eq!(out, data[2000..22_000]);
+        assert_eq!(b.release(), 0, "held bytes keep their storage");
+        b.ack(20_000);
+        assert_eq!(b.release(), 20_000);
+        assert_eq!(b.capacity(), 0);
+        b.set_limit(100);
+        assert_eq!(b.write(&data), 100);
+        assert_eq!(b.capacity(), 100);
     }
 }

@@ -1,6 +1,6 @@
 //! What time does: retransmission timeout with backoff and retry limits (tcp_retries2,
 //! tcp_syn_retries, tcp_synack_retries), persist probes, delayed ACK, keepalive, TIME_WAIT and
-//! the FIN_WAIT_2 timeout.
+//! the FIN_WAIT_2 timeout, and giving back buffers that went idle (connection.rs).
 
 use super::connection::{Connection, Timer};
 use super::error::TcpError;
@@ -54,6 +54,10 @@ impl Connection {
         if due(self.timers[Timer::Keepalive], now) {
             self.timers[Timer::Keepalive] = None;
             self.on_keepalive_timeout(now);
+        }
+        if due(self.timers[Timer::Release], now) {
+            self.timers[Timer::Release] = None;
+            self.on_release_timeout(now);
         }
     }
 

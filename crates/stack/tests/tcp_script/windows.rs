@@ -163,3 +163,37 @@ fn a_peer_that_shrinks_its_window_gets_no_data_past_the_new_edge() {
     let d = p.expect();
     assert_eq!((d.seq, d.payload.len()), (1 + 4 * 1460, 1460));
 }
+
+/// The window is computed from the receive buffer's limit, not from what it has allocated:
+/// the SYN and the handshake's ACK offer all of SO_RCVBUF while nothing is allocated, and the
+/// peer may send that whole window at once into a buffer that must grow (4 KiB, 8 KiB, ...)
+/// to take it: every byte is stored, none dropped, and the window closes exactly.
+#[test]
+fn the_window_comes_from_the_limit_and_a_full_window_fits_a_buffer_that_grows() {
+    let mut p = Script::with(TcpConfig { quickacks: 1000, ..TcpConfig::default() });
+    let h = p.connect();
+    let syn = p.expect();
+    assert_eq!((syn.win, syn.options.window_scale), (65_535, Some(3)), "the SYN offers the limit");
+    p.inject_at(100, seg("S.", 1000).ack(1).mss(1460).ws(7));
+    let ack = p.expect();
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!(info.recv_buffer_bytes, 0, "nothing allocated");
+    let window = u32::from(ack.win) << 3;
+    assert_eq!(window, 256 * 1024, "the whole of SO_RCVBUF is offered");
+    // The whole window in one burst, before the stack transmits anything.
+    let mut seq = 1001u32;
+    while seq - 1001 < window {
+        let n = (window - (seq - 1001)).min(1460) as usize;
+        let frame = p.frame(&seg(".", seq).ack(1).len(n));
+        p.stack.receive(p.now, &frame, stack::RxChecksum::Unverified);
+        seq += n as u32;
+    }
+    p.flush();
+    let last = std::iter::from_fn(|| p.sent.pop_front()).last().unwrap();
+    assert_eq!((last.ack, last.win), (Some(1001 + window), 0), "all of it taken, the window closed");
+    let info = p.stack.tcp_info(h).unwrap();
+    assert_eq!(info.rcv_dropped, 0);
+    assert_eq!(info.recv_buffer_bytes, 256 * 1024 + 8, "grown to the limit, slack included");
+    let data = p.recv(h, 300_000).unwrap();
+    assert_eq!(data.len(), window as usize);
+}
