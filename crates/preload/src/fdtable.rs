@@ -148,6 +148,33 @@ pub fn copy(from: i32, to: i32) {
     }
 }
 
+/// In a TCP candidate's word: the program set SO_RCVBUF (1) or SO_SNDBUF (2) on it, so the
+/// stack follows the kernel socket's value instead of autotuning from its own default.
+pub const BUF_RCV: u64 = 1;
+/// See [`BUF_RCV`].
+pub const BUF_SND: u64 = 2;
+
+/// Notes that TCP candidate `fd` had a buffer size set (BUF_RCV or BUF_SND).
+pub fn note_tcp_buffer(fd: i32, which: u64) {
+    if let Some(s) = slot(fd) {
+        let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+            (w >> KIND_SHIFT == TCP_CANDIDATE).then_some(w | which)
+        });
+    }
+}
+
+/// The buffer sizes set on TCP candidate `fd` (BUF_RCV | BUF_SND bits).
+pub fn tcp_buffers_set(fd: i32) -> u64 {
+    slot(fd).map_or(0, |s| {
+        let w = s.load(Ordering::Acquire);
+        if w >> KIND_SHIFT == TCP_CANDIDATE {
+            w & (BUF_RCV | BUF_SND)
+        } else {
+            0
+        }
+    })
+}
+
 /// Records the state of `fd` (ignored past the table's end).
 pub fn set(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {

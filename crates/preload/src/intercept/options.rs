@@ -70,6 +70,13 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     if r == 0 && fdtable::is_tcp(fd) {
         mirror_tcp_option(fd, level, name, val, len);
     }
+    if r == 0 && level == libc::SOL_SOCKET && fdtable::get(fd) == FdState::TcpCandidate {
+        match name {
+            libc::SO_RCVBUF | libc::SO_RCVBUFFORCE => fdtable::note_tcp_buffer(fd, fdtable::BUF_RCV),
+            libc::SO_SNDBUF | libc::SO_SNDBUFFORCE => fdtable::note_tcp_buffer(fd, fdtable::BUF_SND),
+            _ => {}
+        }
+    }
     // Only sockets that are or may become accelerated care (one load for every other fd).
     if r == 0 && level == libc::SOL_SOCKET && name == libc::SO_BINDTODEVICE && fdtable::get(fd) != FdState::Kernel {
         bind_to_device(fd, val, len);
@@ -219,7 +226,21 @@ unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_
     let Ok(v) = read_int(val, len) else { return };
     let _ = runtime::with_tcp(slot, |stack, h, now| {
         let mut o = stack.tcp_options(h)?;
+        // The kernel socket's effective (doubled, capped) buffer sizes.
+        let kernel_int = |name: c_int| {
+            let mut k: c_int = 0;
+            let mut klen = std::mem::size_of::<c_int>() as socklen_t;
+            // SAFETY: getsockopt into an int we own.
+            let r = unsafe { real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut k as *mut c_int).cast(), &mut klen) };
+            (r == 0 && k > 0).then_some(k as usize)
+        };
         match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_RCVBUFFORCE) => {
+                o.rcvbuf = kernel_int(libc::SO_RCVBUF).unwrap_or(o.rcvbuf)
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) => {
+                o.sndbuf = kernel_int(libc::SO_SNDBUF).unwrap_or(o.sndbuf)
+            }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
             (libc::IPPROTO_TCP, libc::TCP_QUICKACK) if v != 0 => return stack.tcp_quickack(h),
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = v != 0,

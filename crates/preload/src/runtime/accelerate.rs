@@ -117,6 +117,19 @@ pub(super) fn tcp_options_of(fd: i32, mut o: stack::tcp::TcpSocketOptions) -> st
     if let Some(v) = int(libc::SOL_SOCKET, libc::SO_REUSEADDR) {
         o.reuse_addr = v != 0;
     }
+    // Sizes the program set (the kernel's effective, doubled values); otherwise the stack's
+    // defaults, which grow on demand.
+    let set = fdtable::tcp_buffers_set(fd);
+    if set & fdtable::BUF_RCV != 0 {
+        if let Some(v) = int(libc::SOL_SOCKET, libc::SO_RCVBUF).filter(|v| *v > 0) {
+            o.rcvbuf = v as usize;
+        }
+    }
+    if set & fdtable::BUF_SND != 0 {
+        if let Some(v) = int(libc::SOL_SOCKET, libc::SO_SNDBUF).filter(|v| *v > 0) {
+            o.sndbuf = v as usize;
+        }
+    }
     o
 }
 
