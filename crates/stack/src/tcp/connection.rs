@@ -668,6 +668,8 @@ impl Connection {
             return;
         }
         self.release_idle_buffers();
+        // What counts as idle is exactly what release frees: no re-arming in the past forever.
+        debug_assert!(!self.has_idle_buffer());
     }
 
     /// Gives back the storage of both buffers where they hold nothing.

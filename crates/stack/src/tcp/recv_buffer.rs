@@ -98,14 +98,15 @@ impl RecvBuffer {
             return Arrival::Dropped;
         }
         let n = data.len().min(free - offset);
+        // A segment refused for want of a range grows nothing.
+        if offset > 0 && !self.ooo.add(offset as u32, (offset + n) as u32) {
+            return Arrival::Dropped;
+        }
         let end = self.ring.len() + offset + n;
         if end > self.ring.capacity() {
             self.ring.reserve(end, self.limit);
         }
         if offset > 0 {
-            if !self.ooo.add(offset as u32, (offset + n) as u32) {
-                return Arrival::Dropped;
-            }
             self.ring.write_beyond(offset, &data[..n]);
             return Arrival::OutOfOrder;
         }
