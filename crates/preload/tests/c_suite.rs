@@ -219,3 +219,18 @@ fn tcp_core_calls_match_the_kernel_with_tcp_accelerated() {
     assert!(bypasses(&run) >= 5, "not accelerated:\n{}", run.stderr);
     assert_eq!(passive(&topo) - before, 0, "the kernel accepted connections meant for the accelerated listener");
 }
+
+#[test]
+fn tcp_readiness_in_epoll_and_select_matches_the_kernel_with_tcp_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let passive = |t: &Topology| t.counter(Side::Accel, "TcpPassiveOpens").unwrap();
+    let kernel = on_kernel(&topo, "tcp-epoll", "", Duration::from_secs(60));
+    let before = passive(&topo);
+    let run = under_exasock_with(&topo, "tcp-epoll", "", Duration::from_secs(60), &["EXASOCK_TCP=1"]);
+    assert_eq!(run.stdout, kernel.stdout, "\non the kernel:\n{}\nunder exasock:\n{}", kernel.stdout, run.stdout);
+    // The control socket, the listener and the accepted connection.
+    assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
+    assert_eq!(passive(&topo) - before, 0, "the kernel accepted the connection");
+}

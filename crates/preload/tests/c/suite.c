@@ -1076,6 +1076,61 @@ static void case_tcp(void) {
     signal(SIGPIPE, SIG_DFL);
 }
 
+/* TCP readiness through epoll (level and edge-triggered, RDHUP) and select, on a listener and
+ * an accepted connection, as an event loop uses them. */
+static void case_tcp_epoll(void) {
+    current = "tcp-epoll";
+    char buf[256];
+    struct epoll_event ev, out[4];
+    connector = peer;
+    connector.sin_port = htons(ntohs(peer.sin_port) + 1);
+    int ctl = udp_bound(31, 0);
+    int l = tcp_socket(SOCK_NONBLOCK);
+    struct sockaddr_in a = any_port(base_port + 30);
+    SHOW("bind", bind(l, (struct sockaddr *)&a, sizeof a));
+    SHOW("listen", listen(l, 8));
+    int ep = epoll_create1(0);
+    ev = (struct epoll_event){.events = EPOLLIN, .data.u64 = 1};
+    SHOW("epoll-add-listener", epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev));
+    SHOW("epoll-wait-nothing", epoll_wait(ep, out, 4, 50));
+    ask_peer_to_connect(ctl, base_port + 30);
+    int n = epoll_wait(ep, out, 4, 5000);
+    SAY("epoll-wait-listener: %d events=%u data=%llu", n, n > 0 ? out[0].events : 0, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+    int c = accept4(l, NULL, NULL, SOCK_NONBLOCK);
+    SAY("accept4: %d", c >= 0);
+    SHOW("accept-again", accept4(l, NULL, NULL, SOCK_NONBLOCK));
+    ev = (struct epoll_event){.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.u64 = 2};
+    SHOW("epoll-add-conn-et", epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev));
+    n = epoll_wait(ep, out, 4, 5000);
+    SAY("epoll-wait-hello: %d events=%u data=%llu", n, n > 0 ? out[0].events : 0, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+    msleep(50);
+    long got = 0, r;
+    while ((r = recv(c, buf, sizeof buf, 0)) > 0) got += r;
+    SAY("read-until-eagain: %ld then %s", got, r < 0 && errno == EAGAIN ? "EAGAIN" : "other");
+    SHOW("epoll-wait-edge-consumed", epoll_wait(ep, out, 4, 50));
+    SHOW("send-bye", send(c, "bye", 3, 0));
+    n = epoll_wait(ep, out, 4, 5000);
+    SAY("epoll-wait-echo: %d events=%u", n, n > 0 ? out[0].events : 0);
+    msleep(50);
+    SHOW("recv-echo", recv(c, buf, sizeof buf, 0));
+    fd_set w;
+    FD_ZERO(&w);
+    FD_SET(c, &w);
+    struct timeval tv = {.tv_sec = 1};
+    SHOW("select-writable", select(c + 1, NULL, &w, NULL, &tv));
+    SAY("select-writable-set: %d", FD_ISSET(c, &w) != 0);
+    SHOW("shutdown-wr", shutdown(c, SHUT_WR));
+    peer_answer(ctl, "peer-after-our-fin");
+    n = epoll_wait(ep, out, 4, 5000);
+    SAY("epoll-wait-peer-fin: %d events=%u", n, n > 0 ? out[0].events : 0);
+    SHOW("recv-eof", recv(c, buf, sizeof buf, 0));
+    SHOW("epoll-del", epoll_ctl(ep, EPOLL_CTL_DEL, c, NULL));
+    close(c);
+    close(l);
+    close(ep);
+    close(ctl);
+}
+
 /* close() from a signal handler (async-signal-safe: exasock leaves the freeing to its worker):
  * the number is closed at once, and the port can be bound and used again right away. */
 static int handler_close_fd = -1;
@@ -1152,6 +1207,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "stale")) case_stale();
     else if (!strcmp(which, "handler-close")) case_handler_close();
     else if (!strcmp(which, "tcp")) case_tcp();
+    else if (!strcmp(which, "tcp-epoll")) case_tcp_epoll();
     else {
         fprintf(stderr, "unknown case %s\n", which);
         return 2;
