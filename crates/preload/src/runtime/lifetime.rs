@@ -99,6 +99,9 @@ pub const EXIT_LINGER: Duration = Duration::from_secs(10);
 /// their FIN, for at most EXIT_LINGER; then every flow goes back to the kernel at once, so peers
 /// get answers instead of a black hole.
 pub fn release_all() {
+    if !owns_runtime() {
+        return;
+    }
     // The worker may hold the lock for a moment; this thread must not wait on itself.
     let deadline = Instant::now() + Duration::from_millis(100);
     let mut guard = loop {
@@ -120,34 +123,16 @@ pub fn release_all() {
 /// Closes every TCP socket still open as close(2) would, then drives the stack until no
 /// connection has data or a FIN waiting for its ACK, or EXIT_LINGER passes (then resets them).
 pub(super) fn linger_tcp(rt: &mut Runtime) {
-    use stack::tcp::State;
     let open: Vec<SocketHandle> =
         rt.slots.iter().flatten().filter(|s| s.proto == Proto::Tcp).map(|s| s.handle).collect();
     for h in open {
         let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
     }
-    let sending = |rt: &mut Runtime| {
-        rt.driver.stack().tcp_connections().iter().any(|(_, _, st)| {
-            matches!(
-                st,
-                State::SynSent
-                    | State::SynReceived
-                    | State::Established
-                    | State::CloseWait
-                    | State::FinWait1
-                    | State::Closing
-                    | State::LastAck
-            )
-        })
-    };
     let deadline = Instant::now() + EXIT_LINGER;
-    while sending(rt) {
+    while rt.driver.stack().tcp_unfinished() {
         if Instant::now() >= deadline {
             log::warning!("exit: TCP connections still sending after {EXIT_LINGER:?} are reset");
-            let conns = rt.driver.stack().tcp_connections();
-            for (local, remote, _) in conns {
-                let _ = rt.driver.tcp(|stack, _| stack.tcp_abort_connection(local, remote));
-            }
+            rt.driver.tcp(|stack, _| stack.tcp_abort_all());
             rt.driver.poll();
             break;
         }
@@ -190,6 +175,7 @@ pub fn reclaim_after_exec() {
 /// or flows (no destructor runs: they would act on state the parent still uses).
 pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
     SLEEPERS.store(0, Ordering::Relaxed);
+    OWNER_PID.store(0, Ordering::Release);
     RING_FD.store(-1, Ordering::Relaxed);
     NOTIFY_FD.store(-1, Ordering::Relaxed);
     let Some(rt) = runtime.take() else { return };

@@ -122,6 +122,17 @@ pub struct Runtime {
     generation: u32,
 }
 
+/// The process whose runtime this is (0: none). Read without the lock, so that exit paths of
+/// a process that accelerated nothing, or of a fork or vfork child (which shares the parent's
+/// memory), never touch the runtime's lock.
+static OWNER_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this process opened the runtime (one load and a getpid).
+pub fn owns_runtime() -> bool {
+    let pid = OWNER_PID.load(Ordering::Acquire);
+    pid != 0 && pid == std::process::id()
+}
+
 /// The runtime of this process, once a socket was accelerated.
 pub static RUNTIME: Lock<Option<Runtime>> = Lock::new(None);
 
@@ -170,6 +181,7 @@ impl Runtime {
             .spawn(worker)
             .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
         crate::fork::install();
+        OWNER_PID.store(std::process::id(), Ordering::Release);
         Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
     }
 

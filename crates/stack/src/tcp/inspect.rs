@@ -29,17 +29,34 @@ impl Stack {
 }
 
 impl Stack {
-    /// Resets the connection (local, remote), closed or not (an exiting process's connections
-    /// that outlived their linger).
-    pub fn tcp_abort_connection(
-        &mut self,
-        local: SocketAddrV4,
-        remote: SocketAddrV4,
-    ) -> Result<(), crate::tcp::TcpError> {
-        let h = *self.tcp.connections.get(&(local, remote)).ok_or(crate::tcp::TcpError::BadHandle)?;
-        let c = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()).ok_or(crate::tcp::TcpError::BadHandle)?;
-        c.abort();
-        self.tcp_touched(h);
-        Ok(())
+    /// Whether some connection still has something to deliver: a handshake under way, data or a
+    /// FIN not yet acknowledged (an exiting process waits for this to end before it goes).
+    pub fn tcp_unfinished(&self) -> bool {
+        self.tcp.connections.values().any(|&h| {
+            self.sockets.get_tcp(h).and_then(|s| s.connection()).is_some_and(|c| {
+                matches!(
+                    c.state(),
+                    State::SynSent
+                        | State::SynReceived
+                        | State::Established
+                        | State::CloseWait
+                        | State::FinWait1
+                        | State::Closing
+                        | State::LastAck
+                )
+            })
+        })
+    }
+
+    /// Resets every connection, closed or not (an exiting process's connections that outlived
+    /// its linger): the RSTs go out at the next transmit.
+    pub fn tcp_abort_all(&mut self) {
+        let all: Vec<SocketHandle> = self.tcp.connections.values().copied().collect();
+        for h in all {
+            if let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) {
+                c.abort();
+            }
+            self.tcp_touched(h);
+        }
     }
 }
