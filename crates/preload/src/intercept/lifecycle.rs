@@ -96,18 +96,8 @@ unsafe fn tcp_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Optio
     if remote.ip().is_unspecified() || remote.ip().is_loopback() || !runtime::routed_via_attached(remote) {
         return None;
     }
-    if runtime::kernel_local(fd)?.port() == 0 {
-        let any = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr { s_addr: 0 },
-            sin_zero: [0; 8],
-        };
-        if real::bind(fd, (&any as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32)
-            != 0
-        {
-            return None;
-        }
+    if runtime::kernel_local(fd)?.port() == 0 && !runtime::bind_any_port(fd) {
+        return None;
     }
     let local = runtime::kernel_local(fd)?;
     let slot = match runtime::accelerate_tcp_connect(fd, local, remote) {

@@ -227,19 +227,14 @@ unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_
     let _ = runtime::with_tcp(slot, |stack, h, now| {
         let mut o = stack.tcp_options(h)?;
         // The kernel socket's effective (doubled, capped) buffer sizes.
-        let kernel_int = |name: c_int| {
-            let mut k: c_int = 0;
-            let mut klen = std::mem::size_of::<c_int>() as socklen_t;
-            // SAFETY: getsockopt into an int we own.
-            let r = unsafe { real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut k as *mut c_int).cast(), &mut klen) };
-            (r == 0 && k > 0).then_some(k as usize)
-        };
+        let kernel_size =
+            |name: c_int| runtime::kernel_int(fd, libc::SOL_SOCKET, name).filter(|k| *k > 0).map(|k| k as usize);
         match (level, name) {
             (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_RCVBUFFORCE) => {
-                o.rcvbuf = kernel_int(libc::SO_RCVBUF).unwrap_or(o.rcvbuf)
+                o.rcvbuf = kernel_size(libc::SO_RCVBUF).unwrap_or(o.rcvbuf)
             }
             (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) => {
-                o.sndbuf = kernel_int(libc::SO_SNDBUF).unwrap_or(o.sndbuf)
+                o.sndbuf = kernel_size(libc::SO_SNDBUF).unwrap_or(o.sndbuf)
             }
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
             (libc::IPPROTO_TCP, libc::TCP_QUICKACK) if v != 0 => return stack.tcp_quickack(h),

@@ -104,13 +104,7 @@ pub(super) fn runtime_for(guard: &mut Option<Runtime>, local: SocketAddrV4) -> R
 
 /// The TCP options the kernel socket was given that the stack must follow.
 pub(super) fn tcp_options_of(fd: i32, mut o: stack::tcp::TcpSocketOptions) -> stack::tcp::TcpSocketOptions {
-    let int = |level: i32, name: i32| {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into an int we own.
-        let r = unsafe { crate::real::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
-        (r == 0).then_some(v)
-    };
+    let int = |level: i32, name: i32| kernel_int(fd, level, name);
     if let Some(v) = int(libc::IPPROTO_TCP, libc::TCP_NODELAY) {
         o.nodelay = v != 0;
     }
@@ -241,13 +235,7 @@ pub fn abort_accepted(a: Accepted) {
 
 /// The kernel socket's effective SO_RCVBUF (doubled and capped by the kernel as it does).
 pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
-    let mut v: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt into an int we own.
-    let r = unsafe {
-        crate::real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&mut v as *mut libc::c_int).cast(), &mut len)
-    };
-    (r == 0 && v > 0).then_some(v as usize)
+    kernel_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF).filter(|v| *v > 0).map(|v| v as usize)
 }
 
 /// The inode of the socket behind `fd` (0 if it cannot be read).
@@ -277,15 +265,7 @@ pub(super) fn shared_with_others(rt: &Runtime, flow: Flow, inode: u64) -> bool {
 
 /// The kernel socket's SO_REUSEADDR and SO_REUSEPORT.
 pub(super) fn reuse_flags(fd: i32) -> (bool, bool) {
-    let flag = |name: i32| {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into an int we own.
-        let r = unsafe {
-            crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut v as *mut libc::c_int).cast(), &mut len)
-        };
-        r == 0 && v != 0
-    };
+    let flag = |name: i32| kernel_int(fd, libc::SOL_SOCKET, name).is_some_and(|v| v != 0);
     (flag(libc::SO_REUSEADDR), flag(libc::SO_REUSEPORT))
 }
 
@@ -315,21 +295,7 @@ pub fn auto_bind(fd: i32, dst: SocketAddrV4) -> bool {
     if ifaces.is_empty() || !routed_via(&ifaces, dst) {
         return false;
     }
-    let any = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: 0 },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: binding our own sockaddr_in.
-    let r = unsafe {
-        crate::real::bind(
-            fd,
-            (&any as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        )
-    };
-    if r != 0 {
+    if !bind_any_port(fd) {
         return false;
     }
     let Some(local) = kernel_local(fd) else { return false };

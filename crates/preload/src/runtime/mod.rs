@@ -80,19 +80,7 @@ pub struct Timestamps {
 impl Timestamps {
     /// Reads the options from the kernel socket.
     pub fn of(fd: i32) -> Timestamps {
-        let int = |name: i32| {
-            let mut v: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt into an int we own.
-            let r = unsafe {
-                crate::real::getsockopt(fd, libc::SOL_SOCKET, name, (&mut v as *mut libc::c_int).cast(), &mut len)
-            };
-            if r == 0 {
-                v
-            } else {
-                0
-            }
-        };
+        let int = |name: i32| kernel_int(fd, libc::SOL_SOCKET, name).unwrap_or(0);
         Timestamps {
             micro: int(libc::SO_TIMESTAMP) != 0,
             nano: int(libc::SO_TIMESTAMPNS) != 0,

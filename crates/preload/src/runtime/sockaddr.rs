@@ -68,3 +68,31 @@ pub fn kernel_local(fd: i32) -> Option<SocketAddrV4> {
         read_sockaddr((&sin as *const libc::sockaddr_in).cast(), len)
     }
 }
+
+/// An int option of the kernel socket behind `fd` (None when getsockopt fails).
+pub fn kernel_int(fd: i32, level: i32, name: i32) -> Option<libc::c_int> {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt into an int we own; the real function, not our export.
+    let r = unsafe { crate::real::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
+    (r == 0).then_some(v)
+}
+
+/// Binds the kernel socket behind `fd` to INADDR_ANY with a port the kernel picks (auto-bind,
+/// and a connect's port reservation). Whether it worked.
+pub fn bind_any_port(fd: i32) -> bool {
+    let any = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: 0 },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: binding our own sockaddr_in; the real function, not our export.
+    unsafe {
+        crate::real::bind(
+            fd,
+            (&any as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        ) == 0
+    }
+}
