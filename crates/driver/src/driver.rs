@@ -382,16 +382,14 @@ impl Driver {
         Ok(())
     }
 
-    /// Runs `f` with the stack and a transmit sink, sends what TCP then owes, and kicks the
-    /// device once.
+    /// Runs `f` (a datagram send) with the stack and a transmit sink, then kicks the device
+    /// once. Its events (a missing neighbour) wait for the next poll; TCP calls go through
+    /// [`Driver::tcp`].
     pub fn send<R>(&mut self, f: impl FnOnce(&mut Stack, &mut dyn Transmit) -> R) -> R {
-        let now = clock::now();
         let Driver { stack, port, kernel, kernel_errors, ring_full, .. } = self;
         let mut tx = PortTx { port: port.as_mut(), kernel, kernel_errors, ring_full };
         let r = f(stack, &mut tx);
         let _ = port.flush();
-        self.handle_events(now);
-        self.transmit_tcp(now);
         r
     }
 
