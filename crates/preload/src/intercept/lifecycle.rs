@@ -362,11 +362,7 @@ unsafe fn tcp_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bo
     if !fdtable::is_tcp(fd) {
         return None;
     }
-    let (local, mut remote) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_addresses(h)).ok()?;
-    if matches!(runtime::with_tcp(slot, |stack, h, _| stack.tcp_state(h)), Ok(stack::tcp::State::SynSent)) {
-        // Not connected until the handshake completes.
-        remote = None;
-    }
+    let (local, remote) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_addresses(h)).ok()?;
     if addr.is_null() || len.is_null() {
         return Some(errno::fail(libc::EFAULT));
     }

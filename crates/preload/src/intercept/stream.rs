@@ -41,10 +41,8 @@ pub(crate) fn receive(fd: c_int, slot: u32, buf: &mut [u8], flags: c_int) -> Res
                     return Ok(got);
                 }
             }
-            Err(e) if got > 0 => {
-                let _ = e;
-                return Ok(got);
-            }
+            // What was read is returned; the error shows at the next call.
+            Err(_) if got > 0 => return Ok(got),
             Err(e) => return Err(e.errno()),
         }
         if let Err(e) = wait_for_data(fd, flags, &mut waiter) {

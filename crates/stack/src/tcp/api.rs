@@ -283,10 +283,11 @@ impl Stack {
         Ok(self.tcp_socket(h)?.connection().map(|c| c.send_queued()).unwrap_or(0))
     }
 
-    /// Local and peer addresses (getsockname, getpeername).
+    /// Local and peer addresses (getsockname, getpeername): no peer while a connect's SYN
+    /// waits for its answer, as Linux says ENOTCONN then.
     pub fn tcp_addresses(&self, h: SocketHandle) -> Result<(Option<SocketAddrV4>, Option<SocketAddrV4>), TcpError> {
         let s = self.tcp_socket(h)?;
-        Ok((s.local, s.connection().map(|c| c.remote())))
+        Ok((s.local, s.connection().filter(|c| c.state() != State::SynSent).map(|c| c.remote())))
     }
 
     /// Takes the pending error (SO_ERROR).
