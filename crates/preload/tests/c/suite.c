@@ -1078,6 +1078,13 @@ static void case_tcp(void) {
 
 /* TCP readiness through epoll (level and edge-triggered, RDHUP) and select, on a listener and
  * an accepted connection, as an event loop uses them. */
+/* Waits up to 5 s on `ep` and prints how many events came, the first one's mask and data. */
+static void say_wait(int ep, const char *step) {
+    struct epoll_event out[4];
+    int n = epoll_wait(ep, out, 4, 5000);
+    SAY("%s: %d events=%u data=%llu", step, n, n > 0 ? out[0].events : 0, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+}
+
 static void case_tcp_epoll(void) {
     current = "tcp-epoll";
     char buf[256];
@@ -1094,23 +1101,20 @@ static void case_tcp_epoll(void) {
     SHOW("epoll-add-listener", epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev));
     SHOW("epoll-wait-nothing", epoll_wait(ep, out, 4, 50));
     ask_peer_to_connect(ctl, base_port + 30);
-    int n = epoll_wait(ep, out, 4, 5000);
-    SAY("epoll-wait-listener: %d events=%u data=%llu", n, n > 0 ? out[0].events : 0, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+    say_wait(ep, "epoll-wait-listener");
     int c = accept4(l, NULL, NULL, SOCK_NONBLOCK);
     SAY("accept4: %d", c >= 0);
     SHOW("accept-again", accept4(l, NULL, NULL, SOCK_NONBLOCK));
     ev = (struct epoll_event){.events = EPOLLIN | EPOLLET | EPOLLRDHUP, .data.u64 = 2};
     SHOW("epoll-add-conn-et", epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev));
-    n = epoll_wait(ep, out, 4, 5000);
-    SAY("epoll-wait-hello: %d events=%u data=%llu", n, n > 0 ? out[0].events : 0, n > 0 ? (unsigned long long)out[0].data.u64 : 0ULL);
+    say_wait(ep, "epoll-wait-hello");
     msleep(50);
     long got = 0, r;
     while ((r = recv(c, buf, sizeof buf, 0)) > 0) got += r;
     SAY("read-until-eagain: %ld then %s", got, r < 0 && errno == EAGAIN ? "EAGAIN" : "other");
     SHOW("epoll-wait-edge-consumed", epoll_wait(ep, out, 4, 50));
     SHOW("send-bye", send(c, "bye", 3, 0));
-    n = epoll_wait(ep, out, 4, 5000);
-    SAY("epoll-wait-echo: %d events=%u", n, n > 0 ? out[0].events : 0);
+    say_wait(ep, "epoll-wait-echo");
     msleep(50);
     SHOW("recv-echo", recv(c, buf, sizeof buf, 0));
     fd_set w;
@@ -1121,8 +1125,7 @@ static void case_tcp_epoll(void) {
     SAY("select-writable-set: %d", FD_ISSET(c, &w) != 0);
     SHOW("shutdown-wr", shutdown(c, SHUT_WR));
     peer_answer(ctl, "peer-after-our-fin");
-    n = epoll_wait(ep, out, 4, 5000);
-    SAY("epoll-wait-peer-fin: %d events=%u", n, n > 0 ? out[0].events : 0);
+    say_wait(ep, "epoll-wait-peer-fin");
     SHOW("recv-eof", recv(c, buf, sizeof buf, 0));
     SHOW("epoll-del", epoll_ctl(ep, EPOLL_CTL_DEL, c, NULL));
     close(c);
