@@ -258,7 +258,7 @@ impl Runtime {
                 let Ok(r) = stack.tcp_readiness(s.handle) else { return libc::POLLNVAL as u32 };
                 let mut ev = 0;
                 let bit = |on: bool, b: libc::c_short| if on { b as u32 } else { 0 };
-                ev |= bit(r.readable || s.shut_rd, libc::POLLIN);
+                ev |= bit(r.readable, libc::POLLIN);
                 ev |= bit(r.writable, libc::POLLOUT);
                 ev |= bit(r.read_hangup, libc::POLLRDHUP);
                 ev |= bit(r.hangup, libc::POLLHUP);
@@ -346,15 +346,13 @@ pub fn with_tcp<R>(
     rt.driver.tcp(|stack, now| f(stack, s.handle, now))
 }
 
-/// Reads from the slot's TCP stream after polling the datapath (`Ok(0)`: the stream ended).
+/// Reads from the slot's TCP stream after polling the datapath (`Ok(0)`: the stream ended, or
+/// reading was shut down: the stack keeps that state).
 pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::tcp::TcpError> {
     let mut guard = lock();
     let rt = guard.as_mut().ok_or(stack::tcp::TcpError::BadHandle)?;
     let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
     rt.poll();
-    if s.shut_rd && rt.driver.stack().tcp_readable_len(s.handle).unwrap_or(0) == 0 {
-        return Ok(0);
-    }
     rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
 }
 

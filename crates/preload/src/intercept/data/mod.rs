@@ -568,14 +568,9 @@ unsafe fn tcp_shutdown(fd: c_int, how: c_int) -> c_int {
     }
     let rd = how == libc::SHUT_RD || how == libc::SHUT_RDWR;
     let wr = how == libc::SHUT_WR || how == libc::SHUT_RDWR;
+    // The stack keeps the shutdown state (reads return 0, writes EPIPE, readiness follows).
     match runtime::with_tcp(slot, |stack, h, _| stack.tcp_shutdown(h, rd, wr)) {
-        Ok(()) => {
-            if let Some(rt) = runtime::lock().as_mut() {
-                rt.shutdown(slot, rd, wr);
-            }
-            crate::epoll::kernel_state_changed();
-            0
-        }
+        Ok(()) => 0,
         Err(e) => errno::fail(e.errno()),
     }
 }
