@@ -131,6 +131,7 @@ fn engine_client(host: &TapHost, eng: &mut TapEngine, port: u16, total: u64) {
     eng.stack.tcp_connect(h, SocketAddrV4::new(host.kernel_ip, port), now).unwrap();
     let received = send_and_check_echo(eng, h, total, T);
     eprintln!("engine: {:?}", eng.stack.tcp_info(h));
+    assert!(eng.stack.tcp_info(h).is_ok_and(|i| i.timestamps), "the kernel's SYN-ACK answered our timestamps");
     eprintln!(
         "kernel: {}",
         testbed::ns_exec(
@@ -231,8 +232,8 @@ fn the_engine_moves_100_mib_each_way_with_the_kernel_as_client_and_as_server() {
 }
 
 /// Impairments the tests use: loss alone, and loss with duplication and reordering (harsher
-/// rates run with EXASOCK_TCP_MATRIX: without SACK, which is off for now, every rate is slow
-/// for both TCPs, and the runs measure minutes).
+/// rates run with EXASOCK_TCP_MATRIX: without SACK, which the engine lacks for now, they are
+/// slow and the runs measure minutes).
 fn impairments() -> Vec<(&'static str, Impairment)> {
     let mut v = vec![
         ("1% loss", Impairment { drop: 0.01, ..Impairment::default() }),
@@ -250,12 +251,11 @@ fn the_engine_moves_8_mib_each_way_over_links_that_drop_reorder_and_duplicate() 
     let seeds: Vec<u64> = if matrix() { (1..=8).collect() } else { vec![7] };
     for (name, imp) in impairments() {
         for &seed in &seeds {
-            // The engine sends no timestamps yet (the SACK and timestamps issue), so once the
-            // kernel retransmits, every ACK it gets covers retransmitted data and, by Karn's
-            // rule, gives it no RTT sample: its RTO backoff is never reset, and under harsh
-            // loss one run in a few dozen waited 13 s, then 26 s, on a backed-off timer. The
-            // test is about the engine's bytes, not that wait: the kernel's RTO is capped at 1 s.
-            let host = host(&[("net.ipv4.tcp_rto_max_ms", "1000")]);
+            // Timestamps matter here: without them, once the kernel retransmits, every ACK it
+            // gets covers retransmitted data and, by Karn's rule, gives it no RTT sample, so
+            // its RTO backoff is never reset; one run in a few dozen then waited 13 s, then
+            // 26 s, on a backed-off timer and timed out.
+            let host = host(&[]);
             let mut eng = engine(&host, imp, imp, seed);
             let t0 = std::time::Instant::now();
             engine_client(&host, &mut eng, 5011, 8 * MIB);

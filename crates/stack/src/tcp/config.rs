@@ -64,6 +64,8 @@ pub struct TcpConfig {
     pub rst_unknown: bool,
     /// Largest accept queue a listen backlog may ask for (net.core.somaxconn, 4096).
     pub somaxconn: usize,
+    /// Offer and accept RFC 7323 timestamps (tcp_timestamps, 1).
+    pub timestamps: bool,
 }
 
 impl Default for TcpConfig {
@@ -96,6 +98,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             rst_unknown: true,
             somaxconn: 4096,
+            timestamps: true,
         }
     }
 }

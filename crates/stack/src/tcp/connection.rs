@@ -12,13 +12,14 @@ use super::config::TcpConfig;
 use super::congestion::CongestionControl;
 use super::error::TcpError;
 use super::info::TcpInfo;
-use super::isn::initial_sequence;
+use super::isn::{initial_sequence, timestamp_offset};
 use super::options::TcpSocketOptions;
 use super::recv_buffer::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::send_buffer::SendBuffer;
 use super::seq::Seq;
 use super::state::State;
+use super::timestamps::{self, Timestamps};
 use crate::time::Instant;
 use std::net::SocketAddrV4;
 use std::time::Duration;
@@ -64,6 +65,9 @@ pub struct Connection {
     pub(crate) timers: TimerTable,
     pub(crate) rtt: RttEstimator,
     pub(crate) cc: Box<dyn CongestionControl>,
+    /// RFC 7323 timestamps: offered in our SYN (or answered in our SYN-ACK), gone once the
+    /// handshake shows the peer does not use them.
+    pub(crate) ts: Option<Timestamps>,
 
     // ---- probes ----
     /// The persist timer fired with a non-zero window: send what fits even if small.
@@ -321,6 +325,7 @@ impl Connection {
             timers: TimerTable::default(),
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
             cc: config.congestion.build(config.initial_window, mss),
+            ts: config.timestamps.then(|| Timestamps::new(timestamp_offset(config.isn_key, local, remote))),
             force_send: false,
             persist_backoff: 0,
             probes: 0,
@@ -364,7 +369,7 @@ impl Connection {
         let mut c = Connection::new(now, local, remote, config, options, mtu);
         c.state = State::SynReceived;
         c.passive = true;
-        c.take_syn_options(syn);
+        c.take_syn_options(now, syn);
         c.rcv.irs = Seq(syn.seq);
         c.rcv.nxt = c.rcv.irs + 1;
         c.rcv.adv = c.rcv.nxt;
@@ -376,10 +381,17 @@ impl Connection {
         c
     }
 
-    /// Applies the MSS and window-scale options of the peer's SYN or SYN-ACK.
-    pub(crate) fn take_syn_options(&mut self, syn: &TcpRepr) {
+    /// Applies the MSS, window-scale and timestamp options of the peer's SYN or SYN-ACK.
+    /// Timestamps stay on only if both ends use them; then every segment carries the option,
+    /// and the MSS we send with leaves room for it (Linux's mss_cache: 1448 behind 1460).
+    pub(crate) fn take_syn_options(&mut self, now: Instant, syn: &TcpRepr) {
+        match (self.ts.as_mut(), syn.options.timestamp) {
+            (Some(ts), Some((tsval, _))) => ts.update_recent(tsval, now),
+            _ => self.ts = None,
+        }
+        let option_room = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
         let peer_mss = syn.options.mss.map(u32::from).unwrap_or(DEFAULT_MSS);
-        self.snd.mss = peer_mss.min(self.rcv.our_mss).max(MIN_MSS);
+        self.snd.mss = peer_mss.min(self.rcv.our_mss).saturating_sub(option_room).max(MIN_MSS);
         self.rcv.mss = self.snd.mss.min(self.rcv.our_mss);
         match syn.options.window_scale {
             Some(shift) => self.snd.wscale = shift.min(14),
@@ -716,6 +728,7 @@ impl Connection {
         i.snd_wscale = self.snd.wscale;
         i.rcv_wscale = self.rcv.wscale;
         i.snd_mss = self.snd.mss;
+        i.timestamps = self.ts.is_some();
         i.rcv_mss = self.rcv.our_mss;
         i.unacked = self.snd.max.since(self.snd.una);
         i.send_buffer_bytes = self.snd.buf.capacity();

@@ -46,14 +46,18 @@ pub struct TcpInfo {
     pub snd_wscale: u8,
     /// Shift applied to our window field.
     pub rcv_wscale: u8,
-    /// Largest payload we send.
+    /// Largest payload we send (the peer's MSS less the options every segment carries).
     pub snd_mss: u32,
+    /// Both ends use RFC 7323 timestamps (tcpi_options' TCPI_OPT_TIMESTAMPS).
+    pub timestamps: bool,
     /// Largest payload we told the peer to send.
     pub rcv_mss: u32,
     /// Bytes sent and not yet acknowledged.
     pub unacked: u32,
     /// Segments dropped as out of window or beyond the out-of-order bound.
     pub rcv_dropped: u64,
+    /// Of those, segments PAWS dropped as old duplicates (Linux's PAWSEstabRejected).
+    pub paws_rejected: u64,
     /// Challenge ACKs sent (RFC 5961).
     pub challenge_acks: u64,
     /// Zero-window probes sent.

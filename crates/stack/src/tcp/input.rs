@@ -42,7 +42,7 @@ impl Connection {
         if !flags.contains(TcpFlags::SYN) {
             return;
         }
-        self.take_syn_options(repr);
+        self.take_syn_options(now, repr);
         self.rcv.irs = Seq(repr.seq);
         self.rcv.nxt = self.rcv.irs + 1;
         self.rcv.adv = self.rcv.nxt;
@@ -61,6 +61,9 @@ impl Connection {
                     if let Some((_, sent)) = self.loss.timing {
                         self.rtt.sample(now.saturating_since(sent));
                     }
+                } else {
+                    // A retransmitted SYN: only the echoed timestamp tells which copy came back.
+                    self.sample_echoed_timestamp(now, repr);
                 }
                 self.loss.timing = None;
                 self.timers[Timer::Retransmit] = None;
@@ -108,6 +111,16 @@ impl Connection {
         // tcp_event_data_recv measures from the last receipt).
         let idle_receiver = now.saturating_since(self.last_recv) > self.rtt.rto();
 
+        // 0. PAWS (RFC 7323 5.3): a segment with an older timestamp than the last one taken
+        //    is an old duplicate, answered like any unacceptable segment. A RST is exempt.
+        if !flags.contains(TcpFlags::RST) && self.paws_rejects(now, repr, payload.len()) {
+            self.info.rcv_dropped += 1;
+            self.info.paws_rejected += 1;
+            let bare = seg_len == 0;
+            self.ack_unacceptable(now, bare);
+            return;
+        }
+
         // 1. Sequence number check (RSTs follow RFC 5961 3.2 instead).
         if flags.contains(TcpFlags::RST) {
             if seq == self.rcv.nxt {
@@ -152,6 +165,13 @@ impl Connection {
             self.ack_unacceptable(now, data.is_empty() && !fin);
             return;
         }
+        // TS.Recent follows the segments that start at or before the point our last ACK
+        // acknowledged (RFC 7323 4.3; Linux's tcp_replace_ts_recent checks against rcv_wup).
+        if let (Some(ts), Some((tsval, _))) = (self.ts.as_mut(), repr.options.timestamp) {
+            if seq <= self.rcv.wup {
+                ts.update_recent(tsval, now);
+            }
+        }
         // Only an acceptable segment shows the peer alive (keepalive) or restarts TIME_WAIT.
         self.last_recv = now;
         self.keep_probes = 0;
@@ -173,7 +193,7 @@ impl Connection {
             self.snd.max_wnd = self.snd.wnd;
             self.snd.wl1 = seq;
             self.snd.wl2 = ack;
-            self.syn_acked(now, ack);
+            self.syn_acked(now, ack, repr);
             self.enter_established(now);
         }
         if ack > self.snd.max {
@@ -192,7 +212,7 @@ impl Connection {
             self.probes = 0;
         }
         if ack > self.snd.una {
-            self.on_new_ack(now, ack);
+            self.on_new_ack(now, ack, repr);
         } else if ack == self.snd.una
             && data.is_empty()
             && !fin
@@ -323,12 +343,13 @@ impl Connection {
     /// Our SYN (or SYN-ACK) is acknowledged by `ack`: it takes its one sequence number and no
     /// byte of the send buffer. Only the SYN_SENT and SYN_RECEIVED transitions call this, so
     /// an ACK that lands on the ISS again 2^32 bytes later is an ordinary ACK.
-    fn syn_acked(&mut self, now: Instant, ack: Seq) {
-        if let Some((timed, sent)) = self.loss.timing {
-            if ack > timed {
+    fn syn_acked(&mut self, now: Instant, ack: Seq, repr: &TcpRepr) {
+        match self.loss.timing {
+            Some((timed, sent)) if ack > timed => {
                 self.rtt.sample(now.saturating_since(sent));
                 self.loss.timing = None;
             }
+            _ => self.sample_echoed_timestamp(now, repr),
         }
         self.snd.una = self.snd.iss + 1;
         self.snd.nxt = self.snd.nxt.max(self.snd.una);
@@ -338,13 +359,17 @@ impl Connection {
         self.timers[Timer::Retransmit] = None;
     }
 
-    fn on_new_ack(&mut self, now: Instant, ack: Seq) {
+    fn on_new_ack(&mut self, now: Instant, ack: Seq, repr: &TcpRepr) {
         let acked = ack.since(self.snd.una);
-        if let Some((timed, sent)) = self.loss.timing {
-            if ack > timed {
+        // The timed segment gives the finer sample; without one (Karn's rule after a
+        // retransmission, or in recovery) the echoed timestamp gives one (Linux's
+        // tcp_ack_update_rtt), so the RTO keeps following the path through loss.
+        match self.loss.timing {
+            Some((timed, sent)) if ack > timed => {
                 self.rtt.sample(now.saturating_since(sent));
                 self.loss.timing = None;
             }
+            _ => self.sample_echoed_timestamp(now, repr),
         }
         self.loss.backoff = 0;
         self.loss.retries = 0;
@@ -383,5 +408,35 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// An RTT sample from the TSecr of a segment that acknowledges something new.
+    fn sample_echoed_timestamp(&mut self, now: Instant, repr: &TcpRepr) {
+        if let (Some(ts), Some((_, tsecr))) = (self.ts, repr.options.timestamp) {
+            if let Some(rtt) = ts.rtt(tsecr, now) {
+                self.rtt.sample(rtt);
+            }
+        }
+    }
+
+    /// PAWS with Linux's exception for a reordered pure duplicate ACK (tcp_disordered_ack):
+    /// one that changes nothing, with a TSval behind by less than an RTO, is let through so
+    /// that its duplicate-ACK count is not lost.
+    fn paws_rejects(&self, now: Instant, repr: &TcpRepr, payload_len: usize) -> bool {
+        let (Some(ts), Some((tsval, _))) = (self.ts, repr.options.timestamp) else { return false };
+        if !ts.paws_rejects(tsval, now) {
+            return false;
+        }
+        let seq = Seq(repr.seq);
+        let Some(ack) = repr.ack.map(Seq) else { return true };
+        let window = u32::from(repr.window) << self.snd.wscale;
+        let updates_window = ack > self.snd.una || seq > self.snd.wl1 || (seq == self.snd.wl1 && window > self.snd.wnd);
+        let pure_duplicate = payload_len == 0
+            && !repr.flags.intersects(TcpFlags::SYN | TcpFlags::FIN)
+            && seq == self.rcv.nxt
+            && ack == self.snd.una
+            && !updates_window;
+        let replay_window = self.rtt.rto().as_millis() as u32;
+        !(pure_duplicate && ts.behind(tsval, now) <= replay_window)
     }
 }

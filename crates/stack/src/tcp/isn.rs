@@ -31,15 +31,26 @@ fn siphash(key: [u64; 2], msg: &[u8; 12]) -> u64 {
     v[0] ^ v[1] ^ v[2] ^ v[3]
 }
 
-/// The ISN for a connection from `local` to `remote` at `now`.
-pub fn initial_sequence(key: [u64; 2], local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> u32 {
+/// The 4-tuple as the hash's message.
+fn tuple(local: SocketAddrV4, remote: SocketAddrV4) -> [u8; 12] {
     let mut msg = [0u8; 12];
     msg[0..4].copy_from_slice(&local.ip().octets());
     msg[4..8].copy_from_slice(&remote.ip().octets());
     msg[8..10].copy_from_slice(&local.port().to_be_bytes());
     msg[10..12].copy_from_slice(&remote.port().to_be_bytes());
+    msg
+}
+
+/// The ISN for a connection from `local` to `remote` at `now`.
+pub fn initial_sequence(key: [u64; 2], local: SocketAddrV4, remote: SocketAddrV4, now: Instant) -> u32 {
     let clock = (now.as_nanos() / 4_000) as u32;
-    clock.wrapping_add(siphash(key, &msg) as u32)
+    clock.wrapping_add(siphash(key, &tuple(local, remote)) as u32)
+}
+
+/// The offset of a connection's timestamp clock (Linux's secure_tcp_ts_off): the other half
+/// of the same keyed hash, so TSval reveals neither uptime nor the ISN.
+pub fn timestamp_offset(key: [u64; 2], local: SocketAddrV4, remote: SocketAddrV4) -> u32 {
+    (siphash(key, &tuple(local, remote)) >> 32) as u32
 }
 
 #[cfg(test)]

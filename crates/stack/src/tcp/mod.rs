@@ -27,6 +27,7 @@ pub(crate) mod socket;
 pub mod state;
 pub(crate) mod tables;
 mod timers;
+pub mod timestamps;
 mod transmit;
 
 pub use config::TcpConfig;

@@ -167,7 +167,7 @@ impl Connection {
         if len > 0 && seq + len == data_end {
             flags |= TcpFlags::PSH;
         }
-        let header = wire::tcp::HEADER_LEN;
+        let header = self.data_header_len();
         let room = buf.len().saturating_sub(header);
         let len = len.min(room as u32);
         let offset = seq.since(self.snd.una) as usize;
@@ -223,7 +223,13 @@ impl Connection {
         }
     }
 
-    /// Writes a segment whose payload (`payload_len` bytes) is already at `payload_at`.
+    /// The header of a segment other than a SYN: 20 bytes, and the timestamp option if on.
+    fn data_header_len(&self) -> usize {
+        wire::tcp::HEADER_LEN + if self.ts.is_some() { super::timestamps::OPTION_LEN as usize } else { 0 }
+    }
+
+    /// Writes a segment whose payload (`payload_len` bytes) is already at `payload_at`. Every
+    /// segment but a RST carries the timestamp option once it is on.
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
@@ -233,11 +239,14 @@ impl Connection {
         ack: Option<Seq>,
         flags: TcpFlags,
         payload_len: usize,
-        options: TcpOptions,
+        mut options: TcpOptions,
         payload_at: usize,
     ) -> Option<Outgoing> {
         let syn = flags.contains(TcpFlags::SYN);
         let rst = flags.contains(TcpFlags::RST);
+        if let (Some(ts), false) = (self.ts, rst) {
+            options.timestamp = Some(ts.option(now));
+        }
         let window = if rst {
             0
         } else if syn {
@@ -270,8 +279,8 @@ impl Connection {
         };
         let header = repr.header_len();
         if payload_len > 0 && payload_at != header {
-            // Options moved the payload: shift it (only SYNs carry options, and they carry no
-            // payload, so this does not happen on the data path).
+            // Options moved the payload: shift it (data segments are built at
+            // data_header_len, so this does not happen on the data path).
             buf.copy_within(payload_at..payload_at + payload_len, header);
         }
         let mut segment = TcpSegment::new_unchecked(&mut *buf);

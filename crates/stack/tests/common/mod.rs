@@ -140,6 +140,11 @@ impl Seg {
         self.options.window_scale = Some(s);
         self
     }
+    /// The timestamp option: the peer's TSval and the TSecr it echoes (our absolute TSval).
+    pub fn ts(mut self, tsval: u32, tsecr: u32) -> Seg {
+        self.options.timestamp = Some((tsval, tsecr));
+        self
+    }
     pub fn data(mut self, d: &[u8]) -> Seg {
         self.payload = d.to_vec();
         self

@@ -13,4 +13,5 @@ mod keepalive;
 mod recovery;
 mod sending;
 mod socket_api;
+mod timestamps;
 mod windows;
