@@ -7,7 +7,7 @@ use nic::af_packet::{AfPacketConfig, AfPacketPort};
 use nic::steering::{Datapath, Flow, Steering, SteeringError};
 use nic::{Port, RxChecksum as PortChecksum};
 use stack::route::Route;
-use stack::{Event, IfAddr, Instant, Interface, RxChecksum, Stack, StackConfig, Transmit};
+use stack::{Event, IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig, Transmit};
 use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
@@ -89,6 +89,10 @@ impl Driver {
         // The secret behind ISNs (RFC 6528) and the TCP demultiplexer's hash: with the
         // default key both would be public.
         config.tcp.isn_key = random_key()?;
+        // Only steered segments reach the stack. One for a connection it no longer has (handed
+        // over to the kernel, or just freed, with frames still in the ring) must not be reset:
+        // the peer sends it again and the kernel, which owns the port, answers.
+        config.tcp.rst_unknown = false;
         let stack = Stack::new(iface_cfg, config);
         Driver {
             stack,
@@ -401,6 +405,21 @@ impl Driver {
         self.handle_events(now);
         self.transmit_tcp(now);
         r
+    }
+
+    /// Gives connection `h` to the kernel socket `fd` (TCP_REPAIR, `handover::restore`), then
+    /// forgets it and releases its flow, so the peer's next segments reach the kernel. On
+    /// failure the connection stays with the stack. `NotConnected` from the stack: nothing
+    /// to hand over (a handshake under way, TIME_WAIT).
+    pub fn hand_over_tcp(&mut self, h: SocketHandle, fd: std::os::fd::RawFd) -> io::Result<()> {
+        let now = clock::now();
+        // What is due goes first: the snapshot then matches what the peer was told.
+        self.transmit_tcp(now);
+        let state = self.stack.tcp_repair_state(h, now).map_err(|e| io::Error::other(e.to_string()))?;
+        crate::handover::restore(fd, &state)?;
+        self.stack.tcp_detach(h).map_err(|e| io::Error::other(e.to_string()))?;
+        self.handle_events(now);
+        Ok(())
     }
 
     /// Sends whatever TCP has due, with one kick; nothing when nothing is due.

@@ -3,6 +3,7 @@
 
 pub mod clock;
 mod driver;
+pub mod handover;
 pub mod netlink;
 mod transmit;
 

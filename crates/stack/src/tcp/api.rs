@@ -406,7 +406,7 @@ impl Stack {
         }
     }
 
-    fn tcp_free(&mut self, h: SocketHandle) {
+    pub(super) fn tcp_free(&mut self, h: SocketHandle) {
         self.tcp_unindex(h);
         if let Some(s) = self.sockets.remove_tcp(h) {
             if let Some((id, _)) = s.timer {

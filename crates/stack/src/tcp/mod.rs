@@ -19,6 +19,7 @@ pub mod options;
 mod output;
 mod recovery;
 pub mod recv_buffer;
+pub mod repair;
 mod ring;
 pub mod rtt;
 pub mod send_buffer;

@@ -116,6 +116,12 @@ impl RecvBuffer {
         Arrival::InOrder(n + extra)
     }
 
+    /// Copies readable bytes into `out` without consuming them (a hand-over copies the
+    /// unread bytes to the kernel's receive queue).
+    pub fn peek(&self, out: &mut [u8]) -> usize {
+        self.ring.read_at(0, out)
+    }
+
     /// Copies readable bytes into `out`, consuming them unless `peek`.
     pub fn read(&mut self, out: &mut [u8], peek: bool) -> usize {
         let n = self.ring.read_at(0, out);

@@ -11,6 +11,7 @@ mod closing;
 mod handshake;
 mod keepalive;
 mod recovery;
+mod repair;
 mod sending;
 mod socket_api;
 mod timestamps;
