@@ -22,6 +22,9 @@ const TCP_SEND_QUEUE: i32 = 2;
 /// TCP_REPAIR's values.
 const TCP_REPAIR_ON: i32 = 1;
 const TCP_REPAIR_OFF: i32 = 0;
+/// Off without the window probe TCP_REPAIR_OFF sends: the connection goes on as quietly as it
+/// would have in the engine.
+const TCP_REPAIR_OFF_NO_WP: i32 = -1;
 /// TCP_REPAIR_OPTIONS' option codes (TCPOPT_*).
 const TCPOPT_MAXSEG: u32 = 2;
 const TCPOPT_WINDOW: u32 = 3;
@@ -313,7 +316,7 @@ fn restore_in_repair(fd: RawFd, r: &TcpRepair) -> io::Result<()> {
         let seq = r.rcv_nxt().wrapping_add(u32::from(r.fin_received));
         inject_from_peer(r, seq, data_end.wrapping_add(1), TcpFlags::empty())?;
     }
-    setsockopt(fd, sol_tcp, libc::TCP_REPAIR, &TCP_REPAIR_OFF, "TCP_REPAIR off")?;
+    setsockopt(fd, sol_tcp, libc::TCP_REPAIR, &TCP_REPAIR_OFF_NO_WP, "TCP_REPAIR off")?;
 
     write_unsent(fd, &r.send_queue[r.sent..])?;
     if r.fin_queued && !r.fin_sent {

@@ -114,10 +114,102 @@ pub fn release_all() {
         std::thread::yield_now();
     };
     if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
-        linger_tcp(rt);
+        if !hand_over_all_tcp(rt, "exit") {
+            linger_tcp(rt);
+        }
         rt.driver.release_all();
         rt.slots.iter_mut().for_each(|s| *s = None);
     }
+}
+
+/// At exit and before exec, every accelerated TCP socket goes to the kernel, which carries on
+/// as if it had served them all along (../shared/DESIGN.md, "Hand-over to the kernel"):
+/// - a connection, to the kernel socket behind its descriptor (TCP_REPAIR): after exec the
+///   new program has a working socket; at exit the kernel closes it as it closes any socket
+///   of an ending process, sending what is queued and a FIN;
+/// - a connection the program already closed, to a new kernel socket closed at once: the
+///   kernel finishes it (what is queued, the FIN exchange);
+/// - a listener: its kernel socket listens already; its flow goes, so SYNs reach the kernel.
+///   Connections it completed that nobody accepted cannot join a kernel accept queue: they
+///   are reset, with a warning that counts them;
+/// - a handshake under way, or TIME_WAIT: reset, or forgotten.
+///
+/// Returns false if some connection with bytes to deliver could not be handed over (without
+/// CAP_NET_ADMIN, TCP_REPAIR is refused): those are still in the stack, closed, for the
+/// caller's linger.
+pub(super) fn hand_over_all_tcp(rt: &mut Runtime, when: &str) -> bool {
+    let mut named: Vec<(i32, u32)> = Vec::new();
+    for fd in 0..fdtable::MAX_FDS as i32 {
+        if let FdState::Accel(slot) = fdtable::get(fd) {
+            if fdtable::is_tcp(fd) {
+                named.push((fd, slot));
+            }
+        }
+    }
+    let mut all_over = true;
+    for &(fd, slot) in &named {
+        let Some(s) = rt.take_slot(slot) else { continue };
+        // Every descriptor of the socket is its kernel socket from here: our own calls on it
+        // below (the driver's TCP_REPAIR steps) must reach the kernel, not the stack.
+        for &(other, _) in named.iter().filter(|(_, sl)| *sl == slot) {
+            fdtable::set(other, FdState::Kernel);
+        }
+        let h = s.handle;
+        if s.flow.remote.is_none() {
+            let waiting = rt.driver.stack().tcp_accept_pending(h);
+            if waiting > 0 {
+                log::warning!("{when}: {waiting} connection(s) not yet accepted on fd {fd} are reset (a kernel listener cannot take them)");
+            }
+            let _ = rt.driver.release(s.flow);
+            let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+            continue;
+        }
+        match rt.driver.hand_over_tcp(h, fd) {
+            Ok(()) if crate::config::debug() => {
+                log::emit(format_args!("exasock: {when}: fd {fd} handed to the kernel\n"))
+            }
+            Ok(()) => {}
+            Err(e) => all_over &= !end_unhanded(rt, h, &e, when),
+        }
+    }
+    for h in rt.driver.stack().tcp_orphans() {
+        // SAFETY: a new socket of our own, closed below.
+        let fd = unsafe { crate::real::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            all_over = false;
+            continue;
+        }
+        fdtable::set(fd, FdState::Kernel);
+        match rt.driver.hand_over_tcp(h, fd) {
+            Ok(()) if crate::config::debug() => {
+                log::emit(format_args!("exasock: {when}: a closed connection handed to the kernel to finish\n"))
+            }
+            Ok(()) => {}
+            Err(e) => all_over &= !end_unhanded(rt, h, &e, when),
+        }
+        // SAFETY: closing the socket made above; the kernel finishes the connection.
+        unsafe { crate::real::close(fd) };
+    }
+    all_over
+}
+
+/// A connection `hand_over_tcp` could not give to the kernel: one with nothing to deliver (a
+/// handshake, TIME_WAIT) ends here; one with bytes to deliver is closed, as close(2) would,
+/// and left to the caller's linger (returns true then).
+fn end_unhanded(rt: &mut Runtime, h: SocketHandle, e: &std::io::Error, when: &str) -> bool {
+    let pending = rt.driver.stack().tcp_repair_state(h, driver::clock::now()).is_ok();
+    if !pending {
+        // A handshake is reset (the RST goes out with this call); TIME_WAIT just ends.
+        let time_wait = rt.driver.stack().tcp_state(h) == Ok(stack::tcp::State::TimeWait);
+        if !time_wait {
+            let _ = rt.driver.tcp(|stack, _| stack.tcp_abort(h));
+        }
+        let _ = rt.driver.tcp(|stack, _| stack.tcp_detach(h));
+        return false;
+    }
+    log::warning!("{when}: a TCP connection stays with exasock until it has delivered its bytes: {e}");
+    let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+    true
 }
 
 /// Closes every TCP socket still open as close(2) would, then drives the stack until no
@@ -142,8 +234,9 @@ pub(super) fn linger_tcp(rt: &mut Runtime) {
 }
 
 /// Before exec: every flow goes back to the kernel, whose sockets the new program inherits (or
-/// loses with CLOEXEC). Datagrams still queued on inherited sockets cannot follow; they are
-/// counted in a warning. Returns whether anything was released.
+/// loses with CLOEXEC). TCP connections go over whole (`hand_over_all_tcp`); datagrams still
+/// queued on inherited UDP sockets cannot follow, and a warning counts them. Returns whether
+/// anything was released.
 pub fn release_for_exec() -> bool {
     let mut guard = lock();
     let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) else { return false };
@@ -156,11 +249,15 @@ pub fn release_for_exec() -> bool {
             log::warning!("exec: datagrams queued on fd {fd} are lost (they were received before exec)");
         }
     }
+    if !hand_over_all_tcp(rt, "exec") {
+        linger_tcp(rt);
+    }
     rt.driver.release_all();
     true
 }
 
-/// After an exec that failed: the flows are claimed back.
+/// After an exec that failed: the flows are claimed back (TCP sockets stay with the kernel,
+/// where the hand-over put them).
 pub fn reclaim_after_exec() {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };

@@ -48,6 +48,12 @@ impl Stack {
         })
     }
 
+    /// Connections a listener completed that nobody accepted yet (0 for anything else): a
+    /// listener handed to the kernel cannot take them along.
+    pub fn tcp_accept_pending(&self, h: SocketHandle) -> usize {
+        self.sockets.get_tcp(h).and_then(|s| s.listener()).map_or(0, |l| l.accept_queue.len())
+    }
+
     /// Resets every connection, closed or not (an exiting process's connections that outlived
     /// its linger): the RSTs go out at the next transmit.
     pub fn tcp_abort_all(&mut self) {

@@ -75,6 +75,13 @@ impl TcpSocket {
         }
     }
 
+    pub(crate) fn listener(&self) -> Option<&Listener> {
+        match &self.kind {
+            TcpKind::Listener(l) => Some(l),
+            _ => None,
+        }
+    }
+
     pub(crate) fn listener_mut(&mut self) -> Option<&mut Listener> {
         match &mut self.kind {
             TcpKind::Listener(l) => Some(l),
