@@ -31,6 +31,10 @@ pub enum FdState {
     /// One of exasock's own descriptors (ring, netlink, raw socket, BPF objects): the program
     /// cannot close it or dup2 over it.
     Internal,
+    /// In a forked child: a TCP socket the parent accelerated, whose connection (or listener)
+    /// is still the parent's. The first call on it asks the parent to hand it to the kernel
+    /// (`inherit::claim`); from then on it is a plain kernel socket in both processes.
+    Inherited,
 }
 
 const KIND_SHIFT: u32 = 56;
@@ -41,6 +45,7 @@ const ACCEL: u64 = 4;
 const INTERNAL: u64 = 5;
 const TCP_CANDIDATE: u64 = 6;
 const TCP_INACTIVE: u64 = 7;
+const INHERITED: u64 = 8;
 
 fn encode(state: FdState) -> u64 {
     match state {
@@ -52,6 +57,7 @@ fn encode(state: FdState) -> u64 {
         FdState::Internal => INTERNAL << KIND_SHIFT,
         FdState::TcpCandidate => TCP_CANDIDATE << KIND_SHIFT,
         FdState::TcpInactive => TCP_INACTIVE << KIND_SHIFT,
+        FdState::Inherited => INHERITED << KIND_SHIFT,
     }
 }
 
@@ -64,6 +70,7 @@ fn decode(word: u64) -> FdState {
         INTERNAL => FdState::Internal,
         TCP_CANDIDATE => FdState::TcpCandidate,
         TCP_INACTIVE => FdState::TcpInactive,
+        INHERITED => FdState::Inherited,
         _ => FdState::Kernel,
     }
 }
@@ -72,16 +79,38 @@ fn slot(fd: i32) -> Option<&'static AtomicU64> {
     usize::try_from(fd).ok().and_then(|i| TABLE.get(i))
 }
 
-/// The state of `fd` (Kernel for negative or out-of-range fds).
+/// The state of `fd` (Kernel for negative or out-of-range fds), as a call on it sees it: an
+/// inherited socket is first claimed from the parent, and is then a kernel socket.
 #[inline]
 pub fn get(fd: i32) -> FdState {
+    match get_raw(fd) {
+        FdState::Inherited => claimed(fd),
+        state => state,
+    }
+}
+
+/// The state of `fd` as recorded, inherited sockets included: for close, for descriptors
+/// about to be replaced, and for scans that must not ask the parent for anything.
+#[inline]
+pub fn get_raw(fd: i32) -> FdState {
     slot(fd).map_or(FdState::Kernel, |s| decode(s.load(Ordering::Acquire)))
 }
 
-/// Whether `fd` is accelerated: the one check on every passthrough call.
+#[cold]
+fn claimed(fd: i32) -> FdState {
+    crate::inherit::claim(fd);
+    get_raw(fd)
+}
+
+/// Whether `fd` is accelerated: the one check on every passthrough call (an inherited socket
+/// is claimed from the parent first, then passes through).
 #[inline]
 pub fn is_accelerated(fd: i32) -> bool {
-    slot(fd).is_some_and(|s| s.load(Ordering::Acquire) >> KIND_SHIFT == ACCEL)
+    slot(fd).is_some_and(|s| match s.load(Ordering::Acquire) >> KIND_SHIFT {
+        ACCEL => true,
+        INHERITED => claimed(fd) != FdState::Kernel,
+        _ => false,
+    })
 }
 
 /// A candidate found bound (with a port) by a send that stays on the kernel: its later sends

@@ -32,7 +32,7 @@ unsafe extern "C" fn prepare() {
 }
 
 unsafe extern "C" fn parent() {
-    crate::runtime::RUNTIME.fork_parent();
+    crate::runtime::RUNTIME.fork_parent_with(crate::runtime::mark_forked);
     crate::epoll::MEMBERS.fork_parent();
 }
 

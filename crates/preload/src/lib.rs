@@ -20,6 +20,7 @@ mod epoll;
 mod errno;
 pub mod fdtable;
 mod fork;
+mod inherit;
 mod init;
 mod intercept;
 mod lock;

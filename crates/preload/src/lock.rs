@@ -116,6 +116,14 @@ impl<T> Lock<T> {
         leave();
     }
 
+    /// fork's parent step with the data: `f` runs while the lock `fork_prepare` took is
+    /// still held, then it is released.
+    pub fn fork_parent_with(&self, f: impl FnOnce(&mut T)) {
+        // SAFETY: the prepare step holds the lock, on this thread.
+        f(unsafe { &mut *self.data.get() });
+        self.fork_parent();
+    }
+
     /// fork's child step: the lock is ours (the prepare step took it) and this is the only
     /// thread; hands the data to `f`, then releases the lock.
     pub fn fork_child(&self, f: impl FnOnce(&mut T)) {

@@ -306,3 +306,132 @@ fn an_accepted_connection_goes_to_the_program_it_execs_with_its_unread_bytes() {
         "the stack accepted it, not the kernel"
     );
 }
+
+/// A fork-per-connection echo server (accept, fork; the child echoes, the parent closes its
+/// copy at once), as Python's ForkingMixIn and classic daemons do.
+const PY_FORKING_ECHO: &str = r#"
+import os, signal, socket, sys, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+print("ready", flush=True)
+for _ in range(int(sys.argv[3])):
+    c, _ = l.accept()
+    if os.fork() == 0:
+        l.close()
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            c.sendall(d)
+        c.close()
+        os._exit(0)
+    time.sleep(float(sys.argv[4]))
+    c.close()
+"#;
+
+/// Each connection is accepted by the stack (the kernel counts no passive open), handed to the
+/// kernel either when the parent closes its copy (at once) or, when the parent waits before
+/// closing, when the child first reads it (the child asks the parent), and echoed byte-exact
+/// by the child.
+#[test]
+fn a_fork_per_connection_server_echoes_every_connection_from_its_children() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let opens = topo.counter(Side::Accel, "TcpPassiveOpens").unwrap();
+    let sizes = [1usize, 100_000, 3 << 20];
+    for (port, delay, handed_by) in [(7320u16, "0", "close after fork"), (7321, "0.5", "fork")] {
+        let mut server = spawn_accelerated(
+            &topo,
+            &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1"],
+            &["python3", "-c", PY_FORKING_ECHO, &ip.to_string(), &port.to_string(), &sizes.len().to_string(), delay],
+        );
+        server.wait_for_line("ready", T).unwrap();
+        for size in sizes {
+            echo_through(&topo, Side::Peer, ip, port, size);
+        }
+        let out = server.finish(T).unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "the server failed: {err}");
+        assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+        assert!(!err.contains("warning"), "{err}");
+        let handed = format!("exasock: {handed_by}: fd");
+        assert_eq!(err.matches(&handed).count(), sizes.len(), "each connection handed over by {handed_by}: {err}");
+    }
+    assert_eq!(topo.counter(Side::Accel, "TcpPassiveOpens").unwrap() - opens, 0, "the stack accepted them");
+}
+
+/// A pre-fork server: the parent listens, forks two workers that accept in a loop. The first
+/// worker to accept asks the parent for the listener, which becomes the kernel's (a listener
+/// cannot be split between processes' stacks); every connection is served, and after kill -9
+/// of one worker the other serves the rest.
+const PY_PREFORK: &str = r#"
+import os, signal, socket, sys, time
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(64)
+workers = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        while True:
+            c, _ = l.accept()
+            d = b""
+            while not d.endswith(b"\n"):
+                d += c.recv(100)
+            c.sendall(b"pid %d: " % os.getpid() + d)
+            c.close()
+    workers.append(pid)
+print("ready", " ".join(map(str, workers)), flush=True)
+sys.stdin.readline()
+for w in workers:
+    try:
+        os.kill(w, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+"#;
+
+fn request(topo: &Topology, ip: std::net::Ipv4Addr, port: u16, n: usize) -> String {
+    use std::io::Write;
+    let mut s =
+        topo.in_ns(Side::Peer, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(format!("request {n}\n").as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_pre_fork_server_s_workers_serve_every_connection_and_survive_a_killed_sibling() {
+    use std::io::Write;
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let (ip, port) = (topo.accel.ip, 7330u16);
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_TCP=1"],
+        &["python3", "-c", PY_PREFORK, &ip.to_string(), &port.to_string()],
+    );
+    let ready = server.wait_for_line("ready", T).unwrap();
+    let workers: Vec<i32> = ready.split_whitespace().skip(1).map(|p| p.parse().unwrap()).collect();
+    for n in 0..100 {
+        let answer = request(&topo, ip, port, n);
+        assert!(answer.ends_with(&format!("request {n}\n")), "{answer:?}");
+    }
+    // SAFETY: killing a worker the server started.
+    unsafe { libc::kill(workers[0], libc::SIGKILL) };
+    for n in 100..150 {
+        let answer = request(&topo, ip, port, n);
+        assert!(answer.starts_with(&format!("pid {}: ", workers[1])), "the living worker answers: {answer:?}");
+    }
+    server.stdin().unwrap().write_all(b"done\n").unwrap();
+    let out = server.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("enabled bypass"), "the listener was not accelerated: {err}");
+    assert!(err.contains("exasock: fork: listener fd"), "a worker's accept asked the parent for the listener: {err}");
+}

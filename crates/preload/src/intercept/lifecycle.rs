@@ -183,7 +183,7 @@ unsafe fn tcp_connect_again(fd: c_int, slot: u32, addr: *const sockaddr, len: so
 fn forget(fd: c_int) {
     if fdtable::is_tcp(fd) && linger_zero(fd) {
         // SO_LINGER with a zero timeout: close resets the connection (its last descriptor).
-        if let FdState::Accel(slot) = fdtable::get(fd) {
+        if let FdState::Accel(slot) = fdtable::get_raw(fd) {
             runtime::abort_if_last(slot);
         }
     }
@@ -193,14 +193,14 @@ fn forget(fd: c_int) {
             // does it (the number is free for reuse already).
             runtime::release_later(slot);
         } else {
-            runtime::release(slot);
+            runtime::release_closing(slot, fd);
         }
     }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    match fdtable::get(fd) {
+    match fdtable::get_raw(fd) {
         FdState::Kernel => {}
         // exasock's own code closing a descriptor (its lock held: the driver, aya objects, std):
         // no refusal and no bookkeeping, which would take locks out of order.
@@ -219,7 +219,7 @@ pub unsafe extern "C" fn close(fd: c_int) -> c_int {
 /// The kernel just gave out `fd`: anything the table still says of that number belongs to a
 /// descriptor closed behind our back (a raw close syscall) and goes. One load when clean.
 pub(crate) fn fresh(fd: c_int) {
-    match fdtable::get(fd) {
+    match fdtable::get_raw(fd) {
         // Ours cannot be reused unless closed behind our back; the number is the program's now.
         FdState::Kernel | FdState::Internal => {}
         _ => forget(fd),
@@ -506,12 +506,12 @@ fn duplicated(old: c_int, new: c_int) {
 
 /// dup2/dup3 onto `new`: refused for exasock's own descriptors; whatever `new` named is let go.
 fn before_dup_onto(old: c_int, new: c_int) -> Result<(), c_int> {
-    let internal = fdtable::get(new) == FdState::Internal || fdtable::get(old) == FdState::Internal;
+    let internal = fdtable::get_raw(new) == FdState::Internal || fdtable::get(old) == FdState::Internal;
     if internal && !crate::lock::holding() {
         return Err(libc::EBADF);
     }
     if old != new {
-        if fdtable::get(new) != FdState::Kernel {
+        if fdtable::get_raw(new) != FdState::Kernel {
             forget(new);
         }
         // The file `new` named is closed: its epoll registrations go with it, as on Linux.
@@ -589,7 +589,7 @@ pub unsafe extern "C" fn close_range(first: libc::c_uint, last: libc::c_uint, fl
     let mut start = first;
     let mut fd = first;
     while fd <= top {
-        match fdtable::get(fd as c_int) {
+        match fdtable::get_raw(fd as c_int) {
             FdState::Internal => {
                 if fd > start {
                     let r = libc::syscall(libc::SYS_close_range, start, fd - 1, flags) as c_int;

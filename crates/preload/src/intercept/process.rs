@@ -8,6 +8,9 @@ use libc::{c_char, c_int};
 
 /// Runs an exec call with the flows handed back to the kernel around it.
 fn around_exec(exec: impl FnOnce() -> c_int) -> c_int {
+    if crate::init::ready() {
+        crate::inherit::claim_for_exec();
+    }
     let released = crate::init::ready() && runtime::release_for_exec();
     let r = exec();
     if released {

@@ -77,6 +77,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         id: 0,
         inode,
         connect_pending: false,
+        forked: false,
     }) else {
         let _ = rt.driver.release(flow);
         return Err(undo(rt, "too many accelerated sockets".into()));
@@ -172,6 +173,7 @@ pub(super) fn adopt(
         id: 0,
         inode: 0,
         connect_pending: false,
+        forked: false,
     };
     let Some(slot) = rt.insert(slot) else {
         let _ = rt.driver.release(flow);

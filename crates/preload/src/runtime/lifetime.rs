@@ -37,6 +37,19 @@ pub fn release(slot: u32) {
     release_locked(rt, slot);
 }
 
+/// Releases an accelerated socket whose descriptor `fd` is being closed (still open now): a
+/// TCP socket a forked child may hold goes to the kernel through `fd` instead of ending, so
+/// that it ends when the last process closes it, as on the kernel.
+pub fn release_closing(slot: u32, fd: i32) {
+    let mut guard = lock();
+    let Some(rt) = guard.as_mut() else { return };
+    if rt.slot(slot).is_some_and(|s| s.refs == 1 && s.forked && s.proto == Proto::Tcp) {
+        hand_over_slot(rt, slot, fd, "close after fork");
+        return;
+    }
+    release_locked(rt, slot);
+}
+
 pub(super) fn release_locked(rt: &mut Runtime, slot: u32) {
     let Some(s) = rt.slot_mut(slot) else { return };
     s.refs = s.refs.saturating_sub(1);
@@ -148,28 +161,8 @@ pub(super) fn hand_over_all_tcp(rt: &mut Runtime, when: &str) -> bool {
     }
     let mut all_over = true;
     for &(fd, slot) in &named {
-        let Some(s) = rt.take_slot(slot) else { continue };
-        // Every descriptor of the socket is its kernel socket from here: our own calls on it
-        // below (the driver's TCP_REPAIR steps) must reach the kernel, not the stack.
-        for &(other, _) in named.iter().filter(|(_, sl)| *sl == slot) {
-            fdtable::set(other, FdState::Kernel);
-        }
-        let h = s.handle;
-        if s.flow.remote.is_none() {
-            let waiting = rt.driver.stack().tcp_accept_pending(h);
-            if waiting > 0 {
-                log::warning!("{when}: {waiting} connection(s) not yet accepted on fd {fd} are reset (a kernel listener cannot take them)");
-            }
-            let _ = rt.driver.release(s.flow);
-            let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
-            continue;
-        }
-        match rt.driver.hand_over_tcp(h, fd) {
-            Ok(()) if crate::config::debug() => {
-                log::emit(format_args!("exasock: {when}: fd {fd} handed to the kernel\n"))
-            }
-            Ok(()) => {}
-            Err(e) => all_over &= !end_unhanded(rt, h, &e, when),
+        if rt.slot(slot).is_some() {
+            all_over &= hand_over_slot(rt, slot, fd, when);
         }
     }
     for h in rt.driver.stack().tcp_orphans() {
@@ -191,6 +184,77 @@ pub(super) fn hand_over_all_tcp(rt: &mut Runtime, when: &str) -> bool {
         unsafe { crate::real::close(fd) };
     }
     all_over
+}
+
+/// Gives the TCP socket in `slot` to the kernel socket behind `fd` (one of its descriptors):
+/// a connection with TCP_REPAIR, a listener by releasing its flow (its kernel socket listens
+/// already; connections nobody accepted are reset, counted in a warning). Every descriptor of
+/// it is a plain kernel socket afterwards. Returns false if a connection with bytes to deliver
+/// stayed in the stack (closed, for a linger).
+pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fd: i32, when: &str) -> bool {
+    let Some(s) = rt.take_slot(slot) else { return true };
+    // Every descriptor of the socket is its kernel socket from here: our own calls on it below
+    // (the driver's TCP_REPAIR steps) must reach the kernel, not the stack.
+    for other in 0..fdtable::MAX_FDS as i32 {
+        if fdtable::get_raw(other) == FdState::Accel(slot) {
+            fdtable::set(other, FdState::Kernel);
+        }
+    }
+    let h = s.handle;
+    if s.flow.remote.is_none() {
+        let waiting = rt.driver.stack().tcp_accept_pending(h);
+        if waiting > 0 {
+            log::warning!("{when}: {waiting} connection(s) not yet accepted on fd {fd} are reset (a kernel listener cannot take them)");
+        }
+        let _ = rt.driver.release(s.flow);
+        let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
+        if crate::config::debug() {
+            log::emit(format_args!("exasock: {when}: listener fd {fd} handed to the kernel\n"));
+        }
+        return true;
+    }
+    match rt.driver.hand_over_tcp(h, fd) {
+        Ok(()) => {
+            if crate::config::debug() {
+                log::emit(format_args!("exasock: {when}: fd {fd} handed to the kernel\n"));
+            }
+            true
+        }
+        Err(e) => !end_unhanded(rt, h, &e, when),
+    }
+}
+
+/// Answers forked children's requests for their inherited sockets (the worker, holding the
+/// lock): the socket with the inode asked for goes to the kernel; one this process inherited
+/// itself is asked of its own parent first.
+pub(super) fn serve_children(rt: &mut Runtime) {
+    while let Some(request) = crate::inherit::next_request() {
+        let mut done = true;
+        for fd in 0..fdtable::MAX_FDS as i32 {
+            match fdtable::get_raw(fd) {
+                FdState::Accel(slot) if fdtable::is_tcp(fd) && crate::inherit::inode_of(fd) == request.inode => {
+                    done = hand_over_slot(rt, slot, fd, "fork");
+                    break;
+                }
+                FdState::Inherited if crate::inherit::inode_of(fd) == request.inode => {
+                    crate::inherit::claim(fd);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        request.answer(done);
+    }
+}
+
+/// After fork, in the parent (the fork handlers hold the lock): every TCP socket existing now
+/// may be held by the child.
+pub fn mark_forked(runtime: &mut Option<Runtime>) {
+    if let Some(rt) = runtime.as_mut() {
+        for s in rt.slots.iter_mut().flatten().filter(|s| s.proto == Proto::Tcp) {
+            s.forked = true;
+        }
+    }
 }
 
 /// A connection `hand_over_tcp` could not give to the kernel: one with nothing to deliver (a
@@ -276,9 +340,13 @@ pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
     RING_FD.store(-1, Ordering::Relaxed);
     NOTIFY_FD.store(-1, Ordering::Relaxed);
     let Some(rt) = runtime.take() else { return };
+    let keep = crate::inherit::in_child();
     for fd in 0..fdtable::MAX_FDS as i32 {
-        match fdtable::get(fd) {
+        match fdtable::get_raw(fd) {
+            // A TCP socket stays the parent's until this process uses it (inherit.rs).
+            FdState::Accel(_) if fdtable::is_tcp(fd) && keep >= 0 => fdtable::set(fd, FdState::Inherited),
             FdState::Accel(_) => fdtable::set(fd, FdState::Kernel),
+            FdState::Internal if fd == keep => {}
             FdState::Internal => {
                 fdtable::set(fd, FdState::Kernel);
                 // SAFETY: the child's copy of one of our descriptors; the parent's stays open.

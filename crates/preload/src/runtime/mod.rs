@@ -60,6 +60,9 @@ pub struct Slot {
     /// A non-blocking connect said EINPROGRESS: the next connect reports how it ended (0 once
     /// connected, as Linux, then EISCONN).
     pub connect_pending: bool,
+    /// The socket existed when this process forked: a child may hold a descriptor of it, so
+    /// closing the last of ours hands it to the kernel instead of ending the connection.
+    pub forked: bool,
 }
 
 /// The index half of a slot id.
@@ -164,6 +167,8 @@ impl Runtime {
             fdtable::set(fd, fdtable::FdState::Internal);
             NOTIFY_FD.store(fd, Ordering::Relaxed);
         }
+        // Forked children ask for their inherited TCP sockets on it (inherit.rs).
+        crate::inherit::open_channel();
         std::thread::Builder::new()
             .name("exasock".into())
             .spawn(worker)

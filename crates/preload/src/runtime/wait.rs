@@ -75,6 +75,15 @@ pub(super) fn worker() {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
     loop {
+        // A forked child waits for its inherited socket: answered even while application
+        // threads drive the datapath (one poll of the channel per wake-up, at most one a ms).
+        if child_request_waiting() {
+            if let Some(mut guard) = RUNTIME.try_lock() {
+                if let Some(rt) = guard.as_mut() {
+                    serve_children(rt);
+                }
+            }
+        }
         if let Some(rest) = app_spinning() {
             // Parked, then checked again: a caller that went to sleep in between bumped the
             // word, and the futex returns at once.
@@ -100,20 +109,33 @@ pub(super) fn worker() {
         };
         match wait {
             Some((fds, deadline)) => {
-                let mut pfds = fds.map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+                let requests = crate::inherit::REQUESTS.load(Ordering::Relaxed);
+                let mut pfds =
+                    [fds[0], fds[1], requests].map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
                 // Timers are kept in milliseconds: a deadline due now is run by the next poll,
                 // not by spinning here.
                 let timeout = deadline
                     .unwrap_or(Duration::from_millis(100))
                     .clamp(Duration::from_millis(1), Duration::from_millis(100));
                 let ts = libc::timespec { tv_sec: 0, tv_nsec: timeout.as_nanos() as _ };
-                // SAFETY: two valid pollfds; the real ppoll, not our export.
-                unsafe { crate::real::ppoll(pfds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+                // SAFETY: three pollfds (a negative fd is ignored); the real ppoll, not our export.
+                unsafe { crate::real::ppoll(pfds.as_mut_ptr(), 3, &ts, std::ptr::null()) };
             }
             // An application thread holds the lock and drives the datapath: look again soon.
             None => std::thread::sleep(Duration::from_micros(50)),
         }
     }
+}
+
+/// Whether a forked child's request waits on the channel (one non-blocking poll).
+fn child_request_waiting() -> bool {
+    let fd = crate::inherit::REQUESTS.load(Ordering::Relaxed);
+    if fd < 0 {
+        return false;
+    }
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one pollfd; the real poll, not our export.
+    unsafe { crate::real::poll(&mut p, 1, 0) == 1 }
 }
 
 /// While application threads drive the datapath (one polled within the last millisecond:
