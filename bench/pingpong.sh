@@ -37,9 +37,8 @@ run() { # name server-cmd client-cmd port
 }
 {
 run raw_af_packet "raw-echo $EXA_IF_ACCEL 9000 --spin" "pingpong raw $EXA_IF_PEER $EXA_IP_PEER:9001 $EXA_IP_ACCEL:9000 $mac -n $COUNT -s $SIZE" 9000
-# TCP acceleration is opt-in while it is completed (EXASOCK_TCP; accelerated listeners and
-# their connections today, connect next).
-if [ "$PROTO" = tcp ]; then S=serve-tcp C=tcp; export EXASOCK_TCP=1; else S=serve C=kernel; fi
+# TCP is accelerated by default (EXASOCK_TCP=0 would leave it on the kernel).
+if [ "$PROTO" = tcp ]; then S=serve-tcp C=tcp; else S=serve C=kernel; fi
 run exasock_both "exasock pingpong $S $EXA_IP_ACCEL:9004" "exasock pingpong $C $EXA_IP_ACCEL:9004 -n $COUNT -s $SIZE" 9004
 run exasock_sleeping "env EXASOCK_SPIN_USEC=0 exasock pingpong $S $EXA_IP_ACCEL:9005" "env EXASOCK_SPIN_USEC=0 exasock pingpong $C $EXA_IP_ACCEL:9005 -n $COUNT -s $SIZE" 9005
 run kernel_busy_poll "pingpong $S $EXA_IP_ACCEL:9002 --spin" "pingpong $C $EXA_IP_ACCEL:9002 --spin -n $COUNT -s $SIZE" 9002

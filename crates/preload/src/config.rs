@@ -6,7 +6,7 @@ static DEBUG: AtomicBool = AtomicBool::new(false);
 static NOWARN: AtomicBool = AtomicBool::new(false);
 static DEFAULT_DISABLE: AtomicBool = AtomicBool::new(false);
 static SPIN_USEC: AtomicU64 = AtomicU64::new(u64::MAX);
-static TCP: AtomicBool = AtomicBool::new(false);
+static TCP: AtomicBool = AtomicBool::new(true);
 
 fn present(name: &[u8]) -> bool {
     // SAFETY: name is NUL-terminated; getenv reads the environment without allocating.
@@ -14,12 +14,17 @@ fn present(name: &[u8]) -> bool {
 }
 
 /// Reads EXASOCK_DEBUG, EXASOCK_NOWARN, EXASOCK_DEFAULT_DISABLE (presence tests, as the
-/// original) and EXASOCK_SPIN_USEC.
+/// original), EXASOCK_SPIN_USEC and EXASOCK_TCP (0 turns TCP acceleration off).
 pub fn load() {
     DEBUG.store(present(b"EXASOCK_DEBUG\0"), Ordering::Relaxed);
     NOWARN.store(present(b"EXASOCK_NOWARN\0"), Ordering::Relaxed);
     DEFAULT_DISABLE.store(present(b"EXASOCK_DEFAULT_DISABLE\0"), Ordering::Relaxed);
-    TCP.store(present(b"EXASOCK_TCP\0"), Ordering::Relaxed);
+    // SAFETY: as above; a value getenv returns is NUL-terminated, so its first byte exists.
+    let tcp_off = unsafe {
+        let v = libc::getenv(c"EXASOCK_TCP".as_ptr());
+        !v.is_null() && *v == b'0' as libc::c_char
+    };
+    TCP.store(!tcp_off, Ordering::Relaxed);
     // SAFETY: as above; the value is parsed from a C string without allocating.
     let spin = unsafe { libc::getenv(c"EXASOCK_SPIN_USEC".as_ptr()) };
     if !spin.is_null() {
@@ -52,8 +57,8 @@ pub fn spin_usec() -> u64 {
     SPIN_USEC.load(Ordering::Relaxed)
 }
 
-/// EXASOCK_TCP: accelerate TCP listeners and their connections too. Experimental while TCP
-/// acceleration is completed (issue 12): without it every TCP socket stays on the kernel.
+/// TCP listeners, their connections and connects are accelerated unless EXASOCK_TCP=0 (then
+/// every TCP socket stays on the kernel, as before TCP acceleration existed).
 pub fn tcp() -> bool {
     TCP.load(Ordering::Relaxed)
 }

@@ -205,13 +205,14 @@ fn a_fault_inside_an_accelerated_call_reaches_the_program_s_handler_at_once() {
 }
 
 #[test]
-fn tcp_core_calls_match_the_kernel() {
+fn tcp_core_calls_match_the_kernel_with_tcp_left_on_the_kernel() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let _tcp = PeerTcp::start(&topo, ECHO_PORT);
-    let run = same_as_kernel(&topo, "tcp", "", Duration::from_secs(60));
-    // The control socket (UDP) is accelerated; TCP sockets are not yet (issue 12).
-    assert!(bypasses(&run) >= 1, "not accelerated:\n{}", run.stderr);
+    let run = same_as_kernel_with(&topo, "tcp", "", Duration::from_secs(60), &["EXASOCK_TCP=0"]);
+    // The control socket (UDP) is accelerated; with EXASOCK_TCP=0 the TCP sockets are not.
+    assert_eq!(bypasses(&run), 1, "only the UDP control socket:\n{}", run.stderr);
+    assert!(run.kernel_passive_opens > 0, "with EXASOCK_TCP=0 the kernel accepts");
     for line in ["tcp peer-after-close: eof 3", "tcp peer-after-linger-0: reset", "tcp peer-after-our-fin: eof 0"] {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }
@@ -224,7 +225,7 @@ fn tcp_core_calls_match_the_kernel_with_tcp_accelerated() {
     let _tcp = PeerTcp::start(&topo, ECHO_PORT);
     // The kernel run accepts three connections; under exasock the kernel of the accelerated
     // namespace must not see them.
-    let run = same_as_kernel_with(&topo, "tcp", "", Duration::from_secs(60), &["EXASOCK_TCP=1"]);
+    let run = same_as_kernel(&topo, "tcp", "", Duration::from_secs(60));
     // The control socket, the listener and the three accepted connections.
     assert!(bypasses(&run) >= 5, "not accelerated:\n{}", run.stderr);
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted connections meant for the accelerated listener");
@@ -236,7 +237,7 @@ fn tcp_readiness_in_epoll_and_select_matches_the_kernel_with_tcp_accelerated() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let _tcp = PeerTcp::start(&topo, ECHO_PORT);
-    let run = same_as_kernel_with(&topo, "tcp-epoll", "", Duration::from_secs(60), &["EXASOCK_TCP=1"]);
+    let run = same_as_kernel(&topo, "tcp-epoll", "", Duration::from_secs(60));
     // The control socket, the listener and the accepted connection.
     assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted the connection");

@@ -424,24 +424,6 @@ while True:
     echo.finish(T).unwrap();
 }
 
-/// TCP is not accelerated yet: under the library it must work exactly as on the kernel.
-#[test]
-fn tcp_passes_through_untouched() {
-    let Some(_serial) = testbed::require() else { return };
-    let topo = attached();
-    let server =
-        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["socat", "-u", "TCP-LISTEN:7970,reuseaddr", "STDOUT"]);
-    topo.wait_listening(Side::Accel, testbed::Proto::Tcp, 7970, T).unwrap();
-    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let accel = topo.accel.ip;
-    let mut client = topo.in_ns(Side::Peer, move || std::net::TcpStream::connect((accel, 7970))).unwrap().unwrap();
-    std::io::Write::write_all(&mut client, &data).unwrap();
-    drop(client);
-    let out = server.finish(T).unwrap();
-    assert!(out.stdout == data, "TCP stream under the library differs");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("enabled bypass"));
-}
-
 /// A multicast receiver that joins a group on the attached interface gets the group's
 /// datagrams through the stack, bound to INADDR_ANY or to the group itself.
 #[test]
