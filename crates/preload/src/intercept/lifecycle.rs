@@ -187,14 +187,12 @@ fn forget(fd: c_int) {
             runtime::abort_if_last(slot);
         }
     }
-    if let FdState::Accel(slot) = fdtable::take(fd) {
-        if crate::signals::in_handler() {
-            // close() is async-signal-safe: freeing the socket's buffers is not. The worker
-            // does it (the number is free for reuse already).
-            runtime::release_later(slot);
-        } else {
-            runtime::release_closing(slot, fd);
-        }
+    if matches!(fdtable::get_raw(fd), FdState::Accel(_)) && !crate::signals::in_handler() {
+        runtime::release_closing(fd);
+    } else if let FdState::Accel(slot) = fdtable::take(fd) {
+        // close() is async-signal-safe: freeing the socket's buffers is not. The worker does
+        // it (the number is free for reuse already).
+        runtime::release_later(slot);
     }
 }
 

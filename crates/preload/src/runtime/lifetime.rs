@@ -37,11 +37,14 @@ pub fn release(slot: u32) {
     release_locked(rt, slot);
 }
 
-/// Releases an accelerated socket whose descriptor `fd` is being closed (still open now): a
-/// TCP socket a forked child may hold goes to the kernel through `fd` instead of ending, so
-/// that it ends when the last process closes it, as on the kernel.
-pub fn release_closing(slot: u32, fd: i32) {
+/// Forgets accelerated descriptor `fd`, which is being closed (still open now), and releases
+/// its socket: a TCP socket a forked child may hold goes to the kernel through `fd` instead of
+/// ending, so that it ends when the last process closes it, as on the kernel. Under the lock
+/// from the table's change to the hand-over, so a child's request served meanwhile finds the
+/// socket either still ours or already the kernel's.
+pub fn release_closing(fd: i32) {
     let mut guard = lock();
+    let FdState::Accel(slot) = fdtable::take(fd) else { return };
     let Some(rt) = guard.as_mut() else { return };
     if rt.slot(slot).is_some_and(|s| s.refs == 1 && s.forked && s.proto == Proto::Tcp) {
         hand_over_slot(rt, slot, fd, "close after fork");
@@ -192,9 +195,18 @@ pub(super) fn hand_over_all_tcp(rt: &mut Runtime, when: &str) -> bool {
 /// it is a plain kernel socket afterwards. Returns false if a connection with bytes to deliver
 /// stayed in the stack (closed, for a linger).
 pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fd: i32, when: &str) -> bool {
-    let Some(s) = rt.take_slot(slot) else { return true };
-    // Every descriptor of the socket is its kernel socket from here: our own calls on it below
-    // (the driver's TCP_REPAIR steps) must reach the kernel, not the stack.
+    // A descriptor of our own for the socket, made while `fd` is still the program's
+    // accelerated descriptor (so it cannot be closed under us: its close waits for this lock):
+    // once the table says kernel, the program may close its own descriptors at any time.
+    // SAFETY: F_DUPFD_CLOEXEC of an open descriptor, at the base of exasock's range.
+    let own = unsafe { crate::real::fcntl(fd, libc::F_DUPFD_CLOEXEC, super::internal_fd_base() as libc::c_ulong) };
+    let Some(s) = rt.take_slot(slot) else {
+        if own >= 0 {
+            // SAFETY: closing the duplicate made above.
+            unsafe { crate::real::close(own) };
+        }
+        return true;
+    };
     for other in 0..fdtable::MAX_FDS as i32 {
         if fdtable::get_raw(other) == FdState::Accel(slot) {
             fdtable::set(other, FdState::Kernel);
@@ -202,6 +214,10 @@ pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fd: i32, when: &str) -
     }
     let h = s.handle;
     if s.flow.remote.is_none() {
+        if own >= 0 {
+            // SAFETY: closing the duplicate made above (a listener needs none).
+            unsafe { crate::real::close(own) };
+        }
         let waiting = rt.driver.stack().tcp_accept_pending(h);
         if waiting > 0 {
             log::warning!("{when}: {waiting} connection(s) not yet accepted on fd {fd} are reset (a kernel listener cannot take them)");
@@ -213,7 +229,15 @@ pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fd: i32, when: &str) -
         }
         return true;
     }
-    match rt.driver.hand_over_tcp(h, fd) {
+    if own < 0 {
+        return !end_unhanded(rt, h, &std::io::Error::last_os_error(), when);
+    }
+    // Our own calls on it (the driver's TCP_REPAIR steps) reach the kernel, not the stack.
+    fdtable::set(own, FdState::Kernel);
+    let result = rt.driver.hand_over_tcp(h, own);
+    // SAFETY: closing the duplicate made above; the program's descriptors keep the socket.
+    unsafe { crate::real::close(own) };
+    match result {
         Ok(()) => {
             if crate::config::debug() {
                 log::emit(format_args!("exasock: {when}: fd {fd} handed to the kernel\n"));

@@ -317,7 +317,7 @@ impl Runtime {
 
 /// The lowest number for exasock's own descriptors: 64 below the smaller of the soft
 /// RLIMIT_NOFILE and the fd table's size (and never below 64).
-fn internal_fd_base() -> i32 {
+pub(super) fn internal_fd_base() -> i32 {
     let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into a struct we own.
     let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 { lim.rlim_cur } else { 1024 };
