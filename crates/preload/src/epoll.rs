@@ -124,7 +124,13 @@ pub fn members() -> Guard<'static, Vec<Member>> {
 /// `fd` was closed: its registrations (as a member or as a set) go.
 pub fn forget(fd: i32) {
     // Loads first: close() of every plain fd passes here, and a load costs less than a store.
-    if let Some(e) = flag(&EPOLL_FD, fd).filter(|e| e.load(Ordering::Relaxed)) {
+    let epoll_set = flag(&EPOLL_FD, fd).filter(|e| e.load(Ordering::Relaxed));
+    if (epoll_set.is_some() || tracked(fd)) && crate::runtime::in_vfork_child() {
+        // A vfork child's close: the registry is the parent's (shared memory), and so is the
+        // descriptor it names; nothing changes.
+        return;
+    }
+    if let Some(e) = epoll_set {
         e.store(false, Ordering::Release);
     }
     if !tracked(fd) {

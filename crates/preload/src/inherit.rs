@@ -105,7 +105,8 @@ pub(crate) fn inode_of(fd: i32) -> u64 {
 pub(crate) fn claim(fd: i32) {
     let parent = PARENT.load(Ordering::Relaxed);
     let answer = if parent >= 0 { ask(parent, inode_of(fd)) } else { None };
-    if answer != Some(DONE) {
+    // A parent that ended handed its connections over on the way out: then the socket works.
+    if answer != Some(DONE) && !in_use_by_kernel(fd) {
         crate::log::warning!(
             "fd {fd}: the process that accelerated this TCP socket before fork did not hand it over ({}): it is not connected here",
             if answer.is_none() { "it is gone" } else { "it failed" }
@@ -128,6 +129,28 @@ pub(crate) fn claim_for_exec() {
                 claim(fd);
             }
         }
+    }
+}
+
+/// Whether the kernel socket behind `fd` is connected or listening (so a hand-over happened).
+fn in_use_by_kernel(fd: i32) -> bool {
+    // SAFETY: getpeername and getsockopt into locals we own, with their lengths; the real ones.
+    unsafe {
+        let mut sa: libc::sockaddr_storage = std::mem::zeroed();
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if crate::real::getpeername(fd, (&mut sa as *mut libc::sockaddr_storage).cast(), &mut len) == 0 {
+            return true;
+        }
+        let mut listening = 0i32;
+        let mut len = 4 as libc::socklen_t;
+        crate::real::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut listening as *mut i32).cast(),
+            &mut len,
+        ) == 0
+            && listening != 0
     }
 }
 

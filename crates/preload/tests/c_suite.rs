@@ -243,3 +243,16 @@ fn tcp_readiness_in_epoll_and_select_matches_the_kernel_with_tcp_accelerated() {
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted the connection");
     assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
 }
+
+/// TCP across fork and exec prints what the kernel prints: a connection the child uses (the
+/// parent hands it over when the child asks), one the parent closes while a child still uses
+/// it, one passed across exec. The three connections were accelerated first.
+#[test]
+fn tcp_across_fork_and_exec_matches_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "tcp-fork", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}

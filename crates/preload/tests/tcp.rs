@@ -302,7 +302,7 @@ fn an_accepted_connection_goes_to_the_program_it_execs_with_its_unread_bytes() {
 }
 
 /// A fork-per-connection echo server (accept, fork; the child echoes, the parent closes its
-/// copy at once), as Python's ForkingMixIn and classic daemons do.
+/// copy at once, or after argv[4] seconds), as classic daemons do.
 const PY_FORKING_ECHO: &str = r#"
 import os, signal, socket, sys, time
 signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -326,6 +326,22 @@ for _ in range(int(sys.argv[3])):
     c.close()
 "#;
 
+/// Python's socketserver.ForkingTCPServer with an echo handler, serving argv[3] requests.
+const PY_FORKING_TCP_SERVER: &str = r#"
+import socketserver, sys
+class Echo(socketserver.BaseRequestHandler):
+    def handle(self):
+        while True:
+            d = self.request.recv(65536)
+            if not d:
+                break
+            self.request.sendall(d)
+with socketserver.ForkingTCPServer((sys.argv[1], int(sys.argv[2])), Echo) as server:
+    print("ready", flush=True)
+    for _ in range(int(sys.argv[3])):
+        server.handle_request()
+"#;
+
 /// Each connection is accepted by the stack (the kernel counts no passive open), handed to the
 /// kernel either when the parent closes its copy (at once) or, when the parent waits before
 /// closing, when the child first reads it (the child asks the parent), and echoed byte-exact
@@ -337,11 +353,16 @@ fn a_fork_per_connection_server_echoes_every_connection_from_its_children() {
     let ip = topo.accel.ip;
     let opens = topo.counter(Side::Accel, "TcpPassiveOpens").unwrap();
     let sizes = [1usize, 100_000, 3 << 20];
-    for (port, delay, handed_by) in [(7320u16, "0", None), (7321, "0.5", Some("exasock: fork: fd"))] {
+    let cases = [
+        (7320u16, PY_FORKING_ECHO, "0", None),
+        (7321, PY_FORKING_ECHO, "0.5", Some("exasock: fork: fd")),
+        (7322, PY_FORKING_TCP_SERVER, "-", None),
+    ];
+    for (port, script, delay, handed_by) in cases {
         let mut server = spawn_accelerated(
             &topo,
             &["EXASOCK_DEBUG=1"],
-            &["python3", "-c", PY_FORKING_ECHO, &ip.to_string(), &port.to_string(), &sizes.len().to_string(), delay],
+            &["python3", "-c", script, &ip.to_string(), &port.to_string(), &sizes.len().to_string(), delay],
         );
         server.wait_for_line("ready", T).unwrap();
         let echoed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -367,8 +388,8 @@ fn a_fork_per_connection_server_echoes_every_connection_from_its_children() {
 
 /// A pre-fork server: the parent listens, forks two workers that accept in a loop. The first
 /// worker to accept asks the parent for the listener, which becomes the kernel's (a listener
-/// cannot be split between processes' stacks); every connection is served, and after kill -9
-/// of one worker the other serves the rest.
+/// cannot be split between processes' stacks); all 1,000 connections are served, and after
+/// kill -9 of one worker the other serves the rest.
 const PY_PREFORK: &str = r#"
 import os, signal, socket, sys, time
 l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -420,13 +441,13 @@ fn a_pre_fork_server_s_workers_serve_every_connection_and_survive_a_killed_sibli
     );
     let ready = server.wait_for_line("ready", T).unwrap();
     let workers: Vec<i32> = ready.split_whitespace().skip(1).map(|p| p.parse().unwrap()).collect();
-    for n in 0..100 {
+    for n in 0..700 {
         let answer = request(&topo, ip, port, n);
         assert!(answer.ends_with(&format!("request {n}\n")), "{answer:?}");
     }
     // SAFETY: killing a worker the server started.
     unsafe { libc::kill(workers[0], libc::SIGKILL) };
-    for n in 100..150 {
+    for n in 700..1000 {
         let answer = request(&topo, ip, port, n);
         assert!(answer.starts_with(&format!("pid {}: ", workers[1])), "the living worker answers: {answer:?}");
     }
@@ -457,4 +478,119 @@ fn tcp_is_accelerated_by_default_and_left_alone_with_exasock_tcp_0() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.contains("enabled bypass"), bypass, "{env}: {err}");
     }
+}
+
+/// A server that runs system() and subprocess between requests (posix_spawn and vfork run no
+/// fork handlers): its connection stays accelerated, nothing is handed over, and the kernel of
+/// the accelerated namespace carries no segment, the connection's end included.
+const PY_SPAWNING_SERVER: &str = r#"
+import os, socket, subprocess, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+print("ready", flush=True)
+c, _ = l.accept()
+f = c.makefile("rb")
+for line in f:
+    assert os.system("true") == 0
+    assert subprocess.run(["true"]).returncode == 0
+    c.sendall(line)
+f.close()
+c.close()
+"#;
+
+#[test]
+fn a_server_that_spawns_programs_between_requests_keeps_its_connection_accelerated() {
+    use std::io::{BufRead, Write};
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let (ip, port) = (topo.accel.ip, 7340u16);
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_SPAWNING_SERVER, &ip.to_string(), &port.to_string()],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    let before = counters(&topo);
+    let s = topo.in_ns(Side::Peer, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = std::io::BufReader::new(s);
+    let mut answers = Vec::new();
+    let mut rest = String::new();
+    let talk = (|| -> std::io::Result<()> {
+        for n in 0..20 {
+            w.write_all(format!("request {n}\n").as_bytes())?;
+            let mut line = String::new();
+            r.read_line(&mut line)?;
+            answers.push(line);
+        }
+        w.shutdown(std::net::Shutdown::Write)?;
+        r.read_to_string(&mut rest)?;
+        Ok(())
+    })();
+    let out = server.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(talk.is_ok(), "{talk:?}; the server said: {err}");
+    for (n, line) in answers.iter().enumerate() {
+        assert_eq!(*line, format!("request {n}\n"), "the server said: {err}");
+    }
+    assert_eq!(rest, "", "the server's FIN after the last answer");
+    assert!(out.status.success(), "the server failed: {err}");
+    assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+    assert!(!err.contains("handed to the kernel"), "nothing was handed over: {err}");
+    assert_eq!(counters(&topo), before, "the accel namespace's kernel carried TCP");
+}
+
+/// nginx with a master and two workers: the master listens (accelerated), the workers inherit
+/// the listener and the first to use it asks the master for it, so it becomes the kernel's (a
+/// listener cannot be split between processes' stacks yet); every request is served, whole.
+#[test]
+fn nginx_with_a_master_and_two_workers_serves_every_request() {
+    use std::io::Write;
+    let Some(_serial) = testbed::require() else { return };
+    if std::process::Command::new("nginx").arg("-v").output().is_err() {
+        eprintln!("skipped: nginx is not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let topo = attached();
+    let (ip, port) = (topo.accel.ip, 7350u16);
+    let dir = std::env::temp_dir().join(format!("exasock-nginx-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 239) as u8).collect();
+    std::fs::write(dir.join("www/body.bin"), &body).unwrap();
+    let d = dir.display();
+    let conf = format!(
+        "daemon off; master_process on; worker_processes 2; pid {d}/nginx.pid; error_log stderr notice;
+         events {{ worker_connections 256; }}
+         http {{ access_log off; client_body_temp_path {d}/b; proxy_temp_path {d}/p; fastcgi_temp_path {d}/f;
+                uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+                server {{ listen {ip}:{port}; root {d}/www; }} }}"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let conf_path = dir.join("nginx.conf").display().to_string();
+    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["nginx", "-p", &d.to_string(), "-c", &conf_path]);
+    topo.wait_listening(Side::Accel, Proto::Tcp, port, T).unwrap();
+    for n in 0..200 {
+        let mut s =
+            topo.in_ns(Side::Peer, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(b"GET /body.bin HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+        let mut response = Vec::new();
+        s.read_to_end(&mut response).unwrap();
+        let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a header") + 4;
+        assert!(
+            response.starts_with(b"HTTP/1.1 200"),
+            "request {n}: {:?}",
+            String::from_utf8_lossy(&response[..split])
+        );
+        assert!(response[split..] == body, "request {n}: the body differs");
+    }
+    server.kill_with(libc::SIGQUIT);
+    let out = server.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("enabled bypass"), "the listener was not accelerated: {err}");
+    assert!(err.contains("exasock: fork: listener fd"), "a worker asked the master for the listener: {err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

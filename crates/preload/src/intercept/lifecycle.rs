@@ -181,6 +181,10 @@ unsafe fn tcp_connect_again(fd: c_int, slot: u32, addr: *const sockaddr, len: so
 
 /// Lets go of whatever the stack held for `fd`.
 fn forget(fd: c_int) {
+    if runtime::in_vfork_child() {
+        // The table is the parent's (shared memory): a vfork child changes nothing in it.
+        return;
+    }
     if fdtable::is_tcp(fd) && linger_zero(fd) {
         // SO_LINGER with a zero timeout: close resets the connection (its last descriptor).
         if let FdState::Accel(slot) = fdtable::get_raw(fd) {
@@ -200,6 +204,9 @@ fn forget(fd: c_int) {
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     match fdtable::get_raw(fd) {
         FdState::Kernel => {}
+        // A vfork child closing what it inherited: its descriptor goes, the parent's socket
+        // and our table (shared memory) stay as they are.
+        _ if runtime::in_vfork_child() => return real::close(fd),
         // exasock's own code closing a descriptor (its lock held: the driver, aya objects, std):
         // no refusal and no bookkeeping, which would take locks out of order.
         _ if crate::lock::holding() => {

@@ -17,7 +17,9 @@ unsafe fn unwrap_old(old: *mut libc::sigaction, prev: usize, prev_flags: c_int) 
 #[no_mangle]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
     let i = sig as usize;
-    if !(1..NSIG).contains(&i) || sig == libc::SIGKILL || sig == libc::SIGSTOP {
+    // A vfork child (posix_spawn, subprocess) shares our memory: the handler table is the
+    // parent's, so its resets go straight to the kernel.
+    if !(1..NSIG).contains(&i) || sig == libc::SIGKILL || sig == libc::SIGSTOP || crate::runtime::in_vfork_child() {
         return real::sigaction(sig, act, old);
     }
     let (prev, prev_flags) = (HANDLERS[i].load(Ordering::Acquire), FLAGS[i].load(Ordering::Acquire));

@@ -124,6 +124,16 @@ pub fn owns_runtime() -> bool {
     pid != 0 && pid == std::process::id()
 }
 
+/// Whether this is a vfork child (or a clone sharing memory) of the process that owns the
+/// runtime: posix_spawn, vfork, Python's subprocess. Its calls see the parent's fd table and
+/// runtime in shared memory and must change neither (closing descriptors before exec would
+/// close the parent's sockets); they pass through to the kernel.
+pub fn in_vfork_child() -> bool {
+    let pid = OWNER_PID.load(Ordering::Acquire);
+    // SAFETY: getpid has no preconditions (a syscall: glibc keeps no pid cache).
+    pid != 0 && pid != unsafe { libc::getpid() } as u32
+}
+
 /// The runtime of this process, once a socket was accelerated.
 pub static RUNTIME: Lock<Option<Runtime>> = Lock::new(None);
 

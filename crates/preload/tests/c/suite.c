@@ -4,7 +4,8 @@
  * go to stderr.
  *
  * usage: suite CASE PEER_IP ECHO_PORT BASE_PORT [SECONDS]
- *   CASE: errors signals threads dup epoll fork exec storm, or one of the exec children.
+ *   CASE: errors signals threads dup epoll fork exec storm tcp tcp-epoll tcp-fork, or one of
+ *   the exec children.
  *   A kernel UDP echo server listens on PEER_IP:ECHO_PORT; nothing listens on PEER_IP:9.
  *   Each case binds its own ports from BASE_PORT up.
  */
@@ -1180,6 +1181,70 @@ static void case_fault(void) {
     close(s);
 }
 
+/* TCP across fork and exec (the echo server on ECHO_PORT): a connection made before fork is
+ * used by the child, then by the parent again; one the parent closes after a fork stays open in
+ * the child; one passed across exec works in the new program. */
+static void echo_tcp(int fd, const char *step, const char *msg) {
+    char buf[64] = {0};
+    int n = (int)strlen(msg);
+    char name[64];
+    snprintf(name, sizeof name, "%s-send", step);
+    SHOW(name, send(fd, msg, n, MSG_NOSIGNAL));
+    snprintf(name, sizeof name, "%s-recv", step);
+    SHOW(name, recv(fd, buf, n, MSG_WAITALL));
+    SAY("%s: %.*s", step, n, buf);
+}
+
+static void case_tcp_fork(const char *peer_ip, const char *echo_port, const char *base) {
+    current = "tcp-fork";
+    int a = tcp_socket(0), b = tcp_socket(0);
+    SHOW("connect-a", connect(a, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("connect-b", connect(b, (struct sockaddr *)&peer, sizeof peer));
+    echo_tcp(a, "a-before-fork", "one");
+    pid_t pid = fork();
+    if (pid == 0) {
+        current = "tcp-fork-child";
+        echo_tcp(a, "a-in-child", "child");
+        _exit(0);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    SAY("child-exit: %d", WEXITSTATUS(status));
+    echo_tcp(a, "a-in-parent-after", "after");
+    echo_tcp(b, "b-in-parent", "bee");
+    pid = fork();
+    if (pid == 0) {
+        current = "tcp-fork-child-2";
+        msleep(200);
+        echo_tcp(b, "b-alone-in-child", "alone");
+        SHOW("b-shutdown", shutdown(b, SHUT_WR));
+        char buf[8];
+        SHOW("b-eof", recv(b, buf, sizeof buf, 0));
+        _exit(0);
+    }
+    SHOW("parent-close-b", close(b));
+    waitpid(pid, &status, 0);
+    SAY("child-2-exit: %d", WEXITSTATUS(status));
+    close(a);
+    int e = tcp_socket(0);
+    SHOW("connect-e", connect(e, (struct sockaddr *)&peer, sizeof peer));
+    echo_tcp(e, "e-before-exec", "exec");
+    char fds[16];
+    snprintf(fds, sizeof fds, "%d", e);
+    execl(self_path, self_path, "tcp-exec-next", peer_ip, echo_port, base, fds, (char *)NULL);
+    SHOW("exec", -1);
+}
+
+static int tcp_exec_next(int fd) {
+    current = "tcp-exec-next";
+    echo_tcp(fd, "e-after-exec", "inherited");
+    SHOW("shutdown", shutdown(fd, SHUT_WR));
+    char buf[8];
+    SHOW("eof", recv(fd, buf, sizeof buf, 0));
+    SHOW("close", close(fd));
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -1211,6 +1276,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "handler-close")) case_handler_close();
     else if (!strcmp(which, "tcp")) case_tcp();
     else if (!strcmp(which, "tcp-epoll")) case_tcp_epoll();
+    else if (!strcmp(which, "tcp-fork")) case_tcp_fork(argv[2], argv[3], argv[4]);
+    else if (!strcmp(which, "tcp-exec-next")) return tcp_exec_next(extra);
     else {
         fprintf(stderr, "unknown case %s\n", which);
         return 2;
