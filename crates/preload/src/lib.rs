@@ -18,6 +18,7 @@
 pub mod config;
 mod epoll;
 mod errno;
+mod fatal;
 pub mod fdtable;
 mod fork;
 mod inherit;

@@ -13,7 +13,8 @@ const T: Duration = Duration::from_secs(60);
 
 /// Writes BYTES of a pattern to the peer at HOST:PORT and ends at once, in the way named by
 /// argv[4]: "return" (the script ends), "exit" (sys.exit), "_exit" (os._exit: no handlers),
-/// "close+_exit" (close, then os._exit: the connection is still sending when the process ends).
+/// "close+_exit" (close, then os._exit: the connection is still sending when the process ends),
+/// "SIGTERM" or "SIGHUP" (killed by a signal left at its default action).
 const PY_WRITER: &str = r#"
 import os, socket, sys
 host, port, size, how = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -21,6 +22,9 @@ s = socket.create_connection((host, port))
 block = bytes((i * 7 + 3) % 251 for i in range(65536))
 for _ in range(size // len(block)):
     s.sendall(block)
+if how in ("SIGTERM", "SIGHUP"):
+    import signal
+    os.kill(os.getpid(), getattr(signal, how))
 if how == "close+_exit":
     s.close()
     os._exit(0)
@@ -42,7 +46,7 @@ fn a_program_that_writes_50_mb_and_ends_at_once_delivers_all_of_it_and_a_fin() {
     let topo = attached();
     let peer_ip = topo.peer.ip;
     const SIZE: usize = 50 << 20;
-    for (i, how) in ["return", "exit", "_exit", "close+_exit"].into_iter().enumerate() {
+    for (i, how) in ["return", "exit", "_exit", "close+_exit", "SIGTERM", "SIGHUP"].into_iter().enumerate() {
         let port = 7300 + i as u16;
         let listener =
             topo.in_ns(Side::Peer, move || TcpListener::bind(SocketAddrV4::new(peer_ip, port))).unwrap().unwrap();
@@ -63,6 +67,13 @@ fn a_program_that_writes_50_mb_and_ends_at_once_delivers_all_of_it_and_a_fin() {
         let out = writer.finish(T).unwrap();
         let (got, end) = reader.join().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
+        use std::os::unix::process::ExitStatusExt;
+        let signal = match how {
+            "SIGTERM" => Some(libc::SIGTERM),
+            "SIGHUP" => Some(libc::SIGHUP),
+            _ => None,
+        };
+        assert_eq!(out.status.signal(), signal, "{how}: how the process ended: {err}");
         assert!(err.contains("enabled bypass"), "{how}: not accelerated: {err}");
         assert_eq!(end, Ok(()), "{how}: the stream ended with an error, not a FIN");
         assert_eq!(got.len(), SIZE, "{how}: bytes delivered");
@@ -593,4 +604,65 @@ fn nginx_with_a_master_and_two_workers_serves_every_request() {
     assert!(err.contains("enabled bypass"), "the listener was not accelerated: {err}");
     assert!(err.contains("exasock: fork: listener fd"), "a worker asked the master for the listener: {err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two interfaces in the accelerated namespace, one attached: a listener on INADDR_ANY serves
+/// clients through the attached interface from the stack and clients through the other from
+/// its kernel socket; a connect routed through the other interface stays on the kernel.
+#[test]
+fn with_two_interfaces_only_the_attached_one_is_accelerated_and_both_are_served() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let (accel_ns, peer_ns) = (topo.accel.netns.clone(), topo.peer.netns.clone());
+    let (a2, p2) = ("exa2a", "exa2p");
+    let _ = testbed::ip(&["-n", &accel_ns, "link", "del", a2]);
+    testbed::ip(&["link", "add", a2, "netns", &accel_ns, "type", "veth", "peer", "name", p2, "netns", &peer_ns])
+        .unwrap();
+    testbed::ip(&["-n", &accel_ns, "addr", "add", "10.98.0.1/24", "dev", a2]).unwrap();
+    testbed::ip(&["-n", &peer_ns, "addr", "add", "10.98.0.2/24", "dev", p2]).unwrap();
+    testbed::ip(&["-n", &accel_ns, "link", "set", a2, "up"]).unwrap();
+    testbed::ip(&["-n", &peer_ns, "link", "set", p2, "up"]).unwrap();
+    let other: std::net::Ipv4Addr = "10.98.0.1".parse().unwrap();
+    let port = 7360u16;
+    let opens = topo.counter(Side::Accel, "TcpPassiveOpens").unwrap();
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_ECHO_SERVER, "0.0.0.0", &port.to_string(), "2"],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    echo_through(&topo, Side::Peer, topo.accel.ip, port, 200_000);
+    let through_stack = topo.counter(Side::Accel, "TcpPassiveOpens").unwrap() - opens;
+    echo_through(&topo, Side::Peer, other, port, 200_000);
+    let through_kernel = topo.counter(Side::Accel, "TcpPassiveOpens").unwrap() - opens - through_stack;
+    let out = server.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the server failed: {err}");
+    assert_eq!(through_stack, 0, "the attached interface's client was the stack's");
+    assert_eq!(through_kernel, 1, "the other interface's client was the kernel's");
+    assert_eq!(err.matches("enabled bypass").count(), 2, "the listener and one connection: {err}");
+
+    // A connect through the other interface stays on the kernel and works.
+    let peer_listener = topo
+        .in_ns(Side::Peer, || TcpListener::bind(SocketAddrV4::new("10.98.0.2".parse().unwrap(), 7361)))
+        .unwrap()
+        .unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = peer_listener.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let writer = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_WRITER, "10.98.0.2", "7361", &(1u32 << 20).to_string(), "return"],
+    );
+    let out = writer.finish(T).unwrap();
+    let got = reader.join().unwrap();
+    assert!(got.len() == 1 << 20 && pattern_ok(&got), "the connect through the other interface");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("enabled bypass"), "a connect through the other interface stays on the kernel: {err}");
+    let _ = testbed::ip(&["-n", &accel_ns, "link", "del", a2]);
 }

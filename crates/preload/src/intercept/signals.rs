@@ -23,6 +23,20 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
         return real::sigaction(sig, act, old);
     }
     let (prev, prev_flags) = (HANDLERS[i].load(Ordering::Acquire), FLAGS[i].load(Ordering::Acquire));
+    if crate::fatal::ours(sig) {
+        // The program's disposition is SIG_DFL, which our handler stands in for (fatal.rs).
+        let r = real::sigaction(sig, std::ptr::null(), old);
+        if r == 0 && !old.is_null() {
+            (*old).sa_sigaction = libc::SIG_DFL;
+            (*old).sa_flags = 0;
+        }
+        if act.is_null() || r != 0 || (*act).sa_sigaction == libc::SIG_DFL {
+            return r;
+        }
+        crate::fatal::replaced(sig);
+        let mut a = *act;
+        return install(sig, &mut a, std::ptr::null_mut(), 0, 0);
+    }
     if act.is_null() {
         let r = real::sigaction(sig, act, old);
         if r == 0 {
@@ -31,9 +45,22 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
         return r;
     }
     let mut a = *act;
+    install(sig, &mut a, old, prev, prev_flags)
+}
+
+/// Sets the program's disposition `a` for `sig` (a handler goes through the trampoline);
+/// `prev`/`prev_flags`: the program's previous handler, reported in `old`.
+unsafe fn install(
+    sig: c_int,
+    a: &mut libc::sigaction,
+    old: *mut libc::sigaction,
+    prev: usize,
+    prev_flags: c_int,
+) -> c_int {
+    let i = sig as usize;
     let handler = a.sa_sigaction;
     let r = if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        let r = real::sigaction(sig, &a, old);
+        let r = real::sigaction(sig, a, old);
         if r == 0 {
             HANDLERS[i].store(0, Ordering::Release);
         }
@@ -44,7 +71,7 @@ pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old:
         HANDLERS[i].store(handler, Ordering::Release);
         a.sa_sigaction = trampoline as *const () as usize;
         a.sa_flags |= libc::SA_SIGINFO;
-        let r = real::sigaction(sig, &a, old);
+        let r = real::sigaction(sig, a, old);
         if r != 0 {
             FLAGS[i].store(prev_flags, Ordering::Release);
             HANDLERS[i].store(prev, Ordering::Release);

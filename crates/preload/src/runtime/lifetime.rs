@@ -130,12 +130,18 @@ pub fn release_all() {
         std::thread::yield_now();
     };
     if let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) {
-        if !hand_over_all_tcp(rt, "exit") {
-            linger_tcp(rt);
-        }
-        rt.driver.release_all();
-        rt.slots.iter_mut().for_each(|s| *s = None);
+        finish_for_exit(rt);
     }
+}
+
+/// What the end of the process does to the runtime (exit, _exit, a fatal signal): TCP goes to
+/// the kernel (or lingers, without CAP_NET_ADMIN), every flow goes back, no slot is left.
+pub(super) fn finish_for_exit(rt: &mut Runtime) {
+    if !hand_over_all_tcp(rt, "exit") {
+        linger_tcp(rt);
+    }
+    rt.driver.release_all();
+    rt.slots.iter_mut().for_each(|s| *s = None);
 }
 
 /// At exit and before exec, every accelerated TCP socket goes to the kernel, which carries on

@@ -185,6 +185,7 @@ impl Runtime {
             .map_err(|e| NotAccelerated::Failed(format!("cannot start the worker thread: {e}")))?;
         crate::fork::install();
         OWNER_PID.store(std::process::id(), Ordering::Release);
+        crate::fatal::install();
         Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
     }
 

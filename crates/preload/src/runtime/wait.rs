@@ -75,6 +75,13 @@ pub(super) fn worker() {
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
     loop {
+        // A fatal signal left at its default action: hand everything over, then let it kill.
+        if crate::fatal::STATE.load(Ordering::Acquire) == 1 {
+            if let Some(rt) = RUNTIME.lock().as_mut() {
+                finish_for_exit(rt);
+            }
+            crate::fatal::STATE.store(2, Ordering::Release);
+        }
         // A forked child waits for its inherited socket: answered even while application
         // threads drive the datapath (one poll of the channel per wake-up, at most one a ms).
         if child_request_waiting() {
@@ -147,8 +154,9 @@ pub(super) fn app_spinning() -> Option<u64> {
     (since < IDLE).then(|| IDLE - since)
 }
 
-/// Work queued for the worker (sockets closed in a signal handler): it must not wait.
-pub(super) fn wake_worker() {
+/// Work queued for the worker (sockets closed in a signal handler, a fatal signal's
+/// hand-over): it must not wait. Async-signal-safe.
+pub(crate) fn wake_worker() {
     WORKER_WAKE.fetch_add(1, Ordering::SeqCst);
     if WORKER_PARKED.load(Ordering::SeqCst) {
         futex(&WORKER_WAKE, libc::FUTEX_WAKE, 1, None);
