@@ -33,20 +33,7 @@ const ANSWER_WAIT: Duration = Duration::from_secs(30);
 /// Makes the channel (with the runtime): returns the end the worker reads, placed among
 /// exasock's own descriptors; both ends are Internal.
 pub(crate) fn open_channel() -> Option<i32> {
-    let mut fds = [-1i32; 2];
-    // SAFETY: socketpair into a two-int array; a raw syscall, not our export.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_socketpair,
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return None;
-    }
+    let fds = seqpacket_pair()?;
     let place = |fd: i32| {
         // SAFETY: the fd was just created and is ours alone.
         let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
@@ -61,6 +48,22 @@ pub(crate) fn open_channel() -> Option<i32> {
     REQUESTS.store(requests, Ordering::Relaxed);
     CHILDREN_END.store(children, Ordering::Relaxed);
     Some(requests)
+}
+
+/// A close-on-exec SOCK_SEQPACKET pair (a raw syscall, not our export).
+fn seqpacket_pair() -> Option<[i32; 2]> {
+    let mut fds = [-1i32; 2];
+    // SAFETY: socketpair into a two-int array.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_socketpair,
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    (r == 0).then_some(fds)
 }
 
 /// In a fork child (with no other thread): the parent's children end is how this process
@@ -88,15 +91,7 @@ pub(crate) fn in_child() -> i32 {
 
 /// The inode of the kernel socket behind `fd` (0 if it cannot be read).
 pub(crate) fn inode_of(fd: i32) -> u64 {
-    // SAFETY: fstat into a zeroed struct we own.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd, &mut st) == 0 {
-            st.st_ino
-        } else {
-            0
-        }
-    }
+    crate::runtime::socket_inode(fd)
 }
 
 /// Asks the parent to give the inherited socket `fd` to the kernel and waits for it; `fd` is
@@ -156,20 +151,7 @@ fn in_use_by_kernel(fd: i32) -> bool {
 
 /// One request: `inode` and an answer pair's end; the answer byte, if one came.
 fn ask(parent: i32, inode: u64) -> Option<u8> {
-    let mut pair = [-1i32; 2];
-    // SAFETY: socketpair into a two-int array; a raw syscall, not our export.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_socketpair,
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return None;
-    }
+    let pair = seqpacket_pair()?;
     let sent = send_with_fd(parent, &inode.to_ne_bytes(), pair[1]);
     // SAFETY: our end for the parent; the parent has its copy if the request went.
     unsafe { crate::real::close(pair[1]) };

@@ -241,7 +241,7 @@ pub fn kernel_rcvbuf(fd: i32) -> Option<usize> {
 }
 
 /// The inode of the socket behind `fd` (0 if it cannot be read).
-pub(super) fn socket_inode(fd: i32) -> u64 {
+pub(crate) fn socket_inode(fd: i32) -> u64 {
     // SAFETY: fstat into a zeroed struct we own.
     unsafe {
         let mut st: libc::stat = std::mem::zeroed();
