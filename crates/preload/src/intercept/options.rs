@@ -190,6 +190,9 @@ pub unsafe extern "C" fn getsockopt(
         if level == libc::SOL_SOCKET && name == libc::SO_ERROR && fdtable::is_tcp(fd) {
             return tcp_so_error(fd, val, len);
         }
+        if level == libc::IPPROTO_TCP && name == libc::TCP_INFO && fdtable::is_tcp_connection(fd) {
+            return tcp_info(fd, val, len);
+        }
         return real::getsockopt(fd, level, name, val, len);
     }
     if let Err(e) = is_socket(fd) {
@@ -218,6 +221,74 @@ unsafe fn tcp_so_error(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_in
     std::ptr::copy_nonoverlapping((&err as *const c_int).cast::<u8>(), val.cast::<u8>(), n);
     *len = n as socklen_t;
     0
+}
+
+/// TCP_INFO of an accelerated connection: the stack's view (the kernel socket behind the fd is
+/// a placeholder that knows nothing of it), in struct tcp_info's units: times in µs, windows
+/// in bytes, the congestion window and threshold in segments.
+unsafe fn tcp_info(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
+    if val.is_null() || len.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    let Ok(i) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_info(h)) else { return errno::fail(libc::EBADF) };
+    let ti = linux_tcp_info(&i);
+    let n = (*len as usize).min(std::mem::size_of::<libc::tcp_info>());
+    std::ptr::copy_nonoverlapping((&ti as *const libc::tcp_info).cast::<u8>(), val.cast::<u8>(), n);
+    *len = n as socklen_t;
+    0
+}
+
+/// struct tcp_info from the stack's TcpInfo.
+fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
+    use stack::tcp::State;
+    // SAFETY: tcp_info is plain integers; all zeros is a valid value.
+    let mut t: libc::tcp_info = unsafe { std::mem::zeroed() };
+    t.tcpi_state = match i.state {
+        Some(State::Established) => 1,
+        Some(State::SynSent) => 2,
+        Some(State::SynReceived) => 3,
+        Some(State::FinWait1) => 4,
+        Some(State::FinWait2) => 5,
+        Some(State::TimeWait) => 6,
+        Some(State::CloseWait) => 8,
+        Some(State::LastAck) => 9,
+        Some(State::Listen) => 10,
+        Some(State::Closing) => 11,
+        Some(State::Closed) | None => 7,
+    };
+    let mss = i.snd_mss.max(1);
+    let us = |d: std::time::Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
+    // linux/tcp.h's TCPI_OPT_TIMESTAMPS and TCPI_OPT_WSCALE (the libc crate has neither).
+    const TCPI_OPT_TIMESTAMPS: u8 = 1;
+    const TCPI_OPT_WSCALE: u8 = 4;
+    t.tcpi_options = if i.timestamps { TCPI_OPT_TIMESTAMPS } else { 0 }
+        | if i.snd_wscale > 0 || i.rcv_wscale > 0 { TCPI_OPT_WSCALE } else { 0 };
+    t.tcpi_snd_rcv_wscale = (i.snd_wscale & 0xf) | (i.rcv_wscale & 0xf) << 4;
+    t.tcpi_rto = us(i.rto);
+    t.tcpi_ato = 40_000;
+    t.tcpi_snd_mss = i.snd_mss;
+    t.tcpi_rcv_mss = i.rcv_mss;
+    t.tcpi_advmss = i.rcv_mss;
+    t.tcpi_pmtu = i.rcv_mss + 40;
+    t.tcpi_unacked = i.unacked.div_ceil(mss);
+    t.tcpi_rtt = us(i.srtt);
+    t.tcpi_rttvar = us(i.rttvar);
+    t.tcpi_snd_cwnd = i.cwnd / mss;
+    t.tcpi_snd_ssthresh = if i.ssthresh == u32::MAX { 0x7fff_ffff } else { i.ssthresh / mss };
+    t.tcpi_reordering = 3;
+    let retransmitted = i.fast_retransmits + i.timeout_retransmits;
+    t.tcpi_total_retrans = retransmitted.min(u64::from(u32::MAX)) as u32;
+    t.tcpi_bytes_acked = i.bytes_acked;
+    t.tcpi_bytes_received = i.bytes_received;
+    t.tcpi_segs_out = i.segs_out as u32;
+    t.tcpi_segs_in = i.segs_in as u32;
+    t.tcpi_bytes_sent = i.bytes_sent + i.bytes_retransmitted;
+    t.tcpi_bytes_retrans = i.bytes_retransmitted;
+    t.tcpi_snd_wnd = i.snd_wnd;
+    t.tcpi_rcv_wnd = i.rcv_wnd;
+    t.tcpi_total_rto = i.timeouts.min(u64::from(u16::MAX)) as u16;
+    t
 }
 
 /// TCP options the stack follows, mirrored from the kernel socket once it took them.

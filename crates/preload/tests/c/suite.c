@@ -954,6 +954,14 @@ static void case_tcp(void) {
     struct iovec two[2] = {{.iov_base = "ab", .iov_len = 2}, {.iov_base = "cd", .iov_len = 2}};
     SHOW("writev", writev(c, two, 2));
     SHOW("recv-waitall-4", recv(c, buf, 4, MSG_WAITALL));
+    /* TCP_INFO: what the connection's own state says, in the fields both stacks agree on. */
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    SHOW("tcp-info", getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &tl));
+    SAY("tcp-info: state %d timestamps %d wscale %d snd_mss %u rtt-measured %d unacked %u",
+        ti.tcpi_state, !!(ti.tcpi_options & TCPI_OPT_TIMESTAMPS), !!(ti.tcpi_options & TCPI_OPT_WSCALE),
+        ti.tcpi_snd_mss, ti.tcpi_rtt > 0, ti.tcpi_unacked);
     SAY("data: %.4s", buf);
     struct iovec one = {.iov_base = "xyz", .iov_len = 3};
     struct msghdr m = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &one, .msg_iovlen = 1};
