@@ -29,6 +29,7 @@ const TCP_REPAIR_OFF_NO_WP: i32 = -1;
 const TCPOPT_MAXSEG: u32 = 2;
 const TCPOPT_WINDOW: u32 = 3;
 const TCPOPT_TIMESTAMP: u32 = 8;
+const TCPOPT_SACK_PERM: u32 = 4;
 
 /// struct tcp_repair_opt.
 #[repr(C)]
@@ -254,7 +255,10 @@ fn restore_in_repair(fd: RawFd, r: &TcpRepair) -> io::Result<()> {
         ));
     }
 
-    let mut opts = Vec::with_capacity(3);
+    let mut opts = Vec::with_capacity(4);
+    if r.sack {
+        opts.push(RepairOpt { code: TCPOPT_SACK_PERM, value: 0 });
+    }
     if let Some((snd, rcv)) = r.wscale {
         opts.push(RepairOpt { code: TCPOPT_WINDOW, value: u32::from(snd) | u32::from(rcv) << 16 });
     }

@@ -145,6 +145,14 @@ fn an_active_connection_moves_to_the_kernel_with_unread_unacknowledged_and_unsen
         assert!(!flows(&iface).contains(&Flow::tcp_connection(local, remote)), "its flow is released");
 
         assert_eq!(tcp_int(fd, libc::TCP_MAXSEG), info.snd_mss as i32, "the engine's segment size");
+        let mut ti: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut tl = std::mem::size_of::<libc::tcp_info>() as u32;
+        // SAFETY: TCP_INFO into a tcp_info we own, with its length.
+        unsafe {
+            libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, (&mut ti as *mut libc::tcp_info).cast(), &mut tl)
+        };
+        let sack = if info.sack { 2 } else { 0 };
+        assert_eq!(ti.tcpi_options & 7, 5 | sack, "timestamps, window scaling (and SACK if on) carried over");
         // SAFETY: the descriptor is ours; the stream owns it from here.
         let mut kernel = unsafe { TcpStream::from_raw_fd(fd) };
         kernel.set_read_timeout(Some(T)).unwrap();

@@ -259,10 +259,12 @@ fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
     };
     let mss = i.snd_mss.max(1);
     let us = |d: std::time::Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
-    // linux/tcp.h's TCPI_OPT_TIMESTAMPS and TCPI_OPT_WSCALE (the libc crate has neither).
+    // linux/tcp.h's TCPI_OPT_* (the libc crate has none).
     const TCPI_OPT_TIMESTAMPS: u8 = 1;
+    const TCPI_OPT_SACK: u8 = 2;
     const TCPI_OPT_WSCALE: u8 = 4;
     t.tcpi_options = if i.timestamps { TCPI_OPT_TIMESTAMPS } else { 0 }
+        | if i.sack { TCPI_OPT_SACK } else { 0 }
         | if i.snd_wscale > 0 || i.rcv_wscale > 0 { TCPI_OPT_WSCALE } else { 0 };
     t.tcpi_snd_rcv_wscale = (i.snd_wscale & 0xf) | (i.rcv_wscale & 0xf) << 4;
     t.tcpi_rto = us(i.rto);

@@ -68,6 +68,8 @@ pub struct Connection {
     /// RFC 7323 timestamps: offered in our SYN (or answered in our SYN-ACK), gone once the
     /// handshake shows the peer does not use them.
     pub(crate) ts: Option<Timestamps>,
+    /// Both ends sent SACK-permitted: our ACKs report out-of-order data in SACK blocks.
+    pub(crate) sack_ok: bool,
 
     // ---- probes ----
     /// The persist timer fired with a non-zero window: send what fits even if small.
@@ -138,6 +140,8 @@ pub(crate) struct RecvSpace {
     pub(crate) limit: usize,
     /// A FIN that arrived past a hole.
     pub(crate) fin_pending: Option<Seq>,
+    /// Where the latest out-of-order segment started: its SACK block is reported first.
+    pub(crate) last_ooo: Seq,
     pub(crate) fin_received: bool,
     pub(crate) read_shutdown: bool,
     /// Largest segment seen from the peer (for the "every second full segment" ACK rule).
@@ -296,6 +300,7 @@ impl Connection {
                 buf: RecvBuffer::new(rcv_limit, config.max_ooo_ranges),
                 limit: rcv_limit,
                 fin_pending: None,
+                last_ooo: Seq(0),
                 fin_received: false,
                 read_shutdown: false,
                 mss,
@@ -326,6 +331,7 @@ impl Connection {
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
             cc: config.congestion.build(config.initial_window, mss),
             ts: config.timestamps.then(|| Timestamps::new(timestamp_offset(config.isn_key, local, remote))),
+            sack_ok: false,
             force_send: false,
             persist_backoff: 0,
             probes: 0,
@@ -389,6 +395,7 @@ impl Connection {
             (Some(ts), Some((tsval, _))) => ts.update_recent(tsval, now),
             _ => self.ts = None,
         }
+        self.sack_ok = self.config.sack && syn.options.sack_permitted;
         let option_room = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
         let peer_mss = syn.options.mss.map(u32::from).unwrap_or(DEFAULT_MSS);
         self.snd.mss = peer_mss.min(self.rcv.our_mss).saturating_sub(option_room).max(MIN_MSS);
@@ -729,6 +736,7 @@ impl Connection {
         i.rcv_wscale = self.rcv.wscale;
         i.snd_mss = self.snd.mss;
         i.timestamps = self.ts.is_some();
+        i.sack = self.sack_ok;
         i.rcv_mss = self.rcv.our_mss;
         i.unacked = self.snd.max.since(self.snd.una);
         i.send_buffer_bytes = self.snd.buf.capacity();

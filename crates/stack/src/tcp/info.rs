@@ -50,6 +50,8 @@ pub struct TcpInfo {
     pub snd_mss: u32,
     /// Both ends use RFC 7323 timestamps (tcpi_options' TCPI_OPT_TIMESTAMPS).
     pub timestamps: bool,
+    /// Both ends permitted SACK (tcpi_options' TCPI_OPT_SACK).
+    pub sack: bool,
     /// Largest payload we told the peer to send.
     pub rcv_mss: u32,
     /// Bytes sent and not yet acknowledged.

@@ -277,6 +277,7 @@ impl Connection {
                     }
                 }
                 Arrival::OutOfOrder => {
+                    self.rcv.last_ooo = start;
                     self.ack_out_of_order();
                     if fin {
                         self.rcv.fin_pending = Some(start + data.len() as u32);

@@ -90,6 +90,7 @@ impl Connection {
             mss: Some(self.rcv.our_mss.min(65_535) as u16),
             // Offered in a SYN always; in a SYN-ACK only if the peer offered it.
             window_scale: (!synack || self.snd.wscale > 0 || self.rcv.wscale > 0).then_some(self.rcv.wscale),
+            sack_permitted: if synack { self.sack_ok } else { self.config.sack },
             ..TcpOptions::NONE
         };
         let retransmit = self.snd.max != self.snd.iss;
@@ -158,6 +159,10 @@ impl Connection {
                 return None;
             }
         }
+        // SACK blocks ride on every segment while out-of-order data is held (Linux does the
+        // same): their room comes out of this segment's payload, as Linux's tcp_current_mss.
+        let header = self.data_header_len() + self.sack_room();
+        let len = len.min(self.snd.mss.saturating_sub((header - self.data_header_len()) as u32).max(1));
         let fin_sent_before = kind == Send::New || self.snd.max > data_end;
         let with_fin = fin_wanted && fin_sent_before && seq + len == data_end;
         let mut flags = TcpFlags::empty();
@@ -167,7 +172,6 @@ impl Connection {
         if len > 0 && seq + len == data_end {
             flags |= TcpFlags::PSH;
         }
-        let header = self.data_header_len();
         let room = buf.len().saturating_sub(header);
         let len = len.min(room as u32);
         let offset = seq.since(self.snd.una) as usize;
@@ -223,6 +227,49 @@ impl Connection {
         }
     }
 
+    /// SACK blocks while out-of-order data is held (RFC 2018): the block with the latest
+    /// arrival first, then the others from the highest; as many as fit beside the other options
+    /// (three with timestamps).
+    fn sack_blocks(&self, options: &mut TcpOptions) {
+        if !self.sack_ok {
+            return;
+        }
+        let ranges = self.rcv.buf.out_of_order();
+        if ranges.is_empty() {
+            return;
+        }
+        let room = if options.timestamp.is_some() { 3 } else { wire::tcp::MAX_SACK_BLOCKS };
+        let latest = self.rcv.last_ooo.since(self.rcv.nxt);
+        let block = |r: &(u32, u32)| Some(((self.rcv.nxt + r.0).0, (self.rcv.nxt + r.1).0));
+        let first = ranges.iter().position(|r| r.0 <= latest && latest < r.1);
+        let mut n = 0;
+        if let Some(i) = first {
+            options.sack_blocks[0] = block(&ranges[i]);
+            n = 1;
+        }
+        for (i, r) in ranges.iter().enumerate().rev() {
+            if n == room {
+                break;
+            }
+            if Some(i) != first {
+                options.sack_blocks[n] = block(r);
+                n += 1;
+            }
+        }
+    }
+
+    /// The bytes SACK blocks add to a segment's header now (0 without out-of-order data).
+    fn sack_room(&self) -> usize {
+        if !self.sack_ok || !self.rcv.buf.has_holes() {
+            return 0;
+        }
+        let mut o = TcpOptions::NONE;
+        o.timestamp = self.ts.map(|_| (0, 0));
+        let base = o.encoded_len();
+        self.sack_blocks(&mut o);
+        o.encoded_len() - base
+    }
+
     /// The header of a segment other than a SYN: 20 bytes, and the timestamp option if on.
     fn data_header_len(&self) -> usize {
         wire::tcp::HEADER_LEN + if self.ts.is_some() { super::timestamps::OPTION_LEN as usize } else { 0 }
@@ -246,6 +293,9 @@ impl Connection {
         let rst = flags.contains(TcpFlags::RST);
         if let (Some(ts), false) = (self.ts, rst) {
             options.timestamp = Some(ts.option(now));
+        }
+        if !syn && !rst && ack.is_some() {
+            self.sack_blocks(&mut options);
         }
         let window = if rst {
             0

@@ -76,6 +76,12 @@ impl RecvBuffer {
         !self.ooo.is_empty()
     }
 
+    /// The out-of-order ranges held, as byte offsets `[start, end)` past the in-order point,
+    /// in order (what SACK blocks report).
+    pub fn out_of_order(&self) -> &[(u32, u32)] {
+        self.ooo.ranges()
+    }
+
     /// Whether nothing is held at all (readable or out of order): the storage may be given back.
     pub fn is_idle(&self) -> bool {
         self.ring.len() == 0 && self.ooo.is_empty()

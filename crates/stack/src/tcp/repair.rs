@@ -64,6 +64,8 @@ pub struct TcpRepair {
     /// Our TSval now, when timestamps are on: the kernel's clock continues from it
     /// (TCP_TIMESTAMP), so the peer's PAWS accepts what it sends next.
     pub timestamp: Option<u32>,
+    /// Both ends permitted SACK.
+    pub sack: bool,
     /// The windows (TCP_REPAIR_WINDOW).
     pub window: RepairWindow,
 }
@@ -123,6 +125,7 @@ impl Connection {
             mss_clamp: (self.snd.mss + option_room).min(65_535) as u16,
             wscale: (self.snd.wscale > 0 || self.rcv.wscale > 0).then_some((self.snd.wscale, self.rcv.wscale)),
             timestamp: self.ts.map(|ts| ts.value(now)),
+            sack: self.sack_ok,
             window: RepairWindow {
                 snd_wl1: self.snd.wl1.0,
                 snd_wnd: self.snd.wnd,

@@ -140,6 +140,11 @@ impl Seg {
         self.options.window_scale = Some(s);
         self
     }
+    /// SACK-permitted (in a SYN or SYN-ACK).
+    pub fn sack_perm(mut self) -> Seg {
+        self.options.sack_permitted = true;
+        self
+    }
     /// The timestamp option: the peer's TSval and the TSecr it echoes (our absolute TSval).
     pub fn ts(mut self, tsval: u32, tsecr: u32) -> Seg {
         self.options.timestamp = Some((tsval, tsecr));

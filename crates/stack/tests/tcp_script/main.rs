@@ -12,6 +12,7 @@ mod handshake;
 mod keepalive;
 mod recovery;
 mod repair;
+mod sack;
 mod sending;
 mod socket_api;
 mod timestamps;
