@@ -216,7 +216,7 @@ impl Connection {
         } else if ack == self.snd.una
             && data.is_empty()
             && !fin
-            && window == self.snd.wnd
+            && (window == self.snd.wnd || self.reports_sack(repr))
             && self.snd.max > self.snd.una
         {
             self.on_dup_ack();
@@ -409,6 +409,13 @@ impl Connection {
                 _ => {}
             }
         }
+    }
+
+    /// Whether `repr` reports out-of-order data above what is acknowledged (a SACK block past
+    /// snd_una): RFC 6675 counts such an ACK as a duplicate even when the window in it changed
+    /// (a receiver holding out-of-order data advertises less room with each segment it keeps).
+    fn reports_sack(&self, repr: &TcpRepr) -> bool {
+        self.sack_ok && repr.options.sack_blocks.iter().flatten().any(|&(_, right)| Seq(right) > self.snd.una)
     }
 
     /// An RTT sample from the TSecr of a segment that acknowledges something new.

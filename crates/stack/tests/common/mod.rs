@@ -92,6 +92,8 @@ pub struct Seg {
     payload: Vec<u8>,
     src_port: u16,
     dst_port: u16,
+    /// SACK blocks were given in our relative sequence numbers (ISS added when framed).
+    sack_rel: bool,
 }
 
 /// A peer segment with packetdrill flags and the peer's sequence number.
@@ -118,6 +120,7 @@ pub fn seg(flags: &str, seq: u32) -> Seg {
         payload: Vec::new(),
         src_port: PEER_PORT,
         dst_port: OUR_PORT,
+        sack_rel: false,
     }
 }
 
@@ -138,6 +141,14 @@ impl Seg {
     }
     pub fn ws(mut self, s: u8) -> Seg {
         self.options.window_scale = Some(s);
+        self
+    }
+    /// One SACK block `[left, right)` in our relative sequence numbers (added after any others).
+    pub fn sack(mut self, left: u32, right: u32) -> Seg {
+        if let Some(slot) = self.options.sack_blocks.iter_mut().find(|b| b.is_none()) {
+            *slot = Some((left, right));
+        }
+        self.sack_rel = true;
         self
     }
     /// SACK-permitted (in a SYN or SYN-ACK).
@@ -284,6 +295,13 @@ impl Script {
     }
 
     pub fn frame(&self, s: &Seg) -> Vec<u8> {
+        let iss = self.iss.get(&s.src_port).copied().unwrap_or(0);
+        let mut options = s.options;
+        if s.sack_rel {
+            for b in options.sack_blocks.iter_mut().flatten() {
+                *b = (b.0.wrapping_add(iss), b.1.wrapping_add(iss));
+            }
+        }
         let repr = TcpRepr {
             src_port: s.src_port,
             dst_port: s.dst_port,
@@ -292,7 +310,7 @@ impl Script {
             flags: s.flags,
             window: s.win,
             urgent: 0,
-            options: s.options,
+            options,
             payload_len: s.payload.len(),
         };
         tcp_frame((PEER_MAC, PEER), (OUR_MAC, OURS), &repr, &s.payload)

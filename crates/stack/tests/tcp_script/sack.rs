@@ -105,3 +105,22 @@ fn a_data_segment_carries_the_blocks_too_and_gives_up_payload_for_them() {
     assert_eq!(first.options.sack_blocks[0], Some((1101, 1201)));
     assert_eq!(first.payload.len(), 1448 - 12, "the MSS less the block's 12 bytes (NOP, NOP, kind, length, one block)");
 }
+
+/// RFC 6675: with SACK, an ACK that reports data above snd_una is a duplicate even though its
+/// window shrank (a receiver keeping out-of-order data offers less room with each segment).
+#[test]
+fn sack_dupacks_whose_window_shrinks_still_trigger_fast_retransmit() {
+    let mut p = with_sack();
+    let h = established_with_sack(&mut p, false);
+    p.run_until(200);
+    p.send(h, &vec![3u8; 5 * 1460]).unwrap();
+    p.sent.clear();
+    // The first segment is lost; the next three arrive and are SACKed, each ACK offering less.
+    for (i, win) in [(1u32, 60_000u16), (2, 58_540), (3, 57_080)] {
+        let mut s = seg(".", 1001).ack(1).win(win);
+        s = s.sack(1 + 1460, 1 + 1460 * (i + 1));
+        p.inject_at(210 + u64::from(i), s);
+    }
+    let rtx = p.expect();
+    assert_eq!((rtx.seq, rtx.payload.len()), (1, 1460), "three SACK duplicates: the head is resent");
+}
