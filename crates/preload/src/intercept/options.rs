@@ -193,6 +193,9 @@ pub unsafe extern "C" fn getsockopt(
         if level == libc::IPPROTO_TCP && name == libc::TCP_INFO && fdtable::is_tcp_connection(fd) {
             return tcp_info(fd, val, len);
         }
+        if level == libc::IPPROTO_TCP && name == libc::TCP_MAXSEG && fdtable::is_tcp_connection(fd) {
+            return tcp_maxseg(fd, val, len);
+        }
         return real::getsockopt(fd, level, name, val, len);
     }
     if let Err(e) = is_socket(fd) {
@@ -235,6 +238,21 @@ unsafe fn tcp_info(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
     let ti = linux_tcp_info(&i);
     let n = (*len as usize).min(std::mem::size_of::<libc::tcp_info>());
     std::ptr::copy_nonoverlapping((&ti as *const libc::tcp_info).cast::<u8>(), val.cast::<u8>(), n);
+    *len = n as socklen_t;
+    0
+}
+
+/// TCP_MAXSEG of an accelerated connection: the stack's segment size (the placeholder kernel
+/// socket would say 536), as Linux answers for a connected socket (its mss_cache).
+unsafe fn tcp_maxseg(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
+    if val.is_null() || len.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    let Ok(i) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_info(h)) else { return errno::fail(libc::EBADF) };
+    let mss = i.snd_mss as c_int;
+    let n = (*len as usize).min(std::mem::size_of::<c_int>());
+    std::ptr::copy_nonoverlapping((&mss as *const c_int).cast::<u8>(), val.cast::<u8>(), n);
     *len = n as socklen_t;
     0
 }

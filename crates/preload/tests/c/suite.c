@@ -959,6 +959,9 @@ static void case_tcp(void) {
     socklen_t tl = sizeof ti;
     memset(&ti, 0, sizeof ti);
     SHOW("tcp-info", getsockopt(c, IPPROTO_TCP, TCP_INFO, &ti, &tl));
+    int maxseg = 0;
+    SHOW("tcp-maxseg", getsockopt(c, IPPROTO_TCP, TCP_MAXSEG, &maxseg, &(socklen_t){sizeof maxseg}));
+    SAY("tcp-maxseg: %d", maxseg);
     SAY("tcp-info: state %d timestamps %d wscale %d snd_mss %u rtt-measured %d unacked %u",
         ti.tcpi_state, !!(ti.tcpi_options & TCPI_OPT_TIMESTAMPS), !!(ti.tcpi_options & TCPI_OPT_WSCALE),
         ti.tcpi_snd_mss, ti.tcpi_rtt > 0, ti.tcpi_unacked);
