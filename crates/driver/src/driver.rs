@@ -416,7 +416,7 @@ impl Driver {
         // What is due goes first: the snapshot then matches what the peer was told.
         self.transmit_tcp(now);
         let state = self.stack.tcp_repair_state(h, now).map_err(|e| io::Error::other(e.to_string()))?;
-        crate::handover::restore(fd, &state)?;
+        crate::handover::restore(fd, &state, &self.kernel)?;
         self.stack.tcp_detach(h).map_err(|e| io::Error::other(e.to_string()))?;
         self.handle_events(now);
         Ok(())

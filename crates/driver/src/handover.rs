@@ -8,6 +8,7 @@
 //! The engine describes the connection (`stack::tcp::repair::TcpRepair`); this module knows
 //! only the kernel's interface. It needs CAP_NET_ADMIN.
 
+use crate::transmit::{sockaddr, KernelPath};
 use stack::tcp::repair::TcpRepair;
 use stack::tcp::State;
 use std::io;
@@ -75,15 +76,6 @@ fn setsockopt_slice<T>(fd: RawFd, level: i32, name: i32, values: &[T], step: &st
     }
 }
 
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
-        sin_zero: [0; 8],
-    }
-}
-
 fn local_of(fd: RawFd) -> io::Result<SocketAddrV4> {
     // SAFETY: getsockname into a sockaddr_in we own, with its length.
     unsafe {
@@ -139,10 +131,10 @@ fn write_unsent(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends one segment from the peer's address to ours through a raw socket, so that the kernel
-/// socket takes it as the peer's (libsoccr's send_fin): how a FIN already received, or an
-/// ACK of our FIN, reaches the repaired socket.
-fn inject_from_peer(r: &TcpRepair, seq: u32, ack: u32, flags: TcpFlags) -> io::Result<()> {
+/// Sends one segment from the peer's address to ours through the driver's raw socket, so that
+/// the kernel socket takes it as the peer's (libsoccr's send_fin): how a FIN already received,
+/// or an ACK of our FIN, reaches the repaired socket.
+fn inject_from_peer(kernel: &KernelPath, r: &TcpRepair, seq: u32, ack: u32, flags: TcpFlags) -> io::Result<()> {
     let window = (r.window.snd_wnd >> r.wscale.map_or(0, |(snd, _)| snd)).min(65_535) as u16;
     let repr = TcpRepr {
         src_port: r.remote.port(),
@@ -169,34 +161,18 @@ fn inject_from_peer(r: &TcpRepair, seq: u32, ack: u32, flags: TcpFlags) -> io::R
     }
     repr.emit(&mut TcpSegment::new_unchecked(&mut packet[20..]), *r.remote.ip(), *r.local.ip())
         .map_err(|e| io::Error::other(format!("TCP_REPAIR hand-over: building a segment: {e:?}")))?;
-    // SAFETY: a raw socket we close below; sendto from a live buffer to a sockaddr_in.
-    unsafe {
-        let raw = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW);
-        if raw < 0 {
-            return Err(step_error("raw socket"));
-        }
-        let to = sockaddr(SocketAddrV4::new(*r.local.ip(), 0));
-        let n = libc::sendto(
-            raw,
-            packet.as_ptr().cast(),
-            packet.len(),
-            0,
-            (&to as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        );
-        let result = if n == packet.len() as isize { Ok(()) } else { Err(step_error("replaying a segment")) };
-        libc::close(raw);
-        result
-    }
+    kernel
+        .send(&packet)
+        .map_err(|e| io::Error::new(e.kind(), format!("TCP_REPAIR hand-over: replaying a segment: {e}")))
 }
 
 /// Makes the kernel TCP socket `fd` (CLOSED: new, or bound to the connection's port) carry on
 /// connection `r`. On success the kernel socket is the connection; the engine must forget it
 /// and release its flow. On failure before `connect` the socket is left unconnected.
-pub fn restore(fd: RawFd, r: &TcpRepair) -> io::Result<()> {
+pub fn restore(fd: RawFd, r: &TcpRepair, kernel: &KernelPath) -> io::Result<()> {
     let sol_tcp = libc::IPPROTO_TCP;
     setsockopt(fd, sol_tcp, libc::TCP_REPAIR, &TCP_REPAIR_ON, "TCP_REPAIR on")?;
-    let result = restore_in_repair(fd, r);
+    let result = restore_in_repair(fd, r, kernel);
     if result.is_err() && !connected(fd) {
         // Not connected yet: the socket is as it was. Once connected it stays in repair
         // mode, where it sends nothing of a connection it has only half of.
@@ -214,7 +190,7 @@ fn connected(fd: RawFd) -> bool {
     }
 }
 
-fn restore_in_repair(fd: RawFd, r: &TcpRepair) -> io::Result<()> {
+fn restore_in_repair(fd: RawFd, r: &TcpRepair, kernel: &KernelPath) -> io::Result<()> {
     let sol_tcp = libc::IPPROTO_TCP;
     let queue = |q: i32, step: &str| setsockopt(fd, sol_tcp, libc::TCP_REPAIR_QUEUE, &q, step);
     queue(TCP_RECV_QUEUE, "selecting the receive queue")?;
@@ -311,14 +287,14 @@ fn restore_in_repair(fd: RawFd, r: &TcpRepair) -> io::Result<()> {
         our_fin()?;
     }
     if r.fin_received {
-        inject_from_peer(r, r.rcv_nxt(), r.snd_una, TcpFlags::FIN)?;
+        inject_from_peer(kernel, r, r.rcv_nxt(), r.snd_una, TcpFlags::FIN)?;
     }
     if r.fin_sent && !ours_first {
         our_fin()?;
     }
     if r.fin_acked {
         let seq = r.rcv_nxt().wrapping_add(u32::from(r.fin_received));
-        inject_from_peer(r, seq, data_end.wrapping_add(1), TcpFlags::empty())?;
+        inject_from_peer(kernel, r, seq, data_end.wrapping_add(1), TcpFlags::empty())?;
     }
     setsockopt(fd, sol_tcp, libc::TCP_REPAIR, &TCP_REPAIR_OFF_NO_WP, "TCP_REPAIR off")?;
 

@@ -3,9 +3,19 @@
 use nic::{Port, TxError};
 use stack::{Transmit, TxBusy};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
+
+/// `addr` as the kernel's sockaddr_in.
+pub(crate) fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_zero: [0; 8],
+    }
+}
 
 /// An IPPROTO_RAW socket: whole IPv4 packets to the kernel, which resolves the neighbour and
 /// sends them (with IP_HDRINCL implied by IPPROTO_RAW).
@@ -37,12 +47,7 @@ impl KernelPath {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         let dst = Ipv4Addr::new(ip_packet[16], ip_packet[17], ip_packet[18], ip_packet[19]);
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr { s_addr: u32::from(dst).to_be() },
-            sin_zero: [0; 8],
-        };
+        let sin = sockaddr(SocketAddrV4::new(dst, 0));
         // SAFETY: sendto with a valid buffer and a correctly sized sockaddr_in.
         let r = unsafe {
             libc::sendto(

@@ -8,6 +8,7 @@
 //! takes no signals) to do the hand-over, waits for it at most FATAL_WAIT, then restores the
 //! default action and raises the signal again.
 
+use crate::signals::NSIG;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 const SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
 
 /// Per signal: our handler is installed (the program set nothing).
-static OURS: [AtomicBool; 65] = [const { AtomicBool::new(false) }; 65];
+static OURS: [AtomicBool; NSIG] = [const { AtomicBool::new(false) }; NSIG];
 
 /// 0: nothing asked; 1: a fatal signal asked the worker to hand over; 2: the worker is done.
 pub(crate) static STATE: AtomicU32 = AtomicU32::new(0);

@@ -190,11 +190,11 @@ pub unsafe extern "C" fn getsockopt(
         if level == libc::SOL_SOCKET && name == libc::SO_ERROR && fdtable::is_tcp(fd) {
             return tcp_so_error(fd, val, len);
         }
-        if level == libc::IPPROTO_TCP && name == libc::TCP_INFO && fdtable::is_tcp_connection(fd) {
-            return tcp_info(fd, val, len);
-        }
-        if level == libc::IPPROTO_TCP && name == libc::TCP_MAXSEG && fdtable::is_tcp_connection(fd) {
-            return tcp_maxseg(fd, val, len);
+        if level == libc::IPPROTO_TCP
+            && (name == libc::TCP_INFO || name == libc::TCP_MAXSEG)
+            && fdtable::is_tcp_connection(fd)
+        {
+            return tcp_info_option(fd, name, val, len);
         }
         return real::getsockopt(fd, level, name, val, len);
     }
@@ -220,61 +220,40 @@ unsafe fn tcp_so_error(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_in
         return errno::fail(libc::EFAULT);
     }
     let err = runtime::with_tcp(slot, |stack, h, _| stack.tcp_take_error(h)).ok().flatten().map_or(0, |e| e.errno());
-    let n = (*len as usize).min(std::mem::size_of::<c_int>());
-    std::ptr::copy_nonoverlapping((&err as *const c_int).cast::<u8>(), val.cast::<u8>(), n);
+    write_option(val, len, &err)
+}
+
+/// Copies an option's value out as getsockopt does (truncated to the caller's length, which
+/// is set to what was written).
+unsafe fn write_option<T>(val: *mut c_void, len: *mut socklen_t, value: &T) -> c_int {
+    let n = (*len as usize).min(std::mem::size_of::<T>());
+    std::ptr::copy_nonoverlapping((value as *const T).cast::<u8>(), val.cast::<u8>(), n);
     *len = n as socklen_t;
     0
 }
 
-/// TCP_INFO of an accelerated connection: the stack's view (the kernel socket behind the fd is
-/// a placeholder that knows nothing of it), in struct tcp_info's units: times in µs, windows
-/// in bytes, the congestion window and threshold in segments.
-unsafe fn tcp_info(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+/// TCP_INFO and TCP_MAXSEG of an accelerated connection: the stack's view (the kernel socket
+/// behind the fd is a placeholder that knows nothing of it: CLOSE, MSS 536). TCP_INFO in
+/// struct tcp_info's units (times in µs, windows in bytes, the congestion window and threshold
+/// in segments); TCP_MAXSEG the segment size, as Linux answers for a connected socket.
+unsafe fn tcp_info_option(fd: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
     let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
     if val.is_null() || len.is_null() {
         return errno::fail(libc::EFAULT);
     }
     let Ok(i) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_info(h)) else { return errno::fail(libc::EBADF) };
-    let ti = linux_tcp_info(&i);
-    let n = (*len as usize).min(std::mem::size_of::<libc::tcp_info>());
-    std::ptr::copy_nonoverlapping((&ti as *const libc::tcp_info).cast::<u8>(), val.cast::<u8>(), n);
-    *len = n as socklen_t;
-    0
-}
-
-/// TCP_MAXSEG of an accelerated connection: the stack's segment size (the placeholder kernel
-/// socket would say 536), as Linux answers for a connected socket (its mss_cache).
-unsafe fn tcp_maxseg(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
-    let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
-    if val.is_null() || len.is_null() {
-        return errno::fail(libc::EFAULT);
+    if name == libc::TCP_MAXSEG {
+        write_option(val, len, &(i.snd_mss as c_int))
+    } else {
+        write_option(val, len, &linux_tcp_info(&i))
     }
-    let Ok(i) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_info(h)) else { return errno::fail(libc::EBADF) };
-    let mss = i.snd_mss as c_int;
-    let n = (*len as usize).min(std::mem::size_of::<c_int>());
-    std::ptr::copy_nonoverlapping((&mss as *const c_int).cast::<u8>(), val.cast::<u8>(), n);
-    *len = n as socklen_t;
-    0
 }
 
 /// struct tcp_info from the stack's TcpInfo.
 fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
-    use stack::tcp::State;
     // SAFETY: tcp_info is plain integers; all zeros is a valid value.
     let mut t: libc::tcp_info = unsafe { std::mem::zeroed() };
-    t.tcpi_state = match i.state {
-        Some(State::Established) => 1,
-        Some(State::SynSent) => 2,
-        Some(State::SynReceived) => 3,
-        Some(State::FinWait1) => 4,
-        Some(State::FinWait2) => 5,
-        Some(State::TimeWait) => 6,
-        Some(State::CloseWait) => 8,
-        Some(State::LastAck) => 9,
-        Some(State::Listen) => 10,
-        Some(State::Closing) => 11,
-        Some(State::Closed) | None => 7,
-    };
+    t.tcpi_state = i.state.unwrap_or(stack::tcp::State::Closed).linux_number();
     let mss = i.snd_mss.max(1);
     let us = |d: std::time::Duration| d.as_micros().min(u128::from(u32::MAX)) as u32;
     // linux/tcp.h's TCPI_OPT_* (the libc crate has none).

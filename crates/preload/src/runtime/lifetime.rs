@@ -47,7 +47,8 @@ pub fn release_closing(fd: i32) {
     let FdState::Accel(slot) = fdtable::take(fd) else { return };
     let Some(rt) = guard.as_mut() else { return };
     if rt.slot(slot).is_some_and(|s| s.refs == 1 && s.forked && s.proto == Proto::Tcp) {
-        hand_over_slot(rt, slot, fd, "close after fork");
+        // The last descriptor (refs 1), already out of the table.
+        hand_over_slot(rt, slot, &[fd], "close after fork");
         return;
     }
     release_locked(rt, slot);
@@ -160,19 +161,21 @@ pub(super) fn finish_for_exit(rt: &mut Runtime) {
 /// CAP_NET_ADMIN, TCP_REPAIR is refused): those are still in the stack, closed, for the
 /// caller's linger.
 pub(super) fn hand_over_all_tcp(rt: &mut Runtime, when: &str) -> bool {
-    let mut named: Vec<(i32, u32)> = Vec::new();
+    // (slot, fd) for every descriptor of an accelerated TCP socket, grouped by socket. A scan
+    // must not claim inherited sockets from a parent: the table is read as recorded.
+    let mut named: Vec<(u32, i32)> = Vec::new();
     for fd in 0..fdtable::MAX_FDS as i32 {
-        if let FdState::Accel(slot) = fdtable::get(fd) {
+        if let FdState::Accel(slot) = fdtable::get_raw(fd) {
             if fdtable::is_tcp(fd) {
-                named.push((fd, slot));
+                named.push((slot, fd));
             }
         }
     }
+    named.sort_unstable();
     let mut all_over = true;
-    for &(fd, slot) in &named {
-        if rt.slot(slot).is_some() {
-            all_over &= hand_over_slot(rt, slot, fd, when);
-        }
+    for group in named.chunk_by(|a, b| a.0 == b.0) {
+        let fds: Vec<i32> = group.iter().map(|&(_, fd)| fd).collect();
+        all_over &= hand_over_slot(rt, group[0].0, &fds, when);
     }
     for h in rt.driver.stack().tcp_orphans() {
         // SAFETY: a new socket of our own, closed below.
@@ -195,12 +198,13 @@ pub(super) fn hand_over_all_tcp(rt: &mut Runtime, when: &str) -> bool {
     all_over
 }
 
-/// Gives the TCP socket in `slot` to the kernel socket behind `fd` (one of its descriptors):
-/// a connection with TCP_REPAIR, a listener by releasing its flow (its kernel socket listens
-/// already; connections nobody accepted are reset, counted in a warning). Every descriptor of
-/// it is a plain kernel socket afterwards. Returns false if a connection with bytes to deliver
-/// stayed in the stack (closed, for a linger).
-pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fd: i32, when: &str) -> bool {
+/// Gives the TCP socket in `slot` to the kernel socket behind its descriptors `fds` (every
+/// one the table names it by; the first is used): a connection with TCP_REPAIR, a listener by
+/// releasing its flow (its kernel socket listens already; connections nobody accepted are
+/// reset, counted in a warning). Each of `fds` is a plain kernel socket afterwards. Returns
+/// false if a connection with bytes to deliver stayed in the stack (closed, for a linger).
+pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fds: &[i32], when: &str) -> bool {
+    let Some(&fd) = fds.first() else { return true };
     // A descriptor of our own for the socket, made while `fd` is still the program's
     // accelerated descriptor (so it cannot be closed under us: its close waits for this lock):
     // once the table says kernel, the program may close its own descriptors at any time.
@@ -213,7 +217,7 @@ pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fd: i32, when: &str) -
         }
         return true;
     };
-    for other in 0..fdtable::MAX_FDS as i32 {
+    for &other in fds {
         if fdtable::get_raw(other) == FdState::Accel(slot) {
             fdtable::set(other, FdState::Kernel);
         }
@@ -263,7 +267,10 @@ pub(super) fn serve_children(rt: &mut Runtime) {
         for fd in 0..fdtable::MAX_FDS as i32 {
             match fdtable::get_raw(fd) {
                 FdState::Accel(slot) if fdtable::is_tcp(fd) && crate::inherit::inode_of(fd) == request.inode => {
-                    done = hand_over_slot(rt, slot, fd, "fork");
+                    let fds: Vec<i32> = (fd..fdtable::MAX_FDS as i32)
+                        .filter(|&o| fdtable::get_raw(o) == FdState::Accel(slot))
+                        .collect();
+                    done = hand_over_slot(rt, slot, &fds, "fork");
                     break;
                 }
                 FdState::Inherited if crate::inherit::inode_of(fd) == request.inode => {
@@ -335,7 +342,7 @@ pub fn release_for_exec() -> bool {
     let mut guard = lock();
     let Some(rt) = guard.as_mut().filter(|rt| rt.pid == std::process::id()) else { return false };
     for fd in 0..fdtable::MAX_FDS as i32 {
-        let FdState::Accel(slot) = fdtable::get(fd) else { continue };
+        let FdState::Accel(slot) = fdtable::get_raw(fd) else { continue };
         let Some(s) = rt.slot(slot) else { continue };
         // SAFETY: F_GETFD takes no argument.
         let cloexec = unsafe { crate::real::fcntl(fd, libc::F_GETFD, 0) } & libc::FD_CLOEXEC != 0;

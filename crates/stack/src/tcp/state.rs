@@ -40,6 +40,24 @@ impl State {
         matches!(self, State::Established | State::CloseWait)
     }
 
+    /// The state's number in Linux's tcp_states.h (TCP_ESTABLISHED = 1 ... TCP_CLOSING = 11),
+    /// which TCP_INFO's tcpi_state and ss report.
+    pub fn linux_number(self) -> u8 {
+        match self {
+            State::Established => 1,
+            State::SynSent => 2,
+            State::SynReceived => 3,
+            State::FinWait1 => 4,
+            State::FinWait2 => 5,
+            State::TimeWait => 6,
+            State::Closed => 7,
+            State::CloseWait => 8,
+            State::LastAck => 9,
+            State::Listen => 10,
+            State::Closing => 11,
+        }
+    }
+
     /// Whether data from the peer is still accepted.
     pub fn can_receive(self) -> bool {
         matches!(self, State::Established | State::FinWait1 | State::FinWait2)
