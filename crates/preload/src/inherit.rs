@@ -89,17 +89,12 @@ pub(crate) fn in_child() -> i32 {
     PARENT.load(Ordering::Relaxed)
 }
 
-/// The inode of the kernel socket behind `fd` (0 if it cannot be read).
-pub(crate) fn inode_of(fd: i32) -> u64 {
-    crate::runtime::socket_inode(fd)
-}
-
 /// Asks the parent to give the inherited socket `fd` to the kernel and waits for it; `fd` is
 /// a kernel socket afterwards whatever the answer (without one, its connection is lost with
 /// the parent's state, and the calls on it say so as the kernel's would: not connected).
 pub(crate) fn claim(fd: i32) {
     let parent = PARENT.load(Ordering::Relaxed);
-    let answer = if parent >= 0 { ask(parent, inode_of(fd)) } else { None };
+    let answer = if parent >= 0 { ask(parent, crate::runtime::socket_inode(fd)) } else { None };
     // A parent that ended handed its connections over on the way out: then the socket works.
     if answer != Some(DONE) && !in_use_by_kernel(fd) {
         crate::log::warning!(

@@ -266,14 +266,14 @@ pub(super) fn serve_children(rt: &mut Runtime) {
         let mut done = true;
         for fd in 0..fdtable::MAX_FDS as i32 {
             match fdtable::get_raw(fd) {
-                FdState::Accel(slot) if fdtable::is_tcp(fd) && crate::inherit::inode_of(fd) == request.inode => {
+                FdState::Accel(slot) if fdtable::is_tcp(fd) && socket_inode(fd) == request.inode => {
                     let fds: Vec<i32> = (fd..fdtable::MAX_FDS as i32)
                         .filter(|&o| fdtable::get_raw(o) == FdState::Accel(slot))
                         .collect();
                     done = hand_over_slot(rt, slot, &fds, "fork");
                     break;
                 }
-                FdState::Inherited if crate::inherit::inode_of(fd) == request.inode => {
+                FdState::Inherited if socket_inode(fd) == request.inode => {
                     crate::inherit::claim(fd);
                     break;
                 }
