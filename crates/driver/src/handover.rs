@@ -8,11 +8,12 @@
 //! The engine describes the connection (`stack::tcp::repair::TcpRepair`); this module knows
 //! only the kernel's interface. It needs CAP_NET_ADMIN.
 
-use crate::transmit::{sockaddr, KernelPath};
+use crate::inet::{self, Family, Parsed, RawAddr};
+use crate::transmit::KernelPath;
 use stack::tcp::repair::TcpRepair;
 use stack::tcp::State;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::os::fd::RawFd;
 use wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
@@ -76,15 +77,10 @@ fn setsockopt_slice<T>(fd: RawFd, level: i32, name: i32, values: &[T], step: &st
     }
 }
 
-fn local_of(fd: RawFd) -> io::Result<SocketAddrV4> {
-    // SAFETY: getsockname into a sockaddr_in we own, with its length.
-    unsafe {
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        if libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_in).cast(), &mut len) != 0 {
-            return Err(step_error("getsockname"));
-        }
-        Ok(SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)), u16::from_be(sa.sin_port)))
+fn local_of(fd: RawFd, family: Family) -> io::Result<SocketAddrV4> {
+    match inet::local_of(fd, family) {
+        Parsed::V4(a) => Ok(a),
+        _ => Err(step_error("getsockname")),
     }
 }
 
@@ -182,11 +178,11 @@ pub fn restore(fd: RawFd, r: &TcpRepair, kernel: &KernelPath) -> io::Result<()> 
 }
 
 fn connected(fd: RawFd) -> bool {
-    // SAFETY: getpeername into a sockaddr_in we own, with its length.
+    // SAFETY: getpeername into a buffer we own, large enough for either family.
     unsafe {
-        let mut sa: libc::sockaddr_in = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        libc::getpeername(fd, (&mut sa as *mut libc::sockaddr_in).cast(), &mut len) == 0
+        let mut raw: RawAddr = std::mem::zeroed();
+        let mut len = RawAddr::len(Family::V6);
+        libc::getpeername(fd, (&mut raw as *mut RawAddr).cast(), &mut len) == 0
     }
 }
 
@@ -200,11 +196,13 @@ fn restore_in_repair(fd: RawFd, r: &TcpRepair, kernel: &KernelPath) -> io::Resul
 
     // An accepted connection's socket is new: it binds the listener's address (repair mode
     // allows sharing the port). A connecting socket was bound when it connected.
-    let bound = local_of(fd)?;
+    // A dual-stack (AF_INET6) socket names the connection's addresses IPv4-mapped.
+    let family = Family::of(fd).unwrap_or(Family::V4);
+    let bound = local_of(fd, family)?;
     if bound.port() == 0 {
-        let sa = sockaddr(r.local);
-        // SAFETY: binding to a sockaddr_in we own.
-        if unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sa) as u32) } != 0 {
+        let sa = RawAddr::new(r.local, family);
+        // SAFETY: binding to an address we own, with its family's length.
+        if unsafe { libc::bind(fd, sa.as_ptr(), RawAddr::len(family)) } != 0 {
             return Err(step_error("bind"));
         }
     } else if bound.port() != r.local.port() {
@@ -218,12 +216,13 @@ fn restore_in_repair(fd: RawFd, r: &TcpRepair, kernel: &KernelPath) -> io::Resul
     // first, as TCP_MAXSEG.
     let mss = i32::from(r.mss_clamp);
     setsockopt(fd, sol_tcp, libc::TCP_MAXSEG, &mss, "TCP_MAXSEG")?;
-    let sa = sockaddr(r.remote);
-    // SAFETY: connecting to a sockaddr_in we own (in repair mode: no SYN).
-    if unsafe { libc::connect(fd, (&sa as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&sa) as u32) } != 0 {
+    let sa = RawAddr::new(r.remote, family);
+    // SAFETY: connecting to an address we own, with its family's length (in repair mode: no
+    // SYN).
+    if unsafe { libc::connect(fd, sa.as_ptr(), RawAddr::len(family)) } != 0 {
         return Err(step_error("connect"));
     }
-    let now_local = local_of(fd)?;
+    let now_local = local_of(fd, family)?;
     if now_local != r.local {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,

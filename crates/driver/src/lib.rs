@@ -4,6 +4,7 @@
 pub mod clock;
 mod driver;
 pub mod handover;
+pub mod inet;
 pub mod netlink;
 mod transmit;
 

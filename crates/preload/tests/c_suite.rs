@@ -1,4 +1,4 @@
-//! The C suite (tests/c/suite.c), built here with the system's C compiler. Each case runs twice
+//! The C suite (tests/c/suite.c and the files beside it), built here with the system's C compiler. Each case runs twice
 //! in the accel namespace, on the kernel and under exasock, against a kernel echo server in the
 //! peer namespace; both runs must print the same results and errnos, line for line, and the
 //! exasock run must really be accelerated.
@@ -21,16 +21,17 @@ const SPIN: &str = "EXASOCK_SPIN_USEC=50";
 fn suite() -> &'static str {
     static BUILT: OnceLock<String> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c/suite.c");
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c");
+        let sources = ["suite.c", "tcp_api.c"].map(|f| dir.join(f));
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exasock-c-suite");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let status = Command::new(&cc)
             .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
             .arg(&out)
-            .arg(&src)
+            .args(&sources)
             .status()
             .unwrap_or_else(|e| panic!("cannot run {cc}: {e}"));
-        assert!(status.success(), "{} did not compile", src.display());
+        assert!(status.success(), "{} did not compile", dir.display());
         out.to_string_lossy().into_owned()
     })
 }
@@ -255,4 +256,20 @@ fn tcp_across_fork_and_exec_matches_the_kernel() {
     let run = same_as_kernel(&topo, "tcp-fork", "", Duration::from_secs(60));
     assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
+/// Dual-stack sockets: an AF_INET6 listener on `::` serves an IPv4 peer accelerated, naming it
+/// IPv4-mapped exactly as the kernel does; an AF_INET6 client reaches an IPv4-mapped address
+/// accelerated; IPv6-only sockets and mismatched address families get the kernel's answers.
+#[test]
+fn dual_stack_sockets_serve_ipv4_accelerated_with_the_kernels_addresses() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "tcp-dual", "", Duration::from_secs(60));
+    // The control socket, the listener, the accepted connection and the client.
+    assert!(bypasses(&run) >= 4, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted the IPv4 connection");
+    assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
+    assert!(run.stderr.contains("stays on the kernel: it is IPv6-only"), "no reason given:\n{}", run.stderr);
 }

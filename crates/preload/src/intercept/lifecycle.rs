@@ -15,8 +15,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
         fresh(fd);
         let udp =
             domain == libc::AF_INET && ty & 0xf == libc::SOCK_DGRAM && (protocol == 0 || protocol == libc::IPPROTO_UDP);
+        // AF_INET6 too: a dual-stack socket's IPv4 side is accelerated.
         let tcp = config::tcp()
-            && domain == libc::AF_INET
+            && (domain == libc::AF_INET || domain == libc::AF_INET6)
             && ty & 0xf == libc::SOCK_STREAM
             && (protocol == 0 || protocol == libc::IPPROTO_TCP);
         let state = match (udp, tcp, ready(), config::default_disable()) {
@@ -92,14 +93,26 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
 /// waits as the kernel's would (EINPROGRESS when non-blocking or when SO_SNDTIMEO passes,
 /// EINTR on a signal, the handshake going on). None: not ours, the kernel connects.
 unsafe fn tcp_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> Option<c_int> {
-    let remote = runtime::read_sockaddr(addr, len)?;
+    let remote = match runtime::tcp_remote(fd, addr, len) {
+        Ok(r) => r,
+        Err(why) => {
+            stays_on_kernel(fd, why);
+            return None;
+        }
+    };
     if remote.ip().is_unspecified() || remote.ip().is_loopback() || !runtime::routed_via_attached(remote) {
         return None;
     }
-    if runtime::kernel_local(fd)?.port() == 0 && !runtime::bind_any_port(fd) {
+    if runtime::tcp_kernel_local(fd).ok()?.port() == 0 && !runtime::bind_any_port(fd) {
         return None;
     }
-    let local = runtime::kernel_local(fd)?;
+    let local = match runtime::tcp_kernel_local(fd) {
+        Ok(l) => l,
+        Err(why) => {
+            stays_on_kernel(fd, why);
+            return None;
+        }
+    };
     let slot = match runtime::accelerate_tcp_connect(fd, local, remote) {
         Ok(slot) => slot,
         Err(NotAccelerated::Failed(why)) => {
@@ -155,7 +168,9 @@ unsafe fn wait_connected(fd: c_int, slot: u32, first: bool) -> c_int {
 /// EINPROGRESS, how it ended (0 once, as Linux); EISCONN afterwards.
 unsafe fn tcp_connect_again(fd: c_int, slot: u32, addr: *const sockaddr, len: socklen_t) -> c_int {
     use stack::tcp::State;
-    if runtime::read_sockaddr(addr, len).is_none() {
+    // No address, or AF_UNSPEC (a disconnect): the kernel socket answers. Any other address
+    // gets the connection's state, as the kernel checks it first (EISCONN, EALREADY).
+    if addr.is_null() || (len as usize) < 2 || i32::from((*addr).sa_family) == libc::AF_UNSPEC {
         return real::connect(fd, addr, len);
     }
     runtime::poll_once();
@@ -176,6 +191,13 @@ unsafe fn tcp_connect_again(fd: c_int, slot: u32, addr: *const sockaddr, len: so
             }
         }
         _ => errno::fail(libc::EISCONN),
+    }
+}
+
+/// Under EXASOCK_DEBUG, says why a TCP socket that might have been accelerated is not.
+fn stays_on_kernel(fd: c_int, why: &str) {
+    if config::debug() {
+        log::emit(format_args!("exasock: fd {fd} stays on the kernel: {why}\n"));
     }
 }
 
@@ -268,7 +290,13 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
         FdState::TcpCandidate if ready() => {
             // The stack listens and the flow is claimed before the kernel socket listens, so
             // no SYN reaches a kernel listener the steering program then starves.
-            let local = runtime::kernel_local(fd).filter(|l| l.port() != 0);
+            let local = match runtime::tcp_kernel_local(fd) {
+                Ok(l) => Some(l).filter(|l| l.port() != 0),
+                Err(why) => {
+                    stays_on_kernel(fd, why);
+                    None
+                }
+            };
             let accelerated = match local.map(|l| runtime::accelerate_tcp_listener(fd, l, backlog)) {
                 Some(Ok(())) => true,
                 None | Some(Err(NotAccelerated::NoInterface)) | Some(Err(NotAccelerated::NotOurs)) => false,
@@ -321,7 +349,9 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
     loop {
         match runtime::tcp_accept(slot) {
             Ok(a) => {
-                let new = real::socket(libc::AF_INET, libc::SOCK_STREAM | flags, 0);
+                // The connection's descriptor is of its listener's family.
+                let family = runtime::slot_family(slot);
+                let new = real::socket(family.domain(), libc::SOCK_STREAM | flags, 0);
                 if new < 0 {
                     let e = errno::get();
                     runtime::abort_accepted(a);
@@ -333,7 +363,7 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
                     real::close(new);
                     return errno::fail(libc::ECONNABORTED);
                 }
-                runtime::write_sockaddr(a.remote, addr, len);
+                driver::inet::RawAddr::write_out(a.remote, family, addr, len);
                 return new;
             }
             Err(TcpError::WouldBlock) => {}
@@ -360,11 +390,12 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
     }
 }
 
-/// getsockname/getpeername of an accelerated TCP socket come from the stack (an accepted
-/// connection's kernel socket is a placeholder); everything else asks the kernel.
+/// getsockname/getpeername of an accelerated TCP connection come from the stack (an accepted
+/// connection's kernel socket is a placeholder); everything else, listeners included (their
+/// kernel socket is bound as the program bound it, `::` too), asks the kernel.
 unsafe fn tcp_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bool) -> Option<c_int> {
     let FdState::Accel(slot) = fdtable::get(fd) else { return None };
-    if !fdtable::is_tcp(fd) {
+    if !fdtable::is_tcp_connection(fd) {
         return None;
     }
     let (local, remote) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_addresses(h)).ok()?;
@@ -373,7 +404,7 @@ unsafe fn tcp_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bo
     }
     match if peer { remote } else { local } {
         Some(a) => {
-            runtime::write_sockaddr(a, addr, len);
+            runtime::write_slot_sockaddr(slot, a, addr, len);
             Some(0)
         }
         None if peer => Some(errno::fail(libc::ENOTCONN)),

@@ -69,6 +69,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     let Some(slot) = rt.insert(Slot {
         handle,
         proto: Proto::Udp,
+        family: Family::V4,
         flow,
         shut_rd: false,
         shut_wr: false,
@@ -165,6 +166,7 @@ pub(super) fn adopt(
     let slot = Slot {
         handle,
         proto,
+        family: Family::of(fd).unwrap_or(Family::V4),
         flow,
         shut_rd: false,
         shut_wr: false,

@@ -7,6 +7,7 @@
 use crate::fdtable::FdState;
 use crate::lock::{Guard, Lock};
 use crate::{config, errno, fdtable, log};
+use driver::inet::Family;
 use driver::Driver;
 use nic::steering::{attached_interfaces, Flow, SteeringError};
 use stack::udp::UdpError;
@@ -41,6 +42,9 @@ pub struct Slot {
     pub handle: SocketHandle,
     /// Its protocol.
     pub proto: Proto,
+    /// Its descriptor's address family: an AF_INET6 (dual-stack) socket names its IPv4
+    /// addresses IPv4-mapped.
+    pub family: Family,
     /// The flow claimed for it.
     pub flow: Flow,
     /// shutdown(SHUT_RD): receives return 0 once the queue is empty.

@@ -2,6 +2,7 @@
 //! and sockaddr conversions at the POSIX boundary.
 
 use super::*;
+use driver::inet::{self, Parsed, RawAddr};
 
 /// Reads the kernel socket's SO_RCVTIMEO (or SO_SNDTIMEO), which the program set on it.
 pub fn socket_timeout(fd: i32, name: i32) -> Option<Duration> {
@@ -79,20 +80,62 @@ pub fn kernel_int(fd: i32, level: i32, name: i32) -> Option<libc::c_int> {
 }
 
 /// Binds the kernel socket behind `fd` to INADDR_ANY with a port the kernel picks (auto-bind,
-/// and a connect's port reservation). Whether it worked.
+/// and a connect's port reservation); a dual-stack socket to ::ffff:0.0.0.0, the IPv4 side
+/// only. Whether it worked.
 pub fn bind_any_port(fd: i32) -> bool {
-    let any = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: 0 },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: binding our own sockaddr_in; the real function, not our export.
-    unsafe {
-        crate::real::bind(
-            fd,
-            (&any as *const libc::sockaddr_in).cast(),
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) == 0
+    let family = Family::of(fd).unwrap_or(Family::V4);
+    let any = RawAddr::new(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), family);
+    // SAFETY: binding an address we own, with its family's length; the real function, not
+    // our export.
+    unsafe { crate::real::bind(fd, any.as_ptr(), RawAddr::len(family)) == 0 }
+}
+
+/// The IPv4 address a TCP candidate's kernel socket is bound to: an AF_INET socket's, or a
+/// dual-stack AF_INET6 socket's IPv4 side (`::` is INADDR_ANY, `::ffff:a.b.c.d` is a.b.c.d).
+/// Err says why the socket stays on the kernel (EXASOCK_DEBUG prints it).
+pub fn tcp_kernel_local(fd: i32) -> Result<SocketAddrV4, &'static str> {
+    let family = Family::of(fd).ok_or("it is not an IP socket")?;
+    if family == Family::V6 && inet::v6_only(fd) {
+        return Err("it is IPv6-only (IPV6_V6ONLY), and exasock serves IPv4");
     }
+    match inet::local_of(fd, family) {
+        Parsed::V4(a) => Ok(a),
+        Parsed::V6 => Err("it is bound to an IPv6 address, and exasock serves IPv4"),
+        Parsed::Invalid => Err("its address cannot be read"),
+    }
+}
+
+/// The IPv4 peer a TCP candidate's connect names, for its family (a dual-stack socket names
+/// an IPv4 peer IPv4-mapped). Err says why the connection stays on the kernel; None: the
+/// kernel judges the address (and gives the errno).
+///
+/// # Safety
+/// `addr` must be null or point to `len` readable bytes.
+pub unsafe fn tcp_remote(
+    fd: i32,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> Result<SocketAddrV4, &'static str> {
+    let family = Family::of(fd).ok_or("it is not an IP socket")?;
+    match inet::parse(addr, len, family) {
+        Parsed::V4(_) if family == Family::V6 && inet::v6_only(fd) => {
+            Err("it is IPv6-only (IPV6_V6ONLY), and exasock serves IPv4")
+        }
+        Parsed::V4(a) => Ok(a),
+        Parsed::V6 => Err("it connects to an IPv6 address, and exasock serves IPv4"),
+        Parsed::Invalid => Err("the address is not one for its family"),
+    }
+}
+
+/// Writes `a` into a program's buffer as a socket of the slot's family names it.
+///
+/// # Safety
+/// As [`write_sockaddr`].
+pub unsafe fn write_slot_sockaddr(slot: u32, a: SocketAddrV4, addr: *mut libc::sockaddr, len: *mut libc::socklen_t) {
+    RawAddr::write_out(a, slot_family(slot), addr, len);
+}
+
+/// The address family of the descriptor behind a slot (AF_INET when it is gone).
+pub fn slot_family(slot: u32) -> Family {
+    lock().as_ref().and_then(|rt| rt.slot(slot)).map_or(Family::V4, |s| s.family)
 }

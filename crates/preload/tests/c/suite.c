@@ -9,38 +9,14 @@
  *   A kernel UDP echo server listens on PEER_IP:ECHO_PORT; nothing listens on PEER_IP:9.
  *   Each case binds its own ports from BASE_PORT up.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <linux/sockios.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/ioctl.h>
-#include <sys/select.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/time.h>
-#include <sys/uio.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include "suite.h"
 
-static const char *current = "";
-static struct sockaddr_in peer, closed_port;
-static int base_port;
+const char *current = "";
+struct sockaddr_in peer, closed_port;
+int base_port;
 static const char *self_path = "/proc/self/exe";
 
-static void show(const char *step, long r, int e) {
+void show(const char *step, long r, int e) {
     if (r < 0)
         printf("%s %s: -1 %s\n", current, step, strerrorname_np(e) ? strerrorname_np(e) : "?");
     else
@@ -48,37 +24,22 @@ static void show(const char *step, long r, int e) {
     fflush(stdout);
 }
 
-/* Runs an expression with errno cleared and prints its result (or -1 and the errno's name). */
-#define SHOW(step, expr)                    \
-    do {                                    \
-        errno = 0;                          \
-        long r_ = (long)(expr);             \
-        show(step, r_, errno);              \
-    } while (0)
 
-#define SAY(...)                            \
-    do {                                    \
-        printf("%s ", current);             \
-        printf(__VA_ARGS__);                \
-        printf("\n");                       \
-        fflush(stdout);                     \
-    } while (0)
-
-static double now(void) {
+double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void msleep(int ms) { usleep(ms * 1000); }
+void msleep(int ms) { usleep(ms * 1000); }
 
-static struct sockaddr_in any_port(int port) {
+struct sockaddr_in any_port(int port) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = INADDR_ANY};
     return a;
 }
 
 /* A UDP socket bound to BASE_PORT + offset. */
-static int udp_bound(int offset, int type_flags) {
+int udp_bound(int offset, int type_flags) {
     int s = socket(AF_INET, SOCK_DGRAM | type_flags, 0);
     struct sockaddr_in a = any_port(base_port + offset);
     if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0) {
@@ -88,7 +49,7 @@ static int udp_bound(int offset, int type_flags) {
     return s;
 }
 
-static void set_rcvtimeo(int s, int ms) {
+void set_rcvtimeo(int s, int ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
@@ -881,9 +842,9 @@ static void case_stale(void) {
  * on UDP ECHO_PORT + 1 (a datagram "PORT" makes the peer connect to us at PORT, send "hello
  * from peer", echo until EOF and answer "eof N", "reset" or "refused"). Every result as the
  * kernel gives it. Nothing listens at PEER_IP:9; 10.99.0.99 does not exist (no ARP answer). */
-static struct sockaddr_in connector;
+struct sockaddr_in connector;
 
-static int tcp_socket(int flags) {
+int tcp_socket(int flags) {
     int s = socket(AF_INET, SOCK_STREAM | flags, 0);
     int one = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -891,20 +852,20 @@ static int tcp_socket(int flags) {
 }
 
 /* Asks the peer to connect to our PORT; the answer comes later on `ctl`. */
-static void ask_peer_to_connect(int ctl, int port) {
+void ask_peer_to_connect(int ctl, int port) {
     char msg[16];
     int n = snprintf(msg, sizeof msg, "%d", port);
     sendto(ctl, msg, n, 0, (struct sockaddr *)&connector, sizeof connector);
 }
 
-static void peer_answer(int ctl, const char *step) {
+void peer_answer(int ctl, const char *step) {
     char ans[64] = {0};
     set_rcvtimeo(ctl, 10000);
     long n = recv(ctl, ans, sizeof ans - 1, 0);
     SAY("%s: %s", step, n > 0 ? ans : "(no answer)");
 }
 
-static int revents_of(int fd, short events, int ms) {
+int revents_of(int fd, short events, int ms) {
     struct pollfd p = {.fd = fd, .events = events};
     int r = poll(&p, 1, ms);
     return r < 0 ? -1 : p.revents;
@@ -1269,6 +1230,9 @@ int main(int argc, char **argv) {
     inet_pton(AF_INET, argv[2], &peer.sin_addr);
     closed_port = peer;
     closed_port.sin_port = htons(9);
+    /* A TCP peer takes connect requests on the port after the echo port (tests/common). */
+    connector = peer;
+    connector.sin_port = htons(ntohs(peer.sin_port) + 1);
     base_port = atoi(argv[4]);
     int extra = argc > 5 ? atoi(argv[5]) : 0;
     if (!strcmp(which, "errors")) case_errors();
@@ -1287,6 +1251,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "handler-close")) case_handler_close();
     else if (!strcmp(which, "tcp")) case_tcp();
     else if (!strcmp(which, "tcp-epoll")) case_tcp_epoll();
+    else if (!strcmp(which, "tcp-dual")) case_tcp_dual();
     else if (!strcmp(which, "tcp-fork")) case_tcp_fork(argv[2], argv[3], argv[4]);
     else if (!strcmp(which, "tcp-exec-next")) return tcp_exec_next(extra);
     else {

@@ -1,0 +1,115 @@
+/* The TCP socket API beyond the core calls (tests/c_suite.rs runs each case on the kernel and
+ * under exasock and compares the output line by line). */
+#include "suite.h"
+
+/* The IPv4 address `a` holds, when it is an AF_INET6 socket's IPv4-mapped form; 0 otherwise. */
+static in_addr_t mapped_v4(const struct sockaddr_in6 *a) {
+    if (a->sin6_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) return 0;
+    in_addr_t v;
+    memcpy(&v, &a->sin6_addr.s6_addr[12], 4);
+    return v;
+}
+
+static void say_name(const char *step, int r, const struct sockaddr_in6 *a, socklen_t len, in_addr_t want) {
+    char text[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    int is_any = a->sin6_family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr);
+    SAY("%s: %d family %s len %u mapped %d expected-ip %d any %d port-set %d", step, r,
+        a->sin6_family == AF_INET6 ? "inet6" : a->sin6_family == AF_INET ? "inet" : "?", (unsigned)len,
+        mapped_v4(a) != 0, want && mapped_v4(a) == want, is_any, a->sin6_port != 0);
+}
+
+static int domain_of(int fd) {
+    int d = -1;
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &d, &(socklen_t){sizeof d});
+    return d;
+}
+
+/* Dual-stack sockets: an AF_INET6 listener on :: (IPV6_V6ONLY off) serves an IPv4 peer, which
+ * it names ::ffff:a.b.c.d; an AF_INET6 client connects to an IPv4-mapped address; an IPv6-only
+ * socket cannot. */
+void case_tcp_dual(void) {
+    current = "tcp-dual";
+    char buf[64] = {0};
+    int ctl = udp_bound(31, 0);
+
+    int l = socket(AF_INET6, SOCK_STREAM, 0);
+    int off = 0, one = 1;
+    SHOW("v6only-off", setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off));
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in6 any6 = {.sin6_family = AF_INET6, .sin6_port = htons(base_port + 30), .sin6_addr = in6addr_any};
+    SHOW("bind-any6", bind(l, (struct sockaddr *)&any6, sizeof any6));
+    SHOW("listen", listen(l, 8));
+    struct sockaddr_in6 name;
+    socklen_t nl = sizeof name;
+    int r = getsockname(l, (struct sockaddr *)&name, &nl);
+    say_name("listener-name", r, &name, nl, 0);
+
+    ask_peer_to_connect(ctl, base_port + 30);
+    SHOW("poll-listener", revents_of(l, POLLIN, 5000));
+    struct sockaddr_in6 from;
+    socklen_t fl = sizeof from;
+    int s = accept(l, (struct sockaddr *)&from, &fl);
+    SAY("accept: %d", s >= 0);
+    say_name("accepted-from", 0, &from, fl, peer.sin_addr.s_addr);
+    SAY("accepted-domain-inet6: %d", domain_of(s) == AF_INET6);
+    nl = sizeof name;
+    r = getpeername(s, (struct sockaddr *)&name, &nl);
+    say_name("accepted-peer", r, &name, nl, peer.sin_addr.s_addr);
+    nl = sizeof name;
+    r = getsockname(s, (struct sockaddr *)&name, &nl);
+    say_name("accepted-local", r, &name, nl, 0);
+    SAY("accepted-local-port: %d", ntohs(name.sin6_port) == base_port + 30);
+    /* A short buffer: truncated, the full length reported. */
+    char small[8];
+    socklen_t sl = sizeof small;
+    SHOW("getpeername-short", getpeername(s, (struct sockaddr *)small, &sl));
+    SAY("getpeername-short-len: %u", (unsigned)sl);
+    SHOW("recv-hello", recv(s, buf, 15, MSG_WAITALL));
+    SAY("data: %.15s", buf);
+    SHOW("send", send(s, "dual", 4, 0));
+    SHOW("recv-echo", recv(s, buf, 4, MSG_WAITALL));
+    SAY("data: %.4s", buf);
+    SHOW("close-accepted", close(s));
+    peer_answer(ctl, "peer-after-close");
+    close(l);
+
+    /* An AF_INET6 client to the IPv4 peer, IPv4-mapped. */
+    struct sockaddr_in6 to = {.sin6_family = AF_INET6, .sin6_port = peer.sin_port};
+    to.sin6_addr.s6_addr[10] = 0xff;
+    to.sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&to.sin6_addr.s6_addr[12], &peer.sin_addr.s_addr, 4);
+    int c = socket(AF_INET6, SOCK_STREAM, 0);
+    SHOW("connect-mapped", connect(c, (struct sockaddr *)&to, sizeof to));
+    SHOW("connect-mapped-again", connect(c, (struct sockaddr *)&to, sizeof to));
+    nl = sizeof name;
+    r = getpeername(c, (struct sockaddr *)&name, &nl);
+    say_name("client-peer", r, &name, nl, peer.sin_addr.s_addr);
+    SAY("client-peer-port: %d", name.sin6_port == peer.sin_port);
+    nl = sizeof name;
+    r = getsockname(c, (struct sockaddr *)&name, &nl);
+    say_name("client-local", r, &name, nl, 0);
+    SHOW("send", send(c, "mapped", 6, 0));
+    memset(buf, 0, sizeof buf);
+    SHOW("recv-echo", recv(c, buf, 6, MSG_WAITALL));
+    SAY("data: %.6s", buf);
+    struct sockaddr_in6 src;
+    socklen_t srcl = sizeof src;
+    SHOW("send-more", send(c, "x", 1, 0));
+    SHOW("recvfrom", recvfrom(c, buf, 1, MSG_WAITALL, (struct sockaddr *)&src, &srcl));
+    SAY("recvfrom-len: %u", (unsigned)srcl);
+    /* A sockaddr_in on an AF_INET6 socket is refused as the kernel refuses it. */
+    SHOW("connect-inet-on-inet6", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    SHOW("close", close(c));
+
+    /* IPv6-only: no IPv4 peer. */
+    int o = socket(AF_INET6, SOCK_STREAM, 0);
+    SHOW("v6only-on", setsockopt(o, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one));
+    SHOW("connect-mapped-v6only", connect(o, (struct sockaddr *)&to, sizeof to));
+    close(o);
+    /* A sockaddr_in6 on an AF_INET socket. */
+    int f = socket(AF_INET, SOCK_STREAM, 0);
+    SHOW("connect-inet6-on-inet", connect(f, (struct sockaddr *)&to, sizeof to));
+    close(f);
+    close(ctl);
+}
