@@ -72,6 +72,9 @@ pub struct Member {
     pub served: Served,
     /// Edge-triggered: the socket's arrival count when readability was last reported.
     pub seen_arrivals: u64,
+    /// Edge-triggered: the socket's count of sends that found its buffer full when
+    /// writability was last reported.
+    pub seen_send_blocks: u32,
     /// Edge-triggered: the readiness last seen (an edge is a bit that was not in it).
     pub last_level: u32,
     /// What poll() said of the fd itself at the last kernel check (loopback data on the
@@ -94,6 +97,7 @@ impl Member {
             data,
             served,
             seen_arrivals: 0,
+            seen_send_blocks: 0,
             last_level: 0,
             kernel_events: 0,
             disarmed: false,

@@ -273,3 +273,17 @@ fn dual_stack_sockets_serve_ipv4_accelerated_with_the_kernels_addresses() {
     assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
     assert!(run.stderr.contains("stays on the kernel: it is IPv6-only"), "no reason given:\n{}", run.stderr);
 }
+
+/// sendfile (with an offset and with the file position), splice from a pipe into a connection
+/// and from a connection into a pipe, non-blocking sendfile of 4 MB interleaved with reading
+/// the echo: the kernel's results, byte-exact, accelerated.
+#[test]
+fn sendfile_and_splice_on_accelerated_connections_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "tcp-transfer", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 1, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
+    assert!(run.stdout.contains(&format!("sent {n} echoed {n} in-order 1", n = 4 << 20)), "{}", run.stdout);
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 const KERNEL_CHECK_EVERY: u32 = 64;
 
 const EPOLLIN: u32 = libc::EPOLLIN as u32;
+const EPOLLOUT: u32 = libc::EPOLLOUT as u32;
 const EPOLLERR: u32 = libc::EPOLLERR as u32;
 const EPOLLHUP: u32 = libc::EPOLLHUP as u32;
 const EPOLLET: u32 = libc::EPOLLET as u32;
@@ -123,30 +124,42 @@ unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, ser
     list.push(Member::new(epfd, fd, ev.events, ev.u64, served));
 }
 
+/// An accelerated socket's counters behind edge-triggered events.
+#[derive(Debug, Clone, Copy, Default)]
+struct Edges {
+    /// Changes queued to it (data, FIN, connections, errors): a new EPOLLIN edge each.
+    arrivals: u64,
+    /// Sends that found its buffer full: a new EPOLLOUT edge once it is writable again.
+    send_blocks: u32,
+}
+
 /// What a member we serve is ready for now, before its interest mask: readiness from the stack
 /// for an accelerated socket, plus what poll() last said of the fd itself. Also returns the
-/// socket's arrival count (edge-triggered input).
-fn level(m: &Member, rt: Option<&mut Runtime>) -> (u32, u64) {
+/// socket's edge counters (edge-triggered members).
+fn level(m: &Member, rt: Option<&mut Runtime>) -> (u32, Edges) {
     let mut level = m.kernel_events;
-    let mut arrivals = 0;
+    let mut edges = Edges::default();
     if let (FdState::Accel(slot), Some(rt)) = (fdtable::get(m.fd), rt) {
         // EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP and EPOLLERR have poll's values.
         level |= rt.events(slot);
-        if level & EPOLLIN != 0 && m.events & EPOLLET != 0 {
-            arrivals = rt.arrivals(slot);
+        if m.events & EPOLLET != 0 {
+            edges = Edges { arrivals: rt.arrivals(slot), send_blocks: rt.send_blocks(slot) };
         }
     }
-    (level & (m.events | EPOLLERR | EPOLLHUP), arrivals)
+    (level & (m.events | EPOLLERR | EPOLLHUP), edges)
 }
 
 /// The events to report for a level: all of it, or (edge-triggered) what is new.
-fn fired(m: &Member, level: u32, arrivals: u64) -> u32 {
+fn fired(m: &Member, level: u32, edges: Edges) -> u32 {
     if m.events & EPOLLET == 0 {
         return level;
     }
     let mut ev = level & !m.last_level;
-    if level & EPOLLIN != 0 && arrivals != m.seen_arrivals {
+    if level & EPOLLIN != 0 && edges.arrivals != m.seen_arrivals {
         ev |= EPOLLIN;
+    }
+    if level & EPOLLOUT != 0 && edges.send_blocks != m.seen_send_blocks {
+        ev |= EPOLLOUT;
     }
     ev
 }
@@ -235,21 +248,24 @@ fn user_events(epfd: c_int, out: &mut [epoll_event], kernel_n: usize, check_kern
         if m.epfd != epfd || m.disarmed || m.served == Served::Kernel {
             continue;
         }
-        let (level, arrivals) = match m.served {
+        let (level, edges) = match m.served {
             Served::Nested => {
                 let ready = has_ready(&list, rt.as_deref_mut(), m.fd, 1);
-                (if ready { EPOLLIN } else { 0 } & m.events, 0)
+                (if ready { EPOLLIN } else { 0 } & m.events, Edges::default())
             }
             _ => level(&m, rt.as_deref_mut()),
         };
-        let ev = fired(&m, level, arrivals);
+        let ev = fired(&m, level, edges);
         let member = &mut list[i];
         member.last_level = level;
         if ev == 0 {
             continue;
         }
         if ev & EPOLLIN != 0 {
-            member.seen_arrivals = arrivals;
+            member.seen_arrivals = edges.arrivals;
+        }
+        if ev & EPOLLOUT != 0 {
+            member.seen_send_blocks = edges.send_blocks;
         }
         if m.events & EPOLLONESHOT != 0 {
             member.disarmed = true;

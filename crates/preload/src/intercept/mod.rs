@@ -11,3 +11,4 @@ mod process;
 mod resolver;
 mod signals;
 mod stream;
+mod transfer;

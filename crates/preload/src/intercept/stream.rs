@@ -99,6 +99,7 @@ pub(crate) fn send(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Resul
             return Ok(sent);
         }
         if nonblocking {
+            runtime::note_send_blocked(slot);
             return if sent > 0 { Ok(sent) } else { Err(libc::EAGAIN) };
         }
         let w = waiter.get_or_insert_with(|| {

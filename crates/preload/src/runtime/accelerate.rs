@@ -78,6 +78,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         id: 0,
         inode,
         connect_pending: false,
+        send_blocks: 0,
         forked: false,
     }) else {
         let _ = rt.driver.release(flow);
@@ -175,6 +176,7 @@ pub(super) fn adopt(
         id: 0,
         inode: 0,
         connect_pending: false,
+        send_blocks: 0,
         forked: false,
     };
     let Some(slot) = rt.insert(slot) else {

@@ -64,6 +64,10 @@ pub struct Slot {
     /// A non-blocking connect said EINPROGRESS: the next connect reports how it ended (0 once
     /// connected, as Linux, then EISCONN).
     pub connect_pending: bool,
+    /// Sends that found the send buffer full (EAGAIN, or a short non-blocking send): an
+    /// edge-triggered EPOLLOUT fires again when the socket is writable after one, as Linux
+    /// wakes a writer once SOCK_NOSPACE was set and room came back.
+    pub send_blocks: u32,
     /// The socket existed when this process forked: a child may hold a descriptor of it, so
     /// closing the last of ours hands it to the kernel instead of ending the connection.
     pub forked: bool,
@@ -288,6 +292,11 @@ impl Runtime {
         }
     }
 
+    /// Sends that found a slot's send buffer full (for edge-triggered EPOLLOUT).
+    pub fn send_blocks(&self, slot: u32) -> u32 {
+        self.slot(slot).map_or(0, |s| s.send_blocks)
+    }
+
     /// Changes ever queued to a slot's socket (for edge-triggered epoll).
     pub fn arrivals(&mut self, slot: u32) -> u64 {
         let Some(s) = self.slot(slot) else { return 0 };
@@ -374,6 +383,13 @@ pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::t
     let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
     rt.poll();
     rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
+}
+
+/// A send on the slot found its buffer full: the next writable edge is reported.
+pub fn note_send_blocked(slot: u32) {
+    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
+        s.send_blocks = s.send_blocks.wrapping_add(1);
+    }
 }
 
 /// Drives the datapath once from an application thread (a waiting send takes its ACKs).

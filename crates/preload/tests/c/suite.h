@@ -20,6 +20,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/select.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
@@ -62,5 +63,6 @@ int revents_of(int fd, short events, int ms);
 
 /* Cases in tcp_api.c. */
 void case_tcp_dual(void);
+void case_tcp_transfer(void);
 
 #endif

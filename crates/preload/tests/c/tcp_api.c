@@ -113,3 +113,142 @@ void case_tcp_dual(void) {
     close(f);
     close(ctl);
 }
+
+static unsigned char pattern_at(long i) { return (unsigned char)(i * 7 % 251); }
+
+/* Reads `n` bytes from `s` and checks them against the pattern from `from`; 1 when they match. */
+static int read_pattern(int s, long from, long n) {
+    static unsigned char buf[65536];
+    long got = 0;
+    int ok = 1;
+    while (got < n) {
+        long want = n - got < (long)sizeof buf ? n - got : (long)sizeof buf;
+        long r = recv(s, buf, want, 0);
+        if (r <= 0) return 0;
+        for (long i = 0; i < r; i++) ok &= buf[i] == pattern_at(from + got + i);
+        got += r;
+    }
+    return ok;
+}
+
+/* sendfile and splice to and from a connection (a kernel echo server on the peer), with and
+ * without an offset, blocking and not; copy_file_range with a socket. */
+void case_tcp_transfer(void) {
+    current = "tcp-transfer";
+    enum { SIZE = 4 << 20 };
+    char path[] = "/tmp/exasock-suite-XXXXXX";
+    int file = mkstemp(path);
+    unlink(path);
+    static unsigned char content[SIZE];
+    for (long i = 0; i < SIZE; i++) content[i] = pattern_at(i);
+    if (write(file, content, SIZE) != SIZE) SAY("setup: cannot write the file");
+
+    int c = tcp_socket(0);
+    SHOW("connect", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    off_t off = 0;
+    SHOW("sendfile-offset", sendfile(c, file, &off, 100000));
+    SAY("offset-after: %ld file-position: %ld", (long)off, (long)lseek(file, 0, SEEK_CUR));
+    SAY("echo-matches: %d", read_pattern(c, 0, 100000));
+    lseek(file, 100000, SEEK_SET);
+    SHOW("sendfile-position", sendfile(c, file, NULL, 50000));
+    SAY("file-position: %ld", (long)lseek(file, 0, SEEK_CUR));
+    SAY("echo-matches: %d", read_pattern(c, 100000, 50000));
+    off = SIZE - 10;
+    SHOW("sendfile-past-end", sendfile(c, file, &off, 100));
+    SAY("offset-after: %ld", (long)off);
+    SAY("echo-matches: %d", read_pattern(c, SIZE - 10, 10));
+    off = SIZE;
+    SHOW("sendfile-at-end", sendfile(c, file, &off, 100));
+    off = -1;
+    SHOW("sendfile-negative-offset", sendfile(c, file, &off, 100));
+    SHOW("sendfile-zero", sendfile(c, file, NULL, 0));
+    SHOW("sendfile-bad-in", sendfile(c, 999, NULL, 10));
+
+    /* Pipes: into the connection, and the echo out of it. */
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) SAY("setup: no pipe");
+    SHOW("pipe-write", write(in[1], content, 5000));
+    SHOW("splice-pipe-to-socket", splice(in[0], NULL, c, NULL, 5000, 0));
+    long spliced = 0;
+    while (spliced < 5000) {
+        if (revents_of(c, POLLIN, 5000) <= 0) break;
+        long r = splice(c, NULL, out[1], NULL, 5000 - spliced, 0);
+        if (r <= 0) break;
+        spliced += r;
+    }
+    SAY("spliced-from-socket: %ld", spliced);
+    static unsigned char back[5000];
+    long got = read(out[0], back, sizeof back);
+    SAY("pipe-read: %ld matches: %d", got, got == 5000 && !memcmp(back, content, 5000));
+    loff_t loff = 0;
+    SHOW("splice-socket-offset", splice(in[0], NULL, c, &loff, 10, 0));
+    fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+    SHOW("splice-empty-nonblocking-socket", splice(c, NULL, out[1], NULL, 10, 0));
+    fcntl(c, F_SETFL, fcntl(c, F_GETFL) & ~O_NONBLOCK);
+    SHOW("splice-empty-pipe-nonblock", splice(in[0], NULL, c, NULL, 10, SPLICE_F_NONBLOCK));
+    SHOW("copy-file-range-socket", copy_file_range(file, NULL, c, NULL, 10, 0));
+
+    /* Non-blocking: sendfile takes what fits; the file offset says what went; nothing is lost. */
+    fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+    off = 0;
+    long sent = 0, echoed = 0, calls = 0, partial = 0;
+    int ok = 1;
+    static unsigned char buf[65536];
+    double deadline = now() + 20;
+    while (echoed < SIZE && now() < deadline) {
+        struct pollfd p = {.fd = c, .events = POLLIN | (sent < SIZE ? POLLOUT : 0)};
+        poll(&p, 1, 1000);
+        if (p.revents & POLLOUT) {
+            long r = sendfile(c, file, &off, SIZE - sent);
+            if (r > 0) {
+                calls++;
+                partial += r < SIZE - sent;
+                sent += r;
+                ok &= off == sent;
+            } else if (errno != EAGAIN) {
+                SAY("sendfile-nonblock: %s", strerrorname_np(errno));
+                break;
+            }
+        }
+        if (p.revents & POLLIN) {
+            long r = recv(c, buf, sizeof buf, 0);
+            if (r <= 0) break;
+            for (long i = 0; i < r; i++) ok &= buf[i] == pattern_at(echoed + i);
+            echoed += r;
+        }
+    }
+    SAY("nonblocking: sent %ld echoed %ld in-order %d some-partial %d", sent, echoed, ok, partial > 0);
+    fprintf(stderr, "tcp-transfer: %ld sendfile calls\n", calls);
+
+    /* Edge-triggered EPOLLOUT: after a send found the buffer full, the socket's next writable
+     * moment is an edge (nginx and other event loops wait for exactly that). */
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLOUT | EPOLLET, .data.u64 = 7};
+    SHOW("epoll-add-et-out", epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev));
+    struct epoll_event got_ev;
+    SHOW("first-edge", epoll_wait(ep, &got_ev, 1, 1000));
+    SHOW("no-second-edge", epoll_wait(ep, &got_ev, 1, 50));
+    long filled = 0;
+    while (1) {
+        long r = send(c, content, 65536, 0);
+        if (r < 0) break;
+        filled += r;
+    }
+    SAY("filled-until: %s", strerrorname_np(errno));
+    long drained = 0;
+    int edge = 0;
+    deadline = now() + 10;
+    while (!edge && now() < deadline) {
+        long r = recv(c, buf, sizeof buf, 0);
+        if (r > 0) drained += r;
+        edge = epoll_wait(ep, &got_ev, 1, 10) == 1 && (got_ev.events & EPOLLOUT);
+    }
+    SAY("edge-after-eagain: %d", edge);
+    close(ep);
+    close(c);
+    close(file);
+    close(in[0]);
+    close(in[1]);
+    close(out[0]);
+    close(out[1]);
+}
