@@ -785,3 +785,78 @@ fn nginx_with_sendfile_serves_a_20_mb_download_accelerated() {
     assert!(err.matches("enabled bypass").count() >= 2, "nginx was not accelerated: {err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An accelerated client that sets IP_TOS, IP_TTL and keepalive (SO_KEEPALIVE, TCP_KEEPIDLE 1 s,
+/// TCP_KEEPINTVL 1 s) on its connection, some before connect and some after.
+const PY_MARKED_CLIENT: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0x28)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 9)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
+s.sendall(b"marked")
+assert s.recv(16) == b"marked"
+time.sleep(3.5)
+s.sendall(b"again!")
+assert s.recv(16) == b"again!"
+print("done", flush=True)
+"#;
+
+/// The segments the stack sends carry the connection's IP_TOS and IP_TTL, and TCP_KEEPIDLE and
+/// TCP_KEEPINTVL set on an accelerated connection make it probe an idle peer every second, as
+/// a peer's capture shows.
+#[test]
+fn ip_tos_ip_ttl_and_keepalive_timing_reach_the_wire() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let (peer_ip, port) = (topo.peer.ip, 7420u16);
+    let listener = topo.in_ns(Side::Peer, move || TcpListener::bind((peer_ip, port))).unwrap().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 6];
+        for _ in 0..2 {
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        }
+    });
+    let filter = format!("tcp and src host {} and dst port {port}", topo.accel.ip);
+    let sockets = || topo.run(Side::Peer, &["cat", "/proc/net/packet"], T).unwrap().lines().count();
+    let before = sockets();
+    let mut capture =
+        topo.spawn(Side::Peer, &["tcpdump", "-l", "-n", "-v", "-tt", "-i", &topo.peer.iface, &filter], T).unwrap();
+    testbed::poll_until(T, "tcpdump capturing", || Ok(sockets() > before)).unwrap();
+    let client = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_MARKED_CLIENT, &peer_ip.to_string(), &port.to_string()],
+    )
+    .finish(T)
+    .unwrap();
+    let err = String::from_utf8_lossy(&client.stderr);
+    assert!(client.status.success() && String::from_utf8_lossy(&client.stdout).contains("done"), "{err}");
+    assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+    server.join().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    capture.kill_with(libc::SIGINT);
+    let text = String::from_utf8_lossy(&capture.finish(T).unwrap().stdout).into_owned();
+    // tcpdump -v -tt: "<epoch seconds> IP (tos 0x28, ttl 9, ...)", the TCP line after it.
+    let lines: Vec<&str> = text.lines().collect();
+    let segments: Vec<(f64, &str, &str)> = lines
+        .windows(2)
+        .filter(|w| w[0].contains(" IP ("))
+        .map(|w| (w[0].split(' ').next().and_then(|t| t.parse().ok()).unwrap_or(0.0), w[0], w[1]))
+        .collect();
+    assert!(segments.len() >= 4, "too few segments captured:\n{text}");
+    assert!(segments.iter().all(|(_, ip, _)| ip.contains("tos 0x28")), "a segment without the TOS:\n{text}");
+    let ttl9 = segments.iter().filter(|(_, ip, _)| ip.contains("ttl 9,")).count();
+    assert!(ttl9 >= 3, "the TTL set after connect is not on the later segments:\n{text}");
+    // 3.5 s idle after the first exchange, keepalive probes every second after 1 s: the peer
+    // sees them (without them nothing goes while idle).
+    let first_data = segments.iter().find(|(_, _, tcp)| tcp.ends_with("length 6")).expect("the first data").0;
+    let idle = segments.iter().filter(|(t, _, _)| *t > first_data + 0.9 && *t < first_data + 3.4).count();
+    assert!(idle >= 2, "no keepalive probes while idle:\n{text}");
+}

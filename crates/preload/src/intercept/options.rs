@@ -290,26 +290,20 @@ fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
     t
 }
 
-/// TCP options the stack follows, mirrored from the kernel socket once it took them.
+/// After the kernel socket took a setsockopt: the stack follows what it changes (from the
+/// kernel socket's effective value), and TCP_QUICKACK acts at once.
 unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) {
     let FdState::Accel(slot) = fdtable::get(fd) else { return };
-    let Ok(v) = read_int(val, len) else { return };
     let _ = runtime::with_tcp(slot, |stack, h, now| {
+        if (level, name) == (libc::IPPROTO_TCP, libc::TCP_QUICKACK) {
+            return match read_int(val, len) {
+                Ok(v) if v != 0 => stack.tcp_quickack(h),
+                _ => Ok(()),
+            };
+        }
         let mut o = stack.tcp_options(h)?;
-        // The kernel socket's effective (doubled, capped) buffer sizes.
-        let kernel_size =
-            |name: c_int| runtime::kernel_int(fd, libc::SOL_SOCKET, name).filter(|k| *k > 0).map(|k| k as usize);
-        match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_RCVBUFFORCE) => {
-                o.rcvbuf = kernel_size(libc::SO_RCVBUF).unwrap_or(o.rcvbuf)
-            }
-            (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) => {
-                o.sndbuf = kernel_size(libc::SO_SNDBUF).unwrap_or(o.sndbuf)
-            }
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
-            (libc::IPPROTO_TCP, libc::TCP_QUICKACK) if v != 0 => return stack.tcp_quickack(h),
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = v != 0,
-            _ => return Ok(()),
+        if !runtime::follow_kernel_option(fd, &mut o, level, name) {
+            return Ok(());
         }
         stack.tcp_set_options(h, o, now)
     });

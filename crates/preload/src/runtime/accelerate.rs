@@ -105,31 +105,6 @@ pub(super) fn runtime_for(guard: &mut Option<Runtime>, local: SocketAddrV4) -> R
     Ok(rt)
 }
 
-/// The TCP options the kernel socket was given that the stack must follow.
-pub(super) fn tcp_options_of(fd: i32, mut o: stack::tcp::TcpSocketOptions) -> stack::tcp::TcpSocketOptions {
-    let int = |level: i32, name: i32| kernel_int(fd, level, name);
-    if let Some(v) = int(libc::IPPROTO_TCP, libc::TCP_NODELAY) {
-        o.nodelay = v != 0;
-    }
-    if let Some(v) = int(libc::SOL_SOCKET, libc::SO_REUSEADDR) {
-        o.reuse_addr = v != 0;
-    }
-    // Sizes the program set (the kernel's effective, doubled values); otherwise the stack's
-    // defaults, which grow on demand.
-    let set = fdtable::tcp_buffers_set(fd);
-    if set & fdtable::BUF_RCV != 0 {
-        if let Some(v) = int(libc::SOL_SOCKET, libc::SO_RCVBUF).filter(|v| *v > 0) {
-            o.rcvbuf = v as usize;
-        }
-    }
-    if set & fdtable::BUF_SND != 0 {
-        if let Some(v) = int(libc::SOL_SOCKET, libc::SO_SNDBUF).filter(|v| *v > 0) {
-            o.sndbuf = v as usize;
-        }
-    }
-    o
-}
-
 /// Moves a bound TCP socket that the program made listen onto the stack (its kernel socket
 /// listens too: it keeps the port, serves clients on this host and other interfaces, and tells
 /// the steering program the owner lives).

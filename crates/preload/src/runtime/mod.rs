@@ -19,11 +19,13 @@ use std::time::{Duration, Instant};
 mod accelerate;
 mod lifetime;
 mod sockaddr;
+mod tcp_options;
 mod wait;
 
 pub use accelerate::*;
 pub use lifetime::*;
 pub use sockaddr::*;
+pub use tcp_options::*;
 pub use wait::*;
 
 /// Which protocol a slot's socket speaks: the operations the intercepted calls dispatch to.

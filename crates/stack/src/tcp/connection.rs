@@ -628,6 +628,9 @@ impl Connection {
     /// acknowledgments bring what it holds under the new limit.
     pub fn set_options(&mut self, now: Instant, options: TcpSocketOptions) {
         let keepalive_on = options.keepalive && !self.options.keepalive;
+        // TCP_KEEPIDLE changed with keepalive on: the timer counts from the last segment
+        // received again, as Linux's tcp_sock_set_keepidle re-arms it.
+        let idle_changed = options.keepalive && self.options.keepalive && options.keep_idle != self.options.keep_idle;
         let buffers_changed = (options.sndbuf, options.rcvbuf) != (self.options.sndbuf, self.options.rcvbuf);
         self.options = options;
         if buffers_changed {
@@ -640,6 +643,9 @@ impl Connection {
         }
         if keepalive_on && self.state.is_synchronized() {
             self.timers[Timer::Keepalive] = Some(now + options.keep_idle);
+        }
+        if idle_changed && self.state.is_synchronized() && self.keep_probes == 0 {
+            self.timers[Timer::Keepalive] = Some((self.last_recv + options.keep_idle).max(now));
         }
         if !options.keepalive {
             self.timers[Timer::Keepalive] = None;

@@ -59,3 +59,21 @@ fn unacceptable_segments_do_not_postpone_keepalive() {
     assert_eq!(probe.ms(), 10_100, "idle since the last acceptable segment");
     assert_eq!(p.state(h), State::Established);
 }
+
+/// TCP_KEEPIDLE changed on a connection with keepalive on: the next probe comes the new idle
+/// time after the last segment received, not the old one (Linux re-arms the timer).
+#[test]
+fn a_shorter_keepalive_idle_set_later_takes_effect_at_once() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.keepalive = true);
+    p.run_until(1_000);
+    let mut o = p.options(h);
+    o.keep_idle = Duration::from_secs(3);
+    o.keep_interval = Duration::from_secs(1);
+    p.stack.tcp_set_options(h, o, p.now).unwrap();
+    p.flush();
+    let first = p.expect_by(10_000);
+    assert_eq!((first.payload.len(), first.flags.as_str()), (0, "."));
+    assert_eq!(first.ms(), 3_100, "3 s after the handshake's last segment");
+    assert_eq!(p.expect_by(10_000).ms(), 4_100, "then every TCP_KEEPINTVL");
+}
