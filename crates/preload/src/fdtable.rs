@@ -182,9 +182,12 @@ pub fn copy(from: i32, to: i32) {
 pub const BUF_RCV: u64 = 1;
 /// See [`BUF_RCV`].
 pub const BUF_SND: u64 = 2;
+/// In a TCP candidate's word: the program set an option that connections accepted from it
+/// inherit (as on Linux, where an accepted socket is a clone of its listener).
+pub const INHERITABLE_SET: u64 = 4;
 
-/// Notes that TCP candidate `fd` had a buffer size set (BUF_RCV or BUF_SND).
-pub fn note_tcp_buffer(fd: i32, which: u64) {
+/// Notes that TCP candidate `fd` had options set (BUF_RCV, BUF_SND, INHERITABLE_SET).
+pub fn note_tcp_option(fd: i32, which: u64) {
     if let Some(s) = slot(fd) {
         let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
             (w >> KIND_SHIFT == TCP_CANDIDATE).then_some(w | which)
@@ -192,12 +195,12 @@ pub fn note_tcp_buffer(fd: i32, which: u64) {
     }
 }
 
-/// The buffer sizes set on TCP candidate `fd` (BUF_RCV | BUF_SND bits).
-pub fn tcp_buffers_set(fd: i32) -> u64 {
+/// The options noted on TCP candidate `fd` (BUF_RCV | BUF_SND | INHERITABLE_SET bits).
+pub fn tcp_options_set(fd: i32) -> u64 {
     slot(fd).map_or(0, |s| {
         let w = s.load(Ordering::Acquire);
         if w >> KIND_SHIFT == TCP_CANDIDATE {
-            w & (BUF_RCV | BUF_SND)
+            w & (BUF_RCV | BUF_SND | INHERITABLE_SET)
         } else {
             0
         }

@@ -287,3 +287,18 @@ fn sendfile_and_splice_on_accelerated_connections_match_the_kernel() {
     assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
     assert!(run.stdout.contains(&format!("sent {n} echoed {n} in-order 1", n = 4 << 20)), "{}", run.stdout);
 }
+
+/// Options on a listener that accepted connections inherit, the options that describe a
+/// socket, O_NONBLOCK both ways, and the queue ioctls (FIONREAD/SIOCINQ, SIOCOUTQ, a listener's
+/// EINVAL): the kernel's answers on accelerated sockets.
+#[test]
+fn socket_options_inheritance_and_queue_ioctls_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "tcp-options", "", Duration::from_secs(60));
+    // The control socket, the listener and the accepted connection.
+    assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted the connection");
+    assert!(run.stdout.contains("siocoutq-holds-bytes: 1 within-sndbuf: 1"), "{}", run.stdout);
+}

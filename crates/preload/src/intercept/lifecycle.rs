@@ -363,6 +363,9 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
                     real::close(new);
                     return errno::fail(libc::ECONNABORTED);
                 }
+                if runtime::has_inheritable_options(slot) {
+                    runtime::copy_inherited_options(fd, new);
+                }
                 driver::inet::RawAddr::write_out(a.remote, family, addr, len);
                 return new;
             }

@@ -69,12 +69,24 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     let r = real::setsockopt(fd, level, name, val, len);
     if r == 0 && fdtable::is_tcp(fd) {
         mirror_tcp_option(fd, level, name, val, len);
+        if !fdtable::is_tcp_connection(fd) && runtime::is_inherited(level, name) {
+            if let FdState::Accel(slot) = fdtable::get(fd) {
+                runtime::note_inheritable_options(slot);
+            }
+        }
     }
-    if r == 0 && level == libc::SOL_SOCKET && fdtable::get(fd) == FdState::TcpCandidate {
-        match name {
-            libc::SO_RCVBUF | libc::SO_RCVBUFFORCE => fdtable::note_tcp_buffer(fd, fdtable::BUF_RCV),
-            libc::SO_SNDBUF | libc::SO_SNDBUFFORCE => fdtable::note_tcp_buffer(fd, fdtable::BUF_SND),
+    if r == 0 && fdtable::get(fd) == FdState::TcpCandidate {
+        match (level, name) {
+            (libc::SOL_SOCKET, libc::SO_RCVBUF | libc::SO_RCVBUFFORCE) => {
+                fdtable::note_tcp_option(fd, fdtable::BUF_RCV)
+            }
+            (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_SNDBUFFORCE) => {
+                fdtable::note_tcp_option(fd, fdtable::BUF_SND)
+            }
             _ => {}
+        }
+        if runtime::is_inherited(level, name) {
+            fdtable::note_tcp_option(fd, fdtable::INHERITABLE_SET);
         }
     }
     // Only sockets that are or may become accelerated care (one load for every other fd).
@@ -190,11 +202,13 @@ pub unsafe extern "C" fn getsockopt(
         if level == libc::SOL_SOCKET && name == libc::SO_ERROR && fdtable::is_tcp(fd) {
             return tcp_so_error(fd, val, len);
         }
-        if level == libc::IPPROTO_TCP
-            && (name == libc::TCP_INFO || name == libc::TCP_MAXSEG)
-            && fdtable::is_tcp_connection(fd)
-        {
-            return tcp_info_option(fd, name, val, len);
+        let from_stack = matches!(
+            (level, name),
+            (libc::IPPROTO_TCP, libc::TCP_INFO | libc::TCP_MAXSEG)
+                | (libc::SOL_SOCKET, libc::SO_SNDBUF | libc::SO_RCVBUF)
+        );
+        if from_stack && fdtable::is_tcp_connection(fd) {
+            return tcp_stack_option(fd, level, name, val, len);
         }
         return real::getsockopt(fd, level, name, val, len);
     }
@@ -232,20 +246,25 @@ unsafe fn write_option<T>(val: *mut c_void, len: *mut socklen_t, value: &T) -> c
     0
 }
 
-/// TCP_INFO and TCP_MAXSEG of an accelerated connection: the stack's view (the kernel socket
-/// behind the fd is a placeholder that knows nothing of it: CLOSE, MSS 536). TCP_INFO in
-/// struct tcp_info's units (times in µs, windows in bytes, the congestion window and threshold
-/// in segments); TCP_MAXSEG the segment size, as Linux answers for a connected socket.
-unsafe fn tcp_info_option(fd: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+/// Options of an accelerated connection that only the stack can answer (the kernel socket
+/// behind the fd is a placeholder that knows nothing of it: CLOSE, MSS 536, its own buffer
+/// sizes). TCP_INFO in struct tcp_info's units (times in µs, windows in bytes, the congestion
+/// window and threshold in segments); TCP_MAXSEG the segment size, as Linux answers for a
+/// connected socket; SO_SNDBUF and SO_RCVBUF the limits the stack's buffers grow to, reported
+/// as Linux reports them (the doubled value).
+unsafe fn tcp_stack_option(fd: c_int, level: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
     let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
     if val.is_null() || len.is_null() {
         return errno::fail(libc::EFAULT);
     }
-    let Ok(i) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_info(h)) else { return errno::fail(libc::EBADF) };
-    if name == libc::TCP_MAXSEG {
-        write_option(val, len, &(i.snd_mss as c_int))
-    } else {
-        write_option(val, len, &linux_tcp_info(&i))
+    let answer = runtime::with_tcp(slot, |stack, h, _| Ok((stack.tcp_info(h)?, stack.tcp_options(h)?)));
+    let Ok((i, o)) = answer else { return errno::fail(libc::EBADF) };
+    let int = |v: usize| v.min(c_int::MAX as usize) as c_int;
+    match (level, name) {
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => write_option(val, len, &(i.snd_mss as c_int)),
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => write_option(val, len, &int(o.sndbuf)),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => write_option(val, len, &int(o.rcvbuf)),
+        _ => write_option(val, len, &linux_tcp_info(&i)),
     }
 }
 
@@ -314,26 +333,45 @@ unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
     let FdState::Accel(slot) = fdtable::get(fd) else { return real::ioctl(fd, request, arg) };
-    if request == libc::FIONREAD as libc::c_ulong {
-        // SIOCINQ is the same request: the size of the next datagram, 0 when none.
-        if arg.is_null() {
-            return errno::fail(libc::EFAULT);
-        }
-        let tcp = fdtable::is_tcp(fd);
-        let len = {
-            let mut guard = runtime::lock();
-            let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
-            let Some(s) = rt.slot(slot) else { return errno::fail(libc::EBADF) };
-            rt.poll();
-            if tcp {
-                // SIOCINQ of a stream: the bytes waiting to be read.
-                rt.driver.stack().tcp_readable_len(s.handle).unwrap_or(0)
-            } else {
-                rt.driver.stack().udp_next_len(s.handle).unwrap_or(0)
-            }
-        };
-        *(arg as *mut c_int) = len.min(c_int::MAX as usize) as c_int;
-        return 0;
+    let tcp = fdtable::is_tcp(fd);
+    let answer = match request {
+        // SIOCINQ is the same request.
+        r if r == libc::FIONREAD as libc::c_ulong => Some(Queue::In),
+        r if r == SIOCOUTQ && tcp => Some(Queue::Out),
+        _ => None,
+    };
+    let Some(queue) = answer else { return real::ioctl(fd, request, arg) };
+    if tcp && !fdtable::is_tcp_connection(fd) {
+        // A listener has no queues (Linux: EINVAL).
+        return errno::fail(libc::EINVAL);
     }
-    real::ioctl(fd, request, arg)
+    if arg.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    let len = {
+        let mut guard = runtime::lock();
+        let Some(rt) = guard.as_mut() else { return errno::fail(libc::EBADF) };
+        let Some(s) = rt.slot(slot) else { return errno::fail(libc::EBADF) };
+        rt.poll();
+        let stack = rt.driver.stack();
+        match (tcp, queue) {
+            // A stream's unread bytes; a datagram socket's next datagram (0 when none).
+            (true, Queue::In) => stack.tcp_readable_len(s.handle).unwrap_or(0),
+            (false, Queue::In) => stack.udp_next_len(s.handle).unwrap_or(0),
+            // Bytes sent and not acknowledged, and those not sent yet.
+            (_, Queue::Out) => stack.tcp_send_queued(s.handle).unwrap_or(0),
+        }
+    };
+    *(arg as *mut c_int) = len.min(c_int::MAX as usize) as c_int;
+    0
+}
+
+/// linux/sockios.h's SIOCOUTQ (TIOCOUTQ).
+const SIOCOUTQ: libc::c_ulong = 0x5411;
+
+/// Which queue an ioctl asks about.
+#[derive(Clone, Copy)]
+enum Queue {
+    In,
+    Out,
 }

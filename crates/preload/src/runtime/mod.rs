@@ -70,6 +70,9 @@ pub struct Slot {
     /// edge-triggered EPOLLOUT fires again when the socket is writable after one, as Linux
     /// wakes a writer once SOCK_NOSPACE was set and room came back.
     pub send_blocks: u32,
+    /// A listener whose program set options that its accepted connections inherit: each
+    /// accepted connection's kernel socket is given them too.
+    pub inheritable_set: bool,
     /// The socket existed when this process forked: a child may hold a descriptor of it, so
     /// closing the last of ours hands it to the kernel instead of ending the connection.
     pub forked: bool,
@@ -385,6 +388,18 @@ pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::t
     let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
     rt.poll();
     rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
+}
+
+/// A listener had an option set that its accepted connections inherit.
+pub fn note_inheritable_options(slot: u32) {
+    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
+        s.inheritable_set = true;
+    }
+}
+
+/// Whether a listener's accepted connections inherit options the program set on it.
+pub fn has_inheritable_options(slot: u32) -> bool {
+    lock().as_ref().and_then(|rt| rt.slot(slot)).is_some_and(|s| s.inheritable_set)
 }
 
 /// A send on the slot found its buffer full: the next writable edge is reported.

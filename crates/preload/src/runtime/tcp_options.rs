@@ -53,7 +53,7 @@ pub fn tcp_options_of(fd: i32, mut o: TcpSocketOptions) -> TcpSocketOptions {
     for (level, name) in FOLLOWED {
         follow_kernel_option(fd, &mut o, level, name);
     }
-    let set = fdtable::tcp_buffers_set(fd);
+    let set = fdtable::tcp_options_set(fd);
     if set & fdtable::BUF_RCV != 0 {
         follow_kernel_option(fd, &mut o, libc::SOL_SOCKET, libc::SO_RCVBUF);
     }
@@ -61,4 +61,76 @@ pub fn tcp_options_of(fd: i32, mut o: TcpSocketOptions) -> TcpSocketOptions {
         follow_kernel_option(fd, &mut o, libc::SOL_SOCKET, libc::SO_SNDBUF);
     }
     o
+}
+
+/// The options an accepted connection inherits from its listener on Linux (an accepted socket
+/// is a clone of it), as (level, name); SO_LINGER, SO_RCVTIMEO and SO_SNDTIMEO too, below.
+const INHERITED: [(i32, i32); 16] = [
+    (libc::IPPROTO_TCP, libc::TCP_NODELAY),
+    (libc::IPPROTO_TCP, libc::TCP_CORK),
+    (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
+    (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+    (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+    (libc::IPPROTO_IP, libc::IP_TTL),
+    (libc::IPPROTO_IP, libc::IP_TOS),
+    (libc::SOL_SOCKET, libc::SO_PRIORITY),
+    (libc::SOL_SOCKET, libc::SO_RCVLOWAT),
+    (libc::SOL_SOCKET, libc::SO_OOBINLINE),
+    (libc::SOL_SOCKET, libc::SO_MARK),
+    (libc::SOL_SOCKET, libc::SO_RCVBUF),
+    (libc::SOL_SOCKET, libc::SO_SNDBUF),
+];
+
+/// Whether setting (`level`, `name`) on a listener changes what its accepted connections
+/// inherit.
+pub fn is_inherited(level: i32, name: i32) -> bool {
+    INHERITED.contains(&(level, name))
+        || matches!(
+            (level, name),
+            (libc::SOL_SOCKET, libc::SO_LINGER | libc::SO_RCVTIMEO | libc::SO_SNDTIMEO)
+                | (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE | libc::SO_SNDBUFFORCE)
+        )
+}
+
+/// Gives an accepted connection's new kernel socket `to` what it inherits from its listener's
+/// kernel socket `from`, so getsockopt on it answers as Linux would (the stack's connection
+/// inherited the same from the stack's listener). Only options that differ are set.
+pub fn copy_inherited_options(from: i32, to: i32) {
+    for (level, name) in INHERITED {
+        let (Some(v), Some(now)) = (kernel_int(from, level, name), kernel_int(to, level, name)) else { continue };
+        if v == now {
+            continue;
+        }
+        // The kernel reports buffer sizes doubled and doubles what it is given.
+        let v = if matches!(name, libc::SO_RCVBUF | libc::SO_SNDBUF) && level == libc::SOL_SOCKET { v / 2 } else { v };
+        set_int(to, level, name, v);
+    }
+    copy_raw::<libc::linger>(from, to, libc::SO_LINGER);
+    copy_raw::<libc::timeval>(from, to, libc::SO_RCVTIMEO);
+    copy_raw::<libc::timeval>(from, to, libc::SO_SNDTIMEO);
+}
+
+fn set_int(fd: i32, level: i32, name: i32, v: i32) {
+    // SAFETY: setsockopt from an int we own; the real function, not our export.
+    unsafe {
+        crate::real::setsockopt(fd, level, name, (&v as *const i32).cast(), std::mem::size_of::<i32>() as u32);
+    }
+}
+
+/// Copies a SOL_SOCKET option of type `T` (plain data) from `from` to `to` when it is set.
+fn copy_raw<T: Copy>(from: i32, to: i32, name: i32) {
+    // SAFETY: T is plain data (linger, timeval); all zeros is a valid value, and getsockopt and
+    // setsockopt are given its size.
+    unsafe {
+        let mut v: T = std::mem::zeroed();
+        let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+        let r = crate::real::getsockopt(from, libc::SOL_SOCKET, name, (&mut v as *mut T).cast(), &mut len);
+        let bytes = std::slice::from_raw_parts((&v as *const T).cast::<u8>(), std::mem::size_of::<T>());
+        if r == 0 && bytes.iter().any(|b| *b != 0) {
+            crate::real::setsockopt(to, libc::SOL_SOCKET, name, (&v as *const T).cast(), len);
+        }
+    }
 }

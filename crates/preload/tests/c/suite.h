@@ -64,5 +64,6 @@ int revents_of(int fd, short events, int ms);
 /* Cases in tcp_api.c. */
 void case_tcp_dual(void);
 void case_tcp_transfer(void);
+void case_tcp_options(void);
 
 #endif

@@ -252,3 +252,110 @@ void case_tcp_transfer(void) {
     close(out[0]);
     close(out[1]);
 }
+
+static int int_opt(int fd, int level, int name) {
+    int v = -12345;
+    socklen_t l = sizeof v;
+    if (getsockopt(fd, level, name, &v, &l) != 0) return -errno;
+    return v;
+}
+
+static void set_int(int fd, int level, int name, int v, const char *step) {
+    SHOW(step, setsockopt(fd, level, name, &v, sizeof v));
+}
+
+/* Socket options on a listener and what its accepted connections inherit; the queues' ioctls;
+ * the options that describe the socket. */
+void case_tcp_options(void) {
+    current = "tcp-options";
+    char buf[256];
+    int ctl = udp_bound(41, 0);
+    int l = tcp_socket(0);
+    struct sockaddr_in a = any_port(base_port + 40);
+    SHOW("bind", bind(l, (struct sockaddr *)&a, sizeof a));
+    set_int(l, IPPROTO_TCP, TCP_NODELAY, 1, "listener-nodelay");
+    set_int(l, SOL_SOCKET, SO_KEEPALIVE, 1, "listener-keepalive");
+    set_int(l, IPPROTO_TCP, TCP_KEEPIDLE, 77, "listener-keepidle");
+    set_int(l, IPPROTO_TCP, TCP_KEEPCNT, 4, "listener-keepcnt");
+    set_int(l, IPPROTO_IP, IP_TOS, 0x20, "listener-tos");
+    set_int(l, IPPROTO_IP, IP_TTL, 33, "listener-ttl");
+    set_int(l, SOL_SOCKET, SO_RCVBUF, 50000, "listener-rcvbuf");
+    struct linger lg = {.l_onoff = 1, .l_linger = 5};
+    SHOW("listener-linger", setsockopt(l, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+    struct timeval tv = {.tv_sec = 3};
+    SHOW("listener-rcvtimeo", setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    SHOW("listen", listen(l, 8));
+    set_int(l, IPPROTO_TCP, TCP_KEEPINTVL, 9, "listener-keepintvl-after-listen");
+    SAY("listener acceptconn %d type %d domain %d protocol %d", int_opt(l, SOL_SOCKET, SO_ACCEPTCONN),
+        int_opt(l, SOL_SOCKET, SO_TYPE), int_opt(l, SOL_SOCKET, SO_DOMAIN), int_opt(l, SOL_SOCKET, SO_PROTOCOL));
+    int q = -1;
+    SHOW("listener-fionread", ioctl(l, FIONREAD, &q));
+    SHOW("listener-siocoutq", ioctl(l, SIOCOUTQ, &q));
+
+    ask_peer_to_connect(ctl, base_port + 40);
+    int s = accept(l, NULL, NULL);
+    SAY("accept: %d", s >= 0);
+    SAY("accepted acceptconn %d type %d domain %d protocol %d", int_opt(s, SOL_SOCKET, SO_ACCEPTCONN),
+        int_opt(s, SOL_SOCKET, SO_TYPE), int_opt(s, SOL_SOCKET, SO_DOMAIN), int_opt(s, SOL_SOCKET, SO_PROTOCOL));
+    SAY("inherited nodelay %d keepalive %d keepidle %d keepintvl %d keepcnt %d tos %#x ttl %d rcvbuf %d",
+        int_opt(s, IPPROTO_TCP, TCP_NODELAY), int_opt(s, SOL_SOCKET, SO_KEEPALIVE),
+        int_opt(s, IPPROTO_TCP, TCP_KEEPIDLE), int_opt(s, IPPROTO_TCP, TCP_KEEPINTVL),
+        int_opt(s, IPPROTO_TCP, TCP_KEEPCNT), int_opt(s, IPPROTO_IP, IP_TOS), int_opt(s, IPPROTO_IP, IP_TTL),
+        int_opt(s, SOL_SOCKET, SO_RCVBUF));
+    struct linger got_lg = {0};
+    socklen_t ll = sizeof got_lg;
+    getsockopt(s, SOL_SOCKET, SO_LINGER, &got_lg, &ll);
+    struct timeval got_tv = {0};
+    socklen_t tl = sizeof got_tv;
+    getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &got_tv, &tl);
+    SAY("inherited linger %d/%d rcvtimeo %ld", got_lg.l_onoff, got_lg.l_linger, (long)got_tv.tv_sec);
+    SHOW("recv-hello", recv(s, buf, 15, MSG_WAITALL));
+
+    /* O_NONBLOCK both ways. */
+    SHOW("set-nonblock", fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK));
+    SHOW("recv-nonblock", recv(s, buf, sizeof buf, 0));
+    SHOW("clear-nonblock", fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_NONBLOCK));
+    struct timeval short_tv = {.tv_usec = 100000};
+    setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &short_tv, sizeof short_tv);
+    SHOW("recv-blocking-times-out", recv(s, buf, sizeof buf, 0));
+
+    /* The queues: what waits to be read; what waits to be acknowledged. */
+    SHOW("send", send(s, "0123456789", 10, 0));
+    SHOW("poll-in", revents_of(s, POLLIN, 3000));
+    msleep(50);
+    q = -1;
+    SHOW("fionread", ioctl(s, FIONREAD, &q));
+    SAY("fionread-value: %d", q);
+    q = -1;
+    SHOW("siocinq", ioctl(s, SIOCINQ, &q));
+    SAY("siocinq-value: %d", q);
+    SHOW("recv-echo", recv(s, buf, 10, MSG_WAITALL));
+    /* Fill both directions (the peer echoes, we do not read): the send queue holds bytes. */
+    fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
+    static char big[65536];
+    long total = 0;
+    /* Until the socket stays unwritable for 300 ms: the peer's receive buffer is full too. */
+    for (int i = 0; i < 100000; i++) {
+        long r = send(s, big, sizeof big, 0);
+        if (r > 0) {
+            total += r;
+            continue;
+        }
+        if (errno != EAGAIN || revents_of(s, POLLOUT, 300) == 0) break;
+    }
+    SAY("filled: %s", strerrorname_np(errno));
+    q = -1;
+    SHOW("siocoutq", ioctl(s, SIOCOUTQ, &q));
+    int sndbuf = int_opt(s, SOL_SOCKET, SO_SNDBUF);
+    SAY("siocoutq-holds-bytes: %d within-sndbuf: %d", q > 0, q <= sndbuf);
+    fprintf(stderr, "tcp-options: %ld bytes sent, SIOCOUTQ %d, SO_SNDBUF %d\n", total, q, sndbuf);
+    q = -1;
+    SHOW("fionread-full", ioctl(s, FIONREAD, &q));
+    SAY("fionread-positive: %d", q > 0);
+    struct linger zero = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(s, SOL_SOCKET, SO_LINGER, &zero, sizeof zero);
+    close(s);
+    peer_answer(ctl, "peer-after-reset");
+    close(l);
+    close(ctl);
+}
