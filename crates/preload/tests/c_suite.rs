@@ -302,3 +302,18 @@ fn socket_options_inheritance_and_queue_ioctls_match_the_kernel() {
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted the connection");
     assert!(run.stdout.contains("siocoutq-holds-bytes: 1 within-sndbuf: 1"), "{}", run.stdout);
 }
+
+/// Four threads on one listener, each waiting in its own epoll set with EPOLLEXCLUSIVE, then
+/// four in blocking accept: each of 2 x 40 connections accepted exactly once.
+#[test]
+fn threads_sharing_a_listener_accept_every_connection_once() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel_with(&topo, "tcp-accept-threads", "", Duration::from_secs(90), &[]);
+    assert!(bypasses(&run) >= 80, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted connections");
+    for line in ["epoll-exclusive: accepted 40 bad 0", "blocking: accepted 40 bad 0", "peer-saw-eof: 40"] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}

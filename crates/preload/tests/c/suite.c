@@ -1254,6 +1254,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "tcp-dual")) case_tcp_dual();
     else if (!strcmp(which, "tcp-transfer")) case_tcp_transfer();
     else if (!strcmp(which, "tcp-options")) case_tcp_options();
+    else if (!strcmp(which, "tcp-accept-threads")) case_tcp_accept_threads();
     else if (!strcmp(which, "tcp-fork")) case_tcp_fork(argv[2], argv[3], argv[4]);
     else if (!strcmp(which, "tcp-exec-next")) return tcp_exec_next(extra);
     else {

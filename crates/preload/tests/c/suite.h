@@ -65,5 +65,6 @@ int revents_of(int fd, short events, int ms);
 void case_tcp_dual(void);
 void case_tcp_transfer(void);
 void case_tcp_options(void);
+void case_tcp_accept_threads(void);
 
 #endif

@@ -359,3 +359,100 @@ void case_tcp_options(void) {
     close(l);
     close(ctl);
 }
+
+enum { ACCEPT_THREADS = 4, PER_THREAD = 10, CONNS = ACCEPT_THREADS * PER_THREAD };
+static int shared_listener;
+static atomic_int accepted_total, bad_hello;
+static atomic_int accepted_by[ACCEPT_THREADS];
+
+/* Reads the peer's greeting and closes: the peer then reports "eof 0". */
+static void serve_one(int s) {
+    char buf[16] = {0};
+    if (recv(s, buf, 15, MSG_WAITALL) != 15 || memcmp(buf, "hello from peer", 15)) bad_hello++;
+    close(s);
+}
+
+/* Waits on its own epoll set with EPOLLEXCLUSIVE and accepts until EAGAIN. */
+static void *exclusive_acceptor(void *arg) {
+    int me = (int)(long)arg;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = me};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, shared_listener, &ev)) bad_hello += 1000;
+    double deadline = now() + 20;
+    while (accepted_total < CONNS && now() < deadline) {
+        struct epoll_event out;
+        if (epoll_wait(ep, &out, 1, 100) != 1) continue;
+        for (;;) {
+            int s = accept4(shared_listener, NULL, NULL, 0);
+            if (s < 0) break;
+            accepted_by[me]++;
+            accepted_total++;
+            serve_one(s);
+        }
+    }
+    close(ep);
+    return NULL;
+}
+
+/* Blocking accept, PER_THREAD times. */
+static void *blocking_acceptor(void *arg) {
+    (void)arg;
+    for (int i = 0; i < PER_THREAD; i++) {
+        int s = accept(shared_listener, NULL, NULL);
+        if (s < 0) {
+            bad_hello += 1000;
+            break;
+        }
+        accepted_total++;
+        serve_one(s);
+    }
+    return NULL;
+}
+
+/* Counts the peer's reports, one per connection. */
+static int peer_reports(int ctl, int n) {
+    int eofs = 0;
+    set_rcvtimeo(ctl, 10000);
+    for (int i = 0; i < n; i++) {
+        char ans[64] = {0};
+        if (recv(ctl, ans, sizeof ans - 1, 0) <= 0) break;
+        eofs += !strcmp(ans, "eof 0");
+    }
+    return eofs;
+}
+
+/* Threads sharing one listener: each on its own epoll set with EPOLLEXCLUSIVE (non-blocking
+ * listener), then each in a blocking accept. Every connection is accepted exactly once. */
+void case_tcp_accept_threads(void) {
+    current = "tcp-accept-threads";
+    int ctl = udp_bound(51, 0);
+    pthread_t t[ACCEPT_THREADS];
+
+    shared_listener = tcp_socket(SOCK_NONBLOCK);
+    struct sockaddr_in a = any_port(base_port + 50);
+    SHOW("bind", bind(shared_listener, (struct sockaddr *)&a, sizeof a));
+    SHOW("listen", listen(shared_listener, 64));
+    accepted_total = 0;
+    for (long i = 0; i < ACCEPT_THREADS; i++) pthread_create(&t[i], NULL, exclusive_acceptor, (void *)i);
+    for (int i = 0; i < CONNS; i++) ask_peer_to_connect(ctl, base_port + 50);
+    for (int i = 0; i < ACCEPT_THREADS; i++) pthread_join(t[i], NULL);
+    int busy = 0;
+    for (int i = 0; i < ACCEPT_THREADS; i++) busy += accepted_by[i] > 0;
+    SAY("epoll-exclusive: accepted %d bad %d", (int)accepted_total, (int)bad_hello);
+    SAY("peer-saw-eof: %d", peer_reports(ctl, CONNS));
+    fprintf(stderr, "tcp-accept-threads: %d of %d epoll threads accepted\n", busy, ACCEPT_THREADS);
+    close(shared_listener);
+
+    shared_listener = tcp_socket(0);
+    a = any_port(base_port + 52);
+    SHOW("bind-2", bind(shared_listener, (struct sockaddr *)&a, sizeof a));
+    SHOW("listen-2", listen(shared_listener, 64));
+    accepted_total = 0;
+    for (long i = 0; i < ACCEPT_THREADS; i++) pthread_create(&t[i], NULL, blocking_acceptor, (void *)i);
+    for (int i = 0; i < CONNS; i++) ask_peer_to_connect(ctl, base_port + 52);
+    for (int i = 0; i < ACCEPT_THREADS; i++) pthread_join(t[i], NULL);
+    SAY("blocking: accepted %d bad %d", (int)accepted_total, (int)bad_hello);
+    SAY("peer-saw-eof: %d", peer_reports(ctl, CONNS));
+    close(shared_listener);
+    close(ctl);
+}
