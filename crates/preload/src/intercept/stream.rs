@@ -57,8 +57,20 @@ pub(crate) fn receive(fd: c_int, slot: u32, buf: &mut [u8], flags: c_int) -> Res
 /// Sends `parts` (one buffer, or a writev's iovecs in order) on an accelerated TCP socket:
 /// everything, waiting for send space as a blocking send does, or what fits (EAGAIN when
 /// nothing) on a non-blocking one. EPIPE raises SIGPIPE unless MSG_NOSIGNAL. Returns the bytes
-/// taken, or an errno.
+/// taken, or an errno. MSG_ZEROCOPY with SO_ZEROCOPY on queues a completion (the bytes were
+/// copied: the buffer is free at once); without SO_ZEROCOPY the flag is ignored, as Linux does.
 pub(crate) fn send(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
+    let r = send_copied(fd, slot, parts, flags);
+    if flags & libc::MSG_ZEROCOPY != 0
+        && matches!(r, Ok(n) if n > 0)
+        && runtime::kernel_int(fd, libc::SOL_SOCKET, libc::SO_ZEROCOPY).is_some_and(|v| v != 0)
+    {
+        runtime::zerocopy_completed(slot);
+    }
+    r
+}
+
+fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
     if flags & libc::MSG_OOB != 0 {
         return Err(libc::EOPNOTSUPP);
     }

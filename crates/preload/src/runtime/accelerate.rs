@@ -79,6 +79,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         inode,
         connect_pending: false,
         send_blocks: 0,
+        zerocopy: ZeroCopy::default(),
         inheritable_set: false,
         forked: false,
     }) else {
@@ -153,6 +154,7 @@ pub(super) fn adopt(
         inode: 0,
         connect_pending: false,
         send_blocks: 0,
+        zerocopy: ZeroCopy::default(),
         inheritable_set: fdtable::tcp_options_set(fd) & fdtable::INHERITABLE_SET != 0,
         forked: false,
     };

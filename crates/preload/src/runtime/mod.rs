@@ -28,6 +28,32 @@ pub use sockaddr::*;
 pub use tcp_options::*;
 pub use wait::*;
 
+/// MSG_ZEROCOPY bookkeeping of a socket with SO_ZEROCOPY on. The stack copies what it is
+/// given, so each zero-copy send is complete (its buffer free again) when it returns; its
+/// notification, with SO_EE_CODE_ZEROCOPY_COPIED as Linux says when it had to copy, waits in
+/// the socket's error queue (POLLERR) until recvmsg(MSG_ERRQUEUE) reads it. Consecutive ids
+/// coalesce into one range, as Linux's do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZeroCopy {
+    /// The id the next MSG_ZEROCOPY send gets.
+    pub next: u32,
+    /// Completed ids not yet read (first, last).
+    pub done: Option<(u32, u32)>,
+}
+
+impl ZeroCopy {
+    /// A MSG_ZEROCOPY send took bytes: its id is complete.
+    pub fn completed(&mut self) {
+        let id = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.done = Some(match self.done {
+            Some((lo, hi)) if hi.wrapping_add(1) == id => (lo, id),
+            // A gap cannot happen (ids complete in order, at once); start afresh.
+            _ => (id, id),
+        });
+    }
+}
+
 /// Which protocol a slot's socket speaks: the operations the intercepted calls dispatch to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proto {
@@ -70,6 +96,9 @@ pub struct Slot {
     /// edge-triggered EPOLLOUT fires again when the socket is writable after one, as Linux
     /// wakes a writer once SOCK_NOSPACE was set and room came back.
     pub send_blocks: u32,
+    /// MSG_ZEROCOPY completions (SO_ZEROCOPY on): the next send's notification id, and the
+    /// range of ids done and not yet read from the error queue.
+    pub zerocopy: ZeroCopy,
     /// A listener whose program set options that its accepted connections inherit: each
     /// accepted connection's kernel socket is given them too.
     pub inheritable_set: bool,
@@ -285,7 +314,8 @@ impl Runtime {
             }
             Proto::Tcp => {
                 let Ok(r) = stack.tcp_readiness(s.handle) else { return libc::POLLNVAL as u32 };
-                let mut ev = 0;
+                // Zero-copy completions wait in the error queue.
+                let mut ev = if s.zerocopy.done.is_some() { libc::POLLERR as u32 } else { 0 };
                 let bit = |on: bool, b: libc::c_short| if on { b as u32 } else { 0 };
                 ev |= bit(r.readable, libc::POLLIN);
                 ev |= bit(r.writable, libc::POLLOUT);
@@ -388,6 +418,18 @@ pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::t
     let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
     rt.poll();
     rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
+}
+
+/// A MSG_ZEROCOPY send on the slot took bytes (with SO_ZEROCOPY on): its completion is queued.
+pub fn zerocopy_completed(slot: u32) {
+    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
+        s.zerocopy.completed();
+    }
+}
+
+/// Takes the zero-copy completions waiting in the slot's error queue (first id, last id).
+pub fn take_zerocopy_completions(slot: u32) -> Option<(u32, u32)> {
+    lock().as_mut().and_then(|rt| rt.slot_mut(slot)).and_then(|s| s.zerocopy.done.take())
 }
 
 /// A listener had an option set that its accepted connections inherit.

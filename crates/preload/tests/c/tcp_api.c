@@ -188,6 +188,41 @@ void case_tcp_transfer(void) {
     SHOW("splice-empty-pipe-nonblock", splice(in[0], NULL, c, NULL, 10, SPLICE_F_NONBLOCK));
     SHOW("copy-file-range-socket", copy_file_range(file, NULL, c, NULL, 10, 0));
 
+    /* MSG_ZEROCOPY: ignored without SO_ZEROCOPY; with it, each send's completion arrives in
+     * the error queue (POLLERR until read). */
+    SHOW("zerocopy-send-without-option", send(c, content, 1000, MSG_ZEROCOPY));
+    SAY("echo-matches: %d", read_pattern(c, 0, 1000));
+    char control[256];
+    struct msghdr em = {.msg_control = control, .msg_controllen = sizeof control};
+    SHOW("errqueue-empty", recvmsg(c, &em, MSG_ERRQUEUE));
+    int on = 1;
+    SHOW("so-zerocopy", setsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &on, sizeof on));
+    for (int i = 0; i < 3; i++) SHOW("zerocopy-send", send(c, content + i * 1000, 1000, MSG_ZEROCOPY));
+    SAY("echo-matches: %d", read_pattern(c, 0, 3000));
+    long lo = -1, hi = -1;
+    int origin_ok = 1, pollerr = 0;
+    double zc_deadline = now() + 5;
+    while (hi < 2 && now() < zc_deadline) {
+        pollerr |= (revents_of(c, 0, 1000) & POLLERR) != 0;
+        em.msg_control = control;
+        em.msg_controllen = sizeof control;
+        if (recvmsg(c, &em, MSG_ERRQUEUE) < 0) continue;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&em);
+        if (!cm || cm->cmsg_level != SOL_IP || cm->cmsg_type != IP_RECVERR) {
+            origin_ok = 0;
+            break;
+        }
+        struct sock_extended_err *ee = (struct sock_extended_err *)CMSG_DATA(cm);
+        origin_ok &= ee->ee_origin == SO_EE_ORIGIN_ZEROCOPY && ee->ee_errno == 0;
+        if (lo < 0) lo = ee->ee_info;
+        hi = ee->ee_data;
+    }
+    SAY("zerocopy-completions: %ld..%ld origin-zerocopy %d pollerr %d", lo, hi, origin_ok, pollerr);
+    em.msg_control = control;
+    em.msg_controllen = sizeof control;
+    SHOW("errqueue-drained", recvmsg(c, &em, MSG_ERRQUEUE));
+    SHOW("pollerr-gone", revents_of(c, 0, 0));
+
     /* Non-blocking: sendfile takes what fits; the file offset says what went; nothing is lost. */
     fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
     off = 0;

@@ -265,6 +265,9 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
 /// recvmsg on an accelerated TCP socket: the stream into the iovecs in order (a short read
 /// ends it unless MSG_WAITALL), no address, no control data.
 unsafe fn tcp_recvmsg(fd: c_int, slot: u32, m: &mut msghdr, iovs: &[libc::iovec], flags: c_int) -> ssize_t {
+    if flags & libc::MSG_ERRQUEUE != 0 {
+        return zerocopy_notification(slot, m);
+    }
     m.msg_namelen = 0;
     m.msg_controllen = 0;
     m.msg_flags = 0;
@@ -292,6 +295,52 @@ unsafe fn tcp_recvmsg(fd: c_int, slot: u32, m: &mut msghdr, iovs: &[libc::iovec]
     }
     total as ssize_t
 }
+
+/// recvmsg(MSG_ERRQUEUE) on an accelerated connection: the zero-copy completions waiting, as
+/// one IP_RECVERR (IPV6_RECVERR for an AF_INET6 socket) control message carrying Linux's
+/// sock_extended_err; EAGAIN when there are none.
+unsafe fn zerocopy_notification(slot: u32, m: &mut msghdr) -> ssize_t {
+    m.msg_namelen = 0;
+    m.msg_flags = 0;
+    let Some((lo, hi)) = runtime::take_zerocopy_completions(slot) else {
+        m.msg_controllen = 0;
+        return errno::fail(libc::EAGAIN);
+    };
+    let err = libc::sock_extended_err {
+        ee_errno: 0,
+        ee_origin: SO_EE_ORIGIN_ZEROCOPY,
+        ee_type: 0,
+        ee_code: SO_EE_CODE_ZEROCOPY_COPIED,
+        ee_pad: 0,
+        ee_info: lo,
+        ee_data: hi,
+    };
+    let (level, ty) = match runtime::slot_family(slot) {
+        driver::inet::Family::V4 => (libc::SOL_IP, libc::IP_RECVERR),
+        driver::inet::Family::V6 => (libc::SOL_IPV6, libc::IPV6_RECVERR),
+    };
+    let len = std::mem::size_of::<libc::sock_extended_err>();
+    let space = libc::CMSG_SPACE(len as u32) as usize;
+    #[allow(clippy::unnecessary_cast)] // msg_controllen's C type differs between libcs
+    if m.msg_control.is_null() || (m.msg_controllen as usize) < space {
+        m.msg_controllen = 0;
+        m.msg_flags = libc::MSG_ERRQUEUE | libc::MSG_CTRUNC;
+        return 0;
+    }
+    let c = m.msg_control as *mut libc::cmsghdr;
+    (*c).cmsg_level = level;
+    (*c).cmsg_type = ty;
+    (*c).cmsg_len = libc::CMSG_LEN(len as u32) as _;
+    std::ptr::copy_nonoverlapping((&err as *const libc::sock_extended_err).cast::<u8>(), libc::CMSG_DATA(c), len);
+    m.msg_controllen = space as _;
+    m.msg_flags = libc::MSG_ERRQUEUE;
+    0
+}
+
+/// linux/errqueue.h: a MSG_ZEROCOPY completion.
+const SO_EE_ORIGIN_ZEROCOPY: u8 = 5;
+/// linux/errqueue.h: the kernel copied a MSG_ZEROCOPY send's bytes.
+const SO_EE_CODE_ZEROCOPY_COPIED: u8 = 1;
 
 /// The destination a send names: None without one, the errno the kernel gives for one that is
 /// not a usable sockaddr_in.
