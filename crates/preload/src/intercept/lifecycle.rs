@@ -611,7 +611,15 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
         }
         return new;
     }
-    real::fcntl(fd, cmd, arg)
+    let r = real::fcntl(fd, cmd, arg);
+    if r == 0 && cmd == libc::F_SETFL {
+        if let FdState::Accel(slot) = fdtable::get(fd) {
+            // O_ASYNC: the stack's readiness signals the owner (the kernel socket signals only
+            // for what reaches it).
+            runtime::set_async(slot, fd, arg as c_int & libc::O_ASYNC != 0);
+        }
+    }
+    r
 }
 
 /// fcntl64: the same function under the name large-file builds call.

@@ -80,6 +80,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         connect_pending: false,
         send_blocks: 0,
         zerocopy: ZeroCopy::default(),
+        async_io: None,
         inheritable_set: false,
         forked: false,
     }) else {
@@ -155,6 +156,7 @@ pub(super) fn adopt(
         connect_pending: false,
         send_blocks: 0,
         zerocopy: ZeroCopy::default(),
+        async_io: None,
         inheritable_set: fdtable::tcp_options_set(fd) & fdtable::INHERITABLE_SET != 0,
         forked: false,
     };

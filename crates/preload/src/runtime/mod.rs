@@ -17,12 +17,14 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod accelerate;
+mod async_io;
 mod lifetime;
 mod sockaddr;
 mod tcp_options;
 mod wait;
 
 pub use accelerate::*;
+pub use async_io::*;
 pub use lifetime::*;
 pub use sockaddr::*;
 pub use tcp_options::*;
@@ -96,6 +98,9 @@ pub struct Slot {
     /// edge-triggered EPOLLOUT fires again when the socket is writable after one, as Linux
     /// wakes a writer once SOCK_NOSPACE was set and room came back.
     pub send_blocks: u32,
+    /// O_ASYNC: a signal to the descriptor's owner (F_SETOWN) when it turns readable or,
+    /// after a send found it full, writable, as Linux's sk_wake_async.
+    pub async_io: Option<AsyncIo>,
     /// MSG_ZEROCOPY completions (SO_ZEROCOPY on): the next send's notification id, and the
     /// range of ids done and not yet read from the error queue.
     pub zerocopy: ZeroCopy,
@@ -294,9 +299,43 @@ impl Runtime {
         LAST_APP_POLL.store(driver::clock::now().as_nanos(), Ordering::Relaxed);
         let n = self.driver.poll();
         if n > 0 {
-            notify();
+            self.frames_arrived();
         }
         n
+    }
+
+    /// After a poll that took frames: wake sleepers, and signal the owners of O_ASYNC sockets
+    /// that turned readable or writable.
+    pub(crate) fn frames_arrived(&mut self) {
+        notify();
+        if !async_used() {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let Some(s) = self.slots[i] else { continue };
+            let Some(a) = s.async_io else { continue };
+            let (arrivals, writable) = match s.proto {
+                Proto::Tcp => (
+                    self.driver.stack().tcp_arrivals(s.handle).unwrap_or(0),
+                    self.driver.stack().tcp_readiness(s.handle).is_ok_and(|r| r.writable),
+                ),
+                Proto::Udp => (self.driver.stack().udp_arrivals(s.handle).unwrap_or(0), true),
+            };
+            if arrivals != a.seen_arrivals {
+                signal_owner(a.fd, POLL_IN, libc::POLLIN | libc::POLLRDNORM);
+            }
+            let out = writable && s.send_blocks != a.seen_send_blocks;
+            if out {
+                signal_owner(a.fd, POLL_OUT, libc::POLLOUT | libc::POLLWRNORM);
+            }
+            if let Some(slot) = self.slots[i].as_mut() {
+                slot.async_io = Some(AsyncIo {
+                    fd: a.fd,
+                    seen_arrivals: arrivals,
+                    seen_send_blocks: if out { s.send_blocks } else { a.seen_send_blocks },
+                });
+            }
+        }
     }
 
     /// What poll/epoll report for a slot's socket (POLLIN, POLLOUT, POLLRDHUP, POLLHUP,

@@ -107,7 +107,7 @@ pub(super) fn worker() {
             Some(mut guard) => guard.as_mut().map(|rt| {
                 release_queued(rt);
                 if rt.driver.poll() > 0 {
-                    notify();
+                    rt.frames_arrived();
                 }
                 let deadline = rt.driver.next_deadline().map(|d| d.saturating_since(driver::clock::now()));
                 (rt.driver.wait_fds(), deadline)

@@ -299,6 +299,18 @@ static void set_int(int fd, int level, int name, int v, const char *step) {
     SHOW(step, setsockopt(fd, level, name, &v, sizeof v));
 }
 
+static atomic_int sigios, rt_ios, rt_fd, rt_code;
+static atomic_long rt_band;
+static void on_sigio(int sig) { (void)sig; sigios++; }
+static void on_rt_io(int sig, siginfo_t *info, void *uc) {
+    (void)sig;
+    (void)uc;
+    rt_fd = info->si_fd;
+    rt_band = info->si_band;
+    rt_code = info->si_code;
+    rt_ios++;
+}
+
 /* Socket options on a listener and what its accepted connections inherit; the queues' ioctls;
  * the options that describe the socket. */
 void case_tcp_options(void) {
@@ -365,6 +377,28 @@ void case_tcp_options(void) {
     SHOW("siocinq", ioctl(s, SIOCINQ, &q));
     SAY("siocinq-value: %d", q);
     SHOW("recv-echo", recv(s, buf, 10, MSG_WAITALL));
+
+    /* O_ASYNC: SIGIO to the owner when data arrives; with F_SETSIG, that signal carrying the
+     * descriptor and the band. */
+    signal(SIGIO, on_sigio);
+    SHOW("f-setown", fcntl(s, F_SETOWN, getpid()));
+    SHOW("o-async", fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_ASYNC));
+    SHOW("send-for-sigio", send(s, "ping", 4, 0));
+    for (int i = 0; i < 200 && !sigios; i++) msleep(10);
+    SAY("sigio-on-data: %d", sigios > 0);
+    SHOW("recv-ping", recv(s, buf, 4, MSG_WAITALL));
+    struct sigaction sa = {.sa_sigaction = on_rt_io, .sa_flags = SA_SIGINFO | SA_RESTART};
+    sigaction(SIGRTMIN + 1, &sa, NULL);
+    SHOW("f-setsig", fcntl(s, F_SETSIG, SIGRTMIN + 1));
+    SHOW("send-for-rt", send(s, "pong", 4, 0));
+    for (int i = 0; i < 200 && !rt_ios; i++) msleep(10);
+    /* si_code is POLL_IN from the kernel; exasock's worker can only queue SI_QUEUE. */
+    SAY("rt-signal: %d fd-matches %d band-in %d", rt_ios > 0, rt_fd == s, (rt_band & POLLIN) != 0);
+    fprintf(stderr, "tcp-options: si_code %d\n", (int)rt_code);
+    SHOW("recv-pong", recv(s, buf, 4, MSG_WAITALL));
+    SHOW("o-async-off", fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_ASYNC));
+    signal(SIGIO, SIG_IGN);
+
     /* Fill both directions (the peer echoes, we do not read): the send queue holds bytes. */
     fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
     static char big[65536];
