@@ -211,6 +211,20 @@ fn restore_in_repair(fd: RawFd, r: &TcpRepair, kernel: &KernelPath) -> io::Resul
             format!("TCP_REPAIR hand-over: the socket is bound to {bound}, the connection is {}", r.local),
         ));
     }
+    // The options the connection ran with (an orphan's new socket has none of them).
+    let o = &r.options;
+    let secs = |d: std::time::Duration| d.as_secs().clamp(1, i32::MAX as u64) as i32;
+    for (level, name, value, step) in [
+        (libc::IPPROTO_IP, libc::IP_TOS, i32::from(o.tos), "IP_TOS"),
+        (libc::IPPROTO_IP, libc::IP_TTL, i32::from(o.ttl), "IP_TTL"),
+        (sol_tcp, libc::TCP_NODELAY, i32::from(o.nodelay), "TCP_NODELAY"),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE, i32::from(o.keepalive), "SO_KEEPALIVE"),
+        (sol_tcp, libc::TCP_KEEPIDLE, secs(o.keep_idle), "TCP_KEEPIDLE"),
+        (sol_tcp, libc::TCP_KEEPINTVL, secs(o.keep_interval), "TCP_KEEPINTVL"),
+        (sol_tcp, libc::TCP_KEEPCNT, o.keep_count.clamp(1, 127) as i32, "TCP_KEEPCNT"),
+    ] {
+        setsockopt(fd, level, name, &value, step)?;
+    }
     // The kernel sizes its segments at connect, from its MSS clamp (536 by default) and the
     // path MTU, and TCP_REPAIR_OPTIONS' MSS does not size them again: the peer's MSS goes in
     // first, as TCP_MAXSEG.

@@ -5,6 +5,7 @@
 
 use super::connection::Connection;
 use super::error::TcpError;
+use super::options::TcpSocketOptions;
 use super::state::State;
 use super::timestamps;
 use crate::engine::Stack;
@@ -68,6 +69,9 @@ pub struct TcpRepair {
     pub sack: bool,
     /// The windows (TCP_REPAIR_WINDOW).
     pub window: RepairWindow,
+    /// The socket options the connection runs with (IP_TOS, IP_TTL, TCP_NODELAY, keepalive):
+    /// the kernel socket that carries it on takes them too.
+    pub options: TcpSocketOptions,
 }
 
 impl TcpRepair {
@@ -133,6 +137,7 @@ impl Connection {
                 rcv_wnd: self.rcv.adv.since(rcv_wup),
                 rcv_wup: rcv_wup.0,
             },
+            options: self.options,
         })
     }
 }
