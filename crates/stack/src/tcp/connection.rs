@@ -77,6 +77,9 @@ pub struct Connection {
     pub(crate) persist_backoff: u32,
     /// Zero-window probes sent and not answered.
     pub(crate) probes: u32,
+    /// When the persist timer first fired in the current zero-window episode (Linux's
+    /// icsk_probes_tstamp): TCP_USER_TIMEOUT counts from it, answered probes or not.
+    pub(crate) probes_since: Option<Instant>,
     pub(crate) keep_probes: u32,
     pub(crate) last_recv: Instant,
     pub(crate) last_send: Instant,
@@ -335,6 +338,7 @@ impl Connection {
             force_send: false,
             persist_backoff: 0,
             probes: 0,
+            probes_since: None,
             keep_probes: 0,
             last_recv: now,
             last_send: now,

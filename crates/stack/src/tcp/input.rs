@@ -225,6 +225,7 @@ impl Connection {
             if window > 0 && self.snd.wnd == 0 {
                 self.timers[Timer::Persist] = None;
                 self.persist_backoff = 0;
+                self.probes_since = None;
             }
             self.snd.wnd = window;
             self.snd.max_wnd = self.snd.max_wnd.max(window);

@@ -32,6 +32,12 @@ pub struct TcpSocketOptions {
     pub ttl: u8,
     /// IP_TOS.
     pub tos: u8,
+    /// TCP_USER_TIMEOUT: how long transmitted data (or a SYN) may stay unacknowledged, and
+    /// zero-window probes or keepalive probes unanswered, before the connection is aborted with
+    /// ETIMEDOUT (Linux's icsk_user_timeout; `None` is 0, the default: tcp_retries2,
+    /// tcp_syn_retries and TCP_KEEPCNT decide). The retransmission and probe timers are clamped
+    /// so that the abort happens on time (tcp_clamp_rto_to_user_timeout).
+    pub user_timeout: Option<Duration>,
 }
 
 impl TcpSocketOptions {
@@ -49,6 +55,7 @@ impl TcpSocketOptions {
             reuse_addr: false,
             ttl: 64,
             tos: 0,
+            user_timeout: None,
         }
     }
 

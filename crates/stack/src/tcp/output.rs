@@ -104,7 +104,7 @@ impl Connection {
         self.snd.nxt = self.snd.iss + 1;
         self.snd.max = self.snd.max.max(self.snd.nxt);
         if self.timers[Timer::Retransmit].is_none() {
-            self.timers[Timer::Retransmit] = Some(now + self.rtt.backed_off(self.loss.backoff));
+            self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
         }
         Some(out)
     }
@@ -209,7 +209,7 @@ impl Connection {
         self.snd.max = self.snd.max.max(end);
         self.timers[Timer::Persist] = None;
         if self.timers[Timer::Retransmit].is_none() {
-            self.timers[Timer::Retransmit] = Some(now + self.rtt.backed_off(self.loss.backoff));
+            self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
         }
         Some(out)
     }
@@ -223,7 +223,8 @@ impl Connection {
         {
             let base = self.rtt.rto().max(self.config.rto_min);
             let when = base.checked_mul(1 << self.persist_backoff.min(16)).unwrap_or(self.config.rto_max);
-            self.timers[Timer::Persist] = Some(now + when.min(self.config.rto_max));
+            let when = self.clamp_probe_to_user_timeout(now, when.min(self.config.rto_max));
+            self.timers[Timer::Persist] = Some(now + when);
         }
     }
 

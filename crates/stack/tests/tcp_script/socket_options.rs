@@ -1,0 +1,100 @@
+//! Socket options with Linux's behaviour: TCP_USER_TIMEOUT, TCP_CORK and MSG_MORE, TCP_MAXSEG,
+//! TCP_NOTSENT_LOWAT, SO_RCVLOWAT, TCP_DEFER_ACCEPT, SO_REUSEPORT, urgent data, receive flags,
+//! TCP_CONGESTION, and what accepted connections inherit from their listener.
+
+use crate::common::*;
+use stack::tcp::{State, TcpError};
+use std::time::Duration;
+
+// ---- TCP_USER_TIMEOUT ------------------------------------------------------------------------
+
+/// Data unacknowledged for the user timeout aborts the connection with ETIMEDOUT, on time:
+/// the RTO timer is clamped to the timeout's end (tcp_clamp_rto_to_user_timeout).
+#[test]
+fn user_timeout_aborts_unacknowledged_data_on_time() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.user_timeout = Some(dms(1_000)));
+    p.send(h, b"hello").unwrap();
+    assert_eq!(p.expect().ms(), 100);
+    // RTO 300 ms (one 100 ms sample), doubling: 400, then 1,000; the next would be 2,200.
+    let times: Vec<u64> = (0..2).map(|_| p.expect_by(1_099).ms()).collect();
+    assert_eq!(times, vec![400, 1_000]);
+    p.run_until(1_099);
+    assert_eq!(p.state(h), State::Established);
+    p.run_until(1_100);
+    assert_eq!(p.state(h), State::Closed, "aborted 1,000 ms after the first transmission");
+    p.expect_none();
+    assert_eq!(p.recv(h, 10), Err(TcpError::TimedOut));
+}
+
+/// connect gives up after the user timeout, before tcp_syn_retries runs out.
+#[test]
+fn user_timeout_bounds_connect() {
+    let mut p = Script::new();
+    let h = p.connect_with(|o| o.user_timeout = Some(dms(2_500)));
+    assert_eq!(p.expect().flags, "S");
+    assert_eq!(p.expect_by(2_400).ms(), 1_000);
+    p.run_until(2_499);
+    assert_eq!(p.state(h), State::SynSent);
+    p.run_until(2_500);
+    assert_eq!(p.state(h), State::Closed);
+    p.expect_none();
+    assert_eq!(p.stack.tcp_take_error(h), Ok(Some(TcpError::TimedOut)));
+}
+
+/// Zero-window probes answered by a peer that keeps its window shut: without a user timeout
+/// the connection lives on; with one, it ends that long after the first probe.
+#[test]
+fn user_timeout_bounds_answered_zero_window_probes() {
+    for user_timeout in [None, Some(dms(1_000))] {
+        let mut p = Script::new();
+        let h = p.established_with(|o| o.user_timeout = user_timeout);
+        p.inject_at(200, seg(".", 1001).ack(1).win(0));
+        p.send(h, b"held").unwrap();
+        p.expect_none();
+        let mut probes = Vec::new();
+        while p.now < ms(5_000) && p.state(h) == State::Established {
+            let Some(next) = p.stack.poll_timeout() else { break };
+            if next > ms(5_000) {
+                break;
+            }
+            p.run_until(next.as_nanos() / 1_000_000);
+            if let Some(probe) = p.sent.pop_front() {
+                probes.push(probe.ms());
+                p.inject(seg(".", 1001).ack(1).win(0));
+                p.sent.clear();
+            }
+        }
+        match user_timeout {
+            None => {
+                assert_eq!(probes, vec![500, 1_100, 2_300, 4_700]);
+                assert_eq!(p.state(h), State::Established);
+            }
+            Some(_) => {
+                assert_eq!(probes, vec![500, 1_100]);
+                assert_eq!(p.now, ms(1_500), "1,000 ms after the first probe");
+                assert_eq!(p.state(h), State::Closed);
+                assert_eq!(p.recv(h, 10), Err(TcpError::TimedOut));
+            }
+        }
+    }
+}
+
+/// Keepalive with a user timeout gives up once the peer has been silent that long and a probe
+/// went unanswered, whatever TCP_KEEPCNT says.
+#[test]
+fn user_timeout_bounds_keepalive() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| {
+        o.keepalive = true;
+        o.keep_idle = Duration::from_secs(10);
+        o.keep_interval = Duration::from_secs(2);
+        o.keep_count = 9;
+        o.user_timeout = Some(Duration::from_secs(13));
+    });
+    assert_eq!(p.expect_by(100_000).ms(), 10_100);
+    assert_eq!(p.expect_by(100_000).ms(), 12_100);
+    let rst = p.expect_by(100_000);
+    assert_eq!((rst.flags.as_str(), rst.ms()), ("R.", 14_100), "14 s silent >= 13 s: no third probe");
+    assert_eq!(p.recv(h, 10), Err(TcpError::TimedOut));
+}
