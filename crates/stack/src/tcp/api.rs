@@ -8,6 +8,7 @@
 
 use super::connection::{Connection, Readiness};
 use super::error::TcpError;
+use super::flags::SendFlags;
 use super::info::TcpInfo;
 use super::listener::Listener;
 use super::options::TcpSocketOptions;
@@ -136,7 +137,13 @@ impl Stack {
 
     /// Queues bytes to send; returns how many were taken (send(2)).
     pub fn tcp_send(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
-        let r = self.tcp_connection_mut(h)?.send(data);
+        self.tcp_send_with(h, data, SendFlags::default())
+    }
+
+    /// send(2) with flags: MSG_MORE holds a partial segment of this call's data as TCP_CORK
+    /// would; MSG_OOB makes its last byte urgent. Returns how many bytes were taken.
+    pub fn tcp_send_with(&mut self, h: SocketHandle, data: &[u8], flags: SendFlags) -> Result<usize, TcpError> {
+        let r = self.tcp_connection_mut(h)?.send_with(data, flags);
         self.tcp_touched(h);
         r
     }

@@ -11,6 +11,7 @@
 use super::config::TcpConfig;
 use super::congestion::CongestionControl;
 use super::error::TcpError;
+use super::flags::SendFlags;
 use super::info::TcpInfo;
 use super::isn::{initial_sequence, timestamp_offset};
 use super::options::TcpSocketOptions;
@@ -122,6 +123,13 @@ pub(crate) struct SendSpace {
     pub(crate) mss: u32,
     /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
     pub(crate) last_data_sent: Instant,
+    /// The last send had MSG_MORE: a partial segment is held as under TCP_CORK until a send
+    /// without it or an arriving ACK.
+    pub(crate) more: bool,
+    /// One push past Nagle and TCP_CORK: TCP_NODELAY was just set (tcp(7): "setting this
+    /// option forces an explicit flush of pending output, even if TCP_CORK is currently set";
+    /// Linux's TCP_NAGLE_PUSH).
+    pub(crate) push: bool,
 }
 
 /// The receive sequence space (RFC 9293 3.3.1) and what goes with it.
@@ -292,6 +300,8 @@ impl Connection {
                 sml: iss,
                 mss,
                 last_data_sent: now,
+                more: false,
+                push: false,
             },
             rcv: RecvSpace {
                 irs: Seq(0),
@@ -500,6 +510,12 @@ impl Connection {
 
     /// Queues `data` for sending; returns the bytes taken (send(2)).
     pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        self.send_with(data, SendFlags::default())
+    }
+
+    /// Queues `data` for sending with send(2)'s flags (MSG_MORE, MSG_OOB); returns the bytes
+    /// taken.
+    pub fn send_with(&mut self, data: &[u8], flags: SendFlags) -> Result<usize, TcpError> {
         if let Some(err) = self.error.take() {
             return Err(err);
         }
@@ -518,6 +534,7 @@ impl Connection {
         if n == 0 {
             return Err(TcpError::WouldBlock);
         }
+        self.snd.more = flags.more;
         Ok(n)
     }
 
@@ -632,6 +649,9 @@ impl Connection {
     /// acknowledgments bring what it holds under the new limit.
     pub fn set_options(&mut self, now: Instant, options: TcpSocketOptions) {
         let keepalive_on = options.keepalive && !self.options.keepalive;
+        if options.nodelay && !self.options.nodelay {
+            self.snd.push = true;
+        }
         let buffers_changed = (options.sndbuf, options.rcvbuf) != (self.options.sndbuf, self.options.rcvbuf);
         self.options = options;
         if buffers_changed {

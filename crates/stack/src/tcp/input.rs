@@ -183,6 +183,9 @@ impl Connection {
 
         // 3. ACK.
         let Some(ack) = repr.ack.map(Seq) else { return };
+        // An arriving ACK pushes pending data under the socket's own Nagle and cork settings
+        // (Linux's tcp_data_snd_check): MSG_MORE held only the push of its own call.
+        self.snd.more = false;
         if self.state == State::SynReceived {
             if ack <= self.snd.una || ack > self.snd.max {
                 self.rst_pending = Some(ack);
@@ -377,6 +380,11 @@ impl Connection {
         self.loss.retries = 0;
         self.probes = 0;
         let data = acked.min(self.snd.buf.len() as u32);
+        if data > 0 {
+            // Data sent by a probe (a corked tail) was acknowledged: the next hold starts from
+            // the base probe interval again (Linux resets icsk_backoff on an RTT sample).
+            self.persist_backoff = 0;
+        }
         self.snd.buf.ack(data as usize);
         self.info.bytes_acked += u64::from(data);
         let in_flight_before = self.snd.max.since(self.snd.una);

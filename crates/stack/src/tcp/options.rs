@@ -38,6 +38,13 @@ pub struct TcpSocketOptions {
     /// tcp_syn_retries and TCP_KEEPCNT decide). The retransmission and probe timers are clamped
     /// so that the abort happens on time (tcp_clamp_rto_to_user_timeout).
     pub user_timeout: Option<Duration>,
+    /// TCP_CORK: no segment shorter than the MSS leaves while set (full ones do, and so does a
+    /// partial one carrying the FIN or in urgent mode). Clearing it sends what was held at
+    /// the next transmit, under Nagle unless TCP_NODELAY. As in current Linux there is no cork
+    /// timer: held data goes when the probe (persist) timer fires with nothing in flight, one
+    /// RTO (at least 200 ms) later, which is where the 200 ms ceiling of tcp(7) comes from
+    /// (tcp_write_xmit arms ICSK_TIME_PROBE0, tcp_write_wakeup sends).
+    pub cork: bool,
 }
 
 impl TcpSocketOptions {
@@ -56,6 +63,7 @@ impl TcpSocketOptions {
             ttl: 64,
             tos: 0,
             user_timeout: None,
+            cork: false,
         }
     }
 

@@ -75,6 +75,7 @@ impl Connection {
             return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
         }
         // Nothing more to send: a buffer left empty is given back once the connection is quiet.
+        self.snd.push = false;
         self.arm_buffer_release();
         None
     }
@@ -133,7 +134,13 @@ impl Connection {
             if len == 0 && !(fin_wanted && available == 0) {
                 return None;
             }
-            if len < self.snd.mss && len == available && !retransmission && !self.force_send {
+            if len < self.snd.mss && len == available && !retransmission && !self.force_send && !self.snd.push {
+                // TCP_CORK or MSG_MORE (Linux's TCP_NAGLE_CORK in tcp_nagle_check): a partial
+                // segment waits, unless the FIN goes with it, for the probe timer at most.
+                if (self.options.cork || self.snd.more) && !fin_wanted {
+                    self.arm_persist(now);
+                    return None;
+                }
                 // Nagle with Minshall's rule (Linux's tcp_nagle_check and tcp_minshall_check):
                 // a small segment waits while an earlier small segment is unacknowledged,
                 // unless TCP_NODELAY or the FIN goes with it. The tail of a message of one or
@@ -146,6 +153,7 @@ impl Connection {
                 }
             }
             self.force_send = false;
+            self.snd.push = false;
             if !retransmission
                 && self.in_flight() == 0
                 && self.config.slow_start_after_idle

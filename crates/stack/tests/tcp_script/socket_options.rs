@@ -98,3 +98,75 @@ fn user_timeout_bounds_keepalive() {
     assert_eq!((rst.flags.as_str(), rst.ms()), ("R.", 14_100), "14 s silent >= 13 s: no third probe");
     assert_eq!(p.recv(h, 10), Err(TcpError::TimedOut));
 }
+
+// ---- TCP_CORK and MSG_MORE -------------------------------------------------------------------
+
+fn set(p: &mut Script, h: stack::SocketHandle, f: impl FnOnce(&mut stack::tcp::TcpSocketOptions)) {
+    let mut o = p.options(h);
+    f(&mut o);
+    p.stack.tcp_set_options(h, o, p.now).unwrap();
+    p.flush();
+}
+
+/// Corked, full segments go and the partial tail waits; uncorking sends it at once.
+#[test]
+fn cork_holds_partial_segments_until_cleared() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.cork = true);
+    p.send(h, &[1u8; 100]).unwrap();
+    p.expect_none();
+    p.send(h, &[2u8; 1400]).unwrap();
+    assert_eq!(p.expect().payload.len(), 1460, "a full segment goes");
+    p.expect_none();
+    set(&mut p, h, |o| o.cork = false);
+    let tail = p.expect();
+    assert_eq!((tail.seq, tail.payload.len()), (1461, 40), "uncorking pushes the tail at once");
+}
+
+/// There is no cork timer in Linux, but with nothing in flight the probe timer sends the
+/// held tail one RTO later (300 ms here): the "200 ms ceiling" of tcp(7).
+#[test]
+fn corked_tail_goes_with_the_probe_timer_when_nothing_is_in_flight() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.cork = true);
+    p.send(h, &[1u8; 100]).unwrap();
+    p.expect_none();
+    let d = p.expect_by(10_000);
+    assert_eq!((d.ms(), d.payload.len()), (400, 100));
+    // Acknowledged, the next hold waits the base interval again.
+    p.inject_at(500, seg(".", 1001).ack(101));
+    p.send(h, &[2u8; 10]).unwrap();
+    p.expect_none();
+    assert_eq!(p.expect_by(10_000).ms(), 800);
+}
+
+/// Setting TCP_NODELAY while corked flushes what is held once (tcp(7)); cork still holds
+/// later writes.
+#[test]
+fn nodelay_set_while_corked_flushes_once() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.cork = true);
+    p.send(h, &[1u8; 100]).unwrap();
+    p.expect_none();
+    set(&mut p, h, |o| o.nodelay = true);
+    assert_eq!(p.expect().payload.len(), 100);
+    p.send(h, &[2u8; 100]).unwrap();
+    p.expect_none();
+}
+
+/// MSG_MORE holds the partial segment of its call; the next send without it pushes all.
+#[test]
+fn msg_more_holds_its_call_then_the_next_send_pushes() {
+    let mut p = Script::new();
+    let h = p.established();
+    let more = stack::tcp::SendFlags { more: true, ..Default::default() };
+    assert_eq!(p.stack.tcp_send_with(h, &[1u8; 100], more), Ok(100));
+    p.flush();
+    p.expect_none();
+    assert_eq!(p.stack.tcp_send_with(h, &[2u8; 100], more), Ok(100));
+    p.flush();
+    p.expect_none();
+    p.send(h, &[3u8; 50]).unwrap();
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.len()), (1, 250), "one segment for the three calls");
+}
