@@ -280,6 +280,17 @@ impl Stack {
         self.tcp_socket(h)?.connection().map(|c| c.info()).ok_or(TcpError::NotConnected)
     }
 
+    /// getsockopt(TCP_MAXSEG) as Linux answers it in any state: on a socket that is not
+    /// connected (idle or listening) the TCP_MAXSEG set, else 536 (TCP_MSS_DEFAULT); on a
+    /// connection the MSS it sends with (see `Connection::max_seg`).
+    pub fn tcp_max_seg(&self, h: SocketHandle) -> Result<u32, TcpError> {
+        let s = self.tcp_socket(h)?;
+        Ok(match &s.kind {
+            TcpKind::Connection(c) => c.max_seg(),
+            _ => s.options.max_seg.map_or(super::connection::DEFAULT_MSS, u32::from),
+        })
+    }
+
     /// Readable bytes (FIONREAD).
     pub fn tcp_readable_len(&self, h: SocketHandle) -> Result<usize, TcpError> {
         Ok(self.tcp_socket(h)?.connection().map(|c| c.readable_len()).unwrap_or(0))

@@ -274,6 +274,8 @@ impl Connection {
     ) -> Connection {
         let iss = Seq(initial_sequence(config.isn_key, local, remote, now));
         let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
+        // TCP_MAXSEG caps what we announce (Linux's tcp_advertise_mss and tcp_mss_clamp).
+        let our_mss = options.max_seg.map_or(our_mss, |m| our_mss.min(u32::from(m)));
         let rcvbuf = clamp_buffer(options.rcvbuf);
         let rcv_limit = rcvbuf + scale_unit_slack(rcvbuf) as usize;
         let mss = DEFAULT_MSS.min(our_mss);
@@ -733,6 +735,20 @@ impl Connection {
         let hangup =
             self.dead || (self.rcv.fin_received && self.snd.fin_queued) || (connected && self.state == State::Closed);
         Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error }
+    }
+
+    /// getsockopt(TCP_MAXSEG) as Linux answers it: the user's value on a closed socket that
+    /// has one, else the MSS in use (Linux's mss_cache). Before the handshake completes that is
+    /// what our SYN announced less the timestamp option we offered (tcp_connect_init).
+    pub fn max_seg(&self) -> u32 {
+        match (self.state, self.options.max_seg) {
+            (State::Closed, Some(m)) => u32::from(m),
+            (State::SynSent, _) => {
+                let ts = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
+                self.rcv.our_mss.saturating_sub(ts)
+            }
+            _ => self.snd.mss,
+        }
     }
 
     /// Readable bytes (FIONREAD).

@@ -1,6 +1,7 @@
 //! Per-socket options the application sets (setsockopt) that change what the engine does.
 
 use super::config::TcpConfig;
+use super::error::TcpError;
 use std::time::Duration;
 
 /// A TCP socket's options.
@@ -45,6 +46,11 @@ pub struct TcpSocketOptions {
     /// RTO (at least 200 ms) later, which is where the 200 ms ceiling of tcp(7) comes from
     /// (tcp_write_xmit arms ICSK_TIME_PROBE0, tcp_write_wakeup sends).
     pub cork: bool,
+    /// TCP_MAXSEG (Linux's user_mss): caps the MSS announced in our SYN or SYN-ACK and the
+    /// MSS we send with (the smaller of it and the peer's). Set before connect or listen; set
+    /// on a connection it is stored but changes nothing, as in Linux. See
+    /// [`set_max_seg`](Self::set_max_seg).
+    pub max_seg: Option<u16>,
 }
 
 impl TcpSocketOptions {
@@ -64,6 +70,7 @@ impl TcpSocketOptions {
             tos: 0,
             user_timeout: None,
             cork: false,
+            max_seg: None,
         }
     }
 
@@ -72,6 +79,17 @@ impl TcpSocketOptions {
     /// per-packet bookkeeping; the engine has none, so all of the doubled value holds data.
     pub fn set_sndbuf(&mut self, requested: usize, config: &TcpConfig) {
         self.sndbuf = (requested.min(config.wmem_max).min(i32::MAX as usize / 2) * 2).max(SOCK_MIN_SNDBUF);
+    }
+
+    /// setsockopt(TCP_MAXSEG, `value`) as Linux's tcp_setsockopt: 0 clears it, 88 (TCP_MIN_MSS)
+    /// to 32,767 (MAX_TCP_WINDOW) sets it, anything else is EINVAL.
+    pub fn set_max_seg(&mut self, value: i32) -> Result<(), TcpError> {
+        match value {
+            0 => self.max_seg = None,
+            88..=32_767 => self.max_seg = Some(value as u16),
+            _ => return Err(TcpError::InvalidArgument),
+        }
+        Ok(())
     }
 
     /// setsockopt(SO_RCVBUF, `requested`) as Linux: capped at rmem_max, doubled, at least

@@ -170,3 +170,64 @@ fn msg_more_holds_its_call_then_the_next_send_pushes() {
     let d = p.expect();
     assert_eq!((d.seq, d.payload.len()), (1, 250), "one segment for the three calls");
 }
+
+// ---- TCP_MAXSEG ------------------------------------------------------------------------------
+
+/// The values Linux's tcp_setsockopt accepts.
+#[test]
+fn maxseg_accepts_88_to_32767_or_zero() {
+    let mut o = stack::tcp::TcpSocketOptions::new(&stack::tcp::TcpConfig::default());
+    for bad in [-1, 1, 87, 32_768, 65_535] {
+        assert_eq!(o.set_max_seg(bad), Err(TcpError::InvalidArgument), "{bad}");
+    }
+    assert_eq!(o.set_max_seg(88), Ok(()));
+    assert_eq!(o.max_seg, Some(88));
+    assert_eq!(o.set_max_seg(32_767), Ok(()));
+    assert_eq!(o.set_max_seg(0), Ok(()));
+    assert_eq!(o.max_seg, None);
+}
+
+/// Set before connect, TCP_MAXSEG caps the MSS our SYN announces and the one we send with;
+/// getsockopt answers as Linux in each state.
+#[test]
+fn maxseg_caps_the_announced_and_the_sending_mss() {
+    let mut p = Script::new();
+    let h = p.stack.tcp_open();
+    assert_eq!(p.stack.tcp_max_seg(h), Ok(536), "TCP_MSS_DEFAULT before anything");
+    let h = p.connect_with(|o| o.max_seg = Some(1000));
+    let syn = p.expect();
+    assert_eq!(syn.options.mss, Some(1000));
+    assert_eq!(p.stack.tcp_max_seg(h), Ok(1000 - 12), "SYN_SENT: less the timestamp option offered");
+    p.inject_at(100, seg("S.", 1000).ack(1).mss(1460));
+    p.expect();
+    assert_eq!(p.stack.tcp_max_seg(h), Ok(1000));
+    p.send(h, &[7u8; 3000]).unwrap();
+    let sizes: Vec<usize> = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.payload.len()).collect();
+    assert_eq!(sizes, vec![1000, 1000, 1000]);
+    // Set on a connection: stored, the MSS in use unchanged (as Linux).
+    set(&mut p, h, |o| o.max_seg = Some(500));
+    assert_eq!(p.stack.tcp_max_seg(h), Ok(1000));
+
+    let mut q = Script::new();
+    let h = q.connect();
+    q.expect();
+    q.inject_at(100, seg("S.", 1000).ack(1).mss(700));
+    assert_eq!(q.stack.tcp_max_seg(h), Ok(700), "the peer's smaller MSS");
+}
+
+/// A listener's TCP_MAXSEG caps its SYN-ACK's MSS, and getsockopt on it returns it.
+#[test]
+fn maxseg_on_a_listener_caps_the_syn_ack() {
+    let mut p = Script::new();
+    let l = p.stack.tcp_open();
+    set(&mut p, l, |o| o.max_seg = Some(600));
+    p.stack.tcp_bind(l, std::net::SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+    p.stack.tcp_listen(l, 8).unwrap();
+    assert_eq!(p.stack.tcp_max_seg(l), Ok(600));
+    p.inject(seg("S", 5000).mss(1460));
+    let synack = p.expect();
+    assert_eq!(synack.options.mss, Some(600));
+    p.inject(seg(".", 5001).ack(1));
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    assert_eq!(p.stack.tcp_max_seg(c), Ok(600));
+}
