@@ -301,6 +301,16 @@ impl Stack {
         Ok(self.tcp_socket(h)?.connection().map(|c| c.send_queued()).unwrap_or(0))
     }
 
+    /// Bytes written but not yet transmitted (SIOCOUTQNSD); EINVAL on a listener, as Linux.
+    pub fn tcp_unsent(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        let s = self.tcp_socket(h)?;
+        match &s.kind {
+            TcpKind::Listener(_) => Err(TcpError::InvalidArgument),
+            TcpKind::Connection(c) => Ok(c.not_sent() as usize),
+            TcpKind::Idle => Ok(0),
+        }
+    }
+
     /// Local and peer addresses (getsockname, getpeername): no peer while a connect's SYN
     /// waits for its answer, as Linux says ENOTCONN then.
     pub fn tcp_addresses(&self, h: SocketHandle) -> Result<(Option<SocketAddrV4>, Option<SocketAddrV4>), TcpError> {

@@ -727,11 +727,14 @@ impl Connection {
     pub fn readiness(&self) -> Readiness {
         let error = self.error.is_some();
         let connected = self.state.is_synchronized() || self.dead;
-        let readable =
-            !self.rcv.buf.is_empty() || self.rcv.fin_received || self.rcv.read_shutdown || error || self.dead;
+        let readable = self.data_readable() || self.rcv.fin_received || self.rcv.read_shutdown || error || self.dead;
+        let below_lowat = self.options.notsent_lowat.is_none_or(|l| u64::from(self.not_sent()) < u64::from(l));
         let writable = error
             || self.dead
-            || (self.state.can_send() && !self.snd.fin_queued && self.snd.buf.free() * 3 >= self.snd.buf.limit());
+            || (self.state.can_send()
+                && !self.snd.fin_queued
+                && self.snd.buf.free() * 3 >= self.snd.buf.limit()
+                && below_lowat);
         let hangup =
             self.dead || (self.rcv.fin_received && self.snd.fin_queued) || (connected && self.state == State::Closed);
         Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error }
@@ -748,6 +751,26 @@ impl Connection {
                 self.rcv.our_mss.saturating_sub(ts)
             }
             _ => self.snd.mss,
+        }
+    }
+
+    /// Whether enough bytes are readable for SO_RCVLOWAT (Linux's tcp_epollin_ready): at
+    /// least the mark, or some when the window left is at most one MSS (the mark may never
+    /// be reached otherwise).
+    fn data_readable(&self) -> bool {
+        let avail = self.rcv.buf.len();
+        avail > 0 && (avail >= self.options.rcvlowat || self.rcv.adv.since(self.rcv.nxt) <= self.rcv.mss)
+    }
+
+    /// Bytes written but never transmitted (SIOCOUTQNSD, TCP_NOTSENT_LOWAT: Linux's
+    /// write_seq - snd_nxt, where snd_nxt does not go back after a timeout as ours does, hence
+    /// snd_max here).
+    pub fn not_sent(&self) -> u32 {
+        let end = self.snd.una + self.snd.buf.len() as u32;
+        if end > self.snd.max {
+            end.since(self.snd.max)
+        } else {
+            0
         }
     }
 

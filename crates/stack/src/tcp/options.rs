@@ -51,6 +51,17 @@ pub struct TcpSocketOptions {
     /// on a connection it is stored but changes nothing, as in Linux. See
     /// [`set_max_seg`](Self::set_max_seg).
     pub max_seg: Option<u16>,
+    /// TCP_NOTSENT_LOWAT: a connection is writable only while fewer bytes than this wait
+    /// unsent (written but never transmitted: Linux's write_seq - snd_nxt), besides having
+    /// room in the send buffer (tcp_stream_memory_free). `None`: no limit (the sysctl's
+    /// default, UINT_MAX).
+    pub notsent_lowat: Option<u32>,
+    /// SO_RCVLOWAT: a connection is readable only when at least this many bytes are (or the
+    /// peer closed, an error is pending, or the receive window left is at most one MSS so the
+    /// mark cannot be reached: tcp_epollin_ready). At least 1; see
+    /// [`set_rcvlowat`](Self::set_rcvlowat). A blocking recv waits for as many; the waiting
+    /// is the caller's.
+    pub rcvlowat: usize,
 }
 
 impl TcpSocketOptions {
@@ -71,6 +82,8 @@ impl TcpSocketOptions {
             user_timeout: None,
             cork: false,
             max_seg: None,
+            notsent_lowat: None,
+            rcvlowat: 1,
         }
     }
 
@@ -90,6 +103,16 @@ impl TcpSocketOptions {
             _ => return Err(TcpError::InvalidArgument),
         }
         Ok(())
+    }
+
+    /// setsockopt(SO_RCVLOWAT, `value`) as Linux's sock_setsockopt and tcp_set_rcvlowat: a
+    /// negative value is INT_MAX, the value is capped at half the receive buffer, 0 is 1.
+    /// (Linux caps at half of tcp_rmem[2] and grows SO_RCVBUF to fit when the application has
+    /// not set SO_RCVBUF; the engine's buffers do not autotune, so it caps at half of SO_RCVBUF
+    /// always, as Linux does once SO_RCVBUF was set.)
+    pub fn set_rcvlowat(&mut self, value: i32) {
+        let value = if value < 0 { i32::MAX as usize } else { value as usize };
+        self.rcvlowat = value.min(self.rcvbuf / 2).max(1);
     }
 
     /// setsockopt(SO_RCVBUF, `requested`) as Linux: capped at rmem_max, doubled, at least

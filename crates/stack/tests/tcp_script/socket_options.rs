@@ -231,3 +231,66 @@ fn maxseg_on_a_listener_caps_the_syn_ack() {
     let (c, _) = p.stack.tcp_accept(l).unwrap();
     assert_eq!(p.stack.tcp_max_seg(c), Ok(600));
 }
+
+// ---- TCP_NOTSENT_LOWAT and SIOCOUTQNSD --------------------------------------------------------
+
+/// With TCP_NOTSENT_LOWAT a connection is writable only while fewer bytes than the mark wait
+/// unsent; an ACK that lets them go makes it writable again (with its event).
+#[test]
+fn notsent_lowat_gates_writability_on_unsent_bytes() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.notsent_lowat = Some(1_000));
+    assert!(p.stack.tcp_readiness(h).unwrap().writable);
+    p.send(h, &[1u8; 20_000]).unwrap();
+    let sent: usize = std::iter::from_fn(|| p.sent.pop_front()).map(|o| o.payload.len()).sum();
+    assert_eq!(sent, 10 * 1460, "the initial window");
+    assert_eq!(p.stack.tcp_unsent(h), Ok(20_000 - 14_600));
+    assert_eq!(p.stack.tcp_send_queued(h), Ok(20_000));
+    assert!(!p.stack.tcp_readiness(h).unwrap().writable, "5,400 unsent >= 1,000");
+    while p.stack.poll_event().is_some() {}
+    p.inject_at(200, seg(".", 1001).ack(1 + 14_600));
+    assert_eq!(p.stack.tcp_unsent(h), Ok(0));
+    assert!(p.stack.tcp_readiness(h).unwrap().writable);
+    assert_eq!(p.stack.poll_event(), Some(stack::Event::Writable(h)));
+
+    let mut q = Script::new();
+    let h = q.established();
+    q.send(h, &[1u8; 20_000]).unwrap();
+    assert!(q.stack.tcp_readiness(h).unwrap().writable, "without the option, buffer room is enough");
+    let l = q.listen(4);
+    assert_eq!(q.stack.tcp_unsent(l), Err(TcpError::InvalidArgument));
+}
+
+// ---- SO_RCVLOWAT ------------------------------------------------------------------------------
+
+/// Readable only once SO_RCVLOWAT bytes are, or at end of stream.
+#[test]
+fn rcvlowat_gates_readability() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.set_rcvlowat(100));
+    while p.stack.poll_event().is_some() {}
+    p.inject(seg("P.", 1001).ack(1).len(50));
+    assert!(!p.stack.tcp_readiness(h).unwrap().readable, "50 < 100");
+    assert_eq!(p.stack.poll_event(), None);
+    assert_eq!(p.stack.tcp_readable_len(h), Ok(50));
+    p.inject(seg("P.", 1051).ack(1).len(50));
+    assert!(p.stack.tcp_readiness(h).unwrap().readable);
+    assert_eq!(p.stack.poll_event(), Some(stack::Event::Readable(h)));
+    assert_eq!(p.recv(h, 60).unwrap().len(), 60, "a recv returns what is there");
+    assert!(!p.stack.tcp_readiness(h).unwrap().readable, "40 left");
+    p.inject(seg("F.", 1101).ack(1));
+    assert!(p.stack.tcp_readiness(h).unwrap().readable, "end of stream");
+}
+
+/// The setsockopt values as Linux turns them: 0 is 1, a negative value or one past half the
+/// receive buffer is half the receive buffer.
+#[test]
+fn rcvlowat_values_follow_linux() {
+    let config = stack::tcp::TcpConfig::default();
+    let mut o = stack::tcp::TcpSocketOptions::new(&config);
+    o.set_rcvbuf(10_000, &config);
+    for (asked, got) in [(0, 1), (1, 1), (500, 500), (10_000, 10_000), (10_001, 10_000), (-1, 10_000)] {
+        o.set_rcvlowat(asked);
+        assert_eq!(o.rcvlowat, got, "{asked}");
+    }
+}
