@@ -59,6 +59,9 @@ pub struct Connection {
     pub(crate) options: TcpSocketOptions,
     /// Opened by a listener (a failed handshake just disappears).
     pub(crate) passive: bool,
+    /// TCP_DEFER_ACCEPT dropped a bare final ACK of this handshake (Linux's
+    /// inet_rsk(req)->acked): the peer thinks it is connected.
+    pub(crate) deferred_ack: bool,
     pub(crate) snd: SendSpace,
     pub(crate) rcv: RecvSpace,
     pub(crate) ack: AckState,
@@ -286,6 +289,7 @@ impl Connection {
             config: *config,
             options: *options,
             passive: false,
+            deferred_ack: false,
             snd: SendSpace {
                 iss,
                 una: iss,

@@ -8,6 +8,7 @@ pub mod assembler;
 pub mod config;
 pub mod congestion;
 pub mod connection;
+mod defer;
 mod demux;
 pub mod error;
 pub mod flags;

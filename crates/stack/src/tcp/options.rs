@@ -62,6 +62,10 @@ pub struct TcpSocketOptions {
     /// [`set_rcvlowat`](Self::set_rcvlowat). A blocking recv waits for as many; the waiting
     /// is the caller's.
     pub rcvlowat: usize,
+    /// TCP_DEFER_ACCEPT of a listener, as Linux keeps it: a number of SYN-ACK retransmissions
+    /// (rskq_defer_accept; 0 is off). See [`set_defer_accept`](Self::set_defer_accept) and
+    /// `tcp/defer.rs` for the behaviour.
+    pub defer_accept: u8,
 }
 
 impl TcpSocketOptions {
@@ -84,6 +88,7 @@ impl TcpSocketOptions {
             max_seg: None,
             notsent_lowat: None,
             rcvlowat: 1,
+            defer_accept: 0,
         }
     }
 
@@ -113,6 +118,19 @@ impl TcpSocketOptions {
     pub fn set_rcvlowat(&mut self, value: i32) {
         let value = if value < 0 { i32::MAX as usize } else { value as usize };
         self.rcvlowat = value.min(self.rcvbuf / 2).max(1);
+    }
+
+    /// setsockopt(TCP_DEFER_ACCEPT, `seconds`): converted to SYN-ACK retransmissions as Linux
+    /// does (secs_to_retrans: the fewest whose backed-off timeouts from the initial RTO cover
+    /// the seconds; 0 or less is off).
+    pub fn set_defer_accept(&mut self, seconds: i32, config: &TcpConfig) {
+        self.defer_accept = super::defer::secs_to_retrans(seconds, config);
+    }
+
+    /// getsockopt(TCP_DEFER_ACCEPT): the seconds the retransmissions stand for (Linux's
+    /// retrans_to_secs, so 5 reads back as 7).
+    pub fn defer_accept_secs(&self, config: &TcpConfig) -> i32 {
+        super::defer::retrans_to_secs(self.defer_accept, config)
     }
 
     /// setsockopt(SO_RCVBUF, `requested`) as Linux: capped at rmem_max, doubled, at least

@@ -75,6 +75,10 @@ impl Connection {
             // The episode started when the timer was armed (the head's last transmission).
             self.loss.retrans_stamp = now - self.rtt.backed_off(self.loss.backoff);
         }
+        if self.passive && self.state == State::SynReceived && self.options.defer_accept > 0 {
+            self.on_deferred_synack_timeout(now, limit);
+            return;
+        }
         let elapsed = now.saturating_since(self.loss.retrans_stamp);
         let user_timeout = self.options.user_timeout;
         // The peer shrank its window to zero under our data: the retransmissions are window

@@ -294,3 +294,83 @@ fn rcvlowat_values_follow_linux() {
         assert_eq!(o.rcvlowat, got, "{asked}");
     }
 }
+
+// ---- TCP_DEFER_ACCEPT -------------------------------------------------------------------------
+
+fn deferring_listener(p: &mut Script, seconds: i32) -> stack::SocketHandle {
+    let l = p.stack.tcp_open();
+    set(p, l, |o| o.set_defer_accept(seconds, &stack::tcp::TcpConfig::default()));
+    p.stack.tcp_bind(l, std::net::SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+    p.stack.tcp_listen(l, 8).unwrap();
+    l
+}
+
+/// Seconds become SYN-ACK retransmissions and read back as Linux rounds them.
+#[test]
+fn defer_accept_seconds_round_as_linux() {
+    let config = stack::tcp::TcpConfig::default();
+    let mut o = stack::tcp::TcpSocketOptions::new(&config);
+    for (secs, retrans, back) in [(0, 0, 0), (-5, 0, 0), (1, 1, 1), (2, 2, 3), (3, 2, 3), (5, 3, 7), (30, 5, 31)] {
+        o.set_defer_accept(secs, &config);
+        assert_eq!((o.defer_accept, o.defer_accept_secs(&config)), (retrans, back), "{secs} s");
+    }
+}
+
+/// A bare final ACK leaves the handshake out of the accept queue; the first data completes it
+/// and is readable after accept.
+#[test]
+fn defer_accept_queues_the_connection_when_data_arrives() {
+    let mut p = Script::new();
+    let l = deferring_listener(&mut p, 5);
+    p.inject(seg("S", 5000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.inject_at(100, seg(".", 5001).ack(1));
+    p.expect_none();
+    assert!(!p.stack.tcp_readiness(l).unwrap().readable, "a bare ACK is not enough");
+    assert_eq!(p.stack.tcp_accept(l), Err(TcpError::WouldBlock));
+    assert_eq!(p.stack.stats().tcp_defer_accept_drops, 1);
+    p.inject_at(200, seg("P.", 5001).ack(1).data(b"GET /"));
+    assert_eq!(p.expect().ack, Some(5006));
+    assert!(p.stack.tcp_readiness(l).unwrap().readable);
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    assert_eq!(p.recv(c, 100).unwrap(), b"GET /");
+}
+
+/// Waiting for data after a bare ACK, the SYN-ACK is not resent until the deferral's last
+/// retransmission (at 3 s for 3 s: two retransmissions, 1 s then 2 s); the bare ACK answering
+/// it is accepted.
+#[test]
+fn defer_accept_resends_the_syn_ack_at_the_end_and_accepts_the_next_bare_ack() {
+    let mut p = Script::new();
+    let l = deferring_listener(&mut p, 3);
+    p.inject(seg("S", 5000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.inject_at(100, seg(".", 5001).ack(1));
+    let synack = p.expect_by(10_000);
+    assert_eq!((synack.flags.as_str(), synack.ms()), ("S.", 3_000), "silent at 1 s");
+    p.inject_at(3_100, seg(".", 5001).ack(1));
+    assert!(p.stack.tcp_readiness(l).unwrap().readable, "accepted after the deferral");
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    assert_eq!(p.state(c), State::Established);
+}
+
+/// Without a bare ACK the SYN-ACK is retried as usual; a handshake that never brings data is
+/// dropped silently once retries and deferral are spent.
+#[test]
+fn defer_accept_drops_a_handshake_that_never_brings_data() {
+    let mut p = Script::with(stack::tcp::TcpConfig { synack_retries: 2, ..Default::default() });
+    let l = deferring_listener(&mut p, 1);
+    p.inject(seg("S", 5000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    p.inject_at(100, seg(".", 5001).ack(1));
+    // Deferral of one retransmission: resent at 1 s; the ACK is lost; then up to 2 retries.
+    let times: Vec<u64> = std::iter::from_fn(|| p.sent.pop_front().or_else(|| Some(p.expect_by(60_000))))
+        .take_while(|o| o.flags == "S.")
+        .take(2)
+        .map(|o| o.ms())
+        .collect();
+    assert_eq!(times, vec![1_000, 3_000]);
+    p.run_until(60_000);
+    p.expect_none();
+    assert_eq!(p.stack.tcp_listen_queues(l), Ok((0, 0)), "gone, without a RST");
+}
