@@ -12,6 +12,7 @@ use super::flags::SendFlags;
 use super::info::TcpInfo;
 use super::listener::Listener;
 use super::options::TcpSocketOptions;
+use super::reuseport::ListenGroup;
 use super::socket::{TcpKind, TcpSocket};
 use super::state::State;
 use crate::engine::{Event, Stack};
@@ -50,8 +51,13 @@ impl Stack {
         if addr.port() == 0 || s.local.is_some() {
             return Err(TcpError::InvalidArgument);
         }
-        if self.tcp.listeners.contains_key(&(*addr.ip(), addr.port())) && !s.options.reuse_addr {
-            return Err(TcpError::AddressInUse);
+        if let Some(g) = self.tcp.listeners.get(&(*addr.ip(), addr.port())) {
+            // Listeners that all set SO_REUSEPORT share the port; SO_REUSEADDR lets the bind
+            // through (listen refuses later), as before.
+            let shared = g.reuse_port && s.options.reuse_port;
+            if !shared && !s.options.reuse_addr {
+                return Err(TcpError::AddressInUse);
+            }
         }
         self.tcp_socket_mut(h)?.local = Some(addr);
         Ok(())
@@ -73,12 +79,16 @@ impl Stack {
             TcpKind::Idle => {}
         }
         let key = (*local.ip(), local.port());
-        if self.tcp.listeners.contains_key(&key) {
-            return Err(TcpError::AddressInUse);
+        let reuse_port = s.options.reuse_port;
+        match self.tcp.listeners.get_mut(&key) {
+            Some(g) if g.reuse_port && reuse_port => g.members.push(h),
+            Some(_) => return Err(TcpError::AddressInUse),
+            None => {
+                self.tcp.listeners.insert(key, ListenGroup::new(h, reuse_port));
+            }
         }
         let s = self.tcp_socket_mut(h)?;
         s.kind = TcpKind::Listener(Listener::new(local, backlog, s.options));
-        self.tcp.listeners.insert(key, h);
         Ok(())
     }
 
@@ -179,7 +189,9 @@ impl Stack {
             TcpKind::Listener(l) => {
                 let key = (*l.local.ip(), l.local.port());
                 let children = std::mem::take(&mut l.children);
-                self.tcp.listeners.remove(&key);
+                if self.tcp.listeners.get_mut(&key).is_some_and(|g| g.remove(h)) {
+                    self.tcp.listeners.remove(&key);
+                }
                 let children: Vec<SocketHandle> = children
                     .into_iter()
                     .filter(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(h)))

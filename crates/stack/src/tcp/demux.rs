@@ -41,7 +41,7 @@ impl Stack {
                 return;
             }
         }
-        if let Some(l) = self.tcp.listener(local) {
+        if let Some(l) = self.tcp.listener(local, remote) {
             self.tcp_to_listener(now, l, local, remote, &repr);
             return;
         }

@@ -22,6 +22,7 @@ mod output;
 mod recovery;
 pub mod recv_buffer;
 pub mod repair;
+mod reuseport;
 mod ring;
 pub mod rtt;
 pub mod send_buffer;

@@ -29,6 +29,9 @@ pub struct TcpSocketOptions {
     pub rcvbuf: usize,
     /// SO_REUSEADDR.
     pub reuse_addr: bool,
+    /// SO_REUSEPORT: listeners that all set it may bind and listen on the same address and
+    /// port; each SYN goes to one of them by a hash of its 4-tuple (`tcp/reuseport.rs`).
+    pub reuse_port: bool,
     /// IP_TTL.
     pub ttl: u8,
     /// IP_TOS.
@@ -81,6 +84,7 @@ impl TcpSocketOptions {
             sndbuf: config.sndbuf,
             rcvbuf: config.rcvbuf,
             reuse_addr: false,
+            reuse_port: false,
             ttl: 64,
             tos: 0,
             user_timeout: None,

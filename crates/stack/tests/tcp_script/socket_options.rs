@@ -374,3 +374,64 @@ fn defer_accept_drops_a_handshake_that_never_brings_data() {
     p.expect_none();
     assert_eq!(p.stack.tcp_listen_queues(l), Ok((0, 0)), "gone, without a RST");
 }
+
+// ---- SO_REUSEPORT -----------------------------------------------------------------------------
+
+fn listener_with(
+    p: &mut Script,
+    backlog: usize,
+    f: impl FnOnce(&mut stack::tcp::TcpSocketOptions),
+) -> Result<stack::SocketHandle, TcpError> {
+    let l = p.stack.tcp_open();
+    set(p, l, f);
+    p.stack.tcp_bind(l, std::net::SocketAddrV4::new(OURS, OUR_PORT))?;
+    p.stack.tcp_listen(l, backlog)?;
+    Ok(l)
+}
+
+/// Binding onto a listener's port needs SO_REUSEPORT on both sides.
+#[test]
+fn reuseport_needs_every_listener_to_set_it() {
+    let mut p = Script::new();
+    let plain = listener_with(&mut p, 8, |_| {}).unwrap();
+    assert_eq!(listener_with(&mut p, 8, |o| o.reuse_port = true), Err(TcpError::AddressInUse));
+    p.stack.tcp_close(plain, p.now).unwrap();
+    listener_with(&mut p, 8, |o| o.reuse_port = true).unwrap();
+    listener_with(&mut p, 8, |o| o.reuse_port = true).unwrap();
+    assert_eq!(listener_with(&mut p, 8, |_| {}), Err(TcpError::AddressInUse));
+}
+
+/// Four listeners in a group share 1,000 handshakes about evenly, each connection in exactly
+/// one accept queue; a closed member takes no more, the others take all.
+#[test]
+fn reuseport_spreads_syns_over_the_group() {
+    let mut p = Script::new();
+    let group: Vec<_> = (0..4).map(|_| listener_with(&mut p, 1_000, |o| o.reuse_port = true).unwrap()).collect();
+    for port in 10_000..11_000u16 {
+        p.inject(seg("S", 7000).src_port(port).mss(1460));
+        assert_eq!(p.expect().flags, "S.");
+        p.inject(seg(".", 7001).src_port(port).ack(1));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut shares = Vec::new();
+    for &l in &group {
+        let mut n = 0;
+        while let Ok((c, remote)) = p.stack.tcp_accept(l) {
+            assert!(seen.insert(remote.port()), "{remote} accepted twice");
+            assert_eq!(p.state(c), State::Established);
+            n += 1;
+        }
+        shares.push(n);
+    }
+    assert_eq!(seen.len(), 1_000);
+    assert!(shares.iter().all(|&n| n > 180 && n < 320), "uneven: {shares:?}");
+    // One member closes: the next handshakes go to the other three.
+    p.stack.tcp_close(group[0], p.now).unwrap();
+    for port in 20_000..20_100u16 {
+        p.inject(seg("S", 7000).src_port(port).mss(1460));
+        assert_eq!(p.expect().flags, "S.");
+        p.inject(seg(".", 7001).src_port(port).ack(1));
+    }
+    let rest: usize = group[1..].iter().map(|&l| p.stack.tcp_listen_queues(l).unwrap().0).sum();
+    assert_eq!(rest, 100);
+}
