@@ -8,7 +8,7 @@
 
 use super::connection::{Connection, Readiness};
 use super::error::TcpError;
-use super::flags::SendFlags;
+use super::flags::{RecvFlags, RecvInto, SendFlags};
 use super::info::TcpInfo;
 use super::listener::Listener;
 use super::options::TcpSocketOptions;
@@ -160,9 +160,23 @@ impl Stack {
 
     /// Reads received bytes (recv(2), MSG_PEEK with `peek`); `Ok(0)` at end of stream.
     pub fn tcp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<usize, TcpError> {
-        let r = self.tcp_connection_mut(h)?.recv(buf, peek);
+        self.tcp_recv_with(h, RecvInto::Buf(buf), RecvFlags { peek, ..RecvFlags::default() })
+    }
+
+    /// recv(2) with flags, as Linux's tcp_recvmsg: MSG_PEEK from `peek_offset` (SO_PEEK_OFF,
+    /// kept by the caller), MSG_TRUNC with [`RecvInto::Discard`] (bytes consumed, or counted
+    /// with MSG_PEEK, not copied; the count is returned), MSG_OOB (the urgent byte: EINVAL
+    /// if there is none, it was read, or SO_OOBINLINE; EAGAIN while it has not arrived). A
+    /// read stops at the urgent mark once it delivered something (see `tcp_at_mark`).
+    pub fn tcp_recv_with(&mut self, h: SocketHandle, into: RecvInto<'_>, flags: RecvFlags) -> Result<usize, TcpError> {
+        let r = self.tcp_connection_mut(h)?.recv_with(into, flags);
         self.tcp_touched(h);
         r
+    }
+
+    /// Whether the next byte to read is the urgent byte (SIOCATMARK); false when not connected.
+    pub fn tcp_at_mark(&self, h: SocketHandle) -> Result<bool, TcpError> {
+        Ok(self.tcp_socket(h)?.connection().is_some_and(|c| c.at_mark()))
     }
 
     /// shutdown(2): `read` for SHUT_RD, `write` for SHUT_WR (both for SHUT_RDWR).

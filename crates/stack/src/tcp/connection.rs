@@ -11,7 +11,7 @@
 use super::config::TcpConfig;
 use super::congestion::CongestionControl;
 use super::error::TcpError;
-use super::flags::SendFlags;
+use super::flags::{RecvFlags, RecvInto, SendFlags};
 use super::info::TcpInfo;
 use super::isn::{initial_sequence, timestamp_offset};
 use super::options::TcpSocketOptions;
@@ -44,6 +44,8 @@ pub struct Readiness {
     pub hangup: bool,
     /// An error is pending (EPOLLERR).
     pub error: bool,
+    /// An urgent byte waits to be read with MSG_OOB (EPOLLPRI).
+    pub priority: bool,
 }
 
 /// One TCP connection, in parts as quinn-proto's `Connection` keeps its packet spaces and
@@ -133,6 +135,8 @@ pub(crate) struct SendSpace {
     /// option forces an explicit flush of pending output, even if TCP_CORK is currently set";
     /// Linux's TCP_NAGLE_PUSH).
     pub(crate) push: bool,
+    /// MSG_OOB: the urgent point (Linux's snd_up), until acknowledged (`urgent.rs`).
+    pub(crate) up: Option<Seq>,
 }
 
 /// The receive sequence space (RFC 9293 3.3.1) and what goes with it.
@@ -162,6 +166,8 @@ pub(crate) struct RecvSpace {
     pub(crate) mss: u32,
     /// The MSS we advertised.
     pub(crate) our_mss: u32,
+    /// The urgent mark and byte (`urgent.rs`).
+    pub(crate) urg: Option<super::urgent::UrgentMark>,
 }
 
 /// What is owed to the peer: the ACK policy's state (ack.rs).
@@ -308,6 +314,7 @@ impl Connection {
                 last_data_sent: now,
                 more: false,
                 push: false,
+                up: None,
             },
             rcv: RecvSpace {
                 irs: Seq(0),
@@ -324,6 +331,7 @@ impl Connection {
                 read_shutdown: false,
                 mss,
                 our_mss,
+                urg: None,
             },
             ack: AckState {
                 now: false,
@@ -541,35 +549,15 @@ impl Connection {
             return Err(TcpError::WouldBlock);
         }
         self.snd.more = flags.more;
+        if flags.oob {
+            self.mark_urgent_sent();
+        }
         Ok(n)
     }
 
     /// Reads received data into `out` (recv(2)); `Ok(0)` is the end of the stream.
     pub fn recv(&mut self, out: &mut [u8], peek: bool) -> Result<usize, TcpError> {
-        if !self.rcv.buf.is_empty() && !out.is_empty() {
-            let before = self.advertisable_window();
-            let n = self.rcv.buf.read(out, peek);
-            if !peek {
-                self.info.bytes_delivered += n as u64;
-                if self.rcv.buf.limit() != self.rcv.limit {
-                    self.settle_recv_limit();
-                }
-                self.maybe_window_update(before);
-            }
-            return Ok(n);
-        }
-        if let Some(err) = self.error.take() {
-            return Err(err);
-        }
-        if self.rcv.fin_received || self.rcv.read_shutdown || self.dead {
-            return Ok(0);
-        }
-        match self.state {
-            State::SynSent | State::SynReceived => Err(TcpError::WouldBlock),
-            State::Closed => Err(TcpError::NotConnected),
-            _ if out.is_empty() => Ok(0),
-            _ => Err(TcpError::WouldBlock),
-        }
+        self.recv_with(RecvInto::Buf(out), RecvFlags { peek, ..RecvFlags::default() })
     }
 
     /// shutdown(SHUT_WR): a FIN follows the data already queued.
@@ -679,7 +667,7 @@ impl Connection {
     /// Moves the receive buffer's limit to the one SO_RCVBUF asks for, but never below what
     /// the peer was promised: the readable bytes, the window advertised past them and the
     /// slack that backs its rounding, and any out-of-order bytes stored.
-    fn settle_recv_limit(&mut self) {
+    pub(crate) fn settle_recv_limit(&mut self) {
         let held = self.rcv.buf.len();
         let promised = held + self.rcv.adv.since(self.rcv.nxt) as usize + self.rcv.slack as usize;
         let stored = held + self.rcv.buf.out_of_order_end();
@@ -741,7 +729,8 @@ impl Connection {
                 && below_lowat);
         let hangup =
             self.dead || (self.rcv.fin_received && self.snd.fin_queued) || (connected && self.state == State::Closed);
-        Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error }
+        let priority = self.urgent_pending();
+        Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error, priority }
     }
 
     /// getsockopt(TCP_MAXSEG) as Linux answers it: the user's value on a closed socket that
@@ -763,7 +752,8 @@ impl Connection {
     /// be reached otherwise).
     fn data_readable(&self) -> bool {
         let avail = self.rcv.buf.len();
-        avail > 0 && (avail >= self.options.rcvlowat || self.rcv.adv.since(self.rcv.nxt) <= self.rcv.mss)
+        let target = self.options.rcvlowat + usize::from(self.skipped_urgent_next());
+        avail > 0 && (avail >= target || self.rcv.adv.since(self.rcv.nxt) <= self.rcv.mss)
     }
 
     /// Bytes written but never transmitted (SIOCOUTQNSD, TCP_NOTSENT_LOWAT: Linux's

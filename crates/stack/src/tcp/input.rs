@@ -239,6 +239,11 @@ impl Connection {
             return;
         }
 
+        // 3b. URG (Linux's tcp_urg, before the data is queued).
+        if self.state.can_receive() && !self.orphan {
+            self.on_urgent(repr, data);
+        }
+
         // 4. Data.
         if seq < self.rcv.nxt {
             let old = self.rcv.nxt.since(seq) as usize;
@@ -397,6 +402,7 @@ impl Connection {
         if self.snd.sml < self.snd.una {
             self.snd.sml = self.snd.una;
         }
+        self.urgent_acked();
         self.on_ack_for_recovery(now, ack, acked, data, in_flight_before);
         self.timers[Timer::Retransmit] = if self.snd.una == self.snd.max { None } else { Some(now + self.rtt.rto()) };
         if data > 0 {

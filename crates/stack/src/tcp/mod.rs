@@ -19,6 +19,7 @@ pub mod isn;
 pub mod listener;
 pub mod options;
 mod output;
+mod receive;
 mod recovery;
 pub mod recv_buffer;
 pub mod repair;
@@ -33,6 +34,7 @@ pub(crate) mod tables;
 mod timers;
 pub mod timestamps;
 mod transmit;
+mod urgent;
 
 pub use config::TcpConfig;
 pub use connection::{Connection, Readiness};

@@ -69,6 +69,9 @@ pub struct TcpSocketOptions {
     /// (rskq_defer_accept; 0 is off). See [`set_defer_accept`](Self::set_defer_accept) and
     /// `tcp/defer.rs` for the behaviour.
     pub defer_accept: u8,
+    /// SO_OOBINLINE: the urgent byte stays in the stream as ordinary data instead of being
+    /// read alone with MSG_OOB (`tcp/urgent.rs`).
+    pub oob_inline: bool,
 }
 
 impl TcpSocketOptions {
@@ -93,6 +96,7 @@ impl TcpSocketOptions {
             notsent_lowat: None,
             rcvlowat: 1,
             defer_accept: 0,
+            oob_inline: false,
         }
     }
 

@@ -137,7 +137,7 @@ impl Connection {
             if len < self.snd.mss && len == available && !retransmission && !self.force_send && !self.snd.push {
                 // TCP_CORK or MSG_MORE (Linux's TCP_NAGLE_CORK in tcp_nagle_check): a partial
                 // segment waits, unless the FIN goes with it, for the probe timer at most.
-                if (self.options.cork || self.snd.more) && !fin_wanted {
+                if (self.options.cork || self.snd.more) && !fin_wanted && self.snd.up.is_none() {
                     self.arm_persist(now);
                     return None;
                 }
@@ -147,7 +147,7 @@ impl Connection {
                 // two MSS thus leaves with its full segments instead of waiting for their
                 // (delayed) ACK.
                 let small_in_flight = self.snd.sml > self.snd.una && self.snd.sml <= self.snd.nxt;
-                let nagle = !self.options.nodelay && small_in_flight && !fin_wanted;
+                let nagle = !self.options.nodelay && small_in_flight && !fin_wanted && self.snd.up.is_none();
                 if nagle {
                     return None;
                 }
@@ -325,14 +325,15 @@ impl Connection {
         if syn {
             self.rcv.adv = self.rcv.adv.max(self.rcv.nxt + u32::from(window));
         }
+        let urgent = if syn || rst { None } else { self.urgent_field(seq) };
         let repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             seq: seq.0,
             ack: ack.map(|a| a.0),
-            flags,
+            flags: if urgent.is_some() { flags | TcpFlags::URG } else { flags },
             window,
-            urgent: 0,
+            urgent: urgent.unwrap_or(0),
             options,
             payload_len,
         };

@@ -435,3 +435,157 @@ fn reuseport_spreads_syns_over_the_group() {
     let rest: usize = group[1..].iter().map(|&l| p.stack.tcp_listen_queues(l).unwrap().0).sum();
     assert_eq!(rest, 100);
 }
+
+// ---- Urgent data: MSG_OOB, SO_OOBINLINE, SIOCATMARK ----------------------------------------
+
+use stack::tcp::{RecvFlags, RecvInto, SendFlags};
+
+const OOB: RecvFlags = RecvFlags { peek: false, peek_offset: 0, oob: true };
+
+fn recv_oob(p: &mut Script, h: stack::SocketHandle) -> Result<u8, TcpError> {
+    let mut b = [0u8; 1];
+    p.stack.tcp_recv_with(h, RecvInto::Buf(&mut b), OOB).map(|n| {
+        assert_eq!(n, 1);
+        b[0]
+    })
+}
+
+/// The byte before the urgent pointer is urgent (Linux's reading): a read stops at it, it is
+/// read alone with MSG_OOB, once, and reads of the stream skip it.
+#[test]
+fn urgent_byte_is_read_with_msg_oob_and_skipped_by_reads() {
+    let mut p = Script::new();
+    let h = p.established();
+    assert_eq!(recv_oob(&mut p, h), Err(TcpError::InvalidArgument), "no urgent data");
+    p.inject(seg("P.", 1001).ack(1).data(b"abcdeXfgh").urg(6));
+    let r = p.stack.tcp_readiness(h).unwrap();
+    assert!(r.readable && r.priority, "POLLPRI");
+    assert!(!p.stack.tcp_at_mark(h).unwrap());
+    assert_eq!(p.recv(h, 100).unwrap(), b"abcde", "a read stops at the mark");
+    assert!(p.stack.tcp_at_mark(h).unwrap());
+    assert_eq!(recv_oob(&mut p, h), Ok(b'X'));
+    assert!(!p.stack.tcp_readiness(h).unwrap().priority);
+    assert_eq!(recv_oob(&mut p, h), Err(TcpError::InvalidArgument), "read already");
+    assert_eq!(p.recv(h, 100).unwrap(), b"fgh", "the urgent byte is not in the stream");
+    assert!(!p.stack.tcp_at_mark(h).unwrap());
+}
+
+/// With SO_OOBINLINE the urgent byte is ordinary data; reads still stop at the mark.
+#[test]
+fn oobinline_keeps_the_urgent_byte_in_the_stream() {
+    let mut p = Script::new();
+    let h = p.established_with(|o| o.oob_inline = true);
+    p.inject(seg("P.", 1001).ack(1).data(b"abcdeXfgh").urg(6));
+    assert_eq!(p.recv(h, 100).unwrap(), b"abcde");
+    assert!(p.stack.tcp_at_mark(h).unwrap());
+    assert_eq!(recv_oob(&mut p, h), Err(TcpError::InvalidArgument));
+    assert_eq!(p.recv(h, 100).unwrap(), b"Xfgh");
+}
+
+/// The pointer may arrive before its byte: MSG_OOB says EAGAIN until the byte comes.
+#[test]
+fn urgent_pointer_ahead_of_its_byte_is_eagain_until_it_arrives() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.inject(seg("P.", 1001).ack(1).data(b"ab").urg(5));
+    assert_eq!(recv_oob(&mut p, h), Err(TcpError::WouldBlock));
+    assert!(!p.stack.tcp_readiness(h).unwrap().priority);
+    p.inject(seg("P.", 1003).ack(1).data(b"cdef"));
+    assert!(p.stack.tcp_readiness(h).unwrap().priority);
+    assert_eq!(recv_oob(&mut p, h), Ok(b'e'));
+    assert_eq!(p.recv(h, 100).unwrap(), b"abcd");
+    assert_eq!(p.recv(h, 100).unwrap(), b"f");
+}
+
+/// A newer urgent pointer replaces the older: the old byte becomes ordinary data (Linux).
+#[test]
+fn a_newer_urgent_byte_replaces_the_older() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.inject(seg("P.", 1001).ack(1).data(b"aX").urg(2));
+    p.inject(seg("P.", 1003).ack(1).data(b"bY").urg(2));
+    assert_eq!(p.recv(h, 100).unwrap(), b"aXb");
+    assert_eq!(recv_oob(&mut p, h), Ok(b'Y'));
+}
+
+/// MSG_PEEK from an offset leaves the data; MSG_TRUNC consumes without copying and counts.
+#[test]
+fn peek_with_offset_and_trunc_follow_tcp_recvmsg() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.inject(seg("P.", 1001).ack(1).data(b"hello world"));
+    let mut b = [0u8; 5];
+    let peek = RecvFlags { peek: true, peek_offset: 6, oob: false };
+    assert_eq!(p.stack.tcp_recv_with(h, RecvInto::Buf(&mut b), peek), Ok(5));
+    assert_eq!(&b, b"world");
+    let far = RecvFlags { peek: true, peek_offset: 11, oob: false };
+    assert_eq!(p.stack.tcp_recv_with(h, RecvInto::Buf(&mut b), far), Err(TcpError::WouldBlock));
+    let count = RecvFlags { peek: true, ..RecvFlags::default() };
+    assert_eq!(p.stack.tcp_recv_with(h, RecvInto::Discard(100), count), Ok(11), "MSG_PEEK|MSG_TRUNC counts");
+    assert_eq!(p.stack.tcp_recv_with(h, RecvInto::Discard(5), RecvFlags::default()), Ok(5));
+    assert_eq!(p.stack.tcp_readable_len(h), Ok(6));
+    assert_eq!(p.recv(h, 100).unwrap(), b" world");
+}
+
+/// MSG_OOB on send: URG with the pointer past the last byte, on every segment until the
+/// urgent point is acknowledged, and Nagle does not hold the data.
+#[test]
+fn send_oob_sets_urg_until_acknowledged() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, b"first").unwrap();
+    assert_eq!(p.expect().urg, None);
+    let oob = SendFlags { oob: true, ..Default::default() };
+    assert_eq!(p.stack.tcp_send_with(h, b"abc", oob), Ok(3));
+    p.flush();
+    let d = p.expect();
+    assert_eq!((d.seq, d.payload.as_slice(), d.urg), (6, &b"abc"[..], Some(3)), "not held by Nagle");
+    p.inject_at(200, seg(".", 1001).ack(6));
+    p.inject_at(300, seg(".", 1001).ack(9));
+    p.send(h, b"later").unwrap();
+    assert_eq!(p.expect().urg, None, "the urgent point was acknowledged");
+}
+
+/// Two engines: MSG_OOB on one side, MSG_OOB and SIOCATMARK on the other.
+#[test]
+fn urgent_data_between_two_engines() {
+    use stack::testing::{lan_stack, Capture};
+    use stack::{RxChecksum, StackConfig};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let (ip_a, ip_b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+    let mut a = lan_stack(ip_a, OUR_MAC, 1500, ip_b, PEER_MAC, StackConfig::default());
+    let mut b = lan_stack(ip_b, PEER_MAC, 1500, ip_a, OUR_MAC, StackConfig::default());
+    let now = ms(1);
+    let shuttle = |a: &mut stack::Stack, b: &mut stack::Stack| loop {
+        let (mut ca, mut cb) = (Capture::default(), Capture::default());
+        a.transmit(now, &mut ca);
+        b.transmit(now, &mut cb);
+        if ca.frames.is_empty() && cb.frames.is_empty() {
+            break;
+        }
+        ca.frames.iter().for_each(|f| b.receive(now, f, RxChecksum::Unverified));
+        cb.frames.iter().for_each(|f| a.receive(now, f, RxChecksum::Unverified));
+    };
+    let l = b.tcp_open();
+    b.tcp_bind(l, SocketAddrV4::new(ip_b, 80)).unwrap();
+    b.tcp_listen(l, 4).unwrap();
+    let c = a.tcp_open();
+    a.tcp_bind(c, SocketAddrV4::new(ip_a, 5000)).unwrap();
+    a.tcp_connect(c, SocketAddrV4::new(ip_b, 80), now).unwrap();
+    shuttle(&mut a, &mut b);
+    let (s, _) = b.tcp_accept(l).unwrap();
+    a.tcp_send(c, b"hello").unwrap();
+    a.tcp_send_with(c, b"!", SendFlags { oob: true, ..Default::default() }).unwrap();
+    shuttle(&mut a, &mut b);
+    a.tcp_send(c, b"world").unwrap();
+    shuttle(&mut a, &mut b);
+    assert!(b.tcp_readiness(s).unwrap().priority);
+    let mut buf = [0u8; 64];
+    assert_eq!(b.tcp_recv(s, &mut buf, false), Ok(5));
+    assert_eq!(&buf[..5], b"hello");
+    assert!(b.tcp_at_mark(s).unwrap());
+    assert_eq!(b.tcp_recv_with(s, RecvInto::Buf(&mut buf), OOB), Ok(1));
+    assert_eq!(buf[0], b'!');
+    assert_eq!(b.tcp_recv(s, &mut buf, false), Ok(5));
+    assert_eq!(&buf[..5], b"world");
+}
