@@ -6,6 +6,7 @@
 //! Call [`Stack::transmit`] after `receive`, `handle_timeout` and any `tcp_*` call: segments
 //! are produced there, one connection at a time, never while a frame is being received.
 
+use super::congestion::Algorithm;
 use super::connection::{Connection, Readiness};
 use super::error::TcpError;
 use super::flags::{RecvFlags, RecvInto, SendFlags};
@@ -256,6 +257,21 @@ impl Stack {
         }
         self.tcp_touched(h);
         Ok(())
+    }
+
+    /// TCP_CONGESTION: the Linux name of the socket's congestion control ("reno" for NewReno).
+    pub fn tcp_congestion(&self, h: SocketHandle) -> Result<&'static str, TcpError> {
+        Ok(self.tcp_socket(h)?.options.congestion.name())
+    }
+
+    /// setsockopt(TCP_CONGESTION, `name`): an algorithm the stack has, by its Linux name, else
+    /// `NoSuchAlgorithm` (ENOENT, as Linux when no such module exists). A live connection keeps
+    /// its window and ssthresh (tcp_reinit_congestion_control); a listener passes it on.
+    pub fn tcp_set_congestion(&mut self, h: SocketHandle, name: &str, now: Instant) -> Result<(), TcpError> {
+        let algorithm = Algorithm::from_name(name).ok_or(TcpError::NoSuchAlgorithm)?;
+        let mut options = self.tcp_socket(h)?.options;
+        options.congestion = algorithm;
+        self.tcp_set_options(h, options, now)
     }
 
     /// The socket's options.

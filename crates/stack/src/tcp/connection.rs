@@ -356,7 +356,7 @@ impl Connection {
             },
             timers: TimerTable::default(),
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
-            cc: config.congestion.build(config.initial_window, mss),
+            cc: options.congestion.build(config.initial_window, mss),
             ts: config.timestamps.then(|| Timestamps::new(timestamp_offset(config.isn_key, local, remote))),
             sack_ok: false,
             force_send: false,
@@ -437,7 +437,7 @@ impl Connection {
                 self.rcv.slack = 0;
             }
         }
-        self.cc = self.config.congestion.build(self.config.initial_window, self.snd.mss);
+        self.cc = self.options.congestion.build(self.config.initial_window, self.snd.mss);
     }
 
     /// The state.
@@ -642,6 +642,13 @@ impl Connection {
     /// promised until reads let it come down); a smaller send buffer takes no more writes until
     /// acknowledgments bring what it holds under the new limit.
     pub fn set_options(&mut self, now: Instant, options: TcpSocketOptions) {
+        if options.congestion != self.options.congestion {
+            let (cwnd, ssthresh) = (self.cc.window(), self.cc.ssthresh());
+            self.cc = options.congestion.build(self.config.initial_window, self.snd.mss);
+            if self.state != State::SynSent && self.state != State::SynReceived {
+                self.cc.resume(cwnd, ssthresh);
+            }
+        }
         let keepalive_on = options.keepalive && !self.options.keepalive;
         if options.nodelay && !self.options.nodelay {
             self.snd.push = true;

@@ -92,7 +92,7 @@ impl Connection {
         // segment (RFC 5681 3.1; Linux forgives one, which the 1 s RTO alone may cause).
         self.rtt.fall_back(self.config.rto_fallback);
         if self.info.timeout_retransmits > 1 {
-            self.cc = self.config.congestion.build(1, self.snd.mss);
+            self.cc = self.options.congestion.build(1, self.snd.mss);
         }
         self.ack.quickacks = self.config.quickacks;
         if self.options.keepalive {

@@ -1,6 +1,7 @@
 //! Per-socket options the application sets (setsockopt) that change what the engine does.
 
 use super::config::TcpConfig;
+use super::congestion::Algorithm;
 use super::error::TcpError;
 use std::time::Duration;
 
@@ -72,6 +73,9 @@ pub struct TcpSocketOptions {
     /// SO_OOBINLINE: the urgent byte stays in the stream as ordinary data instead of being
     /// read alone with MSG_OOB (`tcp/urgent.rs`).
     pub oob_inline: bool,
+    /// TCP_CONGESTION: the congestion control algorithm (the stack's default from
+    /// `TcpConfig::congestion`); see `Stack::tcp_set_congestion`.
+    pub congestion: Algorithm,
 }
 
 impl TcpSocketOptions {
@@ -97,6 +101,7 @@ impl TcpSocketOptions {
             rcvlowat: 1,
             defer_accept: 0,
             oob_inline: false,
+            congestion: config.congestion,
         }
     }
 

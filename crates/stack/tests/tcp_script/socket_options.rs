@@ -589,3 +589,55 @@ fn urgent_data_between_two_engines() {
     assert_eq!(b.tcp_recv(s, &mut buf, false), Ok(5));
     assert_eq!(&buf[..5], b"world");
 }
+
+// ---- TCP_CONGESTION ----------------------------------------------------------------------------
+
+/// NewReno is "reno"; an unknown name is ENOENT; the choice survives on a live connection
+/// without losing the window.
+#[test]
+fn congestion_control_by_linux_name() {
+    let mut p = Script::new();
+    let h = p.established();
+    assert_eq!(p.stack.tcp_congestion(h), Ok("reno"));
+    assert_eq!(p.stack.tcp_set_congestion(h, "vegas", p.now), Err(TcpError::NoSuchAlgorithm));
+    assert_eq!(TcpError::NoSuchAlgorithm.errno(), 2);
+    let cwnd = p.stack.tcp_info(h).unwrap().cwnd;
+    assert_eq!(p.stack.tcp_set_congestion(h, "reno", p.now), Ok(()));
+    assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, cwnd);
+    let l = p.listen(4);
+    assert_eq!(p.stack.tcp_congestion(l), Ok("reno"));
+}
+
+// ---- What accepted connections inherit ---------------------------------------------------------
+
+/// An accepted connection starts with its listener's options, as Linux's clone of the
+/// listening socket does (nodelay, keepalive, user timeout, low-water marks, TCP_MAXSEG,
+/// SO_OOBINLINE, congestion control, TTL and TOS...), and behaves by them.
+#[test]
+fn accepted_connections_inherit_the_listeners_options() {
+    let mut p = Script::new();
+    let l = p.stack.tcp_open();
+    set(&mut p, l, |o| {
+        o.nodelay = true;
+        o.keepalive = true;
+        o.keep_idle = Duration::from_secs(30);
+        o.user_timeout = Some(dms(5_000));
+        o.notsent_lowat = Some(4_096);
+        o.rcvlowat = 10;
+        o.max_seg = Some(1_000);
+        o.oob_inline = true;
+        o.ttl = 7;
+        o.tos = 0x10;
+    });
+    p.stack.tcp_bind(l, std::net::SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+    p.stack.tcp_listen(l, 4).unwrap();
+    p.inject(seg("S", 5000).mss(1460));
+    let synack = p.expect();
+    assert_eq!((synack.ttl, synack.tos, synack.options.mss), (7, 0x10, Some(1_000)));
+    p.inject(seg(".", 5001).ack(1));
+    let (c, _) = p.stack.tcp_accept(l).unwrap();
+    assert_eq!(p.options(c), p.options(l));
+    p.send(c, b"a").unwrap();
+    p.send(c, b"b").unwrap();
+    assert_eq!(std::iter::from_fn(|| p.sent.pop_front()).count(), 2, "TCP_NODELAY inherited");
+}

@@ -29,6 +29,10 @@ pub trait CongestionControl: Debug + Send {
     fn on_timeout(&mut self, in_flight: u32, mss: u32);
     /// Sending resumes after an idle period longer than the RTO (RFC 5681 4.1).
     fn on_idle_restart(&mut self, mss: u32);
+    /// Takes over a connection's window from another algorithm (TCP_CONGESTION changed on a
+    /// live connection: Linux keeps cwnd and ssthresh and starts the new algorithm's own
+    /// state afresh, tcp_reinit_congestion_control).
+    fn resume(&mut self, cwnd: u32, ssthresh: u32);
 }
 
 /// Which algorithm new connections use.
@@ -40,6 +44,21 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm there is, in the order tcp_available_congestion_control lists them.
+    pub const ALL: [Algorithm; 1] = [Algorithm::NewReno];
+
+    /// The name Linux gives it (TCP_CONGESTION, tcp_congestion_control): NewReno is "reno".
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::NewReno => "reno",
+        }
+    }
+
+    /// The algorithm with Linux's name `name` (ENOENT in Linux when there is none).
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+
     /// A controller of this kind with an initial window of `initial_segments` segments.
     pub fn build(self, initial_segments: u32, mss: u32) -> Box<dyn CongestionControl> {
         match self {
