@@ -592,7 +592,7 @@ fn urgent_data_between_two_engines() {
 
 // ---- TCP_CONGESTION ----------------------------------------------------------------------------
 
-/// NewReno is "reno"; an unknown name is ENOENT; the choice survives on a live connection
+/// NewReno is "reno", CUBIC "cubic"; an unknown name is ENOENT; the choice survives on a live connection
 /// without losing the window.
 #[test]
 fn congestion_control_by_linux_name() {
@@ -602,6 +602,9 @@ fn congestion_control_by_linux_name() {
     assert_eq!(p.stack.tcp_set_congestion(h, "vegas", p.now), Err(TcpError::NoSuchAlgorithm));
     assert_eq!(TcpError::NoSuchAlgorithm.errno(), 2);
     let cwnd = p.stack.tcp_info(h).unwrap().cwnd;
+    assert_eq!(p.stack.tcp_set_congestion(h, "cubic", p.now), Ok(()));
+    assert_eq!(p.stack.tcp_congestion(h), Ok("cubic"));
+    assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, cwnd, "the window carries over");
     assert_eq!(p.stack.tcp_set_congestion(h, "reno", p.now), Ok(()));
     assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, cwnd);
     let l = p.listen(4);
