@@ -80,7 +80,7 @@ impl Connection {
             return;
         }
         let elapsed = now.saturating_since(self.loss.retrans_stamp);
-        let user_timeout = self.options.user_timeout;
+        let user_timeout = self.user_timeout();
         // The peer shrank its window to zero under our data: the retransmissions are window
         // probes, and as Linux does the connection lives while the peer answers within rto_max
         // (tcp_rtx_probe0_timed_out), or until TCP_USER_TIMEOUT since the first retransmission.
@@ -111,12 +111,19 @@ impl Connection {
         self.on_retransmission_loss();
     }
 
+    /// TCP_USER_TIMEOUT where it applies: not to a passive handshake, which Linux keeps as a
+    /// request socket under the listener's SYN-ACK timer alone (reqsk_timer_handler).
+    fn user_timeout(&self) -> Option<Duration> {
+        let request = self.passive && self.state == State::SynReceived;
+        self.options.user_timeout.filter(|_| !request)
+    }
+
     /// The retransmission timer's next deadline: the backed-off RTO, clamped once
     /// retransmissions began so that TCP_USER_TIMEOUT aborts on time (Linux's
     /// tcp_clamp_rto_to_user_timeout: a timeout already past fires one millisecond later).
     pub(crate) fn retransmit_deadline(&self, now: Instant) -> Instant {
         let rto = now + self.rtt.backed_off(self.loss.backoff);
-        match self.options.user_timeout {
+        match self.user_timeout() {
             Some(t) if self.loss.retries > 0 => {
                 let end = self.loss.retrans_stamp + t;
                 if end <= now {
