@@ -42,6 +42,23 @@ fn user_timeout_bounds_connect() {
     assert_eq!(p.stack.tcp_take_error(h), Ok(Some(TcpError::TimedOut)));
 }
 
+/// A listener's user timeout does not cut its handshakes short: the SYN-ACK is retried by
+/// its own timer, as Linux's request sockets are.
+#[test]
+fn user_timeout_of_a_listener_leaves_syn_ack_retries_alone() {
+    let mut p = Script::new();
+    let l = p.stack.tcp_open();
+    set(&mut p, l, |o| o.user_timeout = Some(dms(500)));
+    p.stack.tcp_bind(l, std::net::SocketAddrV4::new(OURS, OUR_PORT)).unwrap();
+    p.stack.tcp_listen(l, 4).unwrap();
+    p.inject(seg("S", 5000).mss(1460));
+    assert_eq!(p.expect().flags, "S.");
+    let retries: Vec<u64> = (0..2).map(|_| p.expect_by(10_000).ms()).collect();
+    assert_eq!(retries, vec![1_000, 3_000]);
+    p.inject(seg(".", 5001).ack(1));
+    assert!(p.stack.tcp_accept(l).is_ok());
+}
+
 /// Zero-window probes answered by a peer that keeps its window shut: without a user timeout
 /// the connection lives on; with one, it ends that long after the first probe.
 #[test]
