@@ -118,12 +118,22 @@ impl World {
     fn new() -> World {
         let tcp = TcpConfig { rcvbuf: BUFFER, sndbuf: BUFFER, ..TcpConfig::default() };
         let mut stack = lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp, ..StackConfig::default() });
+        // Fuzzed segments may carry URG: with SO_OOBINLINE the urgent bytes stay in the stream
+        // (reads still stop at the mark), so what the application reads is the whole stream.
+        let inline = |stack: &mut Stack, h: SocketHandle| {
+            if let Ok(mut o) = stack.tcp_options(h) {
+                o.oob_inline = true;
+                let _ = stack.tcp_set_options(h, o, Instant::ZERO);
+            }
+        };
         let listener = stack.tcp_open();
+        inline(&mut stack, listener);
         let _ = stack.tcp_bind(listener, SocketAddrV4::new(OURS, LISTEN_PORT));
         let _ = stack.tcp_listen(listener, 4);
         let mut w = World { stack, now: Instant::ZERO, sink: Sink::default(), listener, conns: [Conn::default(); 2] };
         // One we open...
         let h = w.stack.tcp_open();
+        inline(&mut w.stack, h);
         let _ = w.stack.tcp_bind(h, SocketAddrV4::new(OURS, ACTIVE_PORT));
         let _ = w.stack.tcp_connect(h, SocketAddrV4::new(PEER, 7000), w.now);
         let iss = w.flush_iss(7000);

@@ -69,6 +69,8 @@ pub struct Stats {
     pub tcp_listen_drops: u64,
     /// Final ACKs dropped because the accept queue was full (ListenOverflows).
     pub tcp_listen_overflows: u64,
+    /// Bare final ACKs dropped while TCP_DEFER_ACCEPT waits for data (TCPDeferAcceptDrop).
+    pub tcp_defer_accept_drops: u64,
     /// TCP segments the port refused (recovered by retransmission).
     pub tcp_tx_busy: u64,
 }

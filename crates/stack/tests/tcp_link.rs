@@ -2,7 +2,8 @@
 //! and delay: bulk data each way must arrive byte-exact and both sides must close cleanly.
 //!
 //! 64 MiB each way on every link (well under a second each with the test profile); set
-//! EXASOCK_TCP_LINK_MIB to move another amount. A sweep over many seeds and harsher
+//! EXASOCK_TCP_LINK_MIB to move another amount, EXASOCK_TCP_LINK_CC to run another congestion
+//! control ("cubic"). A sweep over many seeds and harsher
 //! impairments runs with smaller transfers; EXASOCK_TCP_LINK_SEEDS widens it. Every byte is
 //! checked where it is read; lossy links must also show that fast retransmit, not the timer,
 //! repaired most losses (a sender that can only recover by RTO still completes). One transfer
@@ -87,7 +88,12 @@ impl Node {
         table: std::rc::Rc<Vec<u8>>,
         isn_key: [u64; 2],
     ) -> Node {
-        let tcp = TcpConfig { isn_key, ..TcpConfig::default() };
+        // EXASOCK_TCP_LINK_CC names the congestion control to run ("reno", "cubic").
+        let congestion = std::env::var("EXASOCK_TCP_LINK_CC")
+            .ok()
+            .and_then(|n| stack::tcp::congestion::Algorithm::from_name(&n))
+            .unwrap_or_default();
+        let tcp = TcpConfig { isn_key, congestion, ..TcpConfig::default() };
         let config = StackConfig { tcp, ..StackConfig::default() };
         let stack = lan_stack(ip, EthernetAddress(mac), 1500, peer, EthernetAddress(peer_mac), config);
         Node {
@@ -295,7 +301,9 @@ fn transfer_planned(
             i.bytes_sent, i.bytes_retransmitted, i.fast_retransmits, i.timeout_retransmits, i.timeouts
         );
     }
-    Outcome { took: done_at.unwrap_or(now), infos, peaks: [a.peak, b.peak] }
+    let took = done_at.unwrap_or(now);
+    eprintln!("  took {took:?}");
+    Outcome { took, infos, peaks: [a.peak, b.peak] }
 }
 
 /// Loss was repaired mostly by fast retransmit (three duplicate ACKs), not by timeouts: a

@@ -6,11 +6,14 @@
 //! Call [`Stack::transmit`] after `receive`, `handle_timeout` and any `tcp_*` call: segments
 //! are produced there, one connection at a time, never while a frame is being received.
 
+use super::congestion::Algorithm;
 use super::connection::{Connection, Readiness};
 use super::error::TcpError;
+use super::flags::{RecvFlags, RecvInto, SendFlags};
 use super::info::TcpInfo;
 use super::listener::Listener;
 use super::options::TcpSocketOptions;
+use super::reuseport::ListenGroup;
 use super::socket::{TcpKind, TcpSocket};
 use super::state::State;
 use crate::engine::{Event, Stack};
@@ -49,8 +52,13 @@ impl Stack {
         if addr.port() == 0 || s.local.is_some() {
             return Err(TcpError::InvalidArgument);
         }
-        if self.tcp.listeners.contains_key(&(*addr.ip(), addr.port())) && !s.options.reuse_addr {
-            return Err(TcpError::AddressInUse);
+        if let Some(g) = self.tcp.listeners.get(&(*addr.ip(), addr.port())) {
+            // Listeners that all set SO_REUSEPORT share the port; SO_REUSEADDR lets the bind
+            // through (listen refuses later), as before.
+            let shared = g.reuse_port && s.options.reuse_port;
+            if !shared && !s.options.reuse_addr {
+                return Err(TcpError::AddressInUse);
+            }
         }
         self.tcp_socket_mut(h)?.local = Some(addr);
         Ok(())
@@ -72,12 +80,16 @@ impl Stack {
             TcpKind::Idle => {}
         }
         let key = (*local.ip(), local.port());
-        if self.tcp.listeners.contains_key(&key) {
-            return Err(TcpError::AddressInUse);
+        let reuse_port = s.options.reuse_port;
+        match self.tcp.listeners.get_mut(&key) {
+            Some(g) if g.reuse_port && reuse_port => g.members.push(h),
+            Some(_) => return Err(TcpError::AddressInUse),
+            None => {
+                self.tcp.listeners.insert(key, ListenGroup::new(h, reuse_port));
+            }
         }
         let s = self.tcp_socket_mut(h)?;
         s.kind = TcpKind::Listener(Listener::new(local, backlog, s.options));
-        self.tcp.listeners.insert(key, h);
         Ok(())
     }
 
@@ -136,16 +148,36 @@ impl Stack {
 
     /// Queues bytes to send; returns how many were taken (send(2)).
     pub fn tcp_send(&mut self, h: SocketHandle, data: &[u8]) -> Result<usize, TcpError> {
-        let r = self.tcp_connection_mut(h)?.send(data);
+        self.tcp_send_with(h, data, SendFlags::default())
+    }
+
+    /// send(2) with flags: MSG_MORE holds a partial segment of this call's data as TCP_CORK
+    /// would; MSG_OOB makes its last byte urgent. Returns how many bytes were taken.
+    pub fn tcp_send_with(&mut self, h: SocketHandle, data: &[u8], flags: SendFlags) -> Result<usize, TcpError> {
+        let r = self.tcp_connection_mut(h)?.send_with(data, flags);
         self.tcp_touched(h);
         r
     }
 
     /// Reads received bytes (recv(2), MSG_PEEK with `peek`); `Ok(0)` at end of stream.
     pub fn tcp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<usize, TcpError> {
-        let r = self.tcp_connection_mut(h)?.recv(buf, peek);
+        self.tcp_recv_with(h, RecvInto::Buf(buf), RecvFlags { peek, ..RecvFlags::default() })
+    }
+
+    /// recv(2) with flags, as Linux's tcp_recvmsg: MSG_PEEK from `peek_offset` (SO_PEEK_OFF,
+    /// kept by the caller), MSG_TRUNC with [`RecvInto::Discard`] (bytes consumed, or counted
+    /// with MSG_PEEK, not copied; the count is returned), MSG_OOB (the urgent byte: EINVAL
+    /// if there is none, it was read, or SO_OOBINLINE; EAGAIN while it has not arrived). A
+    /// read stops at the urgent mark once it delivered something (see `tcp_at_mark`).
+    pub fn tcp_recv_with(&mut self, h: SocketHandle, into: RecvInto<'_>, flags: RecvFlags) -> Result<usize, TcpError> {
+        let r = self.tcp_connection_mut(h)?.recv_with(into, flags);
         self.tcp_touched(h);
         r
+    }
+
+    /// Whether the next byte to read is the urgent byte (SIOCATMARK); false when not connected.
+    pub fn tcp_at_mark(&self, h: SocketHandle) -> Result<bool, TcpError> {
+        Ok(self.tcp_socket(h)?.connection().is_some_and(|c| c.at_mark()))
     }
 
     /// shutdown(2): `read` for SHUT_RD, `write` for SHUT_WR (both for SHUT_RDWR).
@@ -172,7 +204,9 @@ impl Stack {
             TcpKind::Listener(l) => {
                 let key = (*l.local.ip(), l.local.port());
                 let children = std::mem::take(&mut l.children);
-                self.tcp.listeners.remove(&key);
+                if self.tcp.listeners.get_mut(&key).is_some_and(|g| g.remove(h)) {
+                    self.tcp.listeners.remove(&key);
+                }
                 let children: Vec<SocketHandle> = children
                     .into_iter()
                     .filter(|c| self.sockets.get_tcp(*c).is_some_and(|t| t.parent == Some(h)))
@@ -225,6 +259,21 @@ impl Stack {
         Ok(())
     }
 
+    /// TCP_CONGESTION: the Linux name of the socket's congestion control ("reno" for NewReno).
+    pub fn tcp_congestion(&self, h: SocketHandle) -> Result<&'static str, TcpError> {
+        Ok(self.tcp_socket(h)?.options.congestion.name())
+    }
+
+    /// setsockopt(TCP_CONGESTION, `name`): an algorithm the stack has, by its Linux name, else
+    /// `NoSuchAlgorithm` (ENOENT, as Linux when no such module exists). A live connection keeps
+    /// its window and ssthresh (tcp_reinit_congestion_control); a listener passes it on.
+    pub fn tcp_set_congestion(&mut self, h: SocketHandle, name: &str, now: Instant) -> Result<(), TcpError> {
+        let algorithm = Algorithm::from_name(name).ok_or(TcpError::NoSuchAlgorithm)?;
+        let mut options = self.tcp_socket(h)?.options;
+        options.congestion = algorithm;
+        self.tcp_set_options(h, options, now)
+    }
+
     /// The socket's options.
     pub fn tcp_options(&self, h: SocketHandle) -> Result<TcpSocketOptions, TcpError> {
         Ok(self.tcp_socket(h)?.options)
@@ -273,6 +322,17 @@ impl Stack {
         self.tcp_socket(h)?.connection().map(|c| c.info()).ok_or(TcpError::NotConnected)
     }
 
+    /// getsockopt(TCP_MAXSEG) as Linux answers it in any state: on a socket that is not
+    /// connected (idle or listening) the TCP_MAXSEG set, else 536 (TCP_MSS_DEFAULT); on a
+    /// connection the MSS it sends with (see `Connection::max_seg`).
+    pub fn tcp_max_seg(&self, h: SocketHandle) -> Result<u32, TcpError> {
+        let s = self.tcp_socket(h)?;
+        Ok(match &s.kind {
+            TcpKind::Connection(c) => c.max_seg(),
+            _ => s.options.max_seg.map_or(super::connection::DEFAULT_MSS, u32::from),
+        })
+    }
+
     /// Readable bytes (FIONREAD).
     pub fn tcp_readable_len(&self, h: SocketHandle) -> Result<usize, TcpError> {
         Ok(self.tcp_socket(h)?.connection().map(|c| c.readable_len()).unwrap_or(0))
@@ -281,6 +341,16 @@ impl Stack {
     /// Bytes in the send buffer, sent or not (SIOCOUTQ).
     pub fn tcp_send_queued(&self, h: SocketHandle) -> Result<usize, TcpError> {
         Ok(self.tcp_socket(h)?.connection().map(|c| c.send_queued()).unwrap_or(0))
+    }
+
+    /// Bytes written but not yet transmitted (SIOCOUTQNSD); EINVAL on a listener, as Linux.
+    pub fn tcp_unsent(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        let s = self.tcp_socket(h)?;
+        match &s.kind {
+            TcpKind::Listener(_) => Err(TcpError::InvalidArgument),
+            TcpKind::Connection(c) => Ok(c.not_sent() as usize),
+            TcpKind::Idle => Ok(0),
+        }
     }
 
     /// Local and peer addresses (getsockname, getpeername): no peer while a connect's SYN

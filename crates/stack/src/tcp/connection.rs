@@ -11,6 +11,7 @@
 use super::config::TcpConfig;
 use super::congestion::CongestionControl;
 use super::error::TcpError;
+use super::flags::{RecvFlags, RecvInto, SendFlags};
 use super::info::TcpInfo;
 use super::isn::{initial_sequence, timestamp_offset};
 use super::options::TcpSocketOptions;
@@ -43,6 +44,8 @@ pub struct Readiness {
     pub hangup: bool,
     /// An error is pending (EPOLLERR).
     pub error: bool,
+    /// An urgent byte waits to be read with MSG_OOB (EPOLLPRI).
+    pub priority: bool,
 }
 
 /// One TCP connection, in parts as quinn-proto's `Connection` keeps its packet spaces and
@@ -58,6 +61,9 @@ pub struct Connection {
     pub(crate) options: TcpSocketOptions,
     /// Opened by a listener (a failed handshake just disappears).
     pub(crate) passive: bool,
+    /// TCP_DEFER_ACCEPT dropped a bare final ACK of this handshake (Linux's
+    /// inet_rsk(req)->acked): the peer thinks it is connected.
+    pub(crate) deferred_ack: bool,
     pub(crate) snd: SendSpace,
     pub(crate) rcv: RecvSpace,
     pub(crate) ack: AckState,
@@ -77,6 +83,9 @@ pub struct Connection {
     pub(crate) persist_backoff: u32,
     /// Zero-window probes sent and not answered.
     pub(crate) probes: u32,
+    /// When the persist timer first fired in the current zero-window episode (Linux's
+    /// icsk_probes_tstamp): TCP_USER_TIMEOUT counts from it, answered probes or not.
+    pub(crate) probes_since: Option<Instant>,
     pub(crate) keep_probes: u32,
     pub(crate) last_recv: Instant,
     pub(crate) last_send: Instant,
@@ -119,6 +128,15 @@ pub(crate) struct SendSpace {
     pub(crate) mss: u32,
     /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
     pub(crate) last_data_sent: Instant,
+    /// The last send had MSG_MORE: a partial segment is held as under TCP_CORK until a send
+    /// without it or an arriving ACK.
+    pub(crate) more: bool,
+    /// One push past Nagle and TCP_CORK: TCP_NODELAY was just set (tcp(7): "setting this
+    /// option forces an explicit flush of pending output, even if TCP_CORK is currently set";
+    /// Linux's TCP_NAGLE_PUSH).
+    pub(crate) push: bool,
+    /// MSG_OOB: the urgent point (Linux's snd_up), until acknowledged (`urgent.rs`).
+    pub(crate) up: Option<Seq>,
 }
 
 /// The receive sequence space (RFC 9293 3.3.1) and what goes with it.
@@ -148,6 +166,8 @@ pub(crate) struct RecvSpace {
     pub(crate) mss: u32,
     /// The MSS we advertised.
     pub(crate) our_mss: u32,
+    /// The urgent mark and byte (`urgent.rs`).
+    pub(crate) urg: Option<super::urgent::UrgentMark>,
 }
 
 /// What is owed to the peer: the ACK policy's state (ack.rs).
@@ -263,6 +283,8 @@ impl Connection {
     ) -> Connection {
         let iss = Seq(initial_sequence(config.isn_key, local, remote, now));
         let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
+        // TCP_MAXSEG caps what we announce (Linux's tcp_advertise_mss and tcp_mss_clamp).
+        let our_mss = options.max_seg.map_or(our_mss, |m| our_mss.min(u32::from(m)));
         let rcvbuf = clamp_buffer(options.rcvbuf);
         let rcv_limit = rcvbuf + scale_unit_slack(rcvbuf) as usize;
         let mss = DEFAULT_MSS.min(our_mss);
@@ -273,6 +295,7 @@ impl Connection {
             config: *config,
             options: *options,
             passive: false,
+            deferred_ack: false,
             snd: SendSpace {
                 iss,
                 una: iss,
@@ -289,6 +312,9 @@ impl Connection {
                 sml: iss,
                 mss,
                 last_data_sent: now,
+                more: false,
+                push: false,
+                up: None,
             },
             rcv: RecvSpace {
                 irs: Seq(0),
@@ -305,6 +331,7 @@ impl Connection {
                 read_shutdown: false,
                 mss,
                 our_mss,
+                urg: None,
             },
             ack: AckState {
                 now: false,
@@ -329,12 +356,13 @@ impl Connection {
             },
             timers: TimerTable::default(),
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
-            cc: config.congestion.build(config.initial_window, mss),
+            cc: options.congestion.build(config.initial_window, mss),
             ts: config.timestamps.then(|| Timestamps::new(timestamp_offset(config.isn_key, local, remote))),
             sack_ok: false,
             force_send: false,
             persist_backoff: 0,
             probes: 0,
+            probes_since: None,
             keep_probes: 0,
             last_recv: now,
             last_send: now,
@@ -409,7 +437,7 @@ impl Connection {
                 self.rcv.slack = 0;
             }
         }
-        self.cc = self.config.congestion.build(self.config.initial_window, self.snd.mss);
+        self.cc = self.options.congestion.build(self.config.initial_window, self.snd.mss);
     }
 
     /// The state.
@@ -496,6 +524,12 @@ impl Connection {
 
     /// Queues `data` for sending; returns the bytes taken (send(2)).
     pub fn send(&mut self, data: &[u8]) -> Result<usize, TcpError> {
+        self.send_with(data, SendFlags::default())
+    }
+
+    /// Queues `data` for sending with send(2)'s flags (MSG_MORE, MSG_OOB); returns the bytes
+    /// taken.
+    pub fn send_with(&mut self, data: &[u8], flags: SendFlags) -> Result<usize, TcpError> {
         if let Some(err) = self.error.take() {
             return Err(err);
         }
@@ -514,35 +548,16 @@ impl Connection {
         if n == 0 {
             return Err(TcpError::WouldBlock);
         }
+        self.snd.more = flags.more;
+        if flags.oob {
+            self.mark_urgent_sent();
+        }
         Ok(n)
     }
 
     /// Reads received data into `out` (recv(2)); `Ok(0)` is the end of the stream.
     pub fn recv(&mut self, out: &mut [u8], peek: bool) -> Result<usize, TcpError> {
-        if !self.rcv.buf.is_empty() && !out.is_empty() {
-            let before = self.advertisable_window();
-            let n = self.rcv.buf.read(out, peek);
-            if !peek {
-                self.info.bytes_delivered += n as u64;
-                if self.rcv.buf.limit() != self.rcv.limit {
-                    self.settle_recv_limit();
-                }
-                self.maybe_window_update(before);
-            }
-            return Ok(n);
-        }
-        if let Some(err) = self.error.take() {
-            return Err(err);
-        }
-        if self.rcv.fin_received || self.rcv.read_shutdown || self.dead {
-            return Ok(0);
-        }
-        match self.state {
-            State::SynSent | State::SynReceived => Err(TcpError::WouldBlock),
-            State::Closed => Err(TcpError::NotConnected),
-            _ if out.is_empty() => Ok(0),
-            _ => Err(TcpError::WouldBlock),
-        }
+        self.recv_with(RecvInto::Buf(out), RecvFlags { peek, ..RecvFlags::default() })
     }
 
     /// shutdown(SHUT_WR): a FIN follows the data already queued.
@@ -627,10 +642,20 @@ impl Connection {
     /// promised until reads let it come down); a smaller send buffer takes no more writes until
     /// acknowledgments bring what it holds under the new limit.
     pub fn set_options(&mut self, now: Instant, options: TcpSocketOptions) {
+        if options.congestion != self.options.congestion {
+            let (cwnd, ssthresh) = (self.cc.window(), self.cc.ssthresh());
+            self.cc = options.congestion.build(self.config.initial_window, self.snd.mss);
+            if self.state != State::SynSent && self.state != State::SynReceived {
+                self.cc.resume(cwnd, ssthresh);
+            }
+        }
         let keepalive_on = options.keepalive && !self.options.keepalive;
         // TCP_KEEPIDLE changed with keepalive on: the timer counts from the last segment
         // received again, as Linux's tcp_sock_set_keepidle re-arms it.
         let idle_changed = options.keepalive && self.options.keepalive && options.keep_idle != self.options.keep_idle;
+        if options.nodelay && !self.options.nodelay {
+            self.snd.push = true;
+        }
         let buffers_changed = (options.sndbuf, options.rcvbuf) != (self.options.sndbuf, self.options.rcvbuf);
         self.options = options;
         if buffers_changed {
@@ -655,7 +680,7 @@ impl Connection {
     /// Moves the receive buffer's limit to the one SO_RCVBUF asks for, but never below what
     /// the peer was promised: the readable bytes, the window advertised past them and the
     /// slack that backs its rounding, and any out-of-order bytes stored.
-    fn settle_recv_limit(&mut self) {
+    pub(crate) fn settle_recv_limit(&mut self) {
         let held = self.rcv.buf.len();
         let promised = held + self.rcv.adv.since(self.rcv.nxt) as usize + self.rcv.slack as usize;
         let stored = held + self.rcv.buf.out_of_order_end();
@@ -707,14 +732,53 @@ impl Connection {
     pub fn readiness(&self) -> Readiness {
         let error = self.error.is_some();
         let connected = self.state.is_synchronized() || self.dead;
-        let readable =
-            !self.rcv.buf.is_empty() || self.rcv.fin_received || self.rcv.read_shutdown || error || self.dead;
+        let readable = self.data_readable() || self.rcv.fin_received || self.rcv.read_shutdown || error || self.dead;
+        let below_lowat = self.options.notsent_lowat.is_none_or(|l| u64::from(self.not_sent()) < u64::from(l));
         let writable = error
             || self.dead
-            || (self.state.can_send() && !self.snd.fin_queued && self.snd.buf.free() * 3 >= self.snd.buf.limit());
+            || (self.state.can_send()
+                && !self.snd.fin_queued
+                && self.snd.buf.free() * 3 >= self.snd.buf.limit()
+                && below_lowat);
         let hangup =
             self.dead || (self.rcv.fin_received && self.snd.fin_queued) || (connected && self.state == State::Closed);
-        Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error }
+        let priority = self.urgent_pending();
+        Readiness { readable, writable, read_hangup: self.rcv.fin_received, hangup, error, priority }
+    }
+
+    /// getsockopt(TCP_MAXSEG) as Linux answers it: the user's value on a closed socket that
+    /// has one, else the MSS in use (Linux's mss_cache). Before the handshake completes that is
+    /// what our SYN announced less the timestamp option we offered (tcp_connect_init).
+    pub fn max_seg(&self) -> u32 {
+        match (self.state, self.options.max_seg) {
+            (State::Closed, Some(m)) => u32::from(m),
+            (State::SynSent, _) => {
+                let ts = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
+                self.rcv.our_mss.saturating_sub(ts)
+            }
+            _ => self.snd.mss,
+        }
+    }
+
+    /// Whether enough bytes are readable for SO_RCVLOWAT (Linux's tcp_epollin_ready): at
+    /// least the mark, or some when the window left is at most one MSS (the mark may never
+    /// be reached otherwise).
+    fn data_readable(&self) -> bool {
+        let avail = self.rcv.buf.len();
+        let target = self.options.rcvlowat + usize::from(self.skipped_urgent_next());
+        avail > 0 && (avail >= target || self.rcv.adv.since(self.rcv.nxt) <= self.rcv.mss)
+    }
+
+    /// Bytes written but never transmitted (SIOCOUTQNSD, TCP_NOTSENT_LOWAT: Linux's
+    /// write_seq - snd_nxt, where snd_nxt does not go back after a timeout as ours does, hence
+    /// snd_max here).
+    pub fn not_sent(&self) -> u32 {
+        let end = self.snd.una + self.snd.buf.len() as u32;
+        if end > self.snd.max {
+            end.since(self.snd.max)
+        } else {
+            0
+        }
     }
 
     /// Readable bytes (FIONREAD).

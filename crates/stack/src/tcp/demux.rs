@@ -41,7 +41,7 @@ impl Stack {
                 return;
             }
         }
-        if let Some(l) = self.tcp.listener(local) {
+        if let Some(l) = self.tcp.listener(local, remote) {
             self.tcp_to_listener(now, l, local, remote, &repr);
             return;
         }
@@ -100,6 +100,11 @@ impl Stack {
             }
         }
         let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) else { return };
+        if c.passive && c.options.defer_accept > 0 && c.defer_bare_ack(repr) {
+            // TCP_DEFER_ACCEPT: a bare final ACK does not complete the handshake (defer.rs).
+            self.stats.tcp_defer_accept_drops += 1;
+            return;
+        }
         c.handle_segment(now, repr, payload);
         self.tcp_touched(h);
     }

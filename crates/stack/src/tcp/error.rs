@@ -29,6 +29,8 @@ pub enum TcpError {
     AddressInUse,
     /// No route to the destination (ENETUNREACH).
     NetworkUnreachable,
+    /// No congestion control algorithm by that name (TCP_CONGESTION: ENOENT).
+    NoSuchAlgorithm,
 }
 
 impl TcpError {
@@ -47,6 +49,7 @@ impl TcpError {
             TcpError::InvalidArgument => 22,
             TcpError::AddressInUse => 98,
             TcpError::NetworkUnreachable => 101,
+            TcpError::NoSuchAlgorithm => 2,
         }
     }
 }
@@ -66,6 +69,7 @@ impl fmt::Display for TcpError {
             TcpError::InvalidArgument => "invalid argument",
             TcpError::AddressInUse => "address already in use",
             TcpError::NetworkUnreachable => "network is unreachable",
+            TcpError::NoSuchAlgorithm => "no such congestion control algorithm",
         })
     }
 }

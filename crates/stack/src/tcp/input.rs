@@ -92,7 +92,7 @@ impl Connection {
         // segment (RFC 5681 3.1; Linux forgives one, which the 1 s RTO alone may cause).
         self.rtt.fall_back(self.config.rto_fallback);
         if self.info.timeout_retransmits > 1 {
-            self.cc = self.config.congestion.build(1, self.snd.mss);
+            self.cc = self.options.congestion.build(1, self.snd.mss);
         }
         self.ack.quickacks = self.config.quickacks;
         if self.options.keepalive {
@@ -183,6 +183,9 @@ impl Connection {
 
         // 3. ACK.
         let Some(ack) = repr.ack.map(Seq) else { return };
+        // An arriving ACK pushes pending data under the socket's own Nagle and cork settings
+        // (Linux's tcp_data_snd_check): MSG_MORE held only the push of its own call.
+        self.snd.more = false;
         if self.state == State::SynReceived {
             if ack <= self.snd.una || ack > self.snd.max {
                 self.rst_pending = Some(ack);
@@ -225,6 +228,7 @@ impl Connection {
             if window > 0 && self.snd.wnd == 0 {
                 self.timers[Timer::Persist] = None;
                 self.persist_backoff = 0;
+                self.probes_since = None;
             }
             self.snd.wnd = window;
             self.snd.max_wnd = self.snd.max_wnd.max(window);
@@ -233,6 +237,11 @@ impl Connection {
         }
         if self.state == State::Closed {
             return;
+        }
+
+        // 3b. URG (Linux's tcp_urg, before the data is queued).
+        if self.state.can_receive() && !self.orphan {
+            self.on_urgent(repr, data);
         }
 
         // 4. Data.
@@ -376,6 +385,11 @@ impl Connection {
         self.loss.retries = 0;
         self.probes = 0;
         let data = acked.min(self.snd.buf.len() as u32);
+        if data > 0 {
+            // Data sent by a probe (a corked tail) was acknowledged: the next hold starts from
+            // the base probe interval again (Linux resets icsk_backoff on an RTT sample).
+            self.persist_backoff = 0;
+        }
         self.snd.buf.ack(data as usize);
         self.info.bytes_acked += u64::from(data);
         let in_flight_before = self.snd.max.since(self.snd.una);
@@ -388,6 +402,7 @@ impl Connection {
         if self.snd.sml < self.snd.una {
             self.snd.sml = self.snd.una;
         }
+        self.urgent_acked();
         self.on_ack_for_recovery(now, ack, acked, data, in_flight_before);
         self.timers[Timer::Retransmit] = if self.snd.una == self.snd.max { None } else { Some(now + self.rtt.rto()) };
         if data > 0 {

@@ -75,6 +75,7 @@ impl Connection {
             return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
         }
         // Nothing more to send: a buffer left empty is given back once the connection is quiet.
+        self.snd.push = false;
         self.arm_buffer_release();
         None
     }
@@ -104,7 +105,7 @@ impl Connection {
         self.snd.nxt = self.snd.iss + 1;
         self.snd.max = self.snd.max.max(self.snd.nxt);
         if self.timers[Timer::Retransmit].is_none() {
-            self.timers[Timer::Retransmit] = Some(now + self.rtt.backed_off(self.loss.backoff));
+            self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
         }
         Some(out)
     }
@@ -133,19 +134,26 @@ impl Connection {
             if len == 0 && !(fin_wanted && available == 0) {
                 return None;
             }
-            if len < self.snd.mss && len == available && !retransmission && !self.force_send {
+            if len < self.snd.mss && len == available && !retransmission && !self.force_send && !self.snd.push {
+                // TCP_CORK or MSG_MORE (Linux's TCP_NAGLE_CORK in tcp_nagle_check): a partial
+                // segment waits, unless the FIN goes with it, for the probe timer at most.
+                if (self.options.cork || self.snd.more) && !fin_wanted && self.snd.up.is_none() {
+                    self.arm_persist(now);
+                    return None;
+                }
                 // Nagle with Minshall's rule (Linux's tcp_nagle_check and tcp_minshall_check):
                 // a small segment waits while an earlier small segment is unacknowledged,
                 // unless TCP_NODELAY or the FIN goes with it. The tail of a message of one or
                 // two MSS thus leaves with its full segments instead of waiting for their
                 // (delayed) ACK.
                 let small_in_flight = self.snd.sml > self.snd.una && self.snd.sml <= self.snd.nxt;
-                let nagle = !self.options.nodelay && small_in_flight && !fin_wanted;
+                let nagle = !self.options.nodelay && small_in_flight && !fin_wanted && self.snd.up.is_none();
                 if nagle {
                     return None;
                 }
             }
             self.force_send = false;
+            self.snd.push = false;
             if !retransmission
                 && self.in_flight() == 0
                 && self.config.slow_start_after_idle
@@ -209,7 +217,7 @@ impl Connection {
         self.snd.max = self.snd.max.max(end);
         self.timers[Timer::Persist] = None;
         if self.timers[Timer::Retransmit].is_none() {
-            self.timers[Timer::Retransmit] = Some(now + self.rtt.backed_off(self.loss.backoff));
+            self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
         }
         Some(out)
     }
@@ -223,7 +231,8 @@ impl Connection {
         {
             let base = self.rtt.rto().max(self.config.rto_min);
             let when = base.checked_mul(1 << self.persist_backoff.min(16)).unwrap_or(self.config.rto_max);
-            self.timers[Timer::Persist] = Some(now + when.min(self.config.rto_max));
+            let when = self.clamp_probe_to_user_timeout(now, when.min(self.config.rto_max));
+            self.timers[Timer::Persist] = Some(now + when);
         }
     }
 
@@ -316,14 +325,15 @@ impl Connection {
         if syn {
             self.rcv.adv = self.rcv.adv.max(self.rcv.nxt + u32::from(window));
         }
+        let urgent = if syn || rst { None } else { self.urgent_field(seq) };
         let repr = TcpRepr {
             src_port: self.local.port(),
             dst_port: self.remote.port(),
             seq: seq.0,
             ack: ack.map(|a| a.0),
-            flags,
+            flags: if urgent.is_some() { flags | TcpFlags::URG } else { flags },
             window,
-            urgent: 0,
+            urgent: urgent.unwrap_or(0),
             options,
             payload_len,
         };

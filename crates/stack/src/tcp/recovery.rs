@@ -49,6 +49,7 @@ impl Connection {
                 // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
                 // application-limited sender does not build an unearned window.
                 if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
+                    self.cc.on_rtt(self.rtt.srtt());
                     self.cc.on_ack(now, data, self.snd.mss);
                 }
             }

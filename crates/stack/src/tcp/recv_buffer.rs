@@ -128,6 +128,16 @@ impl RecvBuffer {
         self.ring.read_at(0, out)
     }
 
+    /// Copies readable bytes from `offset` past the first into `out` without consuming them.
+    pub fn peek_at(&self, offset: usize, out: &mut [u8]) -> usize {
+        self.ring.read_at(offset, out)
+    }
+
+    /// Drops `n` readable bytes (at most what is readable).
+    pub fn consume(&mut self, n: usize) {
+        self.ring.consume(n.min(self.ring.len()))
+    }
+
     /// Copies readable bytes into `out`, consuming them unless `peek`.
     pub fn read(&mut self, out: &mut [u8], peek: bool) -> usize {
         let n = self.ring.read_at(0, out);

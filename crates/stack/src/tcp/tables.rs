@@ -2,11 +2,13 @@
 //! listeners by address, hashed under a per-stack key), the timer wheel, the list of sockets with something to send, and
 //! RSTs owed to segments that matched no socket.
 
+use super::reuseport::ListenGroup;
 use crate::hash::{KeyedHashMap, KeyedState};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use crate::timer::TimerWheel;
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
@@ -29,7 +31,8 @@ const MAX_PENDING_RESETS: usize = 64;
 pub(crate) struct TcpTables {
     /// Keyed per stack: a peer chooses the tuples (every SYN adds one).
     pub connections: KeyedHashMap<FourTuple, SocketHandle>,
-    pub listeners: KeyedHashMap<(Ipv4Addr, u16), SocketHandle>,
+    /// Listeners by bound address: one, or an SO_REUSEPORT group.
+    pub listeners: KeyedHashMap<(Ipv4Addr, u16), ListenGroup>,
     pub timers: TimerWheel<SocketHandle>,
     pub dirty: Vec<SocketHandle>,
     pub resets: VecDeque<PendingReset>,
@@ -57,14 +60,21 @@ impl TcpTables {
         }
     }
 
-    /// The listener for a segment to `local`: bound to that address, else to the wildcard.
-    pub fn listener(&mut self, local: SocketAddrV4) -> Option<SocketHandle> {
+    /// The listener for a segment from `remote` to `local`: bound to that address, else to
+    /// the wildcard; in an SO_REUSEPORT group, the member the keyed hash of the 4-tuple picks.
+    pub fn listener(&mut self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<SocketHandle> {
         self.demux_lookups += 1;
-        if let Some(&h) = self.listeners.get(&(*local.ip(), local.port())) {
-            return Some(h);
+        let group = match self.listeners.get(&(*local.ip(), local.port())) {
+            Some(g) => g,
+            None => {
+                self.demux_lookups += 1;
+                self.listeners.get(&(Ipv4Addr::UNSPECIFIED, local.port()))?
+            }
+        };
+        match group.members.as_slice() {
+            [one] => Some(*one),
+            _ => group.pick(self.listeners.hasher().hash_one((local, remote))),
         }
-        self.demux_lookups += 1;
-        self.listeners.get(&(Ipv4Addr::UNSPECIFIED, local.port())).copied()
     }
 
     pub fn queue_reset(&mut self, rst: PendingReset) -> bool {
@@ -79,7 +89,6 @@ impl TcpTables {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::BuildHasher;
 
     /// Must-fix 8: where a 4-tuple lands in the demultiplexer depends on a per-stack key, so a
     /// peer cannot compute tuples that all fall into one bucket.

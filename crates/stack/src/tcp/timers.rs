@@ -45,7 +45,7 @@ impl Connection {
         }
         if due(self.timers[Timer::Persist], now) {
             self.timers[Timer::Persist] = None;
-            self.on_persist_timeout();
+            self.on_persist_timeout(now);
         }
         if due(self.timers[Timer::DelayedAck], now) {
             self.timers[Timer::DelayedAck] = None;
@@ -75,18 +75,30 @@ impl Connection {
             // The episode started when the timer was armed (the head's last transmission).
             self.loss.retrans_stamp = now - self.rtt.backed_off(self.loss.backoff);
         }
+        if self.passive && self.state == State::SynReceived && self.options.defer_accept > 0 {
+            self.on_deferred_synack_timeout(now, limit);
+            return;
+        }
+        let elapsed = now.saturating_since(self.loss.retrans_stamp);
+        let user_timeout = self.user_timeout();
         // The peer shrank its window to zero under our data: the retransmissions are window
-        // probes, and as Linux does the connection lives while the peer answers within rto_max.
+        // probes, and as Linux does the connection lives while the peer answers within rto_max
+        // (tcp_rtx_probe0_timed_out), or until TCP_USER_TIMEOUT since the first retransmission.
         let zero_window = self.state.is_synchronized() && self.snd.wnd == 0 && !self.orphan;
         let out_of_retries = if zero_window {
             now.saturating_since(self.last_recv) > self.config.rto_max
+                || user_timeout.is_some_and(|t| self.loss.retries > 0 && elapsed > t)
         } else if self.state.is_synchronized() {
             // Linux counts tcp_retries2 as time: what that many doublings from the minimum
             // RTO add up to (924.6 s for 15), so long RTTs give up after fewer retries.
-            let timeout = retries_timeout(limit, self.config.rto_min, self.config.rto_max);
-            self.loss.retries > 0 && now.saturating_since(self.loss.retrans_stamp) >= timeout
+            // TCP_USER_TIMEOUT replaces that time (retransmits_timed_out).
+            let timeout =
+                user_timeout.unwrap_or_else(|| retries_timeout(limit, self.config.rto_min, self.config.rto_max));
+            self.loss.retries > 0 && elapsed >= timeout
         } else {
-            self.loss.retries >= limit
+            // A handshake gives up after its retry count, or TCP_USER_TIMEOUT after the first
+            // SYN (tcp_write_timeout checks both).
+            self.loss.retries >= limit || user_timeout.is_some_and(|t| self.loss.retries > 0 && elapsed >= t)
         };
         if out_of_retries {
             if self.state == State::SynReceived && self.passive {
@@ -99,9 +111,58 @@ impl Connection {
         self.on_retransmission_loss();
     }
 
-    fn on_persist_timeout(&mut self) {
+    /// TCP_USER_TIMEOUT where it applies: not to a passive handshake, which Linux keeps as a
+    /// request socket under the listener's SYN-ACK timer alone (reqsk_timer_handler).
+    fn user_timeout(&self) -> Option<Duration> {
+        let request = self.passive && self.state == State::SynReceived;
+        self.options.user_timeout.filter(|_| !request)
+    }
+
+    /// The retransmission timer's next deadline: the backed-off RTO, clamped once
+    /// retransmissions began so that TCP_USER_TIMEOUT aborts on time (Linux's
+    /// tcp_clamp_rto_to_user_timeout: a timeout already past fires one millisecond later).
+    pub(crate) fn retransmit_deadline(&self, now: Instant) -> Instant {
+        let rto = now + self.rtt.backed_off(self.loss.backoff);
+        match self.user_timeout() {
+            Some(t) if self.loss.retries > 0 => {
+                let end = self.loss.retrans_stamp + t;
+                if end <= now {
+                    now + Duration::from_millis(1)
+                } else {
+                    rto.min(end)
+                }
+            }
+            _ => rto,
+        }
+    }
+
+    /// The persist timer's next deadline `when` from now, clamped to what is left of
+    /// TCP_USER_TIMEOUT since the first probe, but at least 2 ms (Linux's
+    /// tcp_clamp_probe0_to_user_timeout and TCP_TIMEOUT_MIN).
+    pub(crate) fn clamp_probe_to_user_timeout(&self, now: Instant, when: Duration) -> Duration {
+        match (self.options.user_timeout, self.probes_since) {
+            (Some(t), Some(since)) => {
+                let left = t.saturating_sub(now.saturating_since(since)).max(Duration::from_millis(2));
+                when.min(left)
+            }
+            _ => when,
+        }
+    }
+
+    fn on_persist_timeout(&mut self, now: Instant) {
         if !self.state.is_synchronized() || self.unsent() == 0 {
+            self.probes_since = None;
             return;
+        }
+        // TCP_USER_TIMEOUT bounds a zero-window episode even while the peer answers every
+        // probe (Linux's tcp_probe_timer: icsk_probes_tstamp is set at the first probe).
+        match (self.probes_since, self.options.user_timeout) {
+            (None, _) => self.probes_since = Some(now),
+            (Some(since), Some(t)) if now.saturating_since(since) >= t => {
+                self.fail(Some(TcpError::TimedOut));
+                return;
+            }
+            _ => {}
         }
         if self.probes >= self.config.retries2 {
             self.fail(Some(TcpError::TimedOut));
@@ -133,7 +194,14 @@ impl Connection {
             self.timers[Timer::Keepalive] = Some(self.last_recv + self.options.keep_idle);
             return;
         }
-        if self.keep_probes >= self.options.keep_count {
+        // With TCP_USER_TIMEOUT, keepalive gives up once the peer has been silent that long
+        // and at least one probe went unanswered, whatever TCP_KEEPCNT says
+        // (tcp_keepalive_timer).
+        let given_up = match self.options.user_timeout {
+            Some(t) => idle >= t && self.keep_probes > 0,
+            None => self.keep_probes >= self.options.keep_count,
+        };
+        if given_up {
             self.reset(Some(TcpError::TimedOut));
             return;
         }

@@ -58,6 +58,8 @@ pub struct Out {
     pub ttl: u8,
     pub tos: u8,
     pub df: bool,
+    /// The urgent pointer when URG is set.
+    pub urg: Option<u16>,
 }
 
 impl Out {
@@ -94,6 +96,7 @@ pub struct Seg {
     dst_port: u16,
     /// SACK blocks were given in our relative sequence numbers (ISS added when framed).
     sack_rel: bool,
+    urgent: u16,
 }
 
 /// A peer segment with packetdrill flags and the peer's sequence number.
@@ -121,6 +124,7 @@ pub fn seg(flags: &str, seq: u32) -> Seg {
         src_port: PEER_PORT,
         dst_port: OUR_PORT,
         sack_rel: false,
+        urgent: 0,
     }
 }
 
@@ -159,6 +163,12 @@ impl Seg {
     /// The timestamp option: the peer's TSval and the TSecr it echoes (our absolute TSval).
     pub fn ts(mut self, tsval: u32, tsecr: u32) -> Seg {
         self.options.timestamp = Some((tsval, tsecr));
+        self
+    }
+    /// URG with urgent pointer `ptr` (Linux takes the byte before seq + ptr as urgent).
+    pub fn urg(mut self, ptr: u16) -> Seg {
+        self.flags |= TcpFlags::URG;
+        self.urgent = ptr;
         self
     }
     pub fn data(mut self, d: &[u8]) -> Seg {
@@ -273,6 +283,7 @@ impl Script {
             ttl: ip.ttl(),
             tos: ip.tos(),
             df: ip.dont_frag(),
+            urg: repr.flags.contains(TcpFlags::URG).then_some(repr.urgent),
         }
     }
 
@@ -309,7 +320,7 @@ impl Script {
             ack: s.ack_set.then_some(s.ack.wrapping_add(self.iss.get(&s.src_port).copied().unwrap_or(0))),
             flags: s.flags,
             window: s.win,
-            urgent: 0,
+            urgent: s.urgent,
             options,
             payload_len: s.payload.len(),
         };

@@ -15,5 +15,6 @@ mod repair;
 mod sack;
 mod sending;
 mod socket_api;
+mod socket_options;
 mod timestamps;
 mod windows;

@@ -69,6 +69,12 @@ impl CongestionControl for NewReno {
         self.acked_in_ca = 0;
     }
 
+    fn resume(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd;
+        self.ssthresh = ssthresh;
+        self.acked_in_ca = 0;
+    }
+
     fn on_idle_restart(&mut self, _mss: u32) {
         self.cwnd = self.cwnd.min(self.initial);
     }
