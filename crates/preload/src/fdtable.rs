@@ -185,8 +185,11 @@ pub const BUF_SND: u64 = 2;
 /// In a TCP candidate's word: the program set an option that connections accepted from it
 /// inherit (as on Linux, where an accepted socket is a clone of its listener).
 pub const INHERITABLE_SET: u64 = 4;
+/// In a TCP candidate's word: the program chose a congestion control (TCP_CONGESTION).
+pub const CONGESTION_SET: u64 = 8;
 
-/// Notes that TCP candidate `fd` had options set (BUF_RCV, BUF_SND, INHERITABLE_SET).
+/// Notes that TCP candidate `fd` had options set (BUF_RCV, BUF_SND, INHERITABLE_SET,
+/// CONGESTION_SET).
 pub fn note_tcp_option(fd: i32, which: u64) {
     if let Some(s) = slot(fd) {
         let _ = s.fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
@@ -195,12 +198,12 @@ pub fn note_tcp_option(fd: i32, which: u64) {
     }
 }
 
-/// The options noted on TCP candidate `fd` (BUF_RCV | BUF_SND | INHERITABLE_SET bits).
+/// The options noted on TCP candidate `fd` (BUF_RCV, BUF_SND, INHERITABLE_SET, CONGESTION_SET).
 pub fn tcp_options_set(fd: i32) -> u64 {
     slot(fd).map_or(0, |s| {
         let w = s.load(Ordering::Acquire);
         if w >> KIND_SHIFT == TCP_CANDIDATE {
-            w & (BUF_RCV | BUF_SND | INHERITABLE_SET)
+            w & (BUF_RCV | BUF_SND | INHERITABLE_SET | CONGESTION_SET)
         } else {
             0
         }

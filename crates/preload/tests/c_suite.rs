@@ -317,3 +317,34 @@ fn threads_sharing_a_listener_accept_every_connection_once() {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }
 }
+
+/// The flags and options that change what a connection sends or how it reads: SO_PEEK_OFF,
+/// MSG_TRUNC, MSG_MORE, TCP_CORK, MSG_OOB sent and received (SIOCATMARK, POLLPRI), SO_RCVLOWAT,
+/// TCP_MAXSEG before connect, TCP_CONGESTION, SIOCOUTQNSD: the kernel's results, accelerated.
+#[test]
+fn recv_and_send_flags_and_stream_options_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "tcp-flags", "", Duration::from_secs(60));
+    // The control socket, the connection, the listener and the accepted connection.
+    assert!(bypasses(&run) >= 4, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
+    for line in ["tcp-flags oob: Y", "tcp-flags at-mark: 1", "tcp-flags echo-within-50ms: 0"] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}
+
+/// Four listeners in one process form a SO_REUSEPORT group and share 1,000 connections from
+/// the peer, each accepted once, every listener taking some, none through the kernel.
+#[test]
+fn a_reuseport_group_of_four_listeners_shares_1000_connections() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _tcp = PeerTcp::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "tcp-reuseport", "", Duration::from_secs(120));
+    assert!(run.stdout.contains("accepted 1000 listeners-used 4 peer-answers 1000"), "{}", run.stdout);
+    assert!(bypasses(&run) >= 1000, "not accelerated:\n{}", run.stderr.lines().last().unwrap_or(""));
+    assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted connections");
+    eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("tcp-reuseport:")).unwrap_or_default());
+}

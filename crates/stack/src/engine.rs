@@ -127,6 +127,11 @@ const DEMUX_KEY_LABEL: u64 = 0x6465_6d75_785f_6b65;
 
 impl Stack {
     /// A stack serving `iface`.
+    /// The TCP settings (the defaults and limits the socket options are judged by).
+    pub fn tcp_config(&self) -> &crate::tcp::TcpConfig {
+        &self.config.tcp
+    }
+
     pub fn new(iface: Interface, config: StackConfig) -> Stack {
         let demux_key = crate::hash::KeyedState::derived(config.tcp.isn_key, DEMUX_KEY_LABEL);
         Stack {

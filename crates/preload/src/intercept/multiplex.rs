@@ -67,7 +67,8 @@ unsafe fn poll_loop(
                     if ev & libc::POLLOUT != 0 {
                         revents |= p.events & (libc::POLLOUT | libc::POLLWRNORM);
                     }
-                    revents |= ev & p.events & libc::POLLRDHUP;
+                    // POLLPRI: urgent data waits.
+                    revents |= ev & p.events & (libc::POLLRDHUP | libc::POLLPRI);
                     if revents != 0 && p.revents == 0 {
                         ready += 1;
                     }
@@ -225,7 +226,8 @@ unsafe fn select_loop(
                     // select's readable: POLLIN, or a hang-up or error (a read returns at once).
                     let readable = ev & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0;
                     let writable = ev & (libc::POLLOUT | libc::POLLERR) != 0;
-                    let exceptional = false;
+                    // select's exceptional condition: urgent data (POLLPRI).
+                    let exceptional = ev & libc::POLLPRI != 0;
                     for (i, on) in [readable, writable, exceptional].into_iter().enumerate() {
                         if on && wanted[i].as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) {
                             libc::FD_SET(fd, &mut result[i]);

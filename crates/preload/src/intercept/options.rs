@@ -66,7 +66,16 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
             Err(e) => errno::fail(e),
         };
     }
+    if (level, name) == (libc::IPPROTO_TCP, libc::TCP_CONGESTION) && fdtable::is_tcp(fd) && !stack_runs(val, len) {
+        // The kernel may have it; the stack does not, and it is the stack that would run it.
+        return errno::fail(libc::ENOENT);
+    }
     let r = real::setsockopt(fd, level, name, val, len);
+    if r == 0 && (level, name) == (libc::SOL_SOCKET, libc::SO_PEEK_OFF) && fdtable::is_tcp(fd) {
+        if let (FdState::Accel(slot), Ok(v)) = (fdtable::get(fd), read_int(val, len)) {
+            runtime::set_peek_off(slot, v);
+        }
+    }
     if r == 0 && fdtable::is_tcp(fd) {
         mirror_tcp_option(fd, level, name, val, len);
         if !fdtable::is_tcp_connection(fd) && runtime::is_inherited(level, name) {
@@ -87,6 +96,9 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         }
         if runtime::is_inherited(level, name) {
             fdtable::note_tcp_option(fd, fdtable::INHERITABLE_SET);
+        }
+        if (level, name) == (libc::IPPROTO_TCP, libc::TCP_CONGESTION) {
+            fdtable::note_tcp_option(fd, fdtable::CONGESTION_SET | fdtable::INHERITABLE_SET);
         }
     }
     // Only sockets that are or may become accelerated care (one load for every other fd).
@@ -128,6 +140,16 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         }
     }
     r
+}
+
+/// Whether the congestion control a TCP_CONGESTION value names is one the stack has.
+unsafe fn stack_runs(val: *const c_void, len: socklen_t) -> bool {
+    if val.is_null() || len == 0 {
+        return true; // the kernel gives the errno
+    }
+    let bytes = std::slice::from_raw_parts(val as *const u8, (len as usize).min(16));
+    let name = bytes.split(|b| *b == 0).next().unwrap_or(&[]);
+    std::str::from_utf8(name).ok().and_then(stack::tcp::congestion::Algorithm::from_name).is_some()
 }
 
 /// SO_BINDTODEVICE: to the attached interface, a bound candidate is accelerated (as the
@@ -210,6 +232,11 @@ pub unsafe extern "C" fn getsockopt(
         if from_stack && fdtable::is_tcp_connection(fd) {
             return tcp_stack_option(fd, level, name, val, len);
         }
+        if matches!((level, name), (libc::IPPROTO_TCP, libc::TCP_CONGESTION) | (libc::SOL_SOCKET, libc::SO_PEEK_OFF))
+            && fdtable::is_tcp(fd)
+        {
+            return tcp_socket_option(fd, name, val, len);
+        }
         return real::getsockopt(fd, level, name, val, len);
     }
     if let Err(e) = is_socket(fd) {
@@ -257,15 +284,36 @@ unsafe fn tcp_stack_option(fd: c_int, level: c_int, name: c_int, val: *mut c_voi
     if val.is_null() || len.is_null() {
         return errno::fail(libc::EFAULT);
     }
-    let answer = runtime::with_tcp(slot, |stack, h, _| Ok((stack.tcp_info(h)?, stack.tcp_options(h)?)));
-    let Ok((i, o)) = answer else { return errno::fail(libc::EBADF) };
+    let answer =
+        runtime::with_tcp(slot, |stack, h, _| Ok((stack.tcp_info(h)?, stack.tcp_options(h)?, stack.tcp_max_seg(h)?)));
+    let Ok((i, o, max_seg)) = answer else { return errno::fail(libc::EBADF) };
     let int = |v: usize| v.min(c_int::MAX as usize) as c_int;
     match (level, name) {
-        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => write_option(val, len, &(i.snd_mss as c_int)),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => write_option(val, len, &(max_seg as c_int)),
         (libc::SOL_SOCKET, libc::SO_SNDBUF) => write_option(val, len, &int(o.sndbuf)),
         (libc::SOL_SOCKET, libc::SO_RCVBUF) => write_option(val, len, &int(o.rcvbuf)),
         _ => write_option(val, len, &linux_tcp_info(&i)),
     }
+}
+
+/// TCP_CONGESTION and SO_PEEK_OFF of an accelerated TCP socket (listener or connection): the
+/// algorithm the stack runs (a name in 16 NUL-padded bytes, cut to the caller's length, as
+/// Linux), and the peek offset the stack's reads keep moving (-1 when off).
+unsafe fn tcp_socket_option(fd: c_int, name: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return errno::fail(libc::EBADF) };
+    if val.is_null() || len.is_null() {
+        return errno::fail(libc::EFAULT);
+    }
+    if name == libc::SO_PEEK_OFF {
+        let off = runtime::peek_off(slot).map_or(-1, |o| o.min(c_int::MAX as usize) as c_int);
+        return write_option(val, len, &off);
+    }
+    let Ok(algorithm) = runtime::with_tcp(slot, |stack, h, _| stack.tcp_congestion(h)) else {
+        return errno::fail(libc::EBADF);
+    };
+    let mut padded = [0u8; 16];
+    padded[..algorithm.len()].copy_from_slice(algorithm.as_bytes());
+    write_option(val, len, &padded)
 }
 
 /// struct tcp_info from the stack's TcpInfo.
@@ -320,8 +368,20 @@ unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_
                 _ => Ok(()),
             };
         }
+        if (level, name) == (libc::IPPROTO_TCP, libc::TCP_CONGESTION) {
+            return match runtime::kernel_congestion(fd) {
+                Some(a) => stack.tcp_set_congestion(h, a.name(), now),
+                None => Ok(()),
+            };
+        }
         let mut o = stack.tcp_options(h)?;
-        if !runtime::follow_kernel_option(fd, &mut o, level, name) {
+        let followed = if (level, name) == (libc::IPPROTO_TCP, libc::TCP_MAXSEG) {
+            // The value given (the kernel reads back the segment size of a connected socket).
+            read_int(val, len).is_ok_and(|v| o.set_max_seg(v).is_ok())
+        } else {
+            runtime::follow_kernel_option(fd, &mut o, stack.tcp_config(), level, name)
+        };
+        if !followed {
             return Ok(());
         }
         stack.tcp_set_options(h, o, now)
@@ -338,6 +398,8 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_vo
         // SIOCINQ is the same request.
         r if r == libc::FIONREAD as libc::c_ulong => Some(Queue::In),
         r if r == SIOCOUTQ && tcp => Some(Queue::Out),
+        r if r == SIOCOUTQNSD && tcp => Some(Queue::Unsent),
+        r if r == SIOCATMARK && tcp && fdtable::is_tcp_connection(fd) => Some(Queue::Mark),
         _ => None,
     };
     let Some(queue) = answer else { return real::ioctl(fd, request, arg) };
@@ -360,18 +422,26 @@ pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_vo
             (false, Queue::In) => stack.udp_next_len(s.handle).unwrap_or(0),
             // Bytes sent and not acknowledged, and those not sent yet.
             (_, Queue::Out) => stack.tcp_send_queued(s.handle).unwrap_or(0),
+            // Those not sent yet.
+            (_, Queue::Unsent) => stack.tcp_unsent(s.handle).unwrap_or(0),
+            // Whether the next byte read is the urgent mark.
+            (_, Queue::Mark) => usize::from(stack.tcp_at_mark(s.handle).unwrap_or(false)),
         }
     };
     *(arg as *mut c_int) = len.min(c_int::MAX as usize) as c_int;
     0
 }
 
-/// linux/sockios.h's SIOCOUTQ (TIOCOUTQ).
+/// linux/sockios.h's SIOCOUTQ (TIOCOUTQ), SIOCOUTQNSD and SIOCATMARK.
 const SIOCOUTQ: libc::c_ulong = 0x5411;
+const SIOCOUTQNSD: libc::c_ulong = 0x894b;
+const SIOCATMARK: libc::c_ulong = 0x8905;
 
-/// Which queue an ioctl asks about.
+/// Which queue (or mark) an ioctl asks about.
 #[derive(Clone, Copy)]
 enum Queue {
     In,
     Out,
+    Unsent,
+    Mark,
 }

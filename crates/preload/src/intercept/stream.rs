@@ -6,41 +6,60 @@ use super::data::wait_for_data;
 use crate::errno;
 use crate::runtime::{self, WaitEnd, Waiter};
 use libc::c_int;
-use stack::tcp::TcpError;
+use stack::tcp::{RecvFlags, RecvInto, SendFlags, TcpError};
 
-/// Receives from an accelerated TCP socket into `buf`: what the stream has (0 at its end),
-/// waiting as a blocking recv does; MSG_WAITALL waits until `buf` is full, the stream ends,
-/// an error or a signal comes (returning what it has, as Linux). Errors are errnos.
-pub(crate) fn receive(fd: c_int, slot: u32, buf: &mut [u8], flags: c_int) -> Result<usize, c_int> {
-    if flags & libc::MSG_OOB != 0 {
-        // No urgent data is ever kept (as Linux without SO_OOBINLINE and nothing urgent).
-        return Err(libc::EINVAL);
+/// Receives from an accelerated TCP socket into `into` (a buffer, or with MSG_TRUNC a count of
+/// bytes to consume uncopied, as Linux): what the stream has (0 at its end), waiting as a
+/// blocking recv does, until SO_RCVLOWAT bytes (at most the buffer) are there; MSG_WAITALL waits
+/// until the buffer is full, the stream ends, an error or a signal comes (returning what it
+/// has, as Linux). MSG_PEEK starts at SO_PEEK_OFF when set; MSG_OOB reads the urgent byte
+/// (never waiting: EINVAL without one, EAGAIN before it arrives). Errors are errnos.
+pub(crate) fn receive(fd: c_int, slot: u32, into: RecvInto<'_>, flags: c_int) -> Result<usize, c_int> {
+    receive_with(fd, slot, into, flags, true)
+}
+
+/// `receive`, with `peek_off` false for a peek that ignores SO_PEEK_OFF (splice's look ahead).
+pub(crate) fn receive_with(
+    fd: c_int,
+    slot: u32,
+    mut into: RecvInto<'_>,
+    flags: c_int,
+    peek_off: bool,
+) -> Result<usize, c_int> {
+    let peek = flags & libc::MSG_PEEK != 0;
+    let recv_flags = RecvFlags { peek, peek_offset: 0, oob: flags & libc::MSG_OOB != 0 };
+    if recv_flags.oob {
+        return runtime::tcp_read(slot, into, recv_flags, false).map(|(n, _)| n).map_err(|e| e.errno());
     }
-    if buf.is_empty() {
+    let len = into.len();
+    if len == 0 {
         return Ok(0);
     }
-    let peek = flags & libc::MSG_PEEK != 0;
     let waitall = flags & libc::MSG_WAITALL != 0 && !peek;
+    // Bytes to wait for: all with MSG_WAITALL, else SO_RCVLOWAT (learnt at the first read).
+    let mut target = if waitall { len } else { 1 };
     let mut got = 0;
     let mut waiter: Option<Waiter> = None;
     // While waiting the call holds the socket (a close by another thread does not free it).
     let mut hold: Option<runtime::Hold> = None;
     loop {
-        let into = &mut buf[got..];
-        match runtime::tcp_recv(slot, into, peek) {
+        let rest = match &mut into {
+            RecvInto::Buf(b) => RecvInto::Buf(&mut b[got..]),
+            RecvInto::Discard(n) => RecvInto::Discard(*n - got),
+        };
+        match runtime::tcp_read(slot, rest, recv_flags, peek_off) {
             // The end of the stream (the peer's FIN, or SHUT_RD).
-            Ok(0) => return Ok(got),
-            Ok(n) => {
+            Ok((0, _)) => return Ok(got),
+            Ok((n, lowat)) => {
                 got += n;
-                if !waitall || got == buf.len() {
+                if !waitall {
+                    target = lowat.clamp(1, len);
+                }
+                if got >= target || peek {
                     return Ok(got);
                 }
             }
-            Err(TcpError::WouldBlock) => {
-                if got > 0 && !waitall {
-                    return Ok(got);
-                }
-            }
+            Err(TcpError::WouldBlock) => {}
             // What was read is returned; the error shows at the next call.
             Err(_) if got > 0 => return Ok(got),
             Err(e) => return Err(e.errno()),
@@ -71,9 +90,7 @@ pub(crate) fn send(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Resul
 }
 
 fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
-    if flags & libc::MSG_OOB != 0 {
-        return Err(libc::EOPNOTSUPP);
-    }
+    let send_flags = SendFlags { more: flags & libc::MSG_MORE != 0, oob: flags & libc::MSG_OOB != 0 };
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let nonblocking = flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd);
     let mut sent = 0;
@@ -87,7 +104,7 @@ fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<us
         if part == parts.len() {
             return Ok(sent);
         }
-        match runtime::with_tcp(slot, |stack, h, _| stack.tcp_send(h, &parts[part][offset..])) {
+        match runtime::with_tcp(slot, |stack, h, _| stack.tcp_send_with(h, &parts[part][offset..], send_flags)) {
             Ok(n) => {
                 sent += n;
                 offset += n;

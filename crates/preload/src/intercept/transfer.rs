@@ -11,6 +11,7 @@ use super::stream;
 use crate::fdtable::{self, FdState};
 use crate::{errno, real, runtime};
 use libc::{c_int, c_uint, loff_t, off_t, size_t, ssize_t};
+use stack::tcp::{RecvFlags, RecvInto};
 
 /// Bytes moved per read and send (on the calling thread's stack).
 const CHUNK: usize = 32 * 1024;
@@ -224,7 +225,7 @@ fn socket_to_pipe(fd: c_int, slot: u32, pipe: c_int, len: size_t) -> Result<usiz
     let want = len.min(CHUNK);
     // SPLICE_F_NONBLOCK is for the pipe: the socket waits as its O_NONBLOCK says (as Linux's
     // tcp_splice_read).
-    let n = stream::receive(fd, slot, &mut buf[..want], libc::MSG_PEEK)?;
+    let n = stream::receive_with(fd, slot, RecvInto::Buf(&mut buf[..want]), libc::MSG_PEEK, false)?;
     if n == 0 {
         return Ok(0);
     }
@@ -234,6 +235,7 @@ fn socket_to_pipe(fd: c_int, slot: u32, pipe: c_int, len: size_t) -> Result<usiz
         return Err(errno::get());
     }
     // The bytes the pipe took leave the stream.
-    let taken = runtime::tcp_recv(slot, &mut buf[..w as usize], false).map_err(|e| e.errno())?;
+    let (taken, _) =
+        runtime::tcp_read(slot, RecvInto::Discard(w as usize), RecvFlags::default(), false).map_err(|e| e.errno())?;
     Ok(taken)
 }

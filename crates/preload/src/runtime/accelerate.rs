@@ -81,6 +81,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         send_blocks: 0,
         zerocopy: ZeroCopy::default(),
         async_io: None,
+        peek_off: None,
         inheritable_set: false,
         forked: false,
     }) else {
@@ -116,7 +117,8 @@ pub fn accelerate_tcp_listener(fd: i32, local: SocketAddrV4, backlog: i32) -> Re
     let rt = runtime_for(&mut guard, local)?;
     let stack = rt.driver.stack();
     let handle = stack.tcp_open();
-    let options = tcp_options_of(fd, stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?);
+    let defaults = stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?;
+    let options = tcp_options_of(fd, defaults, stack.tcp_config());
     let setup = |stack: &mut stack::Stack| -> Result<(), stack::tcp::TcpError> {
         stack.tcp_set_options(handle, options, driver::clock::now())?;
         stack.tcp_bind(handle, local)?;
@@ -157,6 +159,7 @@ pub(super) fn adopt(
         send_blocks: 0,
         zerocopy: ZeroCopy::default(),
         async_io: None,
+        peek_off: None,
         inheritable_set: fdtable::tcp_options_set(fd) & fdtable::INHERITABLE_SET != 0,
         forked: false,
     };
@@ -336,7 +339,8 @@ pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4
     let rt = runtime_for(&mut guard, local)?;
     let stack = rt.driver.stack();
     let handle = stack.tcp_open();
-    let options = tcp_options_of(fd, stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?);
+    let defaults = stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?;
+    let options = tcp_options_of(fd, defaults, stack.tcp_config());
     let started = rt.driver.tcp(|stack, now| {
         stack.tcp_set_options(handle, options, now)?;
         stack.tcp_bind(handle, local)?;

@@ -98,6 +98,8 @@ pub struct Slot {
     /// edge-triggered EPOLLOUT fires again when the socket is writable after one, as Linux
     /// wakes a writer once SOCK_NOSPACE was set and room came back.
     pub send_blocks: u32,
+    /// SO_PEEK_OFF: where the next MSG_PEEK starts (None: off, every peek from the start).
+    pub peek_off: Option<usize>,
     /// O_ASYNC: a signal to the descriptor's owner (F_SETOWN) when it turns readable or,
     /// after a send found it full, writable, as Linux's sk_wake_async.
     pub async_io: Option<AsyncIo>,
@@ -357,6 +359,7 @@ impl Runtime {
                 let mut ev = if s.zerocopy.done.is_some() { libc::POLLERR as u32 } else { 0 };
                 let bit = |on: bool, b: libc::c_short| if on { b as u32 } else { 0 };
                 ev |= bit(r.readable, libc::POLLIN);
+                ev |= bit(r.priority, libc::POLLPRI);
                 ev |= bit(r.writable, libc::POLLOUT);
                 ev |= bit(r.read_hangup, libc::POLLRDHUP);
                 ev |= bit(r.hangup, libc::POLLHUP);
@@ -450,13 +453,53 @@ pub fn with_tcp<R>(
 }
 
 /// Reads from the slot's TCP stream after polling the datapath (`Ok(0)`: the stream ended, or
-/// reading was shut down: the stack keeps that state).
-pub fn tcp_recv(slot: u32, buf: &mut [u8], peek: bool) -> Result<usize, stack::tcp::TcpError> {
+/// reading was shut down: the stack keeps that state). A peek with `peek_off` starts at the
+/// socket's SO_PEEK_OFF and moves it on; reads move it back (Linux's sk_peek_off). Also returns
+/// the socket's SO_RCVLOWAT, for a blocking receive's target.
+pub fn tcp_read(
+    slot: u32,
+    into: stack::tcp::RecvInto<'_>,
+    mut flags: stack::tcp::RecvFlags,
+    peek_off: bool,
+) -> Result<(usize, usize), stack::tcp::TcpError> {
     let mut guard = lock();
     let rt = guard.as_mut().ok_or(stack::tcp::TcpError::BadHandle)?;
     let s = rt.slot(slot).filter(|s| s.proto == Proto::Tcp).ok_or(stack::tcp::TcpError::BadHandle)?;
     rt.poll();
-    rt.driver.tcp(|stack, _| stack.tcp_recv(s.handle, buf, peek))
+    if flags.peek && peek_off {
+        flags.peek_offset = s.peek_off.unwrap_or(0);
+    }
+    let (n, lowat) = rt.driver.tcp(|stack, _| {
+        let n = stack.tcp_recv_with(s.handle, into, flags)?;
+        Ok((n, stack.tcp_options(s.handle)?.rcvlowat))
+    })?;
+    if let (Some(off), false) = (s.peek_off, flags.oob) {
+        let moved = if flags.peek {
+            if peek_off {
+                off + n
+            } else {
+                off
+            }
+        } else {
+            off.saturating_sub(n)
+        };
+        if let Some(slot) = rt.slot_mut(slot) {
+            slot.peek_off = Some(moved);
+        }
+    }
+    Ok((n, lowat))
+}
+
+/// SO_PEEK_OFF of an accelerated TCP socket: None when off (-1).
+pub fn peek_off(slot: u32) -> Option<usize> {
+    lock().as_ref().and_then(|rt| rt.slot(slot)).and_then(|s| s.peek_off)
+}
+
+/// Sets SO_PEEK_OFF of an accelerated TCP socket (negative turns it off).
+pub fn set_peek_off(slot: u32, value: i32) {
+    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
+        s.peek_off = usize::try_from(value).ok();
+    }
 }
 
 /// A MSG_ZEROCOPY send on the slot took bytes (with SO_ZEROCOPY on): its completion is queued.

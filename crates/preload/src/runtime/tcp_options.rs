@@ -5,23 +5,35 @@
 //! before connect or listen) and after each setsockopt.
 
 use super::*;
-use stack::tcp::TcpSocketOptions;
+use stack::tcp::congestion::Algorithm;
+use stack::tcp::{TcpConfig, TcpSocketOptions};
 
 /// The (level, name) pairs the stack follows, buffer sizes aside.
-pub const FOLLOWED: [(i32, i32); 8] = [
+pub const FOLLOWED: [(i32, i32); 16] = [
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::SOL_SOCKET, libc::SO_REUSEADDR),
+    (libc::SOL_SOCKET, libc::SO_REUSEPORT),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
     (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL),
     (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+    (libc::IPPROTO_TCP, libc::TCP_CORK),
+    (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+    (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+    (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT),
+    (libc::SOL_SOCKET, libc::SO_RCVLOWAT),
+    (libc::SOL_SOCKET, libc::SO_OOBINLINE),
     (libc::IPPROTO_IP, libc::IP_TTL),
     (libc::IPPROTO_IP, libc::IP_TOS),
 ];
 
+/// Linux's TCP_MSS_DEFAULT: what TCP_MAXSEG reads on a socket that never had it set.
+const MSS_DEFAULT: i32 = 536;
+
 /// Copies the kernel socket's effective value of option (`level`, `name`) into `o`. False when
 /// the stack does not follow it (or the kernel cannot say).
-pub fn follow_kernel_option(fd: i32, o: &mut TcpSocketOptions, level: i32, name: i32) -> bool {
+pub fn follow_kernel_option(fd: i32, o: &mut TcpSocketOptions, config: &TcpConfig, level: i32, name: i32) -> bool {
     let name = match (level, name) {
         (libc::SOL_SOCKET, libc::SO_RCVBUFFORCE) => libc::SO_RCVBUF,
         (libc::SOL_SOCKET, libc::SO_SNDBUFFORCE) => libc::SO_SNDBUF,
@@ -32,10 +44,23 @@ pub fn follow_kernel_option(fd: i32, o: &mut TcpSocketOptions, level: i32, name:
     match (level, name) {
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => o.nodelay = v != 0,
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => o.reuse_addr = v != 0,
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => o.reuse_port = v != 0,
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => o.keepalive = v != 0,
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => o.keep_idle = secs(v),
         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => o.keep_interval = secs(v),
         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => o.keep_count = v.max(1) as u32,
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
+            o.user_timeout = (v > 0).then(|| Duration::from_millis(v as u64))
+        }
+        (libc::IPPROTO_TCP, libc::TCP_CORK) => o.cork = v != 0,
+        // The kernel reads back 536 when none was set (and the user MSS while CLOSE or LISTEN).
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if v != MSS_DEFAULT => return o.set_max_seg(v).is_ok(),
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => return false,
+        // UINT_MAX (-1 as an int) is off.
+        (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => o.notsent_lowat = (v >= 0).then_some(v as u32),
+        (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT) => o.set_defer_accept(v, config),
+        (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => o.set_rcvlowat(v),
+        (libc::SOL_SOCKET, libc::SO_OOBINLINE) => o.oob_inline = v != 0,
         (libc::IPPROTO_IP, libc::IP_TTL) => o.ttl = v.clamp(1, 255) as u8,
         // The kernel keeps the ECN bits of a TCP socket's TOS to itself; so do we.
         (libc::IPPROTO_IP, libc::IP_TOS) => o.tos = (v & 0xfc) as u8,
@@ -47,25 +72,46 @@ pub fn follow_kernel_option(fd: i32, o: &mut TcpSocketOptions, level: i32, name:
     true
 }
 
+/// The congestion control the kernel socket behind `fd` was given (TCP_CONGESTION).
+pub fn kernel_congestion(fd: i32) -> Option<Algorithm> {
+    let mut name = [0u8; 16];
+    let mut len = name.len() as libc::socklen_t;
+    // SAFETY: getsockopt into a buffer we own, with its length; the real function.
+    let r = unsafe {
+        crate::real::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CONGESTION, name.as_mut_ptr().cast(), &mut len)
+    };
+    if r != 0 {
+        return None;
+    }
+    let end = name.iter().position(|b| *b == 0).unwrap_or(name.len());
+    std::str::from_utf8(&name[..end]).ok().and_then(Algorithm::from_name)
+}
+
 /// The options a socket's kernel socket holds, for the stack socket it turns into. Buffer
-/// sizes only when the program set them (otherwise the stack's defaults, which grow on demand).
-pub fn tcp_options_of(fd: i32, mut o: TcpSocketOptions) -> TcpSocketOptions {
+/// sizes only when the program set them (otherwise the stack's defaults, which grow on demand),
+/// and the congestion control only when the program chose one.
+pub fn tcp_options_of(fd: i32, mut o: TcpSocketOptions, config: &TcpConfig) -> TcpSocketOptions {
     for (level, name) in FOLLOWED {
-        follow_kernel_option(fd, &mut o, level, name);
+        follow_kernel_option(fd, &mut o, config, level, name);
     }
     let set = fdtable::tcp_options_set(fd);
     if set & fdtable::BUF_RCV != 0 {
-        follow_kernel_option(fd, &mut o, libc::SOL_SOCKET, libc::SO_RCVBUF);
+        follow_kernel_option(fd, &mut o, config, libc::SOL_SOCKET, libc::SO_RCVBUF);
     }
     if set & fdtable::BUF_SND != 0 {
-        follow_kernel_option(fd, &mut o, libc::SOL_SOCKET, libc::SO_SNDBUF);
+        follow_kernel_option(fd, &mut o, config, libc::SOL_SOCKET, libc::SO_SNDBUF);
+    }
+    if set & fdtable::CONGESTION_SET != 0 {
+        if let Some(a) = kernel_congestion(fd) {
+            o.congestion = a;
+        }
     }
     o
 }
 
 /// The options an accepted connection inherits from its listener on Linux (an accepted socket
 /// is a clone of it), as (level, name); SO_LINGER, SO_RCVTIMEO and SO_SNDTIMEO too, below.
-const INHERITED: [(i32, i32); 16] = [
+const INHERITED: [(i32, i32); 18] = [
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::IPPROTO_TCP, libc::TCP_CORK),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
@@ -74,6 +120,8 @@ const INHERITED: [(i32, i32); 16] = [
     (libc::IPPROTO_TCP, libc::TCP_KEEPCNT),
     (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
     (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+    (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+    (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT),
     (libc::IPPROTO_IP, libc::IP_TTL),
     (libc::IPPROTO_IP, libc::IP_TOS),
     (libc::SOL_SOCKET, libc::SO_PRIORITY),

@@ -1255,6 +1255,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "tcp-transfer")) case_tcp_transfer();
     else if (!strcmp(which, "tcp-options")) case_tcp_options();
     else if (!strcmp(which, "tcp-accept-threads")) case_tcp_accept_threads();
+    else if (!strcmp(which, "tcp-flags")) case_tcp_flags();
+    else if (!strcmp(which, "tcp-reuseport")) case_tcp_reuseport();
     else if (!strcmp(which, "tcp-fork")) case_tcp_fork(argv[2], argv[3], argv[4]);
     else if (!strcmp(which, "tcp-exec-next")) return tcp_exec_next(extra);
     else {

@@ -67,5 +67,7 @@ void case_tcp_dual(void);
 void case_tcp_transfer(void);
 void case_tcp_options(void);
 void case_tcp_accept_threads(void);
+void case_tcp_flags(void);
+void case_tcp_reuseport(void);
 
 #endif

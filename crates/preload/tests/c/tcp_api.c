@@ -525,3 +525,220 @@ void case_tcp_accept_threads(void) {
     close(shared_listener);
     close(ctl);
 }
+
+/* Whether `n` bytes come back from the echo within `ms` (1), and reads them. */
+static int echo_within(int s, long n, int ms, char *buf) {
+    long got = 0;
+    double end = now() + ms / 1000.0;
+    while (got < n) {
+        int left = (int)((end - now()) * 1000);
+        if (left <= 0 || revents_of(s, POLLIN, left) <= 0) return 0;
+        long r = recv(s, buf + got, n - got, MSG_DONTWAIT);
+        if (r <= 0) return 0;
+        got += r;
+    }
+    return 1;
+}
+
+static void say_congestion(int s, const char *step) {
+    char name[16] = {0};
+    socklen_t l = sizeof name;
+    int r = getsockopt(s, IPPROTO_TCP, TCP_CONGESTION, name, &l);
+    SAY("%s: %d %s", step, r, r == 0 ? name : strerrorname_np(errno));
+}
+
+/* recv and send flags (SO_PEEK_OFF, MSG_TRUNC, MSG_MORE, TCP_CORK, MSG_OOB both ways),
+ * SO_RCVLOWAT, TCP_MAXSEG before connect, TCP_CONGESTION, SIOCOUTQNSD. */
+void case_tcp_flags(void) {
+    current = "tcp-flags";
+    char buf[256] = {0};
+    int c = tcp_socket(0);
+    int v = 1000;
+    SHOW("maxseg-before-connect", setsockopt(c, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v));
+    v = 20;
+    SHOW("maxseg-too-small", setsockopt(c, IPPROTO_TCP, TCP_MAXSEG, &v, sizeof v));
+    SHOW("connect", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    int mss = 0;
+    getsockopt(c, IPPROTO_TCP, TCP_MAXSEG, &mss, &(socklen_t){sizeof mss});
+    SAY("maxseg-after-connect: %d", mss);
+
+    /* SO_PEEK_OFF: peeks move on, reads move back. */
+    SHOW("send", send(c, "abcdefghij", 10, 0));
+    SHOW("poll", revents_of(c, POLLIN, 3000));
+    msleep(30);
+    v = 0;
+    SHOW("peek-off-0", setsockopt(c, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v));
+    memset(buf, 0, sizeof buf);
+    SHOW("peek-3", recv(c, buf, 3, MSG_PEEK));
+    SAY("data: %s", buf);
+    SHOW("peek-3-more", recv(c, buf, 3, MSG_PEEK));
+    SAY("data: %.3s", buf);
+    int off = -2;
+    getsockopt(c, SOL_SOCKET, SO_PEEK_OFF, &off, &(socklen_t){sizeof off});
+    SAY("peek-off: %d", off);
+    SHOW("recv-2", recv(c, buf, 2, 0));
+    getsockopt(c, SOL_SOCKET, SO_PEEK_OFF, &off, &(socklen_t){sizeof off});
+    SAY("peek-off-after-read: %d", off);
+    SHOW("peek-2", recv(c, buf, 2, MSG_PEEK));
+    SAY("data: %.2s", buf);
+    v = -1;
+    SHOW("peek-off-off", setsockopt(c, SOL_SOCKET, SO_PEEK_OFF, &v, sizeof v));
+    /* MSG_TRUNC consumes without copying; with MSG_PEEK it only counts. */
+    SHOW("trunc-peek", recv(c, NULL, 3, MSG_TRUNC | MSG_PEEK));
+    SHOW("trunc-3", recv(c, NULL, 3, MSG_TRUNC));
+    memset(buf, 0, sizeof buf);
+    SHOW("recv-rest", recv(c, buf, sizeof buf, 0));
+    SAY("data: %s", buf);
+
+    /* MSG_MORE and TCP_CORK hold a partial segment; the next plain send or uncorking pushes. */
+    SHOW("send-more", send(c, "more", 4, MSG_MORE));
+    SAY("echo-within-50ms: %d", echo_within(c, 4, 50, buf));
+    SHOW("send-rest", send(c, "!", 1, 0));
+    SAY("echo-within-1s: %d", echo_within(c, 5, 1000, buf));
+    v = 1;
+    SHOW("cork-on", setsockopt(c, IPPROTO_TCP, TCP_CORK, &v, sizeof v));
+    SHOW("send-corked", send(c, "corked", 6, 0));
+    SAY("echo-within-50ms: %d", echo_within(c, 6, 50, buf));
+    v = 0;
+    SHOW("cork-off", setsockopt(c, IPPROTO_TCP, TCP_CORK, &v, sizeof v));
+    SAY("echo-within-1s: %d", echo_within(c, 6, 1000, buf));
+
+    /* Urgent data sent: the peer's kernel takes the last byte out of the stream (no
+     * SO_OOBINLINE there), so the echo lacks it. */
+    SHOW("send-oob", send(c, "abc", 3, MSG_OOB));
+    memset(buf, 0, sizeof buf);
+    SAY("echo-within-1s: %d data: %s", echo_within(c, 2, 1000, buf), buf);
+    SHOW("nothing-more", recv(c, buf, sizeof buf, MSG_DONTWAIT));
+
+    /* SO_RCVLOWAT: readable only once that many bytes wait. */
+    v = 8;
+    SHOW("rcvlowat", setsockopt(c, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v));
+    SHOW("send-5", send(c, "12345", 5, 0));
+    msleep(50);
+    SHOW("poll-below-lowat", revents_of(c, POLLIN, 200));
+    SHOW("send-5-more", send(c, "67890", 5, 0));
+    SHOW("poll-at-lowat", revents_of(c, POLLIN, 3000));
+    memset(buf, 0, sizeof buf);
+    SHOW("recv-lowat", recv(c, buf, sizeof buf, MSG_WAITALL & 0));
+    SAY("data: %s", buf);
+    v = 1;
+    setsockopt(c, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v);
+
+    /* TCP_CONGESTION: what exists, and nothing else. */
+    char name[16] = {0};
+    socklen_t nl = sizeof name;
+    SAY("congestion-default-has-name: %d", getsockopt(c, IPPROTO_TCP, TCP_CONGESTION, name, &nl) == 0 && name[0]);
+    SHOW("set-reno", setsockopt(c, IPPROTO_TCP, TCP_CONGESTION, "reno", 4));
+    say_congestion(c, "congestion");
+    SHOW("set-cubic", setsockopt(c, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5));
+    say_congestion(c, "congestion");
+    SHOW("set-nosuch", setsockopt(c, IPPROTO_TCP, TCP_CONGESTION, "nosuch", 6));
+    say_congestion(c, "congestion");
+    SHOW("send-after-switch", send(c, "switch", 6, 0));
+    SAY("echo-within-1s: %d", echo_within(c, 6, 1000, buf));
+
+    /* SIOCOUTQNSD: nothing waits unsent on an idle connection. */
+    int q = -1;
+    SHOW("siocoutqnsd", ioctl(c, SIOCOUTQNSD, &q));
+    SAY("siocoutqnsd-value: %d", q);
+    SHOW("siocatmark", ioctl(c, SIOCATMARK, &q));
+    SAY("siocatmark-value: %d", q);
+    close(c);
+
+    /* Urgent data received: the peer sends "hello from peer", "X", the urgent "Y", "tail". */
+    int ctl = udp_bound(61, 0);
+    int l = tcp_socket(0);
+    struct sockaddr_in a = any_port(base_port + 60);
+    bind(l, (struct sockaddr *)&a, sizeof a);
+    listen(l, 4);
+    char req[32];
+    int n = snprintf(req, sizeof req, "urgent %d", base_port + 60);
+    sendto(ctl, req, n, 0, (struct sockaddr *)&connector, sizeof connector);
+    int s = accept(l, NULL, NULL);
+    SAY("accept: %d", s >= 0);
+    SHOW("recv-hello", recv(s, buf, 15, MSG_WAITALL));
+    SHOW("poll-pri", revents_of(s, POLLPRI, 3000));
+    msleep(100);
+    int mark = -1;
+    ioctl(s, SIOCATMARK, &mark);
+    SAY("at-mark-before: %d", mark);
+    memset(buf, 0, sizeof buf);
+    SHOW("recv-to-mark", recv(s, buf, sizeof buf, 0));
+    SAY("data: %s", buf);
+    ioctl(s, SIOCATMARK, &mark);
+    SAY("at-mark: %d", mark);
+    char oob = 0;
+    SHOW("recv-oob", recv(s, &oob, 1, MSG_OOB));
+    SAY("oob: %c", oob);
+    SHOW("recv-oob-again", recv(s, &oob, 1, MSG_OOB));
+    memset(buf, 0, sizeof buf);
+    SHOW("recv-tail", recv(s, buf, 4, MSG_WAITALL));
+    SAY("data: %s", buf);
+    close(s);
+    peer_answer(ctl, "peer-after-close");
+    close(l);
+    close(ctl);
+}
+
+/* Four listeners in one SO_REUSEPORT group share 1,000 connections: each accepted once, every
+ * listener taking some. */
+void case_tcp_reuseport(void) {
+    current = "tcp-reuseport";
+    enum { LISTENERS = 4, TOTAL = 1000 };
+    int ctl = udp_bound(71, 0);
+    int l[LISTENERS];
+    int one = 1;
+    for (int i = 0; i < LISTENERS; i++) {
+        l[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        SHOW("reuseport", setsockopt(l[i], SOL_SOCKET, SO_REUSEPORT, &one, sizeof one));
+        struct sockaddr_in a = any_port(base_port + 70);
+        SHOW("bind", bind(l[i], (struct sockaddr *)&a, sizeof a));
+        SHOW("listen", listen(l[i], 256));
+    }
+    int plain = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = any_port(base_port + 70);
+    SHOW("bind-without-reuseport", bind(plain, (struct sockaddr *)&a, sizeof a));
+    close(plain);
+    int per[LISTENERS] = {0};
+    int accepted = 0, asked = 0, answers = 0, eofs = 0;
+    set_rcvtimeo(ctl, 1);
+    double deadline = now() + 60;
+    while ((accepted < TOTAL || answers < TOTAL) && now() < deadline) {
+        /* At most 50 connections outstanding at the peer. */
+        while (asked < TOTAL && asked - answers < 50) {
+            ask_peer_to_connect(ctl, base_port + 70);
+            asked++;
+        }
+        struct pollfd p[LISTENERS + 1];
+        for (int i = 0; i < LISTENERS; i++) p[i] = (struct pollfd){.fd = l[i], .events = POLLIN};
+        p[LISTENERS] = (struct pollfd){.fd = ctl, .events = POLLIN};
+        poll(p, LISTENERS + 1, 100);
+        for (int i = 0; i < LISTENERS; i++) {
+            for (;;) {
+                int s = accept(l[i], NULL, NULL);
+                if (s < 0) break;
+                per[i]++;
+                accepted++;
+                close(s);
+            }
+        }
+        char ans[64];
+        long r;
+        while ((r = recv(ctl, ans, sizeof ans - 1, MSG_DONTWAIT)) > 0) {
+            ans[r] = 0;
+            answers++;
+            eofs += !strncmp(ans, "eof", 3);
+        }
+    }
+    int used = 0, min = TOTAL;
+    for (int i = 0; i < LISTENERS; i++) {
+        used += per[i] > 0;
+        if (per[i] < min) min = per[i];
+    }
+    /* Closed with the greeting unread: the peer sees a reset or an end, as the race goes. */
+    SAY("accepted %d listeners-used %d peer-answers %d", accepted, used, answers);
+    fprintf(stderr, "tcp-reuseport: the peer saw %d ends of stream\n", eofs);
+    fprintf(stderr, "tcp-reuseport: per listener %d %d %d %d (fewest %d)\n", per[0], per[1], per[2], per[3], min);
+    for (int i = 0; i < LISTENERS; i++) close(l[i]);
+    close(ctl);
+}

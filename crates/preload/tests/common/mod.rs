@@ -134,8 +134,11 @@ impl PeerTcp {
             let mut buf = [0u8; 64];
             while !flag.load(Ordering::Relaxed) {
                 let Ok((n, from)) = control.recv_from(&mut buf) else { continue };
-                let Some(target) = std::str::from_utf8(&buf[..n]).ok().and_then(|t| t.trim().parse::<u16>().ok())
-                else {
+                // "PORT": connect, greet, echo; "urgent PORT": the same with urgent data after
+                // the greeting ("X" then the urgent "Y", then "tail").
+                let text = std::str::from_utf8(&buf[..n]).unwrap_or("").trim().to_string();
+                let urgent = text.starts_with("urgent ");
+                let Some(target) = text.trim_start_matches("urgent ").parse::<u16>().ok() else {
                     continue;
                 };
                 let control = control.try_clone().unwrap();
@@ -149,6 +152,14 @@ impl PeerTcp {
                         Ok(Ok(mut s)) => {
                             use std::io::Write;
                             let _ = s.write_all(b"hello from peer");
+                            if urgent {
+                                use std::os::fd::AsRawFd;
+                                std::thread::sleep(Duration::from_millis(50));
+                                // SAFETY: send on a socket we own, from a literal.
+                                unsafe { libc::send(s.as_raw_fd(), b"XY".as_ptr().cast(), 2, libc::MSG_OOB) };
+                                std::thread::sleep(Duration::from_millis(50));
+                                let _ = s.write_all(b"tail");
+                            }
                             match echo_stream(s) {
                                 Ok(n) => format!("eof {n}"),
                                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => "reset".to_string(),

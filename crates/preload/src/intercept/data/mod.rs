@@ -5,6 +5,7 @@ use crate::fdtable::{self, FdState};
 use crate::runtime::{self, WaitEnd, Waiter};
 use crate::{errno, real};
 use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+use stack::tcp::RecvInto;
 use stack::udp::queue::DatagramInfo;
 use stack::udp::UdpError;
 use std::net::SocketAddrV4;
@@ -111,16 +112,21 @@ unsafe fn accelerated_recvfrom(
     addr: *mut sockaddr,
     alen: *mut socklen_t,
 ) -> ssize_t {
+    let tcp = fdtable::is_tcp(fd);
+    if tcp && flags & libc::MSG_TRUNC != 0 {
+        // MSG_TRUNC on a stream consumes `len` bytes without copying them (no buffer needed).
+        return stream::ssize(stream::receive(fd, slot, RecvInto::Discard(len), flags));
+    }
     if (buf.is_null() && len > 0) || !user_range_ok(buf, len) {
         return errno::fail(libc::EFAULT);
     }
     let buf: &mut [u8] = if len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(buf.cast(), len) };
-    if fdtable::is_tcp(fd) {
+    if tcp {
         // A stream has no source address to give (recvfrom leaves a zero length, as Linux).
         if !alen.is_null() && !addr.is_null() {
             *alen = 0;
         }
-        return stream::ssize(stream::receive(fd, slot, buf, flags));
+        return stream::ssize(stream::receive(fd, slot, RecvInto::Buf(buf), flags));
     }
     match udp_receive(fd, slot, buf, flags, addr, alen) {
         Ok(Got::Stack { len, copied, src, .. }) => {
@@ -270,7 +276,18 @@ unsafe fn tcp_recvmsg(fd: c_int, slot: u32, m: &mut msghdr, iovs: &[libc::iovec]
     }
     m.msg_namelen = 0;
     m.msg_controllen = 0;
-    m.msg_flags = 0;
+    // An urgent byte read says so (Linux's tcp_recv_urg); with no room for it, MSG_TRUNC too.
+    m.msg_flags = if flags & libc::MSG_OOB != 0 { libc::MSG_OOB } else { 0 };
+    if flags & libc::MSG_OOB != 0 && iovs.iter().all(|v| v.iov_len == 0) {
+        let mut none = [0u8; 0];
+        return match stream::receive(fd, slot, RecvInto::Buf(&mut none), flags) {
+            Ok(n) => {
+                m.msg_flags |= libc::MSG_TRUNC;
+                n as ssize_t
+            }
+            Err(e) => errno::fail(e),
+        };
+    }
     let mut total = 0usize;
     for (i, v) in iovs.iter().enumerate() {
         if v.iov_len == 0 {
@@ -282,7 +299,8 @@ unsafe fn tcp_recvmsg(fd: c_int, slot: u32, m: &mut msghdr, iovs: &[libc::iovec]
         let buf = std::slice::from_raw_parts_mut(v.iov_base.cast::<u8>(), v.iov_len);
         // After the first bytes, later buffers take only what is there already.
         let f = if total > 0 && flags & libc::MSG_WAITALL == 0 { flags | libc::MSG_DONTWAIT } else { flags };
-        match stream::receive(fd, slot, buf, f) {
+        let into = if flags & libc::MSG_TRUNC != 0 { RecvInto::Discard(v.iov_len) } else { RecvInto::Buf(buf) };
+        match stream::receive(fd, slot, into, f) {
             Ok(n) => {
                 total += n;
                 if n < v.iov_len || i + 1 == iovs.len() {
