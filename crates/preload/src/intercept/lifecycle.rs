@@ -612,15 +612,19 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_i
         return new;
     }
     let r = real::fcntl(fd, cmd, arg);
-    if r == 0 && cmd == libc::F_SETFL {
+    if r == 0 && matches!(cmd, libc::F_SETFL | libc::F_SETOWN | F_SETOWN_EX) {
         if let FdState::Accel(slot) = fdtable::get(fd) {
-            // O_ASYNC: the stack's readiness signals the owner (the kernel socket signals only
-            // for what reaches it).
-            runtime::set_async(slot, fd, arg as c_int & libc::O_ASYNC != 0);
+            // O_ASYNC and the owner: the stack's readiness and urgent data signal the owner
+            // (the kernel socket signals only for what reaches it).
+            let o_async = (cmd == libc::F_SETFL).then_some(arg as c_int & libc::O_ASYNC != 0);
+            runtime::set_async(slot, fd, o_async);
         }
     }
     r
 }
+
+/// F_SETOWN_EX (asm-generic/fcntl.h; the libc crate lacks it on some targets).
+const F_SETOWN_EX: c_int = 15;
 
 /// fcntl64: the same function under the name large-file builds call.
 #[no_mangle]

@@ -76,6 +76,13 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
             runtime::set_peek_off(slot, v);
         }
     }
+    if r == 0
+        && (level, name) == (libc::SOL_SOCKET, libc::SO_PRIORITY)
+        && (fdtable::is_tcp(fd) || fdtable::get(fd) == FdState::TcpCandidate)
+        && read_int(val, len).is_ok_and(|v| v != 0)
+    {
+        priority_not_applied(fd);
+    }
     if r == 0 && fdtable::is_tcp(fd) {
         mirror_tcp_option(fd, level, name, val, len);
         if !fdtable::is_tcp_connection(fd) && runtime::is_inherited(level, name) {
@@ -140,6 +147,18 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         }
     }
     r
+}
+
+/// SO_PRIORITY sets the kernel's per-packet priority (qdisc class, VLAN PCP); the frames of an
+/// accelerated connection leave through a ring whose priority is the ring socket's, so the
+/// value is kept (getsockopt reads it back) but not applied: said once per process.
+fn priority_not_applied(fd: c_int) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        crate::log::warning!(
+            "SO_PRIORITY on fd {fd} is kept, but accelerated TCP segments leave with the ring's priority"
+        );
+    }
 }
 
 /// Whether the congestion control a TCP_CONGESTION value names is one the stack has.

@@ -39,31 +39,58 @@ pub fn async_used() -> bool {
     ASYNC_USED.load(Ordering::Relaxed)
 }
 
-/// O_ASYNC on an accelerated socket: the descriptor whose kernel socket holds the owner
-/// (F_SETOWN, F_SETOWN_EX) and the signal (F_SETSIG), and the events already signalled.
+/// An accelerated socket whose descriptor has an owner (F_SETOWN, F_SETOWN_EX: SIGURG on
+/// urgent data) or O_ASYNC (SIGIO or the F_SETSIG signal on readiness): the descriptor whose
+/// kernel socket holds the owner and the signal, and what was already signalled.
 #[derive(Debug, Clone, Copy)]
 pub struct AsyncIo {
-    /// The descriptor O_ASYNC was set on.
+    /// The descriptor the owner or O_ASYNC was set on.
     pub fd: i32,
+    /// O_ASYNC is on.
+    pub o_async: bool,
     /// The socket's arrival count when last signalled (a new arrival is POLL_IN).
     pub seen_arrivals: u64,
     /// Its count of full sends when last signalled (writable after one more is POLL_OUT).
     pub seen_send_blocks: u32,
+    /// Urgent data was waiting at the last look (its arrival is SIGURG, once).
+    pub seen_urgent: bool,
 }
 
-/// Set once a socket of this process had O_ASYNC: only then does a poll look for signals to
-/// send.
+/// Set once a socket of this process had an owner or O_ASYNC: only then does a poll look for
+/// signals to send.
 static ASYNC_USED: AtomicBool = AtomicBool::new(false);
 
-/// O_ASYNC set (or cleared) on accelerated `fd`: its readiness changes signal its owner.
-pub fn set_async(slot: u32, fd: i32, on: bool) {
+/// O_ASYNC set (`Some(true)`, or cleared) or an owner given (`None`) on accelerated `fd`: from
+/// now on its readiness changes and urgent data signal the owner.
+pub fn set_async(slot: u32, fd: i32, o_async: Option<bool>) {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
     let arrivals = rt.arrivals(slot);
     let Some(s) = rt.slot_mut(slot) else { return };
-    s.async_io = on.then_some(AsyncIo { fd, seen_arrivals: arrivals, seen_send_blocks: s.send_blocks });
-    if on {
-        ASYNC_USED.store(true, Ordering::Relaxed);
+    let previous = s.async_io;
+    s.async_io = Some(AsyncIo {
+        fd,
+        o_async: o_async.unwrap_or(previous.is_some_and(|a| a.o_async)),
+        seen_arrivals: arrivals,
+        seen_send_blocks: s.send_blocks,
+        seen_urgent: previous.is_some_and(|a| a.seen_urgent),
+    });
+    ASYNC_USED.store(true, Ordering::Relaxed);
+}
+
+/// Sends SIGURG to the owner of `fd`, as Linux's sk_send_sigurg when urgent data arrives.
+pub(super) fn signal_urgent(fd: i32) {
+    // SAFETY: fcntl reads into an f_owner_ex we own; kill and tgkill take plain values.
+    unsafe {
+        let mut owner = FOwnerEx { kind: 0, pid: 0 };
+        if crate::real::fcntl(fd, F_GETOWN_EX, (&mut owner as *mut FOwnerEx) as libc::c_ulong) != 0 || owner.pid <= 0 {
+            return;
+        }
+        match owner.kind {
+            F_OWNER_PGRP => libc::kill(-owner.pid, libc::SIGURG),
+            F_OWNER_TID => libc::syscall(libc::SYS_tgkill, libc::getpid(), owner.pid, libc::SIGURG) as i32,
+            _ => libc::kill(owner.pid, libc::SIGURG),
+        };
     }
 }
 

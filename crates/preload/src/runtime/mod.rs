@@ -316,25 +316,30 @@ impl Runtime {
         for i in 0..self.slots.len() {
             let Some(s) = self.slots[i] else { continue };
             let Some(a) = s.async_io else { continue };
-            let (arrivals, writable) = match s.proto {
-                Proto::Tcp => (
-                    self.driver.stack().tcp_arrivals(s.handle).unwrap_or(0),
-                    self.driver.stack().tcp_readiness(s.handle).is_ok_and(|r| r.writable),
-                ),
-                Proto::Udp => (self.driver.stack().udp_arrivals(s.handle).unwrap_or(0), true),
+            let (arrivals, writable, urgent) = match s.proto {
+                Proto::Tcp => match self.driver.stack().tcp_readiness(s.handle) {
+                    Ok(r) => (self.driver.stack().tcp_arrivals(s.handle).unwrap_or(0), r.writable, r.priority),
+                    Err(_) => continue,
+                },
+                Proto::Udp => (self.driver.stack().udp_arrivals(s.handle).unwrap_or(0), true, false),
             };
-            if arrivals != a.seen_arrivals {
+            if urgent && !a.seen_urgent {
+                signal_urgent(a.fd);
+            }
+            let fired_in = a.o_async && arrivals != a.seen_arrivals;
+            if fired_in {
                 signal_owner(a.fd, POLL_IN, libc::POLLIN | libc::POLLRDNORM);
             }
-            let out = writable && s.send_blocks != a.seen_send_blocks;
-            if out {
+            let fired_out = a.o_async && writable && s.send_blocks != a.seen_send_blocks;
+            if fired_out {
                 signal_owner(a.fd, POLL_OUT, libc::POLLOUT | libc::POLLWRNORM);
             }
             if let Some(slot) = self.slots[i].as_mut() {
                 slot.async_io = Some(AsyncIo {
-                    fd: a.fd,
                     seen_arrivals: arrivals,
-                    seen_send_blocks: if out { s.send_blocks } else { a.seen_send_blocks },
+                    seen_send_blocks: if fired_out || !a.o_async { s.send_blocks } else { a.seen_send_blocks },
+                    seen_urgent: urgent,
+                    ..a
                 });
             }
         }

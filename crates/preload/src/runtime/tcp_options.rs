@@ -56,8 +56,9 @@ pub fn follow_kernel_option(fd: i32, o: &mut TcpSocketOptions, config: &TcpConfi
         // The kernel reads back 536 when none was set (and the user MSS while CLOSE or LISTEN).
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if v != MSS_DEFAULT => return o.set_max_seg(v).is_ok(),
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => return false,
-        // UINT_MAX (-1 as an int) is off.
-        (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => o.notsent_lowat = (v >= 0).then_some(v as u32),
+        // 0 (unset: the sysctl tcp_notsent_lowat applies, UINT_MAX by default) and UINT_MAX
+        // (-1 as an int) are off.
+        (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => o.notsent_lowat = (v > 0).then_some(v as u32),
         (libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT) => o.set_defer_accept(v, config),
         (libc::SOL_SOCKET, libc::SO_RCVLOWAT) => o.set_rcvlowat(v),
         (libc::SOL_SOCKET, libc::SO_OOBINLINE) => o.oob_inline = v != 0,

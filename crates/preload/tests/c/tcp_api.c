@@ -331,6 +331,7 @@ void case_tcp_options(void) {
     SHOW("listener-linger", setsockopt(l, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
     struct timeval tv = {.tv_sec = 3};
     SHOW("listener-rcvtimeo", setsockopt(l, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+    set_int(l, SOL_SOCKET, SO_SNDLOWAT, 100, "listener-sndlowat");
     SHOW("listen", listen(l, 8));
     set_int(l, IPPROTO_TCP, TCP_KEEPINTVL, 9, "listener-keepintvl-after-listen");
     SAY("listener acceptconn %d type %d domain %d protocol %d", int_opt(l, SOL_SOCKET, SO_ACCEPTCONN),
@@ -547,6 +548,9 @@ static void say_congestion(int s, const char *step) {
     SAY("%s: %d %s", step, r, r == 0 ? name : strerrorname_np(errno));
 }
 
+static atomic_int sigurgs;
+static void on_sigurg(int sig) { (void)sig; sigurgs++; }
+
 /* recv and send flags (SO_PEEK_OFF, MSG_TRUNC, MSG_MORE, TCP_CORK, MSG_OOB both ways),
  * SO_RCVLOWAT, TCP_MAXSEG before connect, TCP_CONGESTION, SIOCOUTQNSD. */
 void case_tcp_flags(void) {
@@ -656,8 +660,12 @@ void case_tcp_flags(void) {
     sendto(ctl, req, n, 0, (struct sockaddr *)&connector, sizeof connector);
     int s = accept(l, NULL, NULL);
     SAY("accept: %d", s >= 0);
+    signal(SIGURG, on_sigurg);
+    SHOW("f-setown", fcntl(s, F_SETOWN, getpid()));
     SHOW("recv-hello", recv(s, buf, 15, MSG_WAITALL));
     SHOW("poll-pri", revents_of(s, POLLPRI, 3000));
+    for (int i = 0; i < 100 && !sigurgs; i++) msleep(10);
+    SAY("sigurg: %d", sigurgs > 0);
     msleep(100);
     int mark = -1;
     ioctl(s, SIOCATMARK, &mark);
