@@ -9,7 +9,8 @@ packages=(
   iproute2 ethtool bpftool               # namespaces, veth, offloads, BPF inspection
   socat netcat-openbsd sockperf tcpdump  # real kernel peers and captures in tests and benchmarks
   python3 procps psmisc iputils-ping     # asyncio peer programs; pkill, fuser; ping
-  nginx curl iperf3                      # real TCP programs run under exasock in tests
+  nginx curl iperf3 wget wrk             # real TCP programs run under exasock in tests
+  redis-server redis-tools memcached     # (the programs tests, crates/preload/tests/programs.rs)
   ca-certificates
 )
 

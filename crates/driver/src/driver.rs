@@ -240,7 +240,7 @@ impl Driver {
     }
 
     /// Receives one burst into the stack, runs due timers, applies kernel table changes and
-    /// acts on the stack's events. Returns the frames received.
+    /// acts on the stack's events. Returns the frames received, plus one when timers ran.
     pub fn poll(&mut self) -> usize {
         let now = clock::now();
         let Driver { stack, port, .. } = self;
@@ -252,7 +252,8 @@ impl Driver {
             };
             stack.receive(now, frame.data, csum);
         });
-        if self.stack.poll_timeout().is_some_and(|t| t <= now) {
+        let timers_due = self.stack.poll_timeout().is_some_and(|t| t <= now);
+        if timers_due {
             self.stack.handle_timeout(now);
         }
         // New connections are steered to us before their first segment (a SYN-ACK) leaves.
@@ -266,7 +267,9 @@ impl Driver {
             self.tables_checked = now;
             self.apply_kernel_changes();
         }
-        got
+        // Timers change sockets too (an error after the last retry, keepalive's reset): a
+        // caller sleeping on one learns of it as of a frame.
+        got + usize::from(timers_due)
     }
 
     /// Acts on the stack's events: a connection that opened gets its own steering entry (the

@@ -122,6 +122,8 @@ unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, ser
     }
     let ev = *event;
     list.push(Member::new(epfd, fd, ev.events, ev.u64, served));
+    // A wait sleeping on this set looks at its new member.
+    runtime::wake_sleepers();
 }
 
 /// An accelerated socket's counters behind edge-triggered events.
@@ -187,6 +189,27 @@ fn has_ready(list: &[Member], mut rt: Option<&mut Runtime>, epfd: c_int, depth: 
 /// must then ask the registry about it too. Costs two atomic loads for any other fd.
 pub(crate) fn served_in_user_space(fd: c_int) -> bool {
     epoll::is_epoll(fd) && epoll::tracked(fd) && epoll::needs_user_wait(&epoll::members(), fd)
+}
+
+/// What a sleeping epoll_wait on `epfd` watches in the kernel: the kernel's own set (its kernel
+/// members) and the kernel sockets behind the accelerated UDP sockets and listeners we serve
+/// (loopback traffic), not a connection's placeholder. None with a nested set we serve or too
+/// many members (the sleep is then rechecked every millisecond).
+fn epoll_watch(epfd: c_int, out: &mut [libc::pollfd; runtime::MAX_WATCHED]) -> Option<usize> {
+    out[0] = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
+    let mut n = 1;
+    for m in epoll::members().iter().filter(|m| m.epfd == epfd && !m.disarmed) {
+        let events = match m.served {
+            Served::Kernel => continue,
+            Served::Nested => return None,
+            Served::User if fdtable::is_tcp_connection(m.fd) => continue,
+            Served::User if fdtable::is_accelerated(m.fd) => libc::POLLIN,
+            Served::User => (m.events & (EPOLLIN | EPOLLOUT | libc::EPOLLPRI as u32)) as i16,
+        };
+        *out.get_mut(n)? = libc::pollfd { fd: m.fd, events, revents: 0 };
+        n += 1;
+    }
+    Some(n)
 }
 
 /// Whether the epoll set `epfd` has something to report from the members we serve (poll and
@@ -299,6 +322,8 @@ unsafe fn wait(
     }
     let out = std::slice::from_raw_parts_mut(events, max as usize);
     let waiter = Waiter::new(timeout, true);
+    let mut watch = [libc::pollfd { fd: -1, events: 0, revents: 0 }; runtime::MAX_WATCHED];
+    let watched = epoll_watch(epfd, &mut watch);
     // The caller's mask holds while we wait, as the kernel's pwait sets it.
     let mut old: sigset_t = std::mem::zeroed();
     if !mask.is_null() {
@@ -307,7 +332,7 @@ unsafe fn wait(
     let mut spins = 0u32;
     let r = loop {
         let mut n = 0usize;
-        let check = spins.is_multiple_of(KERNEL_CHECK_EVERY);
+        let check = spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping();
         if check {
             let k = kernel(events, max, Some(Duration::ZERO));
             if k < 0 {
@@ -320,7 +345,7 @@ unsafe fn wait(
         if n > 0 || timeout == Some(Duration::ZERO) {
             break n as c_int;
         }
-        match waiter.wait() {
+        match waiter.wait_on(watched.map(|n| &watch[..n])) {
             Ok(()) => {}
             Err(WaitEnd::TimedOut) => break 0,
             Err(WaitEnd::Interrupted) => break errno::fail(libc::EINTR),

@@ -150,7 +150,8 @@ unsafe fn wait_connected(fd: c_int, slot: u32, first: bool) -> c_int {
             let timeout = runtime::socket_timeout(fd, libc::SO_SNDTIMEO);
             runtime::Waiter::new(timeout, timeout.is_some())
         });
-        match w.wait() {
+        // The handshake's answer comes on the ring: nothing to watch in the kernel.
+        match w.wait_on(Some(&[])) {
             Ok(()) => {}
             Err(runtime::WaitEnd::TimedOut) => {
                 runtime::connect_pending(slot, Some(true));
@@ -344,6 +345,8 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
     if flags & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) != 0 {
         return errno::fail(libc::EINVAL);
     }
+    // A listener parked by a fork takes its SYNs back: this process accepts on it.
+    runtime::unpark_listener(slot);
     let mut waiter = None;
     let mut spins = 0u32;
     loop {

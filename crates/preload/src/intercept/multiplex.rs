@@ -19,11 +19,14 @@ unsafe fn poll_loop(
 ) -> c_int {
     let (fds, nfds) = (set.as_mut_ptr(), set.len() as nfds_t);
     let waiter = Waiter::new(timeout, true);
+    let mut watch = [pollfd { fd: -1, events: 0, revents: 0 }; runtime::MAX_WATCHED];
+    let watched = poll_watch(set, &mut watch);
     let mut spins = 0u32;
     loop {
         // Kernel descriptors (and the kernel sockets behind accelerated ones, which see
-        // loopback traffic) now and then; accelerated readiness on every spin.
-        let mut ready = if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
+        // loopback traffic) now and then, and after every sleep (which one of them may have
+        // ended); accelerated readiness on every spin.
+        let mut ready = if spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping() {
             // An accelerated TCP connection's kernel socket is a placeholder: hidden from the
             // kernel's poll (a negative fd is skipped) and put back after.
             let hidden: Vec<(usize, c_int)> = set
@@ -79,12 +82,35 @@ unsafe fn poll_loop(
         if ready > 0 || timeout == Some(Duration::ZERO) {
             return ready;
         }
-        match waiter.wait() {
+        match waiter.wait_on(watched.map(|n| &watch[..n])) {
             Ok(()) => {}
             Err(WaitEnd::TimedOut) => return 0,
             Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
         }
     }
+}
+
+/// What a sleeping poll watches in the kernel: its kernel descriptors with their events, and
+/// the kernel sockets behind its accelerated UDP sockets and listeners (POLLIN: loopback
+/// traffic); an accelerated connection's placeholder is left out. The count written to
+/// `out`; None when the set holds an epoll set we serve or more than `out` takes (then the
+/// sleep is rechecked every millisecond).
+fn poll_watch(set: &[pollfd], out: &mut [pollfd; runtime::MAX_WATCHED]) -> Option<usize> {
+    let mut n = 0;
+    for p in set.iter().filter(|p| p.fd >= 0) {
+        let events = if fdtable::is_tcp_connection(p.fd) {
+            continue;
+        } else if fdtable::is_accelerated(p.fd) {
+            libc::POLLIN
+        } else if served_in_user_space(p.fd) {
+            return None;
+        } else {
+            p.events
+        };
+        *out.get_mut(n)? = pollfd { fd: p.fd, events, revents: 0 };
+        n += 1;
+    }
+    Some(n)
 }
 
 unsafe fn pollfds<'a>(fds: *mut pollfd, nfds: nfds_t) -> &'a mut [pollfd] {
@@ -156,6 +182,29 @@ pub unsafe extern "C" fn __ppoll_chk(
     ppoll(fds, nfds, timeout, mask)
 }
 
+/// `poll_watch` for select's three sets (read: POLLIN, write: POLLOUT, exceptional: POLLPRI).
+unsafe fn select_watch(
+    nfds: c_int,
+    wanted: &[Option<libc::fd_set>; 3],
+    out: &mut [pollfd; runtime::MAX_WATCHED],
+) -> Option<usize> {
+    let mut set = [pollfd { fd: -1, events: 0, revents: 0 }; runtime::MAX_WATCHED];
+    let mut n = 0;
+    for fd in 0..nfds {
+        let mut events = 0;
+        for (s, bit) in wanted.iter().zip([libc::POLLIN, libc::POLLOUT, libc::POLLPRI]) {
+            if s.as_ref().is_some_and(|s| libc::FD_ISSET(fd, s)) {
+                events |= bit;
+            }
+        }
+        if events != 0 {
+            *set.get_mut(n)? = pollfd { fd, events, revents: 0 };
+            n += 1;
+        }
+    }
+    poll_watch(&set[..n], out)
+}
+
 /// Whether any fd below `nfds` in the three sets is accelerated (or an epoll set holding
 /// accelerated sockets).
 unsafe fn any_accelerated(nfds: c_int, sets: [*mut libc::fd_set; 3]) -> bool {
@@ -176,11 +225,13 @@ unsafe fn select_loop(
     let nfds = nfds.clamp(0, libc::FD_SETSIZE as c_int);
     let wanted: [Option<libc::fd_set>; 3] = sets.map(|s| (!s.is_null()).then(|| *s));
     let waiter = Waiter::new(timeout, true);
+    let mut watch = [pollfd { fd: -1, events: 0, revents: 0 }; runtime::MAX_WATCHED];
+    let watched = select_watch(nfds, &wanted, &mut watch);
     let mut spins = 0u32;
     loop {
         let mut result: [libc::fd_set; 3] = std::mem::zeroed();
         let mut ready = 0;
-        if spins.is_multiple_of(KERNEL_CHECK_EVERY) {
+        if spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping() {
             // The kernel part: every fd that is not accelerated.
             let mut copies = wanted;
             for c in copies.iter_mut().flatten() {
@@ -240,7 +291,7 @@ unsafe fn select_loop(
         let end = if ready > 0 || timeout == Some(Duration::ZERO) {
             Some(Ok(ready))
         } else {
-            match waiter.wait() {
+            match waiter.wait_on(watched.map(|n| &watch[..n])) {
                 Ok(()) => None,
                 Err(WaitEnd::TimedOut) => Some(Ok(0)),
                 Err(WaitEnd::Interrupted) => Some(Err(libc::EINTR)),

@@ -83,6 +83,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         async_io: None,
         peek_off: None,
         inheritable_set: false,
+        accepted: false,
+        parked: false,
         forked: false,
     }) else {
         let _ = rt.driver.release(flow);
@@ -161,6 +163,8 @@ pub(super) fn adopt(
         async_io: None,
         peek_off: None,
         inheritable_set: fdtable::tcp_options_set(fd) & fdtable::INHERITABLE_SET != 0,
+        accepted: false,
+        parked: false,
         forked: false,
     };
     let Some(slot) = rt.insert(slot) else {
@@ -195,6 +199,9 @@ pub fn tcp_accept(slot: u32) -> Result<Accepted, stack::tcp::TcpError> {
     let s = rt.slot(slot).ok_or(TcpError::BadHandle)?;
     rt.poll();
     let (handle, remote) = rt.driver.tcp(|stack, _| stack.tcp_accept(s.handle))?;
+    if let Some(listener) = rt.slot_mut(slot) {
+        listener.accepted = true;
+    }
     // The connection's own steering entry was claimed by the driver when its SYN arrived.
     let local = rt
         .driver

@@ -73,7 +73,7 @@ pub(super) fn release_locked(rt: &mut Runtime, slot: u32) {
             // steering entry back when the stack is done with it. A listener's entry goes now.
             let h = s.handle;
             let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
-            if s.flow.remote.is_none() {
+            if s.flow.remote.is_none() && !s.parked {
                 let _ = rt.driver.release(s.flow);
             }
         }
@@ -232,7 +232,9 @@ pub(super) fn hand_over_slot(rt: &mut Runtime, slot: u32, fds: &[i32], when: &st
         if waiting > 0 {
             log::warning!("{when}: {waiting} connection(s) not yet accepted on fd {fd} are reset (a kernel listener cannot take them)");
         }
-        let _ = rt.driver.release(s.flow);
+        if !s.parked {
+            let _ = rt.driver.release(s.flow);
+        }
         let _ = rt.driver.tcp(|stack, now| stack.tcp_close(h, now));
         if crate::config::debug() {
             log::emit(format_args!("exasock: {when}: listener fd {fd} handed to the kernel\n"));
@@ -285,11 +287,16 @@ pub(super) fn serve_children(rt: &mut Runtime) {
 }
 
 /// After fork, in the parent (the fork handlers hold the lock): every TCP socket existing now
-/// may be held by the child.
+/// may be held by the child. Listeners nobody accepted on yet are parked (`Slot::parked`).
 pub fn mark_forked(runtime: &mut Option<Runtime>) {
     if let Some(rt) = runtime.as_mut() {
-        for s in rt.slots.iter_mut().flatten().filter(|s| s.proto == Proto::Tcp) {
-            s.forked = true;
+        for i in 0..rt.slots.len() {
+            let Some(s) = rt.slots[i].filter(|s| s.proto == Proto::Tcp) else { continue };
+            let park = s.flow.remote.is_none() && !s.accepted && !s.parked && rt.driver.release(s.flow).is_ok();
+            if let Some(s) = rt.slots[i].as_mut() {
+                s.forked = true;
+                s.parked |= park;
+            }
         }
     }
 }

@@ -109,6 +109,15 @@ pub struct Slot {
     /// A listener whose program set options that its accepted connections inherit: each
     /// accepted connection's kernel socket is given them too.
     pub inheritable_set: bool,
+    /// A listener this process has accepted on (a fork then leaves it accelerated: a forking
+    /// server's children close their copy).
+    pub accepted: bool,
+    /// A listener nobody had accepted on when this process forked (a pre-fork server's master
+    /// and its workers): its SYNs go to its kernel socket since (its flow released), so that a
+    /// child that takes it over at its first accept finds no connection completed in our stack,
+    /// which it could not take (a kernel listener takes no connection from outside). An accept
+    /// here claims the flow back.
+    pub parked: bool,
     /// The socket existed when this process forked: a child may hold a descriptor of it, so
     /// closing the last of ours hands it to the kernel instead of ending the connection.
     pub forked: bool,
@@ -243,7 +252,7 @@ impl Runtime {
         self.slots.get((id & ((1 << INDEX_BITS) - 1)) as usize).copied().flatten().filter(|s| s.id == id)
     }
 
-    fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
+    pub(crate) fn slot_mut(&mut self, id: u32) -> Option<&mut Slot> {
         self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.as_mut().filter(|s| s.id == id)
     }
 
@@ -289,6 +298,8 @@ impl Runtime {
 
     /// Records a shutdown of the slot's socket.
     pub fn shutdown(&mut self, slot: u32, rd: bool, wr: bool) {
+        // A receive sleeping on this socket returns now.
+        notify();
         if let Some(s) = self.slot_mut(slot) {
             s.shut_rd |= rd;
             s.shut_wr |= wr;
@@ -377,6 +388,16 @@ impl Runtime {
     /// Sends that found a slot's send buffer full (for edge-triggered EPOLLOUT).
     pub fn send_blocks(&self, slot: u32) -> u32 {
         self.slot(slot).map_or(0, |s| s.send_blocks)
+    }
+
+    /// Claims back the SYN flow of a listener parked by a fork (`Slot::parked`).
+    fn unpark(&mut self, slot: u32) {
+        let Some(s) = self.slot(slot).filter(|s| s.parked) else { return };
+        if self.driver.claim(s.flow).is_ok() {
+            if let Some(s) = self.slot_mut(slot) {
+                s.parked = false;
+            }
+        }
     }
 
     /// Changes ever queued to a slot's socket (for edge-triggered epoll).
@@ -517,6 +538,14 @@ pub fn zerocopy_completed(slot: u32) {
 /// Takes the zero-copy completions waiting in the slot's error queue (first id, last id).
 pub fn take_zerocopy_completions(slot: u32) -> Option<(u32, u32)> {
     lock().as_mut().and_then(|rt| rt.slot_mut(slot)).and_then(|s| s.zerocopy.done.take())
+}
+
+/// Before an accept in this process on a listener parked by a fork: its SYNs come to the stack
+/// again (the connections that reached its kernel socket meanwhile are accepted from there).
+pub fn unpark_listener(slot: u32) {
+    if let Some(rt) = lock().as_mut() {
+        rt.unpark(slot);
+    }
 }
 
 /// A listener had an option set that its accepted connections inherit.

@@ -49,6 +49,12 @@ pub(super) fn notify() {
     }
 }
 
+/// Wakes every sleeping caller to look again: a call changed what they may be waiting for
+/// (a shutdown, an epoll set's members). Costs two atomics when nobody sleeps.
+pub fn wake_sleepers() {
+    notify();
+}
+
 /// Makes the eventfd sleepers wait on beside the ring; returns it (an Internal fd).
 pub(super) fn open_notify_fd() -> Option<i32> {
     // SAFETY: eventfd2 with flags only.
@@ -163,6 +169,11 @@ pub(crate) fn wake_worker() {
     }
 }
 
+/// The most kernel descriptors a sleep watches beside the ring (`Waiter::wait_on`).
+pub const MAX_WATCHED: usize = 30;
+/// How long a sleep that watches all its call's sources lasts before a recheck.
+const WATCHED_NAP: Duration = Duration::from_millis(100);
+
 /// How a blocked call waits: spins, then (with EXASOCK_SPIN_USEC) sleeps until datagrams
 /// arrive for anybody (a futex the pollers bump), rechecking at least every millisecond; a
 /// signal handled on this thread ends the wait as the kernel would (signals.rs).
@@ -196,8 +207,20 @@ impl Waiter {
         self.start.elapsed().as_micros() as u64 >= config::spin_usec()
     }
 
-    /// Spins or sleeps once; says why the wait is over when it is.
+    /// Spins or sleeps once (a sleep rechecked every millisecond); says why the wait is over
+    /// when it is.
     pub fn wait(&self) -> Result<(), WaitEnd> {
+        self.wait_on(None)
+    }
+
+    /// As `wait`, for a call that names every source it waits on outside the stack in
+    /// `kernel` (kernel descriptors, and the kernel sockets behind accelerated UDP sockets and
+    /// listeners, which traffic via loopback or other interfaces reaches): its sleep watches
+    /// them beside the ring and the notification eventfd, and lasts until one is ready, the
+    /// deadline or a signal, rechecked only every `WATCHED_NAP` (a safety net: whatever the
+    /// stack or another thread changes wakes sleepers). An idle program then costs no CPU.
+    /// More than `MAX_WATCHED` descriptors: rechecked every millisecond, as `wait`.
+    pub fn wait_on(&self, kernel: Option<&[libc::pollfd]>) -> Result<(), WaitEnd> {
         if crate::signals::interrupted(self.always_eintr) {
             return Err(WaitEnd::Interrupted);
         }
@@ -210,23 +233,24 @@ impl Waiter {
             SLEEPERS.fetch_add(1, Ordering::SeqCst);
             // Rechecked at least every millisecond: data on the kernel socket (loopback, other
             // interfaces) wakes nothing here.
-            let nap = self
-                .deadline
-                .map_or(Duration::from_millis(1), |d| d.saturating_duration_since(now))
-                .min(Duration::from_millis(1));
-            let ts = libc::timespec { tv_sec: 0, tv_nsec: nap.as_nanos() as _ };
+            let watched = kernel.filter(|k| k.len() <= MAX_WATCHED);
+            let cap = if watched.is_some() { WATCHED_NAP } else { Duration::from_millis(1) };
+            let nap = self.deadline.map_or(cap, |d| d.saturating_duration_since(now)).min(cap);
+            let ts = libc::timespec { tv_sec: nap.as_secs() as _, tv_nsec: nap.subsec_nanos() as _ };
             let (ring, note) = (RING_FD.load(Ordering::Relaxed), NOTIFY_FD.load(Ordering::Relaxed));
             if GENERATION.load(Ordering::SeqCst) == seen {
                 if ring >= 0 && note >= 0 {
                     // A frame on the ring (for anybody: the caller then polls it itself, one
-                    // wake-up from wire to caller) or a notification from a thread that queued
-                    // data for us.
-                    let mut fds = [
-                        libc::pollfd { fd: ring, events: libc::POLLIN, revents: 0 },
-                        libc::pollfd { fd: note, events: libc::POLLIN, revents: 0 },
-                    ];
-                    // SAFETY: two valid pollfds; the real ppoll, not our export.
-                    unsafe { crate::real::ppoll(fds.as_mut_ptr(), 2, &ts, std::ptr::null()) };
+                    // wake-up from wire to caller), a notification from a thread that queued
+                    // data for us, or one of the call's kernel sources.
+                    let mut fds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; 2 + MAX_WATCHED];
+                    fds[0] = libc::pollfd { fd: ring, events: libc::POLLIN, revents: 0 };
+                    fds[1] = libc::pollfd { fd: note, events: libc::POLLIN, revents: 0 };
+                    let extra = watched.unwrap_or(&[]);
+                    fds[2..2 + extra.len()].copy_from_slice(extra);
+                    let n = (2 + extra.len()) as libc::nfds_t;
+                    // SAFETY: n valid pollfds; the real ppoll, not our export.
+                    unsafe { crate::real::ppoll(fds.as_mut_ptr(), n, &ts, std::ptr::null()) };
                 } else {
                     futex(&GENERATION, libc::FUTEX_WAIT, seen, Some(&ts));
                 }

@@ -24,6 +24,12 @@ pub fn library() -> String {
     lib.to_string_lossy().into_owned()
 }
 
+/// The accel namespace kernel's TCP segment counters (in, out): what it carried of
+/// connections that should be the stack's.
+pub fn tcp_segments(topo: &Topology) -> (u64, u64) {
+    (topo.counter(Side::Accel, "TcpInSegs").unwrap(), topo.counter(Side::Accel, "TcpOutSegs").unwrap())
+}
+
 /// A fresh topology with the accel interface attached.
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();

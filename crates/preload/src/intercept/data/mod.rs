@@ -96,7 +96,11 @@ pub(crate) fn wait_for_data(fd: c_int, flags: c_int, waiter: &mut Option<Waiter>
         let timeout = runtime::socket_timeout(fd, libc::SO_RCVTIMEO);
         *waiter = Some(Waiter::new(timeout, timeout.is_some()));
     }
-    match waiter.as_ref().map_or(Ok(()), Waiter::wait) {
+    // The call's one source outside the stack: the kernel socket behind the fd (loopback and
+    // other interfaces reach a UDP socket or a listener there; a connection's is a placeholder).
+    let watch = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    let kernel: &[libc::pollfd] = if fdtable::is_tcp_connection(fd) { &[] } else { &watch };
+    match waiter.as_ref().map_or(Ok(()), |w| w.wait_on(Some(kernel))) {
         Ok(()) => Ok(()),
         Err(WaitEnd::TimedOut) => Err(libc::EAGAIN),
         Err(WaitEnd::Interrupted) => Err(libc::EINTR),
@@ -635,8 +639,11 @@ unsafe fn tcp_shutdown(fd: c_int, how: c_int) -> c_int {
     }
     let rd = how == libc::SHUT_RD || how == libc::SHUT_RDWR;
     let wr = how == libc::SHUT_WR || how == libc::SHUT_RDWR;
-    // The stack keeps the shutdown state (reads return 0, writes EPIPE, readiness follows).
-    match runtime::with_tcp(slot, |stack, h, _| stack.tcp_shutdown(h, rd, wr)) {
+    // The stack keeps the shutdown state (reads return 0, writes EPIPE, readiness follows);
+    // calls sleeping on the socket look again.
+    let r = runtime::with_tcp(slot, |stack, h, _| stack.tcp_shutdown(h, rd, wr));
+    runtime::wake_sleepers();
+    match r {
         Ok(()) => 0,
         Err(e) => errno::fail(e.errno()),
     }
