@@ -352,6 +352,8 @@ pub struct ProcessInfo {
     pub drops_checksum: u64,
     /// Frames the kernel dropped before the ring had room for them (tp_drops: no buffer).
     pub drops_no_buffer: u64,
+    /// IP packets handed to the kernel (IPPROTO_RAW) because the neighbour was unknown.
+    pub to_kernel: u64,
 }
 
 impl ProcessInfo {
@@ -366,6 +368,7 @@ impl ProcessInfo {
         v[6] = u64::from(self.high_water);
         v[7] = self.drops_checksum;
         v[8] = self.drops_no_buffer;
+        v[9] = self.to_kernel;
         v
     }
 
@@ -382,6 +385,7 @@ impl ProcessInfo {
             high_water: (v[6] as u32).min(CAPACITY as u32),
             drops_checksum: v[7],
             drops_no_buffer: v[8],
+            to_kernel: v[9],
         }
     }
 
@@ -511,6 +515,7 @@ mod tests {
             high_water: 2,
             drops_checksum: 1,
             drops_no_buffer: 2,
+            to_kernel: 3,
         };
         region.set_process(&p);
         region.init();

@@ -2,8 +2,8 @@
 //! field published, under names that stay stable (documented in the crate README). Written by
 //! hand: the values are numbers and short strings, and no dependency is needed for that.
 
-use crate::source::Entry;
 use crate::text::{address, user};
+use stat_format::reader::Entry;
 use std::fmt::Write;
 
 /// A JSON string literal.

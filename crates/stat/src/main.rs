@@ -2,13 +2,14 @@
 //! namespace, in the original's formats (../shared/exasock-behaviour.md §7), from what each
 //! process publishes (crates/stat-format) instead of the original's kernel module.
 //!
-//! `args` parses the command line, `source` reads the publications (and sweeps dead
-//! processes'), `text` prints the original's formats, `json` prints `--json`.
+//! `args` parses the command line, `stat_format::reader` reads the publications (and sweeps
+//! dead processes'), `text` prints the original's formats, `json` prints `--json`.
 
 mod args;
 mod json;
-mod source;
 mod text;
+
+use stat_format::reader as source;
 
 use args::{ArgsError, Options};
 use std::io::Write;

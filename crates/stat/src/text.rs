@@ -4,7 +4,7 @@
 //! counters (a UDP socket's block has only that line; the original printed none for UDP).
 
 use crate::args::{Options, SocketId};
-use crate::source::Entry;
+use stat_format::reader::Entry;
 use stat_format::{Kind, SocketRecord};
 use std::fmt::Write;
 use std::net::Ipv4Addr;

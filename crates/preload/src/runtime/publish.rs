@@ -76,13 +76,13 @@ pub(super) fn open(netns_fd: i32) {
     START_TIME.store(start_time, Ordering::Relaxed);
     // SAFETY: as in `region`: a fresh mapping of FILE_BYTES.
     let Some(r) = (unsafe { Region::from_raw(ptr, FILE_BYTES) }) else { return };
-    r.set_process(&ProcessInfo { netns_cookie: netns_cookie(netns_fd), ..process_info(0, 0, 0) });
+    r.set_process(&ProcessInfo { netns_cookie: netns_cookie(netns_fd), ..process_info(0, 0, 0, 0) });
     r.init();
     REGION.store(ptr, Ordering::Release);
 }
 
 /// The process header with the given counters.
-fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64) -> ProcessInfo {
+fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64, to_kernel: u64) -> ProcessInfo {
     // The process's name, not this thread's (the worker calls this too, and is "exasock").
     let mut comm = [0u8; 16];
     if let Some(n) = read_proc(c"/proc/self/comm", &mut comm) {
@@ -102,6 +102,7 @@ fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64) -> P
         high_water,
         drops_checksum,
         drops_no_buffer,
+        to_kernel,
     }
 }
 
@@ -237,7 +238,7 @@ fn publish_header(rt: &mut Runtime, r: &Region<'_>) {
     let st = *rt.driver.stack().stats();
     let checksum = st.ip_bad_checksum + st.udp_bad_checksum + st.tcp_bad_checksum;
     let no_buffer = rt.driver.port_stats().rx_dropped;
-    r.set_process(&process_info(rt.slots.len() as u32, checksum, no_buffer));
+    r.set_process(&process_info(rt.slots.len() as u32, checksum, no_buffer, st.tx_to_kernel));
 }
 
 /// Slot `id` turned accelerated behind `fd` (under the lock): listed at once.

@@ -1,10 +1,11 @@
-//! Where the sockets come from: every process's publication file (stat_format) in the run
-//! directory, mapped read-only and read under its seqlocks, keeping the live processes of this
-//! network namespace. A file whose process is gone (no /proc/PID, or another start time: the
-//! pid was reused) is a dead process's: it is ignored and removed.
+//! The reading side, shared by exasock-stat and exasock-ctl status: every process's
+//! publication file in the run directory, mapped read-only and read under its seqlocks,
+//! keeping the live processes of one network namespace. A file whose process is gone (no
+//! /proc/PID, or another start time: the pid was reused) is a dead process's: it is ignored
+//! and removed.
 
-use stat_format::layout::FILE_BYTES;
-use stat_format::{naming, ProcessInfo, Region, SocketRecord};
+use crate::layout::FILE_BYTES;
+use crate::{naming, ProcessInfo, Region, SocketRecord};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
@@ -24,10 +25,23 @@ impl Entry {
     }
 }
 
+/// Every live process publishing in the namespace `netns` (0: any), with its sockets.
+pub fn processes(dir: &Path, netns: u64) -> Vec<(ProcessInfo, Vec<SocketRecord>)> {
+    let mut all: Vec<Entry> = Vec::new();
+    let mut procs: Vec<ProcessInfo> = Vec::new();
+    read_into(dir, netns, &mut all, &mut procs);
+    procs.into_iter().map(|p| (p, all.iter().filter(|e| e.process.pid == p.pid).map(|e| e.socket).collect())).collect()
+}
+
 /// Every socket published by live processes in the namespace `netns` (0: any), in no order.
 pub fn read_all(dir: &Path, netns: u64) -> Vec<Entry> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    read_into(dir, netns, &mut out, &mut Vec::new());
+    out
+}
+
+fn read_into(dir: &Path, netns: u64, out: &mut Vec<Entry>, procs: &mut Vec<ProcessInfo>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name();
         let Some((pid, start)) = name.to_str().and_then(naming::parse_name) else { continue };
@@ -36,9 +50,8 @@ pub fn read_all(dir: &Path, netns: u64) -> Vec<Entry> {
             let _ = std::fs::remove_file(e.path());
             continue;
         }
-        read_file(&e.path(), pid, start, netns, &mut out);
+        read_file(&e.path(), pid, start, netns, out, procs);
     }
-    out
 }
 
 /// Whether process `pid` lives and started at `start` (clock ticks since boot).
@@ -46,11 +59,11 @@ pub fn alive(pid: u32, start: u64) -> bool {
     std::fs::read(format!("/proc/{pid}/stat")).ok().and_then(|s| naming::start_time_of_stat(&s)) == Some(start)
 }
 
-fn read_file(path: &Path, pid: u32, start: u64, netns: u64, out: &mut Vec<Entry>) {
+fn read_file(path: &Path, pid: u32, start: u64, netns: u64, out: &mut Vec<Entry>, procs: &mut Vec<ProcessInfo>) {
     let Ok(file) = std::fs::File::open(path) else { return };
     let Ok(len) = file.metadata().map(|m| m.len() as usize) else { return };
     let len = len.min(FILE_BYTES);
-    if len < stat_format::layout::RECORD_BYTES {
+    if len < crate::layout::RECORD_BYTES {
         return;
     }
     // SAFETY: a read-only shared mapping of a file we opened; unmapped below.
@@ -63,6 +76,7 @@ fn read_file(path: &Path, pid: u32, start: u64, netns: u64, out: &mut Vec<Entry>
     if let Some(region) = unsafe { Region::from_raw(p.cast(), len) } {
         if let Some(process) = region.process().filter(|p| region.valid() && p.pid == pid && p.start_time == start) {
             if netns == 0 || process.netns_cookie == 0 || process.netns_cookie == netns {
+                procs.push(process);
                 out.extend(region.records().map(|(_, socket)| Entry { process, socket }));
             }
         }
