@@ -105,6 +105,16 @@ fn udp_sockets_are_listed_as_the_original_formats_them_and_vanish_when_killed() 
         &["-s", &format!("{pid}:99")],
         &format!("Socket {pid}:99 not found (not an active accelerated socket)\n\n"),
     );
+    // Another network namespace lists none of them.
+    let empty = format!("{title} (servers and established):\n{}\n\n", header(false));
+    assert_eq!(topo.run(Side::Peer, &[STAT], T).unwrap(), empty);
+    // --watch redraws (cleared screen, a title, the listing) until stopped.
+    let watch = topo.spawn(Side::Accel, &[STAT, "--watch", "0.2", "-u", "-l"], Duration::from_millis(900)).unwrap();
+    let out = String::from_utf8_lossy(&watch.finish(T).unwrap().stdout).into_owned();
+    let frames: Vec<&str> = out.split("\x1b[H\x1b[2J").filter(|f| !f.is_empty()).collect();
+    assert!(frames.len() >= 2, "{out:?}");
+    assert!(frames[0].starts_with("Every 0.2s: "), "{out:?}");
+    assert!(frames[0].ends_with(&format!("{title} (only servers):\n{}\n{a}\n\n", header(false))), "{out:?}");
 
     // A datagram nobody reads: Recv-Q counts it with its overhead, in the list and in --json.
     let s = topo.in_ns(Side::Peer, {
