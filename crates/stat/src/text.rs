@@ -33,6 +33,7 @@ fn state(r: &SocketRecord) -> &'static str {
 
 /// The user's name, or the uid in decimal when it has none.
 pub fn user(uid: u32) -> String {
+    // SAFETY: passwd is plain data (integers and pointers): all zeros is a valid value.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 4096];
     let mut found: *mut libc::passwd = std::ptr::null_mut();
