@@ -71,12 +71,19 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Status => {
             let list = control::status().map_err(|e| e.to_string())?;
+            // What each live process publishes for exasock-stat: its ring's drops and its
+            // kernel hand-offs (a process serves one interface: the first attached).
+            let dir = std::path::Path::new(stat_format::naming::DIR);
+            let published = stat_format::reader::processes(dir, stat_format::reader::own_netns());
             if list.is_empty() {
                 println!("no interface attached in this network namespace");
             }
             for s in list {
                 let program = if s.program_attached { "attached" } else { "MISSING (run exasock-ctl attach again)" };
                 println!("{}: program {program}, {} flow(s), {} stale swept", s.iface, s.flows.len(), s.swept);
+                let mut owners: Vec<u32> = s.flows.iter().filter(|f| f.owner_alive()).map(|f| f.owner_pid).collect();
+                owners.sort_unstable();
+                owners.dedup();
                 for f in s.flows {
                     let alive = if f.owner_alive() { "alive" } else { "dead" };
                     let shared = if f.shared { " shared (the kernel serves it)" } else { "" };
@@ -86,6 +93,17 @@ fn run(cli: Cli) -> Result<(), String> {
                         f.owner_pid,
                         f.datapath.name()
                     );
+                }
+                for pid in owners {
+                    if let Some((p, _)) = published.iter().find(|(p, _)| p.pid == pid) {
+                        println!(
+                            "  pid {pid:<8} {:<16} ring drops {}, checksum drops {}, to the kernel (IPPROTO_RAW) {}",
+                            p.program(),
+                            p.drops_no_buffer,
+                            p.drops_checksum,
+                            p.to_kernel
+                        );
+                    }
                 }
             }
         }

@@ -229,6 +229,11 @@ impl Driver {
         self.kernel_errors
     }
 
+    /// The port's counters (frames, bytes, the kernel's drops before the ring: exasock-stat).
+    pub fn port_stats(&self) -> nic::PortStats {
+        self.port.stats()
+    }
+
     /// Sends refused because the transmit ring stayed full (the caller got EAGAIN or waited).
     pub fn ring_full(&self) -> u64 {
         self.ring_full

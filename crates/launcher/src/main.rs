@@ -1,7 +1,12 @@
-//! `exasock [--debug] [--trace] [--no-warn] [--no-auto] CMD ARGS...`: runs CMD with the
-//! acceleration library preloaded, exactly as the original launcher script does: options first,
-//! the library found in $EXASOCK_PATH (else beside this binary, else <prefix>/lib/exasock, then
+//! `exasock [--trace] [--no-warn] [--no-auto] CMD ARGS...`: runs CMD with the acceleration
+//! library preloaded, as the original launcher script does: options first, the library found
+//! in $EXASOCK_PATH (else beside this binary, else <prefix>/lib/exasock, then
 //! <prefix>/lib64/exasock), prepended to LD_PRELOAD, then CMD replaces this process.
+//!
+//! Unlike the original there is no `--debug`: the original chose a debug build of the library
+//! for its tracing, while here the one library traces (EXASOCK_TRACE) at the cost of one load
+//! per call when off, and no build makes a second library; a flag that found nothing to
+//! select would do nothing, so it is refused with the usage like any unknown option.
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -9,18 +14,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const LIBRARY: &str = "libexasock_preload.so";
-const DEBUG_LIBRARY: &str = "libexasock_preload_debug.so";
 
-const USAGE: &str = "Usage: exasock [--debug] [--trace] [--no-warn] [--no-auto] <command> [args...]
-  --debug     use the debug library (libexasock_preload_debug.so) when it is installed
-  --trace     print a trace of intercepted calls (implies --debug)
+const USAGE: &str = "Usage: exasock [--trace] [--no-warn] [--no-auto] <command> [args...]
+  --trace     print each call on an accelerated socket to stderr, as strace (EXASOCK_TRACE=1)
   --no-warn   do not print exasock warnings (EXASOCK_NOWARN=1)
   --no-auto   do not accelerate sockets unless asked to (EXASOCK_DEFAULT_DISABLE=1)";
 
 /// What the command line asks for.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Options {
-    debug: bool,
     trace: bool,
     no_warn: bool,
     no_auto: bool,
@@ -33,11 +35,7 @@ fn parse(args: Vec<OsString>) -> Result<Options, String> {
     let mut args = args.into_iter();
     for arg in args.by_ref() {
         match arg.to_str() {
-            Some("--debug") => o.debug = true,
-            Some("--trace") => {
-                o.trace = true;
-                o.debug = true;
-            }
+            Some("--trace") => o.trace = true,
             Some("--no-warn") => o.no_warn = true,
             Some("--no-auto") => o.no_auto = true,
             Some("--") => break,
@@ -83,11 +81,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let library = if o.debug { find(DEBUG_LIBRARY).or_else(|| find(LIBRARY)) } else { find(LIBRARY) };
-    let Some(library) = library else {
-        let wanted = if o.debug { DEBUG_LIBRARY } else { LIBRARY };
-        eprintln!("Error: could not find {wanted}");
-        eprintln!("Please set EXASOCK_PATH to the directory containing {wanted}");
+    let Some(library) = find(LIBRARY) else {
+        eprintln!("Error: could not find {LIBRARY}");
+        eprintln!("Please set EXASOCK_PATH to the directory containing {LIBRARY}");
         return ExitCode::from(1);
     };
     let mut preload = OsString::from(library);
@@ -122,7 +118,7 @@ mod tests {
     #[test]
     fn options_come_first_and_the_rest_is_the_command() {
         let o = parse(args(&["--no-warn", "--trace", "nc", "-u", "-l", "1234"])).unwrap();
-        assert!(o.no_warn && o.trace && o.debug && !o.no_auto);
+        assert!(o.no_warn && o.trace && !o.no_auto);
         assert_eq!(o.command, args(&["nc", "-u", "-l", "1234"]));
         let o = parse(args(&["--", "--weird-program"])).unwrap();
         assert_eq!(o.command, args(&["--weird-program"]));
@@ -132,6 +128,7 @@ mod tests {
     fn an_unknown_option_or_no_command_gives_usage() {
         assert!(parse(args(&["-x", "nc"])).unwrap_err().starts_with("Usage: exasock"));
         assert!(parse(args(&["--no-auto"])).is_err());
+        assert!(parse(args(&["--debug", "nc"])).is_err(), "no debug library is built: no --debug");
         assert!(parse(args(&[])).is_err());
     }
 }

@@ -70,7 +70,7 @@ fn prepends_the_library_from_exasock_path_and_sets_the_flags() {
 }
 
 #[test]
-fn trace_asks_for_the_debug_library_and_falls_back_to_the_release_one() {
+fn trace_sets_exasock_trace_with_the_one_library() {
     let dir = lib_dir("libexasock_preload.so");
     let path = dir.path().to_str().unwrap();
     let (code, out, _) =
@@ -90,9 +90,11 @@ fn a_missing_library_says_how_to_fix_it() {
 
 #[test]
 fn bad_options_print_usage_and_a_missing_command_says_so() {
-    let (code, _, err) = run(&[], &["-z", "true"]);
-    assert_eq!(code, 1);
-    assert!(err.starts_with("Usage: exasock"), "{err}");
+    for bad in ["-z", "--debug"] {
+        let (code, _, err) = run(&[], &[bad, "true"]);
+        assert_eq!(code, 1);
+        assert!(err.starts_with("Usage: exasock"), "{err}");
+    }
     let dir = lib_dir("libexasock_preload.so");
     let (code, _, err) = run(&[("EXASOCK_PATH", dir.path().to_str().unwrap())], &["no-such-program-xyz"]);
     assert_eq!(code, 127);

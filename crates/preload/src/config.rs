@@ -17,6 +17,7 @@ fn present(name: &[u8]) -> bool {
 /// original), EXASOCK_SPIN_USEC and EXASOCK_TCP (0 turns TCP acceleration off).
 pub fn load() {
     DEBUG.store(present(b"EXASOCK_DEBUG\0"), Ordering::Relaxed);
+    crate::trace::load();
     NOWARN.store(present(b"EXASOCK_NOWARN\0"), Ordering::Relaxed);
     DEFAULT_DISABLE.store(present(b"EXASOCK_DEFAULT_DISABLE\0"), Ordering::Relaxed);
     // SAFETY: as above; a value getenv returns is NUL-terminated, so its first byte exists.

@@ -4,12 +4,25 @@
 //! its end are never accelerated and always pass through. Zero means "not ours": the program's
 //! call goes straight to libc.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Descriptors the table covers.
 pub const MAX_FDS: usize = 65_536;
 
 static TABLE: [AtomicU64; MAX_FDS] = [const { AtomicU64::new(0) }; MAX_FDS];
+
+/// One past the highest descriptor ever recorded accelerated: scans for accelerated
+/// descriptors (exasock-stat's publication) stop here instead of at MAX_FDS.
+static ACCEL_END: AtomicUsize = AtomicUsize::new(0);
+
+fn note_accel(fd: i32) {
+    ACCEL_END.fetch_max(fd as usize + 1, Ordering::Relaxed);
+}
+
+/// Descriptors below this may be accelerated; none above ever was.
+pub fn accel_end() -> usize {
+    ACCEL_END.load(Ordering::Relaxed).min(MAX_FDS)
+}
 
 /// The state of one descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +161,7 @@ const CONNECTION_BIT: u64 = 1 << 41;
 pub fn set_tcp(fd: i32, id: u32, connection: bool) {
     if let Some(s) = slot(fd) {
         let bit = if connection { CONNECTION_BIT } else { 0 };
+        note_accel(fd);
         s.store(encode(FdState::Accel(id)) | TCP_BIT | bit, Ordering::Release);
     }
 }
@@ -173,6 +187,7 @@ pub fn is_tcp(fd: i32) -> bool {
 /// Gives `to` the state of `from`, whole (dup).
 pub fn copy(from: i32, to: i32) {
     if let (Some(a), Some(b)) = (slot(from), slot(to)) {
+        note_accel(to);
         b.store(a.load(Ordering::Acquire), Ordering::Release);
     }
 }
@@ -213,6 +228,9 @@ pub fn tcp_options_set(fd: i32) -> u64 {
 /// Records the state of `fd` (ignored past the table's end).
 pub fn set(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {
+        if let FdState::Accel(_) = state {
+            note_accel(fd);
+        }
         s.store(encode(state), Ordering::Release);
     }
 }

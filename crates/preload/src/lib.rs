@@ -29,3 +29,4 @@ mod log;
 pub mod real;
 mod runtime;
 mod signals;
+mod trace;

@@ -1071,3 +1071,40 @@ time.sleep(60)
     assert!(!swept[0].anchored, "the fork child kept its parent's anchor: {swept:?}");
     prog.kill();
 }
+
+/// A small UDP program: every call on its socket, one line each.
+const PY_TRACED: &str = "
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 7920))
+s.sendto(b'ping', (sys.argv[2], 7921))
+data, peer = s.recvfrom(100)
+s.close()
+print('done', os.getpid(), file=sys.stderr, flush=True)
+";
+
+#[test]
+fn exasock_trace_prints_each_call_on_an_accelerated_socket_as_strace_does() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let (ip, peer) = (topo.accel.ip.to_string(), topo.peer.ip.to_string());
+    let echo = PeerEcho::start(&topo, 7921);
+    let py = spawn_accelerated(&topo, &["EXASOCK_TRACE=1"], &["python3", "-c", PY_TRACED, &ip, &peer]);
+    let out = py.finish(T).unwrap();
+    drop(echo);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("[pid")).collect();
+    // The thread id is the process's (one thread): the pid python prints.
+    let pid = err.lines().find_map(|l| l.strip_prefix("done ")).expect(&err).trim();
+    let want = [
+        "socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, 0) = 3".to_string(),
+        format!("bind(3, {{sa_family=AF_INET, sin_port=htons(7920), sin_addr=inet_addr(\"{ip}\")}}, 16) = 0"),
+        format!("sendto(3, \"ping\", 4, 0, {{sa_family=AF_INET, sin_port=htons(7921), sin_addr=inet_addr(\"{peer}\")}}, 16) = 4"),
+        format!("recvfrom(3, \"ping\", 100, 0, {{sa_family=AF_INET, sin_port=htons(7921), sin_addr=inet_addr(\"{peer}\")}}, [16]) = 4"),
+        "close(3) = 0".to_string(),
+    ];
+    assert_eq!(lines.len(), want.len(), "trace:\n{err}");
+    for (got, want) in lines.iter().zip(&want) {
+        assert_eq!(*got, format!("[pid {pid:>5}] {want}"), "trace:\n{err}");
+    }
+}

@@ -472,6 +472,12 @@ impl Stack {
         Ok(self.socket(h)?.arrivals)
     }
 
+    /// Bytes charged to the socket's receive queue: payloads and each datagram's overhead, as
+    /// the original's Recv-Q counted ring bytes with headers (exasock-stat).
+    pub fn udp_queued_bytes(&self, h: SocketHandle) -> Result<usize, UdpError> {
+        Ok(self.socket(h)?.queue.charged())
+    }
+
     /// Datagrams this socket dropped because its queue was full.
     pub fn udp_drops(&self, h: SocketHandle) -> Result<u64, UdpError> {
         Ok(self.socket(h)?.drops)

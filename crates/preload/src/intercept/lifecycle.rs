@@ -8,7 +8,7 @@ use crate::runtime::{self, NotAccelerated};
 use crate::{config, errno, log, real};
 use libc::{c_int, sockaddr, socklen_t};
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
     let fd = real::socket(domain, ty, protocol);
     if fd >= 0 {
@@ -51,7 +51,7 @@ fn try_accelerate(fd: c_int, remote: Option<std::net::SocketAddrV4>) {
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     let r = real::bind(fd, addr, len);
     if r == 0 && ready() && fdtable::get(fd) == FdState::UdpCandidate {
@@ -60,7 +60,7 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
     r
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     match fdtable::get(fd) {
         FdState::Accel(slot) if fdtable::is_tcp(fd) => return tcp_connect_again(fd, slot, addr, len),
@@ -223,7 +223,7 @@ fn forget(fd: c_int) {
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
     match fdtable::get_raw(fd) {
         FdState::Kernel => {}
@@ -278,7 +278,7 @@ unsafe fn made_pair(r: c_int, fds: *mut c_int) -> c_int {
 /// listener; its kernel socket listens too (clients on this host and on other interfaces reach
 /// it, and it tells the steering program that we live). An unbound socket (which listen binds
 /// to an ephemeral port) stays on the kernel, as in the original.
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     match fdtable::get(fd) {
         FdState::Accel(slot) if fdtable::is_tcp(fd) => {
@@ -324,12 +324,12 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     accept4(fd, addr, len, 0)
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
     match fdtable::get(fd) {
         FdState::Accel(slot) if fdtable::is_tcp(fd) => accelerated_accept(fd, slot, addr, len, flags),

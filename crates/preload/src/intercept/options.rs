@@ -58,7 +58,7 @@ unsafe fn set_exasock(fd: c_int, name: c_int, val: *const c_void, len: socklen_t
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int {
     if level == SOL_EXASOCK {
         return match set_exasock(fd, name, val, len) {
@@ -231,7 +231,7 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn getsockopt(
     fd: c_int,
     level: c_int,

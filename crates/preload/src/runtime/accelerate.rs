@@ -91,6 +91,7 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         return Err(undo(rt, "too many accelerated sockets".into()));
     };
     fdtable::set(fd, fdtable::FdState::Accel(slot));
+    publish::socket_opened(rt, slot, fd);
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
@@ -176,6 +177,7 @@ pub(super) fn adopt(
         Proto::Tcp => fdtable::set_tcp(fd, slot, flow.remote.is_some()),
         Proto::Udp => fdtable::set(fd, fdtable::FdState::Accel(slot)),
     }
+    publish::socket_opened(rt, slot, fd);
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }

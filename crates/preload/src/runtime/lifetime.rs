@@ -143,6 +143,7 @@ pub(super) fn finish_for_exit(rt: &mut Runtime) {
     }
     rt.driver.release_all();
     rt.slots.iter_mut().for_each(|s| *s = None);
+    publish::remove();
 }
 
 /// At exit and before exec, every accelerated TCP socket goes to the kernel, which carries on
@@ -357,6 +358,7 @@ pub fn release_for_exec() -> bool {
             log::warning!("exec: datagrams queued on fd {fd} are lost (they were received before exec)");
         }
     }
+    publish::suspend(rt);
     if !hand_over_all_tcp(rt, "exec") {
         linger_tcp(rt);
     }
@@ -369,6 +371,7 @@ pub fn release_for_exec() -> bool {
 pub fn reclaim_after_exec() {
     let mut guard = lock();
     let Some(rt) = guard.as_mut() else { return };
+    publish::resume();
     for (flow, e) in rt.driver.reclaim_all() {
         log::warning!("after a failed exec, {flow} stays with the kernel: {e}");
     }
@@ -383,6 +386,7 @@ pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
     OWNER_PID.store(0, Ordering::Release);
     RING_FD.store(-1, Ordering::Relaxed);
     NOTIFY_FD.store(-1, Ordering::Relaxed);
+    publish::forget_in_child();
     let Some(rt) = runtime.take() else { return };
     let keep = crate::inherit::in_child();
     for fd in 0..fdtable::MAX_FDS as i32 {

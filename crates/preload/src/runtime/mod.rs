@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 mod accelerate;
 mod async_io;
 mod lifetime;
+mod publish;
 mod sockaddr;
 mod tcp_options;
 mod wait;
@@ -244,6 +245,7 @@ impl Runtime {
         crate::fork::install();
         OWNER_PID.store(std::process::id(), Ordering::Release);
         crate::fatal::install();
+        publish::open(driver.wait_fds()[0]);
         Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
     }
 
@@ -258,6 +260,7 @@ impl Runtime {
 
     fn take_slot(&mut self, id: u32) -> Option<Slot> {
         self.slot(id)?;
+        publish::socket_closed(id);
         self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.take()
     }
 

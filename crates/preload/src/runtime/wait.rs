@@ -97,6 +97,14 @@ pub(super) fn worker() {
                 }
             }
         }
+        // exasock-stat's counters, at most every publish::REFRESH, even while callers spin.
+        if publish::due() {
+            if let Some(mut guard) = RUNTIME.try_lock() {
+                if let Some(rt) = guard.as_mut() {
+                    publish::refresh_if_due(rt);
+                }
+            }
+        }
         if let Some(rest) = app_spinning() {
             // Parked, then checked again: a caller that went to sleep in between bumped the
             // word, and the futex returns at once.

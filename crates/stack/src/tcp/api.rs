@@ -10,7 +10,7 @@ use super::congestion::Algorithm;
 use super::connection::{Connection, Readiness};
 use super::error::TcpError;
 use super::flags::{RecvFlags, RecvInto, SendFlags};
-use super::info::TcpInfo;
+use super::info::{ListenerInfo, TcpInfo};
 use super::listener::Listener;
 use super::options::TcpSocketOptions;
 use super::reuseport::ListenGroup;
@@ -371,6 +371,22 @@ impl Stack {
     pub fn tcp_listen_queues(&self, h: SocketHandle) -> Result<(usize, usize), TcpError> {
         match &self.tcp_socket(h)?.kind {
             TcpKind::Listener(l) => Ok((l.accept_queue.len(), l.syn_queue)),
+            _ => Err(TcpError::InvalidArgument),
+        }
+    }
+
+    /// A listener's queues and counters, for monitoring (exasock-stat).
+    pub fn tcp_listener_info(&self, h: SocketHandle) -> Result<ListenerInfo, TcpError> {
+        match &self.tcp_socket(h)?.kind {
+            TcpKind::Listener(l) => Ok(ListenerInfo {
+                accept_queue: l.accept_queue.len(),
+                syn_queue: l.syn_queue,
+                backlog: l.backlog,
+                requests: l.requests,
+                established: l.arrivals,
+                syn_drops: l.syn_drops,
+                overflows: l.overflows,
+            }),
             _ => Err(TcpError::InvalidArgument),
         }
     }

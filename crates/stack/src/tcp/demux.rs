@@ -132,6 +132,7 @@ impl Stack {
         let mtu = self.mtu_to(*remote.ip());
         let config = self.config.tcp;
         let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) else { return };
+        l.requests += 1;
         if l.accept_queue_full() || l.syn_queue_full() {
             l.syn_drops += 1;
             self.stats.tcp_listen_drops += 1;

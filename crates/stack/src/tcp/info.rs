@@ -78,3 +78,22 @@ pub struct TcpInfo {
     /// (more while a window advertised under a larger SO_RCVBUF is still owed).
     pub recv_buffer_limit: usize,
 }
+
+/// A listener's queues and counters (exasock-stat's Recv-Q and connection requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListenerInfo {
+    /// Connections established and waiting for accept.
+    pub accept_queue: usize,
+    /// Handshakes under way (SYN-ACK sent).
+    pub syn_queue: usize,
+    /// The backlog after the somaxconn cap.
+    pub backlog: usize,
+    /// SYNs that asked for a connection, taken or dropped.
+    pub requests: u64,
+    /// Connections ever established and queued for accept.
+    pub established: u64,
+    /// SYNs dropped because a queue was full (ListenDrops).
+    pub syn_drops: u64,
+    /// Final ACKs dropped because the accept queue was full (ListenOverflows).
+    pub overflows: u64,
+}

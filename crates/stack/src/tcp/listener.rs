@@ -27,6 +27,8 @@ pub struct Listener {
     pub(crate) syn_drops: u64,
     /// Connections ever queued for accept (edge-triggered readiness).
     pub(crate) arrivals: u64,
+    /// SYNs that asked for a connection, taken or dropped (exasock-stat's connection requests).
+    pub(crate) requests: u64,
 }
 
 impl Listener {
@@ -41,6 +43,7 @@ impl Listener {
             overflows: 0,
             syn_drops: 0,
             arrivals: 0,
+            requests: 0,
         }
     }
 

@@ -40,7 +40,7 @@ pub use config::TcpConfig;
 pub use connection::{Connection, Readiness};
 pub use error::TcpError;
 pub use flags::{RecvFlags, RecvInto, SendFlags};
-pub use info::TcpInfo;
+pub use info::{ListenerInfo, TcpInfo};
 pub use options::TcpSocketOptions;
 pub use output::Outgoing;
 pub use state::State;

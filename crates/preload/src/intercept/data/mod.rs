@@ -142,7 +142,7 @@ unsafe fn accelerated_recvfrom(
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn recvfrom(
     fd: c_int,
     buf: *mut c_void,
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn recvfrom(
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c_int) -> ssize_t {
     match fdtable::get(fd) {
         FdState::Accel(slot) => {
@@ -167,7 +167,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, len: size_t, flags: c
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: size_t) -> ssize_t {
     match fdtable::get(fd) {
         FdState::Accel(slot) => accelerated_recvfrom(fd, slot, buf, len, 0, std::ptr::null_mut(), std::ptr::null_mut()),
@@ -207,7 +207,7 @@ pub unsafe extern "C" fn __recvfrom_chk(
     recvfrom(fd, buf, len, flags, addr, alen)
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     let FdState::Accel(slot) = fdtable::get(fd) else { return real::recvmsg(fd, msg, flags) };
     if msg.is_null() {
@@ -405,7 +405,7 @@ unsafe fn accelerated_sendto(
     udp_transmit(fd, slot, Payload::Flat(data), flags, dst, &|| real::sendto(fd, buf, len, flags, addr, alen))
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn sendto(
     fd: c_int,
     buf: *const c_void,
@@ -426,7 +426,7 @@ pub unsafe extern "C" fn sendto(
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
     match fdtable::get(fd) {
         FdState::Accel(slot) => accelerated_sendto(fd, slot, buf, len, flags, std::ptr::null(), 0),
@@ -434,7 +434,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags:
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ssize_t {
     match fdtable::get(fd) {
         FdState::Accel(slot) => accelerated_sendto(fd, slot, buf, len, 0, std::ptr::null(), 0),
@@ -442,7 +442,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, len: size_t) -> ss
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     let slot = match fdtable::get(fd) {
         FdState::Accel(slot) => slot,
@@ -607,7 +607,7 @@ pub unsafe extern "C" fn sendmmsg(fd: c_int, msgs: *mut libc::mmsghdr, n: libc::
     sent as c_int
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
     if fdtable::is_tcp(fd) {
         return tcp_shutdown(fd, how);
