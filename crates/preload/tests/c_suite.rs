@@ -299,6 +299,8 @@ fn socket_options_inheritance_and_queue_ioctls_match_the_kernel() {
     let run = same_as_kernel(&topo, "tcp-options", "", Duration::from_secs(60));
     // The control socket, the listener and the accepted connection.
     assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
+    // What exasock does not do, it says (docs/ARCHITECTURE.md, "what exasock refuses").
+    assert!(run.stderr.contains("warning: SO_PRIORITY on fd"), "no warning for SO_PRIORITY:\n{}", run.stderr);
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted the connection");
     assert!(run.stdout.contains("siocoutq-holds-bytes: 1 within-sndbuf: 1"), "{}", run.stdout);
 }

@@ -400,6 +400,10 @@ void case_tcp_options(void) {
     SHOW("o-async-off", fcntl(s, F_SETFL, fcntl(s, F_GETFL) & ~O_ASYNC));
     signal(SIGIO, SIG_IGN);
 
+    /* SO_PRIORITY is kept (exasock warns once that accelerated segments do not carry it). */
+    set_int(s, SOL_SOCKET, SO_PRIORITY, 3, "so-priority");
+    SAY("so-priority-value: %d", int_opt(s, SOL_SOCKET, SO_PRIORITY));
+
     /* Fill both directions (the peer echoes, we do not read): the send queue holds bytes. */
     fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK);
     static char big[65536];
@@ -641,6 +645,22 @@ void case_tcp_flags(void) {
     SHOW("send-after-switch", send(c, "switch", 6, 0));
     SAY("echo-within-1s: %d", echo_within(c, 6, 1000, buf));
 
+    /* Options read back as set, and what they change on an idle connection. */
+    v = 1;
+    SHOW("quickack", setsockopt(c, IPPROTO_TCP, TCP_QUICKACK, &v, sizeof v));
+    SAY("quickack-value: %d", int_opt(c, IPPROTO_TCP, TCP_QUICKACK));
+    v = 5000;
+    SHOW("user-timeout", setsockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v));
+    SAY("user-timeout-value: %d", int_opt(c, IPPROTO_TCP, TCP_USER_TIMEOUT));
+    v = -1;
+    SHOW("user-timeout-negative", setsockopt(c, IPPROTO_TCP, TCP_USER_TIMEOUT, &v, sizeof v));
+    v = 1;
+    SHOW("notsent-lowat", setsockopt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v));
+    SAY("notsent-lowat-value: %d", int_opt(c, IPPROTO_TCP, TCP_NOTSENT_LOWAT));
+    SHOW("poll-out-nothing-unsent", revents_of(c, POLLOUT, 1000));
+    SHOW("send-under-notsent-lowat", send(c, "lowat", 5, 0));
+    SAY("echo-within-1s: %d", echo_within(c, 5, 1000, buf));
+
     /* SIOCOUTQNSD: nothing waits unsent on an idle connection. */
     int q = -1;
     SHOW("siocoutqnsd", ioctl(c, SIOCOUTQNSD, &q));
@@ -654,6 +674,11 @@ void case_tcp_flags(void) {
     int l = tcp_socket(0);
     struct sockaddr_in a = any_port(base_port + 60);
     bind(l, (struct sockaddr *)&a, sizeof a);
+    /* TCP_DEFER_ACCEPT: kept in SYN-ACK retransmissions, read back rounded (5 s reads 7); the
+     * peer's greeting comes at once, so the connection is accepted at once. */
+    v = 5;
+    SHOW("defer-accept", setsockopt(l, IPPROTO_TCP, TCP_DEFER_ACCEPT, &v, sizeof v));
+    SAY("defer-accept-value: %d", int_opt(l, IPPROTO_TCP, TCP_DEFER_ACCEPT));
     listen(l, 4);
     char req[32];
     int n = snprintf(req, sizeof req, "urgent %d", base_port + 60);
