@@ -1,6 +1,6 @@
 //! The stack's `Transmit` over a `Port` and a raw IPv4 socket.
 
-use nic::{Port, TxError};
+use nic::{Port, TcpGso, TxError};
 use stack::{Transmit, TxBusy};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -127,6 +127,32 @@ impl Transmit for PortTx<'_> {
         if self.kernel.send(ip_packet).is_err() {
             *self.kernel_errors += 1;
         }
+    }
+
+    fn gso_max(&self) -> usize {
+        self.port.gso_max()
+    }
+
+    fn frame_gso(&mut self, build: &mut stack::BuildGso<'_>) -> Result<(), TxBusy> {
+        let mut build = |buf: &mut [u8]| {
+            let (len, cut) = build(buf);
+            let cut = cut.map(|c| TcpGso {
+                segment_size: c.segment_size,
+                header_len: c.header_len,
+                csum_start: c.csum_start,
+                csum_offset: c.csum_offset,
+            });
+            (len, cut)
+        };
+        for _ in 0..2 {
+            match self.port.transmit_gso(&mut build) {
+                Ok(_) => return Ok(()),
+                Err(TxError::RingFull) => self.wait_for_room(1)?,
+                Err(TxError::FrameTooLong { .. }) => return Err(TxBusy),
+            }
+        }
+        *self.ring_full += 1;
+        Err(TxBusy)
     }
 }
 

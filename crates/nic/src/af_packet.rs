@@ -6,9 +6,12 @@
 //! ingress (where the steering program drops the kernel's copy); TPACKET_V2 hands over frame by
 //! frame (V3 would hold a block up to its timeout). PACKET_IGNORE_OUTGOING keeps our own
 //! transmissions off the ring. Any number of processes can share an interface this way.
+//! Super-frames (GSO) leave through a second, send-only socket (`gso_tx.rs`), after the frames
+//! queued on the ring before them.
 
 use crate::bpf::load_socket_filter;
-use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
+use crate::gso_tx::{GsoTx, GSO_MAX_IP, VNET_HDR_LEN};
+use crate::port::{BuildGso, Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -32,11 +35,13 @@ pub struct AfPacketConfig {
     /// but a stopped device queue (a busy NIC) then drops frames silently where the kernel's own
     /// sockets would be queued by the qdisc: off by default.
     pub qdisc_bypass: bool,
+    /// Offer GSO: TCP may hand over super-frames of up to 64 KiB, cut by the kernel.
+    pub gso: bool,
 }
 
 impl Default for AfPacketConfig {
     fn default() -> Self {
-        AfPacketConfig { rx_frames: 4096, tx_frames: 1024, qdisc_bypass: false }
+        AfPacketConfig { rx_frames: 4096, tx_frames: 1024, qdisc_bypass: false, gso: true }
     }
 }
 
@@ -56,6 +61,8 @@ pub struct AfPacketPort {
     mac: [u8; 6],
     stats: PortStats,
     oversize_warned: bool,
+    /// The GSO path, when the kernel offers it and the configuration wants it.
+    gso: Option<GsoTx>,
 }
 
 // SAFETY: the mapping is owned by this value alone and only touched through &mut self.
@@ -183,6 +190,7 @@ impl AfPacketPort {
             mac,
             stats: PortStats::default(),
             oversize_warned: false,
+            gso: if config.gso { GsoTx::open(ifindex, config.qdisc_bypass).ok() } else { None },
         };
 
         // SAFETY: a zeroed sockaddr_ll filled in for bind.
@@ -238,6 +246,50 @@ impl AfPacketPort {
     /// Reads the kernel's drop counters into the port's (call now and then; `stats` shows them).
     pub fn refresh_stats(&mut self) {
         self.read_kernel_stats();
+    }
+}
+
+impl AfPacketPort {
+    /// A frame built in the GSO buffer: an ordinary one is copied into a ring slot (and leaves
+    /// with the next kick); a super-frame goes at once through the GSO socket, after a kick for
+    /// what the ring holds, so frames leave in the order built.
+    fn transmit_via(&mut self, gso: &mut GsoTx, build: &mut BuildGso<'_>) -> Result<usize, TxError> {
+        // Whatever the builder makes, nothing is lost after it ran: an ordinary frame needs a
+        // free ring slot, so one must be there first.
+        if !self.tx_available(1) {
+            return Err(TxError::RingFull);
+        }
+        let max = gso.buf.len() - VNET_HDR_LEN;
+        let (len, cut) = build(&mut gso.buf[VNET_HDR_LEN..]);
+        if len == 0 {
+            return Ok(0);
+        }
+        if len > max {
+            return Err(TxError::FrameTooLong { len, max });
+        }
+        let Some(cut) = cut else {
+            let frame = &gso.buf[VNET_HDR_LEN..VNET_HDR_LEN + len];
+            return self.transmit(&mut |slot| {
+                if slot.len() < len {
+                    return 0;
+                }
+                slot[..len].copy_from_slice(frame);
+                len
+            });
+        };
+        if self.flush().is_err() {
+            self.stats.tx_dropped += 1;
+        }
+        self.stats.tx_kicks += 1;
+        match gso.send(len, cut) {
+            Ok(()) => {
+                self.stats.tx_frames += 1;
+                self.stats.tx_bytes += len as u64;
+            }
+            // Built and gone from the sender's view: TCP repairs it as a loss.
+            Err(_) => self.stats.tx_dropped += 1,
+        }
+        Ok(len)
     }
 }
 
@@ -361,6 +413,23 @@ impl Port for AfPacketPort {
 
     fn wait_fd(&self) -> Option<RawFd> {
         Some(self.fd.as_raw_fd())
+    }
+
+    fn gso_max(&self) -> usize {
+        if self.gso.is_some() {
+            GSO_MAX_IP
+        } else {
+            0
+        }
+    }
+
+    fn transmit_gso(&mut self, build: &mut BuildGso<'_>) -> Result<usize, TxError> {
+        let Some(mut gso) = self.gso.take() else {
+            return self.transmit(&mut |buf| build(buf).0);
+        };
+        let r = self.transmit_via(&mut gso, build);
+        self.gso = Some(gso);
+        r
     }
 
     fn mtu(&self) -> usize {

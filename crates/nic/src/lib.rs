@@ -16,6 +16,7 @@ mod bpf;
 pub mod control;
 mod ethtool;
 pub mod fdplace;
+mod gso_tx;
 mod ifindex;
 pub mod memory;
 mod port;
@@ -23,4 +24,4 @@ mod rng;
 pub mod steering;
 
 pub use ifindex::if_index;
-pub use port::{Port, PortStats, RxChecksum, RxFrame, TxError};
+pub use port::{BuildGso, Port, PortStats, RxChecksum, RxFrame, TcpGso, TxError};

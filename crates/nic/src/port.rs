@@ -74,6 +74,25 @@ pub struct PortStats {
     pub tx_kicks: u64,
 }
 
+/// How the device (or the kernel below it) must cut a TCP/IPv4 super-frame into segments: the
+/// fields of a virtio-net header with VIRTIO_NET_HDR_GSO_TCPV4 and VIRTIO_NET_HDR_F_NEEDS_CSUM.
+/// The sender knows the protocol; the port only passes these numbers on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpGso {
+    /// Payload bytes of each segment but the last (gso_size).
+    pub segment_size: u16,
+    /// Bytes of headers before the payload, from the start of the frame (hdr_len).
+    pub header_len: u16,
+    /// Where the TCP checksum starts: the TCP header's offset in the frame (csum_start).
+    pub csum_start: u16,
+    /// Offset of the checksum field from `csum_start` (csum_offset).
+    pub csum_offset: u16,
+}
+
+/// What builds a frame that may be a super-frame: writes it into the buffer and returns its
+/// length and how to cut it (see [`Port::transmit_gso`]).
+pub type BuildGso<'a> = dyn FnMut(&mut [u8]) -> (usize, Option<TcpGso>) + 'a;
+
 /// A network device as the stack's driver sees it: bursts of whole Ethernet frames in and out.
 ///
 /// Object safe, so a process can pick its datapath at run time. Implementations are
@@ -115,5 +134,20 @@ pub trait Port: Send {
     /// The largest frame a transmit slot holds: MTU plus an Ethernet header with a VLAN tag.
     fn max_frame_len(&self) -> usize {
         self.mtu() + MAX_L2_HEADER
+    }
+
+    /// The largest IP packet [`Port::transmit_gso`] takes as one super-frame that the device
+    /// cuts into segments; 0 (the default) when the datapath cannot.
+    fn gso_max(&self) -> usize {
+        0
+    }
+
+    /// Builds one frame that may be a super-frame: `build` gets a buffer of at least
+    /// [`Port::gso_max`] bytes past an Ethernet header, and returns the length and how to cut
+    /// it (`None`: an ordinary frame, queued like one from [`Port::transmit`]). Frames leave in
+    /// the order built. By default an ordinary transmit slot, so a port without GSO never
+    /// sees a frame larger than its slots.
+    fn transmit_gso(&mut self, build: &mut BuildGso<'_>) -> Result<usize, TxError> {
+        self.transmit(&mut |buf| build(buf).0)
     }
 }

@@ -34,6 +34,40 @@ pub trait Transmit {
     }
     /// Hands a whole IPv4 packet to the kernel, which resolves the neighbour and sends it.
     fn to_kernel(&mut self, ip_packet: &[u8]);
+    /// The largest IP packet the datapath takes as one frame that it cuts into segments (GSO);
+    /// 0 when it cannot, and then [`Transmit::frame_gso`] is never called.
+    fn gso_max(&self) -> usize {
+        0
+    }
+    /// Builds one frame that may be larger than the MTU: `build` gets a buffer of at least
+    /// [`Transmit::gso_max`] bytes past the Ethernet header and says how to cut what it wrote
+    /// (`None`: an ordinary frame of at most the MTU, sent as it is). Frames leave in the order
+    /// built, ordinary or not. By default an ordinary frame, so a datapath without GSO only
+    /// ever sees segments that fit its slots.
+    fn frame_gso(&mut self, build: &mut BuildGso<'_>) -> Result<(), TxBusy> {
+        self.frame(&mut |buf| build(buf).0)
+    }
+}
+
+/// What builds a frame that may be a super-frame: writes it into the buffer and returns its
+/// length and how to cut it (see [`Transmit::frame_gso`]).
+pub type BuildGso<'a> = dyn FnMut(&mut [u8]) -> (usize, Option<Segmentation>) + 'a;
+
+/// How a datapath must cut a TCP super-frame into segments, as a virtio-net header says it to
+/// the kernel (VIRTIO_NET_HDR_GSO_TCPV4 with VIRTIO_NET_HDR_F_NEEDS_CSUM): every piece gets a
+/// copy of the first `header_len` bytes (Ethernet, IP and TCP headers) with its own sequence
+/// number, IP length and identification and its checksum completed; FIN and PSH stay on the last.
+/// The TCP checksum field holds the pseudo-header sum over the whole segment's length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segmentation {
+    /// Payload bytes of each piece but the last (the MSS): virtio's gso_size.
+    pub segment_size: u16,
+    /// Bytes of headers from the start of the frame to the payload: virtio's hdr_len.
+    pub header_len: u16,
+    /// Offset of the TCP header in the frame, where the checksum starts: virtio's csum_start.
+    pub csum_start: u16,
+    /// Offset of the checksum field in the TCP header (16): virtio's csum_offset.
+    pub csum_offset: u16,
 }
 
 /// No transmit slot was free.

@@ -20,7 +20,9 @@ pub mod time;
 pub mod timer;
 pub mod udp;
 
-pub use engine::{Event, RxChecksum, Stack, StackConfig, Transmit, TxBusy, DEFAULT_RCVBUF, MAX_UDP_PAYLOAD};
+pub use engine::{
+    BuildGso, Event, RxChecksum, Segmentation, Stack, StackConfig, Transmit, TxBusy, DEFAULT_RCVBUF, MAX_UDP_PAYLOAD,
+};
 pub use iface::{IfAddr, Interface};
 pub use socket::SocketHandle;
 pub use time::Instant;

@@ -73,6 +73,9 @@ pub struct Stats {
     pub tcp_defer_accept_drops: u64,
     /// TCP segments the port refused (recovered by retransmission).
     pub tcp_tx_busy: u64,
+    /// TCP super-segments handed to a datapath that cuts them (GSO); their pieces are counted
+    /// in `tcp_out_segs`.
+    pub tcp_gso_frames: u64,
 }
 
 /// Work the stack's tables did, counted: a deterministic measure of per-segment cost that tests

@@ -3,8 +3,13 @@
 //! that peer sends, transmit sinks (`Capture`, `TransmitWith` over a datapath), simulated time
 //! that runs every timer at its deadline (`SimulatedDriver::run_until`), a seeded generator
 //! (`Xorshift`) and a test byte stream whose bytes depend on their offset only
-//! (`stream_byte`). Not used by the driver, which fills routes and neighbours from the kernel.
+//! (`stream_byte`), and the kernel's GSO in software (`segment`). Not used by the driver, which fills routes and neighbours from the kernel.
 
+mod segment;
+
+pub use segment::{segment_frame, SendFrame};
+
+use crate::engine::Segmentation;
 use crate::route::Route;
 use crate::{IfAddr, Instant, Interface, Stack, StackConfig, Transmit, TxBusy};
 use std::net::Ipv4Addr;
@@ -121,6 +126,10 @@ pub struct Capture {
     pub room: Option<usize>,
     /// Frames refused because no slot was free.
     pub refused: usize,
+    /// Largest IP packet taken as a super-frame to cut (0: the datapath has no GSO).
+    pub gso_max: usize,
+    /// Beside each frame of `frames`: how the datapath was told to cut it (None: sent as is).
+    pub cuts: Vec<Option<Segmentation>>,
 }
 
 impl Transmit for Capture {
@@ -144,11 +153,41 @@ impl Transmit for Capture {
         }
         buf.truncate(n);
         self.frames.push(buf);
+        self.cuts.push(None);
         Ok(())
     }
 
     fn to_kernel(&mut self, ip_packet: &[u8]) {
         self.to_kernel.push(ip_packet.to_vec());
+    }
+
+    fn gso_max(&self) -> usize {
+        self.gso_max
+    }
+
+    fn frame_gso(&mut self, build: &mut crate::BuildGso<'_>) -> Result<(), TxBusy> {
+        if self.gso_max == 0 {
+            return self.frame(&mut |buf| build(buf).0);
+        }
+        if let Some(room) = self.room.as_mut() {
+            if *room == 0 {
+                self.refused += 1;
+                return Err(TxBusy);
+            }
+            *room -= 1;
+        }
+        let mut buf = vec![0u8; 14 + self.gso_max];
+        let (n, cut) = build(&mut buf);
+        if n == 0 {
+            if let Some(room) = self.room.as_mut() {
+                *room += 1;
+            }
+            return Ok(());
+        }
+        buf.truncate(n);
+        self.frames.push(buf);
+        self.cuts.push(cut);
+        Ok(())
     }
 }
 

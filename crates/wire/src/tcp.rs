@@ -444,11 +444,43 @@ impl TcpRepr {
             return Err(Error::Truncated);
         }
         let mut out = TcpSegment::new_unchecked(&mut buffer[..total]);
+        self.write_header(&mut out)?;
+        out.fill_checksum(src, dst);
+        Ok(())
+    }
+
+    /// As [`emit`](Self::emit), but the checksum field gets only the folded pseudo-header sum
+    /// over the segment's length, uncomplemented: what a device that finishes the checksum
+    /// (Linux's CHECKSUM_PARTIAL, `__tcp_v4_send_check`) or a GSO engine that cuts the segment
+    /// expects. Saves summing a payload the device sums anyway.
+    pub fn emit_partial<T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        segment: &mut TcpSegment<T>,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+    ) -> Result<()> {
+        let sum = checksum::pseudo_header(src, dst, IpProtocol::TCP, self.buffer_len() as u16);
+        let header_len = self.header_len();
+        if header_len > MAX_HEADER_LEN || self.buffer_len() > 0xFFFF {
+            return Err(Error::Malformed);
+        }
+        let total = self.buffer_len();
+        let buffer = segment.buffer.as_mut();
+        if buffer.len() < total {
+            return Err(Error::Truncated);
+        }
+        let mut out = TcpSegment::new_unchecked(&mut buffer[..total]);
+        self.write_header(&mut out)?;
+        out.set_checksum(sum);
+        Ok(())
+    }
+
+    fn write_header(&self, out: &mut TcpSegment<&mut [u8]>) -> Result<()> {
         out.set_src_port(self.src_port);
         out.set_dst_port(self.dst_port);
         out.set_seq_number(self.seq);
         out.set_ack_number(self.ack.unwrap_or(0));
-        out.set_header_len(header_len as u8);
+        out.set_header_len(self.header_len() as u8);
         let mut flags = self.flags.without(TcpFlags::ACK);
         if self.ack.is_some() {
             flags |= TcpFlags::ACK;
@@ -457,7 +489,6 @@ impl TcpRepr {
         out.set_window_len(self.window);
         out.set_urgent_at(self.urgent);
         self.options.emit(out.options_mut())?;
-        out.fill_checksum(src, dst);
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ mod defer;
 mod demux;
 pub mod error;
 pub mod flags;
+mod gso;
 pub mod info;
 mod input;
 mod inspect;

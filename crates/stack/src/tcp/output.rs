@@ -1,6 +1,8 @@
 //! What leaves: one segment per `poll_transmit` call, in priority order (RST, SYN, fast
 //! retransmission, data and FIN under the send window, the congestion window, Nagle and
-//! sender-side silly-window avoidance, probes, pure ACKs and window updates).
+//! sender-side silly-window avoidance, probes, pure ACKs and window updates). Given room for
+//! more, new data may leave as one super-segment of several MSS (`gso.rs` decides how much) for
+//! a datapath that segments it, as the kernel's TSO/GSO does.
 
 use super::connection::{Connection, Timer};
 use super::seq::Seq;
@@ -13,6 +15,11 @@ use wire::{TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 pub struct Outgoing {
     /// Length of the TCP segment (header and payload) at the start of the buffer.
     pub len: usize,
+    /// A super-segment: the payload size of each segment it must be cut into (the MSS); 0 for
+    /// an ordinary segment, which goes as it is.
+    pub segment_size: u32,
+    /// Length of the TCP header (with options) at the start of the buffer.
+    pub header_len: usize,
 }
 
 /// What kind of data segment is being sent.
@@ -29,10 +36,18 @@ impl Connection {
     /// Writes the next segment to send into `buf` (which must hold an MSS plus 60 bytes of
     /// header); `None` when nothing is due now.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
+        self.poll_transmit_gso(now, buf, 0)
+    }
+
+    /// As [`poll_transmit`](Self::poll_transmit), but new data the windows let out at once may
+    /// leave as one super-segment of up to `max_payload` bytes of payload (whole MSS pieces but
+    /// for the last), for a datapath that cuts it into MSS segments (GSO). The sequence space
+    /// moves exactly as if the pieces had been sent one by one; 0 sends single segments.
+    pub fn poll_transmit_gso(&mut self, now: Instant, buf: &mut [u8], max_payload: usize) -> Option<Outgoing> {
         if let Some(seq) = self.rst_pending.take() {
             let ack = self.state_had_peer().then_some(self.rcv.nxt);
             let flags = TcpFlags::RST;
-            return self.emit(now, buf, seq, ack, flags, 0, TcpOptions::NONE, 0);
+            return self.emit(now, buf, seq, ack, flags, 0, TcpOptions::NONE, 0, false);
         }
         match self.state {
             State::Closed | State::Listen => return None,
@@ -44,7 +59,7 @@ impl Connection {
             if self.loss.rto_head {
                 self.loss.rto_head = false;
                 if self.snd.max > self.snd.una && self.snd.nxt == self.snd.una {
-                    if let Some(out) = self.send_data(now, buf, self.snd.una, Send::Head) {
+                    if let Some(out) = self.send_data(now, buf, self.snd.una, Send::Head, 0) {
                         return Some(out);
                     }
                 }
@@ -52,18 +67,18 @@ impl Connection {
             if self.loss.retransmit_now {
                 self.loss.retransmit_now = false;
                 if self.snd.max > self.snd.una {
-                    if let Some(out) = self.send_data(now, buf, self.snd.una, Send::Fast) {
+                    if let Some(out) = self.send_data(now, buf, self.snd.una, Send::Fast, 0) {
                         return Some(out);
                     }
                 }
             }
-            if let Some(out) = self.send_data(now, buf, self.snd.nxt, Send::New) {
+            if let Some(out) = self.send_data(now, buf, self.snd.nxt, Send::New, max_payload) {
                 return Some(out);
             }
             if self.ack.send_probe {
                 self.ack.send_probe = false;
                 let seq = self.snd.una - 1;
-                return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
+                return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0, false);
             }
         }
         if self.ack.now || self.ack.dupacks_owed > 0 {
@@ -72,7 +87,7 @@ impl Connection {
             // snd_max, not snd_nxt: after a timeout snd_nxt went back, and an ACK carrying an
             // old sequence number would fail the peer's window check and be ignored.
             let seq = self.snd.max;
-            return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0);
+            return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0, false);
         }
         // Nothing more to send: a buffer left empty is given back once the connection is quiet.
         self.snd.push = false;
@@ -101,7 +116,7 @@ impl Connection {
             self.loss.timing = Some((self.snd.iss, now));
         }
         let ack = synack.then_some(self.rcv.nxt);
-        let out = self.emit(now, buf, self.snd.iss, ack, TcpFlags::SYN, 0, options, 0)?;
+        let out = self.emit(now, buf, self.snd.iss, ack, TcpFlags::SYN, 0, options, 0, false)?;
         self.snd.nxt = self.snd.iss + 1;
         self.snd.max = self.snd.max.max(self.snd.nxt);
         if self.timers[Timer::Retransmit].is_none() {
@@ -110,8 +125,10 @@ impl Connection {
         Some(out)
     }
 
-    /// A data (and/or FIN) segment starting at `seq`, if the windows and Nagle allow one.
-    fn send_data(&mut self, now: Instant, buf: &mut [u8], seq: Seq, kind: Send) -> Option<Outgoing> {
+    /// A data (and/or FIN) segment starting at `seq`, if the windows and Nagle allow one; new
+    /// data of more than one full segment may grow into a super-segment of up to `gso_max`
+    /// bytes of payload.
+    fn send_data(&mut self, now: Instant, buf: &mut [u8], seq: Seq, kind: Send, gso_max: usize) -> Option<Outgoing> {
         let data_end = self.snd.una + self.snd.buf.len() as u32;
         let fin_wanted = self.fin_wanted_at(seq) && seq <= data_end;
         let available = data_end.since(seq);
@@ -170,7 +187,10 @@ impl Connection {
         // SACK blocks ride on every segment while out-of-order data is held (Linux does the
         // same): their room comes out of this segment's payload, as Linux's tcp_current_mss.
         let header = self.data_header_len() + self.sack_room();
-        let len = len.min(self.snd.mss.saturating_sub((header - self.data_header_len()) as u32).max(1));
+        let mut len = len.min(self.snd.mss.saturating_sub((header - self.data_header_len()) as u32).max(1));
+        if kind == Send::New && len == self.snd.mss && !retransmission {
+            len = self.super_segment_len(seq, gso_max.min(buf.len().saturating_sub(header)) as u32);
+        }
         let fin_sent_before = kind == Send::New || self.snd.max > data_end;
         let with_fin = fin_wanted && fin_sent_before && seq + len == data_end;
         let mut flags = TcpFlags::empty();
@@ -184,7 +204,14 @@ impl Connection {
         let len = len.min(room as u32);
         let offset = seq.since(self.snd.una) as usize;
         let copied = self.snd.buf.read_at(offset, &mut buf[header..header + len as usize]);
-        let out = self.emit(now, buf, seq, Some(self.rcv.nxt), flags, copied, TcpOptions::NONE, header)?;
+        let segment_size = if copied as u32 > self.snd.mss { self.snd.mss } else { 0 };
+        let mut out =
+            self.emit(now, buf, seq, Some(self.rcv.nxt), flags, copied, TcpOptions::NONE, header, segment_size > 0)?;
+        if segment_size > 0 {
+            out.segment_size = segment_size;
+            // emit counted one segment; the datapath sends one per piece.
+            self.info.segs_out += u64::from((copied as u32).div_ceil(segment_size) - 1);
+        }
         if with_fin {
             self.snd.fin_sent = Some(seq + copied as u32);
         }
@@ -202,7 +229,8 @@ impl Connection {
         } else {
             self.info.bytes_sent += copied as u64;
             self.snd.last_data_sent = now;
-            if copied > 0 && (copied as u32) < self.snd.mss {
+            // The last piece of a super-segment is the one that may be short.
+            if copied > 0 && !(copied as u32).is_multiple_of(self.snd.mss) {
                 self.snd.sml = seq + copied as u32;
             }
             if self.loss.timing.is_none() && self.loss.recover.is_none() && copied > 0 {
@@ -285,7 +313,8 @@ impl Connection {
     }
 
     /// Writes a segment whose payload (`payload_len` bytes) is already at `payload_at`. Every
-    /// segment but a RST carries the timestamp option once it is on.
+    /// segment but a RST carries the timestamp option once it is on. A super-segment gets the
+    /// partial checksum the segmenting datapath completes (`partial_checksum`).
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
@@ -297,6 +326,7 @@ impl Connection {
         payload_len: usize,
         mut options: TcpOptions,
         payload_at: usize,
+        partial_checksum: bool,
     ) -> Option<Outgoing> {
         let syn = flags.contains(TcpFlags::SYN);
         let rst = flags.contains(TcpFlags::RST);
@@ -344,12 +374,16 @@ impl Connection {
             buf.copy_within(payload_at..payload_at + payload_len, header);
         }
         let mut segment = TcpSegment::new_unchecked(&mut *buf);
-        repr.emit(&mut segment, *self.local.ip(), *self.remote.ip()).ok()?;
+        if partial_checksum {
+            repr.emit_partial(&mut segment, *self.local.ip(), *self.remote.ip()).ok()?;
+        } else {
+            repr.emit(&mut segment, *self.local.ip(), *self.remote.ip()).ok()?;
+        }
         if ack.is_some() {
             self.ack_sent();
         }
         self.info.segs_out += 1;
         self.last_send = now;
-        Some(Outgoing { len: repr.buffer_len() })
+        Some(Outgoing { len: repr.buffer_len(), segment_size: 0, header_len: header })
     }
 }

@@ -3,12 +3,15 @@
 //! owed to segments that matched no socket.
 
 use super::tables::PendingReset;
-use crate::engine::{Event, Stack, Transmit};
+use crate::engine::{Event, Segmentation, Stack, Transmit};
 use crate::ipv4::output::{send_datagram, write_ip_header, Datagram, Link, PacketHeader, ETH_HEADER, IP_HEADER};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use std::net::Ipv4Addr;
 use wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+
+/// Offset of the checksum field in a TCP header.
+const TCP_CHECKSUM_AT: u16 = 16;
 
 impl Stack {
     /// What the stack's tables did so far, counted (see [`Work`](crate::stats::Work)).
@@ -96,21 +99,53 @@ impl Stack {
             };
             if let Link::Ethernet { src: src_mac, dst: dst_mac } = link {
                 let mut built = false;
-                let r = tx.frame(&mut |buf: &mut [u8]| {
-                    const AT: usize = ETH_HEADER + IP_HEADER;
-                    if buf.len() <= AT || mtu <= IP_HEADER {
-                        return 0;
-                    }
-                    let room = (buf.len() - AT).min(mtu - IP_HEADER);
-                    let Some(out) = c.poll_transmit(now, &mut buf[AT..AT + room]) else { return 0 };
-                    built = true;
-                    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
-                    eth.set_dst_addr(dst_mac);
-                    eth.set_src_addr(src_mac);
-                    eth.set_ethertype(EtherType::IPV4);
-                    write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
-                    AT + out.len
-                });
+                let mut pieces = 1u32;
+                let gso_max = tx.gso_max().min(u16::MAX as usize);
+                let r = if gso_max > mtu && c.gso_candidate() {
+                    tx.frame_gso(&mut |buf: &mut [u8]| {
+                        const AT: usize = ETH_HEADER + IP_HEADER;
+                        if buf.len() <= AT || mtu <= IP_HEADER {
+                            return (0, None);
+                        }
+                        let room = (buf.len() - AT).min(gso_max - IP_HEADER);
+                        let max_payload = room.saturating_sub(wire::tcp::MAX_HEADER_LEN);
+                        let Some(out) = c.poll_transmit_gso(now, &mut buf[AT..AT + room], max_payload) else {
+                            return (0, None);
+                        };
+                        built = true;
+                        let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
+                        eth.set_dst_addr(dst_mac);
+                        eth.set_src_addr(src_mac);
+                        eth.set_ethertype(EtherType::IPV4);
+                        write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
+                        let cut = (out.segment_size > 0).then(|| {
+                            pieces = ((out.len - out.header_len) as u32).div_ceil(out.segment_size);
+                            Segmentation {
+                                segment_size: out.segment_size as u16,
+                                header_len: (AT + out.header_len) as u16,
+                                csum_start: AT as u16,
+                                csum_offset: TCP_CHECKSUM_AT,
+                            }
+                        });
+                        (AT + out.len, cut)
+                    })
+                } else {
+                    tx.frame(&mut |buf: &mut [u8]| {
+                        const AT: usize = ETH_HEADER + IP_HEADER;
+                        if buf.len() <= AT || mtu <= IP_HEADER {
+                            return 0;
+                        }
+                        let room = (buf.len() - AT).min(mtu - IP_HEADER);
+                        let Some(out) = c.poll_transmit(now, &mut buf[AT..AT + room]) else { return 0 };
+                        built = true;
+                        let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
+                        eth.set_dst_addr(dst_mac);
+                        eth.set_src_addr(src_mac);
+                        eth.set_ethertype(EtherType::IPV4);
+                        write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
+                        AT + out.len
+                    })
+                };
                 if r.is_err() {
                     // Nothing was taken from the connection: it stays listed for the next call.
                     self.stats.tcp_tx_busy += 1;
@@ -120,12 +155,18 @@ impl Stack {
                     break;
                 }
                 self.stats.tx_frames += 1;
+                if pieces > 1 {
+                    // The datapath numbers the pieces' IP identifications on from this one.
+                    self.stats.tcp_gso_frames += 1;
+                    self.stats.tcp_out_segs += u64::from(pieces - 1);
+                    self.next_ident = self.next_ident.wrapping_add((pieces - 1) as u16);
+                }
             } else {
                 let Some(out) = c.poll_transmit(now, &mut self.tcp.segment) else { break };
                 let datagram = Datagram { header, l4_header: &self.tcp.segment[..out.len], payload: &[] };
                 send_datagram(tx, &link, &datagram, mtu, &mut self.scratch, &mut self.stats);
             }
-            self.next_ident = header.ident;
+            self.next_ident = self.next_ident.wrapping_add(1);
             self.stats.tcp_out_segs += 1;
             sent += 1;
         }

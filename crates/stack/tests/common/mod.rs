@@ -60,6 +60,8 @@ pub struct Out {
     pub df: bool,
     /// The urgent pointer when URG is set.
     pub urg: Option<u16>,
+    /// A super-segment for a GSO datapath: the size of the pieces it is cut into (0: none).
+    pub gso: u16,
 }
 
 impl Out {
@@ -203,6 +205,8 @@ pub struct Script {
     pub tx_room: Option<usize>,
     /// Frames the datapath refused so far.
     pub tx_refused: usize,
+    /// The datapath takes super-frames up to this IP length and cuts them (0: no GSO).
+    pub gso_max: usize,
 }
 
 impl Script {
@@ -223,6 +227,7 @@ impl Script {
             mtu,
             tx_room: None,
             tx_refused: 0,
+            gso_max: 0,
         }
     }
 
@@ -242,22 +247,23 @@ impl SimulatedDriver for Script {
     }
 
     fn flush(&mut self) {
-        let mut cap = Capture { max_frame: self.mtu + 14, room: self.tx_room, ..Capture::default() };
+        let mut cap =
+            Capture { max_frame: self.mtu + 14, room: self.tx_room, gso_max: self.gso_max, ..Capture::default() };
         self.stack.transmit(self.now, &mut cap);
         if self.tx_room.is_some() {
             self.tx_room = cap.room;
         }
         self.tx_refused += cap.refused;
         assert!(cap.to_kernel.is_empty(), "the neighbour is known: nothing should go to the kernel");
-        for frame in cap.frames {
-            let out = self.parse(&frame);
+        for (frame, cut) in cap.frames.into_iter().zip(cap.cuts) {
+            let out = self.parse(&frame, cut);
             self.sent.push_back(out);
         }
     }
 }
 
 impl Script {
-    fn parse(&mut self, frame: &[u8]) -> Out {
+    fn parse(&mut self, frame: &[u8], cut: Option<stack::Segmentation>) -> Out {
         let eth = EthernetFrame::new_checked(frame).expect("ethernet");
         assert_eq!(eth.ethertype(), EtherType::IPV4);
         assert_eq!(eth.dst_addr(), PEER_MAC);
@@ -265,7 +271,21 @@ impl Script {
         assert!(ip.verify_checksum());
         assert_eq!(ip.protocol(), IpProtocol::TCP);
         let tcp = TcpSegment::new_checked(ip.payload()).expect("tcp");
-        let repr = TcpRepr::parse(&tcp, ip.src_addr(), ip.dst_addr(), wire::ChecksumMode::Verify).expect("checksum");
+        let mode = if let Some(cut) = cut {
+            // What the kernel's virtio_net_hdr_to_skb and tcp_gso_segment take.
+            let header = 14 + 20 + tcp.header_len() as usize;
+            assert!(ip.payload().len() - tcp.header_len() as usize > usize::from(cut.segment_size), "{cut:?}");
+            assert_eq!((cut.csum_start, cut.csum_offset, usize::from(cut.header_len)), (34, 16, header));
+            let pseudo =
+                wire::checksum::pseudo_header(ip.src_addr(), ip.dst_addr(), IpProtocol::TCP, ip.payload().len() as u16);
+            assert_eq!(tcp.checksum(), pseudo, "the partial checksum of CHECKSUM_PARTIAL");
+            assert!(frame.len() - 14 <= self.gso_max);
+            wire::ChecksumMode::Ignore
+        } else {
+            assert!(frame.len() <= self.mtu + 14, "a frame above the MTU without GSO");
+            wire::ChecksumMode::Verify
+        };
+        let repr = TcpRepr::parse(&tcp, ip.src_addr(), ip.dst_addr(), mode).expect("checksum");
         if repr.flags.contains(TcpFlags::SYN) {
             self.iss.insert(repr.dst_port, repr.seq);
         }
@@ -284,6 +304,7 @@ impl Script {
             tos: ip.tos(),
             df: ip.dont_frag(),
             urg: repr.flags.contains(TcpFlags::URG).then_some(repr.urgent),
+            gso: cut.map_or(0, |c| c.segment_size),
         }
     }
 

@@ -8,6 +8,7 @@ mod common;
 mod acks;
 mod checks;
 mod closing;
+mod gso;
 mod handshake;
 mod keepalive;
 mod recovery;
