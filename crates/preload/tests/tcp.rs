@@ -556,6 +556,36 @@ fn a_server_that_spawns_programs_between_requests_keeps_its_connection_accelerat
     assert_eq!(counters(&topo), before, "the accel namespace's kernel carried TCP");
 }
 
+/// Starts nginx under exasock (EXASOCK_DEBUG on) on the accelerated address and `port`, with
+/// `processes` ("master_process off;", or a master and workers), `sendfile on` as its usual
+/// configuration has it, serving `files` from a fresh directory; returns the directory and
+/// the server once it listens.
+fn start_nginx(
+    topo: &Topology,
+    port: u16,
+    processes: &str,
+    files: &[(&str, &[u8])],
+) -> (std::path::PathBuf, testbed::NsChild) {
+    let dir = std::env::temp_dir().join(format!("exasock-nginx-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    for (name, data) in files {
+        std::fs::write(dir.join("www").join(name), data).unwrap();
+    }
+    let (d, ip) = (dir.display(), topo.accel.ip);
+    let conf = format!(
+        "daemon off; {processes} pid {d}/nginx.pid; error_log stderr notice;
+         events {{ worker_connections 256; }}
+         http {{ access_log off; sendfile on; tcp_nopush on; client_body_temp_path {d}/b; proxy_temp_path {d}/p;
+                fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
+                server {{ listen {ip}:{port}; root {d}/www; }} }}"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let conf_path = dir.join("nginx.conf").display().to_string();
+    let server = spawn_accelerated(topo, &["EXASOCK_DEBUG=1"], &["nginx", "-p", &d.to_string(), "-c", &conf_path]);
+    topo.wait_listening(Side::Accel, Proto::Tcp, port, T).unwrap();
+    (dir, server)
+}
+
 /// nginx with a master and two workers: the master listens (accelerated), the workers inherit
 /// the listener and the first to use it asks the master for it, so it becomes the kernel's (a
 /// listener cannot be split between processes' stacks yet); every request is served, whole.
@@ -569,22 +599,8 @@ fn nginx_with_a_master_and_two_workers_serves_every_request() {
     }
     let topo = attached();
     let (ip, port) = (topo.accel.ip, 7350u16);
-    let dir = std::env::temp_dir().join(format!("exasock-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("www")).unwrap();
     let body: Vec<u8> = (0..100_000u32).map(|i| (i % 239) as u8).collect();
-    std::fs::write(dir.join("www/body.bin"), &body).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off; master_process on; worker_processes 2; pid {d}/nginx.pid; error_log stderr notice;
-         events {{ worker_connections 256; }}
-         http {{ access_log off; sendfile on; client_body_temp_path {d}/b; proxy_temp_path {d}/p;
-                fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-                server {{ listen {ip}:{port}; root {d}/www; }} }}"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let conf_path = dir.join("nginx.conf").display().to_string();
-    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["nginx", "-p", &d.to_string(), "-c", &conf_path]);
-    topo.wait_listening(Side::Accel, Proto::Tcp, port, T).unwrap();
+    let (dir, mut server) = start_nginx(&topo, port, "master_process on; worker_processes 2;", &[("body.bin", &body)]);
     for n in 0..200 {
         let mut s =
             topo.in_ns(Side::Peer, move || std::net::TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
@@ -748,23 +764,10 @@ fn nginx_with_sendfile_serves_a_20_mb_download_accelerated() {
     }
     let topo = attached();
     let (ip, port) = (topo.accel.ip, 7351u16);
-    let dir = std::env::temp_dir().join(format!("exasock-nginx1-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("www")).unwrap();
     let body: Vec<u8> = (0..20_000_000u32).map(|i| (i % 233) as u8).collect();
-    std::fs::write(dir.join("www/body.bin"), &body).unwrap();
-    std::fs::write(dir.join("www/small.html"), "<html><body>small</body></html>\n".repeat(20)).unwrap();
-    let d = dir.display();
-    let conf = format!(
-        "daemon off; master_process off; pid {d}/nginx.pid; error_log stderr notice;
-         events {{ worker_connections 64; }}
-         http {{ access_log off; sendfile on; tcp_nopush on; client_body_temp_path {d}/b; proxy_temp_path {d}/p;
-                fastcgi_temp_path {d}/f; uwsgi_temp_path {d}/u; scgi_temp_path {d}/s;
-                server {{ listen {ip}:{port}; root {d}/www; }} }}"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-    let conf_path = dir.join("nginx.conf").display().to_string();
-    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["nginx", "-p", &d.to_string(), "-c", &conf_path]);
-    topo.wait_listening(Side::Accel, Proto::Tcp, port, T).unwrap();
+    let small = "<html><body>small</body></html>\n".repeat(20);
+    let files: [(&str, &[u8]); 2] = [("body.bin", &body), ("small.html", small.as_bytes())];
+    let (dir, mut server) = start_nginx(&topo, port, "master_process off;", &files);
     let (in_before, out_before) = counters(&topo);
     let got = dir.join("got.bin").display().to_string();
     let url = format!("http://{ip}:{port}/body.bin");
