@@ -4,7 +4,8 @@
 # client in the peer namespace drives it. One table: kernel, exasock, exasock/kernel.
 #   iperf3 (Gbit/s, both directions), redis-benchmark SET/GET (requests/s, 20 clients),
 #   nginx (sendfile on, one process) with wrk on a small file (requests/s, 20 connections) and
-#   curl on 50 MB (MB/s), sockperf TCP ping-pong with the server accelerated (one-way p50/p99, us).
+#   curl on 50 MB (MB/s), sockperf TCP ping-pong with the server accelerated (one-way p50/p99, us),
+#   whose percentiles it also plots into bench/latency.svg (kernel against exasock).
 # Usage: bench/apps.sh [-q]    (-q: shorter runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,7 +66,7 @@ EOF
   stop
 
   start $mode $((port + 3)) sockperf sr --tcp -i $EXA_IP_ACCEL -p $((port + 3))
-  $P sockperf pp --tcp -i $EXA_IP_ACCEL -p $((port + 3)) -t $SECS -m 32 \
+  $P sockperf pp --tcp -i $EXA_IP_ACCEL -p $((port + 3)) -t $SECS -m 32 --full-log $work/sockperf-$mode.csv \
     | sed -n "s/.*<MAX> observation.*//; s/.*percentile 50.000 = *\([0-9.]*\).*/sockperf_tcp_p50_us $mode \1/p; s/.*percentile 99.000 = *\([0-9.]*\).*/sockperf_tcp_p99_us $mode \1/p"
   stop
 done | awk "
@@ -76,4 +77,8 @@ done | awk "
       printf \"%-26s %12.2f %12.2f %8.2f\n\", m, k, e, (k > 0 ? e / k : 0) }
     print \"(ratio: exasock / kernel; for the sockperf latencies lower is better)\"
   }"
+python3 bench/percentiles.py bench/latency.svg \
+  "sockperf TCP ping-pong, 32 B, server in the accelerated namespace, kernel client" \
+  "kernel=$work/sockperf-kernel.csv" "exasock=$work/sockperf-exasock.csv" \
+  && echo "latency percentiles: bench/latency.svg"
 '
