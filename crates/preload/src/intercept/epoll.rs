@@ -217,6 +217,9 @@ fn epoll_watch(epfd: c_int, out: &mut [libc::pollfd; runtime::MAX_WATCHED]) -> O
 pub(crate) fn user_ready(epfd: c_int) -> bool {
     let list = epoll::members();
     let mut guard = runtime::lock();
+    if let Some(rt) = guard.as_mut() {
+        rt.poll();
+    }
     has_ready(&list, guard.as_mut(), epfd, 0)
 }
 
@@ -262,6 +265,10 @@ fn user_events(epfd: c_int, out: &mut [epoll_event], kernel_n: usize, check_kern
     }
     let mut guard = runtime::lock();
     let mut rt = guard.as_mut();
+    // One datapath poll for the whole set.
+    if let Some(rt) = rt.as_deref_mut() {
+        rt.poll();
+    }
     let mut n = kernel_n;
     for i in 0..list.len() {
         if n >= out.len() {

@@ -60,6 +60,7 @@ unsafe fn poll_loop(
         {
             let mut guard = runtime::lock();
             if let Some(rt) = guard.as_mut() {
+                rt.poll();
                 for p in set.iter_mut() {
                     let fdtable::FdState::Accel(slot) = fdtable::get(p.fd) else { continue };
                     let ev = rt.events(slot) as libc::c_short;
@@ -271,6 +272,7 @@ unsafe fn select_loop(
         {
             let mut guard = runtime::lock();
             if let Some(rt) = guard.as_mut() {
+                rt.poll();
                 for fd in 0..nfds {
                     let fdtable::FdState::Accel(slot) = fdtable::get(fd) else { continue };
                     let ev = rt.events(slot) as libc::c_short;

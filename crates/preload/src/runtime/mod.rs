@@ -360,10 +360,11 @@ impl Runtime {
     }
 
     /// What poll/epoll report for a slot's socket (POLLIN, POLLOUT, POLLRDHUP, POLLHUP,
-    /// POLLERR, which have the same values as their EPOLL* names), after polling the datapath.
+    /// POLLERR, POLLPRI, which have the same values as their EPOLL* names). The caller polls
+    /// the datapath once before asking about a whole set (`poll`): once per set, not per
+    /// member, so a wait over many sockets costs one datapath poll.
     pub fn events(&mut self, slot: u32) -> u32 {
         let Some(s) = self.slot(slot) else { return 0 };
-        self.poll();
         let stack = self.driver.stack();
         match s.proto {
             Proto::Udp => {
