@@ -404,9 +404,9 @@ fn clean_link_moves_64_mib_each_way() {
     transfer(imp, 1, mib(64));
 }
 
-#[test]
-fn one_percent_loss_dup_reorder_moves_64_mib_each_way() {
-    let imp = Impairments {
+/// 1% loss, duplication and reordering over a 1 ms link with 100 µs of jitter.
+fn one_percent_of_everything() -> Impairments {
+    Impairments {
         delay: ms(1),
         jitter: Duration::from_micros(100),
         loss: 0.01,
@@ -414,7 +414,12 @@ fn one_percent_loss_dup_reorder_moves_64_mib_each_way() {
         reorder: 0.01,
         reorder_delay: ms(2),
         ..Impairments::default()
-    };
+    }
+}
+
+#[test]
+fn one_percent_loss_dup_reorder_moves_64_mib_each_way() {
+    let imp = one_percent_of_everything();
     for seed in [11, 12] {
         assert_fast_recovery(&transfer(imp, seed, mib(64)));
     }
@@ -427,15 +432,7 @@ fn gso_super_segments_cut_into_lossy_frames_move_64_mib_each_way() {
     GSO.set(true);
     let clean = Impairments { delay: ms(1), ..Impairments::default() };
     transfer(clean, 3, mib(64));
-    let imp = Impairments {
-        delay: ms(1),
-        jitter: Duration::from_micros(100),
-        loss: 0.01,
-        duplicate: 0.01,
-        reorder: 0.01,
-        reorder_delay: ms(2),
-        ..Impairments::default()
-    };
+    let imp = one_percent_of_everything();
     for seed in [11, 12] {
         assert_fast_recovery(&transfer(imp, seed, mib(64)));
     }
@@ -452,15 +449,7 @@ fn gso_super_segments_cut_into_lossy_frames_move_64_mib_each_way() {
 /// closing gives everything back.
 #[test]
 fn buffers_grow_from_nothing_and_follow_setsockopt_over_a_lossy_link() {
-    let imp = Impairments {
-        delay: ms(1),
-        jitter: Duration::from_micros(100),
-        loss: 0.01,
-        duplicate: 0.01,
-        reorder: 0.01,
-        reorder_delay: ms(2),
-        ..Impairments::default()
-    };
+    let imp = one_percent_of_everything();
     let bytes = mib(64);
     let plan = |first: u64, then: u64| {
         vec![

@@ -434,8 +434,17 @@ impl TcpRepr {
         src: Ipv4Addr,
         dst: Ipv4Addr,
     ) -> Result<()> {
-        let header_len = self.header_len();
-        if header_len > MAX_HEADER_LEN || self.buffer_len() > 0xFFFF {
+        self.emit_header(segment)?.fill_checksum(src, dst);
+        Ok(())
+    }
+
+    /// Writes the header into the segment's first `buffer_len()` bytes (checked), returning a
+    /// view of them for the checksum.
+    fn emit_header<'a, T: AsRef<[u8]> + AsMut<[u8]>>(
+        &self,
+        segment: &'a mut TcpSegment<T>,
+    ) -> Result<TcpSegment<&'a mut [u8]>> {
+        if self.header_len() > MAX_HEADER_LEN || self.buffer_len() > 0xFFFF {
             return Err(Error::Malformed);
         }
         let total = self.buffer_len();
@@ -445,8 +454,7 @@ impl TcpRepr {
         }
         let mut out = TcpSegment::new_unchecked(&mut buffer[..total]);
         self.write_header(&mut out)?;
-        out.fill_checksum(src, dst);
-        Ok(())
+        Ok(out)
     }
 
     /// As [`emit`](Self::emit), but the checksum field gets only the folded pseudo-header sum
@@ -460,18 +468,7 @@ impl TcpRepr {
         dst: Ipv4Addr,
     ) -> Result<()> {
         let sum = checksum::pseudo_header(src, dst, IpProtocol::TCP, self.buffer_len() as u16);
-        let header_len = self.header_len();
-        if header_len > MAX_HEADER_LEN || self.buffer_len() > 0xFFFF {
-            return Err(Error::Malformed);
-        }
-        let total = self.buffer_len();
-        let buffer = segment.buffer.as_mut();
-        if buffer.len() < total {
-            return Err(Error::Truncated);
-        }
-        let mut out = TcpSegment::new_unchecked(&mut buffer[..total]);
-        self.write_header(&mut out)?;
-        out.set_checksum(sum);
+        self.emit_header(segment)?.set_checksum(sum);
         Ok(())
     }
 
