@@ -501,7 +501,7 @@ pub fn tcp_read(
     }
     let (n, lowat) = rt.driver.tcp(|stack, _| {
         let n = stack.tcp_recv_with(s.handle, into, flags)?;
-        Ok((n, stack.tcp_options(s.handle)?.rcvlowat))
+        Ok((n, stack.tcp_rcvlowat(s.handle)?))
     })?;
     if let (Some(off), false) = (s.peek_off, flags.oob) {
         let moved = if flags.peek {

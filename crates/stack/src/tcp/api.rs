@@ -279,6 +279,12 @@ impl Stack {
         Ok(self.tcp_socket(h)?.options)
     }
 
+    /// SO_RCVLOWAT alone: what a blocking receive waits for, read on every receive (a copy of
+    /// all the options would cost more than the read itself of a small message).
+    pub fn tcp_rcvlowat(&self, h: SocketHandle) -> Result<usize, TcpError> {
+        Ok(self.tcp_socket(h)?.options.rcvlowat)
+    }
+
     /// TCP_QUICKACK: acknowledge the next segments at once (and anything delayed now).
     pub fn tcp_quickack(&mut self, h: SocketHandle) -> Result<(), TcpError> {
         self.tcp_connection_mut(h)?.quickack();
