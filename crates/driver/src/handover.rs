@@ -182,7 +182,7 @@ fn connected(fd: RawFd) -> bool {
     unsafe {
         let mut raw: RawAddr = std::mem::zeroed();
         let mut len = RawAddr::len(Family::V6);
-        libc::getpeername(fd, (&mut raw as *mut RawAddr).cast(), &mut len) == 0
+        libc::syscall(libc::SYS_getpeername, fd, &mut raw as *mut RawAddr, &mut len) == 0
     }
 }
 

@@ -1,7 +1,8 @@
 //! IPv4 socket addresses as the kernel takes and gives them: a `sockaddr_in` for an AF_INET
 //! socket, an IPv4-mapped `sockaddr_in6` (`::ffff:a.b.c.d`) for an AF_INET6 socket serving
 //! IPv4 (a dual-stack socket: IPV6_V6ONLY off). The stack speaks IPv4 only; this is where the
-//! two families meet it.
+//! two families meet it. Its questions to the kernel are raw syscalls: inside the preload
+//! library the libc names are the library's own exports (traced, intercepted).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::os::fd::RawFd;
@@ -26,12 +27,7 @@ impl Family {
 
     /// The family of the socket behind `fd` (SO_DOMAIN); None for other families or no socket.
     pub fn of(fd: RawFd) -> Option<Family> {
-        let mut domain: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt into an int we own.
-        let r = unsafe {
-            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len)
-        };
+        let (r, domain) = int_option(fd, libc::SOL_SOCKET, libc::SO_DOMAIN);
         match (r, domain) {
             (0, libc::AF_INET) => Some(Family::V4),
             (0, libc::AF_INET6) => Some(Family::V6),
@@ -149,7 +145,7 @@ pub fn local_of(fd: RawFd, family: Family) -> Parsed {
     unsafe {
         let mut raw: RawAddr = std::mem::zeroed();
         let mut len = RawAddr::len(Family::V6);
-        if libc::getsockname(fd, (&mut raw as *mut RawAddr).cast(), &mut len) != 0 {
+        if libc::syscall(libc::SYS_getsockname, fd, &mut raw as *mut RawAddr, &mut len) != 0 {
             return Parsed::Invalid;
         }
         parse(raw.as_ptr(), len, family)
@@ -159,13 +155,17 @@ pub fn local_of(fd: RawFd, family: Family) -> Parsed {
 /// Whether the AF_INET6 socket `fd` serves IPv6 only (IPV6_V6ONLY): then no IPv4 peer can
 /// reach it or be reached from it.
 pub fn v6_only(fd: RawFd) -> bool {
+    let (r, v) = int_option(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY);
+    r == 0 && v != 0
+}
+
+/// getsockopt of an int option by raw syscall: (result, value).
+fn int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) -> (i64, libc::c_int) {
     let mut v: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: getsockopt into an int we own.
-    let r = unsafe {
-        libc::getsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, (&mut v as *mut libc::c_int).cast(), &mut len)
-    };
-    r == 0 && v != 0
+    // SAFETY: getsockopt into an int we own, with its length.
+    let r = unsafe { libc::syscall(libc::SYS_getsockopt, fd, level, name, &mut v as *mut libc::c_int, &mut len) };
+    (r, v)
 }
 
 #[cfg(test)]

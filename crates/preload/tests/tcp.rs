@@ -870,3 +870,63 @@ fn ip_tos_ip_ttl_and_keepalive_timing_reach_the_wire() {
     let idle = segments.iter().filter(|(t, _, _)| *t > first_data + 0.9 && *t < first_data + 3.4).count();
     assert!(idle >= 2, "no keepalive probes while idle:\n{text}");
 }
+
+/// A TCP client that makes the calls EXASOCK_TRACE covers beyond the core ones.
+const PY_TRACED_TCP: &str = r#"
+import array, fcntl, os, socket, sys, tempfile, termios, time
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.getsockname()
+s.getpeername()
+s.sendall(b"ping")
+time.sleep(0.2)
+n = array.array("i", [0])
+fcntl.ioctl(s, termios.FIONREAD, n)
+assert s.recv(4) == b"ping"
+f = tempfile.TemporaryFile()
+f.write(b"file")
+f.flush()
+os.sendfile(s.fileno(), f.fileno(), 0, 4)
+assert s.recv(4) == b"file"
+s.close()
+"#;
+
+/// EXASOCK_TRACE on an accelerated TCP connection shows getsockname, getpeername, ioctl (with
+/// the value FIONREAD returned) and sendfile, each once, as strace would.
+#[test]
+fn exasock_trace_shows_names_ioctls_and_sendfile_on_a_connection() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let (peer_ip, port) = (topo.peer.ip, 7430u16);
+    let listener = topo.in_ns(Side::Peer, move || TcpListener::bind((peer_ip, port))).unwrap().unwrap();
+    let echo = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4];
+        for _ in 0..2 {
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        }
+    });
+    let run = spawn_accelerated(
+        &topo,
+        &["EXASOCK_TRACE=1"],
+        &["python3", "-c", PY_TRACED_TCP, &peer_ip.to_string(), &port.to_string()],
+    )
+    .finish(T)
+    .unwrap();
+    echo.join().unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    let calls: Vec<&str> = err.lines().filter_map(|l| l.split_once("] ").map(|(_, c)| c)).collect();
+    let peer = format!("{{sa_family=AF_INET, sin_port=htons({port}), sin_addr=inet_addr(\"{peer_ip}\")}}");
+    for want in [
+        "getsockname(3, {sa_family=AF_INET, sin_port=htons(".to_string(),
+        format!("getpeername(3, {peer}, [16]) = 0"),
+        "ioctl(3, 0x541b, [4]) = 0".to_string(),
+        "sendfile(3, ".to_string(),
+    ] {
+        assert_eq!(calls.iter().filter(|c| c.starts_with(&want)).count(), 1, "{want} not traced once:\n{err}");
+    }
+    assert!(calls.iter().any(|c| c.starts_with("sendfile(3, ") && c.ends_with(", [4], 4) = 4")), "{err}");
+}

@@ -418,7 +418,7 @@ unsafe fn tcp_name(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, peer: bo
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     if fdtable::is_tcp(fd) {
         if let Some(r) = tcp_name(fd, addr, len, false) {
@@ -428,7 +428,7 @@ pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut s
     real::getsockname(fd, addr, len)
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     if fdtable::is_tcp(fd) {
         if let Some(r) = tcp_name(fd, addr, len, true) {
@@ -602,7 +602,7 @@ pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
 
 /// fcntl is variadic in C; its third argument is an int or a pointer, passed the same way as a
 /// fixed unsigned long on x86-64 and aarch64. Only F_DUPFD and F_DUPFD_CLOEXEC need us.
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
     if (cmd == libc::F_DUPFD || cmd == libc::F_DUPFD_CLOEXEC) && fdtable::get(fd) != FdState::Kernel {
         if fdtable::get(fd) == FdState::Internal && !crate::lock::holding() {
@@ -632,7 +632,7 @@ const F_SETOWN_EX: c_int = 15;
 /// fcntl64: the same function under the name large-file builds call.
 #[no_mangle]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
-    fcntl(fd, cmd, arg)
+    super::traced::fcntl(fd, cmd, arg)
 }
 
 /// close_range: our own descriptors in the range stay open (the range is closed around them);

@@ -12,4 +12,4 @@ mod resolver;
 mod signals;
 mod stream;
 mod traced;
-mod transfer;
+pub(crate) mod transfer;

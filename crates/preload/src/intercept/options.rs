@@ -409,7 +409,7 @@ unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_
 
 /// ioctl is variadic in C; on x86-64 and aarch64 a fixed pointer-sized third argument is passed
 /// the same way, so this signature is ABI-compatible for every request.
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
     let FdState::Accel(slot) = fdtable::get(fd) else { return real::ioctl(fd, request, arg) };
     let tcp = fdtable::is_tcp(fd);

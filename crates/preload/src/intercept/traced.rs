@@ -3,7 +3,7 @@
 //! accelerated or candidate socket (before or after the call), writes one line (crate::trace).
 //! Tracing off, each costs one relaxed load before the shim.
 
-use super::{data, lifecycle, options};
+use super::{data, lifecycle, options, transfer};
 use crate::trace::{self, Addr, Buf, Level, OptVal, SocketArgs};
 use libc::{c_int, c_void, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
@@ -253,4 +253,75 @@ impl std::fmt::Display for Msg {
             m.msg_iovlen
         )
     }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    traced(fd, || data::readv(fd, iov, n), |r| trace::emit(format_args!("readv({fd}, [{n} iovecs])"), r as i64))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
+    traced(fd, || data::writev(fd, iov, n), |r| trace::emit(format_args!("writev({fd}, [{n} iovecs])"), r as i64))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    traced(
+        fd,
+        || lifecycle::getsockname(fd, addr, len),
+        |r| {
+            let l = if len.is_null() { 0 } else { *len };
+            let a = if r == 0 { Addr(addr, l) } else { Addr(std::ptr::null(), 0) };
+            trace::emit(format_args!("getsockname({fd}, {a}, [{l}])"), r.into())
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    traced(
+        fd,
+        || lifecycle::getpeername(fd, addr, len),
+        |r| {
+            let l = if len.is_null() { 0 } else { *len };
+            let a = if r == 0 { Addr(addr, l) } else { Addr(std::ptr::null(), 0) };
+            trace::emit(format_args!("getpeername({fd}, {a}, [{l}])"), r.into())
+        },
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn ioctl(fd: c_int, request: libc::c_ulong, arg: *mut c_void) -> c_int {
+    traced(
+        fd,
+        || options::ioctl(fd, request, arg),
+        |r| {
+            // The requests answered with an int show it.
+            let value = if r == 0 && !arg.is_null() { *(arg as *const c_int) } else { 0 };
+            trace::emit(format_args!("ioctl({fd}, {request:#x}, [{value}])"), r.into())
+        },
+    )
+}
+
+/// fcntl is variadic in C: see `lifecycle::fcntl`.
+#[no_mangle]
+pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: libc::c_ulong) -> c_int {
+    traced(
+        fd,
+        || lifecycle::fcntl(fd, cmd, arg),
+        |r| trace::emit(format_args!("fcntl({fd}, {cmd}, {arg:#x})"), r.into()),
+    )
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn sendfile(out_fd: c_int, in_fd: c_int, offset: *mut libc::off_t, count: size_t) -> ssize_t {
+    traced(
+        out_fd,
+        || transfer::sendfile(out_fd, in_fd, offset, count),
+        |r| {
+            let at = if offset.is_null() { -1 } else { *offset };
+            trace::emit(format_args!("sendfile({out_fd}, {in_fd}, [{at}], {count})"), r as i64)
+        },
+    )
 }

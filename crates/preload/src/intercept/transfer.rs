@@ -16,7 +16,7 @@ use stack::tcp::{RecvFlags, RecvInto};
 /// Bytes moved per read and send (on the calling thread's stack).
 const CHUNK: usize = 32 * 1024;
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn sendfile(out_fd: c_int, in_fd: c_int, offset: *mut off_t, count: size_t) -> ssize_t {
     match fdtable::get(out_fd) {
         FdState::Accel(slot) if fdtable::is_tcp_connection(out_fd) => {
@@ -29,7 +29,7 @@ pub unsafe extern "C" fn sendfile(out_fd: c_int, in_fd: c_int, offset: *mut off_
 /// sendfile64: the same function (off_t is 64 bits on the targets we build for).
 #[no_mangle]
 pub unsafe extern "C" fn sendfile64(out_fd: c_int, in_fd: c_int, offset: *mut off_t, count: size_t) -> ssize_t {
-    sendfile(out_fd, in_fd, offset, count)
+    super::traced::sendfile(out_fd, in_fd, offset, count)
 }
 
 /// Where sendfile's bytes come from: a position in a file that can seek, or a stream (a pipe,

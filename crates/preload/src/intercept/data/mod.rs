@@ -518,7 +518,7 @@ fn iov_msghdr(iov: *const libc::iovec, n: c_int) -> Result<msghdr, c_int> {
     Ok(m)
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     if !fdtable::is_accelerated(fd) {
         return real::readv(fd, iov, n);
@@ -529,7 +529,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
     }
 }
 
-#[no_mangle]
+/// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     if !fdtable::is_accelerated(fd) {
         return real::writev(fd, iov, n);
