@@ -422,7 +422,8 @@ void case_tcp_options(void) {
     q = -1;
     SHOW("siocoutq", ioctl(s, SIOCOUTQ, &q));
     int sndbuf = int_opt(s, SOL_SOCKET, SO_SNDBUF);
-    SAY("siocoutq-holds-bytes: %d within-sndbuf: %d", q > 0, q <= sndbuf);
+    /* The kernel's queue may pass its SO_SNDBUF (it accounts buffers, not bytes): not compared. */
+    SAY("siocoutq-holds-bytes: %d", q > 0);
     fprintf(stderr, "tcp-options: %ld bytes sent, SIOCOUTQ %d, SO_SNDBUF %d\n", total, q, sndbuf);
     q = -1;
     SHOW("fionread-full", ioctl(s, FIONREAD, &q));
