@@ -92,7 +92,8 @@ pub(crate) fn send(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Resul
 fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
     let send_flags = SendFlags { more: flags & libc::MSG_MORE != 0, oob: flags & libc::MSG_OOB != 0 };
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let nonblocking = flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd);
+    // Asked (an fcntl) only once a send must wait: most sends never do.
+    let nonblocking = || flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd);
     let mut sent = 0;
     let mut waiter: Option<Waiter> = None;
     let (mut part, mut offset) = (0, 0);
@@ -127,7 +128,7 @@ fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<us
         if sent == total {
             return Ok(sent);
         }
-        if nonblocking {
+        if waiter.is_none() && nonblocking() {
             runtime::note_send_blocked(slot);
             return if sent > 0 { Ok(sent) } else { Err(libc::EAGAIN) };
         }
