@@ -796,6 +796,22 @@ fn nginx_with_sendfile_serves_a_20_mb_download_accelerated() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A kernel server in the peer namespace on `port`: accepts one connection and echoes two
+/// messages of `size` bytes; join the thread to know it did.
+fn peer_echoes_twice(topo: &Topology, port: u16, size: usize) -> std::thread::JoinHandle<()> {
+    let peer_ip = topo.peer.ip;
+    let listener = topo.in_ns(Side::Peer, move || TcpListener::bind((peer_ip, port))).unwrap().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; size];
+        for _ in 0..2 {
+            s.read_exact(&mut buf).unwrap();
+            s.write_all(&buf).unwrap();
+        }
+    })
+}
+
 /// An accelerated client that sets IP_TOS, IP_TTL and keepalive (SO_KEEPALIVE, TCP_KEEPIDLE 1 s,
 /// TCP_KEEPINTVL 1 s) on its connection, some before connect and some after.
 const PY_MARKED_CLIENT: &str = r#"
@@ -823,16 +839,7 @@ fn ip_tos_ip_ttl_and_keepalive_timing_reach_the_wire() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let (peer_ip, port) = (topo.peer.ip, 7420u16);
-    let listener = topo.in_ns(Side::Peer, move || TcpListener::bind((peer_ip, port))).unwrap().unwrap();
-    let server = std::thread::spawn(move || {
-        use std::io::Write;
-        let (mut s, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 6];
-        for _ in 0..2 {
-            s.read_exact(&mut buf).unwrap();
-            s.write_all(&buf).unwrap();
-        }
-    });
+    let server = peer_echoes_twice(&topo, port, 6);
     let filter = format!("tcp and src host {} and dst port {port}", topo.accel.ip);
     let sockets = || topo.run(Side::Peer, &["cat", "/proc/net/packet"], T).unwrap().lines().count();
     let before = sockets();
@@ -898,16 +905,7 @@ fn exasock_trace_shows_names_ioctls_and_sendfile_on_a_connection() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let (peer_ip, port) = (topo.peer.ip, 7430u16);
-    let listener = topo.in_ns(Side::Peer, move || TcpListener::bind((peer_ip, port))).unwrap().unwrap();
-    let echo = std::thread::spawn(move || {
-        use std::io::Write;
-        let (mut s, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 4];
-        for _ in 0..2 {
-            s.read_exact(&mut buf).unwrap();
-            s.write_all(&buf).unwrap();
-        }
-    });
+    let echo = peer_echoes_twice(&topo, port, 4);
     let run = spawn_accelerated(
         &topo,
         &["EXASOCK_TRACE=1"],
