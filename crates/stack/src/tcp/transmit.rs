@@ -8,7 +8,7 @@ use crate::ipv4::output::{send_datagram, write_ip_header, Datagram, Link, Packet
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use std::net::Ipv4Addr;
-use wire::{EtherType, EthernetFrame, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
 /// Offset of the checksum field in a TCP header.
 const TCP_CHECKSUM_AT: u16 = 16;
@@ -113,11 +113,7 @@ impl Stack {
                             return (0, None);
                         };
                         built = true;
-                        let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
-                        eth.set_dst_addr(dst_mac);
-                        eth.set_src_addr(src_mac);
-                        eth.set_ethertype(EtherType::IPV4);
-                        write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
+                        write_link_and_ip(buf, src_mac, dst_mac, &header, out.len);
                         let cut = (out.segment_size > 0).then(|| {
                             pieces = ((out.len - out.header_len) as u32).div_ceil(out.segment_size);
                             Segmentation {
@@ -138,11 +134,7 @@ impl Stack {
                         let room = (buf.len() - AT).min(mtu - IP_HEADER);
                         let Some(out) = c.poll_transmit(now, &mut buf[AT..AT + room]) else { return 0 };
                         built = true;
-                        let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
-                        eth.set_dst_addr(dst_mac);
-                        eth.set_src_addr(src_mac);
-                        eth.set_ethertype(EtherType::IPV4);
-                        write_ip_header(&mut buf[ETH_HEADER..], &header, out.len, false, 0, true);
+                        write_link_and_ip(buf, src_mac, dst_mac, &header, out.len);
                         AT + out.len
                     })
                 };
@@ -211,4 +203,20 @@ impl Stack {
         self.stats.tcp_out_segs += 1;
         true
     }
+}
+
+/// The Ethernet and IPv4 headers in front of a TCP segment of `tcp_len` bytes built at
+/// `ETH_HEADER + IP_HEADER` in `buf` (one segment or a GSO super-segment).
+fn write_link_and_ip(
+    buf: &mut [u8],
+    src: EthernetAddress,
+    dst: EthernetAddress,
+    header: &PacketHeader,
+    tcp_len: usize,
+) {
+    let mut eth = EthernetFrame::new_unchecked(&mut buf[..ETH_HEADER]);
+    eth.set_dst_addr(dst);
+    eth.set_src_addr(src);
+    eth.set_ethertype(EtherType::IPV4);
+    write_ip_header(&mut buf[ETH_HEADER..], header, tcp_len, false, 0, true);
 }
