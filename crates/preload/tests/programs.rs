@@ -3,7 +3,7 @@
 //! shows the bypass, and the accelerated namespace's kernel carries (almost) none of their
 //! segments. CI runs small sizes; bench/apps.sh runs the full ones and times them.
 
-use common::{attached, spawn_accelerated, tcp_segments};
+use common::{assert_kernel_carried_at_most, attached, spawn_accelerated, tcp_segments};
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::time::Duration;
@@ -23,18 +23,6 @@ fn installed(program: &str) -> bool {
         eprintln!("skipped: {program} is not installed (scripts/setup.sh installs it)");
     }
     ok
-}
-
-/// What the accelerated namespace's kernel carried of TCP since `before`: at most `limit`
-/// segments each way (the remainder each test names: a hand-over's last ACK, say).
-fn assert_kernel_carried_at_most(topo: &Topology, before: (u64, u64), limit: u64, what: &str) {
-    let (inn, out) = tcp_segments(topo);
-    assert!(
-        inn - before.0 <= limit && out - before.1 <= limit,
-        "the accel namespace's kernel carried {what}'s TCP: {} segments in, {} out",
-        inn - before.0,
-        out - before.1
-    );
 }
 
 /// Stops a server under exasock with `signal` and checks that it accelerated at least

@@ -1,7 +1,7 @@
 //! Unmodified programs' TCP sockets under libexasock_preload.so (accelerated by default) in the namespace
 //! topology: served by the stack's TCP, the kernel of the accelerated namespace untouched.
 
-use common::{attached, spawn_accelerated, tcp_segments as counters};
+use common::{assert_kernel_carried_at_most, attached, spawn_accelerated, tcp_segments as counters};
 use std::io::Read;
 use std::net::{SocketAddrV4, TcpListener};
 use std::time::Duration;
@@ -206,7 +206,7 @@ fn an_asyncio_server_and_curl_run_accelerated() {
         &["python3", "-c", PY_ASYNCIO_ECHO, &ip.to_string(), "7402", "4"],
     );
     server.wait_for_line("ready", T).unwrap();
-    let (in_before, out_before) = counters(&topo);
+    let before = counters(&topo);
     for size in [1, 100_000, 3 << 20] {
         echo_through(&topo, Side::Peer, ip, 7402, size);
     }
@@ -232,13 +232,7 @@ fn an_asyncio_server_and_curl_run_accelerated() {
     assert!(std::fs::read(&out_file).unwrap() == body, "curl's download differs");
     // At most the end of curl's connection, which exit handed to the kernel (the ACK of its
     // FIN, say): the 3 MB echoed and the 2 MB download went through the stack.
-    let (inn, out) = counters(&topo);
-    assert!(
-        inn - in_before <= 3 && out - out_before <= 3,
-        "the accel namespace's kernel carried TCP: {} in, {} out",
-        inn - in_before,
-        out - out_before
-    );
+    assert_kernel_carried_at_most(&topo, before, 3, "the programs");
     let _ = std::fs::remove_dir_all(&dir);
     let out = server.finish(T).unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "server not accelerated");
@@ -698,7 +692,7 @@ fn iperf3_and_http_server_with_their_default_dual_stack_listeners_serve_ipv4_acc
 
     let mut iperf = spawn_accelerated(&topo, &env, &["iperf3", "-s", "-p", "7411"]);
     topo.wait_listening(Side::Accel, Proto::Tcp, 7411, T).unwrap();
-    let (in_before, out_before) = counters(&topo);
+    let before = counters(&topo);
     for reverse in [false, true] {
         let mut argv = vec!["iperf3", "-c", &ip, "-p", "7411", "-n", "20M"];
         if reverse {
@@ -710,13 +704,7 @@ fn iperf3_and_http_server_with_their_default_dual_stack_listeners_serve_ipv4_acc
         assert!(text.contains("receiver"), "iperf3 printed no result: {text}");
     }
     // The control and data connections of both runs went through the stack.
-    let (inn, out) = counters(&topo);
-    assert!(
-        inn - in_before <= 4 && out - out_before <= 4,
-        "the accel namespace's kernel carried iperf3's TCP: {} in, {} out",
-        inn - in_before,
-        out - out_before
-    );
+    assert_kernel_carried_at_most(&topo, before, 4, "iperf3");
     iperf.kill_with(libc::SIGTERM);
     let server = iperf.finish(T).unwrap();
     let stderr = String::from_utf8_lossy(&server.stderr);
@@ -730,19 +718,13 @@ fn iperf3_and_http_server_with_their_default_dual_stack_listeners_serve_ipv4_acc
     let dir_s = dir.to_string_lossy().into_owned();
     let mut http = spawn_accelerated(&topo, &env, &["python3", "-m", "http.server", "--directory", &dir_s, "7412"]);
     topo.wait_listening(Side::Accel, Proto::Tcp, 7412, T).unwrap();
-    let (in_before, out_before) = counters(&topo);
+    let before = counters(&topo);
     let got = dir.join("got.bin").to_string_lossy().into_owned();
     let url = format!("http://{ip}:7412/body.bin");
     let curl = topo.spawn(Side::Peer, &["curl", "-sS", "-o", &got, &url], T).unwrap().finish(T).unwrap();
     assert!(curl.status.success(), "curl failed: {}", String::from_utf8_lossy(&curl.stderr));
     assert!(std::fs::read(&got).unwrap() == body, "the download differs");
-    let (inn, out) = counters(&topo);
-    assert!(
-        inn - in_before <= 2 && out - out_before <= 2,
-        "the accel namespace's kernel carried http.server's TCP: {} in, {} out",
-        inn - in_before,
-        out - out_before
-    );
+    assert_kernel_carried_at_most(&topo, before, 2, "http.server");
     http.kill_with(libc::SIGTERM);
     let server = http.finish(T).unwrap();
     let stderr = String::from_utf8_lossy(&server.stderr);
@@ -768,7 +750,7 @@ fn nginx_with_sendfile_serves_a_20_mb_download_accelerated() {
     let small = "<html><body>small</body></html>\n".repeat(20);
     let files: [(&str, &[u8]); 2] = [("body.bin", &body), ("small.html", small.as_bytes())];
     let (dir, mut server) = start_nginx(&topo, port, "master_process off;", &files);
-    let (in_before, out_before) = counters(&topo);
+    let before = counters(&topo);
     let got = dir.join("got.bin").display().to_string();
     let url = format!("http://{ip}:{port}/body.bin");
     let curl = topo.spawn(Side::Peer, &["curl", "-sS", "-o", &got, &url], T).unwrap().finish(T).unwrap();
@@ -782,13 +764,7 @@ fn nginx_with_sendfile_serves_a_20_mb_download_accelerated() {
     assert!(wrk.status.success() && report.contains("Requests/sec:"), "wrk failed: {report}");
     assert!(!report.contains("Non-2xx") && !report.contains("Socket errors"), "wrk saw errors: {report}");
     eprintln!("nginx under exasock, wrk: {}", report.lines().find(|l| l.starts_with("Requests/sec")).unwrap_or(""));
-    let (inn, out) = counters(&topo);
-    assert!(
-        inn - in_before <= 2 && out - out_before <= 2,
-        "the accel namespace's kernel carried nginx's TCP: {} in, {} out",
-        inn - in_before,
-        out - out_before
-    );
+    assert_kernel_carried_at_most(&topo, before, 2, "nginx");
     server.kill_with(libc::SIGQUIT);
     let out = server.finish(T).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

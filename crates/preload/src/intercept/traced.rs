@@ -267,28 +267,27 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
 
 #[no_mangle]
 pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    traced(
-        fd,
-        || lifecycle::getsockname(fd, addr, len),
-        |r| {
-            let l = if len.is_null() { 0 } else { *len };
-            let a = if r == 0 { Addr(addr, l) } else { Addr(std::ptr::null(), 0) };
-            trace::emit(format_args!("getsockname({fd}, {a}, [{l}])"), r.into())
-        },
-    )
+    traced_name("getsockname", fd, addr, len, || lifecycle::getsockname(fd, addr, len))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    traced(
-        fd,
-        || lifecycle::getpeername(fd, addr, len),
-        |r| {
-            let l = if len.is_null() { 0 } else { *len };
-            let a = if r == 0 { Addr(addr, l) } else { Addr(std::ptr::null(), 0) };
-            trace::emit(format_args!("getpeername({fd}, {a}, [{l}])"), r.into())
-        },
-    )
+    traced_name("getpeername", fd, addr, len, || lifecycle::getpeername(fd, addr, len))
+}
+
+/// getsockname and getpeername, traced with the address they gave.
+unsafe fn traced_name(
+    call_name: &str,
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    call: impl FnOnce() -> c_int,
+) -> c_int {
+    traced(fd, call, |r| {
+        let l = if len.is_null() { 0 } else { *len };
+        let a = if r == 0 { Addr(addr, l) } else { Addr(std::ptr::null(), 0) };
+        trace::emit(format_args!("{call_name}({fd}, {a}, [{l}])"), r.into())
+    })
 }
 
 #[no_mangle]

@@ -30,6 +30,18 @@ pub fn tcp_segments(topo: &Topology) -> (u64, u64) {
     (topo.counter(Side::Accel, "TcpInSegs").unwrap(), topo.counter(Side::Accel, "TcpOutSegs").unwrap())
 }
 
+/// What the accelerated namespace's kernel carried of TCP since `before`: at most `limit`
+/// segments each way (the remainder each test names: a hand-over's last ACK, say).
+pub fn assert_kernel_carried_at_most(topo: &Topology, before: (u64, u64), limit: u64, what: &str) {
+    let (inn, out) = tcp_segments(topo);
+    assert!(
+        inn - before.0 <= limit && out - before.1 <= limit,
+        "the accel namespace's kernel carried {what}'s TCP: {} segments in, {} out",
+        inn - before.0,
+        out - before.1
+    );
+}
+
 /// A fresh topology with the accel interface attached.
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();
