@@ -22,6 +22,9 @@ const NEIGHBOUR_ASK_INTERVAL: Duration = Duration::from_secs(1);
 const NEIGHBOURS_ASKED: usize = 16;
 /// How often `poll` reads the kernel's table changes.
 const TABLES_CHECK_INTERVAL: Duration = Duration::from_millis(1);
+/// The most readiness changes kept between two `take_ready` calls; more and the taker is told
+/// to look at every socket.
+const READY_CAP: usize = 4096;
 
 /// The driver: everything that touches the world on the stack's behalf.
 pub struct Driver {
@@ -43,6 +46,13 @@ pub struct Driver {
     neighbours_asked: [Option<(std::net::Ipv4Addr, Instant)>; NEIGHBOURS_ASKED],
     neighbours_asked_next: usize,
     tables_checked: Instant,
+    /// Sockets the stack said turned readable or writable (Readable and Writable events) since
+    /// the last `take_ready`, for the socket layer's ready lists (epoll).
+    ready: Vec<SocketHandle>,
+    /// Some were not kept: the list overflowed, or the stack dropped events.
+    ready_overflow: bool,
+    /// The stack's dropped-event count when last looked at.
+    events_dropped_seen: u64,
 }
 
 impl std::fmt::Debug for Driver {
@@ -110,6 +120,9 @@ impl Driver {
             neighbours_asked: [None; NEIGHBOURS_ASKED],
             neighbours_asked_next: 0,
             tables_checked: Instant::ZERO,
+            ready: Vec::with_capacity(READY_CAP),
+            ready_overflow: false,
+            events_dropped_seen: 0,
         }
         .loaded()
     }
@@ -304,9 +317,28 @@ impl Driver {
                         }
                     }
                 }
-                Event::Readable(_) | Event::Writable(_) => {}
+                Event::Readable(h) | Event::Writable(h) => {
+                    if self.ready.len() < READY_CAP {
+                        self.ready.push(h);
+                    } else {
+                        self.ready_overflow = true;
+                    }
+                }
             }
         }
+    }
+
+    /// Hands each socket whose readiness changed since the last call to `f` (a socket may come
+    /// more than once) and forgets them. Returns true when some were lost (too many between two
+    /// calls, or the stack's event queue overflowed): every socket may then have changed.
+    pub fn take_ready(&mut self, mut f: impl FnMut(SocketHandle)) -> bool {
+        let dropped = self.stack.events_dropped();
+        let lost = std::mem::take(&mut self.ready_overflow) || dropped != self.events_dropped_seen;
+        self.events_dropped_seen = dropped;
+        for h in self.ready.drain(..) {
+            f(h);
+        }
+        lost
     }
 
     /// Whether the kernel was asked about `ip` within NEIGHBOUR_ASK_INTERVAL; if not, records

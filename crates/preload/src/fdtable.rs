@@ -228,12 +228,20 @@ pub fn tcp_options_set(fd: i32) -> u64 {
 /// Records the state of `fd` (ignored past the table's end).
 pub fn set(fd: i32, state: FdState) {
     if let Some(s) = slot(fd) {
-        if let FdState::Accel(_) = state {
+        let accel = matches!(state, FdState::Accel(_));
+        if accel {
             note_accel(fd);
         }
-        s.store(encode(state), Ordering::Release);
+        let old = s.swap(encode(state), Ordering::AcqRel);
+        if old >> KIND_SHIFT == ACCEL && !accel {
+            DEMOTIONS.fetch_add(1, Ordering::Release);
+        }
     }
 }
+
+/// How many times a descriptor stopped being accelerated while open (handed to the kernel at
+/// fork, exec or exit): the epoll registry then asks the kernel about it again.
+pub static DEMOTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Clears `fd` and returns what it was.
 pub fn take(fd: i32) -> FdState {

@@ -135,9 +135,16 @@ fn error_paths_signals_duplicates_and_epoll_flags_match_the_kernel() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let _echo = PeerEcho::start(&topo, ECHO_PORT);
-    for (case, sockets) in
-        [("errors", 2), ("calls", 1), ("signals", 4), ("dup", 3), ("epoll", 3), ("stale", 3), ("handler-close", 2)]
-    {
+    for (case, sockets) in [
+        ("errors", 2),
+        ("calls", 1),
+        ("signals", 4),
+        ("dup", 3),
+        ("epoll", 3),
+        ("epoll-ready", 200),
+        ("stale", 3),
+        ("handler-close", 2),
+    ] {
         let run = same_as_kernel(&topo, case, "", Duration::from_secs(60));
         assert!(bypasses(&run) >= sockets, "{case}: not accelerated:\n{}", run.stderr);
         assert_eq!(run.kernel_received, 0, "{case}: the exasock run received through the kernel");

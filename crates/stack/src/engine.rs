@@ -88,8 +88,9 @@ pub enum RxChecksum {
 /// Something the driver or the socket layer must act on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
-    /// A socket's receive queue went from empty to not empty (for TCP: data, end of stream,
-    /// an error, or a connection to accept).
+    /// Something was queued to a readable socket: a datagram, data, the end of stream, an
+    /// error or a connection to accept. One per arrival, not only when the queue turns non-empty,
+    /// so that a ready list can serve edge-triggered waiters, which see each arrival.
     Readable(SocketHandle),
     /// A TCP socket became writable (connected, or send buffer space freed, or an error).
     Writable(SocketHandle),
@@ -147,6 +148,8 @@ pub struct Stack {
     pub(crate) config: StackConfig,
     pub(crate) stats: Stats,
     events: VecDeque<Event>,
+    /// Readiness events dropped with the queue full (a driver keeping a ready list rescans).
+    events_dropped: u64,
     pub(crate) next_ident: u16,
     /// A whole IP packet for the kernel path, and reassembled datagrams' copies.
     pub(crate) scratch: Vec<u8>,
@@ -178,6 +181,7 @@ impl Stack {
             config,
             stats: Stats::default(),
             events: VecDeque::with_capacity(64),
+            events_dropped: 0,
             scratch: vec![0u8; 65_536],
             group_scratch: Vec::new(),
             tcp: TcpTables::new(demux_key),
@@ -219,6 +223,12 @@ impl Stack {
         self.events.pop_front()
     }
 
+    /// How many readiness events were dropped because the queue was full: a driver that keeps
+    /// a list of sockets that may be ready must then look at every socket.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped
+    }
+
     /// When `handle_timeout` must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         [self.reassembly.next_expiry(), self.tcp.timers.next_fire()].into_iter().flatten().min()
@@ -237,6 +247,8 @@ impl Stack {
         // A connection's opening and closing are never dropped: a driver steers by them.
         if self.events.len() < 4096 || matches!(e, Event::TcpOpened { .. } | Event::TcpClosed { .. }) {
             self.events.push_back(e);
+        } else {
+            self.events_dropped = self.events_dropped.wrapping_add(1);
         }
     }
 
@@ -359,10 +371,7 @@ impl Stack {
         }
         self.stats.udp_delivered += 1;
         s.arrivals += 1;
-        if !s.readable_signalled {
-            s.readable_signalled = true;
-            self.event(Event::Readable(h));
-        }
+        self.event(Event::Readable(h));
     }
 
     // ---- UDP sockets -----------------------------------------------------------------------
@@ -521,11 +530,7 @@ impl Stack {
     /// leaves it queued with `peek`.
     pub fn udp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<DatagramInfo, UdpError> {
         let s = self.socket_mut(h)?;
-        let info = s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)?;
-        if s.queue.is_empty() {
-            s.readable_signalled = false;
-        }
-        Ok(info)
+        s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)
     }
 
     /// Sends `payload` to `dst` (or the connected peer): one frame, fragments when larger than

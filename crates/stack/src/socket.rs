@@ -14,6 +14,14 @@ pub struct SocketHandle {
     generation: u32,
 }
 
+impl SocketHandle {
+    /// The slot index: dense and reused after a close (with a new generation), so a layer
+    /// above can keep per-socket data in a vector indexed by it.
+    pub fn index(self) -> u32 {
+        self.index
+    }
+}
+
 /// What a slot holds: UDP and TCP sockets share one handle space.
 #[derive(Debug)]
 pub(crate) enum Socket {

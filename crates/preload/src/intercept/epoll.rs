@@ -1,7 +1,7 @@
 //! epoll_create*, epoll_ctl, epoll_wait, epoll_pwait and epoll_pwait2 over sets that may hold
 //! accelerated sockets, and sets nested in sets (the registry: ../epoll.rs).
 
-use crate::epoll::{self, Member, Served};
+use crate::epoll::{self, Member, Registry, Served};
 use crate::fdtable::{self, FdState};
 use crate::runtime::{self, Runtime, WaitEnd, Waiter};
 use crate::{errno, real};
@@ -56,9 +56,10 @@ pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mu
         Served::User
     } else if epoll::is_epoll(fd) {
         Served::Nested
-    } else if epoll::tracked(fd)
-        && epoll::members().iter().any(|m| m.epfd == epfd && m.fd == fd && m.served == Served::User)
-    {
+    } else if epoll::tracked(fd) && {
+        let reg = epoll::members();
+        reg.find(epfd, fd).and_then(|i| reg.get(i)).is_some_and(|m| m.served == Served::User)
+    } {
         // Served by us before a fork handed it back to the kernel (fork.rs).
         Served::User
     } else {
@@ -79,7 +80,10 @@ pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mu
     if op != libc::EPOLL_CTL_DEL && event.is_null() {
         return errno::fail(libc::EFAULT);
     }
-    let existing = epoll::members().iter().find(|m| m.epfd == epfd && m.fd == fd).map(|m| m.events);
+    let existing = {
+        let reg = epoll::members();
+        reg.find(epfd, fd).and_then(|i| reg.get(i)).map(|m| m.events)
+    };
     match (op, existing) {
         (libc::EPOLL_CTL_ADD, Some(_)) => return errno::fail(libc::EEXIST),
         (libc::EPOLL_CTL_MOD | libc::EPOLL_CTL_DEL, None) => return errno::fail(libc::ENOENT),
@@ -115,13 +119,15 @@ pub unsafe extern "C" fn epoll_ctl(epfd: c_int, op: c_int, fd: c_int, event: *mu
 unsafe fn record(epfd: c_int, op: c_int, fd: c_int, event: *mut epoll_event, served: Served) {
     epoll::track(epfd);
     epoll::track(fd);
-    let mut list = epoll::members();
-    list.retain(|m| !(m.epfd == epfd && m.fd == fd));
+    let mut reg = epoll::members();
+    if let Some(i) = reg.find(epfd, fd) {
+        reg.remove(i);
+    }
     if op == libc::EPOLL_CTL_DEL {
         return;
     }
     let ev = *event;
-    list.push(Member::new(epfd, fd, ev.events, ev.u64, served));
+    reg.add(Member::new(epfd, fd, ev.events, ev.u64, served));
     // A wait sleeping on this set looks at its new member.
     runtime::wake_sleepers();
 }
@@ -166,23 +172,29 @@ fn fired(m: &Member, level: u32, edges: Edges) -> u32 {
     ev
 }
 
+/// Feeds the epoll sets' ready lists with the accelerated sockets whose readiness changed
+/// since the last wait (the stack's events, and calls that changed it).
+fn absorb(reg: &mut Registry, rt: &mut Runtime) {
+    if rt.take_ready(|slot| reg.slot_changed(slot)) {
+        reg.all_changed();
+    }
+}
+
 /// Whether an epoll set has something to report from the members we serve (nested sets; the
-/// kernel reports its kernel members itself). Looks without consuming anything.
-fn has_ready(list: &[Member], mut rt: Option<&mut Runtime>, epfd: c_int, depth: u32) -> bool {
-    for m in list.iter().filter(|m| m.epfd == epfd && !m.disarmed) {
-        let ready = match m.served {
-            Served::Kernel => false,
-            Served::User => {
-                let (l, a) = level(m, rt.as_deref_mut());
-                fired(m, l, a) != 0
-            }
-            Served::Nested => depth < 4 && has_ready(list, rt.as_deref_mut(), m.fd, depth + 1),
-        };
-        if ready {
+/// kernel reports its kernel members itself). Looks at its ready list without consuming it.
+fn has_ready(reg: &Registry, mut rt: Option<&mut Runtime>, epfd: c_int, depth: u32) -> bool {
+    let Some(set) = reg.set(epfd) else { return false };
+    let user = set.ready.iter().filter_map(|&i| reg.get(i)).filter(|m| !m.disarmed && m.served == Served::User);
+    for m in user {
+        let (l, a) = level(m, rt.as_deref_mut());
+        if fired(m, l, a) != 0 {
             return true;
         }
     }
-    false
+    set.nested
+        .iter()
+        .filter_map(|&i| reg.get(i))
+        .any(|m| !m.disarmed && depth < 4 && has_ready(reg, rt.as_deref_mut(), m.fd, depth + 1))
 }
 
 /// Whether `fd` is an epoll set with members we serve (directly or nested): poll and select
@@ -198,13 +210,18 @@ pub(crate) fn served_in_user_space(fd: c_int) -> bool {
 fn epoll_watch(epfd: c_int, out: &mut [libc::pollfd; runtime::MAX_WATCHED]) -> Option<usize> {
     out[0] = libc::pollfd { fd: epfd, events: libc::POLLIN, revents: 0 };
     let mut n = 1;
-    for m in epoll::members().iter().filter(|m| m.epfd == epfd && !m.disarmed) {
-        let events = match m.served {
-            Served::Kernel => continue,
-            Served::Nested => return None,
-            Served::User if fdtable::is_tcp_connection(m.fd) => continue,
-            Served::User if fdtable::is_accelerated(m.fd) => libc::POLLIN,
-            Served::User => (m.events & (EPOLLIN | EPOLLOUT | libc::EPOLLPRI as u32)) as i16,
+    let mut reg = epoll::members();
+    reg.follow_demotions();
+    reg.prune_polled(epfd);
+    let set = reg.set(epfd)?;
+    if !set.nested.is_empty() || set.polled.len() >= runtime::MAX_WATCHED {
+        return None;
+    }
+    for m in set.polled.iter().filter_map(|&i| reg.get(i)).filter(|m| !m.disarmed) {
+        let events = if fdtable::is_accelerated(m.fd) {
+            libc::POLLIN
+        } else {
+            (m.events & (EPOLLIN | EPOLLOUT | libc::EPOLLPRI as u32)) as i16
         };
         *out.get_mut(n)? = libc::pollfd { fd: m.fd, events, revents: 0 };
         n += 1;
@@ -215,33 +232,39 @@ fn epoll_watch(epfd: c_int, out: &mut [libc::pollfd; runtime::MAX_WATCHED]) -> O
 /// Whether the epoll set `epfd` has something to report from the members we serve (poll and
 /// select on an epoll fd: readable). Consumes nothing.
 pub(crate) fn user_ready(epfd: c_int) -> bool {
-    let list = epoll::members();
+    let mut reg = epoll::members();
+    reg.follow_demotions();
+    refresh_kernel_events(&mut reg, epfd, 0);
     let mut guard = runtime::lock();
     if let Some(rt) = guard.as_mut() {
         rt.poll();
+        absorb(&mut reg, rt);
     }
-    has_ready(&list, guard.as_mut(), epfd, 0)
+    has_ready(&reg, guard.as_mut(), epfd, 0)
 }
 
-/// Refreshes what poll() says of the fds of the members we serve directly, for those last
-/// read over a millisecond ago or before a shutdown or connect (one syscall per wait would
-/// double the cost of a busy event loop's epoll_wait).
-fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
+/// Refreshes what poll() says of the fds of the set's polled members (and of the sets nested
+/// in it), for those last read over a millisecond ago or before a shutdown or connect (one
+/// syscall per wait would double the cost of a busy event loop's epoll_wait); a member the
+/// kernel reports something for goes on the ready list.
+fn refresh_kernel_events(reg: &mut Registry, epfd: c_int, depth: u32) {
     const CHUNK: usize = 16;
     const EVERY_NS: u64 = 1_000_000;
+    reg.prune_polled(epfd);
     let now = driver::clock::now().as_nanos();
     let epoch = epoll::KERNEL_EPOCH.load(std::sync::atomic::Ordering::Acquire);
     let due = |m: &Member| m.refreshed.1 != epoch || now.saturating_sub(m.refreshed.0) >= EVERY_NS;
+    let count = reg.set(epfd).map_or(0, |s| s.polled.len());
     let mut at = 0;
-    while at < list.len() {
+    while at < count {
         let mut set = [libc::pollfd { fd: -1, events: 0, revents: 0 }; CHUNK];
         let mut index = [0usize; CHUNK];
         let mut n = 0;
-        while at < list.len() && n < CHUNK {
-            let m = &list[at];
-            if m.epfd == epfd && m.served == Served::User && due(m) && !fdtable::is_tcp_connection(m.fd) {
+        while at < count && n < CHUNK {
+            let i = reg.set(epfd).map_or(usize::MAX, |s| s.polled[at]);
+            if let Some(m) = reg.get(i).filter(|m| due(m)) {
                 set[n] = libc::pollfd { fd: m.fd, events: (m.events & READINESS) as i16, revents: 0 };
-                index[n] = at;
+                index[n] = i;
                 n += 1;
             }
             at += 1;
@@ -249,66 +272,97 @@ fn refresh_kernel_events(list: &mut [Member], epfd: c_int) {
         // SAFETY: n valid pollfds on our stack; the real poll, not our export.
         if n > 0 && unsafe { real::poll(set.as_mut_ptr(), n as libc::nfds_t, 0) } >= 0 {
             for (p, &i) in set[..n].iter().zip(&index[..n]) {
+                let Some(m) = reg.get_mut(i) else { continue };
                 // POLLNVAL: closed behind our back; nothing to report.
-                list[i].kernel_events = if p.revents & libc::POLLNVAL != 0 { 0 } else { p.revents as u16 as u32 };
-                list[i].refreshed = (now, epoch);
+                m.kernel_events = if p.revents & libc::POLLNVAL != 0 { 0 } else { p.revents as u16 as u32 };
+                m.refreshed = (now, epoch);
+                if m.kernel_events != 0 {
+                    reg.queue(i);
+                }
             }
+        }
+    }
+    if depth < 4 {
+        let nested: Vec<i32> =
+            reg.set(epfd).map_or(Vec::new(), |s| s.nested.iter().filter_map(|&i| reg.get(i)).map(|m| m.fd).collect());
+        for inner in nested {
+            refresh_kernel_events(reg, inner, depth + 1);
         }
     }
 }
 
-/// Adds the events of the members we serve to `out[..n]` (which holds the kernel's answer).
+/// Adds the events of the members we serve to `out[..n]` (which holds the kernel's answer):
+/// the nested sets, and the members on the ready list, each looked at once.
 fn user_events(epfd: c_int, out: &mut [epoll_event], kernel_n: usize, check_kernel: bool) -> usize {
-    let mut list = epoll::members();
+    let mut reg = epoll::members();
+    reg.follow_demotions();
     if check_kernel {
-        refresh_kernel_events(&mut list, epfd);
+        refresh_kernel_events(&mut reg, epfd, 0);
     }
     let mut guard = runtime::lock();
     let mut rt = guard.as_mut();
     // One datapath poll for the whole set.
     if let Some(rt) = rt.as_deref_mut() {
         rt.poll();
+        absorb(&mut reg, rt);
     }
     let mut n = kernel_n;
-    for i in 0..list.len() {
+    let nested = reg.set(epfd).map_or(0, |s| s.nested.len());
+    for k in 0..nested {
         if n >= out.len() {
             break;
         }
-        let m = list[i];
-        if m.epfd != epfd || m.disarmed || m.served == Served::Kernel {
-            continue;
-        }
-        let (level, edges) = match m.served {
-            Served::Nested => {
-                let ready = has_ready(&list, rt.as_deref_mut(), m.fd, 1);
-                (if ready { EPOLLIN } else { 0 } & m.events, Edges::default())
+        let Some(i) = reg.set(epfd).and_then(|s| s.nested.get(k).copied()) else { break };
+        let Some(m) = reg.get(i).copied().filter(|m| !m.disarmed) else { continue };
+        let level = if has_ready(&reg, rt.as_deref_mut(), m.fd, 1) { EPOLLIN } else { 0 } & m.events;
+        if let Some(ev) = report(&mut reg, i, level, Edges::default()) {
+            // A nested set the kernel reported already (for its kernel members) is one event.
+            if let Some(e) = out[..kernel_n].iter_mut().find(|e| { e.u64 } == m.data) {
+                e.events |= ev;
+                continue;
             }
-            _ => level(&m, rt.as_deref_mut()),
-        };
-        let ev = fired(&m, level, edges);
-        let member = &mut list[i];
-        member.last_level = level;
-        if ev == 0 {
-            continue;
+            out[n] = epoll_event { events: ev, u64: m.data };
+            n += 1;
         }
-        if ev & EPOLLIN != 0 {
-            member.seen_arrivals = edges.arrivals;
+    }
+    let queued = reg.set(epfd).map_or(0, |s| s.ready.len());
+    for _ in 0..queued {
+        if n >= out.len() {
+            break;
         }
-        if ev & EPOLLOUT != 0 {
-            member.seen_send_blocks = edges.send_blocks;
-        }
-        if m.events & EPOLLONESHOT != 0 {
-            member.disarmed = true;
-        }
-        // A nested set the kernel reported already (for its kernel members) is one event.
-        if let Some(e) = out[..kernel_n].iter_mut().find(|e| m.served == Served::Nested && { e.u64 } == m.data) {
-            e.events |= ev;
-            continue;
-        }
+        let Some(i) = reg.pop_ready(epfd) else { break };
+        let Some(m) = reg.get(i).copied().filter(|m| !m.disarmed && m.served == Served::User) else { continue };
+        let (level, edges) = level(&m, rt.as_deref_mut());
+        let Some(ev) = report(&mut reg, i, level, edges) else { continue };
         out[n] = epoll_event { events: ev, u64: m.data };
         n += 1;
+        // Level-triggered and still armed: looked at again by the next wait, behind the rest.
+        if m.events & (EPOLLET | EPOLLONESHOT) == 0 {
+            reg.queue(i);
+        }
     }
     n
+}
+
+/// Records what a member's check found (`level`, its edges) and returns the events to report,
+/// if any: edge-triggered bookkeeping and EPOLLONESHOT's disarming.
+fn report(reg: &mut Registry, i: usize, level: u32, edges: Edges) -> Option<u32> {
+    let member = reg.get_mut(i)?;
+    let ev = fired(member, level, edges);
+    member.last_level = level;
+    if ev == 0 {
+        return None;
+    }
+    if ev & EPOLLIN != 0 {
+        member.seen_arrivals = edges.arrivals;
+    }
+    if ev & EPOLLOUT != 0 {
+        member.seen_send_blocks = edges.send_blocks;
+    }
+    if member.events & EPOLLONESHOT != 0 {
+        member.disarmed = true;
+    }
+    Some(ev)
 }
 
 /// The wait shared by epoll_wait, epoll_pwait and epoll_pwait2: `kernel` runs the real call on

@@ -170,7 +170,19 @@ pub struct Runtime {
     pid: u32,
     /// The generation of the next slot id.
     generation: u32,
+    /// Free indexes of `slots` (a new socket takes one in O(1), not a scan of 10,000).
+    free_slots: Vec<u32>,
+    /// The slot of each stack socket, by the handle's index (stack events name handles).
+    by_handle: Vec<Option<(SocketHandle, u32)>>,
+    /// Slots whose readiness changed by a call rather than by the stack (a UDP SHUT_RD,
+    /// zero-copy completions), for the ready lists; bounded.
+    changed: Vec<u32>,
+    /// `changed` overflowed.
+    changed_overflow: bool,
 }
+
+/// The most slots `Runtime::changed` keeps.
+const CHANGED_CAP: usize = 1024;
 
 /// The process whose runtime this is (0: none). Read without the lock, so that exit paths of
 /// a process that accelerated nothing, or of a fork or vfork child (which shares the parent's
@@ -246,7 +258,17 @@ impl Runtime {
         OWNER_PID.store(std::process::id(), Ordering::Release);
         crate::fatal::install();
         publish::open(driver.wait_fds()[0]);
-        Ok(Runtime { driver, slots: Vec::new(), scratch: vec![0u8; 65_536], pid: std::process::id(), generation: 0 })
+        Ok(Runtime {
+            driver,
+            slots: Vec::new(),
+            scratch: vec![0u8; 65_536],
+            pid: std::process::id(),
+            generation: 0,
+            free_slots: Vec::new(),
+            by_handle: Vec::new(),
+            changed: Vec::with_capacity(CHANGED_CAP),
+            changed_overflow: false,
+        })
     }
 
     /// The socket behind a slot id (None once it was released, even if its index was reused).
@@ -259,16 +281,23 @@ impl Runtime {
     }
 
     fn take_slot(&mut self, id: u32) -> Option<Slot> {
-        self.slot(id)?;
+        let s = self.slot(id)?;
         publish::socket_closed(id);
-        self.slots.get_mut((id & ((1 << INDEX_BITS) - 1)) as usize)?.take()
+        if let Some(e) = self.by_handle.get_mut(s.handle.index() as usize) {
+            if e.is_some_and(|(h, _)| h == s.handle) {
+                *e = None;
+            }
+        }
+        let index = id & ((1 << INDEX_BITS) - 1);
+        self.free_slots.push(index);
+        self.slots.get_mut(index as usize)?.take()
     }
 
     /// Stores `s` and returns its id; None when every index is taken (the fd table covers no
     /// more descriptors than there are indexes).
     fn insert(&mut self, mut s: Slot) -> Option<u32> {
-        let index = match self.slots.iter().position(Option::is_none) {
-            Some(i) => i,
+        let index = match self.free_slots.pop() {
+            Some(i) => i as usize,
             None if self.slots.len() < 1 << INDEX_BITS => {
                 self.slots.push(None);
                 self.slots.len() - 1
@@ -278,7 +307,41 @@ impl Runtime {
         self.generation = self.generation.wrapping_add(1);
         s.id = (self.generation << INDEX_BITS) | index as u32;
         self.slots[index] = Some(s);
+        let h = s.handle.index() as usize;
+        if self.by_handle.len() <= h {
+            self.by_handle.resize(h + 1, None);
+        }
+        self.by_handle[h] = Some((s.handle, s.id));
         Some(s.id)
+    }
+
+    /// Hands `f` the id of each slot whose readiness may have changed since the last call
+    /// (the stack's readiness events, and calls that changed it: `changed`); a slot may come
+    /// more than once. Returns true when some were lost: every slot may then have changed.
+    /// The epoll sets' ready lists are fed from here, so a wait costs what is ready, not
+    /// what is registered.
+    pub fn take_ready(&mut self, mut f: impl FnMut(u32)) -> bool {
+        let Runtime { driver, by_handle, changed, changed_overflow, .. } = self;
+        let lost = driver.take_ready(|h| {
+            if let Some(Some((handle, id))) = by_handle.get(h.index() as usize) {
+                if *handle == h {
+                    f(*id);
+                }
+            }
+        });
+        for id in changed.drain(..) {
+            f(id);
+        }
+        lost | std::mem::take(changed_overflow)
+    }
+
+    /// A call changed what the slot's socket is ready for without the stack knowing.
+    pub(crate) fn changed(&mut self, slot: u32) {
+        if self.changed.len() < CHANGED_CAP {
+            self.changed.push(slot);
+        } else {
+            self.changed_overflow = true;
+        }
     }
 
     /// Re-reads the slot's timestamp options (after a setsockopt on its kernel socket).
@@ -307,6 +370,7 @@ impl Runtime {
             s.shut_rd |= rd;
             s.shut_wr |= wr;
         }
+        self.changed(slot);
     }
 
     /// Drives the datapath once on behalf of an application thread, waking sleepers when
@@ -534,8 +598,11 @@ pub fn set_peek_off(slot: u32, value: i32) {
 
 /// A MSG_ZEROCOPY send on the slot took bytes (with SO_ZEROCOPY on): its completion is queued.
 pub fn zerocopy_completed(slot: u32) {
-    if let Some(s) = lock().as_mut().and_then(|rt| rt.slot_mut(slot)) {
-        s.zerocopy.completed();
+    if let Some(rt) = lock().as_mut() {
+        if let Some(s) = rt.slot_mut(slot) {
+            s.zerocopy.completed();
+            rt.changed(slot);
+        }
     }
 }
 

@@ -4,7 +4,7 @@
  * go to stderr.
  *
  * usage: suite CASE PEER_IP ECHO_PORT BASE_PORT [SECONDS]
- *   CASE: errors signals threads dup epoll fork exec storm tcp tcp-epoll tcp-fork, or one of
+ *   CASE: errors signals threads dup epoll epoll-ready fork exec storm tcp tcp-epoll tcp-fork, or one of
  *   the exec children.
  *   A kernel UDP echo server listens on PEER_IP:ECHO_PORT; nothing listens on PEER_IP:9.
  *   Each case binds its own ports from BASE_PORT up.
@@ -651,6 +651,95 @@ static void case_epoll(void) {
     close(outer);
 }
 
+
+/* Collects the data words of the events `ep` reports within `ms` until `want` distinct ones
+ * came (events arrive as the echoes do); returns how many distinct ones. */
+static int collect(int ep, int want, int ms, uint64_t *seen) {
+    int got = 0;
+    double end = now() + ms / 1000.0;
+    while (got < want && now() < end) {
+        struct epoll_event ev[16];
+        int n = epoll_wait(ep, ev, 16, 50);
+        for (int i = 0; i < n; i++) {
+            int dup = 0;
+            for (int j = 0; j < got; j++) dup |= seen[j] == ev[i].data.u64;
+            if (!dup && got < want) seen[got++] = ev[i].data.u64;
+        }
+    }
+    return got;
+}
+
+static int has(const uint64_t *list, int n, uint64_t x) {
+    for (int i = 0; i < n; i++)
+        if (list[i] == x) return 1;
+    return 0;
+}
+
+/* A set of many sockets, a few of them ready: exactly those are reported; level-triggered
+ * members are reported again (round robin past maxevents) until drained; edge-triggered ones
+ * once per arrival; a closed member never; a dup'd descriptor as its own member. */
+static void case_epoll_ready(void) {
+    current = "epoll-ready";
+    enum { N = 200 };
+    static int s[N];
+    char buf[64];
+    uint64_t seen[8];
+    int ep = epoll_create1(0);
+    int ok = 1;
+    for (int i = 0; i < N; i++) {
+        s[i] = socket(AF_INET, SOCK_DGRAM, 0);
+        struct sockaddr_in a = any_port(0);
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = i};
+        ok &= bind(s[i], (struct sockaddr *)&a, sizeof a) == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, s[i], &ev) == 0;
+    }
+    SAY("setup: %d", ok);
+    struct epoll_event ev[8];
+    SHOW("wait-none", epoll_wait(ep, ev, 8, 100));
+    int pick[3] = {10, 100, 190};
+    for (int k = 0; k < 3; k++) sendto(s[pick[k]], "x", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    int got = collect(ep, 3, 3000, seen);
+    SAY("ready: %d picked: %d %d %d", got, has(seen, got, 10), has(seen, got, 100), has(seen, got, 190));
+    /* Level-triggered, two at a time: the third comes in the next call. */
+    int n1 = epoll_wait(ep, ev, 2, 0);
+    uint64_t first[2] = {ev[0].data.u64, ev[1].data.u64};
+    int n2 = epoll_wait(ep, ev, 2, 0);
+    int third = -1;
+    for (int k = 0; k < 3; k++)
+        if (!has(first, 2, pick[k])) third = pick[k];
+    SAY("lt: %d then %d, the rest next: %d", n1, n2, n2 > 0 && (ev[0].data.u64 == (uint64_t)third || ev[1].data.u64 == (uint64_t)third));
+    for (int k = 0; k < 3; k++) recv(s[pick[k]], buf, sizeof buf, 0);
+    SHOW("drained", epoll_wait(ep, ev, 8, 100));
+    /* Edge-triggered: one report per arrival, none for data already reported. */
+    struct epoll_event et = {.events = EPOLLIN | EPOLLET, .data.u64 = 10};
+    SHOW("mod-et", epoll_ctl(ep, EPOLL_CTL_MOD, s[10], &et));
+    sendto(s[10], "a", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    SHOW("et-first", collect(ep, 1, 3000, seen));
+    SHOW("et-again", epoll_wait(ep, ev, 8, 100));
+    sendto(s[10], "b", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    SHOW("et-second-arrival", collect(ep, 1, 3000, seen));
+    SHOW("et-read-one", recv(s[10], buf, sizeof buf, 0));
+    SHOW("et-after-partial-read", epoll_wait(ep, ev, 8, 100));
+    SHOW("et-read-two", recv(s[10], buf, sizeof buf, 0));
+    /* A member closed while readable is never reported. */
+    sendto(s[100], "c", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    SHOW("ready-before-close", collect(ep, 1, 3000, seen));
+    close(s[100]);
+    SHOW("after-close", epoll_wait(ep, ev, 8, 100));
+    /* A dup is its own member: both report the one socket. */
+    int d = dup(s[190]);
+    struct epoll_event de = {.events = EPOLLIN, .data.u64 = 1000};
+    SHOW("add-dup", epoll_ctl(ep, EPOLL_CTL_ADD, d, &de));
+    sendto(s[190], "d", 1, 0, (struct sockaddr *)&peer, sizeof peer);
+    got = collect(ep, 2, 3000, seen);
+    SAY("dup-ready: %d both: %d", got, has(seen, got, 190) && has(seen, got, 1000));
+    recv(s[190], buf, sizeof buf, 0);
+    SHOW("dup-drained", epoll_wait(ep, ev, 8, 100));
+    close(d);
+    for (int i = 0; i < N; i++)
+        if (i != 100) close(s[i]);
+    close(ep);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 static void case_fork(void) {
@@ -1242,6 +1331,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "threads-split")) case_threads(extra ? extra : 10, 4);
     else if (!strcmp(which, "dup")) case_dup();
     else if (!strcmp(which, "epoll")) case_epoll();
+    else if (!strcmp(which, "epoll-ready")) case_epoll_ready();
     else if (!strcmp(which, "fork")) case_fork();
     else if (!strcmp(which, "exec")) case_exec(argv[2], argv[3], argv[4]);
     else if (!strcmp(which, "exec-next")) return exec_next(extra);

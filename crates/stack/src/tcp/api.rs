@@ -437,12 +437,18 @@ impl Stack {
                 s.timer = new.map(|d| (self.tcp.timers.schedule(d, h), d));
             }
         }
-        // Readiness edges.
+        // Readiness: each change queued while readable, and writability's edges.
+        let arrivals = match &s.kind {
+            TcpKind::Connection(c) => c.arrivals,
+            TcpKind::Listener(l) => l.arrivals,
+            TcpKind::Idle => 0,
+        };
         let mut events = [None, None];
-        if readiness.readable && !s.readable_signalled {
+        if readiness.readable && (!s.readable_signalled || arrivals != s.signalled_arrivals) {
             events[0] = Some(Event::Readable(h));
         }
         s.readable_signalled = readiness.readable;
+        s.signalled_arrivals = arrivals;
         if readiness.writable && !s.writable_signalled {
             events[1] = Some(Event::Writable(h));
         }

@@ -40,7 +40,10 @@ pub(crate) struct TcpSocket {
     pub(crate) dirty: bool,
     /// Indexed by its 4-tuple.
     pub(crate) in_demux: bool,
+    /// Readable when last settled, and its arrival count then: a Readable event goes out for
+    /// each change queued while readable, not only on the edge (edge-triggered waiters).
     pub(crate) readable_signalled: bool,
+    pub(crate) signalled_arrivals: u64,
     pub(crate) writable_signalled: bool,
 }
 
@@ -57,6 +60,7 @@ impl TcpSocket {
             dirty: false,
             in_demux: false,
             readable_signalled: false,
+            signalled_arrivals: 0,
             writable_signalled: false,
         }
     }

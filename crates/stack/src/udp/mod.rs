@@ -54,8 +54,6 @@ pub struct UdpSocket {
     pub(crate) options: UdpOptions,
     /// Multicast groups joined.
     pub(crate) memberships: Vec<Ipv4Addr>,
-    /// A Readable event was emitted and the queue has not been drained since.
-    pub(crate) readable_signalled: bool,
     /// Datagrams dropped because the queue was full.
     pub(crate) drops: u64,
     /// Datagrams ever queued (edge-triggered readiness compares it).
@@ -71,7 +69,6 @@ impl UdpSocket {
             queue: DatagramQueue::new(rcvbuf),
             options: UdpOptions::default(),
             memberships: Vec::new(),
-            readable_signalled: false,
             drops: 0,
             arrivals: 0,
         }

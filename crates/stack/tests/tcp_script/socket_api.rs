@@ -30,8 +30,13 @@ fn readiness_events_and_arrivals_surface_changes() {
     p.inject(seg("P.", 1001).ack(1).len(10));
     assert_eq!(p.stack.poll_event(), Some(stack::Event::Readable(h)));
     p.inject(seg("P.", 1011).ack(1).len(10));
-    assert_eq!(p.stack.poll_event(), None, "still readable: no new edge event");
-    assert!(p.stack.tcp_arrivals(h).unwrap() >= a0 + 3, "but the arrivals counter grows");
+    assert_eq!(p.stack.poll_event(), Some(stack::Event::Readable(h)), "each arrival while readable is an event");
+    assert_eq!(p.stack.poll_event(), None);
+    assert!(p.stack.tcp_arrivals(h).unwrap() >= a0 + 3, "and the arrivals counter grows");
+    let mut all = [0u8; 20];
+    assert_eq!(p.stack.tcp_recv(h, &mut all, true), Ok(20));
+    p.inject(seg(".", 1021).ack(1));
+    assert_eq!(p.stack.poll_event(), None, "a bare ACK queues nothing to read");
     let mut peek = [0u8; 20];
     assert_eq!(p.stack.tcp_recv(h, &mut peek, true), Ok(20));
     assert_eq!(p.stack.tcp_readable_len(h).unwrap(), 20, "MSG_PEEK leaves the data");
