@@ -53,6 +53,8 @@ pub struct Driver {
     ready_overflow: bool,
     /// The stack's dropped-event count when last looked at.
     events_dropped_seen: u64,
+    /// When `poll` last ran (its clock reading, for callers that track activity).
+    polled_at: Instant,
 }
 
 impl std::fmt::Debug for Driver {
@@ -123,6 +125,7 @@ impl Driver {
             ready: Vec::with_capacity(READY_CAP),
             ready_overflow: false,
             events_dropped_seen: 0,
+            polled_at: Instant::ZERO,
         }
         .loaded()
     }
@@ -261,6 +264,7 @@ impl Driver {
     /// acts on the stack's events. Returns the frames received, plus one when timers ran.
     pub fn poll(&mut self) -> usize {
         let now = clock::now();
+        self.polled_at = now;
         let Driver { stack, port, .. } = self;
         let got = port.receive(RX_BURST, &mut |frame| {
             let csum = match frame.checksum {
@@ -326,6 +330,11 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// When `poll` last ran: a caller that records its activity needs no clock reading of its own.
+    pub fn polled_at(&self) -> Instant {
+        self.polled_at
     }
 
     /// Hands each socket whose readiness changed since the last call to `f` (a socket may come

@@ -44,6 +44,9 @@ pub struct TimerWheel<T> {
     /// Slots and entries looked at so far (expiry and deadline search): the deterministic
     /// measure of the wheel's work that tests compare.
     visits: std::cell::Cell<u64>,
+    /// What `next_deadline` last found (None: not known since the last `expire`), lowered by
+    /// `schedule`: a driver asks on every poll, and the answer rarely changes between two.
+    earliest: std::cell::Cell<Option<Option<Instant>>>,
 }
 
 impl<T: Copy> TimerWheel<T> {
@@ -59,6 +62,7 @@ impl<T: Copy> TimerWheel<T> {
             current_tick: (now.as_nanos() / granularity_ns).saturating_sub(1),
             live: 0,
             visits: std::cell::Cell::new(0),
+            earliest: std::cell::Cell::new(Some(None)),
         }
     }
 
@@ -86,6 +90,9 @@ impl<T: Copy> TimerWheel<T> {
         self.slots[slot].push(index);
         self.slot_min[slot] = Some(self.slot_min[slot].map_or(deadline, |m| m.min(deadline)));
         self.live += 1;
+        if let Some(known) = self.earliest.get() {
+            self.earliest.set(Some(Some(known.map_or(deadline, |m| m.min(deadline)))));
+        }
         TimerId { index, generation: self.entries[index as usize].generation }
     }
 
@@ -95,8 +102,12 @@ impl<T: Copy> TimerWheel<T> {
             Some(e) if e.generation == id.generation && e.token.is_some() => {
                 e.token = None;
                 e.generation = e.generation.wrapping_add(1);
-                // Its slot still lists the index; the slot sweep drops it lazily.
+                // Its slot still lists the index; the slot sweep drops it lazily. The known
+                // earliest deadline stays (a lower bound, as the slots' minima are).
                 self.live -= 1;
+                if self.live == 0 {
+                    self.earliest.set(Some(None));
+                }
                 true
             }
             _ => false,
@@ -128,6 +139,7 @@ impl<T: Copy> TimerWheel<T> {
         if now_tick <= self.current_tick {
             return;
         }
+        self.earliest.set(None);
         // A jump longer than a revolution visits each slot once.
         let ticks = (now_tick - self.current_tick).min(SLOTS as u64);
         let first = now_tick - ticks;
@@ -179,6 +191,15 @@ impl<T: Copy> TimerWheel<T> {
         if self.live == 0 {
             return None;
         }
+        if let Some(known) = self.earliest.get() {
+            return known;
+        }
+        let found = self.search_deadline();
+        self.earliest.set(Some(found));
+        found
+    }
+
+    fn search_deadline(&self) -> Option<Instant> {
         // Slots in the order they will be processed: the first that holds a timer due within
         // one revolution holds the earliest deadline.
         let horizon = self.current_tick + SLOTS as u64;

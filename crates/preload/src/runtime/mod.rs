@@ -376,8 +376,8 @@ impl Runtime {
     /// Drives the datapath once on behalf of an application thread, waking sleepers when
     /// datagrams arrived.
     pub fn poll(&mut self) -> usize {
-        LAST_APP_POLL.store(driver::clock::now().as_nanos(), Ordering::Relaxed);
         let n = self.driver.poll();
+        LAST_APP_POLL.store(self.driver.polled_at().as_nanos(), Ordering::Relaxed);
         if n > 0 {
             self.frames_arrived();
         }

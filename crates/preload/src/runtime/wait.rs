@@ -189,7 +189,13 @@ pub struct Waiter {
     start: Instant,
     deadline: Option<Instant>,
     always_eintr: bool,
+    /// Calls to `wait_on` while spinning: the clock is read on every `SPIN_CLOCK_EVERY`th
+    /// (a clock reading costs as much as the rest of a spin round).
+    spins: std::cell::Cell<u32>,
 }
+
+/// While spinning, the deadline and the spin budget are checked every this many rounds.
+const SPIN_CLOCK_EVERY: u32 = 4;
 
 /// Why a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +212,7 @@ impl Waiter {
     pub fn new(timeout: Option<Duration>, always_eintr: bool) -> Waiter {
         crate::signals::begin_call();
         let start = Instant::now();
-        Waiter { start, deadline: timeout.map(|t| start + t), always_eintr }
+        Waiter { start, deadline: timeout.map(|t| start + t), always_eintr, spins: std::cell::Cell::new(0) }
     }
 
     /// Whether the spin budget is spent: each `wait` now sleeps (up to a millisecond), so a
@@ -231,6 +237,12 @@ impl Waiter {
     pub fn wait_on(&self, kernel: Option<&[libc::pollfd]>) -> Result<(), WaitEnd> {
         if crate::signals::interrupted(self.always_eintr) {
             return Err(WaitEnd::Interrupted);
+        }
+        let round = self.spins.get();
+        if !round.is_multiple_of(SPIN_CLOCK_EVERY) {
+            self.spins.set(round.wrapping_add(1));
+            std::hint::spin_loop();
+            return Ok(());
         }
         let now = Instant::now();
         if self.deadline.is_some_and(|d| now >= d) {
@@ -270,6 +282,8 @@ impl Waiter {
                 unsafe { libc::syscall(libc::SYS_read, note, &mut count as *mut u64, 8) };
             }
         } else {
+            // Still spinning: the next rounds skip the clock.
+            self.spins.set(round.wrapping_add(1));
             std::hint::spin_loop();
         }
         Ok(())
