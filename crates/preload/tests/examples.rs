@@ -4,7 +4,7 @@
 
 use common::{assert_kernel_carried_at_most, attached, spawn_accelerated, tcp_segments};
 use std::io::Read;
-use std::net::{SocketAddrV4, TcpListener};
+use std::net::{SocketAddrV4, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -275,4 +275,74 @@ fn the_extension_api_s_errors_under_exasock_and_a_warm_send_on_a_kernel_socket()
     assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
     let got = reader.join().unwrap();
     assert_eq!(got, ["xy", "kernel"], "the peer read the sends, and nothing of the warm send");
+}
+
+/// udp-timestamp under exasock: every datagram from the peer comes with a software receive
+/// timestamp (SO_TIMESTAMPING) taken moments before recvmsg returned, and is echoed.
+#[test]
+fn udp_timestamp_reports_a_receive_timestamp_for_every_datagram() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let exe = example("udp-timestamp");
+    let port = 7630u16;
+    let mut rx = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"],
+        &[&exe, &topo.accel.ip.to_string(), &port.to_string(), "3"],
+    );
+    rx.wait_for_line("ready (exasock loaded)", T).unwrap();
+    let peer_ip = topo.peer.ip;
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+    tx.set_read_timeout(Some(T)).unwrap();
+    for i in 0..3 {
+        let msg = format!("stamp me {i}");
+        tx.send_to(msg.as_bytes(), (topo.accel.ip, port)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = tx.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], msg.as_bytes(), "the echo of datagram {i}");
+    }
+    let out = rx.finish(T).unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stderr.contains("enabled bypass"), "{stdout}{stderr}");
+    for line in stdout.lines().filter(|l| l.starts_with("datagram")) {
+        let age: i64 =
+            line.split(", ").nth(2).and_then(|a| a.split(' ').next()).and_then(|a| a.parse().ok()).unwrap_or(-1);
+        assert!(line.contains("timestamped") && (0..1_000_000).contains(&age), "{line}\n{stdout}");
+    }
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("datagram")).count(), 3, "{stdout}");
+}
+
+/// multicast-echo under exasock: datagrams the peer sends to the group are received through
+/// the stack (the accelerated namespace's kernel receives none) and echoed to the sender.
+#[test]
+fn multicast_echo_answers_each_group_datagram() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let exe = example("multicast-echo");
+    let port = 7640u16;
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut rx = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"],
+        &[&exe, "239.1.2.4", &port.to_string(), &topo.accel.ip.to_string(), "3"],
+    );
+    rx.wait_for_line("ready (exasock loaded)", T).unwrap();
+    let peer_ip = topo.peer.ip;
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+    tx.set_multicast_ttl_v4(1).unwrap();
+    tx.set_read_timeout(Some(T)).unwrap();
+    for i in 0..3 {
+        tx.send_to(format!("m{i}").as_bytes(), ("239.1.2.4", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let n = tx.recv(&mut buf).unwrap();
+        assert_eq!(String::from_utf8_lossy(&buf[..n]), format!("echo m{i}"));
+    }
+    let out = rx.finish(T).unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && stderr.contains("enabled bypass"), "{stdout}{stderr}");
+    assert_eq!(
+        topo.counter(Side::Accel, "UdpInDatagrams").unwrap(),
+        before,
+        "the kernel received the group's datagrams"
+    );
 }
