@@ -37,6 +37,8 @@ pub struct Driver {
     /// How many of this process's sockets use each claimed flow (several sockets of one
     /// process may share a port with SO_REUSEADDR/SO_REUSEPORT): the entry goes with the last.
     claims: HashMap<Flow, u32>,
+    /// The interface's name (`exasock_tcp_get_device`).
+    iface: String,
     ifindex: u32,
     changes: Vec<Change>,
     kernel_errors: u64,
@@ -114,6 +116,7 @@ impl Driver {
             monitor,
             steering,
             claims: HashMap::new(),
+            iface: iface.to_string(),
             ifindex,
             changes: Vec::new(),
             kernel_errors: 0,
@@ -142,6 +145,11 @@ impl Driver {
         let addrs: Vec<(std::net::Ipv4Addr, u8)> =
             self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len)).collect();
         let _ = self.steering.set_local_addrs(&nic::steering::wildcard_addrs(&addrs));
+    }
+
+    /// The name of the interface it serves.
+    pub fn interface_name(&self) -> &str {
+        &self.iface
     }
 
     /// The stack.

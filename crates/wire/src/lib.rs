@@ -24,6 +24,7 @@ pub mod ethernet;
 pub mod fuzzing;
 pub mod icmp;
 pub mod ipv4;
+pub mod prebuilt;
 pub mod tcp;
 pub mod tcp_options;
 pub mod udp;

@@ -89,6 +89,13 @@ pub(crate) fn send(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Resul
     r
 }
 
+/// MSG_EXA_WARM on an accelerated TCP socket: the frame a send of `data` would start with is
+/// built in a transmit slot and given back; the connection does not change. The length, or
+/// a send's errno (EPIPE without SIGPIPE: nothing was sent).
+pub(crate) fn warm(slot: u32, data: &[u8]) -> Result<usize, c_int> {
+    runtime::tcp_warm(slot, data).map_err(|e| e.errno())
+}
+
 fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
     let send_flags = SendFlags { more: flags & libc::MSG_MORE != 0, oob: flags & libc::MSG_OOB != 0 };
     let total: usize = parts.iter().map(|p| p.len()).sum();

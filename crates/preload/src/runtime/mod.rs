@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 mod accelerate;
 mod async_io;
+mod extensions;
 mod lifetime;
 mod publish;
 mod sockaddr;
@@ -26,6 +27,7 @@ mod wait;
 
 pub use accelerate::*;
 pub use async_io::*;
+pub use extensions::*;
 pub use lifetime::*;
 pub use sockaddr::*;
 pub use tcp_options::*;

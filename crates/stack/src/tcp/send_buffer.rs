@@ -61,6 +61,17 @@ impl SendBuffer {
         self.ring.push(&data[..n])
     }
 
+    /// Appends all of `data`, past the limit if need be (bytes that already went out on the
+    /// wire outside the stack, `exasock_tcp_send_advance`: they must be kept for
+    /// retransmission); later writes wait until the buffer drains under the limit again.
+    pub fn write_forced(&mut self, data: &[u8]) {
+        let end = self.ring.len() + data.len();
+        if end > self.ring.capacity() {
+            self.ring.reserve(end, self.limit.max(end));
+        }
+        self.ring.push(data);
+    }
+
     /// Copies bytes from `offset` (from `snd_una`) into `out`; returns the bytes copied.
     pub fn read_at(&self, offset: usize, out: &mut [u8]) -> usize {
         self.ring.read_at(offset, out)

@@ -308,6 +308,11 @@ impl Script {
         }
     }
 
+    /// A frame sent outside `transmit` (a prebuilt segment), as a test checks it.
+    pub fn parse_frame(&mut self, frame: &[u8]) -> Out {
+        self.parse(frame, None)
+    }
+
     /// Moves time to `t` (milliseconds), running every timer at its deadline on the way.
     pub fn run_until(&mut self, t: u64) {
         SimulatedDriver::run_until(self, ms(t));

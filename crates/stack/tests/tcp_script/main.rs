@@ -11,6 +11,7 @@ mod closing;
 mod gso;
 mod handshake;
 mod keepalive;
+mod prebuilt;
 mod recovery;
 mod repair;
 mod sack;

@@ -392,6 +392,9 @@ unsafe fn accelerated_sendto(
             return errno::fail(libc::EFAULT);
         }
         let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
+        if flags & MSG_EXA_WARM != 0 {
+            return stream::ssize(stream::warm(slot, data));
+        }
         return stream::ssize(stream::send(fd, slot, &[data], flags));
     }
     let dst = match destination(addr, alen) {
@@ -419,10 +422,36 @@ pub unsafe extern "C" fn sendto(
         FdState::UdpCandidate if crate::init::ready() && !fdtable::hinted_bound(fd) => {
             match runtime::read_sockaddr(addr, alen) {
                 Some(dst) if runtime::auto_bind(fd, dst) => sendto(fd, buf, len, flags, addr, alen),
+                _ if flags & MSG_EXA_WARM != 0 && warm_skipped(fd) => len as ssize_t,
                 _ => real::sendto(fd, buf, len, flags, addr, alen),
             }
         }
+        _ if flags & MSG_EXA_WARM != 0 && warm_skipped(fd) => len as ssize_t,
         _ => real::sendto(fd, buf, len, flags, addr, alen),
+    }
+}
+
+/// MSG_EXA_WARM on a descriptor exasock does not accelerate: when it is a socket, nothing is
+/// sent and the original's warning is printed, every time (the caller returns the length, as
+/// the original does); any other descriptor goes to the kernel, which gives its errno.
+fn warm_skipped(fd: c_int) -> bool {
+    let mut ty: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    // SAFETY: getsockopt into a local int.
+    let socket =
+        unsafe { real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut c_int).cast(), &mut len) == 0 };
+    if socket {
+        crate::log::warning!("sending MSG_EXA_WARM message on not accelerated socket (fd={fd}) - skipped");
+    }
+    socket
+}
+
+/// What a skipped warm sendmsg returns: the bytes its iovecs hold, or the kernel's errno for
+/// bad ones.
+unsafe fn warm_total(msg: *const msghdr) -> ssize_t {
+    match iovecs(&*msg).and_then(|v| gathered_len(v, usize::MAX)) {
+        Ok(total) => total as ssize_t,
+        Err(e) => errno::fail(e),
     }
 }
 
@@ -430,6 +459,7 @@ pub unsafe extern "C" fn sendto(
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, len: size_t, flags: c_int) -> ssize_t {
     match fdtable::get(fd) {
         FdState::Accel(slot) => accelerated_sendto(fd, slot, buf, len, flags, std::ptr::null(), 0),
+        _ if flags & MSG_EXA_WARM != 0 && warm_skipped(fd) => len as ssize_t,
         _ => real::send(fd, buf, len, flags),
     }
 }
@@ -449,9 +479,11 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         FdState::UdpCandidate if crate::init::ready() && !msg.is_null() && !fdtable::hinted_bound(fd) => {
             match runtime::read_sockaddr((*msg).msg_name as *const sockaddr, (*msg).msg_namelen) {
                 Some(dst) if runtime::auto_bind(fd, dst) => return sendmsg(fd, msg, flags),
+                _ if flags & MSG_EXA_WARM != 0 && warm_skipped(fd) => return warm_total(msg),
                 _ => return real::sendmsg(fd, msg, flags),
             }
         }
+        _ if flags & MSG_EXA_WARM != 0 && !msg.is_null() && warm_skipped(fd) => return warm_total(msg),
         _ => return real::sendmsg(fd, msg, flags),
     };
     if msg.is_null() {
@@ -467,8 +499,15 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         return accelerated_sendto(fd, slot, p, n, flags, m.msg_name as *const sockaddr, m.msg_namelen);
     }
     if fdtable::is_tcp(fd) {
-        if let Err(e) = gathered_len(iovs, usize::MAX) {
-            return errno::fail(e);
+        let total = match gathered_len(iovs, usize::MAX) {
+            Ok(t) => t,
+            Err(e) => return errno::fail(e),
+        };
+        if flags & MSG_EXA_WARM != 0 {
+            // The segment a send starts with: its first bytes come from the first buffer.
+            let first = iovs.iter().find(|v| v.iov_len > 0);
+            let data = first.map_or(&[][..], |v| std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len));
+            return stream::ssize(stream::warm(slot, data).map(|_| total));
         }
         // At most a handful of parts on the stack; more are sent in groups, in order.
         let mut sent = 0usize;
