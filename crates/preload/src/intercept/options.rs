@@ -397,6 +397,11 @@ unsafe fn mirror_tcp_option(fd: c_int, level: c_int, name: c_int, val: *const c_
         let followed = if (level, name) == (libc::IPPROTO_TCP, libc::TCP_MAXSEG) {
             // The value given (the kernel reads back the segment size of a connected socket).
             read_int(val, len).is_ok_and(|v| o.set_max_seg(v).is_ok())
+        } else if let (Some(flag), Ok(v)) = (runtime::boolean_option(&mut o, level, name), read_int(val, len)) {
+            // On or off as given, which the kernel took: no getsockopt to read it back (nginx
+            // sets and clears TCP_CORK around every response).
+            *flag = v != 0;
+            true
         } else {
             runtime::follow_kernel_option(fd, &mut o, stack.tcp_config(), level, name)
         };

@@ -28,6 +28,20 @@ pub const FOLLOWED: [(i32, i32); 16] = [
     (libc::IPPROTO_IP, libc::IP_TOS),
 ];
 
+/// The stack's field for a followed option that is on or off (any non-zero value turns it on,
+/// and the kernel reads back 0 or 1), so a setsockopt the kernel took needs no reading back.
+pub fn boolean_option(o: &mut TcpSocketOptions, level: i32, name: i32) -> Option<&mut bool> {
+    match (level, name) {
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => Some(&mut o.nodelay),
+        (libc::IPPROTO_TCP, libc::TCP_CORK) => Some(&mut o.cork),
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => Some(&mut o.reuse_addr),
+        (libc::SOL_SOCKET, libc::SO_REUSEPORT) => Some(&mut o.reuse_port),
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => Some(&mut o.keepalive),
+        (libc::SOL_SOCKET, libc::SO_OOBINLINE) => Some(&mut o.oob_inline),
+        _ => None,
+    }
+}
+
 /// Linux's TCP_MSS_DEFAULT: what TCP_MAXSEG reads on a socket that never had it set.
 const MSS_DEFAULT: i32 = 536;
 

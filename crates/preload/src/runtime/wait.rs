@@ -192,6 +192,8 @@ pub struct Waiter {
     /// Calls to `wait_on` while spinning: the clock is read on every `SPIN_CLOCK_EVERY`th
     /// (a clock reading costs as much as the rest of a spin round).
     spins: std::cell::Cell<u32>,
+    /// The spin budget was found spent (sleeping from now on).
+    asleep: std::cell::Cell<bool>,
 }
 
 /// While spinning, the deadline and the spin budget are checked every this many rounds.
@@ -212,13 +214,19 @@ impl Waiter {
     pub fn new(timeout: Option<Duration>, always_eintr: bool) -> Waiter {
         crate::signals::begin_call();
         let start = Instant::now();
-        Waiter { start, deadline: timeout.map(|t| start + t), always_eintr, spins: std::cell::Cell::new(0) }
+        Waiter {
+            start,
+            deadline: timeout.map(|t| start + t),
+            always_eintr,
+            spins: std::cell::Cell::new(0),
+            asleep: std::cell::Cell::new(false),
+        }
     }
 
     /// Whether the spin budget is spent: each `wait` now sleeps (up to a millisecond), so a
     /// syscall per round costs nothing that matters.
     pub fn sleeping(&self) -> bool {
-        self.start.elapsed().as_micros() as u64 >= config::spin_usec()
+        self.asleep.get()
     }
 
     /// Spins or sleeps once (a sleep rechecked every millisecond); says why the wait is over
@@ -248,7 +256,8 @@ impl Waiter {
         if self.deadline.is_some_and(|d| now >= d) {
             return Err(WaitEnd::TimedOut);
         }
-        if now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
+        if self.asleep.get() || now.duration_since(self.start).as_micros() as u64 >= config::spin_usec() {
+            self.asleep.set(true);
             let seen = GENERATION.load(Ordering::SeqCst);
             SLEEPERS.fetch_add(1, Ordering::SeqCst);
             // Rechecked at least every millisecond: data on the kernel socket (loopback, other
