@@ -438,11 +438,12 @@ impl Stack {
             }
         }
         // Readiness: each change queued while readable, and writability's edges.
+        // The low half is enough to tell a change since the last settle.
         let arrivals = match &s.kind {
             TcpKind::Connection(c) => c.arrivals,
             TcpKind::Listener(l) => l.arrivals,
             TcpKind::Idle => 0,
-        };
+        } as u32;
         let mut events = [None, None];
         if readiness.readable && (!s.readable_signalled || arrivals != s.signalled_arrivals) {
             events[0] = Some(Event::Readable(h));

@@ -206,6 +206,19 @@ pub(crate) struct LossRecovery {
     pub(crate) retries: u32,
     /// When the current retransmission episode began (for the tcp_retries2 time bound).
     pub(crate) retrans_stamp: Instant,
+    /// With SACK: the scoreboard, RACK-TLP's and PRR's state, made when the connection first
+    /// sends data (an idle connection holds none).
+    pub(crate) sack: Option<Box<super::sack::SackState>>,
+}
+
+/// Proportional rate reduction's counters (RFC 6937).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Prr {
+    pub(crate) recover_fs: u32,
+    pub(crate) delivered: u32,
+    pub(crate) out: u32,
+    /// The window in recovery: the pipe plus what PRR lets out on this ACK.
+    pub(crate) cwnd: u32,
 }
 
 /// A connection's timers, one deadline per kind.
@@ -219,11 +232,14 @@ pub(crate) enum Timer {
     Close,
     /// Give back a buffer that is empty once the connection has been quiet long enough.
     Release,
+    /// RACK-TLP: the reordering window's end (RFC 8985 6.3) or the tail loss probe (7.2),
+    /// one slot as in Linux (`Rack::probe` says which).
+    Rack,
 }
 
 /// One deadline per timer kind.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct TimerTable([Option<Instant>; 6]);
+pub(crate) struct TimerTable([Option<Instant>; 7]);
 
 impl TimerTable {
     /// The earliest deadline.
@@ -233,7 +249,7 @@ impl TimerTable {
 
     /// Stops every timer.
     pub(crate) fn clear(&mut self) {
-        self.0 = [None; 6];
+        self.0 = [None; 7];
     }
 }
 
@@ -353,6 +369,7 @@ impl Connection {
                 backoff: 0,
                 retries: 0,
                 retrans_stamp: now,
+                sack: None,
             },
             timers: TimerTable::default(),
             rtt: RttEstimator::new(config.rto_initial, config.rto_min, config.rto_max),
@@ -463,7 +480,21 @@ impl Connection {
 
     /// Bytes in flight.
     pub(crate) fn in_flight(&self) -> u32 {
+        if self.sack_ok {
+            return self.sack_pipe();
+        }
         self.snd.nxt.since(self.snd.una)
+    }
+
+    /// The SACK state, if made yet.
+    pub(crate) fn sk(&self) -> Option<&super::sack::SackState> {
+        self.loss.sack.as_deref()
+    }
+
+    /// The SACK state, made now if not yet (one allocation in the connection's life).
+    pub(crate) fn sk_mut(&mut self) -> &mut super::sack::SackState {
+        let una = self.snd.una;
+        self.loss.sack.get_or_insert_with(|| Box::new(super::sack::SackState::new(una)))
     }
 
     /// Whether our FIN has been sent and acknowledged.
@@ -808,6 +839,10 @@ impl Connection {
         i.timestamps = self.ts.is_some();
         i.sack = self.sack_ok;
         i.rcv_mss = self.rcv.our_mss;
+        if let Some(sk) = self.sk() {
+            i.sacked = sk.sb.sacked_bytes();
+            i.lost = sk.sb.lost_unrepaired(self.snd.una);
+        }
         i.unacked = self.snd.max.since(self.snd.una);
         i.send_buffer_bytes = self.snd.buf.capacity();
         i.recv_buffer_bytes = self.rcv.buf.capacity();

@@ -66,6 +66,25 @@ pub struct TcpInfo {
     pub window_probes: u64,
     /// Keepalive probes sent.
     pub keepalive_probes: u64,
+    /// Loss recoveries entered on SACK information (RACK's verdict; Linux's TCPSackRecovery).
+    pub sack_recoveries: u32,
+    /// Tail loss probes sent (RFC 8985 7; Linux's TCPLossProbes).
+    pub loss_probes: u32,
+    /// Losses a tail loss probe repaired (Linux's TCPLossProbeRecovery).
+    pub loss_probe_recoveries: u32,
+    /// D-SACK blocks received (RFC 2883; Linux's TCPDSACKRecv).
+    pub dsacks_received: u32,
+    /// D-SACK blocks sent for duplicate data (Linux's TCPDSACKOldSent and TCPDSACKOfoSent).
+    pub dsacks_sent: u32,
+    /// Congestion window reductions undone because D-SACKs showed every retransmission of
+    /// the episode spurious (Linux's TCPDSACKUndo).
+    pub dsack_undos: u32,
+    /// The network was seen to reorder (Linux's tcpi_reord_seen).
+    pub reord_seen: u32,
+    /// Bytes SACKed above snd.una now (tcpi_sacked, in bytes).
+    pub sacked: u32,
+    /// Bytes deemed lost and not yet retransmitted now (tcpi_lost, in bytes).
+    pub lost: u32,
     /// Bytes allocated for the send buffer now: none until the first write, then grown by
     /// doubling from 4 KiB up to `send_buffer_limit`, and none again once it has been empty
     /// and the connection quiet for `TcpConfig::buffer_release`.

@@ -214,12 +214,18 @@ impl Connection {
         if ack >= self.snd.una {
             self.probes = 0;
         }
+        let (old_una, sacked_before) = (self.snd.una, self.sk().map_or(0, |sk| sk.sb.sacked_bytes()));
+        let pipe_before = if self.sack_ok { self.in_flight() } else { 0 };
+        if self.sack_ok {
+            self.take_sack_blocks(now, repr, ack);
+        }
         if ack > self.snd.una {
             self.on_new_ack(now, ack, repr);
-        } else if ack == self.snd.una
+        } else if !self.sack_ok
+            && ack == self.snd.una
             && data.is_empty()
             && !fin
-            && (window == self.snd.wnd || self.reports_sack(repr))
+            && window == self.snd.wnd
             && self.snd.max > self.snd.una
         {
             self.on_dup_ack();
@@ -238,6 +244,9 @@ impl Connection {
         if self.state == State::Closed {
             return;
         }
+        if self.sack_ok && ack >= old_una {
+            self.on_sack_ack(now, old_una, sacked_before, pipe_before);
+        }
 
         // 3b. URG (Linux's tcp_urg, before the data is queued).
         if self.state.can_receive() && !self.orphan {
@@ -247,6 +256,12 @@ impl Connection {
         // 4. Data.
         if seq < self.rcv.nxt {
             let old = self.rcv.nxt.since(seq) as usize;
+            if self.sack_ok && !data.is_empty() && self.state.can_receive() {
+                // Bytes received before: reported once in a D-SACK block (RFC 2883).
+                let end = seq + old.min(data.len()) as u32;
+                self.sk_mut().dsack = Some((seq, end));
+                self.ack.now = true;
+            }
             if old >= data.len() && (!data.is_empty() || fin) {
                 // A duplicate: acknowledge at once so the sender learns where we are.
                 self.ack.now = true;
@@ -271,6 +286,9 @@ impl Connection {
         }
         if !data.is_empty() {
             let offset = start.since(self.rcv.nxt) as usize;
+            if self.sack_ok && offset > 0 {
+                self.note_duplicate_out_of_order(offset as u32, data.len() as u32);
+            }
             let had_holes = self.rcv.buf.has_holes();
             match self.rcv.buf.insert(offset, data) {
                 Arrival::InOrder(n) => {
@@ -393,6 +411,13 @@ impl Connection {
         self.snd.buf.ack(data as usize);
         self.info.bytes_acked += u64::from(data);
         let in_flight_before = self.snd.max.since(self.snd.una);
+        if self.sack_ok {
+            let (una, min_rtt) = (self.snd.una, self.rtt.min_rtt());
+            let sk = self.sk_mut();
+            let mut news = sk.news;
+            sk.sb.on_cumulative_ack(una, ack, now, min_rtt, &mut news);
+            sk.news = news;
+        }
         self.snd.una = ack;
         if self.snd.nxt < self.snd.una {
             self.snd.nxt = self.snd.una;
@@ -403,7 +428,9 @@ impl Connection {
             self.snd.sml = self.snd.una;
         }
         self.urgent_acked();
-        self.on_ack_for_recovery(now, ack, acked, data, in_flight_before);
+        if !self.sack_ok {
+            self.on_ack_for_recovery(now, ack, acked, data, in_flight_before);
+        }
         self.timers[Timer::Retransmit] = if self.snd.una == self.snd.max { None } else { Some(now + self.rtt.rto()) };
         if data > 0 {
             self.arrived();
@@ -426,11 +453,16 @@ impl Connection {
         }
     }
 
-    /// Whether `repr` reports out-of-order data above what is acknowledged (a SACK block past
-    /// snd_una): RFC 6675 counts such an ACK as a duplicate even when the window in it changed
-    /// (a receiver holding out-of-order data advertises less room with each segment it keeps).
-    fn reports_sack(&self, repr: &TcpRepr) -> bool {
-        self.sack_ok && repr.options.sack_blocks.iter().flatten().any(|&(_, right)| Seq(right) > self.snd.una)
+    /// An out-of-order segment at `offset` past rcv.nxt, `len` bytes long: any part of it
+    /// already held is reported once in a D-SACK block (RFC 2883 4.1.2, Linux's
+    /// tcp_data_queue_ofo).
+    fn note_duplicate_out_of_order(&mut self, offset: u32, len: u32) {
+        let end = offset + len;
+        if let Some(&(a, b)) = self.rcv.buf.out_of_order().iter().find(|&&(a, b)| a < end && offset < b) {
+            let (s, e) = (a.max(offset), b.min(end));
+            let nxt = self.rcv.nxt;
+            self.sk_mut().dsack = Some((nxt + s, nxt + e));
+        }
     }
 
     /// An RTT sample from the TSecr of a segment that acknowledges something new.

@@ -26,7 +26,13 @@ pub struct Outgoing {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Send {
     New,
+    /// A tail loss probe's new data: one segment past the congestion window and Nagle.
+    ProbeNew,
     Fast,
+    /// With SACK: a lost run of at most this many bytes (RFC 6675's NextSeg).
+    Lost(u32),
+    /// A tail loss probe that retransmits the last segment.
+    Probe,
     /// The head after a retransmission timeout: sent whatever the windows say (Linux's
     /// tcp_retransmit_timer), so an RTO into a zero window still probes and re-arms the timer.
     Head,
@@ -58,7 +64,7 @@ impl Connection {
         if self.state.is_synchronized() && self.state != State::TimeWait {
             if self.loss.rto_head {
                 self.loss.rto_head = false;
-                if self.snd.max > self.snd.una && self.snd.nxt == self.snd.una {
+                if self.snd.max > self.snd.una && (self.snd.nxt == self.snd.una || self.sack_ok) {
                     if let Some(out) = self.send_data(now, buf, self.snd.una, Send::Head, 0) {
                         return Some(out);
                     }
@@ -68,6 +74,17 @@ impl Connection {
                 self.loss.retransmit_now = false;
                 if self.snd.max > self.snd.una {
                     if let Some(out) = self.send_data(now, buf, self.snd.una, Send::Fast, 0) {
+                        return Some(out);
+                    }
+                }
+            }
+            if self.sack_ok {
+                if let Some(out) = self.send_lost(now, buf) {
+                    return Some(out);
+                }
+                if self.sk().is_some_and(|sk| sk.rack.tlp_due) {
+                    self.sk_mut().rack.tlp_due = false;
+                    if let Some(out) = self.send_loss_probe(now, buf) {
                         return Some(out);
                     }
                 }
@@ -125,6 +142,46 @@ impl Connection {
         Some(out)
     }
 
+    /// With SACK, the next lost run (RFC 6675's NextSeg), if the pipe leaves room.
+    fn send_lost(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
+        let sk = self.sk()?;
+        if sk.sb.lost_high() <= self.snd.una || sk.rtx_full {
+            return None;
+        }
+        let (start, run) = sk.sb.next_lost(self.snd.una)?;
+        if self.in_flight() >= self.send_window() {
+            return None;
+        }
+        self.send_data(now, buf, start, Send::Lost(run), 0)
+    }
+
+    /// The tail loss probe (RFC 8985 7.3, Linux's tcp_send_loss_probe): a segment of new data
+    /// if the peer's window takes one, else the last segment again; then the retransmission
+    /// timer runs again from now.
+    fn send_loss_probe(&mut self, now: Instant, buf: &mut [u8]) -> Option<Outgoing> {
+        let wnd_end = self.snd.una + self.snd.wnd;
+        let mut out = None;
+        let mut retrans = false;
+        if self.unsent() > 0 && wnd_end > self.snd.nxt {
+            out = self.send_data(now, buf, self.snd.nxt, Send::ProbeNew, 0);
+        }
+        if out.is_none() {
+            let data_end = self.snd.una + self.snd.buf.len() as u32;
+            let end = if self.snd.max > data_end { data_end } else { self.snd.max };
+            let start = if end.since(self.snd.una) > self.snd.mss { end - self.snd.mss } else { self.snd.una };
+            out = self.send_data(now, buf, start, Send::Probe, 0);
+            retrans = true;
+        }
+        if out.is_some() {
+            self.info.loss_probes += 1;
+            self.sk_mut().rack.tlp_high = Some(self.snd.max);
+            self.sk_mut().rack.tlp_retrans = retrans;
+            self.timers[Timer::Rack] = None;
+            self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
+        }
+        out
+    }
+
     /// A data (and/or FIN) segment starting at `seq`, if the windows and Nagle allow one; new
     /// data of more than one full segment may grow into a super-segment of up to `gso_max`
     /// bytes of payload.
@@ -134,12 +191,13 @@ impl Connection {
         let available = data_end.since(seq);
         let retransmission = seq < self.snd.max;
         let mut len = available.min(self.snd.mss);
-        if kind == Send::New {
+        let probe = kind == Send::ProbeNew;
+        if kind == Send::New || probe {
             let wnd_end = self.snd.una + self.snd.wnd;
             let wnd_avail = wnd_end.since(seq);
-            let cwnd_avail = self.send_window().saturating_sub(self.in_flight());
+            let cwnd_avail = if probe { u32::MAX } else { self.send_window().saturating_sub(self.in_flight()) };
             len = len.min(wnd_avail).min(cwnd_avail);
-            if len < available.min(self.snd.mss) && !self.force_send {
+            if len < available.min(self.snd.mss) && !self.force_send && !probe {
                 // Window- or congestion-limited: a segment smaller than it could be waits,
                 // unless it is at least half the largest window the peer offered.
                 let half_window = self.snd.max_wnd > 0 && len >= self.snd.max_wnd / 2;
@@ -151,7 +209,8 @@ impl Connection {
             if len == 0 && !(fin_wanted && available == 0) {
                 return None;
             }
-            if len < self.snd.mss && len == available && !retransmission && !self.force_send && !self.snd.push {
+            if len < self.snd.mss && len == available && !retransmission && !self.force_send && !self.snd.push && !probe
+            {
                 // TCP_CORK or MSG_MORE (Linux's TCP_NAGLE_CORK in tcp_nagle_check): a partial
                 // segment waits, unless the FIN goes with it, for the probe timer at most.
                 if (self.options.cork || self.snd.more) && !fin_wanted && self.snd.up.is_none() {
@@ -180,6 +239,9 @@ impl Connection {
             }
         } else {
             len = len.min(self.snd.max.since(seq));
+            if let Send::Lost(run) = kind {
+                len = len.min(run);
+            }
             if len == 0 && !fin_wanted {
                 return None;
             }
@@ -191,7 +253,7 @@ impl Connection {
         if kind == Send::New && len == self.snd.mss && !retransmission {
             len = self.super_segment_len(seq, gso_max.min(buf.len().saturating_sub(header)) as u32);
         }
-        let fin_sent_before = kind == Send::New || self.snd.max > data_end;
+        let fin_sent_before = kind == Send::New || probe || self.snd.max > data_end;
         let with_fin = fin_wanted && fin_sent_before && seq + len == data_end;
         let mut flags = TcpFlags::empty();
         if with_fin {
@@ -218,7 +280,12 @@ impl Connection {
         let used = copied as u32 + u32::from(with_fin);
         let end = seq + used;
         if retransmission {
-            if kind == Send::Fast {
+            let fast = match kind {
+                Send::Fast | Send::Probe => true,
+                Send::Lost(_) => self.loss.recover.is_some(),
+                _ => false,
+            };
+            if fast {
                 self.info.fast_retransmits += 1;
             } else {
                 self.info.timeout_retransmits += 1;
@@ -226,7 +293,28 @@ impl Connection {
             self.info.bytes_retransmitted += copied as u64;
             let fresh = end.since(self.snd.max);
             self.info.bytes_sent += u64::from(fresh.min(copied as u32));
+            if self.sack_ok {
+                let (max, recovering) = (self.snd.max, self.loss.recover.is_some());
+                let sk = self.sk_mut();
+                if !sk.sb.on_retransmit(seq, end.min(max), now) {
+                    sk.rtx_full = true;
+                }
+                if sk.undo.is_some() {
+                    sk.undo_retrans += 1;
+                }
+                if recovering {
+                    sk.prr.out = sk.prr.out.saturating_add(used);
+                }
+            }
         } else {
+            if self.sack_ok {
+                let recovering = self.loss.recover.is_some();
+                let sk = self.sk_mut();
+                sk.sb.on_send(end, now);
+                if recovering {
+                    sk.prr.out = sk.prr.out.saturating_add(used);
+                }
+            }
             self.info.bytes_sent += copied as u64;
             self.snd.last_data_sent = now;
             // The last piece of a super-segment is the one that may be short.
@@ -238,14 +326,17 @@ impl Connection {
             }
         }
         match kind {
-            Send::New => self.snd.nxt = end,
+            Send::New | Send::ProbeNew => self.snd.nxt = end,
             Send::Head => self.snd.nxt = self.snd.nxt.max(end),
-            Send::Fast => {}
+            Send::Fast | Send::Lost(_) | Send::Probe => {}
         }
         self.snd.max = self.snd.max.max(end);
         self.timers[Timer::Persist] = None;
         if self.timers[Timer::Retransmit].is_none() {
             self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
+        }
+        if kind == Send::New && self.sack_ok && self.timers[Timer::Rack].is_none() {
+            self.schedule_loss_probe(now);
         }
         Some(out)
     }
@@ -271,6 +362,12 @@ impl Connection {
         if !self.sack_ok {
             return;
         }
+        let mut n = 0;
+        if let Some((s, e)) = self.sk().and_then(|sk| sk.dsack) {
+            // A D-SACK block comes first (RFC 2883 4).
+            options.sack_blocks[0] = Some((s.0, e.0));
+            n = 1;
+        }
         let ranges = self.rcv.buf.out_of_order();
         if ranges.is_empty() {
             return;
@@ -279,10 +376,9 @@ impl Connection {
         let latest = self.rcv.last_ooo.since(self.rcv.nxt);
         let block = |r: &(u32, u32)| Some(((self.rcv.nxt + r.0).0, (self.rcv.nxt + r.1).0));
         let first = ranges.iter().position(|r| r.0 <= latest && latest < r.1);
-        let mut n = 0;
         if let Some(i) = first {
-            options.sack_blocks[0] = block(&ranges[i]);
-            n = 1;
+            options.sack_blocks[n] = block(&ranges[i]);
+            n += 1;
         }
         for (i, r) in ranges.iter().enumerate().rev() {
             if n == room {
@@ -297,7 +393,7 @@ impl Connection {
 
     /// The bytes SACK blocks add to a segment's header now (0 without out-of-order data).
     fn sack_room(&self) -> usize {
-        if !self.sack_ok || !self.rcv.buf.has_holes() {
+        if !self.sack_ok || (!self.rcv.buf.has_holes() && self.sk().is_none_or(|sk| sk.dsack.is_none())) {
             return 0;
         }
         let mut o = TcpOptions::NONE;
@@ -333,8 +429,10 @@ impl Connection {
         if let (Some(ts), false) = (self.ts, rst) {
             options.timestamp = Some(ts.option(now));
         }
+        let mut dsack = false;
         if !syn && !rst && ack.is_some() {
             self.sack_blocks(&mut options);
+            dsack = self.sack_ok && self.sk().is_some_and(|sk| sk.dsack.is_some());
         }
         let window = if rst {
             0
@@ -381,6 +479,11 @@ impl Connection {
         }
         if ack.is_some() {
             self.ack_sent();
+        }
+        if dsack {
+            // Reported once.
+            self.sk_mut().dsack = None;
+            self.info.dsacks_sent += 1;
         }
         self.info.segs_out += 1;
         self.last_send = now;

@@ -8,6 +8,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub struct RttEstimator {
     srtt: Option<Duration>,
+    /// The least sample in microseconds, u32::MAX before one (RACK's reordering window and its
+    /// check of retransmissions).
+    min_rtt_us: u32,
     rttvar: Duration,
     rto: Duration,
     min: Duration,
@@ -20,11 +23,19 @@ const GRANULARITY: Duration = Duration::from_millis(1);
 impl RttEstimator {
     /// No sample yet: the RTO is `initial`.
     pub fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
-        RttEstimator { srtt: None, rttvar: Duration::ZERO, rto: initial.clamp(min, max), min, max }
+        RttEstimator {
+            srtt: None,
+            min_rtt_us: u32::MAX,
+            rttvar: Duration::ZERO,
+            rto: initial.clamp(min, max),
+            min,
+            max,
+        }
     }
 
     /// Takes one RTT measurement.
     pub fn sample(&mut self, rtt: Duration) {
+        self.note_min(rtt);
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -40,6 +51,18 @@ impl RttEstimator {
         // Linux's form (tcp_set_rto: rttvar is at least tcp_rto_min): the minimum bounds the
         // variance term, not the sum, so a steady long RTT still leaves room for a delayed ACK.
         self.rto = (srtt + (self.rttvar * 4).max(GRANULARITY).max(self.min)).min(self.max);
+    }
+
+    /// Takes `rtt` into the minimum only (RACK's per-segment samples, which Karn's rule does
+    /// not govern).
+    pub fn note_min(&mut self, rtt: Duration) {
+        let us = rtt.as_micros().min(u128::from(u32::MAX - 1)) as u32;
+        self.min_rtt_us = self.min_rtt_us.min(us);
+    }
+
+    /// The least RTT seen.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        (self.min_rtt_us != u32::MAX).then(|| Duration::from_micros(u64::from(self.min_rtt_us)))
     }
 
     /// Whether a sample was taken.

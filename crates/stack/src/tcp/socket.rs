@@ -43,7 +43,7 @@ pub(crate) struct TcpSocket {
     /// Readable when last settled, and its arrival count then: a Readable event goes out for
     /// each change queued while readable, not only on the edge (edge-triggered waiters).
     pub(crate) readable_signalled: bool,
-    pub(crate) signalled_arrivals: u64,
+    pub(crate) signalled_arrivals: u32,
     pub(crate) writable_signalled: bool,
 }
 

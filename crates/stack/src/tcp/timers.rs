@@ -43,6 +43,10 @@ impl Connection {
             self.timers[Timer::Retransmit] = None;
             self.on_retransmission_timeout(now);
         }
+        if due(self.timers[Timer::Rack], now) {
+            self.timers[Timer::Rack] = None;
+            self.on_rack_timeout(now);
+        }
         if due(self.timers[Timer::Persist], now) {
             self.timers[Timer::Persist] = None;
             self.on_persist_timeout(now);

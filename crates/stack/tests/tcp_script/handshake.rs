@@ -19,7 +19,7 @@ fn active_open_sends_syn_with_mss_and_window_scale_then_acks_the_syn_ack() {
     assert_eq!((syn.flags.as_str(), syn.seq, syn.ack), ("S", 0, None));
     assert_eq!(syn.options.mss, Some(1460), "MSS from the 1500-byte MTU");
     assert!(syn.options.window_scale.is_some());
-    assert!(!syn.options.sack_permitted, "SACK is off by default (TcpConfig::sack)");
+    assert!(syn.options.sack_permitted, "SACK is offered by default (TcpConfig::sack, as tcp_sack=1)");
     assert_eq!(syn.options.timestamp.map(|t| t.1), Some(0), "timestamps offered, echoing nothing yet");
     assert!(syn.df && syn.ttl == 64);
     assert_eq!(p.stack.tcp_send(h, b"x"), Err(TcpError::WouldBlock), "not connected yet");
