@@ -74,6 +74,7 @@ pub(super) fn open(netns_fd: i32) {
     };
     PID.store(pid, Ordering::Relaxed);
     START_TIME.store(start_time, Ordering::Relaxed);
+    open_comm();
     // SAFETY: as in `region`: a fresh mapping of FILE_BYTES.
     let Some(r) = (unsafe { Region::from_raw(ptr, FILE_BYTES) }) else { return };
     r.set_process(&ProcessInfo { netns_cookie: netns_cookie(netns_fd), ..process_info(0, 0, 0, 0) });
@@ -85,7 +86,10 @@ pub(super) fn open(netns_fd: i32) {
 fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64, to_kernel: u64) -> ProcessInfo {
     // The process's name, not this thread's (the worker calls this too, and is "exasock").
     let mut comm = [0u8; 16];
-    if let Some(n) = read_proc(c"/proc/self/comm", &mut comm) {
+    let fd = COMM_FD.load(Ordering::Relaxed);
+    // SAFETY: a read at offset 0 (procfs makes the text anew) into our own buffer.
+    let n = (fd >= 0).then(|| unsafe { libc::syscall(libc::SYS_pread64, fd, comm.as_mut_ptr(), comm.len(), 0) });
+    if let Some(n) = n.and_then(|n| usize::try_from(n).ok()) {
         comm[n..].fill(0);
         if n > 0 && comm[n - 1] == b'\n' {
             comm[n - 1] = 0;
@@ -107,6 +111,39 @@ fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64, to_k
 }
 
 static NETNS_COOKIE: AtomicU64 = AtomicU64::new(0);
+
+/// /proc/self/comm, kept open (an Internal fd at the top of the range) and read again at each
+/// refresh: opening it there would take the lowest free descriptor for a moment, from the
+/// worker thread, and a program's own socket() or open() at that moment would get another
+/// number than POSIX's lowest free one (the C suite saw it).
+static COMM_FD: AtomicI32 = AtomicI32::new(-1);
+
+/// Opens (or, in a process that opens its own runtime after a fork, opens again) COMM_FD.
+fn open_comm() {
+    // SAFETY: raw syscalls on a NUL-terminated path and on descriptors we own.
+    unsafe {
+        let old = COMM_FD.swap(-1, Ordering::Relaxed);
+        if old >= 0 {
+            fdtable::set(old, FdState::Kernel);
+            libc::syscall(libc::SYS_close, old);
+        }
+        let fd = libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            c"/proc/self/comm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        ) as i32;
+        if fd < 0 {
+            return;
+        }
+        let owned = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        if let Ok(placed) = nic::fdplace::place(owned) {
+            let fd = std::os::fd::IntoRawFd::into_raw_fd(placed);
+            fdtable::set(fd, FdState::Internal);
+            COMM_FD.store(fd, Ordering::Relaxed);
+        }
+    }
+}
 
 /// SO_NETNS_COOKIE of a socket of ours (the ring): the namespace the process serves.
 fn netns_cookie(fd: i32) -> u64 {
