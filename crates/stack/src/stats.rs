@@ -76,6 +76,9 @@ pub struct Stats {
     /// TCP super-segments handed to a datapath that cuts them (GSO); their pieces are counted
     /// in `tcp_out_segs`.
     pub tcp_gso_frames: u64,
+    /// Connections that closed at once instead of entering TIME_WAIT, with
+    /// `TcpConfig::max_time_wait` reached (TCPTimeWaitOverflow).
+    pub tcp_time_wait_overflow: u64,
 }
 
 /// Work the stack's tables did, counted: a deterministic measure of per-segment cost that tests

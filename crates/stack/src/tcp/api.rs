@@ -14,7 +14,7 @@ use super::info::{ListenerInfo, TcpInfo};
 use super::listener::Listener;
 use super::options::TcpSocketOptions;
 use super::reuseport::ListenGroup;
-use super::socket::{TcpKind, TcpSocket};
+use super::socket::{TcpKind, TcpSocket, MARK_READABLE, MARK_TIME_WAIT, MARK_TIME_WAIT_CUT, MARK_WRITABLE};
 use super::state::State;
 use crate::engine::{Event, Stack};
 use crate::socket::SocketHandle;
@@ -414,6 +414,25 @@ impl Stack {
     /// accept queue, and frees what is finished.
     pub(crate) fn tcp_settle(&mut self, h: SocketHandle) {
         let Some(s) = self.sockets.get_tcp_mut(h) else { return };
+        // TIME_WAIT is counted and bounded (tcp_max_tw_buckets): past the bound a connection
+        // that reaches it closes at once.
+        let time_wait = s.connection().is_some_and(|c| c.state() == State::TimeWait);
+        if time_wait && !s.marked(MARK_TIME_WAIT | MARK_TIME_WAIT_CUT) {
+            if self.tcp.time_wait >= self.config.tcp.max_time_wait as usize {
+                // The last ACK still goes out; the connection ends at the next tick.
+                if let Some(c) = s.connection_mut() {
+                    c.cut_time_wait();
+                }
+                s.mark(MARK_TIME_WAIT_CUT, true);
+                self.stats.tcp_time_wait_overflow += 1;
+            } else {
+                self.tcp.time_wait += 1;
+                s.mark(MARK_TIME_WAIT, true);
+            }
+        } else if !time_wait && s.marked(MARK_TIME_WAIT) {
+            self.tcp.time_wait -= 1;
+            s.mark(MARK_TIME_WAIT, false);
+        }
         let (deadline, finished, readiness, established, passive_failed) = match &s.kind {
             TcpKind::Connection(c) => (
                 c.poll_timeout(),
@@ -438,22 +457,22 @@ impl Stack {
             }
         }
         // Readiness: each change queued while readable, and writability's edges.
-        // The low half is enough to tell a change since the last settle.
+        // The low bits are enough to tell a change since the last settle (one per change).
         let arrivals = match &s.kind {
             TcpKind::Connection(c) => c.arrivals,
             TcpKind::Listener(l) => l.arrivals,
             TcpKind::Idle => 0,
-        } as u32;
+        } as u16;
         let mut events = [None, None];
-        if readiness.readable && (!s.readable_signalled || arrivals != s.signalled_arrivals) {
+        if readiness.readable && (!s.marked(MARK_READABLE) || arrivals != s.signalled_arrivals) {
             events[0] = Some(Event::Readable(h));
         }
-        s.readable_signalled = readiness.readable;
+        s.mark(MARK_READABLE, readiness.readable);
         s.signalled_arrivals = arrivals;
-        if readiness.writable && !s.writable_signalled {
+        if readiness.writable && !s.marked(MARK_WRITABLE) {
             events[1] = Some(Event::Writable(h));
         }
-        s.writable_signalled = readiness.writable;
+        s.mark(MARK_WRITABLE, readiness.writable);
         let parent = s.parent;
         let orphan = s.orphan;
         let queued = s.queued;
@@ -508,6 +527,9 @@ impl Stack {
     pub(super) fn tcp_free(&mut self, h: SocketHandle) {
         self.tcp_unindex(h);
         if let Some(s) = self.sockets.remove_tcp(h) {
+            if s.marked(MARK_TIME_WAIT) {
+                self.tcp.time_wait -= 1;
+            }
             if let Some((id, _)) = s.timer {
                 self.tcp.timers.cancel(id);
             }

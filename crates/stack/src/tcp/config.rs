@@ -30,6 +30,11 @@ pub struct TcpConfig {
     pub quickacks: u32,
     /// TIME_WAIT duration, 2 MSL (TCP_TIMEWAIT_LEN, 60 s).
     pub time_wait: Duration,
+    /// The most connections held in TIME_WAIT (Linux's tcp_max_tw_buckets): more skip it and
+    /// close at once (TCPTimeWaitOverflow), as Linux does. Each holds a steering entry, and
+    /// the namespace's flows map, shared by every process, has 65,536: a server closing 2,000
+    /// connections a second would otherwise fill it within a minute and refuse new ones.
+    pub max_time_wait: u32,
     /// How long an orphaned connection waits in FIN_WAIT_2 (tcp_fin_timeout, 60 s).
     pub fin_timeout: Duration,
     /// Default keepalive idle time (tcp_keepalive_time, 7200 s).
@@ -90,6 +95,7 @@ impl Default for TcpConfig {
             delayed_ack: Duration::from_millis(40),
             quickacks: 16,
             time_wait: Duration::from_secs(60),
+            max_time_wait: 8192,
             fin_timeout: Duration::from_secs(60),
             keepalive_idle: Duration::from_secs(7200),
             keepalive_interval: Duration::from_secs(75),

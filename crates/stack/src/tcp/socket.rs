@@ -40,14 +40,38 @@ pub(crate) struct TcpSocket {
     pub(crate) dirty: bool,
     /// Indexed by its 4-tuple.
     pub(crate) in_demux: bool,
-    /// Readable when last settled, and its arrival count then: a Readable event goes out for
-    /// each change queued while readable, not only on the edge (edge-triggered waiters).
-    pub(crate) readable_signalled: bool,
-    pub(crate) signalled_arrivals: u32,
-    pub(crate) writable_signalled: bool,
+    /// What the last settle found and signalled (`MARK_*` bits: readable, writable, counted
+    /// in TIME_WAIT, cut short of TIME_WAIT), in one byte: an idle connection's size matters.
+    pub(crate) marks: u8,
+    /// The arrival count when last settled (its low bits): a Readable event goes out for each
+    /// change queued while readable, not only on the edge (edge-triggered waiters).
+    pub(crate) signalled_arrivals: u16,
 }
 
+/// `TcpSocket::marks`: readable when last settled (a Readable event went out).
+pub(crate) const MARK_READABLE: u8 = 1;
+/// Writable when last settled.
+pub(crate) const MARK_WRITABLE: u8 = 2;
+/// Counted in `TcpTables::time_wait`.
+pub(crate) const MARK_TIME_WAIT: u8 = 4;
+/// Reached TIME_WAIT with its bound reached: ends at the next tick, uncounted.
+pub(crate) const MARK_TIME_WAIT_CUT: u8 = 8;
+
 impl TcpSocket {
+    /// Whether a mark is set.
+    pub(crate) fn marked(&self, mark: u8) -> bool {
+        self.marks & mark != 0
+    }
+
+    /// Sets or clears a mark.
+    pub(crate) fn mark(&mut self, mark: u8, on: bool) {
+        if on {
+            self.marks |= mark;
+        } else {
+            self.marks &= !mark;
+        }
+    }
+
     pub(crate) fn new(options: TcpSocketOptions) -> TcpSocket {
         TcpSocket {
             local: None,
@@ -59,9 +83,8 @@ impl TcpSocket {
             timer: None,
             dirty: false,
             in_demux: false,
-            readable_signalled: false,
+            marks: 0,
             signalled_arrivals: 0,
-            writable_signalled: false,
         }
     }
 

@@ -42,6 +42,8 @@ pub(crate) struct TcpTables {
     /// Demultiplexer lookups and sockets transmit looked at (see `stats::Work`).
     pub demux_lookups: u64,
     pub transmit_visits: u64,
+    /// Connections in TIME_WAIT (`TcpConfig::max_time_wait` bounds them).
+    pub time_wait: usize,
 }
 
 impl TcpTables {
@@ -57,6 +59,7 @@ impl TcpTables {
             segment: vec![0u8; 65_536],
             demux_lookups: 0,
             transmit_visits: 0,
+            time_wait: 0,
         }
     }
 

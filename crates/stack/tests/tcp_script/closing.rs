@@ -176,3 +176,58 @@ fn an_unacceptable_fin_does_not_restart_time_wait() {
     p.run_until(60_300);
     assert_eq!(p.state(h), State::Closed, "2 MSL from the acceptable FIN");
 }
+
+/// Accepts a connection from the peer's `port` on listener `l` (the handshake consumed).
+fn accepted_from(p: &mut Script, l: stack::SocketHandle, port: u16) -> stack::SocketHandle {
+    p.inject(seg("S", 100).src_port(port).mss(1460));
+    p.inject(seg(".", 101).src_port(port).ack(1));
+    let h = p.stack.tcp_accept(l).unwrap().0;
+    p.sent.clear();
+    h
+}
+
+/// We close first, the peer's FIN follows: the connection's way into TIME_WAIT.
+fn close_into_time_wait(p: &mut Script, h: stack::SocketHandle, port: u16) {
+    p.close(h);
+    assert_eq!(p.expect().flags, "F.");
+    p.inject(seg("F.", 101).src_port(port).ack(2));
+    assert_eq!((p.expect().flags.as_str(), p.sent.len()), (".", 0), "the last ACK");
+}
+
+/// The peer ports of the connections that left the stack since the last call.
+fn closed_ports(p: &mut Script) -> Vec<u16> {
+    std::iter::from_fn(|| p.stack.poll_event())
+        .filter_map(|e| match e {
+            stack::Event::TcpClosed { remote, .. } => Some(remote.port()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn time_wait_beyond_its_bound_is_skipped_as_linux_does() {
+    let mut p = Script::with(stack::tcp::TcpConfig { max_time_wait: 2, ..Default::default() });
+    let l = p.listen(16);
+    let conns: Vec<_> = (0..3).map(|i| accepted_from(&mut p, l, 20_000 + i)).collect();
+    closed_ports(&mut p);
+    for (i, &h) in conns.iter().enumerate() {
+        close_into_time_wait(&mut p, h, 20_000 + i as u16);
+    }
+    assert_eq!(p.stack.stats().tcp_time_wait_overflow, 1);
+    // The third, past the bound, sent its last ACK and ends at the next tick (its 4-tuple
+    // and steering entry given back); the first two wait out 2 MSL.
+    p.run_until(p.now.as_nanos() / 1_000_000 + 2);
+    assert_eq!(closed_ports(&mut p), vec![20_002]);
+    for port in [20_000, 20_001] {
+        p.inject(seg("F.", 101).src_port(port).ack(2));
+        assert_eq!(p.expect().ack, Some(102), "TIME_WAIT acknowledges a retransmitted FIN");
+    }
+    p.run_until(p.now.as_nanos() / 1_000_000 + 61_000);
+    assert_eq!(closed_ports(&mut p), vec![20_000, 20_001]);
+    // Room again: the next one waits out 2 MSL.
+    let h = accepted_from(&mut p, l, 20_003);
+    close_into_time_wait(&mut p, h, 20_003);
+    p.run_until(p.now.as_nanos() / 1_000_000 + 2);
+    assert_eq!(closed_ports(&mut p), Vec::<u16>::new());
+    assert_eq!(p.stack.stats().tcp_time_wait_overflow, 1);
+}
