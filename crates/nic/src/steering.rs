@@ -572,6 +572,12 @@ impl Steering {
         Ok(self.anchor.as_ref().map(Anchor::fd).unwrap_or(-1))
     }
 
+    /// This process's anchor token (the anchor is made now if no claim made it yet): what its
+    /// entries carry, and what an AF_XDP port names its owner by.
+    pub fn owner_token(&mut self) -> Result<u64, SteeringError> {
+        self.token()
+    }
+
     /// The anchor, if one was made.
     pub fn anchor(&self) -> Option<&Anchor> {
         self.anchor.as_ref()

@@ -46,7 +46,9 @@ pub fn assert_kernel_carried_at_most(topo: &Topology, before: (u64, u64), limit:
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();
     let iface = topo.accel.iface.clone();
-    topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
+    topo.in_ns(Side::Accel, move || nic::control::attach_with(&iface, &nic::control::AttachOptions::for_tests()))
+        .unwrap()
+        .unwrap();
     topo
 }
 
