@@ -357,6 +357,53 @@ fn open_queue(spec: &QueueSpec) -> io::Result<Queue> {
     }
 }
 
+/// How long a queue whose previous owner died may stay bound: the kernel frees a released
+/// XSK's queue in deferred work, a moment after the process is gone.
+const DEAD_OWNER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `open_queue`, retried while the queue is busy but the process named in `xsk_owner` is dead
+/// (its sockets are being released).
+fn open_queue_waiting(spec: &QueueSpec, dir: &std::path::Path) -> io::Result<Queue> {
+    let start = std::time::Instant::now();
+    loop {
+        match open_queue(spec) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && start.elapsed() < DEAD_OWNER_GRACE => {
+                let owner = map_lookup_u64(dir, XSK_OWNER_MAP, 0).unwrap_or(0);
+                if owner != 0 && crate::steering::anchor_alive(dir, owner) != Some(false) {
+                    return Err(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+/// bpf(2) BPF_MAP_LOOKUP_ELEM of a u64 value under a u32 key in a pinned map.
+fn map_lookup_u64(dir: &std::path::Path, map: &str, key: u32) -> Option<u64> {
+    let data = aya::maps::MapData::from_pin(dir.join(map)).ok()?;
+    #[repr(C)]
+    struct Attr {
+        map_fd: u32,
+        pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    use std::os::fd::AsFd;
+    let mut value = 0u64;
+    let attr = Attr {
+        map_fd: data.fd().as_fd().as_raw_fd() as u32,
+        pad: 0,
+        key: &key as *const u32 as u64,
+        value: &mut value as *mut u64 as u64,
+        flags: 0,
+    };
+    // SAFETY: the attribute points at our key and value, which outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 1, &attr as *const Attr, std::mem::size_of::<Attr>() as u32) };
+    (r == 0).then_some(value)
+}
+
 /// bpf(2) BPF_MAP_UPDATE_ELEM on a pinned map with a u32 key.
 fn map_update<V>(dir: &std::path::Path, map: &str, key: u32, value: &V) -> io::Result<()> {
     let data = aya::maps::MapData::from_pin(dir.join(map))
@@ -420,12 +467,12 @@ impl AfXdpPort {
                 chunk,
                 zero_copy,
             };
-            let q = match open_queue(&spec) {
+            let q = match open_queue_waiting(&spec, &dir) {
                 Err(e) if zero_copy && e.raw_os_error() != Some(libc::EBUSY) => {
                     eprintln!("exasock: AF_XDP zero-copy is not available on {iface} ({e}): using copy mode");
                     zero_copy = false;
                     spec.zero_copy = false;
-                    open_queue(&spec)
+                    open_queue_waiting(&spec, &dir)
                 }
                 r => r,
             };

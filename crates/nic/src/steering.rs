@@ -378,6 +378,12 @@ fn open_anchors(dir: &Path) -> Result<MapData, SteeringError> {
     })
 }
 
+/// Whether the anchor of `token` is in the anchors map of the state directory `dir` (None: the
+/// map cannot tell).
+pub(crate) fn anchor_alive(dir: &Path, token: u64) -> Option<bool> {
+    anchor_present(&open_anchors(dir).ok()?, token)
+}
+
 /// Whether an anchor with this token is in the map: None when the map cannot tell.
 fn anchor_present(anchors: &MapData, token: u64) -> Option<bool> {
     let mut cookie = 0u64;
