@@ -7,6 +7,11 @@
  * - exasock_tc (tc ingress): drops frames of AF_PACKET-served flows, which the ring's tap has
  *   already seen, so the kernel never answers them, as long as the owner is alive; once the
  *   owner is gone the kernel gets them again and answers (ICMP, RST).
+ * - exasock_xdp (XDP, loaded by `exasock-ctl attach --datapath xdp`): redirects frames of flows
+ *   served over AF_XDP to the XSK of the queue they arrived on (`xsks`, indexed by
+ *   rx_queue_index), provided the entry carries the token of the process whose XSKs are in
+ *   `xsks` (`xsk_owner`); everything else, and everything when no XSK is bound to the queue
+ *   (the owner died: the kernel released its sockets), is XDP_PASS.
  * Everything not in `flows` goes to the kernel untouched.
  *
  * Lookups: the exact 4-tuple (a TCP connection's entry) first, then (local address, port) with
@@ -63,6 +68,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } anchors SEC(".maps");
 
+/* The AF_XDP sockets of the process serving this interface over AF_XDP, one per RX queue. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xsks SEC(".maps");
+
+/* Entry 0: the anchor token of the process whose sockets are in `xsks` (0: none). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xsk_owner SEC(".maps");
+
 /* The addresses a wildcard flow answers for (network byte order); the value is unused. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -96,18 +119,27 @@ struct match {
 #define TCP_FLAG_ACK 0x10
 #define TCP_FLAG_SYN 0x02
 
+/* Reads frame bytes in any of the three program types (`xdp` is a constant at each call site,
+ * so only one helper is compiled into each program). */
+static __always_inline long load_bytes(void *ctx, int xdp, __u32 off, void *buf, __u32 len)
+{
+	if (xdp)
+		return bpf_xdp_load_bytes(ctx, off, buf, len);
+	return bpf_skb_load_bytes(ctx, off, buf, len);
+}
+
 /* Finds the owner of the frame's flow: exact 4-tuple, then the local address, then the
- * wildcard. Offsets are from the Ethernet header in both program types. Returns 0 when the
+ * wildcard. Offsets are from the Ethernet header in all program types. Returns 0 when the
  * frame is no flow of ours. */
-static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
+static __always_inline int lookup_in(void *skb, int xdp, struct match *m)
 {
 	__u16 proto;
 	struct iphdr ip;
 	__u16 ports[2];
 
-	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0 || proto != bpf_htons(ETH_P_IP))
+	if (load_bytes(skb, xdp, 12, &proto, sizeof(proto)) < 0 || proto != bpf_htons(ETH_P_IP))
 		return 0;
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+	if (load_bytes(skb, xdp, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return 0;
 	if (ip.version != 4 || ip.ihl < 5 || (ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP))
 		return 0;
@@ -127,7 +159,7 @@ static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 	}
 
 	__u32 l4 = ETH_HLEN + ip.ihl * 4;
-	if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)) < 0)
+	if (load_bytes(skb, xdp, l4, ports, sizeof(ports)) < 0)
 		return 0;
 	m->src_port = ports[0];
 	__builtin_memset(&m->key, 0, sizeof(m->key));
@@ -142,7 +174,7 @@ static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 		 * a TCP listener), which for TCP takes only a connection's opening SYN. */
 		if (ip.protocol == IPPROTO_TCP) {
 			__u8 flags;
-			if (bpf_skb_load_bytes(skb, l4 + 13, &flags, sizeof(flags)) < 0)
+			if (load_bytes(skb, xdp, l4 + 13, &flags, sizeof(flags)) < 0)
 				return 0;
 			if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
 				return 0;
@@ -162,6 +194,11 @@ static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 		bpf_map_update_elem(&frags, &fk, &fv, BPF_ANY);
 	}
 	return 1;
+}
+
+static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
+{
+	return lookup_in(skb, 0, m);
 }
 
 SEC("socket")
@@ -226,4 +263,23 @@ int exasock_tc(struct __sk_buff *skb)
 	if (m.key.proto == IPPROTO_TCP)
 		return anchor_alive(m.owner->token) ? TC_ACT_SHOT : TC_ACT_OK;
 	return udp_owner_alive(skb, &m) ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+SEC("xdp")
+int exasock_xdp(struct xdp_md *ctx)
+{
+	struct match m = {};
+	__u32 zero = 0;
+	__u64 *owner;
+
+	/* A shared flow, or one served over AF_PACKET, is left to the kernel (and tc). */
+	if (!lookup_in(ctx, 1, &m) || m.owner->datapath != DATAPATH_AF_XDP || m.owner->shared)
+		return XDP_PASS;
+	/* Only the flows of the process whose sockets are bound: a dead owner's entries (its
+	 * successor's XSKs are in the map) go to the kernel, which answers them. */
+	owner = bpf_map_lookup_elem(&xsk_owner, &zero);
+	if (!owner || *owner != m.owner->token)
+		return XDP_PASS;
+	/* No XSK on this queue (the owner died and the kernel removed it): XDP_PASS. */
+	return bpf_redirect_map(&xsks, ctx->rx_queue_index, XDP_PASS);
 }

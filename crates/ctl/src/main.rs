@@ -18,9 +18,13 @@ enum Command {
     Attach {
         /// Interface to accelerate.
         iface: String,
-        /// Datapath processes use on this interface.
+        /// Datapath processes use on this interface (attaching again with another switches).
         #[arg(long, value_enum, default_value_t = DatapathArg::AfPacket)]
         datapath: DatapathArg,
+        /// How the XDP program is attached (with --datapath xdp): auto is SKB mode on veth
+        /// (measured faster there) and driver mode elsewhere.
+        #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
+        xdp_mode: XdpModeArg,
     },
     /// Remove the steering programs and every flow from IFACE.
     Detach {
@@ -34,9 +38,22 @@ enum Command {
 #[derive(Clone, Copy, ValueEnum)]
 enum DatapathArg {
     /// AF_PACKET rings: any number of processes share the interface.
+    #[value(name = "af_packet", alias = "af-packet")]
     AfPacket,
-    /// AF_XDP sockets.
+    /// AF_XDP sockets for the first process on the interface (every RX queue), AF_PACKET for
+    /// the others; EXASOCK_DATAPATH=af_packet|xdp chooses per process.
+    #[value(alias = "af_xdp")]
     Xdp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum XdpModeArg {
+    /// SKB mode on veth, driver mode elsewhere.
+    Auto,
+    /// SKB (generic) mode.
+    Skb,
+    /// Driver (native) mode.
+    Native,
 }
 
 fn main() -> ExitCode {
@@ -51,16 +68,21 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Attach { iface, datapath } => {
-            if let DatapathArg::Xdp = datapath {
-                return Err(
-                    "--datapath xdp is not available yet: the AF_XDP datapath comes in a later release; use af-packet"
-                        .into(),
-                );
-            }
-            let report = control::attach(&iface).map_err(|e| e.to_string())?;
+        Command::Attach { iface, datapath, xdp_mode } => {
+            let options = control::AttachOptions {
+                datapath: match datapath {
+                    DatapathArg::AfPacket => control::AttachDatapath::AfPacket,
+                    DatapathArg::Xdp => control::AttachDatapath::Xdp,
+                },
+                xdp_mode: match xdp_mode {
+                    XdpModeArg::Auto => control::XdpMode::Auto,
+                    XdpModeArg::Skb => control::XdpMode::Skb,
+                    XdpModeArg::Native => control::XdpMode::Native,
+                },
+            };
+            let report = control::attach_with(&iface, &options).map_err(|e| e.to_string())?;
             let verb = if report.newly_attached { "attached" } else { "already attached" };
-            println!("{iface}: {verb} (af_packet); GRO/LRO off; {} stale flow(s) swept", report.swept);
+            println!("{iface}: {verb} ({}); GRO/LRO off; {} stale flow(s) swept", report.datapath, report.swept);
         }
         Command::Detach { iface } => {
             if control::detach(&iface).map_err(|e| e.to_string())? {
@@ -80,7 +102,13 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             for s in list {
                 let program = if s.program_attached { "attached" } else { "MISSING (run exasock-ctl attach again)" };
-                println!("{}: program {program}, {} flow(s), {} stale swept", s.iface, s.flows.len(), s.swept);
+                println!(
+                    "{}: program {program}, datapath {}, {} flow(s), {} stale swept",
+                    s.iface,
+                    s.datapath,
+                    s.flows.len(),
+                    s.swept
+                );
                 let mut owners: Vec<u32> = s.flows.iter().filter(|f| f.owner_alive()).map(|f| f.owner_pid).collect();
                 owners.sort_unstable();
                 owners.dedup();

@@ -48,7 +48,21 @@ fn attach_is_idempotent_status_shows_owners_and_detach_gives_flows_back_to_the_k
     let line = text(&out).lines().find(|l| l.contains("udp *:7400")).map(str::to_owned);
     let line = line.unwrap_or_else(|| panic!("flow not listed: {}", text(&out)));
     assert!(line.contains(&me) && line.contains("af_packet") && line.ends_with("alive"), "{line}");
-    assert!(text(&out).contains(&format!("{iface}: program attached, 1 flow(s)")), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{iface}: program attached, datapath af_packet, 1 flow(s)")),
+        "{}",
+        text(&out)
+    );
+    // XDP joins and leaves an attached interface on request; status says which runs.
+    let out = ctl(&topo, &["attach", &iface, "--datapath", "xdp"]);
+    assert!(out.status.success() && text(&out).contains("already attached (xdp (skb mode))"), "{}", text(&out));
+    assert!(text(&ctl(&topo, &["status"])).contains("datapath xdp (skb mode)"));
+    let xdp = testbed::ip(&["-n", &topo.accel.netns, "link", "show", &iface]).unwrap();
+    assert!(xdp.contains("xdpgeneric"), "no generic XDP program on {iface}: {xdp}");
+    let out = ctl(&topo, &["attach", &iface, "--datapath", "af_packet"]);
+    assert!(out.status.success() && text(&out).contains("(af_packet)"), "{}", text(&out));
+    let xdp = testbed::ip(&["-n", &topo.accel.netns, "link", "show", &iface]).unwrap();
+    assert!(!xdp.contains("xdp"), "the XDP program stayed: {xdp}");
 
     // While attached, the kernel socket never sees the claimed flow's datagrams...
     let peer = topo.in_ns(Side::Peer, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))).unwrap().unwrap();
@@ -76,9 +90,9 @@ fn errors_say_what_to_do() {
     assert!(!out.status.success());
     assert!(text(&out).contains("no interface named nosuchif0 in this network namespace"), "{}", text(&out));
 
-    let out = ctl(&topo, &["attach", &topo.accel.iface, "--datapath", "xdp"]);
+    let out = ctl(&topo, &["attach", &topo.accel.iface, "--datapath", "ebpf"]);
     assert!(!out.status.success());
-    assert!(text(&out).contains("--datapath xdp is not available yet"), "{}", text(&out));
+    assert!(text(&out).contains("possible values: af_packet, xdp"), "{}", text(&out));
 
     // A veth peer that still sends TSO super-frames is refused, with the command that fixes it.
     let (peer_ns, peer_if) = (topo.peer.netns.clone(), topo.peer.iface.clone());

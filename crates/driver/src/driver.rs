@@ -3,7 +3,6 @@
 use crate::clock;
 use crate::netlink::{Change, Monitor, Netlink, Route as KernelRoute, RTN_UNICAST, RT_TABLE_MAIN};
 use crate::transmit::{KernelPath, PortTx};
-use nic::af_packet::{AfPacketConfig, AfPacketPort};
 use nic::steering::{Datapath, Flow, Steering, SteeringError};
 use nic::{Port, RxChecksum as PortChecksum};
 use stack::route::Route;
@@ -34,6 +33,9 @@ pub struct Driver {
     netlink: Netlink,
     monitor: Monitor,
     steering: Steering,
+    /// How this process's flows reach it (AF_PACKET, or AF_XDP: see `nic::select`); every
+    /// claim carries it.
+    datapath: Datapath,
     /// How many of this process's sockets use each claimed flow (several sockets of one
     /// process may share a port with SO_REUSEADDR/SO_REUSEPORT): the entry goes with the last.
     claims: HashMap<Flow, u32>,
@@ -80,14 +82,24 @@ fn ifindex(iface: &str) -> io::Result<u32> {
 }
 
 impl Driver {
-    /// Opens the datapath on an attached interface and loads the kernel's view of it.
+    /// Opens the datapath on an attached interface and loads the kernel's view of it. The
+    /// datapath is the one `EXASOCK_DATAPATH` asks for (`nic::select`): by default AF_XDP on an
+    /// interface attached with `--datapath xdp` whose queues no other process has bound, else
+    /// AF_PACKET.
     pub fn open(iface: &str) -> io::Result<Driver> {
+        let request = nic::select::Request::from_env().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Driver::open_with(iface, request)
+    }
+
+    /// As [`Driver::open`], with the datapath request given.
+    pub fn open_with(iface: &str, request: nic::select::Request) -> io::Result<Driver> {
         let ifindex = ifindex(iface)?;
         let mut steering = Steering::open(iface).map_err(|e| io::Error::other(e.to_string()))?;
         // The liveness anchor exists from the start, so that `internal_fds` names it before
         // the first claim (the preload library protects those, and closes them in a fork child).
         steering.anchor_fd().map_err(|e| io::Error::other(e.to_string()))?;
-        let port = AfPacketPort::open(iface, AfPacketConfig::default())?;
+        let token = steering.owner_token().map_err(|e| io::Error::other(e.to_string()))?;
+        let (port, datapath) = nic::select::open_port(iface, request, token)?;
         let mut netlink = Netlink::open()?;
         let monitor = Monitor::open()?;
         let addrs = netlink
@@ -110,11 +122,12 @@ impl Driver {
         let stack = Stack::new(iface_cfg, config);
         Driver {
             stack,
-            port: Box::new(port),
+            port,
             kernel: KernelPath::open()?,
             netlink,
             monitor,
             steering,
+            datapath,
             claims: HashMap::new(),
             iface: iface.to_string(),
             ifindex,
@@ -177,9 +190,9 @@ impl Driver {
             return Ok(());
         }
         if exclusive {
-            self.steering.take_over(flow, Datapath::AfPacket)?;
+            self.steering.take_over(flow, self.datapath)?;
         } else {
-            self.steering.claim(flow, Datapath::AfPacket)?;
+            self.steering.claim(flow, self.datapath)?;
         }
         self.claims.insert(flow, 1);
         Ok(())
@@ -226,7 +239,7 @@ impl Driver {
     pub fn reclaim_all(&mut self) -> Vec<(Flow, SteeringError)> {
         let mut lost = Vec::new();
         for flow in self.claims.keys() {
-            if let Err(e) = self.steering.claim(*flow, Datapath::AfPacket) {
+            if let Err(e) = self.steering.claim(*flow, self.datapath) {
                 lost.push((*flow, e));
             }
         }
@@ -243,9 +256,20 @@ impl Driver {
     pub fn internal_fds(&self) -> Vec<std::os::fd::RawFd> {
         use std::os::fd::{AsFd, AsRawFd};
         let mut fds = vec![self.netlink.as_fd().as_raw_fd(), self.monitor.fd(), self.kernel.fd()];
-        fds.extend(self.port.wait_fd());
+        fds.extend(self.port.internal_fds());
         fds.extend(self.steering.anchor().map(|a| a.fd()));
         fds
+    }
+
+    /// A socket of the driver's in the interface's network namespace (for SO_NETNS_COOKIE; the
+    /// wait fd may be an epoll set, which has no namespace).
+    pub fn netns_socket(&self) -> std::os::fd::RawFd {
+        self.kernel.fd()
+    }
+
+    /// The datapath this process's frames travel (AF_PACKET or AF_XDP).
+    pub fn datapath(&self) -> Datapath {
+        self.datapath
     }
 
     /// Packets the kernel path failed to send.

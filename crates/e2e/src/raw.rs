@@ -1,5 +1,6 @@
 //! Raw UDP frames over a `Port`, with no stack: answer a datagram by swapping its headers.
 
+use nic::steering::{Datapath, Steering};
 use nic::{Port, RxFrame};
 use wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
 
@@ -99,4 +100,13 @@ pub fn swap_headers(frame: &mut [u8], l4: usize) {
     udp.set_src_port(dp);
     udp.set_dst_port(sp);
     udp.fill_checksum(dst, src);
+}
+
+/// Opens the datapath the process's `EXASOCK_DATAPATH` and the interface's attach choose (see
+/// `nic::select`), named by `steering`'s anchor token.
+pub fn open_port(iface: &str, steering: &mut Steering) -> Result<(Box<dyn Port>, Datapath), String> {
+    let request = nic::select::Request::from_env()?;
+    let token = steering.owner_token().map_err(|e| e.to_string())?;
+    let (port, datapath) = nic::select::open_port(iface, request, token).map_err(|e| e.to_string())?;
+    Ok((port, datapath))
 }

@@ -1,7 +1,10 @@
-//! The AF_PACKET datapath and its BPF steering, in the namespace topology against the kernel.
+//! The raw datapaths and their BPF steering, in the namespace topology against the kernel.
 //!
 //! `raw-echo` (this crate's binary) claims a UDP port on the attached interface and answers over
-//! an AF_PACKET ring with no stack; kernel sockets in the peer namespace talk to it.
+//! its datapath with no stack; kernel sockets in the peer namespace talk to it. The tests run
+//! on whichever datapath the topology is attached with (EXASOCK_TEST_DATAPATH=xdp: AF_XDP for
+//! the first process on the interface, AF_PACKET for any other); the last ones attach XDP
+//! themselves.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -177,4 +180,87 @@ fn later_fragments_follow_their_first_to_the_flow_owner() {
     // The kernel saw none of them: no reassembly started, nothing delivered to its socket.
     assert_eq!(counters("IpReasmReqds") - reasm0, 0);
     assert_eq!(counters("UdpInDatagrams") - in0, 0);
+}
+
+/// Attaches the topology's accel interface with the XDP program (SKB mode: a veth).
+fn attach_xdp(topo: &Topology) {
+    let iface = topo.accel.iface.clone();
+    let options = nic::control::AttachOptions {
+        datapath: nic::control::AttachDatapath::Xdp,
+        xdp_mode: nic::control::XdpMode::Auto,
+    };
+    let report = topo.in_ns(Side::Accel, move || nic::control::attach_with(&iface, &options)).unwrap().unwrap();
+    assert_eq!(report.datapath, "xdp (skb mode)");
+}
+
+fn start_echo_on(topo: &Topology, port: u16, extra: &[&str]) -> (testbed::NsChild, String) {
+    let port_s = port.to_string();
+    let mut argv = vec![ECHO, &topo.accel.iface, &port_s];
+    argv.extend_from_slice(extra);
+    let mut child = topo.spawn(Side::Accel, &argv, T).unwrap();
+    let datapath = child.wait_for_line("datapath ", T).unwrap();
+    child.wait_for_line("ready", T).unwrap();
+    (child, datapath.trim().to_string())
+}
+
+#[test]
+fn af_xdp_owner_binds_every_queue_a_second_process_falls_back_and_a_killed_owner_goes_back_to_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = Topology::create().unwrap();
+    attach_xdp(&topo);
+    let iface = topo.accel.iface.clone();
+    let it = iface.clone();
+    assert_eq!(
+        topo.in_ns(Side::Accel, move || nic::af_xdp::rx_queues(&it)).unwrap(),
+        2,
+        "the test veth has 2 RX queues"
+    );
+
+    // The first process takes AF_XDP (every queue), the second AF_PACKET beside it; both echo.
+    let (mut first, dp1) = start_echo_on(&topo, 7600, &[]);
+    assert_eq!(dp1, "datapath af_xdp");
+    let (second, dp2) = start_echo_on(&topo, 7601, &["--count", "100"]);
+    assert_eq!(dp2, "datapath af_packet");
+    let (a, b) = (peer_socket(&topo, 7600), peer_socket(&topo, 7601));
+    let mut rng = XorShift(21);
+    for _ in 0..100 {
+        ping(&a, &mut rng, 1472);
+        ping(&b, &mut rng, 1472);
+    }
+    let out = second.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("echoed 100 foreign 0"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("this process uses AF_PACKET"),
+        "no log line for the fallback: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Asked for AF_XDP explicitly while it is taken: a clear error, no fallback.
+    let argv = ["env", "EXASOCK_DATAPATH=xdp", ECHO, &iface, "7602"];
+    let err = topo.run(Side::Accel, &argv, T).expect_err("a second AF_XDP owner must fail");
+    assert!(err.to_string().contains("already bound by another AF_XDP socket"), "{err}");
+
+    // The kernel saw none of the AF_XDP flow's datagrams, and answered none.
+    let unreach0 = topo.counter(Side::Accel, "IcmpOutDestUnreachs").unwrap();
+    let it = iface.clone();
+    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+    let ours = status.iter().find(|s| s.iface == it).unwrap();
+    assert_eq!(ours.datapath, "xdp (skb mode)");
+    let flow = ours.flows.iter().find(|f| f.flow.local_port == 7600).expect("the AF_XDP owner's flow");
+    assert_eq!(flow.datapath, nic::steering::Datapath::AfXdp);
+    let owner = flow.owner_pid;
+    first.kill();
+    testbed::poll_until(T, "the killed owner to exit", || Ok(!nic::steering::pid_alive(owner))).unwrap();
+    // At once: the kernel answers the dead owner's port (its XSKs left the XSKMAP).
+    a.send(b"anyone?").unwrap();
+    let err = a.recv(&mut [0u8; 64]).expect_err("a dead owner's port must not answer");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    assert_eq!(topo.counter(Side::Accel, "IcmpOutDestUnreachs").unwrap() - unreach0, 1);
+
+    // A new process takes the interface over AF_XDP, and the port.
+    let (again, dp) = start_echo_on(&topo, 7600, &["--count", "50"]);
+    assert_eq!(dp, "datapath af_xdp");
+    for _ in 0..50 {
+        ping(&a, &mut rng, 1472);
+    }
+    assert!(String::from_utf8_lossy(&again.finish(T).unwrap().stdout).contains("echoed 50 foreign 0"));
 }

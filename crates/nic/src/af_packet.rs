@@ -91,7 +91,7 @@ fn ctx(what: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
 }
 
 /// The interface's index, MTU and MAC address.
-fn interface_info(iface: &str) -> io::Result<(i32, usize, [u8; 6])> {
+pub(crate) fn interface_info(iface: &str) -> io::Result<(i32, usize, [u8; 6])> {
     let index = crate::if_index(iface)
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no interface named {iface}")))?;
     // SAFETY: ioctls on a socket we own with a zeroed ifreq carrying the name.
@@ -241,11 +241,6 @@ impl AfPacketPort {
         if r == 0 {
             self.stats.rx_dropped += u64::from(st.tp_drops);
         }
-    }
-
-    /// Reads the kernel's drop counters into the port's (call now and then; `stats` shows them).
-    pub fn refresh_stats(&mut self) {
-        self.read_kernel_stats();
     }
 }
 
@@ -413,6 +408,14 @@ impl Port for AfPacketPort {
 
     fn wait_fd(&self) -> Option<RawFd> {
         Some(self.fd.as_raw_fd())
+    }
+
+    fn kind(&self) -> &'static str {
+        "af_packet"
+    }
+
+    fn refresh_stats(&mut self) {
+        self.read_kernel_stats();
     }
 
     fn gso_max(&self) -> usize {

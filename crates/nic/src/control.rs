@@ -8,7 +8,7 @@ use crate::bpf::{self, TC_PROGRAM};
 use crate::ethtool;
 use crate::steering::{state_dir, FlowEntry, Steering, BPFFS};
 use aya::programs::links::{FdLink, PinnedLink};
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::{SchedClassifier, TcAttachType, Xdp, XdpFlags};
 use aya::EbpfLoader;
 use std::ffi::CString;
 use std::fmt;
@@ -17,6 +17,11 @@ use std::path::{Path, PathBuf};
 
 /// Name of the pinned TCX link in an interface's state directory.
 const TC_LINK: &str = "tc_link";
+/// Names of the pinned XDP link, by attach mode (the name records the mode for `status`).
+pub(crate) const XDP_LINK: &str = "xdp_link_skb";
+pub(crate) const XDP_LINK_NATIVE: &str = "xdp_link_native";
+/// Name of the XDP program in the object.
+const XDP_PROGRAM: &str = "exasock_xdp";
 /// bpffs magic number (statfs f_type).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
@@ -72,6 +77,51 @@ fn other(what: &str, e: impl fmt::Display) -> ControlError {
     ControlError::Other(format!("{what}: {e}"))
 }
 
+/// Which datapath processes use on an attached interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachDatapath {
+    /// AF_PACKET rings only (tc drops the kernel's copy of accelerated flows).
+    #[default]
+    AfPacket,
+    /// The XDP program beside the tc one: the first process binds AF_XDP sockets to every RX
+    /// queue, later ones use AF_PACKET.
+    Xdp,
+}
+
+/// How the XDP program is attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XdpMode {
+    /// SKB (generic) mode on veth, where it measured faster than driver mode; driver mode on
+    /// anything else.
+    #[default]
+    Auto,
+    /// SKB (generic) mode: works on every device, never zero-copy.
+    Skb,
+    /// Driver (native) mode: the device's driver runs the program; zero-copy where it can.
+    Native,
+}
+
+/// What `attach` sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttachOptions {
+    /// AF_PACKET only, or XDP as well.
+    pub datapath: AttachDatapath,
+    /// The XDP program's attach mode (with `AttachDatapath::Xdp`).
+    pub xdp_mode: XdpMode,
+}
+
+impl AttachOptions {
+    /// The options the namespace tests run with: `EXASOCK_TEST_DATAPATH=xdp` attaches XDP
+    /// (the suite runs once per datapath), anything else AF_PACKET.
+    pub fn for_tests() -> AttachOptions {
+        let xdp = std::env::var("EXASOCK_TEST_DATAPATH").is_ok_and(|v| v == "xdp" || v == "af_xdp");
+        AttachOptions {
+            datapath: if xdp { AttachDatapath::Xdp } else { AttachDatapath::AfPacket },
+            xdp_mode: XdpMode::Auto,
+        }
+    }
+}
+
 /// What an attach did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachReport {
@@ -79,6 +129,8 @@ pub struct AttachReport {
     pub newly_attached: bool,
     /// Flows of dead processes removed.
     pub swept: usize,
+    /// What the interface runs now: "af_packet", "xdp (skb mode)" or "xdp (native mode)".
+    pub datapath: String,
 }
 
 /// One attached interface, as `exasock-ctl status` shows it.
@@ -92,6 +144,19 @@ pub struct InterfaceStatus {
     pub flows: Vec<FlowEntry>,
     /// Flows of dead processes removed by this status call.
     pub swept: usize,
+    /// "af_packet", "xdp (skb mode)" or "xdp (native mode)".
+    pub datapath: String,
+}
+
+/// The datapath an interface's state directory says it runs.
+fn datapath_name(dir: &Path) -> String {
+    if dir.join(XDP_LINK_NATIVE).exists() {
+        "xdp (native mode)".into()
+    } else if dir.join(XDP_LINK).exists() {
+        "xdp (skb mode)".into()
+    } else {
+        "af_packet".into()
+    }
 }
 
 fn check_root() -> Result<(), ControlError> {
@@ -115,8 +180,14 @@ fn bpffs_mounted() -> bool {
     }
 }
 
-/// Attaches exasock to `iface`: idempotent.
+/// Attaches exasock to `iface` with AF_PACKET: idempotent.
 pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
+    attach_with(iface, &AttachOptions::default())
+}
+
+/// Attaches exasock to `iface`: idempotent. Attaching an interface again with another datapath
+/// switches it (XDP added or removed; the tc program and the maps stay).
+pub fn attach_with(iface: &str, options: &AttachOptions) -> Result<AttachReport, ControlError> {
     check_root()?;
     ifindex(iface)?;
     if let Some(peer) = veth_peer(iface).filter(|p| p.tso) {
@@ -136,6 +207,7 @@ pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
             return Err(e);
         }
     }
+    set_xdp(iface, &dir, options)?;
     disable_gro_lro(iface).map_err(|e| other(&format!("cannot turn GRO/LRO off on {iface}"), e))?;
     let mut steering = Steering::open(iface).map_err(|e| other("cannot open the flows map", e))?;
     // Wildcard flows answer only for the interface's own addresses; running exasock processes
@@ -145,7 +217,51 @@ pub fn attach(iface: &str) -> Result<AttachReport, ControlError> {
         .set_local_addrs(&crate::steering::wildcard_addrs(&addrs))
         .map_err(|e| other("cannot record the interface's addresses", e))?;
     let swept = steering.swept_on_open();
-    Ok(AttachReport { newly_attached, swept })
+    Ok(AttachReport { newly_attached, swept, datapath: datapath_name(&dir) })
+}
+
+/// Adds the XDP program (pinned link) when asked for and missing, removes it when AF_PACKET
+/// alone is asked for, switches its mode when another is asked for.
+fn set_xdp(iface: &str, dir: &Path, options: &AttachOptions) -> Result<(), ControlError> {
+    let native = match options.xdp_mode {
+        XdpMode::Skb => false,
+        XdpMode::Native => true,
+        XdpMode::Auto => !matches!(ethtool::driver(iface), Ok((d, _)) if d == "veth"),
+    };
+    let (want, unwanted) = if native { (XDP_LINK_NATIVE, XDP_LINK) } else { (XDP_LINK, XDP_LINK_NATIVE) };
+    let mut remove = vec![unwanted];
+    if options.datapath == AttachDatapath::AfPacket {
+        remove.push(want);
+    }
+    for name in remove {
+        let path = dir.join(name);
+        if path.exists() {
+            let link = PinnedLink::from_pin(&path).map_err(|e| other("cannot open the pinned XDP link", e))?;
+            drop(link.unpin().map_err(|e| other("cannot unpin the XDP link", e))?);
+        }
+    }
+    if options.datapath == AttachDatapath::AfPacket || dir.join(want).exists() {
+        return Ok(());
+    }
+    let mut ebpf = EbpfLoader::new()
+        .map_pin_path(dir)
+        .load(bpf::object())
+        .map_err(|e| ControlError::Rejected(format!("{e:#}")))?;
+    let prog: &mut Xdp = ebpf
+        .program_mut(XDP_PROGRAM)
+        .ok_or_else(|| other("BPF object", "no XDP program"))?
+        .try_into()
+        .map_err(|e| other("BPF object", e))?;
+    prog.load().map_err(|e| ControlError::Rejected(format!("{e}")))?;
+    let flags = if native { XdpFlags::DRV_MODE } else { XdpFlags::SKB_MODE };
+    let id = prog.attach(iface, flags).map_err(|e| {
+        let mode = if native { "driver (native)" } else { "SKB (generic)" };
+        other(&format!("cannot attach the XDP program to {iface} in {mode} mode"), e)
+    })?;
+    let link = prog.take_link(id).map_err(|e| other("XDP link", e))?;
+    let link = FdLink::try_from(link).map_err(|e| other("XDP attached through netlink, not a bpf link", e))?;
+    link.pin(dir.join(want)).map_err(|e| other("cannot pin the XDP link", e))?;
+    Ok(())
 }
 
 /// Loads the object with its maps pinned in `dir`, attaches the tc program to ingress through
@@ -182,10 +298,12 @@ pub fn detach(iface: &str) -> Result<bool, ControlError> {
 }
 
 fn remove_state_dir(dir: &Path) -> Result<(), ControlError> {
-    let link_path = dir.join(TC_LINK);
-    if link_path.exists() {
-        let link = PinnedLink::from_pin(&link_path).map_err(|e| other("cannot open the pinned tc link", e))?;
-        drop(link.unpin().map_err(|e| other("cannot unpin the tc link", e))?);
+    for name in [TC_LINK, XDP_LINK, XDP_LINK_NATIVE] {
+        let link_path = dir.join(name);
+        if link_path.exists() {
+            let link = PinnedLink::from_pin(&link_path).map_err(|e| other("cannot open a pinned link", e))?;
+            drop(link.unpin().map_err(|e| other("cannot unpin a link", e))?);
+        }
     }
     for entry in std::fs::read_dir(dir).map_err(|e| other("cannot list state", e))?.flatten() {
         std::fs::remove_file(entry.path())
@@ -217,7 +335,8 @@ pub fn status() -> Result<Vec<InterfaceStatus>, ControlError> {
             }
             Err(_) => (Vec::new(), 0),
         };
-        out.push(InterfaceStatus { iface, program_attached, flows, swept });
+        let datapath = datapath_name(&netns_dir.join(&iface));
+        out.push(InterfaceStatus { iface, program_attached, flows, swept, datapath });
     }
     Ok(out)
 }

@@ -82,3 +82,16 @@ pub(crate) fn stat(iface: &str, name: &str) -> io::Result<Option<u64>> {
     unsafe { ioctl(iface, stats.as_mut_ptr().cast())? };
     Ok(Some(stats[1 + index]))
 }
+
+/// The interface's RX-only and combined channel counts (ETHTOOL_GCHANNELS), whose sum is its
+/// number of RX queues.
+pub(crate) fn channels(iface: &str) -> io::Result<(u32, u32)> {
+    const ETHTOOL_GCHANNELS: u32 = 0x3c;
+    // struct ethtool_channels: cmd, max_rx, max_tx, max_other, max_combined, rx_count,
+    // tx_count, other_count, combined_count.
+    let mut buf = [0u32; 9];
+    buf[0] = ETHTOOL_GCHANNELS;
+    // SAFETY: buf is laid out as struct ethtool_channels.
+    unsafe { ioctl(iface, buf.as_mut_ptr().cast())? };
+    Ok((buf[5], buf[8]))
+}

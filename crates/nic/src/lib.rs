@@ -12,6 +12,7 @@
 //! `exasock-ctl` does to an interface).
 
 pub mod af_packet;
+pub mod af_xdp;
 mod bpf;
 pub mod control;
 mod ethtool;
@@ -21,6 +22,7 @@ mod ifindex;
 pub mod memory;
 mod port;
 mod rng;
+pub mod select;
 pub mod steering;
 
 pub use ifindex::if_index;

@@ -114,6 +114,17 @@ pub trait Port: Send {
     /// to sleep instead of spinning; `None` when the datapath can only be polled.
     fn wait_fd(&self) -> Option<RawFd>;
 
+    /// Every descriptor the port holds (sockets, epoll sets), so that an interposition layer can
+    /// keep the program from closing them and close them in a fork child. By default the wait fd.
+    fn internal_fds(&self) -> Vec<RawFd> {
+        self.wait_fd().into_iter().collect()
+    }
+
+    /// The datapath's name as `exasock-ctl status` and logs show it ("af_packet", "af_xdp").
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     /// The IP MTU of the device: the largest IP packet one frame may carry.
     fn mtu(&self) -> usize;
 
@@ -122,6 +133,10 @@ pub trait Port: Send {
 
     /// A snapshot of the port's counters.
     fn stats(&self) -> PortStats;
+
+    /// Reads counters the kernel keeps and resets on reading (AF_PACKET's tp_drops) into the
+    /// port's; call now and then. Ports whose counters are always current do nothing.
+    fn refresh_stats(&mut self) {}
 
     /// Whether the next `frames` calls to [`Port::transmit`] will find a free slot, so that a
     /// datagram's fragments are all queued or none is. No syscall: a full ring is waited on by

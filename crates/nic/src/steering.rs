@@ -378,6 +378,12 @@ fn open_anchors(dir: &Path) -> Result<MapData, SteeringError> {
     })
 }
 
+/// Whether the anchor of `token` is in the anchors map of the state directory `dir` (None: the
+/// map cannot tell).
+pub(crate) fn anchor_alive(dir: &Path, token: u64) -> Option<bool> {
+    anchor_present(&open_anchors(dir).ok()?, token)
+}
+
 /// Whether an anchor with this token is in the map: None when the map cannot tell.
 fn anchor_present(anchors: &MapData, token: u64) -> Option<bool> {
     let mut cookie = 0u64;
@@ -570,6 +576,12 @@ impl Steering {
     pub fn anchor_fd(&mut self) -> Result<RawFd, SteeringError> {
         self.token()?;
         Ok(self.anchor.as_ref().map(Anchor::fd).unwrap_or(-1))
+    }
+
+    /// This process's anchor token (the anchor is made now if no claim made it yet): what its
+    /// entries carry, and what an AF_XDP port names its owner by.
+    pub fn owner_token(&mut self) -> Result<u64, SteeringError> {
+        self.token()
     }
 
     /// The anchor, if one was made.

@@ -160,7 +160,16 @@ impl Topology {
         let (a, b) = (&self.accel, &self.peer);
         ip(&["netns", "add", &a.netns])?;
         ip(&["netns", "add", &b.netns])?;
-        ip(&["link", "add", &a.iface, "netns", &a.netns, "type", "veth", "peer", "name", &b.iface, "netns", &b.netns])?;
+        // Two queues each way, so that a datapath binding every RX queue (AF_XDP) is exercised
+        // on more than one.
+        let q = ["numtxqueues", "2", "numrxqueues", "2"];
+        ip(&[
+            &["link", "add", &a.iface, "netns", &a.netns][..],
+            &q,
+            &["type", "veth", "peer", "name", &b.iface, "netns", &b.netns],
+            &q,
+        ]
+        .concat())?;
         for host in [a, b] {
             let ns = host.netns.as_str();
             // No IPv6: its router solicitations and DAD would be noise on every ring.

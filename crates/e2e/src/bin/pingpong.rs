@@ -11,9 +11,7 @@
 //! Clients print `RESULT p50_ns p99_ns p999_ns` of the one-way latency (round trip / 2) over N
 //! exchanges of S-byte payloads, after 1,000 warm-up exchanges.
 
-use nic::af_packet::{AfPacketConfig, AfPacketPort};
-use nic::steering::{Datapath, Flow, Steering};
-use nic::Port;
+use nic::steering::{Flow, Steering};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::time::Instant;
@@ -196,8 +194,8 @@ fn raw_client(
     let _reservation = UdpSocket::bind(from).map_err(|e| format!("bind {from}: {e}"))?;
     let flow = Flow::udp(*from.ip(), from.port());
     let mut steering = Steering::open(iface).map_err(|e| e.to_string())?;
-    let mut port = AfPacketPort::open(iface, AfPacketConfig::default()).map_err(|e| e.to_string())?;
-    steering.claim(flow, Datapath::AfPacket).map_err(|e| e.to_string())?;
+    let (mut port, datapath) = e2e::raw::open_port(iface, &mut steering)?;
+    steering.claim(flow, datapath).map_err(|e| e.to_string())?;
     let src_mac = EthernetAddress(port.mac());
     let mut template = vec![0u8; 2048];
     let len = build_frame(&mut template, src_mac, dst_mac, from, to, size);

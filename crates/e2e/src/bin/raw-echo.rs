@@ -1,12 +1,11 @@
 //! `raw-echo IFACE PORT [--count N] [--spin]`: claims UDP PORT on an attached interface and
-//! answers every datagram to it over AF_PACKET by swapping headers, with no stack. Prints
-//! `ready` once serving, and `echoed N foreign M fragments F dropped D` when done (after N echoes, or at
+//! answers every datagram to it over the process's datapath (AF_PACKET, or AF_XDP on an interface attached with
+//! `--datapath xdp`: `nic::select`) by swapping headers, with no stack. Prints
+//! `datapath af_packet|af_xdp` and `ready` once serving, and `echoed N foreign M fragments F dropped D` when done (after N echoes, or at
 //! SIGTERM/SIGINT). Without --spin it sleeps on the ring's fd between bursts.
 
-use e2e::raw::{echo_burst, Echo};
-use nic::af_packet::{AfPacketConfig, AfPacketPort};
-use nic::steering::{Datapath, Flow, Steering};
-use nic::Port;
+use e2e::raw::{echo_burst, open_port, Echo};
+use nic::steering::{Flow, Steering};
 use std::io::Write;
 use std::net::{Ipv4Addr, UdpSocket};
 
@@ -31,15 +30,16 @@ fn run() -> Result<(), String> {
         UdpSocket::bind((Ipv4Addr::UNSPECIFIED, udp_port)).map_err(|e| format!("bind {udp_port}: {e}"))?;
     let flow = Flow::udp(Ipv4Addr::UNSPECIFIED, udp_port);
     let mut steering = Steering::open(&iface).map_err(|e| e.to_string())?;
-    let mut port = AfPacketPort::open(&iface, AfPacketConfig::default()).map_err(|e| e.to_string())?;
-    steering.claim(flow, Datapath::AfPacket).map_err(|e| e.to_string())?;
+    let (mut port, datapath) = open_port(&iface, &mut steering)?;
+    steering.claim(flow, datapath).map_err(|e| e.to_string())?;
+    println!("datapath {}", datapath.name());
     println!("ready");
     std::io::stdout().flush().ok();
 
     let (mut echoed, mut foreign, mut fragments) = (0u64, 0u64, 0u64);
     let mut scratch = Vec::with_capacity(64 * 2048);
     while !e2e::stop::requested() && count.is_none_or(|c| echoed < c) {
-        let results = echo_burst(&mut port, 64, udp_port, &mut scratch);
+        let results = echo_burst(port.as_mut(), 64, udp_port, &mut scratch);
         let got: u64 = results.iter().sum();
         echoed += results[Echo::Answered as usize];
         foreign += results[Echo::Foreign as usize];

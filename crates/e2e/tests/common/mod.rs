@@ -11,7 +11,10 @@ use testbed::{NsChild, Side, Topology};
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();
     let iface = topo.accel.iface.clone();
-    let report = topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
+    let report = topo
+        .in_ns(Side::Accel, move || nic::control::attach_with(&iface, &nic::control::AttachOptions::for_tests()))
+        .unwrap()
+        .unwrap();
     assert!(report.newly_attached);
     topo
 }

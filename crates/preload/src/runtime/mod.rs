@@ -259,7 +259,7 @@ impl Runtime {
         crate::fork::install();
         OWNER_PID.store(std::process::id(), Ordering::Release);
         crate::fatal::install();
-        publish::open(driver.wait_fds()[0]);
+        publish::open(driver.netns_socket());
         Ok(Runtime {
             driver,
             slots: Vec::new(),

@@ -42,11 +42,22 @@ pub fn assert_kernel_carried_at_most(topo: &Topology, before: (u64, u64), limit:
     );
 }
 
-/// A fresh topology with the accel interface attached.
+/// The datapath a single exasock process on the interface gets in this run of the suite
+/// (EXASOCK_TEST_DATAPATH=xdp: AF_XDP; otherwise AF_PACKET).
+pub fn expected_datapath() -> nic::steering::Datapath {
+    match nic::control::AttachOptions::for_tests().datapath {
+        nic::control::AttachDatapath::Xdp => nic::steering::Datapath::AfXdp,
+        nic::control::AttachDatapath::AfPacket => nic::steering::Datapath::AfPacket,
+    }
+}
+
+/// A fresh topology with the accel interface attached (with the datapath of this run).
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();
     let iface = topo.accel.iface.clone();
-    topo.in_ns(Side::Accel, move || nic::control::attach(&iface)).unwrap().unwrap();
+    topo.in_ns(Side::Accel, move || nic::control::attach_with(&iface, &nic::control::AttachOptions::for_tests()))
+        .unwrap()
+        .unwrap();
     topo
 }
 
