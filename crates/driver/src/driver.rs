@@ -282,6 +282,12 @@ impl Driver {
         self.port.stats()
     }
 
+    /// Reads the datapath's kernel counters (ring drops) into `port_stats` (a syscall: for a
+    /// periodic caller, not the packet path).
+    pub fn refresh_port_stats(&mut self) {
+        self.port.refresh_stats();
+    }
+
     /// Sends refused because the transmit ring stayed full (the caller got EAGAIN or waited).
     pub fn ring_full(&self) -> u64 {
         self.ring_full

@@ -414,6 +414,13 @@ impl Port for AfPacketPort {
         "af_packet"
     }
 
+    fn internal_fds(&self) -> Vec<RawFd> {
+        // The ring's socket and the send-only GSO socket: the program may close neither.
+        let mut fds = vec![self.fd.as_raw_fd()];
+        fds.extend(self.gso.as_ref().map(GsoTx::raw_fd));
+        fds
+    }
+
     fn refresh_stats(&mut self) {
         self.read_kernel_stats();
     }

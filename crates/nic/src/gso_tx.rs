@@ -31,6 +31,13 @@ pub(crate) struct GsoTx {
     pub(crate) buf: Vec<u8>,
 }
 
+impl GsoTx {
+    /// The socket's descriptor (one of exasock's own: the program may not close it).
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
+    }
+}
+
 fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
     // SAFETY: value points to a live T of the given size.
     let r = unsafe {

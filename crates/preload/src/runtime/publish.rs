@@ -274,6 +274,7 @@ fn index_of(id: u32) -> usize {
 fn publish_header(rt: &mut Runtime, r: &Region<'_>) {
     let st = *rt.driver.stack().stats();
     let checksum = st.ip_bad_checksum + st.udp_bad_checksum + st.tcp_bad_checksum;
+    rt.driver.refresh_port_stats();
     let no_buffer = rt.driver.port_stats().rx_dropped;
     r.set_process(&process_info(rt.slots.len() as u32, checksum, no_buffer, st.tx_to_kernel));
 }
