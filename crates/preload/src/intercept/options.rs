@@ -96,8 +96,7 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
         return Err(libc::EPERM);
     }
     let any = interface.is_unspecified() && ifindex == 0;
-    if nic::steering::attached_interfaces().is_empty()
-        || (!any && !runtime::membership_on_attached(interface, ifindex))
+    if nic::steering::attached_interfaces().is_empty() || (!any && !runtime::membership_on_attached(interface, ifindex))
     {
         return Err(libc::EOPNOTSUPP);
     }

@@ -123,9 +123,9 @@ fn drop_kernel_multicast(fd: i32, ifindex: u32) {
     const SKF_AD_IFINDEX: u32 = 8;
     const PACKET_MULTICAST: u32 = 2;
     let ins = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
-    let ld_abs_w = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
-    let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u32;
-    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    let ld_abs_w = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
     let mut prog = [
         ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE),
         ins(jeq, 0, 3, PACKET_MULTICAST),
