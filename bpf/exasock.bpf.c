@@ -86,6 +86,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xsk_owner SEC(".maps");
 
+/* Multicast receivers: (group, pid, port) -> anchor token (see flows.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct mcast_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} mcast SEC(".maps");
+
 /* The addresses a wildcard flow answers for (network byte order); the value is unused. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -201,10 +210,39 @@ static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
 	return lookup_in(skb, 0, m);
 }
 
+/* The destination of an IPv4 UDP datagram (its first fragment or whole) when it is a multicast
+ * group, else 0; the destination port in *port. */
+static __always_inline __u32 multicast_udp(struct __sk_buff *skb, __u16 *port)
+{
+	__u16 proto;
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes(skb, 12, &proto, sizeof(proto)) < 0 || proto != bpf_htons(ETH_P_IP))
+		return 0;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return 0;
+	if (ip.version != 4 || ip.ihl < 5 || ip.protocol != IPPROTO_UDP || (bpf_ntohl(ip.daddr) >> 28) != 0xe)
+		return 0;
+	if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
+		return 0;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN + ip.ihl * 4 + 2, port, sizeof(*port)) < 0)
+		return 0;
+	return ip.daddr;
+}
+
 SEC("socket")
 int exasock_sock(struct __sk_buff *skb)
 {
 	struct match m = {};
+	__u16 port = 0;
+	__u32 group = multicast_udp(skb, &port);
+
+	/* A group is taken by every process that receives it on that port (its own set), never
+	 * through the flows map's single owner. */
+	if (group) {
+		struct mcast_key k = { .group = group, .pid = OWNER_PID, .port = port };
+		return bpf_map_lookup_elem(&mcast, &k) ? skb->len : 0;
+	}
 
 	/* A shared flow is the kernel's to deliver (tc lets it through). */
 	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID && !m.owner->shared)
@@ -257,6 +295,13 @@ int exasock_tc(struct __sk_buff *skb)
 {
 	struct match m = {};
 
+	__u16 port;
+
+	/* Multicast goes on to the kernel, which delivers it to its own members (none: it drops
+	 * it before UDP); exasock's kernel sockets drop their copies (a filter on each). The
+	 * processes that receive the group over AF_PACKET took it at their rings' taps. */
+	if (multicast_udp(skb, &port))
+		return TC_ACT_OK;
 	/* A shared flow is the kernel's: it delivers among the port's sockets as Linux does. */
 	if (!lookup(skb, &m) || m.owner->datapath != DATAPATH_AF_PACKET || m.owner->shared)
 		return TC_ACT_OK;

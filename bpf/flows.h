@@ -52,4 +52,15 @@ struct frag_value {
 	__u8 pad[6];
 };
 
+/* A multicast group a process receives on a port (issue 17): several processes may each
+ * receive every datagram of one group:port, so this is a set of (group, port, owner) rather
+ * than one owner per flow. The socket filter of process `pid` takes a datagram to group:port
+ * when (group, pid, port) is here; the value is the owner's anchor token, for sweeping. */
+struct mcast_key {
+	__u32 group;
+	__u32 pid;
+	__u16 port;
+	__u8 pad[6];
+};
+
 #endif

@@ -39,6 +39,11 @@ pub struct Driver {
     /// How many of this process's sockets use each claimed flow (several sockets of one
     /// process may share a port with SO_REUSEADDR/SO_REUSEPORT): the entry goes with the last.
     claims: HashMap<Flow, u32>,
+    /// How many of this process's memberships receive each group:port (issue 17): the
+    /// process's entry in the multicast map goes with the last.
+    groups: HashMap<(std::net::Ipv4Addr, u16), u32>,
+    /// How many of those name each group: its MAC stays in the device's filter until the last.
+    group_macs: HashMap<std::net::Ipv4Addr, u32>,
     /// The interface's name (`exasock_tcp_get_device`).
     iface: String,
     ifindex: u32,
@@ -129,6 +134,8 @@ impl Driver {
             steering,
             datapath,
             claims: HashMap::new(),
+            groups: HashMap::new(),
+            group_macs: HashMap::new(),
             iface: iface.to_string(),
             ifindex,
             changes: Vec::new(),
@@ -221,9 +228,53 @@ impl Driver {
         self.steering.mark_shared(flow)
     }
 
+    /// The interface's index.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
     /// How many sockets use a claimed flow (0: not claimed).
     pub fn claim_count(&self, flow: Flow) -> u32 {
         self.claims.get(&flow).copied().unwrap_or(0)
+    }
+
+    /// One more membership of this process receives `group` on `port`: the first makes the
+    /// process's socket filter take the group's datagrams to that port and puts the group's MAC
+    /// in the device's filter (there may be no IGMP join to do it: SO_EXA_MCAST_LISTEN).
+    pub fn receive_group(&mut self, group: std::net::Ipv4Addr, port: u16) -> Result<(), SteeringError> {
+        if let Some(n) = self.groups.get_mut(&(group, port)) {
+            *n += 1;
+            return Ok(());
+        }
+        self.steering.receive_group(group, port)?;
+        self.groups.insert((group, port), 1);
+        let macs = self.group_macs.entry(group).or_insert(0);
+        *macs += 1;
+        if *macs == 1 {
+            let _ = self.port.multicast_filter(stack::neighbour::multicast_mac(group).0, true);
+        }
+        Ok(())
+    }
+
+    /// One membership of this process stops receiving `group` on `port` (see `receive_group`).
+    pub fn stop_group(&mut self, group: std::net::Ipv4Addr, port: u16) {
+        match self.groups.get_mut(&(group, port)) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                return;
+            }
+            Some(_) => {}
+            None => return,
+        }
+        self.groups.remove(&(group, port));
+        let _ = self.steering.stop_group(group, port);
+        if let Some(m) = self.group_macs.get_mut(&group) {
+            *m -= 1;
+            if *m == 0 {
+                self.group_macs.remove(&group);
+                let _ = self.port.multicast_filter(stack::neighbour::multicast_mac(group).0, false);
+            }
+        }
     }
 
     /// Gives every claimed flow back to the kernel (exit, exec) without forgetting who uses
@@ -231,6 +282,9 @@ impl Driver {
     pub fn release_all(&mut self) {
         for flow in self.claims.keys() {
             let _ = self.steering.release(*flow);
+        }
+        for (group, port) in self.groups.keys() {
+            let _ = self.steering.stop_group(*group, *port);
         }
     }
 
@@ -245,6 +299,9 @@ impl Driver {
         }
         for (flow, _) in &lost {
             self.claims.remove(flow);
+        }
+        for (group, port) in self.groups.keys() {
+            let _ = self.steering.receive_group(*group, *port);
         }
         lost
     }

@@ -63,6 +63,7 @@ pub struct AfPacketPort {
     oversize_warned: bool,
     /// The GSO path, when the kernel offers it and the configuration wants it.
     gso: Option<GsoTx>,
+    ifindex: i32,
 }
 
 // SAFETY: the mapping is owned by this value alone and only touched through &mut self.
@@ -191,6 +192,7 @@ impl AfPacketPort {
             stats: PortStats::default(),
             oversize_warned: false,
             gso: if config.gso { GsoTx::open(ifindex, config.qdisc_bypass).ok() } else { None },
+            ifindex,
         };
 
         // SAFETY: a zeroed sockaddr_ll filled in for bind.
@@ -408,6 +410,32 @@ impl Port for AfPacketPort {
 
     fn wait_fd(&self) -> Option<RawFd> {
         Some(self.fd.as_raw_fd())
+    }
+
+    fn multicast_filter(&mut self, mac: [u8; 6], add: bool) -> io::Result<()> {
+        // The kernel counts each (interface, address) per packet socket and keeps the device's
+        // filter entry while any socket holds it; closing the ring drops ours.
+        // SAFETY: a zeroed packet_mreq filled in and passed by pointer for the call.
+        unsafe {
+            let mut mr: libc::packet_mreq = std::mem::zeroed();
+            mr.mr_ifindex = self.ifindex;
+            mr.mr_type = libc::PACKET_MR_MULTICAST as u16;
+            mr.mr_alen = 6;
+            mr.mr_address[..6].copy_from_slice(&mac);
+            let name = if add { libc::PACKET_ADD_MEMBERSHIP } else { libc::PACKET_DROP_MEMBERSHIP };
+            let r = libc::syscall(
+                libc::SYS_setsockopt,
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                name,
+                &mr as *const libc::packet_mreq,
+                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+            );
+            if r != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 
     fn kind(&self) -> &'static str {

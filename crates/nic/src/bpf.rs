@@ -26,6 +26,22 @@ pub(crate) const FLOWS_MAP: &str = "flows";
 pub(crate) const LOCAL_ADDRS_MAP: &str = "local_addrs";
 /// Name of the SOCKHASH of per-process anchors (pinned).
 pub(crate) const ANCHORS_MAP: &str = "anchors";
+/// Name of the map of multicast receivers, (group, pid, port) -> anchor token (pinned).
+pub(crate) const MCAST_MAP: &str = "mcast";
+
+/// `struct mcast_key` of bpf/flows.h (addresses and ports in network byte order).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct RawMcastKey {
+    pub group: [u8; 4],
+    pub pid: u32,
+    pub port: [u8; 2],
+    pub pad: [u8; 6],
+}
+
+const _: () = assert!(std::mem::size_of::<RawMcastKey>() == 16);
+// SAFETY: plain-old-data C layout with explicit padding.
+unsafe impl Pod for RawMcastKey {}
 
 /// `struct flow_key` of bpf/flows.h: a flow the stack serves, in network byte order, named as
 /// an arriving frame carries it (dst = local, src = remote; the remote half zero for UDP

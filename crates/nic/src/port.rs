@@ -114,6 +114,14 @@ pub trait Port: Send {
     /// to sleep instead of spinning; `None` when the datapath can only be polled.
     fn wait_fd(&self) -> Option<RawFd>;
 
+    /// Adds (or drops) a multicast MAC to the device's receive filter while this port wants it
+    /// (a group received without an IGMP join, which would otherwise have the kernel add it).
+    /// By default nothing: ports with no device filter.
+    fn multicast_filter(&mut self, mac: [u8; 6], add: bool) -> io::Result<()> {
+        let _ = (mac, add);
+        Ok(())
+    }
+
     /// Every descriptor the port holds (sockets, epoll sets), so that an interposition layer can
     /// keep the program from closing them and close them in a fork child. By default the wait fd.
     fn internal_fds(&self) -> Vec<RawFd> {

@@ -17,7 +17,7 @@
 //! serves it: that socket reserves the port, and the tc program takes its absence as the
 //! owner's death (unchanged from before anchors).
 
-use crate::bpf::{RawFlowKey, RawFlowValue, ANCHORS_MAP, FLOWS_MAP, LOCAL_ADDRS_MAP};
+use crate::bpf::{RawFlowKey, RawFlowValue, RawMcastKey, ANCHORS_MAP, FLOWS_MAP, LOCAL_ADDRS_MAP, MCAST_MAP};
 use aya::maps::{HashMap, Map, MapData, MapError};
 use std::fmt;
 use std::io;
@@ -746,8 +746,67 @@ impl Steering {
             .collect()
     }
 
+    /// The multicast receivers map (created by the socket filter's loader if the interface was
+    /// attached before it existed).
+    fn mcast_map(&self) -> Result<HashMap<MapData, RawMcastKey, u64>, SteeringError> {
+        let path = self.dir().join(MCAST_MAP);
+        let data =
+            MapData::from_pin(&path).map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", path.display())))?;
+        HashMap::try_from(Map::HashMap(data))
+            .map_err(|e| SteeringError::Bpf(format!("{} is not the multicast map: {e}", path.display())))
+    }
+
+    fn mcast_key(&self, group: Ipv4Addr, port: u16) -> RawMcastKey {
+        RawMcastKey { group: group.octets(), pid: self.pid, port: port.to_be_bytes(), pad: [0; 6] }
+    }
+
+    /// This process receives `group`:`port` from now on: its socket filter takes the group's
+    /// datagrams to that port, beside every other process that receives it (multicast flows
+    /// have many owners; the tc program leaves the kernel its copy).
+    pub fn receive_group(&mut self, group: Ipv4Addr, port: u16) -> Result<(), SteeringError> {
+        let token = self.token()?;
+        self.mcast_map()?
+            .insert(self.mcast_key(group, port), token, 0)
+            .map_err(|e| SteeringError::Bpf(format!("cannot receive {group}:{port}: {e}")))
+    }
+
+    /// This process stops receiving `group`:`port`.
+    pub fn stop_group(&mut self, group: Ipv4Addr, port: u16) -> Result<(), SteeringError> {
+        let key = self.mcast_key(group, port);
+        let mut map = self.mcast_map()?;
+        match map.get(&key, 0) {
+            Ok(t) if self.anchor.as_ref().is_some_and(|a| a.token == t) => {
+                map.remove(&key).map_err(|e| SteeringError::Bpf(format!("cannot stop {group}:{port}: {e}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the multicast receivers whose process is gone (`mine`: also this process's).
+    fn sweep_groups(&mut self, mine: bool) {
+        let Ok(mut map) = self.mcast_map() else { return };
+        let anchors = open_anchors(self.dir()).ok();
+        let token = self.anchor.as_ref().map(Anchor::token);
+        let dead: Vec<RawMcastKey> = map
+            .iter()
+            .filter_map(|r| r.ok())
+            .filter(|(k, t)| {
+                if mine && Some(*t) == token {
+                    return true;
+                }
+                let v = RawFlowValue { owner_pid: k.pid, datapath: 0, shared: 0, pad: [0; 2], token: *t };
+                Some(*t) != token && !self.value_alive(&v, anchors.as_ref())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        for k in dead {
+            let _ = map.remove(&k);
+        }
+    }
+
     /// Releases every flow this process owns (at exit).
     pub fn release_all_mine(&mut self) -> usize {
+        self.sweep_groups(true);
         let Some(token) = self.anchor.as_ref().map(Anchor::token) else { return 0 };
         let mine: Vec<Flow> = self.entries().into_iter().filter(|e| e.token == token).map(|e| e.flow).collect();
         mine.iter().filter(|f| self.release(**f).is_ok()).count()
@@ -756,6 +815,7 @@ impl Steering {
     /// Removes the entries whose owner is gone (its pid no longer exists, or its anchor left
     /// the anchors map: killed, exited); returns what was removed.
     pub fn sweep(&mut self) -> Vec<FlowEntry> {
+        self.sweep_groups(false);
         let dead: Vec<FlowEntry> = self.entries().into_iter().filter(|e| !e.owner_alive()).collect();
         if let Ok(mut flows) = self.map() {
             for e in &dead {

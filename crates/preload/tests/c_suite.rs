@@ -144,6 +144,7 @@ fn error_paths_signals_duplicates_and_epoll_flags_match_the_kernel() {
         ("epoll-ready", 200),
         ("stale", 3),
         ("handler-close", 2),
+        ("mcast", 1),
     ] {
         let run = same_as_kernel(&topo, case, "", Duration::from_secs(60));
         assert!(bypasses(&run) >= sockets, "{case}: not accelerated:\n{}", run.stderr);

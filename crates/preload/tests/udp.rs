@@ -1108,3 +1108,90 @@ fn exasock_trace_prints_each_call_on_an_accelerated_socket_as_strace_does() {
         assert_eq!(*got, format!("[pid {pid:>5}] {want}"), "trace:\n{err}");
     }
 }
+
+/// A multicast receiver in Python: `bind join listen count`, where join and listen are
+/// comma-separated groups (or `-`) joined with IP_ADD_MEMBERSHIP on `ACCEL_IP` and received with
+/// SO_EXA_MCAST_LISTEN; IP_MULTICAST_ALL off (so a wildcard socket gets only its own groups, as
+/// Linux then delivers). Prints how many datagrams of each group arrived, within a second of
+/// the last one or once `count` arrived.
+const PY_MCAST_RX: &str = "
+import socket, struct, sys, collections
+bind, join, listen, count, accel = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+s.setsockopt(socket.IPPROTO_IP, 49, 0)
+s.bind((bind, 7993))
+for g in [g for g in join.split(',') if g != '-']:
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton(g), socket.inet_aton(accel)))
+for g in [g for g in listen.split(',') if g != '-']:
+    s.setsockopt(0x200, 2, struct.pack('4s4si', socket.inet_aton(g), socket.inet_aton('0.0.0.0'), 0))
+print('ready', flush=True)
+got = collections.Counter()
+s.settimeout(3)
+try:
+    while sum(got.values()) < count:
+        got[s.recv(100).split(b' ')[0].decode()] += 1
+        s.settimeout(1)
+except socket.timeout:
+    pass
+print(' '.join(f'{g}={got[g]}' for g in sorted(got)), flush=True)
+";
+
+/// Issue 17: two exasock processes receive one group:port (each gets every datagram), a third
+/// receives a group with SO_EXA_MCAST_LISTEN (no IGMP join) and a plain kernel program on the
+/// accelerated side receives its own group; the kernel of the accelerated namespace counts only
+/// the kernel program's datagrams.
+#[test]
+fn many_processes_and_a_kernel_program_each_receive_their_groups() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let accel = topo.accel.ip.to_string();
+    const N: usize = 200;
+    let n = N.to_string();
+    let n2 = (2 * N).to_string();
+    let (g1, g2, g3) = ("239.1.7.1", "239.1.7.2", "239.1.7.3");
+    // Several multicast owners stay on AF_PACKET (an XSK takes a frame from every other ring).
+    let env = ["EXASOCK_DEBUG=1", "EXASOCK_DATAPATH=af_packet", "EXASOCK_SPIN_USEC=50"];
+    let mut kernel =
+        topo.spawn(Side::Accel, &["python3", "-c", PY_MCAST_RX, "0.0.0.0", g2, "-", &n, &accel], T).unwrap();
+    kernel.wait_for_line("ready", T).unwrap();
+    let mut a = spawn_accelerated(&topo, &env, &["python3", "-c", PY_MCAST_RX, g1, g1, "-", &n, &accel]);
+    a.wait_for_line("ready", T).unwrap();
+    let mut b = spawn_accelerated(&topo, &env, &["python3", "-c", PY_MCAST_RX, "0.0.0.0", g1, g3, &n2, &accel]);
+    b.wait_for_line("ready", T).unwrap();
+    let mut c = spawn_accelerated(&topo, &env, &["python3", "-c", PY_MCAST_RX, g3, "-", g3, &n, &accel]);
+    c.wait_for_line("ready", T).unwrap();
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let peer_ip = topo.peer.ip;
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+    tx.set_multicast_ttl_v4(1).unwrap();
+    for i in 0..N {
+        for (name, g) in [("g1", g1), ("g2", g2), ("g3", g3)] {
+            tx.send_to(format!("{name} {i}").as_bytes(), (g, 7993)).unwrap();
+        }
+        if i % 10 == 9 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let line = |p: testbed::NsChild| {
+        let out = p.finish(T).unwrap();
+        (String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or("").to_string(), out.stderr)
+    };
+    let (k, _) = line(kernel);
+    let (ra, ea) = line(a);
+    let (rb, eb) = line(b);
+    let (rc, ec) = line(c);
+    assert_eq!(k, format!("g2={N}"), "the kernel program");
+    assert_eq!(ra, format!("g1={N}"), "exasock process bound to the group");
+    assert_eq!(rb, format!("g1={N} g3={N}"), "exasock process bound to INADDR_ANY");
+    assert_eq!(rc, format!("g3={N}"), "exasock process listening without a join");
+    for e in [ea, eb, ec] {
+        assert!(String::from_utf8_lossy(&e).contains("enabled bypass"), "not accelerated");
+    }
+    assert_eq!(
+        topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before,
+        N as u64,
+        "the accelerated namespace's kernel delivered more than the kernel program's group"
+    );
+}

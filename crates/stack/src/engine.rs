@@ -482,6 +482,11 @@ impl Stack {
         Ok(())
     }
 
+    /// The multicast groups a socket joined.
+    pub fn udp_memberships(&self, h: SocketHandle) -> Result<&[Ipv4Addr], UdpError> {
+        Ok(&self.sockets.get(h).ok_or(UdpError::BadHandle)?.memberships)
+    }
+
     /// Leaves a multicast group.
     pub fn udp_leave(&mut self, h: SocketHandle, group: Ipv4Addr) -> Result<(), UdpError> {
         let s = self.socket_mut(h)?;

@@ -52,10 +52,69 @@ unsafe fn set_exasock(fd: c_int, name: c_int, val: *const c_void, len: socklen_t
                 (_, false) => Ok(()),
             }
         }
-        // Multicast listening and the ATE come with multicast and TCP.
-        SO_EXA_MCAST_LISTEN | SO_EXA_ATE => Err(libc::EOPNOTSUPP),
+        SO_EXA_MCAST_LISTEN => mcast_listen(fd, val, len),
+        // The ATE comes with TCP.
+        SO_EXA_ATE => Err(libc::EOPNOTSUPP),
         _ => Err(libc::ENOPROTOOPT),
     }
+}
+
+/// The group and interface of an ip_mreq or ip_mreqn (ifindex 0 for an ip_mreq).
+unsafe fn read_mreq(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr, i32)> {
+    if val.is_null() || (len as usize) < std::mem::size_of::<libc::ip_mreq>() {
+        return None;
+    }
+    let mreq = &*(val as *const libc::ip_mreq);
+    let group = std::net::Ipv4Addr::from(u32::from_be(mreq.imr_multiaddr.s_addr));
+    let interface = std::net::Ipv4Addr::from(u32::from_be(mreq.imr_interface.s_addr));
+    let ifindex = if len as usize >= std::mem::size_of::<libc::ip_mreqn>() {
+        (*(val as *const libc::ip_mreqn)).imr_ifindex
+    } else {
+        0
+    };
+    Some((group, interface, ifindex))
+}
+
+/// SO_EXA_MCAST_LISTEN: receive a group arriving on the attached interface (INADDR_ANY and
+/// ifindex 0: any attached one) with no IGMP join; the kernel socket joins nothing, so the
+/// kernel drops the group before UDP and only the ring (whose device filter gets the group's
+/// MAC) sees it. As the original: EINVAL for a non-group, EPERM for a socket that is not a
+/// datagram socket or whose acceleration is off, EOPNOTSUPP for an interface that is not
+/// attached. The socket must be bound (its port is the flow); a duplicate gives EADDRINUSE.
+unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<(), c_int> {
+    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return Err(libc::EINVAL) };
+    if !group.is_multicast() {
+        return Err(libc::EINVAL);
+    }
+    let mut ty: c_int = 0;
+    let mut tlen = std::mem::size_of::<c_int>() as socklen_t;
+    if real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut c_int).cast(), &mut tlen) != 0 {
+        return Err(errno::get());
+    }
+    let state = fdtable::get(fd);
+    if ty != libc::SOCK_DGRAM || matches!(state, FdState::Disabled | FdState::UdpInactive) || !crate::init::ready() {
+        return Err(libc::EPERM);
+    }
+    let any = interface.is_unspecified() && ifindex == 0;
+    if nic::steering::attached_interfaces().is_empty() || (!any && !runtime::membership_on_attached(interface, ifindex))
+    {
+        return Err(libc::EOPNOTSUPP);
+    }
+    if state == FdState::UdpCandidate {
+        let Some(local) = runtime::kernel_local(fd).filter(|l| l.port() != 0) else { return Err(libc::EOPNOTSUPP) };
+        if !local.ip().is_unspecified() && *local.ip() != group {
+            // Bound to a unicast address: no group would be delivered to it.
+            return Err(libc::EOPNOTSUPP);
+        }
+        if runtime::accelerate_udp(fd, local, None).is_err() {
+            return Err(libc::EOPNOTSUPP);
+        }
+        crate::epoll::promote(fd);
+    }
+    let FdState::Accel(slot) = fdtable::get(fd) else { return Err(libc::EPERM) };
+    let mut guard = runtime::lock();
+    let rt = guard.as_mut().ok_or(libc::EPERM)?;
+    rt.membership(slot, group, true).map_err(|_| libc::EADDRINUSE)
 }
 
 /// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
@@ -71,6 +130,18 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         return errno::fail(libc::ENOENT);
     }
     let r = real::setsockopt(fd, level, name, val, len);
+    if r != 0 && (level, name) == (libc::IPPROTO_IP, libc::IP_DROP_MEMBERSHIP) {
+        // A group received with SO_EXA_MCAST_LISTEN: the kernel socket never joined it.
+        if let (FdState::Accel(slot), Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
+            let e = errno::get();
+            if let Some(rt) = runtime::lock().as_mut() {
+                if rt.is_member(slot, group) && rt.membership(slot, group, false).is_ok() {
+                    return 0;
+                }
+            }
+            errno::set(e);
+        }
+    }
     if r == 0 && (level, name) == (libc::SOL_SOCKET, libc::SO_PEEK_OFF) && fdtable::is_tcp(fd) {
         if let (FdState::Accel(slot), Ok(v)) = (fdtable::get(fd), read_int(val, len)) {
             runtime::set_peek_off(slot, v);
@@ -205,19 +276,34 @@ unsafe fn bind_to_device(fd: c_int, val: *const c_void, len: socklen_t) {
 /// itself (not accelerated at bind) turns accelerated when it joins on the attached interface;
 /// one bound to INADDR_ANY already is.
 unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) {
-    if val.is_null() || (len as usize) < std::mem::size_of::<libc::ip_mreq>() || !crate::init::ready() {
+    if !crate::init::ready() {
         return;
     }
-    let mreq = &*(val as *const libc::ip_mreq);
-    let group = std::net::Ipv4Addr::from(u32::from_be(mreq.imr_multiaddr.s_addr));
-    let interface = std::net::Ipv4Addr::from(u32::from_be(mreq.imr_interface.s_addr));
-    let ifindex = if len as usize >= std::mem::size_of::<libc::ip_mreqn>() {
-        (*(val as *const libc::ip_mreqn)).imr_ifindex
-    } else {
-        0
-    };
+    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return };
     let state = fdtable::get(fd);
-    if join && state == FdState::UdpCandidate && runtime::membership_on_attached(interface, ifindex) {
+    // The interface the kernel joined on: the one named, else (INADDR_ANY, no index) the one
+    // its route to the group leaves by, as Linux picks it. Only those arrive on our ring; a
+    // group joined elsewhere reaches the kernel socket, which the receive path reads too.
+    let attached = || {
+        runtime::membership_on_attached(interface, ifindex)
+            || (interface.is_unspecified()
+                && ifindex == 0
+                && runtime::routed_via_attached(std::net::SocketAddrV4::new(group, 0)))
+    };
+    if !join {
+        if let FdState::Accel(slot) = state {
+            if let Some(rt) = runtime::lock().as_mut() {
+                if rt.is_member(slot, group) {
+                    let _ = rt.membership(slot, group, false);
+                }
+            }
+        }
+        return;
+    }
+    if !matches!(state, FdState::UdpCandidate | FdState::Accel(_)) || !attached() {
+        return;
+    }
+    if state == FdState::UdpCandidate {
         if let Some(local) = runtime::kernel_local(fd).filter(|l| *l.ip() == group) {
             if runtime::accelerate_udp(fd, local, None).is_ok() {
                 crate::epoll::promote(fd);
@@ -226,7 +312,7 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
     }
     if let FdState::Accel(slot) = fdtable::get(fd) {
         if let Some(rt) = runtime::lock().as_mut() {
-            let _ = rt.membership(slot, group, join);
+            let _ = rt.membership(slot, group, true);
         }
     }
 }

@@ -38,6 +38,11 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         }
     }
     let flow = Flow::udp(ip, local.port());
+    if ip.is_multicast() {
+        // Bound to a group: it receives nothing but its groups, which every process that
+        // receives them takes (the multicast map), so no flow is claimed for it.
+        return finish_udp(rt, fd, handle, flow);
+    }
     let exclusive = exclusive_port(fd);
     let claim = |rt: &mut Runtime| if exclusive { rt.driver.claim_exclusive(flow) } else { rt.driver.claim(flow) };
     let mut claimed = claim(rt);
@@ -62,6 +67,13 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
     if !exclusive && rt.driver.claim_count(flow) == 1 && shared_with_others(rt, flow, inode) {
         let _ = rt.driver.share(flow);
     }
+    finish_udp(rt, fd, handle, flow)
+}
+
+/// The last steps of `accelerate_udp`, once the flow (if any) is claimed.
+fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Result<(), NotAccelerated> {
+    let inode = socket_inode(fd);
+    drop_kernel_multicast(fd, rt.driver.ifindex());
     // The queue holds what the kernel socket would: its effective SO_RCVBUF.
     if let Some(bytes) = kernel_rcvbuf(fd) {
         let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
@@ -88,7 +100,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         forked: false,
     }) else {
         let _ = rt.driver.release(flow);
-        return Err(undo(rt, "too many accelerated sockets".into()));
+        let _ = rt.driver.stack().udp_close(handle);
+        return Err(NotAccelerated::Failed("too many accelerated sockets".into()));
     };
     fdtable::set(fd, fdtable::FdState::Accel(slot));
     publish::socket_opened(rt, slot, fd);
@@ -96,6 +109,45 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
     Ok(())
+}
+
+/// The kernel socket behind an accelerated UDP socket drops the multicast datagrams that
+/// arrive on the attached interface: tc leaves the kernel its copy of every group (for the
+/// kernel's own members), and this process took its own copy at the ring, so the kernel
+/// socket's would be a duplicate nobody reads. Looped-back copies (PACKET_LOOPBACK), unicast,
+/// broadcast and other interfaces still reach it. A classic BPF filter (SO_ATTACH_FILTER):
+/// `pkttype == PACKET_MULTICAST && ifindex == attached` -> drop.
+fn drop_kernel_multicast(fd: i32, ifindex: u32) {
+    const SKF_AD_OFF: u32 = (-0x1000i32) as u32;
+    const SKF_AD_PKTTYPE: u32 = 4;
+    const SKF_AD_IFINDEX: u32 = 8;
+    const PACKET_MULTICAST: u32 = 2;
+    let ins = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+    let ld_abs_w = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let mut prog = [
+        ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE),
+        ins(jeq, 0, 3, PACKET_MULTICAST),
+        ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_IFINDEX),
+        ins(jeq, 0, 1, ifindex),
+        ins(ret, 0, 0, 0),
+        ins(ret, 0, 0, u32::MAX),
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    // SAFETY: the program outlives the call, which copies it.
+    let r = unsafe {
+        crate::real::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if r != 0 && config::debug() {
+        log::emit(format_args!("exasock: fd {fd}: cannot filter the kernel's multicast copies\n"));
+    }
 }
 
 /// Opens the runtime if needed and checks that `local` is ours to serve.

@@ -64,6 +64,10 @@ pub(super) fn release_locked(rt: &mut Runtime, slot: u32) {
     let Some(s) = rt.take_slot(slot) else { return };
     match s.proto {
         Proto::Udp => {
+            let groups = rt.driver.stack().udp_memberships(s.handle).map(<[_]>::to_vec).unwrap_or_default();
+            for g in groups {
+                rt.driver.stop_group(g, s.flow.local_port);
+            }
             let _ = rt.driver.release(s.flow);
             let _ = rt.driver.stack().udp_close(s.handle);
         }

@@ -356,12 +356,26 @@ impl Runtime {
     /// Joins (or leaves) a multicast group on the slot's stack socket.
     pub fn membership(&mut self, slot: u32, group: Ipv4Addr, join: bool) -> Result<(), UdpError> {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        let port = s.flow.local_port;
         let stack = self.driver.stack();
         if join {
-            stack.udp_join(s.handle, group)
+            stack.udp_join(s.handle, group)?;
+            if let Err(e) = self.driver.receive_group(group, port) {
+                let _ = self.driver.stack().udp_leave(s.handle, group);
+                log::warning!("cannot receive {group}:{port} accelerated: {e}");
+                return Err(UdpError::Membership);
+            }
         } else {
-            stack.udp_leave(s.handle, group)
+            stack.udp_leave(s.handle, group)?;
+            self.driver.stop_group(group, port);
         }
+        Ok(())
+    }
+
+    /// Whether the slot's socket joined `group` in the stack.
+    pub fn is_member(&mut self, slot: u32, group: Ipv4Addr) -> bool {
+        let Some(s) = self.slot(slot) else { return false };
+        self.driver.stack().udp_memberships(s.handle).is_ok_and(|m| m.contains(&group))
     }
 
     /// Records a shutdown of the slot's socket.

@@ -1308,6 +1308,44 @@ static int tcp_exec_next(int fd) {
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* Multicast memberships on an accelerated socket: the errnos Linux gives (issue 17). */
+static void case_mcast(void) {
+    current = "mcast";
+    int s = udp_bound(40, 0);
+    struct ip_mreqn mr = {.imr_ifindex = 0};
+    inet_pton(AF_INET, "239.1.9.1", &mr.imr_multiaddr);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    /* The interface by the address the kernel routes the peer from. */
+    int probe = socket(AF_INET, SOCK_DGRAM, 0);
+    connect(probe, (struct sockaddr *)&peer, sizeof peer);
+    getsockname(probe, (struct sockaddr *)&me, &ml);
+    close(probe);
+    struct ip_mreq m = {.imr_multiaddr = mr.imr_multiaddr, .imr_interface = me.sin_addr};
+    SHOW("join", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    SHOW("join-duplicate", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    SHOW("join-short", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, 4));
+    struct ip_mreq bad = m;
+    inet_pton(AF_INET, "10.1.2.3", &bad.imr_multiaddr);
+    SHOW("join-unicast", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &bad, sizeof bad));
+    mr.imr_address = me.sin_addr;
+    inet_pton(AF_INET, "239.1.9.2", &mr.imr_multiaddr);
+    SHOW("join-mreqn", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr));
+    SHOW("join-mreqn-duplicate", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr));
+    SHOW("drop", setsockopt(s, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof m));
+    SHOW("drop-again", setsockopt(s, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof m));
+    SHOW("drop-mreqn", setsockopt(s, IPPROTO_IP, IP_DROP_MEMBERSHIP, &mr, sizeof mr));
+    SHOW("rejoin", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    int v = -1;
+    socklen_t vl = sizeof v;
+    SHOW("get-loop", getsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &v, &vl));
+    SAY("loop: %d", v);
+    vl = sizeof v;
+    SHOW("get-ttl", getsockopt(s, IPPROTO_IP, IP_MULTICAST_TTL, &v, &vl));
+    SAY("ttl: %d", v);
+    close(s);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s CASE PEER_IP ECHO_PORT BASE_PORT [SECONDS|FD]\n", argv[0]);
@@ -1330,6 +1368,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "threads")) case_threads(extra ? extra : 10, 1);
     else if (!strcmp(which, "threads-split")) case_threads(extra ? extra : 10, 4);
     else if (!strcmp(which, "dup")) case_dup();
+    else if (!strcmp(which, "mcast")) case_mcast();
     else if (!strcmp(which, "epoll")) case_epoll();
     else if (!strcmp(which, "epoll-ready")) case_epoll_ready();
     else if (!strcmp(which, "fork")) case_fork();
