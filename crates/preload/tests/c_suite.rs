@@ -188,8 +188,18 @@ fn a_signal_storm_for_thirty_seconds_loses_nothing_and_never_hangs() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let drops = |side| topo.counter(side, "UdpRcvbufErrors").unwrap_or(0);
+    let before = (drops(Side::Peer), drops(Side::Accel));
     let run = under_exasock(&topo, "storm", "30", Duration::from_secs(90));
-    assert!(run.stdout.contains("storm lost=0 wrong=0 handler-lost=0 busy=1"), "{}\n{}", run.stdout, run.stderr);
+    let dropped = (drops(Side::Peer) - before.0, drops(Side::Accel) - before.1);
+    assert!(
+        run.stdout.contains("storm lost=0 wrong=0 handler-lost=0 busy=1"),
+        "{}\n{}\nkernel receive-queue drops since the start: peer {}, accelerated side {}",
+        run.stdout,
+        run.stderr,
+        dropped.0,
+        dropped.1
+    );
     assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
     eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("storm:")).unwrap_or_default());
 }

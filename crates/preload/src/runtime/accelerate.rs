@@ -38,9 +38,11 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         }
     }
     let flow = Flow::udp(ip, local.port());
-    if ip.is_multicast() {
+    if ip.is_multicast() && rt.driver.datapath() == nic::steering::Datapath::AfPacket {
         // Bound to a group: it receives nothing but its groups, which every process that
-        // receives them takes (the multicast map), so no flow is claimed for it.
+        // receives them takes at its ring (the multicast map), so no flow is claimed for it.
+        // Over AF_XDP the group's flow is claimed as any other: XDP redirects a frame to one
+        // socket only, so one process receives it (several: the flow is shared, the kernel's).
         return finish_udp(rt, fd, handle, flow);
     }
     let exclusive = exclusive_port(fd);

@@ -86,6 +86,20 @@ impl PeerEcho {
         let peer_ip = topo.peer.ip;
         let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, port))).unwrap().unwrap();
         echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        // A deep receive queue (SO_RCVBUFFORCE: root goes past rmem_max): this thread shares two
+        // cores with the program under test and the build, and a storm test must not count the
+        // datagrams a starved echo thread's socket dropped as the program's loss.
+        let deep: libc::c_int = 8 << 20;
+        // SAFETY: an int option on a socket we own, with its size.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&echo),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&deep as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
