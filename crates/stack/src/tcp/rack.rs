@@ -172,8 +172,8 @@ impl Connection {
 
     /// Arms the tail loss probe (RFC 8985 7.2, Linux's tcp_schedule_loss_probe): with SACK,
     /// outside recovery, data in flight, an RTT measured and no probe outstanding; never later
-    /// than the retransmission timer would fire, which waits behind it (one timer in Linux:
-    /// the probe replaces the RTO, which is armed again once the probe is out).
+    /// than the retransmission timer, which a probe due at the same time replaces (one timer
+    /// in Linux; the RTO is armed again once the probe is out).
     pub(crate) fn schedule_loss_probe(&mut self, now: Instant) {
         match self.sk() {
             Some(sk) if !sk.rack.probe && self.timers[Timer::Rack].is_some() => return,
@@ -192,10 +192,7 @@ impl Connection {
         let extra = if self.snd.max.since(self.snd.una) <= self.snd.mss { DELAYED_ACK_MAX } else { TIMEOUT_MIN };
         let mut at = now + srtt * 2 + extra;
         if let Some(rto) = self.timers[Timer::Retransmit] {
-            if rto <= at {
-                at = rto;
-                self.timers[Timer::Retransmit] = Some(rto + self.rtt.backed_off(self.loss.backoff));
-            }
+            at = at.min(rto);
         }
         self.timers[Timer::Rack] = Some(at);
         self.sk_mut().rack.probe = true;
@@ -210,10 +207,10 @@ impl Connection {
             && self.sk().is_none_or(|sk| sk.rack.tlp_high.is_none())
         {
             self.sk_mut().rack.tlp_due = true;
-        } else if self.timers[Timer::Retransmit].is_some() {
-            // No probe: the retransmission timer that waited behind it runs from now
-            // (tcp_rearm_rto).
-            self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
+            if self.timers[Timer::Retransmit].is_some_and(|rto| rto <= now) {
+                // The probe goes instead of the RTO due with it; sending it arms the RTO again.
+                self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
+            }
         }
     }
 
