@@ -123,6 +123,10 @@ fn send_and_check_echo(eng: &mut TapEngine, h: SocketHandle, total: u64, timeout
 /// Prints what the engine's connection and the kernel's namespace counted (timeouts,
 /// retransmissions, undos), to compare the two ends' loss recovery.
 fn report(host: &TapHost, eng: &TapEngine, h: SocketHandle) {
+    if std::env::var_os("EXASOCK_TCP_NSTAT").is_some() {
+        let out = testbed::ns_exec(&host.netns, &["nstat", "-as"]).unwrap_or_default();
+        eprintln!("kernel peer: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
     if let Ok(i) = eng.stack.tcp_info(h) {
         eprintln!(
             "engine: timeouts {} fast {} rto-rtx {} recoveries {} probes {} dsacks in {} out {} undos {} reord {} srtt {:?} cwnd {} ssthresh {}",
@@ -313,22 +317,7 @@ fn kernel_to_kernel(imp: Impairment, sysctls: &[(&str, &str)], total: u64, seed:
     let took = t0.elapsed();
     if std::env::var_os("EXASOCK_TCP_NSTAT").is_some() {
         for h in [&a, &b] {
-            let out = testbed::ns_exec(
-                &h.netns,
-                &[
-                    "nstat",
-                    "-asz",
-                    "TcpExtTCPTimeouts",
-                    "TcpRetransSegs",
-                    "TcpExtTCPLossProbes",
-                    "TcpExtTCPSackRecovery",
-                    "TcpExtTCPDSACKUndo",
-                    "TcpExtTCPFullUndo",
-                    "TcpExtTCPLossUndo",
-                    "TcpExtTCPSpuriousRTOs",
-                ],
-            )
-            .unwrap_or_default();
+            let out = testbed::ns_exec(&h.netns, &["nstat", "-as"]).unwrap_or_default();
             eprintln!("kernel-to-kernel {took:?}: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
         }
     }
@@ -346,14 +335,16 @@ fn kernel_to_kernel(imp: Impairment, sysctls: &[(&str, &str)], total: u64, seed:
 /// Issue 20's matrix: the engine (SACK and timestamps on, as Linux's defaults) against the
 /// kernel as client and as server through each impairment, beside the kernel against itself
 /// through the same impairments in the same run; prints the table and holds the engine within
-/// 1.3 times the kernel's time (with EXASOCK_TCP_RATIO=1). Each figure is the best of two runs (the machine is shared).
-/// 8 MiB each way; EXASOCK_TCP_MATRIX=1 adds seeds.
+/// 1.3 times the kernel's time (with EXASOCK_TCP_RATIO=1). Each figure is the best of two runs
+/// (the machine is shared). 2 MiB each way, so that CI runs it in well under 30 s; the issue's
+/// 8 MiB with EXASOCK_TCP_FULL=1; EXASOCK_TCP_MATRIX=1 adds seeds; EXASOCK_TCP_ROW=PREFIX runs
+/// the rows whose name starts with PREFIX; EXASOCK_TCP_NSTAT=1 prints every kernel counter.
 #[test]
 fn the_engine_is_within_1_3x_of_the_kernel_through_loss_duplication_and_reordering() {
     const LIMIT: Duration = Duration::from_secs(120);
     let Some(_serial) = testbed::require() else { return };
     let seeds: Vec<u64> = if matrix() { (1..=4).collect() } else { vec![7] };
-    let total = 8 * MIB;
+    let total = if std::env::var_os("EXASOCK_TCP_FULL").is_some() { 8 * MIB } else { 2 * MIB };
     let mut table = vec![String::from(
         "| link (seed) | kernel to kernel | engine as client | ratio | engine as server | ratio |\n|---|---|---|---|---|---|",
     )];
@@ -394,9 +385,11 @@ fn the_engine_is_within_1_3x_of_the_kernel_through_loss_duplication_and_reorderi
         }
     }
     let table = table.join("\n");
-    eprintln!("8 MiB each way, SACK and timestamps on at both ends:\n{table}");
-    // The goal (issue 20) is not met yet on the reordering rows (see the branch's note): held
-    // only where asked, so that CI checks the transfers and prints the table.
+    eprintln!("{} MiB each way, SACK and timestamps on at both ends:\n{table}", total / MIB);
+    // The goal (issue 20) is not met yet on the 5% row: one 200 ms RTO there costs about what
+    // the kernels take for the whole transfer, and the engine still takes a few per run (a
+    // retransmission lost in recovery with a flight of two or three segments). Held only
+    // where asked, so that CI checks the transfers and prints the table.
     if std::env::var_os("EXASOCK_TCP_RATIO").is_some() {
         assert!(worst <= 1.3, "the engine took up to {worst:.2} times the kernel's time:\n{table}");
     }

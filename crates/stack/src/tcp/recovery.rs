@@ -256,8 +256,11 @@ impl Connection {
     pub(crate) fn enter_sack_recovery(&mut self, pipe_before: u32) {
         let prior = (self.cc.window(), self.cc.ssthresh());
         self.sk_mut().start_undo(prior);
-        let flight = self.snd.max.since(self.snd.una).min(self.cc.window());
-        self.cc.on_fast_retransmit(flight, self.snd.mss);
+        // ssthresh from the congestion window, as Linux's ssthresh hooks take it (Reno's
+        // cwnd / 2, CUBIC's 0.7 cwnd), not from the flight, which an echo or a PRR-limited
+        // sender keeps below the window and would cut it again each episode.
+        let window = self.cc.window();
+        self.cc.on_fast_retransmit(window, self.snd.mss);
         self.loss.recover = Some(self.snd.max);
         self.loss.recover_mark = self.snd.max;
         self.sk_mut().prr = Prr { recover_fs: pipe_before.max(1), delivered: 0, out: 0, cwnd: 0 };
