@@ -280,7 +280,14 @@ impl TapEngine {
         while self.stack.poll_event().is_some() {}
         let until_timer =
             self.stack.poll_timeout().map(|t| Duration::from_nanos(t.as_nanos().saturating_sub(now.as_nanos())));
-        let wait = until_timer.map_or(wait, |t| t.min(wait));
+        let mut wait = until_timer.map_or(wait, |t| t.min(wait));
+        if !self.inbound.held.is_empty() || !self.outbound.held.is_empty() {
+            // Frames held back go once the link is quiet, as `relay` lets them go after one
+            // pass that moved nothing: if nothing is readable now, the next step reads nothing
+            // and flushes them, instead of after a sleep of up to `wait` (which made the
+            // engine's reordering last up to a millisecond, the kernels' microseconds).
+            wait = Duration::ZERO;
+        }
         if !wait.is_zero() {
             let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
             // SAFETY: one valid pollfd.

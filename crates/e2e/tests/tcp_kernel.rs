@@ -120,18 +120,30 @@ fn send_and_check_echo(eng: &mut TapEngine, h: SocketHandle, total: u64, timeout
     received
 }
 
-/// The engine as client of the kernel's echo server: `total` bytes each way.
-fn engine_client(host: &TapHost, eng: &mut TapEngine, port: u16, total: u64) {
-    let script = peer_script();
-    let mut peer = host.spawn(&["python3", &script, "echo-server", &port.to_string()], T).unwrap();
-    peer.wait_for_line("listening", T).unwrap();
-    let h = eng.stack.tcp_open();
-    eng.stack.tcp_bind(h, SocketAddrV4::new(host.engine_ip, 40_000 + port)).unwrap();
-    let now = eng.now();
-    eng.stack.tcp_connect(h, SocketAddrV4::new(host.kernel_ip, port), now).unwrap();
-    let received = send_and_check_echo(eng, h, total, T);
-    eprintln!("engine: {:?}", eng.stack.tcp_info(h));
-    assert!(eng.stack.tcp_info(h).is_ok_and(|i| i.timestamps), "the kernel's SYN-ACK answered our timestamps");
+/// Prints what the engine's connection and the kernel's namespace counted (timeouts,
+/// retransmissions, undos), to compare the two ends' loss recovery.
+fn report(host: &TapHost, eng: &TapEngine, h: SocketHandle) {
+    if std::env::var_os("EXASOCK_TCP_NSTAT").is_some() {
+        let out = testbed::ns_exec(&host.netns, &["nstat", "-as"]).unwrap_or_default();
+        eprintln!("kernel peer: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    if let Ok(i) = eng.stack.tcp_info(h) {
+        eprintln!(
+            "engine: timeouts {} fast {} rto-rtx {} recoveries {} probes {} dsacks in {} out {} undos {} reord {} srtt {:?} cwnd {} ssthresh {}",
+            i.timeouts,
+            i.fast_retransmits,
+            i.timeout_retransmits,
+            i.sack_recoveries,
+            i.loss_probes,
+            i.dsacks_received,
+            i.dsacks_sent,
+            i.dsack_undos,
+            i.reord_seen,
+            i.srtt,
+            i.cwnd,
+            i.ssthresh
+        );
+    }
     eprintln!(
         "kernel: {}",
         testbed::ns_exec(
@@ -143,12 +155,39 @@ fn engine_client(host: &TapHost, eng: &mut TapEngine, port: u16, total: u64) {
                 "TcpRetransSegs",
                 "TcpExtTCPFastRetrans",
                 "TcpExtTCPLossUndo",
-                "TcpExtTCPRenoRecovery"
+                "TcpExtTCPFullUndo",
+                "TcpExtTCPPartialUndo",
+                "TcpExtTCPDSACKUndo",
+                "TcpExtTCPLossProbes",
+                "TcpExtTCPSackRecovery",
+                "TcpExtTCPSpuriousRTOs",
+                "TcpExtTCPDSACKRecv",
             ]
         )
         .unwrap_or_default()
-        .replace('\n', " ")
+        .split('\n')
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, value) = (w.next()?, w.next()?);
+            (!name.starts_with('#')).then(|| format!("{} {value}", name.trim_start_matches("TcpExt")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
     );
+}
+
+/// The engine as client of the kernel's echo server: `total` bytes each way.
+fn engine_client(host: &TapHost, eng: &mut TapEngine, port: u16, total: u64) {
+    let script = peer_script();
+    let mut peer = host.spawn(&["python3", &script, "echo-server", &port.to_string()], T).unwrap();
+    peer.wait_for_line("listening", T).unwrap();
+    let h = eng.stack.tcp_open();
+    eng.stack.tcp_bind(h, SocketAddrV4::new(host.engine_ip, 40_000 + port)).unwrap();
+    let now = eng.now();
+    eng.stack.tcp_connect(h, SocketAddrV4::new(host.kernel_ip, port), now).unwrap();
+    let received = send_and_check_echo(eng, h, total, T);
+    report(host, eng, h);
+    assert!(eng.stack.tcp_info(h).is_ok_and(|i| i.timestamps), "the kernel's SYN-ACK answered our timestamps");
     assert_eq!(received, total);
     let out = peer.finish(T).unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("echoed {total}")), "{out:?}");
@@ -202,6 +241,7 @@ fn engine_server(host: &TapHost, eng: &mut TapEngine, port: u16, total: u64) {
         eof && at == filled
     });
     assert!(done, "timed out echoing: {echoed} of {total}");
+    report(host, eng, c);
     // The peer closed first: close now sends our FIN from CLOSE_WAIT (passive close).
     assert_eq!(eng.stack.tcp_state(c).unwrap(), State::CloseWait);
     let now = eng.now();
@@ -275,6 +315,12 @@ fn kernel_to_kernel(imp: Impairment, sysctls: &[(&str, &str)], total: u64, seed:
         done || t0.elapsed() > limit
     });
     let took = t0.elapsed();
+    if std::env::var_os("EXASOCK_TCP_NSTAT").is_some() {
+        for h in [&a, &b] {
+            let out = testbed::ns_exec(&h.netns, &["nstat", "-as"]).unwrap_or_default();
+            eprintln!("kernel-to-kernel {took:?}: {}", out.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+    }
     let client = client.map(|c| String::from_utf8_lossy(&c.finish(limit).unwrap().stdout).into_owned());
     let server = String::from_utf8_lossy(&server.finish(limit).unwrap().stdout).into_owned();
     // A baseline is only one if the kernels did the same job through the same link: the whole
@@ -289,19 +335,25 @@ fn kernel_to_kernel(imp: Impairment, sysctls: &[(&str, &str)], total: u64, seed:
 /// Issue 20's matrix: the engine (SACK and timestamps on, as Linux's defaults) against the
 /// kernel as client and as server through each impairment, beside the kernel against itself
 /// through the same impairments in the same run; prints the table and holds the engine within
-/// 1.3 times the kernel's time (with EXASOCK_TCP_RATIO=1). Each figure is the best of two runs (the machine is shared).
-/// 8 MiB each way; EXASOCK_TCP_MATRIX=1 adds seeds.
+/// 1.3 times the kernel's time (with EXASOCK_TCP_RATIO=1). Each figure is the best of two runs
+/// (the machine is shared). 2 MiB each way, so that CI runs it in well under 30 s; the issue's
+/// 8 MiB with EXASOCK_TCP_FULL=1; EXASOCK_TCP_MATRIX=1 adds seeds; EXASOCK_TCP_ROW=PREFIX runs
+/// the rows whose name starts with PREFIX; EXASOCK_TCP_NSTAT=1 prints every kernel counter.
 #[test]
 fn the_engine_is_within_1_3x_of_the_kernel_through_loss_duplication_and_reordering() {
     const LIMIT: Duration = Duration::from_secs(120);
     let Some(_serial) = testbed::require() else { return };
     let seeds: Vec<u64> = if matrix() { (1..=4).collect() } else { vec![7] };
-    let total = 8 * MIB;
+    let total = if std::env::var_os("EXASOCK_TCP_FULL").is_some() { 8 * MIB } else { 2 * MIB };
     let mut table = vec![String::from(
         "| link (seed) | kernel to kernel | engine as client | ratio | engine as server | ratio |\n|---|---|---|---|---|---|",
     )];
     let mut worst: f64 = 0.0;
+    let only = std::env::var("EXASOCK_TCP_ROW").ok();
     for (name, imp) in impairments() {
+        if only.as_deref().is_some_and(|o| !name.starts_with(o)) {
+            continue;
+        }
         for &seed in &seeds {
             let best = |f: &mut dyn FnMut(u64) -> Duration| (0..2).map(|i| f(seed + 100 * i)).min().unwrap();
             let kernel = best(&mut |s| kernel_to_kernel(imp, &[], total, s, LIMIT));
@@ -315,6 +367,7 @@ fn the_engine_is_within_1_3x_of_the_kernel_through_loss_duplication_and_reorderi
                     engine_server(&host, &mut eng, 5012, total);
                 }
                 let took = t0.elapsed();
+                eprintln!("{name} seed {s} engine as {}: {took:?}", if as_client { "client" } else { "server" });
                 let (inbound, outbound) = eng.impair_stats();
                 assert!(inbound.dropped > 0 && outbound.dropped > 0, "{name}: nothing was dropped");
                 took
@@ -332,9 +385,11 @@ fn the_engine_is_within_1_3x_of_the_kernel_through_loss_duplication_and_reorderi
         }
     }
     let table = table.join("\n");
-    eprintln!("8 MiB each way, SACK and timestamps on at both ends:\n{table}");
-    // The goal (issue 20) is not met yet on the reordering rows (see the branch's note): held
-    // only where asked, so that CI checks the transfers and prints the table.
+    eprintln!("{} MiB each way, SACK and timestamps on at both ends:\n{table}", total / MIB);
+    // The goal (issue 20) is not met yet on the 5% row: one 200 ms RTO there costs about what
+    // the kernels take for the whole transfer, and the engine still takes a few per run (a
+    // retransmission lost in recovery with a flight of two or three segments). Held only
+    // where asked, so that CI checks the transfers and prints the table.
     if std::env::var_os("EXASOCK_TCP_RATIO").is_some() {
         assert!(worst <= 1.3, "the engine took up to {worst:.2} times the kernel's time:\n{table}");
     }

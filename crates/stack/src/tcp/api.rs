@@ -328,6 +328,13 @@ impl Stack {
         self.tcp_socket(h)?.connection().map(|c| c.info()).ok_or(TcpError::NotConnected)
     }
 
+    /// Bytes the connection's sender counts in flight now: with SACK, RFC 6675's pipe
+    /// (outstanding, less SACKed and lost, plus retransmitted; Linux's tcp_packets_in_flight,
+    /// in bytes). Not in `TcpInfo`, which every connection carries for its counters.
+    pub fn tcp_in_flight(&self, h: SocketHandle) -> Result<u32, TcpError> {
+        self.tcp_socket(h)?.connection().map(|c| c.in_flight()).ok_or(TcpError::NotConnected)
+    }
+
     /// getsockopt(TCP_MAXSEG) as Linux answers it in any state: on a socket that is not
     /// connected (idle or listening) the TCP_MAXSEG set, else 536 (TCP_MSS_DEFAULT); on a
     /// connection the MSS it sends with (see `Connection::max_seg`).

@@ -392,11 +392,16 @@ impl Connection {
         // The timed segment gives the finer sample; without one (Karn's rule after a
         // retransmission, or in recovery) the echoed timestamp gives one (Linux's
         // tcp_ack_update_rtt), so the RTO keeps following the path through loss.
-        match self.loss.timing {
-            Some((timed, sent)) if ack > timed => {
+        // With SACK the send log dates the first newly acknowledged byte to the microsecond
+        // (Linux's seq_rtt); echoed timestamps tick in milliseconds, too coarse for a LAN's RTT,
+        // and serve only when that byte may have been sent twice.
+        let logged = self.sk().and_then(|sk| sk.sb.rtt_sent_at(self.snd.una));
+        match (self.loss.timing, logged) {
+            (Some((timed, sent)), _) if ack > timed => {
                 self.rtt.sample(now.saturating_since(sent));
                 self.loss.timing = None;
             }
+            (_, Some(sent)) => self.rtt.sample(now.saturating_since(sent)),
             _ => self.sample_echoed_timestamp(now, repr),
         }
         self.loss.backoff = 0;

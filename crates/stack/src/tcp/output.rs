@@ -299,9 +299,7 @@ impl Connection {
                 if !sk.sb.on_retransmit(seq, end.min(max), now) {
                     sk.rtx_full = true;
                 }
-                if sk.undo.is_some() {
-                    sk.undo_retrans += 1;
-                }
+                sk.note_undo_retransmit(seq, end.min(max));
                 if recovering {
                     sk.prr.out = sk.prr.out.saturating_add(used);
                 }
@@ -335,8 +333,16 @@ impl Connection {
         if self.timers[Timer::Retransmit].is_none() {
             self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
         }
-        if kind == Send::New && self.sack_ok && self.timers[Timer::Rack].is_none() {
-            self.schedule_loss_probe(now);
+        if kind == Send::New && self.sack_ok {
+            // A probe armed when one segment was out waits for a delayed ACK (200 ms more): the
+            // second segment of the flight brings it back to two RTTs (Linux schedules the
+            // probe once the whole write is out, with the flight it left).
+            let lone = self.snd.max.since(self.snd.una) <= 2 * self.snd.mss
+                && self.sk().is_some_and(|sk| sk.rack.probe)
+                && self.snd.max.since(self.snd.una) > self.snd.mss;
+            if self.timers[Timer::Rack].is_none() || lone {
+                self.schedule_loss_probe(now);
+            }
         }
         Some(out)
     }

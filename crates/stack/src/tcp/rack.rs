@@ -61,9 +61,11 @@ impl Connection {
         }
     }
 
-    /// Whether recovery (or the loss state after a timeout) is running.
+    /// Whether recovery (or the loss state after a timeout) is running: until snd.una
+    /// reaches what was outstanding when it began (Linux leaves TCP_CA_Loss and
+    /// TCP_CA_Recovery once snd_una is not before high_seq).
     pub(crate) fn in_loss_episode(&self) -> bool {
-        self.loss.recover.is_some() || self.snd.una <= self.loss.recover_mark
+        self.loss.recover.is_some() || self.snd.una < self.loss.recover_mark
     }
 
     /// The reordering window (RFC 8985 6.2 step 4, Linux's tcp_rack_reo_wnd).
@@ -146,7 +148,7 @@ impl Connection {
     /// The `Rack` timer fired: the probe's or the reordering window's.
     pub(crate) fn on_rack_timeout(&mut self, now: Instant) {
         match self.sk() {
-            Some(sk) if sk.rack.probe => self.on_loss_probe_timeout(),
+            Some(sk) if sk.rack.probe => self.on_loss_probe_timeout(now),
             Some(_) => self.on_reorder_timeout(now),
             None => {}
         }
@@ -170,7 +172,8 @@ impl Connection {
 
     /// Arms the tail loss probe (RFC 8985 7.2, Linux's tcp_schedule_loss_probe): with SACK,
     /// outside recovery, data in flight, an RTT measured and no probe outstanding; never later
-    /// than the retransmission timer.
+    /// than the retransmission timer, which a probe due at the same time replaces (one timer
+    /// in Linux; the RTO is armed again once the probe is out).
     pub(crate) fn schedule_loss_probe(&mut self, now: Instant) {
         match self.sk() {
             Some(sk) if !sk.rack.probe && self.timers[Timer::Rack].is_some() => return,
@@ -187,16 +190,16 @@ impl Connection {
         }
         let srtt = self.rtt.srtt();
         let extra = if self.snd.max.since(self.snd.una) <= self.snd.mss { DELAYED_ACK_MAX } else { TIMEOUT_MIN };
-        let at = now + srtt * 2 + extra;
-        if self.timers[Timer::Retransmit].is_some_and(|rto| rto <= at) {
-            return;
+        let mut at = now + srtt * 2 + extra;
+        if let Some(rto) = self.timers[Timer::Retransmit] {
+            at = at.min(rto);
         }
         self.timers[Timer::Rack] = Some(at);
         self.sk_mut().rack.probe = true;
     }
 
     /// The probe timer fired: a probe is due.
-    fn on_loss_probe_timeout(&mut self) {
+    fn on_loss_probe_timeout(&mut self, now: Instant) {
         if self.sack_ok
             && self.state.is_synchronized()
             && self.snd.max != self.snd.una
@@ -204,6 +207,10 @@ impl Connection {
             && self.sk().is_none_or(|sk| sk.rack.tlp_high.is_none())
         {
             self.sk_mut().rack.tlp_due = true;
+            if self.timers[Timer::Retransmit].is_some_and(|rto| rto <= now) {
+                // The probe goes instead of the RTO due with it; sending it arms the RTO again.
+                self.timers[Timer::Retransmit] = Some(self.retransmit_deadline(now));
+            }
         }
     }
 

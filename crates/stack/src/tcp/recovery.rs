@@ -98,8 +98,7 @@ impl Connection {
             // the head goes at once, the rest as the window allows, SACKed data skipped. The
             // reduction may be undone if D-SACKs show every retransmission needless.
             if self.loss.retries == 1 {
-                self.sk_mut().undo = Some(prior);
-                self.sk_mut().undo_retrans = 0;
+                self.sk_mut().start_undo(prior);
             }
             let max = self.snd.max;
             self.sk_mut().sb.on_timeout(max);
@@ -155,23 +154,36 @@ impl Connection {
     /// way RACK widens its reordering window.
     fn on_dsack(&mut self, now: Instant, start: Seq, end: Seq) {
         self.info.dsacks_received += 1;
-        if self.sk_mut().undo.is_some() && self.sk_mut().undo_retrans > 0 {
-            if !self.sk_mut().rack.reord_seen {
-                self.sk_mut().rack.reord_seen = true;
+        // Only a duplicate of what we retransmitted says a retransmission was needless (Linux
+        // counts D-SACKs against undo_retrans only for TCPCB_RETRANS segments); the network's
+        // own duplicates of data sent once say nothing about loss or reordering.
+        let sk = self.sk_mut();
+        if let Some(high) = sk.rack.tlp_high {
+            if sk.rack.tlp_retrans && end >= high && start < high {
+                // The probe itself came back twice: nothing was lost.
+                sk.rack.tlp_high = None;
+                return;
+            }
+        }
+        if !sk.was_retransmitted(start, end) {
+            return;
+        }
+        if sk.undo.is_some() && sk.undo_retrans > 0 {
+            let seen = std::mem::replace(&mut sk.rack.reord_seen, true);
+            let segments = end.since(start).div_ceil(self.snd.mss.max(1)).max(1);
+            let sk = self.sk_mut();
+            sk.undo_retrans = sk.undo_retrans.saturating_sub(segments);
+            let undo = sk.undo_retrans == 0;
+            if !seen {
                 self.info.reord_seen += 1;
             }
-            let segments = end.since(start).div_ceil(self.snd.mss.max(1)).max(1);
-            self.sk_mut().undo_retrans = self.sk_mut().undo_retrans.saturating_sub(segments);
-            if self.sk_mut().undo_retrans == 0 {
+            if undo {
                 self.undo_reduction();
             }
         }
-        self.rack_widen(now);
-        if let Some(high) = self.sk_mut().rack.tlp_high {
-            if self.sk_mut().rack.tlp_retrans && end >= high && start < high {
-                // The probe itself came back twice: nothing was lost.
-                self.sk_mut().rack.tlp_high = None;
-            }
+        if self.sk_mut().rack.reord_seen {
+            // RACK widens its window on D-SACKs once reordering was seen (tcp_dsack_seen).
+            self.rack_widen(now);
         }
     }
 
@@ -184,7 +196,10 @@ impl Connection {
             (cwnd.max(self.cc.window()), ssthresh.max(self.cc.ssthresh()))
         };
         self.cc.resume(cwnd, ssthresh);
+        // The episode is over (Linux goes back to TCP_CA_Open): probes and a new recovery may
+        // follow.
         self.loss.recover = None;
+        self.loss.recover_mark = self.snd.una - 1;
         self.info.dsack_undos += 1;
     }
 
@@ -210,9 +225,12 @@ impl Connection {
         self.tlp_on_ack();
         if let Some(recover) = self.loss.recover {
             if self.snd.una >= recover {
+                // The window is ssthresh again (RFC 6937, Linux's tcp_end_cwnd_reduction),
+                // not the pipe left at the end: a pipe near empty would leave one segment,
+                // whose loss only the retransmission timer could then repair.
                 self.loss.recover = None;
-                let pipe = self.in_flight();
-                self.cc.on_recovery_exit(pipe, self.snd.mss);
+                let ssthresh = self.cc.ssthresh();
+                self.cc.on_recovery_exit(ssthresh, self.snd.mss);
             }
         }
         let una = self.snd.una;
@@ -236,10 +254,13 @@ impl Connection {
 
     /// Fast recovery begins on RACK's verdict, with `pipe_before` in flight before the ACK.
     pub(crate) fn enter_sack_recovery(&mut self, pipe_before: u32) {
-        self.sk_mut().undo = Some((self.cc.window(), self.cc.ssthresh()));
-        self.sk_mut().undo_retrans = 0;
-        let flight = self.snd.max.since(self.snd.una).min(self.cc.window());
-        self.cc.on_fast_retransmit(flight, self.snd.mss);
+        let prior = (self.cc.window(), self.cc.ssthresh());
+        self.sk_mut().start_undo(prior);
+        // ssthresh from the congestion window, as Linux's ssthresh hooks take it (Reno's
+        // cwnd / 2, CUBIC's 0.7 cwnd), not from the flight, which an echo or a PRR-limited
+        // sender keeps below the window and would cut it again each episode.
+        let window = self.cc.window();
+        self.cc.on_fast_retransmit(window, self.snd.mss);
         self.loss.recover = Some(self.snd.max);
         self.loss.recover_mark = self.snd.max;
         self.sk_mut().prr = Prr { recover_fs: pipe_before.max(1), delivered: 0, out: 0, cwnd: 0 };

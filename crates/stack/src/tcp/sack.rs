@@ -23,6 +23,9 @@ pub(crate) const MAX_RETRANSMITTED: usize = 2 * MAX_SACKED + 2;
 /// Bursts of original data whose send time is remembered.
 pub(crate) const MAX_SENDS: usize = 64;
 
+/// Retransmitted ranges remembered for D-SACK undo.
+pub(crate) const MAX_UNDO_RANGES: usize = 16;
+
 /// What an ACK's SACK blocks changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SackNews {
@@ -56,6 +59,11 @@ pub(crate) struct SackState {
     /// undo_retrans).
     pub(crate) undo: Option<(u32, u32)>,
     pub(crate) undo_retrans: u32,
+    /// The ranges retransmitted since the reduction began (Linux's TCPCB_EVER_RETRANS marks):
+    /// only a D-SACK for one of them shows a retransmission needless; a D-SACK for data sent
+    /// once means the network duplicated it. At most `MAX_UNDO_RANGES`; past that the
+    /// reduction can no longer be proven needless and stays.
+    pub(crate) undo_ranges: Vec<(Seq, Seq)>,
     /// A retransmission found the scoreboard's table full: no more lost data goes out until
     /// the next ACK (so that a pipe that cannot count it never lets the same bytes out again).
     pub(crate) rtx_full: bool,
@@ -65,6 +73,38 @@ pub(crate) struct SackState {
 }
 
 impl SackState {
+    /// A reduction begins with `prior` (cwnd, ssthresh) to restore if it proves needless.
+    pub(crate) fn start_undo(&mut self, prior: (u32, u32)) {
+        self.undo = Some(prior);
+        self.undo_retrans = 0;
+        self.undo_ranges.clear();
+    }
+
+    /// [`start`, `end`) was retransmitted during the reduction.
+    pub(crate) fn note_undo_retransmit(&mut self, start: Seq, end: Seq) {
+        if self.undo.is_none() {
+            return;
+        }
+        self.undo_retrans += 1;
+        if let Some(last) = self.undo_ranges.last_mut() {
+            if last.1 == start || (last.0 <= start && end <= last.1) {
+                last.1 = last.1.max(end);
+                return;
+            }
+        }
+        if self.undo_ranges.len() == MAX_UNDO_RANGES {
+            // Too many to tell a duplicate from a needless retransmission: keep the reduction.
+            self.undo = None;
+            return;
+        }
+        self.undo_ranges.push((start, end));
+    }
+
+    /// Whether [`start`, `end`) overlaps a range retransmitted during the reduction.
+    pub(crate) fn was_retransmitted(&self, start: Seq, end: Seq) -> bool {
+        self.undo_ranges.iter().any(|&(s, e)| s < end && start < e)
+    }
+
     /// Fresh state for data from `una` (the scoreboard's tables are reserved when first used).
     pub(crate) fn new(una: Seq) -> SackState {
         SackState {
@@ -74,6 +114,7 @@ impl SackState {
             prr: super::connection::Prr::default(),
             undo: None,
             undo_retrans: 0,
+            undo_ranges: Vec::with_capacity(MAX_UNDO_RANGES),
             rtx_full: false,
             dsack: None,
         }
@@ -96,6 +137,9 @@ pub(crate) struct Scoreboard {
     sends: VecDeque<(Seq, Instant)>,
     /// Set once storage is reserved.
     reserved: bool,
+    /// The end of the highest retransmission so far: data below it may have left twice, and
+    /// its send time says nothing certain about an ACK's round trip (Karn).
+    rtx_high: Option<Seq>,
 }
 
 impl Scoreboard {
@@ -437,6 +481,15 @@ impl Scoreboard {
         self.sends.push_back((end, now));
     }
 
+    /// When `seq`, never retransmitted, left (Linux's RTT sample from the first newly acked
+    /// segment's send time, tcp_clean_rtx_queue): `None` when it may have been sent twice.
+    pub(crate) fn rtt_sent_at(&self, seq: Seq) -> Option<Instant> {
+        if self.rtx_high.is_some_and(|h| seq < h) {
+            return None;
+        }
+        self.sent_at(seq)
+    }
+
     /// When the original transmission of `seq` left (the end of its burst), if remembered.
     pub(crate) fn sent_at(&self, seq: Seq) -> Option<Instant> {
         self.sends.iter().find(|&&(e, _)| seq < e).map(|&(_, t)| t)
@@ -458,6 +511,7 @@ impl Scoreboard {
             return true;
         }
         self.reserve();
+        self.rtx_high = Some(self.rtx_high.map_or(end, |h| h.max(end)));
         // Drop what an earlier retransmission of the same bytes recorded.
         let mut i = 0;
         while i < self.rtx.len() {

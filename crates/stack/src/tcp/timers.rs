@@ -39,13 +39,14 @@ impl Connection {
                 _ => {}
             }
         }
-        if due(self.timers[Timer::Retransmit], now) {
-            self.timers[Timer::Retransmit] = None;
-            self.on_retransmission_timeout(now);
-        }
+        // The probe first: armed no later than the RTO, it replaces an RTO due at the same time.
         if due(self.timers[Timer::Rack], now) {
             self.timers[Timer::Rack] = None;
             self.on_rack_timeout(now);
+        }
+        if due(self.timers[Timer::Retransmit], now) {
+            self.timers[Timer::Retransmit] = None;
+            self.on_retransmission_timeout(now);
         }
         if due(self.timers[Timer::Persist], now) {
             self.timers[Timer::Persist] = None;

@@ -15,6 +15,7 @@ mod prebuilt;
 mod recovery;
 mod repair;
 mod sack;
+mod sack_recovery;
 mod sending;
 mod socket_api;
 mod socket_options;

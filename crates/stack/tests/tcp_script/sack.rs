@@ -6,12 +6,12 @@ use crate::common::*;
 use stack::tcp::TcpConfig;
 
 /// A script whose stack has SACK on (it is off by default).
-fn with_sack() -> Script {
+pub(crate) fn with_sack() -> Script {
     Script::with(TcpConfig { sack: true, ..TcpConfig::default() })
 }
 
 /// An active open whose peer (ISN 1000) permits SACK; `ts`: with timestamps too.
-fn established_with_sack(p: &mut Script, ts: bool) -> stack::SocketHandle {
+pub(crate) fn established_with_sack(p: &mut Script, ts: bool) -> stack::SocketHandle {
     let h = p.connect();
     let syn = p.expect();
     assert!(syn.options.sack_permitted, "the SYN offers SACK");
