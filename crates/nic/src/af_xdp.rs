@@ -598,6 +598,41 @@ impl AfXdpPort {
         n as usize
     }
 
+    /// Kicks the TX ring while the kernel asks for it and has not taken every descriptor: in
+    /// copy mode one sendto sends at most 32 (the kernel's TX_BATCH_SIZE), and a 64 KB datagram
+    /// is 45 frames, whose last 13 would otherwise wait for the next send (seconds later).
+    /// Frames left by a busy device are kicked again by the next `receive`.
+    fn kick_tx(&mut self) -> io::Result<()> {
+        const MAX_KICKS: u32 = 64;
+        let queue = &mut self.queues[0];
+        let Some((tx, _)) = queue.tx.as_mut() else { return Ok(()) };
+        for _ in 0..MAX_KICKS {
+            if !tx.needs_wakeup() || tx.consumer().load(Ordering::Acquire) == tx.local {
+                break;
+            }
+            self.stats.tx_kicks += 1;
+            // SAFETY: a zero-length sendto kicks the TX ring.
+            let r = unsafe {
+                libc::sendto(queue.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+            };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                // EAGAIN/EBUSY: the kernel is still sending an earlier batch; ENOBUFS: the
+                // device queue is full. The frames stay queued and go with a later kick.
+                if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS)) {
+                    break;
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether descriptors we produced wait in the TX ring for the kernel.
+    fn tx_pending(&self) -> bool {
+        self.queues[0].tx.as_ref().is_some_and(|(tx, _)| tx.consumer().load(Ordering::Acquire) != tx.local)
+    }
+
     fn kernel_stats(&self) -> (u64, u64) {
         let (mut rx, mut tx) = (0, 0);
         for q in &self.queues {
@@ -614,6 +649,10 @@ impl AfXdpPort {
 
 impl Port for AfXdpPort {
     fn receive(&mut self, budget: usize, deliver: &mut dyn FnMut(RxFrame<'_>)) -> usize {
+        if self.tx_queued == 0 && self.tx_pending() {
+            // A kick that found the device busy left frames behind.
+            let _ = self.kick_tx();
+        }
         let n = self.queues.len();
         let mut got = 0;
         // Round-robin start, so a busy queue cannot starve the others.
@@ -667,25 +706,10 @@ impl Port for AfXdpPort {
             return Ok(());
         }
         self.tx_queued = 0;
-        let queue = &mut self.queues[0];
-        let Some((tx, _)) = queue.tx.as_mut() else { return Ok(()) };
-        tx.producer().store(tx.local, Ordering::Release);
-        let kick = tx.needs_wakeup();
-        if kick {
-            self.stats.tx_kicks += 1;
-            // SAFETY: a zero-length sendto kicks the TX ring.
-            let r = unsafe {
-                libc::sendto(queue.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
-            };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                // EAGAIN/EBUSY: the kernel is still sending an earlier batch; ENOBUFS: the
-                // device queue is full. The frames stay queued and go with the next kick.
-                if !matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS)) {
-                    return Err(e);
-                }
-            }
+        if let Some((tx, _)) = self.queues[0].tx.as_mut() {
+            tx.producer().store(tx.local, Ordering::Release);
         }
+        self.kick_tx()?;
         self.reclaim();
         Ok(())
     }
