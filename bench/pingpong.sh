@@ -34,7 +34,7 @@ wait_tcp() { until $A ss -Hltn "sport = :$1" | grep -q .; do sleep 0.01; done; }
 tree() { local c; for c in $(pgrep -P $1); do echo $c; tree $c; done; }
 run() { # name server-cmd client-cmd port
   $A timeout -s KILL 120 $2 >/dev/null & local pid=$!
-  if [ "$PROTO" = tcp ] && [ "$1" != raw_af_packet ]; then wait_tcp $4; else wait_udp $4; fi
+  if [ "$PROTO" = tcp ] && [ "${1#raw_}" = "$1" ]; then wait_tcp $4; else wait_udp $4; fi
   local r; r=$($P timeout -s KILL 120 $3 | sed -n "s/^RESULT //p")
   # The server runs under timeout: kill the program too (it would spin on, and an AF_XDP one
   # would keep the queues from the next row), and wait until it is gone.

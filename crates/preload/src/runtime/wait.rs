@@ -80,6 +80,12 @@ pub(super) fn worker() {
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
+    // How long the worker stays out of the way of an application thread that keeps driving the
+    // datapath: doubled each time it finds it still at it, up to MAX_SPIN_NAP, and back to
+    // the rest of a millisecond once it is not. A wake-up every millisecond took a core from a
+    // spinning program on a 2-core machine often enough to put 10 us into its UDP ping-pong's
+    // p99 (bench/pingpong.sh).
+    let mut nap_ns: u64 = 0;
     loop {
         // A fatal signal left at its default action: hand everything over, then let it kill.
         if crate::fatal::STATE.load(Ordering::Acquire) == 1 {
@@ -106,17 +112,19 @@ pub(super) fn worker() {
             }
         }
         if let Some(rest) = app_spinning() {
+            nap_ns = (nap_ns * 2).clamp(rest, MAX_SPIN_NAP.as_nanos() as u64);
             // Parked, then checked again: a caller that went to sleep in between bumped the
             // word, and the futex returns at once.
             let seen = WORKER_WAKE.load(Ordering::SeqCst);
             WORKER_PARKED.store(true, Ordering::SeqCst);
             if app_spinning().is_some() {
-                let ts = libc::timespec { tv_sec: 0, tv_nsec: rest as _ };
+                let ts = libc::timespec { tv_sec: 0, tv_nsec: nap_ns as _ };
                 futex(&WORKER_WAKE, libc::FUTEX_WAIT, seen, Some(&ts));
             }
             WORKER_PARKED.store(false, Ordering::SeqCst);
             continue;
         }
+        nap_ns = 0;
         let wait = match RUNTIME.try_lock() {
             Some(mut guard) => guard.as_mut().map(|rt| {
                 release_queued(rt);
@@ -147,6 +155,12 @@ pub(super) fn worker() {
         }
     }
 }
+
+/// The longest the worker stays away while application threads drive the datapath: what it
+/// then does (take over the ring when they stop, answer a forked child, refresh exasock-stat's
+/// counters) may wait this long. A program that stops calling leaves frames in the ring (4,096)
+/// and TCP's timers (milliseconds at the least) unserved for at most this.
+const MAX_SPIN_NAP: Duration = Duration::from_millis(16);
 
 /// Whether a forked child's request waits on the channel (one non-blocking poll).
 fn child_request_waiting() -> bool {
