@@ -90,6 +90,55 @@ fn a_python_udp_echo_server_runs_accelerated_byte_exact() {
     assert_eq!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap(), before, "the kernel saw the datagrams");
 }
 
+/// As another user than root (no capabilities), a program runs on the kernel: one line says
+/// why and what to do, nothing else complains, and its sockets work (a datagram received, a
+/// TCP connection accepted and echoed, both by the kernel).
+#[test]
+fn an_unprivileged_program_runs_on_the_kernel_with_one_line_saying_why() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let script = r#"
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7950))
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", 7951)); t.listen()
+print("ready", flush=True)
+print("udp", u.recv(100).decode(), flush=True)
+c, _ = t.accept(); c.sendall(c.recv(100)); c.close()
+print("tcp done", flush=True)
+"#;
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    let mut p = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        // The system's python (setup.sh installs it): a per-user one under /root is not
+        // nobody's to run.
+        &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script],
+    );
+    p.wait_for_line("ready", T).unwrap();
+    peer_socket(&topo, 7950).send(b"hi").unwrap();
+    let accel = topo.accel.ip;
+    let echoed = topo
+        .in_ns(Side::Peer, move || {
+            use std::io::{Read, Write};
+            let mut c = std::net::TcpStream::connect((accel, 7951))?;
+            c.write_all(b"hello")?;
+            let mut got = Vec::new();
+            c.read_to_end(&mut got)?;
+            Ok::<_, std::io::Error>(got)
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, b"hello");
+    let out = p.finish(T).unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout, "udp hi\ntcp done\n", "{stderr}");
+    let said: Vec<&str> = stderr.lines().filter(|l| l.contains("exasock")).collect();
+    assert_eq!(said.len(), 1, "one line, no more: {said:?}");
+    assert!(said[0].contains("needs root") && said[0].contains("CAP_NET_RAW"), "{}", said[0]);
+    assert!(topo.counter(Side::Accel, "UdpInDatagrams").unwrap() > before, "the kernel received the datagram");
+}
+
 #[test]
 fn opting_out_no_auto_and_no_interface_leave_sockets_on_the_kernel_working() {
     let Some(_serial) = testbed::require() else { return };

@@ -43,7 +43,7 @@ fn try_accelerate(fd: c_int, remote: Option<std::net::SocketAddrV4>) {
     match runtime::accelerate_udp(fd, local, remote) {
         // Its epoll memberships move from the kernel's sets to ours.
         Ok(()) => crate::epoll::promote(fd),
-        Err(NotAccelerated::NoInterface) | Err(NotAccelerated::NotOurs) => {}
+        Err(NotAccelerated::NoInterface | NotAccelerated::NoPrivilege | NotAccelerated::NotOurs) => {}
         Err(NotAccelerated::Failed(why)) => {
             log::warning!("socket fd={fd} stays on the kernel: {why}");
             fdtable::set(fd, FdState::Disabled);
@@ -300,7 +300,10 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
             };
             let accelerated = match local.map(|l| runtime::accelerate_tcp_listener(fd, l, backlog)) {
                 Some(Ok(())) => true,
-                None | Some(Err(NotAccelerated::NoInterface)) | Some(Err(NotAccelerated::NotOurs)) => false,
+                None
+                | Some(Err(NotAccelerated::NoInterface | NotAccelerated::NoPrivilege | NotAccelerated::NotOurs)) => {
+                    false
+                }
                 Some(Err(NotAccelerated::Failed(why))) => {
                     log::warning!("socket fd={fd} stays on the kernel: {why}");
                     fdtable::set(fd, FdState::Disabled);

@@ -211,6 +211,31 @@ pub fn in_vfork_child() -> bool {
 pub static RUNTIME: Lock<Option<Runtime>> = Lock::new(None);
 
 static WARNED_NO_INTERFACE: AtomicBool = AtomicBool::new(false);
+static WARNED_NO_PRIVILEGE: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process may open the datapath: root, or the capabilities it uses in its
+/// effective set (CAP_NET_RAW for the ring, CAP_NET_ADMIN for steering and TCP_REPAIR, CAP_BPF
+/// or CAP_SYS_ADMIN for the pinned maps). Asked once per runtime opening, with capget.
+fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = [VERSION_3, 0u32];
+    let mut data = [0u32; 6];
+    // SAFETY: capget with a version-3 header and room for its two data structs.
+    if unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // Effective sets: data[0] holds capabilities 0-31, data[3] 32-63.
+    let has = |cap: u32| if cap < 32 { data[0] >> cap & 1 == 1 } else { data[3] >> (cap - 32) & 1 == 1 };
+    const NET_ADMIN: u32 = 12;
+    const NET_RAW: u32 = 13;
+    const SYS_ADMIN: u32 = 21;
+    const BPF: u32 = 39;
+    has(NET_RAW) && has(NET_ADMIN) && (has(BPF) || has(SYS_ADMIN))
+}
 
 /// The lock around the runtime.
 pub fn lock() -> Guard<'static, Option<Runtime>> {
@@ -222,6 +247,8 @@ pub fn lock() -> Guard<'static, Option<Runtime>> {
 pub enum NotAccelerated {
     /// No interface is attached in this namespace.
     NoInterface,
+    /// The process lacks the privileges the datapath needs (said once per process).
+    NoPrivilege,
     /// The address is not on the attached interface.
     NotOurs,
     /// Something failed; the message says what.
@@ -230,6 +257,9 @@ pub enum NotAccelerated {
 
 impl Runtime {
     fn open() -> Result<Runtime, NotAccelerated> {
+        if WARNED_NO_PRIVILEGE.load(Ordering::Relaxed) {
+            return Err(NotAccelerated::NoPrivilege);
+        }
         let ifaces = attached_interfaces();
         let Some(iface) = ifaces.first() else {
             if !WARNED_NO_INTERFACE.swap(true, Ordering::Relaxed) {
@@ -237,6 +267,14 @@ impl Runtime {
             }
             return Err(NotAccelerated::NoInterface);
         };
+        if !privileged() {
+            if !WARNED_NO_PRIVILEGE.swap(true, Ordering::Relaxed) {
+                // SAFETY: geteuid has no preconditions.
+                let uid = unsafe { libc::geteuid() };
+                log::warning!("acceleration needs root, or CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF, which this process (uid {uid}) lacks: its sockets stay on the kernel. Run it as root, or give it those capabilities (e.g. `setpriv --inh-caps +net_raw,+net_admin,+bpf --ambient-caps +net_raw,+net_admin,+bpf`)");
+            }
+            return Err(NotAccelerated::NoPrivilege);
+        }
         // exasock's descriptors go to the top of the range (below the soft RLIMIT_NOFILE and the
         // fd table's end), out of the numbers the program expects socket() and open() to give.
         nic::fdplace::set_base(Some(internal_fd_base()));
