@@ -99,26 +99,40 @@ pub(crate) fn warm(slot: u32, data: &[u8]) -> Result<usize, c_int> {
 fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<usize, c_int> {
     let send_flags = SendFlags { more: flags & libc::MSG_MORE != 0, oob: flags & libc::MSG_OOB != 0 };
     let total: usize = parts.iter().map(|p| p.len()).sum();
+    let (mut part, mut offset) = (0, 0);
+    send_loop(fd, slot, flags, total, &mut |stack, h| {
+        while offset == parts[part].len() {
+            part += 1;
+            offset = 0;
+        }
+        let n = stack.tcp_send_with(h, &parts[part][offset..], send_flags)?;
+        offset += n;
+        Ok(n)
+    })
+}
+
+/// The wait and error handling of a send of `total` bytes on an accelerated TCP socket, each
+/// step (`step`, under the runtime lock) queueing the next bytes: everything, waiting for send
+/// space as a blocking send does, or what fits (EAGAIN when nothing) on a non-blocking one;
+/// EPIPE raises SIGPIPE unless MSG_NOSIGNAL. A step that takes nothing without WouldBlock ends
+/// it (sendfile's source ran dry). Returns the bytes taken, or an errno.
+pub(crate) fn send_loop(
+    fd: c_int,
+    slot: u32,
+    flags: c_int,
+    total: usize,
+    step: &mut dyn FnMut(&mut stack::Stack, stack::SocketHandle) -> Result<usize, TcpError>,
+) -> Result<usize, c_int> {
     // Asked (an fcntl) only once a send must wait: most sends never do.
     let nonblocking = || flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd);
     let mut sent = 0;
     let mut waiter: Option<Waiter> = None;
-    let (mut part, mut offset) = (0, 0);
-    loop {
-        while part < parts.len() && offset == parts[part].len() {
-            part += 1;
-            offset = 0;
-        }
-        if part == parts.len() {
-            return Ok(sent);
-        }
-        match runtime::with_tcp(slot, |stack, h, _| stack.tcp_send_with(h, &parts[part][offset..], send_flags)) {
+    while sent < total {
+        match runtime::with_tcp(slot, |stack, h, _| step(stack, h)) {
+            Ok(0) => return Ok(sent),
             Ok(n) => {
                 sent += n;
-                offset += n;
-                if n > 0 {
-                    continue;
-                }
+                continue;
             }
             Err(TcpError::WouldBlock) => {}
             Err(_) if sent > 0 => return Ok(sent),
@@ -131,9 +145,6 @@ fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<us
                 return Err(libc::EPIPE);
             }
             Err(e) => return Err(e.errno()),
-        }
-        if sent == total {
-            return Ok(sent);
         }
         if waiter.is_none() && nonblocking() {
             runtime::note_send_blocked(slot);
@@ -154,6 +165,7 @@ fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<us
         // Frames that free send space (ACKs) are taken by the next call's poll.
         runtime::poll_once();
     }
+    Ok(sent)
 }
 
 /// Sets errno from a result and returns the C value.

@@ -57,6 +57,24 @@ unsafe fn send_file(fd: c_int, slot: u32, in_fd: c_int, offset: *mut off_t, coun
     let mut buf = [0u8; CHUNK];
     let mut sent = 0usize;
     while sent < count {
+        if let Source::At(pos) = &mut source {
+            // A file: read straight into the connection's send buffer (no copy in between).
+            let want = FILE_CHUNK.min(count - sent);
+            let (took, read_err) = send_from_file(fd, slot, in_fd, *pos, want, sent);
+            match took {
+                Err(e) if sent == 0 => return Err(e),
+                Err(_) => break,
+                Ok(0) if read_err != 0 && sent == 0 => return Err(read_err),
+                Ok(took) => {
+                    sent += took;
+                    *pos += took as off_t;
+                    if took < want {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
         let mut want = CHUNK.min(count - sent);
         if matches!(source, Source::Stream) {
             // What is read from a stream cannot go back: read no more than the socket takes.
@@ -100,6 +118,39 @@ unsafe fn send_file(fd: c_int, slot: u32, in_fd: c_int, offset: *mut off_t, coun
         }
     }
     Ok(sent)
+}
+
+/// Bytes of a file sent per step (read straight into the send buffer: no stack buffer).
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// Sends up to `want` bytes of `in_fd` from `pos` as send(2) would send them (after the first
+/// bytes of the call, without waiting), each pread going straight into the connection's send
+/// buffer. Returns what was taken (less at the end of the file or at a read error, whose errno
+/// comes second) or the send's errno.
+fn send_from_file(
+    fd: c_int,
+    slot: u32,
+    in_fd: c_int,
+    pos: off_t,
+    want: usize,
+    sent_before: usize,
+) -> (Result<usize, c_int>, c_int) {
+    let flags = if sent_before > 0 && runtime::nonblocking(fd) { libc::MSG_DONTWAIT } else { 0 };
+    let (mut at, mut read_err) = (pos, 0);
+    let took = stream::send_loop(fd, slot, flags, want, &mut |stack, h| {
+        let left = want - (at - pos) as usize;
+        stack.tcp_send_fill(h, left, &mut |dst| {
+            // SAFETY: a read into the send buffer's free space, `dst.len()` bytes we may write.
+            let n = unsafe { libc::pread(in_fd, dst.as_mut_ptr().cast(), dst.len(), at) };
+            if n < 0 {
+                read_err = errno::get();
+                return 0;
+            }
+            at += n as off_t;
+            n as usize
+        })
+    });
+    (took, read_err)
 }
 
 /// How many bytes the connection takes now without waiting: its free send space, or for a

@@ -159,6 +159,19 @@ impl Stack {
         r
     }
 
+    /// Queues up to `max` bytes that `fill` writes straight into the send buffer (sendfile
+    /// reading a file into it): `Connection::send_fill`.
+    pub fn tcp_send_fill(
+        &mut self,
+        h: SocketHandle,
+        max: usize,
+        fill: &mut dyn FnMut(&mut [u8]) -> usize,
+    ) -> Result<usize, TcpError> {
+        let r = self.tcp_connection_mut(h)?.send_fill(max, fill);
+        self.tcp_touched(h);
+        r
+    }
+
     /// Reads received bytes (recv(2), MSG_PEEK with `peek`); `Ok(0)` at end of stream.
     pub fn tcp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<usize, TcpError> {
         self.tcp_recv_with(h, RecvInto::Buf(buf), RecvFlags { peek, ..RecvFlags::default() })

@@ -569,17 +569,7 @@ impl Connection {
     /// Queues `data` for sending with send(2)'s flags (MSG_MORE, MSG_OOB); returns the bytes
     /// taken.
     pub fn send_with(&mut self, data: &[u8], flags: SendFlags) -> Result<usize, TcpError> {
-        if let Some(err) = self.error.take() {
-            return Err(err);
-        }
-        if self.dead || self.snd.fin_queued {
-            return Err(TcpError::BrokenPipe);
-        }
-        match self.state {
-            State::SynSent | State::SynReceived => return Err(TcpError::WouldBlock),
-            State::Established | State::CloseWait => {}
-            _ => return Err(TcpError::BrokenPipe),
-        }
+        self.may_send()?;
         if data.is_empty() {
             return Ok(0);
         }
@@ -592,6 +582,36 @@ impl Connection {
             self.mark_urgent_sent();
         }
         Ok(n)
+    }
+
+    /// Whether a send may queue bytes now (the errors send(2) reports first).
+    fn may_send(&mut self) -> Result<(), TcpError> {
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        if self.dead || self.snd.fin_queued {
+            return Err(TcpError::BrokenPipe);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived => Err(TcpError::WouldBlock),
+            State::Established | State::CloseWait => Ok(()),
+            _ => Err(TcpError::BrokenPipe),
+        }
+    }
+
+    /// As `send_with`, for up to `max` bytes that `fill` writes straight into the send buffer
+    /// (sendfile: a file read into it, with no copy in between). `fill` returns how many it
+    /// wrote; 0 taken with room left is `Ok(0)` (the source had nothing), no room `WouldBlock`.
+    pub fn send_fill(&mut self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> Result<usize, TcpError> {
+        self.may_send()?;
+        if max == 0 {
+            return Ok(0);
+        }
+        if self.snd.buf.free() == 0 {
+            return Err(TcpError::WouldBlock);
+        }
+        self.snd.more = false;
+        Ok(self.snd.buf.write_with(max, fill))
     }
 
     /// Reads received data into `out` (recv(2)); `Ok(0)` is the end of the stream.

@@ -112,6 +112,27 @@ impl Ring {
         n
     }
 
+    /// Appends up to `max` bytes that `fill` writes straight into the free space (in at most
+    /// two calls, where the space wraps), so a source such as a file is read into the ring
+    /// without a copy in between; `fill` returns how many it wrote, and a short count ends it.
+    /// Returns the bytes taken.
+    pub(crate) fn push_with(&mut self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> usize {
+        let cap = self.capacity();
+        let max = max.min(self.free());
+        let mut taken = 0;
+        while taken < max {
+            let start = (self.head + self.len) % cap;
+            let room = (max - taken).min(cap - start);
+            let got = fill(&mut self.buf[start..start + room]).min(room);
+            self.len += got;
+            taken += got;
+            if got < room {
+                break;
+            }
+        }
+        taken
+    }
+
     /// Copies held bytes from `offset` into `out`; returns the bytes copied.
     pub(crate) fn read_at(&self, offset: usize, out: &mut [u8]) -> usize {
         let cap = self.capacity();
@@ -186,6 +207,34 @@ mod tests {
 
     /// Growth of a ring whose bytes wrap past the end, with bytes written beyond the held
     /// ones (out-of-order data): every byte keeps its offset from the head.
+    #[test]
+    fn push_with_fills_across_the_wrap_and_stops_at_a_short_fill() {
+        let mut ring = Ring::new(8);
+        ring.push(&[9; 6]);
+        ring.consume(6);
+        // The free space runs from offset 6 to the end, then wraps to the start.
+        let mut next = 0u8;
+        let mut calls = 0;
+        let taken = ring.push_with(7, &mut |dst| {
+            calls += 1;
+            for b in dst.iter_mut() {
+                *b = next;
+                next += 1;
+            }
+            dst.len()
+        });
+        assert_eq!((taken, calls), (7, 2));
+        let mut out = [0u8; 7];
+        assert_eq!(ring.read_at(0, &mut out), 7);
+        assert_eq!(out, [0, 1, 2, 3, 4, 5, 6]);
+        // A fill that writes less than it was offered ends the push.
+        ring.consume(7);
+        assert_eq!(ring.push_with(8, &mut |dst| dst.len().min(2)), 2);
+        assert_eq!(ring.len(), 2);
+        // Never more than the free space.
+        assert_eq!(ring.push_with(100, &mut |dst| dst.len()), 6);
+    }
+
     #[test]
     fn growth_keeps_wrapped_and_beyond_bytes_in_place() {
         let mut ring = Ring::new(8);

@@ -61,6 +61,17 @@ impl SendBuffer {
         self.ring.push(&data[..n])
     }
 
+    /// Appends up to `max` bytes (what fits under the limit) that `fill` writes in place (see
+    /// `Ring::push_with`); returns the bytes taken.
+    pub fn write_with(&mut self, max: usize, fill: &mut dyn FnMut(&mut [u8]) -> usize) -> usize {
+        let n = max.min(self.free());
+        let end = self.ring.len() + n;
+        if end > self.ring.capacity() {
+            self.ring.reserve(end, self.limit);
+        }
+        self.ring.push_with(n, fill)
+    }
+
     /// Appends all of `data`, past the limit if need be (bytes that already went out on the
     /// wire outside the stack, `exasock_tcp_send_advance`: they must be kept for
     /// retransmission); later writes wait until the buffer drains under the limit again.
