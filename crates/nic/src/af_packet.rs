@@ -12,6 +12,7 @@
 use crate::bpf::load_socket_filter;
 use crate::gso_tx::{GsoTx, GSO_MAX_IP, VNET_HDR_LEN};
 use crate::port::{BuildGso, Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
+use crate::sys::setsockopt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
@@ -72,18 +73,6 @@ unsafe impl Send for AfPacketPort {}
 impl std::fmt::Debug for AfPacketPort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AfPacketPort").field("fd", &self.fd).field("mtu", &self.mtu).finish()
-    }
-}
-
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: value points to a live T of the given size.
-    let r = unsafe {
-        libc::setsockopt(fd, level, name, (value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
     }
 }
 

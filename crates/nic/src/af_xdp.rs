@@ -23,6 +23,7 @@
 
 use crate::port::{Port, PortStats, RxChecksum, RxFrame, TxError, MAX_L2_HEADER};
 use crate::steering::state_dir;
+use crate::sys::{bpf_map_elem, setsockopt, BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -202,18 +203,6 @@ fn ctx(what: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
     move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: value points to a live T of the given size.
-    let r = unsafe {
-        libc::setsockopt(fd, level, name, (value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 fn getsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, value: &mut T) -> io::Result<()> {
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: value points to a live T of the given size.
@@ -381,55 +370,25 @@ fn open_queue_waiting(spec: &QueueSpec, dir: &std::path::Path) -> io::Result<Que
 
 /// bpf(2) BPF_MAP_LOOKUP_ELEM of a u64 value under a u32 key in a pinned map.
 fn map_lookup_u64(dir: &std::path::Path, map: &str, key: u32) -> Option<u64> {
-    let data = aya::maps::MapData::from_pin(dir.join(map)).ok()?;
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
     use std::os::fd::AsFd;
+    let data = aya::maps::MapData::from_pin(dir.join(map)).ok()?;
     let mut value = 0u64;
-    let attr = Attr {
-        map_fd: data.fd().as_fd().as_raw_fd() as u32,
-        pad: 0,
-        key: &key as *const u32 as u64,
-        value: &mut value as *mut u64 as u64,
-        flags: 0,
-    };
-    // SAFETY: the attribute points at our key and value, which outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 1, &attr as *const Attr, std::mem::size_of::<Attr>() as u32) };
-    (r == 0).then_some(value)
+    let fd = data.fd().as_fd().as_raw_fd();
+    // SAFETY: our key and value, of the map's sizes, outlive the call.
+    unsafe { bpf_map_elem(BPF_MAP_LOOKUP_ELEM, fd, (&key as *const u32).cast(), (&mut value as *mut u64).cast(), 0) }
+        .ok()
+        .map(|()| value)
 }
 
 /// bpf(2) BPF_MAP_UPDATE_ELEM on a pinned map with a u32 key.
 fn map_update<V>(dir: &std::path::Path, map: &str, key: u32, value: &V) -> io::Result<()> {
+    use std::os::fd::AsFd;
     let data = aya::maps::MapData::from_pin(dir.join(map))
         .map_err(|e| io::Error::other(format!("cannot open the pinned {map} map: {e}")))?;
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    use std::os::fd::AsFd;
-    let attr = Attr {
-        map_fd: data.fd().as_fd().as_raw_fd() as u32,
-        pad: 0,
-        key: &key as *const u32 as u64,
-        value: value as *const V as u64,
-        flags: 0,
-    };
-    // SAFETY: the attribute points at our key and value, which outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, 2, &attr as *const Attr, std::mem::size_of::<Attr>() as u32) };
-    if r < 0 {
-        return Err(ctx(map)(io::Error::last_os_error()));
-    }
-    Ok(())
+    let fd = data.fd().as_fd().as_raw_fd();
+    // SAFETY: our key and value, of the map's sizes, outlive the call.
+    unsafe { bpf_map_elem(BPF_MAP_UPDATE_ELEM, fd, (&key as *const u32).cast(), (value as *const V).cast(), 0) }
+        .map_err(ctx(map))
 }
 
 impl AfXdpPort {

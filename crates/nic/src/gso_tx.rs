@@ -8,6 +8,7 @@
 //! received frame would come with PACKET_VNET_HDR there).
 
 use crate::port::TcpGso;
+use crate::sys;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
@@ -38,24 +39,6 @@ impl GsoTx {
     }
 }
 
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: &T) -> io::Result<()> {
-    // SAFETY: value points to a live T of the given size.
-    let r = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 impl GsoTx {
     /// Opens the socket for interface `ifindex`; fails where the kernel has no PACKET_VNET_HDR
     /// (the port then sends single segments only).
@@ -67,18 +50,18 @@ impl GsoTx {
         }
         // SAFETY: a fresh fd we own.
         let fd = crate::fdplace::place(unsafe { OwnedFd::from_raw_fd(raw) })?;
-        setsockopt(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, &1i32)?;
+        sys::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, PACKET_VNET_HDR, &1i32)?;
         if qdisc_bypass {
-            setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
+            sys::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &1i32)?;
         }
         // Room for a few super-frames in flight (beyond wmem_max where we may), and a bounded
         // wait when they are not yet freed.
         let sndbuf = 4i32 << 20;
-        if setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
-            setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
+        if sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, &sndbuf).is_err() {
+            sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, &sndbuf)?;
         }
         let tv = libc::timeval { tv_sec: 0, tv_usec: SEND_TIMEOUT.as_micros() as libc::suseconds_t };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)?;
+        sys::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv)?;
         Ok(GsoTx { fd, ifindex, buf: vec![0u8; VNET_HDR_LEN + crate::port::MAX_L2_HEADER + GSO_MAX_IP] })
     }
 

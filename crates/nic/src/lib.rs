@@ -24,6 +24,7 @@ mod port;
 mod rng;
 pub mod select;
 pub mod steering;
+mod sys;
 
 pub use ifindex::if_index;
 pub use port::{BuildGso, Port, PortStats, RxChecksum, RxFrame, TcpGso, TxError};

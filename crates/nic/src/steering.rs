@@ -346,26 +346,11 @@ pub fn getrandom(buf: &mut [u8]) -> io::Result<()> {
 /// cannot drive: it wants 4-byte values, and a 4-byte SOCKHASH cannot be looked up from user
 /// space).
 fn bpf_map_u64(cmd: libc::c_int, map: RawFd, key: u64, value: &mut u64, flags: u64) -> io::Result<()> {
-    #[repr(C)]
-    struct Attr {
-        map_fd: u32,
-        pad: u32,
-        key: u64,
-        value: u64,
-        flags: u64,
-    }
-    let attr =
-        Attr { map_fd: map as u32, pad: 0, key: &key as *const u64 as u64, value: value as *mut u64 as u64, flags };
-    // SAFETY: the attribute points at our key and value, which outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, &attr as *const Attr, std::mem::size_of::<Attr>() as u32) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    // SAFETY: our key and value, 8 bytes each as the map's, outlive the call.
+    unsafe { crate::sys::bpf_map_elem(cmd, map, (&key as *const u64).cast(), (value as *mut u64).cast(), flags) }
 }
 
-const BPF_MAP_LOOKUP_ELEM: libc::c_int = 1;
-const BPF_MAP_UPDATE_ELEM: libc::c_int = 2;
+use crate::sys::{BPF_MAP_LOOKUP_ELEM, BPF_MAP_UPDATE_ELEM};
 
 /// The anchors map of an interface's state directory, opened for one operation.
 fn open_anchors(dir: &Path) -> Result<MapData, SteeringError> {
