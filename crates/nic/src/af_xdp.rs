@@ -513,11 +513,13 @@ impl AfXdpPort {
 
     fn receive_queue(&mut self, q: usize, budget: usize, deliver: &mut dyn FnMut(RxFrame<'_>)) -> usize {
         let chunk = self.chunk as u64;
+        let zero_copy = self.zero_copy;
         let queue = &mut self.queues[q];
         let n = queue.rx.available().min(budget as u32);
         if n == 0 {
-            // A zero-copy driver with need_wakeup waits for a syscall to refill from us.
-            if queue.fill.needs_wakeup() {
+            // A zero-copy driver with need_wakeup waits for a syscall to refill from us. Copy
+            // mode takes fill entries in the kernel's receive path and never asks.
+            if zero_copy && queue.fill.needs_wakeup() {
                 // SAFETY: a non-blocking zero-length recvfrom on our socket.
                 unsafe {
                     libc::recvfrom(
