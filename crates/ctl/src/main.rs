@@ -26,10 +26,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
         xdp_mode: XdpModeArg,
     },
-    /// Remove the steering programs and every flow from IFACE.
+    /// Remove the steering programs and every flow from IFACE (refused while running processes
+    /// serve flows on it, unless --force).
     Detach {
         /// Interface to return to the kernel.
         iface: String,
+        /// Detach even though running processes serve flows on IFACE: their UDP sockets then
+        /// receive through the kernel, their TCP connections are reset.
+        #[arg(long)]
+        force: bool,
     },
     /// List attached interfaces and their flows, with owner pid and liveness.
     Status,
@@ -84,8 +89,8 @@ fn run(cli: Cli) -> Result<(), String> {
             let verb = if report.newly_attached { "attached" } else { "already attached" };
             println!("{iface}: {verb} ({}); GRO/LRO off; {} stale flow(s) swept", report.datapath, report.swept);
         }
-        Command::Detach { iface } => {
-            if control::detach(&iface).map_err(|e| e.to_string())? {
+        Command::Detach { iface, force } => {
+            if control::detach(&iface, force).map_err(|e| e.to_string())? {
                 println!("{iface}: detached");
             } else {
                 println!("{iface}: was not attached");

@@ -69,8 +69,14 @@ fn attach_is_idempotent_status_shows_owners_and_detach_gives_flows_back_to_the_k
     peer.send_to(b"steered", (accel_ip, 7400)).unwrap();
     assert!(kernel_sock.recv(&mut [0u8; 16]).is_err(), "the kernel got a steered datagram");
 
-    // ...and after detach it gets them again: programs and flows are gone.
+    // Detach refuses while a running process serves a flow, and says whose...
     let out = ctl(&topo, &["detach", &iface]);
+    assert!(!out.status.success(), "detached under a live owner: {}", text(&out));
+    let said = text(&out);
+    assert!(said.contains(&format!("(pid {me})")) && said.contains("1 flow(s)") && said.contains("--force"), "{said}");
+    assert!(text(&ctl(&topo, &["status"])).contains("udp *:7400"), "a refused detach changed something");
+    // ...and with --force it goes: after that the kernel gets the flow again.
+    let out = ctl(&topo, &["detach", &iface, "--force"]);
     assert!(out.status.success() && text(&out).contains("detached"), "{}", text(&out));
     peer.send_to(b"kernel", (accel_ip, 7400)).unwrap();
     let mut buf = [0u8; 16];

@@ -38,6 +38,15 @@ pub enum ControlError {
     PeerSendsTso(VethPeer),
     /// The kernel refused the program; carries the verifier log.
     Rejected(String),
+    /// Detach refused: live processes serve flows on the interface (their pids, sorted).
+    InUse {
+        /// The interface.
+        iface: String,
+        /// The flows' live owners.
+        pids: Vec<u32>,
+        /// How many flows they hold.
+        flows: usize,
+    },
     /// Anything else, described.
     Other(String),
 }
@@ -65,6 +74,15 @@ impl fmt::Display for ControlError {
             }
             ControlError::Rejected(log) => {
                 write!(f, "the kernel rejected the steering program:\n{log}")
+            }
+            ControlError::InUse { iface, pids, flows } => {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                write!(
+                    f,
+                    "{iface} serves {flows} flow(s) of running processes (pid {}): stop them first, or detach with \
+                     --force (their UDP sockets then receive through the kernel, their TCP connections are reset)",
+                    pids.join(", ")
+                )
             }
             ControlError::Other(m) => write!(f, "{m}"),
         }
@@ -287,11 +305,25 @@ fn load_and_pin(iface: &str, dir: &Path, link_path: &Path) -> Result<(), Control
 }
 
 /// Detaches exasock from `iface`: unpins the link (which detaches the program) and the maps.
-pub fn detach(iface: &str) -> Result<bool, ControlError> {
+/// Refused (`InUse`, naming their pids) while running processes serve flows on it, unless
+/// `force`.
+pub fn detach(iface: &str, force: bool) -> Result<bool, ControlError> {
     check_root()?;
     let dir = state_dir(iface).map_err(|e| other("cannot read our network namespace", e))?;
     if !dir.exists() {
         return Ok(false);
+    }
+    if !force {
+        // Dead owners' flows are swept on open; what is left belongs to running processes.
+        if let Ok(s) = Steering::open(iface) {
+            let live: Vec<FlowEntry> = s.entries().into_iter().filter(FlowEntry::owner_alive).collect();
+            let mut pids: Vec<u32> = live.iter().map(|f| f.owner_pid).collect();
+            pids.sort_unstable();
+            pids.dedup();
+            if !pids.is_empty() {
+                return Err(ControlError::InUse { iface: iface.to_owned(), pids, flows: live.len() });
+            }
+        }
     }
     remove_state_dir(&dir)?;
     Ok(true)
