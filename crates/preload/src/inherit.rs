@@ -208,37 +208,52 @@ impl Request {
     }
 }
 
-/// The next request waiting on the channel, if any (never blocks).
+/// The next request waiting on the channel, if any (never blocks). Messages that are not
+/// requests are dropped, a few per call at most; at the end of the channel (no process holds
+/// the children's end any more: none can ask) the request end is closed, so that the worker
+/// does not wake on it again.
 pub(crate) fn next_request() -> Option<Request> {
+    const MAX_DROPPED: usize = 16;
     let fd = REQUESTS.load(Ordering::Relaxed);
     if fd < 0 {
         return None;
     }
-    // SAFETY: recvmsg into a local buffer and a control buffer sized for one descriptor.
-    unsafe {
-        let mut data = [0u8; 8];
-        let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: 8 };
-        let mut control = [0u64; 4];
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        let n = crate::real::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
-        if n < 0 {
-            return None;
+    for _ in 0..MAX_DROPPED {
+        // SAFETY: recvmsg into a local buffer and a control buffer sized for one descriptor.
+        unsafe {
+            let mut data = [0u8; 8];
+            let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: 8 };
+            let mut control = [0u64; 4];
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&control);
+            let n = crate::real::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC);
+            if n < 0 {
+                return None;
+            }
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            if n == 0 && c.is_null() {
+                // The end of the channel.
+                if REQUESTS.compare_exchange(fd, -1, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+                    fdtable::set(fd, FdState::Kernel);
+                    crate::real::close(fd);
+                }
+                return None;
+            }
+            if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
+                continue;
+            }
+            if n != 8 {
+                // Not a request of ours: its descriptor is dropped, and the asker gets no answer.
+                crate::real::close(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()));
+                continue;
+            }
+            let answer = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+            fdtable::set(answer, FdState::Kernel);
+            return Some(Request { inode: u64::from_ne_bytes(data), answer });
         }
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_type != libc::SCM_RIGHTS {
-            return next_request();
-        }
-        if n != 8 {
-            // Not a request of ours: its descriptor is dropped, and the asker gets no answer.
-            crate::real::close(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()));
-            return next_request();
-        }
-        let answer = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
-        fdtable::set(answer, FdState::Kernel);
-        Some(Request { inode: u64::from_ne_bytes(data), answer })
     }
+    None
 }

@@ -384,6 +384,10 @@ pub(super) fn remove() {
 /// In a fork child: the parent's file is not ours to write or remove.
 pub(super) fn forget_in_child() {
     REGION.store(std::ptr::null_mut(), Ordering::Release);
+    // The child closes its copy with exasock's other descriptors: the number is not ours any
+    // more, and a runtime the child opens must not close it again (it may be reused by then:
+    // the child's own channel's end, whose loss made the worker spin on its EOF).
+    COMM_FD.store(-1, Ordering::Relaxed);
     SUSPENDED.store(false, Ordering::Relaxed);
     LAST_REFRESH.store(0, Ordering::Relaxed);
 }
