@@ -62,7 +62,10 @@ pub fn open_port(iface: &str, request: Request, token: u64) -> io::Result<(Box<d
             ),
         )),
         (_, Some(native)) => {
-            let config = AfXdpConfig { busy_poll: native, owner_token: token, ..AfXdpConfig::default() };
+            // Zero-copy needs the program in driver mode: in SKB mode the kernel copies every
+            // frame anyway, and asking would only print the copy-mode line in every process.
+            let config =
+                AfXdpConfig { busy_poll: native, zero_copy: native, owner_token: token, ..AfXdpConfig::default() };
             match AfXdpPort::open(iface, config) {
                 Ok(port) => Ok((Box::new(port), Datapath::AfXdp)),
                 Err(e) if request == Request::Auto && e.kind() == io::ErrorKind::ResourceBusy => {
