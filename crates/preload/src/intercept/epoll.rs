@@ -391,9 +391,11 @@ unsafe fn wait(
         libc::pthread_sigmask(libc::SIG_SETMASK, mask, &mut old);
     }
     let mut spins = 0u32;
+    // After a signal, one more look: events found then win over EINTR (as Linux's ep_poll).
+    let mut interrupted = false;
     let r = loop {
         let mut n = 0usize;
-        let check = spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping();
+        let check = interrupted || spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping();
         if check {
             let k = kernel(events, max, Some(Duration::ZERO));
             if k < 0 {
@@ -406,10 +408,13 @@ unsafe fn wait(
         if n > 0 || timeout == Some(Duration::ZERO) {
             break n as c_int;
         }
+        if interrupted {
+            break errno::fail(libc::EINTR);
+        }
         match waiter.wait_on(watched.map(|n| &watch[..n])) {
             Ok(()) => {}
             Err(WaitEnd::TimedOut) => break 0,
-            Err(WaitEnd::Interrupted) => break errno::fail(libc::EINTR),
+            Err(WaitEnd::Interrupted) => interrupted = true,
         }
     };
     if !mask.is_null() {

@@ -22,11 +22,14 @@ unsafe fn poll_loop(
     let mut watch = [pollfd { fd: -1, events: 0, revents: 0 }; runtime::MAX_WATCHED];
     let watched = poll_watch(set, &mut watch);
     let mut spins = 0u32;
+    // A signal ended the wait: one more look, and events found then are returned rather than
+    // EINTR (Linux's do_poll reports ready events before a pending signal).
+    let mut interrupted = false;
     loop {
         // Kernel descriptors (and the kernel sockets behind accelerated ones, which see
         // loopback traffic) now and then, and after every sleep (which one of them may have
         // ended); accelerated readiness on every spin.
-        let mut ready = if spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping() {
+        let mut ready = if interrupted || spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping() {
             // An accelerated TCP connection's kernel socket is a placeholder: hidden from the
             // kernel's poll (a negative fd is skipped) and put back after.
             let hidden: Vec<(usize, c_int)> = set
@@ -83,10 +86,13 @@ unsafe fn poll_loop(
         if ready > 0 || timeout == Some(Duration::ZERO) {
             return ready;
         }
+        if interrupted {
+            return errno::fail(libc::EINTR);
+        }
         match waiter.wait_on(watched.map(|n| &watch[..n])) {
             Ok(()) => {}
             Err(WaitEnd::TimedOut) => return 0,
-            Err(WaitEnd::Interrupted) => return errno::fail(libc::EINTR),
+            Err(WaitEnd::Interrupted) => interrupted = true,
         }
     }
 }
@@ -229,10 +235,12 @@ unsafe fn select_loop(
     let mut watch = [pollfd { fd: -1, events: 0, revents: 0 }; runtime::MAX_WATCHED];
     let watched = select_watch(nfds, &wanted, &mut watch);
     let mut spins = 0u32;
+    // As poll: after a signal, one more look whose ready descriptors win over EINTR.
+    let mut interrupted = false;
     loop {
         let mut result: [libc::fd_set; 3] = std::mem::zeroed();
         let mut ready = 0;
-        if spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping() {
+        if interrupted || spins.is_multiple_of(KERNEL_CHECK_EVERY) || waiter.sleeping() {
             // The kernel part: every fd that is not accelerated.
             let mut copies = wanted;
             for c in copies.iter_mut().flatten() {
@@ -292,11 +300,16 @@ unsafe fn select_loop(
         }
         let end = if ready > 0 || timeout == Some(Duration::ZERO) {
             Some(Ok(ready))
+        } else if interrupted {
+            Some(Err(libc::EINTR))
         } else {
             match waiter.wait_on(watched.map(|n| &watch[..n])) {
                 Ok(()) => None,
                 Err(WaitEnd::TimedOut) => Some(Ok(0)),
-                Err(WaitEnd::Interrupted) => Some(Err(libc::EINTR)),
+                Err(WaitEnd::Interrupted) => {
+                    interrupted = true;
+                    None
+                }
             }
         };
         match end {
