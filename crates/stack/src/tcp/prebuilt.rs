@@ -13,13 +13,13 @@ use super::connection::{Connection, Timer};
 use super::error::TcpError;
 use super::seq::Seq;
 use super::state::State;
-use crate::engine::{Event, Stack, Transmit};
-use crate::ipv4::output::{write_ip_header, PacketHeader, ETH_HEADER, IP_HEADER};
+use crate::engine::{Stack, Transmit};
+use crate::ipv4::output::{write_ip_header, Link, PacketHeader, ETH_HEADER, IP_HEADER};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use std::fmt;
 use wire::prebuilt::TcpFrameLayout;
-use wire::{EtherType, EthernetAddress, EthernetFrame, IpProtocol, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+use wire::{EtherType, EthernetAddress, EthernetFrame, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
 /// Why a prebuilt-segment call failed, with the errno the extension API gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,21 +162,9 @@ impl Stack {
             options,
             payload_len,
         };
-        let via = self.routes.lookup(*remote.ip()).map(|hop| hop.via).unwrap_or(*remote.ip());
-        let Some(dst_mac) = self.neighbours.lookup(via) else {
-            self.event(Event::NeighbourMissing(via));
-            return None;
-        };
-        let ip = PacketHeader {
-            src: *local.ip(),
-            dst: *remote.ip(),
-            protocol: IpProtocol::TCP,
-            ttl,
-            tos,
-            ident: self.next_ident.wrapping_add(1),
-            dont_frag: true,
-        };
-        Some(Headers { src_mac: self.iface.mac, dst_mac, ip, tcp })
+        let Link::Ethernet { src: src_mac, dst: dst_mac } = self.link_to(*remote.ip()) else { return None };
+        let ip = super::transmit::tcp_ip_header(*local.ip(), *remote.ip(), ttl, tos, self.next_ident.wrapping_add(1));
+        Some(Headers { src_mac, dst_mac, ip, tcp })
     }
 
     /// `exasock_tcp_build_header`: writes the Ethernet, IPv4 and TCP headers of the

@@ -62,7 +62,9 @@ impl Stack {
         sent
     }
 
-    fn link_to(&mut self, dst: Ipv4Addr) -> Link {
+    /// The link a segment to `dst` leaves on: Ethernet to the next hop's MAC, or the kernel
+    /// while that MAC is unknown (a lookup is asked for).
+    pub(super) fn link_to(&mut self, dst: Ipv4Addr) -> Link {
         let via = self.routes.lookup(dst).map(|hop| hop.via).unwrap_or(dst);
         match self.neighbours.lookup(via) {
             Some(mac) => Link::Ethernet { src: self.iface.mac, dst: mac },
@@ -88,15 +90,7 @@ impl Stack {
         let mtu = self.iface.mtu;
         let mut sent = 0;
         while let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) {
-            let header = PacketHeader {
-                src: *c.local().ip(),
-                dst: *remote.ip(),
-                protocol: IpProtocol::TCP,
-                ttl,
-                tos,
-                ident: self.next_ident.wrapping_add(1),
-                dont_frag: true,
-            };
+            let header = tcp_ip_header(*c.local().ip(), *remote.ip(), ttl, tos, self.next_ident.wrapping_add(1));
             if let Link::Ethernet { src: src_mac, dst: dst_mac } = link {
                 let mut built = false;
                 let mut pieces = 1u32;
@@ -219,4 +213,9 @@ fn write_link_and_ip(
     eth.set_src_addr(src);
     eth.set_ethertype(EtherType::IPV4);
     write_ip_header(&mut buf[ETH_HEADER..], header, tcp_len, false, 0, true);
+}
+
+/// The IPv4 header of a TCP segment from `src` to `dst` (DF set, as Linux's TCP sends).
+pub(super) fn tcp_ip_header(src: Ipv4Addr, dst: Ipv4Addr, ttl: u8, tos: u8, ident: u16) -> PacketHeader {
+    PacketHeader { src, dst, protocol: IpProtocol::TCP, ttl, tos, ident, dont_frag: true }
 }
