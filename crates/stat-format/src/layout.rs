@@ -190,6 +190,11 @@ pub struct SocketRecord {
     pub drops_queue_full: u64,
     /// Datagrams ever queued (UDP).
     pub rx_datagrams: u64,
+    /// Challenge ACKs sent (RFC 5961: a RST or SYN in the window but not where expected, data
+    /// acknowledging what was never sent) (TCP connection).
+    pub challenge_acks: u32,
+    /// Of `drops_queue_full`, segments PAWS rejected as old duplicates (TCP connection).
+    pub paws_rejected: u32,
 }
 
 impl Default for SocketRecord {
@@ -226,6 +231,8 @@ impl Default for SocketRecord {
             backlog: 0,
             drops_queue_full: 0,
             rx_datagrams: 0,
+            challenge_acks: 0,
+            paws_rejected: 0,
         }
     }
 }
@@ -276,6 +283,7 @@ impl SocketRecord {
         v[18] = pair(self.syn_queue, self.backlog);
         v[19] = self.drops_queue_full;
         v[20] = self.rx_datagrams;
+        v[21] = pair(self.challenge_acks, self.paws_rejected);
         v
     }
 
@@ -291,6 +299,7 @@ impl SocketRecord {
         let (mss_tx, mss_rx) = split(v[14]);
         let (srtt_us, rto_us) = split(v[15]);
         let (syn_queue, backlog) = split(v[18]);
+        let (challenge_acks, paws_rejected) = split(v[21]);
         Some(SocketRecord {
             kind,
             state: State::from_u8((v[0] >> 8) as u8),
@@ -323,6 +332,8 @@ impl SocketRecord {
             backlog,
             drops_queue_full: v[19],
             rx_datagrams: v[20],
+            challenge_acks,
+            paws_rejected,
         })
     }
 
@@ -497,6 +508,8 @@ mod tests {
             wscale_peer: 14,
             wscale_local: 7,
             drops_queue_full: 3,
+            challenge_acks: 5,
+            paws_rejected: u32::MAX,
             ..SocketRecord::default()
         }
     }

@@ -224,6 +224,8 @@ fn record_of(rt: &mut Runtime, s: &Slot, fds: &[i32]) -> Option<SocketRecord> {
             let Ok(i) = stack.tcp_info(h) else { return Some(r) };
             r.send_q = i.unacked;
             r.drops_queue_full = i.rcv_dropped;
+            r.challenge_acks = i.challenge_acks.min(u64::from(u32::MAX)) as u32;
+            r.paws_rejected = i.paws_rejected.min(u64::from(u32::MAX)) as u32;
             // As the original: every diagnostic is 0 before the handshake completes.
             if state.is_synchronized() {
                 r.rx_bytes = i.bytes_received;
