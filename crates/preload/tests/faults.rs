@@ -8,7 +8,7 @@ use common::{assert_kernel_carried_at_most, attached, flows, spawn_accelerated, 
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
-use testbed::{NsChild, Side, Topology};
+use testbed::{Direction, Impairment, NsChild, Side, Topology};
 
 mod common;
 
@@ -90,29 +90,42 @@ fn blind_injection_and_malformed_segments_neither_reset_nor_corrupt_a_connection
     assert_kernel_carried_at_most(&topo, before, 0, "the attacked connection");
 }
 
-/// A client in the peer namespace that streams to `port` and reads the echo back until the
-/// connection fails; returns how it failed and how long after `killed` was set it noticed.
+/// A client in the peer namespace that streams to `port` (a writer thread that never pauses)
+/// and reads the echo back until the connection fails; returns how the read and the write
+/// failed (a reset is reported to the first call after it: the other then sees EOF or EPIPE),
+/// how long after `killed` was set, and how many bytes came back before.
 fn stream_until_failure(
     topo: &Topology,
     port: u16,
     killed: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
-) -> std::thread::JoinHandle<(std::io::ErrorKind, Duration, usize)> {
+) -> std::thread::JoinHandle<([std::io::ErrorKind; 2], Duration, usize)> {
     let ip = topo.accel.ip;
     let s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
     std::thread::spawn(move || {
         let mut s = s;
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        let block: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
-        let mut back = vec![0u8; block.len()];
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let block: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
+            loop {
+                if let Err(e) = w.write_all(&block) {
+                    return e.kind();
+                }
+            }
+        });
+        let mut back = vec![0u8; 16384];
         let mut echoed = 0usize;
         loop {
-            let r = s.write_all(&block).and_then(|_| s.read_exact(&mut back));
-            if let Err(e) = r {
+            if let Err(e) = s.read_exact(&mut back) {
                 let after = killed.lock().unwrap().map(|t| t.elapsed()).unwrap_or_default();
-                return (e.kind(), after, echoed);
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                return ([e.kind(), writer.join().unwrap()], after, echoed);
             }
-            assert!(back == block, "the echo differs after {echoed} bytes");
-            echoed += block.len();
+            assert!(
+                back.iter().enumerate().all(|(i, &b)| b == (i * 7 % 251) as u8),
+                "the echo differs after {echoed} bytes"
+            );
+            echoed += back.len();
         }
     })
 }
@@ -134,9 +147,12 @@ fn a_server_killed_mid_transfer_resets_its_peer_and_frees_its_port_at_once() {
     *killed.lock().unwrap() = Some(Instant::now());
     server.kill_with(libc::SIGKILL);
     let _ = server.finish(T);
-    let (kind, after, echoed) = client.join().unwrap();
+    let (kinds, after, echoed) = client.join().unwrap();
     assert!(echoed > 0, "nothing was echoed before the kill");
-    assert_eq!(kind, std::io::ErrorKind::ConnectionReset, "the peer saw {kind:?} after {after:?}, not a reset");
+    assert!(
+        kinds.contains(&std::io::ErrorKind::ConnectionReset),
+        "the peer's read and write saw {kinds:?} after {after:?}, not a reset"
+    );
     assert!(after < Duration::from_secs(5), "the reset took {after:?}");
     testbed::poll_until(Duration::from_secs(5), "the dead server's flows to go", || {
         Ok(flows(&topo).iter().all(|f| f.flow.local_port != 7601))
@@ -160,22 +176,23 @@ fn a_server_killed_mid_transfer_resets_its_peer_and_frees_its_port_at_once() {
 }
 
 /// Receives numbered UDP datagrams on ARGV1:ARGV2 until a datagram "end", then prints how many
-/// arrived and whether each arrived whole and at most once.
+/// distinct ones arrived, how many were corrupt, the highest number and how many arrived in all.
 const PY_UDP_COUNT: &str = r#"
 import os, socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
 print("ready", os.getpid(), s.fileno(), flush=True)
-seen, bad = set(), 0
+seen, bad, total = set(), 0, 0
 while True:
     d = s.recv(65536)
     if d == b"end":
         break
     n = struct.unpack("!I", d[:4])[0]
-    if n in seen or d[4:] != bytes([n % 251]) * (len(d) - 4):
+    total += 1
+    if d[4:] != bytes([n % 251]) * (len(d) - 4):
         bad += 1
     seen.add(n)
-print("got", len(seen), "bad", bad, "max", max(seen, default=-1), flush=True)
+print("got", len(seen), "bad", bad, "max", max(seen, default=-1), "total", total, flush=True)
 sys.stdin.readline()
 "#;
 
@@ -229,7 +246,7 @@ fn a_udp_receiver_killed_mid_stream_is_refused_to_its_sender_and_its_port_taken_
     }
     tx.send(b"end").unwrap();
     let got = again.wait_for_line("got", T).unwrap();
-    assert_eq!(got, "got 200 bad 0 max 199", "after a refusal {refused:?} after the kill");
+    assert_eq!(got, "got 200 bad 0 max 199 total 200", "after a refusal {refused:?} after the kill");
     let out = again.finish(T).unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the new receiver was not accelerated");
 }
@@ -369,4 +386,163 @@ fn a_stopped_receiver_loses_only_what_is_counted_and_receives_again_when_resumed
         e.socket.drops_queue_full,
         e.process.drops_no_buffer
     );
+}
+
+/// The impairment of the transfers below: 5% loss, 1% duplication, 2% reordering.
+fn lossy() -> Impairment {
+    Impairment { loss: 0.05, duplicate: 0.01, reorder: 0.02, seed: 22, ..Impairment::none() }
+}
+
+/// Connects to ARGV1:ARGV2, writes ARGV3 bytes of a pattern while reading them back, and
+/// prints "ok" if the echo was byte-exact.
+const PY_ECHO_CLIENT: &str = r#"
+import socket, sys, threading
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+size = int(sys.argv[3])
+data = bytes((i * 13) % 253 for i in range(size))
+def write():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+w = threading.Thread(target=write)
+w.start()
+got = bytearray()
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+w.join()
+print("ok" if got == data else "differs after %d of %d bytes" % (len(got), size), flush=True)
+"#;
+
+/// TCP through 5% loss, duplication and reordering in both directions, exasock as the server
+/// and as the client against the kernel: every byte arrives, in order, each way; both kernels'
+/// impairment counters show the link did its damage.
+#[test]
+fn tcp_through_loss_duplication_and_reordering_arrives_byte_exact_as_server_and_client() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const SIZE: usize = 1 << 20;
+    for dir in Direction::BOTH {
+        topo.impair(dir, &lossy()).unwrap();
+    }
+    // exasock serves; the kernel client in the peer namespace streams and checks the echo.
+    let ip = topo.accel.ip;
+    let mut server =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_ECHO_ONE, &ip.to_string(), "7610"]);
+    server.wait_for_line("ready", T).unwrap();
+    let mut s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(ip, 7610))).unwrap().unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let data: Vec<u8> = (0..SIZE).map(|i| (i * 13 % 253) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent));
+    let mut got = vec![0u8; SIZE];
+    if let Err(e) = s.read_exact(&mut got) {
+        server.kill_with(libc::SIGTERM);
+        let out = server.finish(T).unwrap();
+        panic!(
+            "the echo failed: {e}; server: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    writer.join().unwrap().unwrap();
+    assert!(got == data, "the echo through the impaired link differs");
+    drop(s);
+    server.wait_for_line("eof", T).unwrap();
+    let out = server.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the server was not accelerated");
+    // exasock connects to a kernel echo server in the peer namespace.
+    let _echo = common::PeerTcp::start(&topo, 7611);
+    let peer = topo.peer.ip.to_string();
+    let client = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_ECHO_CLIENT, &peer, "7611", &SIZE.to_string()],
+    );
+    let out = client.finish(T).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the client was not accelerated");
+    for dir in Direction::BOTH {
+        let st = topo.impair_stats(dir).unwrap();
+        eprintln!("{dir:?}: {st}");
+        assert!(st.dropped > 0 && st.duplicated > 0, "{dir:?} was not impaired: {st}");
+    }
+}
+
+/// Sends ARGV3 numbered datagrams to ARGV1:ARGV2, paced, then prints "sent N".
+const PY_UDP_SEND: &str = r#"
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], int(sys.argv[2])))
+n = int(sys.argv[3])
+for i in range(n):
+    s.send(struct.pack("!I", i) + bytes([i % 251]) * 300)
+    if i % 32 == 31:
+        time.sleep(0.001)
+print("sent", n, flush=True)
+"#;
+
+/// UDP through 5% loss, duplication and reordering, each way between an exasock program and a
+/// kernel program: what does not arrive is exactly what the link dropped, what arrives twice is
+/// exactly what it duplicated, and nothing arrives corrupt.
+#[test]
+fn udp_through_an_impaired_link_loses_and_doubles_only_what_the_link_did() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const N: u32 = 4000;
+    let filter = testbed::Filter { ip_proto: Some(17), ..Default::default() };
+    let (ip, peer) = (topo.accel.ip.to_string(), topo.peer.ip.to_string());
+    let n = N.to_string();
+    for (dir, accelerated_receiver) in [(Direction::FromPeer, true), (Direction::ToPeer, false)] {
+        let port = if accelerated_receiver { "7612" } else { "7613" };
+        let rx_argv = ["python3", "-c", PY_UDP_COUNT, if accelerated_receiver { &ip } else { &peer }, port];
+        let mut rx = if accelerated_receiver {
+            spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &rx_argv)
+        } else {
+            topo.spawn(Side::Peer, &rx_argv, T).unwrap()
+        };
+        rx.wait_for_line("ready", T).unwrap();
+        topo.impair(dir, &Impairment { filter: filter.clone(), ..lossy() }).unwrap();
+        let tx_argv = ["python3", "-c", PY_UDP_SEND, if accelerated_receiver { &ip } else { &peer }, port, &n];
+        let tx = if accelerated_receiver {
+            topo.spawn(Side::Peer, &tx_argv, T).unwrap()
+        } else {
+            spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &tx_argv)
+        };
+        let out = tx.finish(T).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("sent {N}\n"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let st = topo.impair_stats(dir).unwrap();
+        topo.impair(dir, &Impairment::none()).unwrap();
+        let end = if accelerated_receiver { topo.accel.ip } else { topo.peer.ip };
+        let port_n: u16 = port.parse().unwrap();
+        topo.in_ns(if accelerated_receiver { Side::Peer } else { Side::Accel }, move || {
+            UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).and_then(|s| s.send_to(b"end", (end, port_n)))
+        })
+        .unwrap()
+        .unwrap();
+        let got = words(&rx.wait_for_line("got", T).unwrap());
+        let out = rx.finish(T).unwrap();
+        if accelerated_receiver {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("enabled bypass"),
+                "the receiver was not accelerated"
+            );
+        }
+        let (distinct, bad, total): (u64, u64, u64) =
+            (got[1].parse().unwrap(), got[3].parse().unwrap(), got[7].parse().unwrap());
+        eprintln!("{dir:?}: sent {N}, {distinct} distinct, {total} in all; link: {st}");
+        assert_eq!(bad, 0, "{dir:?}: corrupt datagrams");
+        assert_eq!(st.selected, u64::from(N), "{dir:?}: the link saw other than what was sent: {st}");
+        assert!(st.dropped > 0 && st.duplicated > 0, "{dir:?}: the link did nothing: {st}");
+        assert_eq!(distinct + st.dropped, u64::from(N), "{dir:?}: lost other than the link dropped ({st})");
+        assert_eq!(total - distinct, st.duplicated, "{dir:?}: doubled other than the link duplicated ({st})");
+    }
 }
