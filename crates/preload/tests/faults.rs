@@ -546,3 +546,63 @@ fn udp_through_an_impaired_link_loses_and_doubles_only_what_the_link_did() {
         assert_eq!(total - distinct, st.duplicated, "{dir:?}: doubled other than the link duplicated ({st})");
     }
 }
+
+/// Sends ARGV3 bytes to the first client of ARGV1:ARGV2, then waits with the connection open.
+const PY_SEND_THEN_WAIT: &str = r#"
+import socket, sys, time
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+print("ready", flush=True)
+c, _ = l.accept()
+c.sendall(bytes(int(sys.argv[3])))
+print("sent", flush=True)
+time.sleep(60)
+"#;
+
+/// kill -9 of an accelerated server whose peer only waits to receive (nothing in flight either
+/// way, so no segment of the peer's would reach the kernel): the peer learns at once, as it
+/// would from the kernel's close, because exasock's watcher process makes it answer an
+/// out-of-window ACK that the kernel resets. The watcher leaves once done.
+#[test]
+fn a_peer_that_only_waits_to_receive_learns_at_once_that_a_killed_server_is_gone() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_SEND_THEN_WAIT, &ip.to_string(), "7614", "100000"],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    let mut s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(ip, 7614))).unwrap().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = vec![0u8; 100_000];
+    s.read_exact(&mut got).unwrap();
+    server.wait_for_line("sent", T).unwrap();
+    // Everything is acknowledged and nothing moves: only the watcher can tell the peer.
+    std::thread::sleep(Duration::from_millis(300));
+    // The watchers in the accelerated namespace (other tests' may still be leaving elsewhere).
+    let watchers = || {
+        let pids = testbed::ip(&["netns", "pids", &topo.accel.netns]).unwrap_or_default();
+        pids.split_whitespace()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "exasock-watch")
+            })
+            .count()
+    };
+    assert_eq!(watchers(), 1, "no watcher beside the server");
+    server.kill_with(libc::SIGKILL);
+    let _ = server.finish(T);
+    let killed = Instant::now();
+    let mut byte = [0u8; 1];
+    let r = s.read(&mut byte);
+    let took = killed.elapsed();
+    assert!(
+        matches!(&r, Ok(0)) || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the peer's read gave {r:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "the peer learned after {took:?}");
+    testbed::poll_until(Duration::from_secs(5), "the watcher to leave", || Ok(watchers() == 0)).unwrap();
+}

@@ -195,6 +195,11 @@ pub struct SocketRecord {
     pub challenge_acks: u32,
     /// Of `drops_queue_full`, segments PAWS rejected as old duplicates (TCP connection).
     pub paws_rejected: u32,
+    /// SND.NXT and RCV.NXT at the last refresh (TCP connection): enough for the launcher's
+    /// watcher to send the peer of a killed process a segment surely outside its window.
+    pub snd_nxt: u32,
+    /// See `snd_nxt`.
+    pub rcv_nxt: u32,
 }
 
 impl Default for SocketRecord {
@@ -233,6 +238,8 @@ impl Default for SocketRecord {
             rx_datagrams: 0,
             challenge_acks: 0,
             paws_rejected: 0,
+            snd_nxt: 0,
+            rcv_nxt: 0,
         }
     }
 }
@@ -284,6 +291,7 @@ impl SocketRecord {
         v[19] = self.drops_queue_full;
         v[20] = self.rx_datagrams;
         v[21] = pair(self.challenge_acks, self.paws_rejected);
+        v[22] = pair(self.snd_nxt, self.rcv_nxt);
         v
     }
 
@@ -300,6 +308,7 @@ impl SocketRecord {
         let (srtt_us, rto_us) = split(v[15]);
         let (syn_queue, backlog) = split(v[18]);
         let (challenge_acks, paws_rejected) = split(v[21]);
+        let (snd_nxt, rcv_nxt) = split(v[22]);
         Some(SocketRecord {
             kind,
             state: State::from_u8((v[0] >> 8) as u8),
@@ -334,6 +343,8 @@ impl SocketRecord {
             rx_datagrams: v[20],
             challenge_acks,
             paws_rejected,
+            snd_nxt,
+            rcv_nxt,
         })
     }
 
@@ -510,6 +521,8 @@ mod tests {
             drops_queue_full: 3,
             challenge_acks: 5,
             paws_rejected: u32::MAX,
+            snd_nxt: 0x8000_0001,
+            rcv_nxt: 17,
             ..SocketRecord::default()
         }
     }
