@@ -606,3 +606,103 @@ fn a_peer_that_only_waits_to_receive_learns_at_once_that_a_killed_server_is_gone
     assert!(took < Duration::from_secs(3), "the peer learned after {took:?}");
     testbed::poll_until(Duration::from_secs(5), "the watcher to leave", || Ok(watchers() == 0)).unwrap();
 }
+
+/// Echoes UDP on ARGV1 (any address) port ARGV2, and TCP for one client on the same port.
+const PY_UDP_TCP_ECHO: &str = r#"
+import selectors, socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((sys.argv[1], int(sys.argv[2])))
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+sel = selectors.DefaultSelector()
+sel.register(u, selectors.EVENT_READ, "udp")
+sel.register(l, selectors.EVENT_READ, "listen")
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data == "udp":
+            d, a = u.recvfrom(65536)
+            u.sendto(d, a)
+        elif key.data == "listen":
+            c, _ = l.accept()
+            sel.register(c, selectors.EVENT_READ, "tcp")
+        else:
+            d = key.fileobj.recv(65536)
+            if not d:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+            else:
+                key.fileobj.sendall(d)
+"#;
+
+/// Sends `payload` to `to` from the peer namespace until an echo comes back (or `limit`); the
+/// echo's source is the route's choice (the interface's primary address), as on the kernel.
+fn udp_echo_from_peer(topo: &Topology, to: std::net::SocketAddrV4, payload: &'static [u8], limit: Duration) -> bool {
+    topo.in_ns(Side::Peer, move || {
+        let s = UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let until = Instant::now() + limit;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < until {
+            s.send_to(payload, to).unwrap();
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                if &buf[..n] == payload && from.port() == to.port() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .unwrap()
+}
+
+/// The accelerated interface goes down and comes back up, then gains a second address: the
+/// program's UDP socket (bound to INADDR_ANY) and its TCP connection carry on through both,
+/// byte for byte, over the stack; a datagram to the new address is answered.
+#[test]
+fn traffic_survives_the_interface_going_down_and_up_and_a_new_address() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_UDP_TCP_ECHO, "0.0.0.0", "7615"]);
+    server.wait_for_line("ready", T).unwrap();
+    let to = SocketAddrV4::new(ip, 7615);
+    assert!(udp_echo_from_peer(&topo, to, b"before", T), "no echo before");
+    let mut tcp = topo.in_ns(Side::Peer, move || TcpStream::connect(to)).unwrap().unwrap();
+    tcp.set_read_timeout(Some(T)).unwrap();
+    let mut echo = |tcp: &mut TcpStream, size: usize, seed: usize| {
+        let data: Vec<u8> = (0..size).map(|i| ((i + seed) * 7 % 251) as u8).collect();
+        let mut w = tcp.try_clone().unwrap();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || w.write_all(&sent));
+        let mut got = vec![0u8; size];
+        tcp.read_exact(&mut got).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(got == data, "the TCP echo differs");
+    };
+    echo(&mut tcp, 200_000, 1);
+    let before = tcp_segments(&topo);
+    let iface = topo.accel.iface.clone();
+    topo.run(Side::Accel, &["ip", "link", "set", "dev", &iface, "down"], T).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    topo.run(Side::Accel, &["ip", "link", "set", "dev", &iface, "up"], T).unwrap();
+    // A link that comes up again needs a moment before the veth carries frames.
+    assert!(udp_echo_from_peer(&topo, to, b"after up", T), "no UDP echo after the link came back");
+    echo(&mut tcp, 200_000, 2);
+    // A second address: a datagram to it is answered.
+    let second = std::net::Ipv4Addr::new(ip.octets()[0], ip.octets()[1], ip.octets()[2], ip.octets()[3] + 100);
+    topo.run(Side::Accel, &["ip", "addr", "add", &format!("{second}/24"), "dev", &iface], T).unwrap();
+    assert!(
+        udp_echo_from_peer(&topo, SocketAddrV4::new(second, 7615), b"new address", T),
+        "no UDP echo from the address added"
+    );
+    echo(&mut tcp, 200_000, 3);
+    drop(tcp);
+    assert_kernel_carried_at_most(&topo, before, 0, "the TCP connection across the link's bounce");
+    server.kill_with(libc::SIGTERM);
+    let out = server.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+}
