@@ -277,6 +277,17 @@ impl Driver {
         }
     }
 
+    /// Whether the interface is still attached: `exasock-ctl detach --force` may remove it
+    /// under a running program, whose sockets must then go on through the kernel.
+    pub fn interface_attached(&self) -> bool {
+        self.steering.attached()
+    }
+
+    /// The file whose presence says the interface is attached (see `interface_attached`).
+    pub fn attach_pin(&self) -> &std::path::Path {
+        self.steering.pin_path()
+    }
+
     /// Gives every claimed flow back to the kernel (exit, exec) without forgetting who uses
     /// them, so that `reclaim_all` can take them again.
     pub fn release_all(&mut self) {

@@ -589,6 +589,17 @@ impl Steering {
         }
     }
 
+    /// Whether the interface is still attached (its pinned flows map is there): `exasock-ctl
+    /// detach --force` removes it under running programs. A stat of the pin.
+    pub fn attached(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// The pin whose presence `attached` checks (a caller may check it without this value).
+    pub fn pin_path(&self) -> &Path {
+        &self.path
+    }
+
     /// How many dead owners' entries `open` removed.
     pub fn swept_on_open(&self) -> usize {
         self.swept_on_open

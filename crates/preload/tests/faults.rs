@@ -607,7 +607,7 @@ fn a_peer_that_only_waits_to_receive_learns_at_once_that_a_killed_server_is_gone
     testbed::poll_until(Duration::from_secs(5), "the watcher to leave", || Ok(watchers() == 0)).unwrap();
 }
 
-/// Echoes UDP on ARGV1 (any address) port ARGV2, and TCP for one client on the same port.
+/// Echoes UDP on ARGV1 (any address) port ARGV2, and TCP on the same port, from one epoll loop.
 const PY_UDP_TCP_ECHO: &str = r#"
 import selectors, socket, sys
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -635,6 +635,31 @@ while True:
                 key.fileobj.close()
             else:
                 key.fileobj.sendall(d)
+"#;
+
+/// As PY_UDP_TCP_ECHO, with a thread blocked in each call instead of an event loop: UDP
+/// recvfrom, TCP accept, and recv on each connection.
+const PY_UDP_TCP_ECHO_THREADS: &str = r#"
+import socket, sys, threading
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((sys.argv[1], int(sys.argv[2])))
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+def serve(c):
+    while d := c.recv(65536):
+        c.sendall(d)
+    c.close()
+def accept():
+    while True:
+        c, _ = l.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=accept, daemon=True).start()
+print("ready", flush=True)
+while True:
+    d, a = u.recvfrom(65536)
+    u.sendto(d, a)
 "#;
 
 /// Sends `payload` to `to` from the peer namespace until an echo comes back (or `limit`); the
@@ -673,7 +698,7 @@ fn traffic_survives_the_interface_going_down_and_up_and_a_new_address() {
     assert!(udp_echo_from_peer(&topo, to, b"before", T), "no echo before");
     let mut tcp = topo.in_ns(Side::Peer, move || TcpStream::connect(to)).unwrap().unwrap();
     tcp.set_read_timeout(Some(T)).unwrap();
-    let mut echo = |tcp: &mut TcpStream, size: usize, seed: usize| {
+    let echo = |tcp: &mut TcpStream, size: usize, seed: usize| {
         let data: Vec<u8> = (0..size).map(|i| ((i + seed) * 7 % 251) as u8).collect();
         let mut w = tcp.try_clone().unwrap();
         let sent = data.clone();
@@ -705,4 +730,51 @@ fn traffic_survives_the_interface_going_down_and_up_and_a_new_address() {
     server.kill_with(libc::SIGTERM);
     let out = server.finish(T).unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+}
+
+/// `exasock-ctl detach --force` under a running program whose threads are blocked in recvfrom,
+/// accept and recv: within moments it hands every socket to the kernel (as at exec: the TCP
+/// connection by TCP_REPAIR, the listener and the UDP socket by the kernel sockets behind
+/// them), the blocked calls go on there, so the connection carries on byte for byte, UDP is
+/// echoed, a new client is served, the program says why once, and nothing hangs.
+#[test]
+fn a_forced_detach_hands_every_socket_to_the_kernel_and_the_program_carries_on() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_UDP_TCP_ECHO_THREADS, "0.0.0.0", "7616"]);
+    server.wait_for_line("ready", T).unwrap();
+    let to = SocketAddrV4::new(ip, 7616);
+    assert!(udp_echo_from_peer(&topo, to, b"before", T), "no echo before");
+    let mut tcp = topo.in_ns(Side::Peer, move || TcpStream::connect(to)).unwrap().unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let round = |tcp: &mut TcpStream, what: &[u8]| {
+        tcp.write_all(what).unwrap();
+        let mut back = vec![0u8; what.len()];
+        tcp.read_exact(&mut back).unwrap();
+        assert_eq!(back, what);
+    };
+    round(&mut tcp, b"hello");
+    let iface = topo.accel.iface.clone();
+    let refused = topo.in_ns(Side::Accel, {
+        let iface = iface.clone();
+        move || nic::control::detach(&iface, false)
+    });
+    assert!(matches!(refused, Ok(Err(_))), "detach without --force went ahead under a live program: {refused:?}");
+    topo.in_ns(Side::Accel, move || nic::control::detach(&iface, true)).unwrap().unwrap();
+    // The worker looks every 200 ms; the peer is quiet meanwhile (a segment before the
+    // hand-over would find no connection in the kernel).
+    std::thread::sleep(Duration::from_millis(600));
+    round(&mut tcp, &[7u8; 100_000]);
+    assert!(udp_echo_from_peer(&topo, to, b"after detach", T), "no UDP echo after the forced detach");
+    let mut again = topo.in_ns(Side::Peer, move || TcpStream::connect(to)).unwrap().unwrap();
+    again.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    round(&mut again, b"kernel");
+    drop((tcp, again));
+    server.kill_with(libc::SIGTERM);
+    let out = server.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("enabled bypass"), "not accelerated");
+    assert_eq!(err.matches("was detached").count(), 1, "{err}");
 }

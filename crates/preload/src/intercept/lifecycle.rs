@@ -376,6 +376,11 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
                 return new;
             }
             Err(TcpError::WouldBlock) => {}
+            // Handed to the kernel while this call waited (a forced detach): its listening
+            // kernel socket takes the connections from now on.
+            Err(TcpError::BadHandle) if fdtable::get(fd) == FdState::Kernel => {
+                return made(real::accept4(fd, addr, len, flags));
+            }
             Err(e) => return errno::fail(e.errno()),
         }
         // Connections that reached the kernel's listener (loopback, other interfaces).

@@ -62,6 +62,17 @@ pub(crate) fn receive_with(
             Err(TcpError::WouldBlock) => {}
             // What was read is returned; the error shows at the next call.
             Err(_) if got > 0 => return Ok(got),
+            // Handed to the kernel while this call waited (a forced detach): the kernel
+            // socket carries the stream on.
+            Err(TcpError::BadHandle) if demoted(fd) => {
+                let (ptr, n) = match &mut into {
+                    RecvInto::Buf(b) => (b.as_mut_ptr(), b.len()),
+                    RecvInto::Discard(n) => (std::ptr::null_mut(), *n),
+                };
+                // SAFETY: the caller's buffer (or none, with MSG_TRUNC), on a kernel socket.
+                let r = unsafe { crate::real::recv(fd, ptr.cast(), n, flags) };
+                return if r < 0 { Err(errno::get()) } else { Ok(r as usize) };
+            }
             Err(e) => return Err(e.errno()),
         }
         if let Err(e) = wait_for_data(fd, flags, &mut waiter) {
@@ -100,7 +111,7 @@ fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<us
     let send_flags = SendFlags { more: flags & libc::MSG_MORE != 0, oob: flags & libc::MSG_OOB != 0 };
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let (mut part, mut offset) = (0, 0);
-    send_loop(fd, slot, flags, total, &mut |stack, h| {
+    let r = send_loop(fd, slot, flags, total, &mut |stack, h| {
         while offset == parts[part].len() {
             part += 1;
             offset = 0;
@@ -108,7 +119,31 @@ fn send_copied(fd: c_int, slot: u32, parts: &[&[u8]], flags: c_int) -> Result<us
         let n = stack.tcp_send_with(h, &parts[part][offset..], send_flags)?;
         offset += n;
         Ok(n)
-    })
+    });
+    if r != Err(libc::EBADF) || !demoted(fd) {
+        return r;
+    }
+    // Handed to the kernel before anything was taken (a forced detach): sent there.
+    let mut iov: Vec<libc::iovec> =
+        parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() }).collect();
+    // SAFETY: a zeroed msghdr is valid; the iovecs point at the caller's buffers.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = iov.len() as _;
+        crate::real::sendmsg(fd, &msg, flags)
+    };
+    if n < 0 {
+        Err(errno::get())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Whether `fd`, accelerated when the call began, is a kernel socket now: its socket was
+/// handed to the kernel meanwhile (`exasock-ctl detach --force`), so the call goes on there.
+fn demoted(fd: c_int) -> bool {
+    crate::fdtable::get(fd) == crate::fdtable::FdState::Kernel
 }
 
 /// The wait and error handling of a send of `total` bytes on an accelerated TCP socket, each

@@ -158,6 +158,9 @@ pub(super) fn runtime_for(guard: &mut Option<Runtime>, local: SocketAddrV4) -> R
         *guard = Some(Runtime::open()?);
     }
     let rt = guard.as_mut().expect("just opened");
+    if rt.detached {
+        return Err(NotAccelerated::NoInterface);
+    }
     release_queued(rt);
     let ip = *local.ip();
     if !ip.is_unspecified() && !rt.driver.stack().interface().has_addr(ip) {

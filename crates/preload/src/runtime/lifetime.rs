@@ -150,6 +150,37 @@ pub(super) fn finish_for_exit(rt: &mut Runtime) {
     publish::remove();
 }
 
+/// The interface was detached under the program (`exasock-ctl detach --force`): every
+/// accelerated socket goes on through the kernel socket behind its descriptor, as at exec (TCP
+/// connections by TCP_REPAIR, listeners by their listening kernel socket, UDP sockets by
+/// theirs: datagrams still queued in the stack are lost, with a warning), and no new socket is
+/// accelerated in this process. The worker looks every `ATTACH_CHECK`.
+pub(super) fn hand_over_after_detach(rt: &mut Runtime) {
+    rt.detached = true;
+    log::warning!(
+        "the interface was detached (exasock-ctl detach --force): accelerated sockets carry on through the kernel, and new ones stay there"
+    );
+    publish::suspend(rt);
+    if !hand_over_all_tcp(rt, "detach") {
+        linger_tcp(rt);
+    }
+    for fd in 0..fdtable::MAX_FDS as i32 {
+        let FdState::Accel(slot) = fdtable::get_raw(fd) else { continue };
+        if let Some(s) = rt.slot(slot) {
+            if rt.driver.stack().udp_readable(s.handle).unwrap_or(false) {
+                log::warning!("detach: datagrams queued on fd {fd} are lost (received before the detach)");
+            }
+        }
+        fdtable::set(fd, FdState::Kernel);
+    }
+    rt.driver.release_all();
+    rt.slots.iter_mut().for_each(|s| *s = None);
+    publish::remove();
+}
+
+/// How often the worker checks that the interface is still attached.
+pub(super) const ATTACH_CHECK: Duration = Duration::from_millis(200);
+
 /// At exit and before exec, every accelerated TCP socket goes to the kernel, which carries on
 /// as if it had served them all along (../shared/DESIGN.md, "Hand-over to the kernel"):
 /// - a connection, to the kernel socket behind its descriptor (TCP_REPAIR): after exec the

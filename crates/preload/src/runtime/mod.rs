@@ -182,6 +182,18 @@ pub struct Runtime {
     changed: Vec<u32>,
     /// `changed` overflowed.
     changed_overflow: bool,
+    /// The interface was detached under the program: its sockets went to the kernel and no
+    /// new one is accelerated (`lifetime::hand_over_after_detach`).
+    detached: bool,
+}
+
+/// The pin whose presence says the interface is attached: the worker checks it without the
+/// lock (`exasock-ctl detach --force` removes it; see `lifetime::hand_over_after_detach`).
+static ATTACH_PIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Whether the interface the runtime serves is still attached (true before a runtime opens).
+fn still_attached() -> bool {
+    ATTACH_PIN.get().is_none_or(|p| p.exists())
 }
 
 /// The most slots `Runtime::changed` keeps.
@@ -299,6 +311,7 @@ impl Runtime {
         OWNER_PID.store(std::process::id(), Ordering::Release);
         crate::fatal::install();
         publish::open(driver.netns_socket());
+        let _ = ATTACH_PIN.set(driver.attach_pin().to_path_buf());
         Ok(Runtime {
             driver,
             slots: Vec::new(),
@@ -309,6 +322,7 @@ impl Runtime {
             by_handle: Vec::new(),
             changed: Vec::with_capacity(CHANGED_CAP),
             changed_overflow: false,
+            detached: false,
         })
     }
 

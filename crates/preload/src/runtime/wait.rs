@@ -86,6 +86,7 @@ pub(super) fn worker() {
     // spinning program on a 2-core machine often enough to put 10 us into its UDP ping-pong's
     // p99 (bench/pingpong.sh).
     let mut nap_ns: u64 = 0;
+    let mut last_attach_check: u64 = 0;
     loop {
         // A fatal signal left at its default action: hand everything over, then let it kill.
         if crate::fatal::STATE.load(Ordering::Acquire) == 1 {
@@ -108,6 +109,17 @@ pub(super) fn worker() {
             if let Some(mut guard) = RUNTIME.try_lock() {
                 if let Some(rt) = guard.as_mut() {
                     publish::refresh_if_due(rt);
+                }
+            }
+        }
+        // `exasock-ctl detach --force` under the program: everything to the kernel.
+        let now = driver::clock::now().as_nanos();
+        if now.saturating_sub(last_attach_check) >= ATTACH_CHECK.as_nanos() as u64 {
+            last_attach_check = now;
+            // A stat without the lock: application threads that spin keep it busy.
+            if !still_attached() {
+                if let Some(rt) = RUNTIME.lock().as_mut().filter(|rt| !rt.detached) {
+                    hand_over_after_detach(rt);
                 }
             }
         }

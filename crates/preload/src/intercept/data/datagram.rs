@@ -35,7 +35,16 @@ pub(super) unsafe fn receive_loop(
         {
             let mut guard = runtime::lock();
             let rt = guard.as_mut().ok_or(libc::EBADF)?;
-            let s = rt.slot(slot).ok_or(libc::EBADF)?;
+            let Some(s) = rt.slot(slot) else {
+                drop(guard);
+                // Handed to the kernel while this call waited (a forced detach): the kernel
+                // socket goes on receiving.
+                return if fdtable::get(fd) == FdState::Kernel {
+                    from_kernel_waiting(fd, flags, from_kernel)
+                } else {
+                    Err(libc::EBADF)
+                };
+            };
             rt.poll();
             match from_stack(rt, s) {
                 Ok(info) => {
@@ -64,6 +73,26 @@ pub(super) unsafe fn receive_loop(
         wait_for_data(fd, flags, &mut waiter)?;
         if hold.is_none() {
             hold = Some(runtime::Hold::new(slot).ok_or(libc::EBADF)?);
+        }
+    }
+}
+
+/// A receive on what is now a kernel socket, waiting as a blocking one does (`from_kernel`
+/// never waits: it adds MSG_DONTWAIT).
+fn from_kernel_waiting(fd: c_int, flags: c_int, from_kernel: &mut dyn FnMut() -> ssize_t) -> Result<Got, c_int> {
+    loop {
+        let n = from_kernel();
+        if n >= 0 {
+            return Ok(Got::Kernel(n));
+        }
+        let e = errno::get();
+        if e != libc::EAGAIN || flags & libc::MSG_DONTWAIT != 0 || runtime::nonblocking(fd) {
+            return Err(e);
+        }
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd of ours; the real poll, not our export.
+        if unsafe { crate::real::poll(&mut p, 1, -1) } < 0 {
+            return Err(errno::get());
         }
     }
 }
