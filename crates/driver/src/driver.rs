@@ -112,7 +112,7 @@ impl Driver {
             .into_iter()
             .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
             .collect();
-        let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu() };
+        let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu(), ifindex };
         let mut config = StackConfig {
             ident_seed: (clock::now().as_nanos() as u16) ^ (std::process::id() as u16),
             ..StackConfig::default()

@@ -10,8 +10,8 @@ use crate::stats::Stats;
 use crate::tcp::tables::TcpTables;
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
-use crate::udp::queue::DatagramInfo;
-use crate::udp::{UdpError, UdpOptions, UdpSocket};
+use crate::udp::queue::{Arrival, DatagramInfo};
+use crate::udp::{SendControl, UdpError, UdpOptions, UdpSocket};
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::{checksum, EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
@@ -301,11 +301,12 @@ impl Stack {
             self.stats.tcp_malformed += 1;
             return;
         }
+        let header = (ip.tos(), ip.ttl());
         if !ip.is_fragment() {
             if ip.protocol() == IpProtocol::TCP {
                 self.receive_tcp(now, src, dst, ip.payload(), csum);
             } else {
-                self.receive_udp(now, src, dst, ip.payload(), csum);
+                self.receive_udp(now, src, dst, header, ip.payload(), csum);
             }
             return;
         }
@@ -324,7 +325,7 @@ impl Stack {
                 if key.protocol == IpProtocol::TCP.0 {
                     self.receive_tcp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
                 } else {
-                    self.receive_udp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
+                    self.receive_udp(now, src, dst, header, &scratch[..len], RxChecksum::Unverified);
                 }
                 self.scratch = scratch;
             }
@@ -332,7 +333,17 @@ impl Stack {
         }
     }
 
-    fn receive_udp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, datagram: &[u8], csum: RxChecksum) {
+    /// `header` is the IP header's (TOS, TTL): of the fragment that completed a reassembled
+    /// datagram.
+    fn receive_udp(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        header: (u8, u8),
+        datagram: &[u8],
+        csum: RxChecksum,
+    ) {
         let Ok(udp) = UdpPacket::new_checked(datagram) else {
             self.stats.udp_malformed += 1;
             return;
@@ -344,6 +355,15 @@ impl Stack {
         let from = SocketAddrV4::new(src, udp.src_port());
         let to = SocketAddrV4::new(dst, udp.dst_port());
         let payload = udp.payload();
+        let arrival = Arrival {
+            src: from,
+            dst: to,
+            tos: header.0,
+            ttl: header.1,
+            ifindex: self.iface.ifindex,
+            timestamp: now,
+            drops: 0,
+        };
         if dst.is_multicast() || self.iface.is_broadcast(dst) {
             let mut receivers = std::mem::take(&mut self.group_scratch);
             self.sockets.lookup_group(from, to, &mut receivers);
@@ -351,20 +371,21 @@ impl Stack {
                 self.stats.udp_no_socket += 1;
             }
             for h in &receivers {
-                self.deliver(now, *h, payload, from, to);
+                self.deliver(*h, payload, &arrival);
             }
             self.group_scratch = receivers;
             return;
         }
         match self.sockets.lookup_unicast(from, to) {
-            Some(h) => self.deliver(now, h, payload, from, to),
+            Some(h) => self.deliver(h, payload, &arrival),
             None => self.stats.udp_no_socket += 1,
         }
     }
 
-    fn deliver(&mut self, now: Instant, h: SocketHandle, payload: &[u8], from: SocketAddrV4, to: SocketAddrV4) {
+    fn deliver(&mut self, h: SocketHandle, payload: &[u8], arrival: &Arrival) {
         let Some(s) = self.sockets.get_mut(h) else { return };
-        if !s.queue.push(payload, from, to, now) {
+        let arrival = Arrival { drops: s.drops as u32, ..*arrival };
+        if !s.queue.push(payload, &arrival) {
             s.drops += 1;
             self.stats.udp_rcvbuf_full += 1;
             return;
@@ -535,7 +556,19 @@ impl Stack {
     /// leaves it queued with `peek`.
     pub fn udp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<DatagramInfo, UdpError> {
         let s = self.socket_mut(h)?;
-        s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)
+        let mut info = s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)?;
+        if !self.iface.has_addr(*info.dst.ip()) {
+            info.spec_dst = self.reply_source(*info.src.ip()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+        }
+        Ok(info)
+    }
+
+    /// The local address a reply to `peer` leaves from when nothing else chooses one: the
+    /// route's preferred source, else the interface's address on the peer's subnet, else its
+    /// first (IP_PKTINFO's ipi_spec_dst for a datagram sent to a group or a broadcast, as
+    /// Linux's fib_compute_spec_dst).
+    pub fn reply_source(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.routes.lookup(peer).and_then(|hop| hop.src).or_else(|| self.iface.source_for(peer))
     }
 
     /// Sends `payload` to `dst` (or the connected peer): one frame, fragments when larger than
@@ -546,6 +579,21 @@ impl Stack {
         h: SocketHandle,
         payload: &[u8],
         dst: Option<SocketAddrV4>,
+        tx: &mut dyn Transmit,
+    ) -> Result<usize, UdpError> {
+        self.udp_send_with(h, payload, dst, &SendControl::default(), tx)
+    }
+
+    /// As [`Stack::udp_send`], with what one sendmsg's control messages ask for (IP_PKTINFO's
+    /// source address, IP_TOS, IP_TTL), which win over the socket's options for this datagram.
+    /// A source address or an interface that is not this one is `NetworkUnreachable`: not this
+    /// stack's to send (the kernel decides, as for any other interface).
+    pub fn udp_send_with(
+        &mut self,
+        h: SocketHandle,
+        payload: &[u8],
+        dst: Option<SocketAddrV4>,
+        control: &SendControl,
         tx: &mut dyn Transmit,
     ) -> Result<usize, UdpError> {
         let s = self.socket(h)?;
@@ -565,10 +613,35 @@ impl Stack {
         } else {
             Some(self.routes.lookup(*dst.ip()).ok_or(UdpError::NetworkUnreachable)?)
         };
-        let src = match (s.connected_src, local.ip().is_unspecified()) {
-            (Some(src), _) if s.remote == Some(dst) => src,
-            (_, false) => *local.ip(),
-            _ => hop
+        // The source: the control message's, else the socket's (connected, or bound to one of
+        // our addresses: a socket bound to a group or a broadcast address sends from the
+        // device's, as Linux), else IP_MULTICAST_IF's for a group, else the route's.
+        if control.ifindex != 0 && control.ifindex != self.iface.ifindex {
+            return Err(UdpError::NetworkUnreachable);
+        }
+        let bound = *local.ip();
+        let chosen = match control.src {
+            // IP_PKTINFO with 0.0.0.0: the route chooses, even for a bound socket (Linux).
+            Some(a) if a.is_unspecified() => None,
+            Some(a) if self.iface.has_addr(a) => Some(a),
+            Some(_) => return Err(UdpError::NetworkUnreachable),
+            None => match s.connected_src {
+                Some(src) if s.remote == Some(dst) => Some(src),
+                _ if bound.is_unspecified() || bound.is_multicast() || self.iface.is_broadcast(bound) => None,
+                _ => Some(bound),
+            },
+        };
+        let chosen = match chosen {
+            None if multicast => match options.multicast_src {
+                // IP_MULTICAST_IF names another interface: the kernel's to send.
+                Some(a) if !self.iface.has_addr(a) => return Err(UdpError::NetworkUnreachable),
+                a => a,
+            },
+            c => c,
+        };
+        let src = match chosen {
+            Some(a) => a,
+            None => hop
                 .and_then(|h| h.src)
                 .or_else(|| self.iface.source_for(*dst.ip()))
                 .ok_or(UdpError::NetworkUnreachable)?,
@@ -612,8 +685,8 @@ impl Stack {
             src,
             dst: *dst.ip(),
             protocol: IpProtocol::UDP,
-            ttl: if multicast { options.multicast_ttl } else { options.ttl },
-            tos: options.tos,
+            ttl: control.ttl.unwrap_or(if multicast { options.multicast_ttl } else { options.ttl }),
+            tos: control.tos.unwrap_or(options.tos),
             ident: self.next_ident,
             dont_frag: fits,
         };

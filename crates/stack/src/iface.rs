@@ -42,6 +42,8 @@ pub struct Interface {
     pub addrs: Vec<IfAddr>,
     /// IP MTU.
     pub mtu: usize,
+    /// The kernel's index of the interface (IP_PKTINFO's ipi_ifindex); 0 when unknown.
+    pub ifindex: u32,
 }
 
 impl Interface {
@@ -74,7 +76,7 @@ mod tests {
         assert_eq!(IfAddr { prefix_len: 31, ..a }.broadcast(), None);
         assert_eq!(mask(0), 0);
         assert_eq!(mask(32), u32::MAX);
-        let iface = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![a], mtu: 1500 };
+        let iface = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![a], mtu: 1500, ifindex: 0 };
         assert!(iface.is_broadcast(Ipv4Addr::BROADCAST) && iface.is_broadcast(Ipv4Addr::new(10, 1, 2, 255)));
         assert_eq!(iface.source_for(Ipv4Addr::new(8, 8, 8, 8)), Some(a.addr));
     }

@@ -2,7 +2,7 @@
 
 use stack::route::Route;
 use stack::testing::{lan_stack, Capture};
-use stack::udp::{UdpError, UdpOptions};
+use stack::udp::{SendControl, UdpError, UdpOptions};
 use stack::{Event, IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -40,6 +40,8 @@ struct F {
     bad_udp_csum: bool,
     zero_udp_csum: bool,
     proto: IpProtocol,
+    tos: u8,
+    ttl: u8,
 }
 
 fn f(src_port: u16, dst: SocketAddrV4) -> F {
@@ -54,6 +56,8 @@ fn f(src_port: u16, dst: SocketAddrV4) -> F {
         bad_udp_csum: false,
         zero_udp_csum: false,
         proto: IpProtocol::UDP,
+        tos: 0,
+        ttl: 64,
     }
 }
 
@@ -87,7 +91,8 @@ fn frame(o: &F, ip_payload: &[u8]) -> Vec<u8> {
     ip.set_total_len((20 + ip_payload.len()) as u16);
     ip.set_ident(o.ident);
     ip.set_flags_and_frag_offset(false, o.more, o.offset as u16);
-    ip.set_ttl(64);
+    ip.set_ttl(o.ttl);
+    ip.set_tos(o.tos);
     ip.set_protocol(o.proto);
     ip.set_src_addr(*o.src.ip());
     ip.set_dst_addr(*o.dst.ip());
@@ -330,6 +335,83 @@ fn send_builds_correct_frames_and_honours_options() {
     assert_eq!(s.stats().udp_sent, 4);
 }
 
+/// What recvmsg's control messages report comes with each datagram: its destination (a group
+/// says which), the reply source, TOS, TTL, interface, and the drops before it (SO_RXQ_OVFL).
+#[test]
+fn each_datagram_keeps_its_header_facts_for_control_messages() {
+    let mut s = stack();
+    let h = bound(&mut s, any(53), |_| {});
+    let group = Ipv4Addr::new(239, 1, 2, 3);
+    s.udp_join(h, group).unwrap();
+    s.receive(T0, &udp_frame(&F { tos: 0x2e, ttl: 9, ..f(1000, at(53)) }, b"u"), RxChecksum::Unverified);
+    let m = F {
+        dst_mac: EthernetAddress([0x01, 0x00, 0x5e, 1, 2, 3]),
+        tos: 0x10,
+        ttl: 3,
+        ..f(1001, SocketAddrV4::new(group, 53))
+    };
+    s.receive(T0, &udp_frame(&m, b"g"), RxChecksum::Unverified);
+    let mut buf = [0u8; 8];
+    let i = s.udp_recv(h, &mut buf, false).unwrap();
+    assert_eq!((i.dst, i.spec_dst, i.tos, i.ttl, i.ifindex, i.drops), (at(53), OURS, 0x2e, 9, 2, 0));
+    let i = s.udp_recv(h, &mut buf, false).unwrap();
+    assert_eq!(
+        (i.dst, i.spec_dst, i.tos, i.ttl),
+        (SocketAddrV4::new(group, 53), OURS, 0x10, 3),
+        "a group's reply source is ours"
+    );
+
+    // Fill a small queue, drop two, drain: the next datagram carries the drop count.
+    s.udp_set_rcvbuf(h, 2 * (256 + 100)).unwrap();
+    for _ in 0..4 {
+        s.receive(T0, &udp_frame(&f(1000, at(53)), &[7; 100]), RxChecksum::Unverified);
+    }
+    let mut big = [0u8; 200];
+    assert_eq!(s.udp_recv(h, &mut big, false).unwrap().drops, 0);
+    assert_eq!(s.udp_recv(h, &mut big, false).unwrap().drops, 0);
+    s.receive(T0, &udp_frame(&f(1000, at(53)), b"after"), RxChecksum::Unverified);
+    assert_eq!(s.udp_recv(h, &mut big, false).unwrap().drops, 2);
+}
+
+/// sendmsg's control messages win for one datagram; a source or interface that is not this
+/// stack's is the kernel's to send; a socket bound to a group sends from our address.
+#[test]
+fn a_sends_control_messages_win_for_that_datagram_only() {
+    let mut s = stack();
+    let h = bound(&mut s, any(4000), |_| {});
+    let mut tx = capture();
+    let peer = Some(SocketAddrV4::new(PEER, 5));
+    let tos_ttl = SendControl { tos: Some(0x10), ttl: Some(33), ..Default::default() };
+    s.udp_send_with(h, b"a", peer, &tos_ttl, &mut tx).unwrap();
+    s.udp_send(h, b"b", peer, &mut tx).unwrap();
+    let header = |f: &[u8]| {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        (ip.src_addr(), ip.tos(), ip.ttl())
+    };
+    assert_eq!(header(&tx.frames[0]), (OURS, 0x10, 33));
+    assert_eq!(header(&tx.frames[1]), (OURS, 0, 64), "only that datagram");
+    let ours = SendControl { src: Some(OURS), ifindex: 2, ..Default::default() };
+    s.udp_send_with(h, b"c", peer, &ours, &mut tx).unwrap();
+    let route_picks = SendControl { src: Some(Ipv4Addr::UNSPECIFIED), ..Default::default() };
+    s.udp_send_with(h, b"d", peer, &route_picks, &mut tx).unwrap();
+    assert_eq!(header(&tx.frames[3]).0, OURS);
+    for elsewhere in [
+        SendControl { src: Some(Ipv4Addr::new(10, 0, 0, 77)), ..Default::default() },
+        SendControl { ifindex: 9, ..Default::default() },
+    ] {
+        assert_eq!(s.udp_send_with(h, b"x", peer, &elsewhere, &mut tx), Err(UdpError::NetworkUnreachable));
+    }
+    let group = Ipv4Addr::new(239, 1, 2, 3);
+    let g = bound(&mut s, SocketAddrV4::new(group, 4001), |_| {});
+    s.udp_send(g, b"e", peer, &mut tx).unwrap();
+    assert_eq!(header(&tx.frames[4]).0, OURS, "a group is never a source");
+    s.udp_options_mut(h).unwrap().multicast_src = Some(Ipv4Addr::new(10, 0, 0, 77));
+    let to_group = Some(SocketAddrV4::new(group, 5));
+    assert_eq!(s.udp_send(h, b"f", to_group, &mut tx), Err(UdpError::NetworkUnreachable), "IP_MULTICAST_IF elsewhere");
+    s.udp_options_mut(h).unwrap().multicast_src = Some(OURS);
+    s.udp_send(h, b"f", to_group, &mut tx).unwrap();
+}
+
 #[test]
 fn a_gateway_route_sends_to_the_gateways_mac_and_an_unknown_neighbour_goes_via_the_kernel() {
     let mut s = stack();
@@ -362,7 +444,8 @@ fn a_gateway_route_sends_to_the_gateways_mac_and_an_unknown_neighbour_goes_via_t
 fn large_datagrams_fragment_and_reassemble_byte_exact() {
     let (mut a, mut b) = (stack(), stack());
     // b plays the peer: its address is PEER and it knows our MAC.
-    *b.interface_mut() = Interface { mac: PEER_MAC, addrs: vec![IfAddr { addr: PEER, prefix_len: 24 }], mtu: 1500 };
+    *b.interface_mut() =
+        Interface { mac: PEER_MAC, addrs: vec![IfAddr { addr: PEER, prefix_len: 24 }], mtu: 1500, ifindex: 2 };
     b.neighbours_mut().insert(OURS, OUR_MAC);
     let ha = bound(&mut a, any(1000), |_| {});
     let hb = bound(&mut b, any(2000), |_| {});
