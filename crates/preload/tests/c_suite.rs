@@ -22,7 +22,7 @@ fn suite() -> &'static str {
     static BUILT: OnceLock<String> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c");
-        let sources = ["suite.c", "tcp_api.c"].map(|f| dir.join(f));
+        let sources = ["suite.c", "tcp_api.c", "udp_api.c"].map(|f| dir.join(f));
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exasock-c-suite");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let status = Command::new(&cc)
@@ -367,4 +367,27 @@ fn a_reuseport_group_of_four_listeners_shares_1000_connections() {
     assert!(bypasses(&run) >= 1000, "not accelerated:\n{}", run.stderr.lines().last().unwrap_or(""));
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted connections");
     eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("tcp-reuseport:")).unwrap_or_default());
+}
+
+/// recvmsg's control messages on accelerated UDP (IP_PKTINFO, IP_RECVTOS, IP_RECVTTL,
+/// IP_RECVORIGDSTADDR, SO_RXQ_OVFL, SO_TIMESTAMPNS), cut with MSG_CTRUNC as the kernel cuts
+/// them, for unicast and for each of several groups on one socket; sendmsg's IP_TOS, IP_TTL
+/// and IP_PKTINFO with the kernel's errnos: the kernel's results, accelerated, with the
+/// accelerated namespace's kernel receiving none of the datagrams.
+#[test]
+fn control_messages_both_ways_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "ancillary", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_received, 0, "the exasock run received through the kernel");
+    for line in [
+        "ancillary unicast:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=10.99.0.1",
+        "ancillary group-2:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=239.1.9.22",
+        "ancillary send-tos-ttl: peer saw tos=16 ttl=33 from=10.99.0.1 to=10.99.0.2",
+        "ancillary after-drops:   SO_RXQ_OVFL >0=1",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
 }

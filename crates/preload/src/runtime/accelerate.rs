@@ -23,9 +23,11 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         let _ = rt.driver.stack().udp_close(handle);
         NotAccelerated::Failed(e)
     };
-    // The stack checks address sharing as the kernel did: with the kernel socket's options.
+    // The stack checks address sharing as the kernel did: with the kernel socket's options;
+    // and it sends and receives as they say.
     let (reuse_addr, reuse_port) = reuse_flags(fd);
     if let Ok(o) = stack.udp_options_mut(handle) {
+        *o = udp_options_of(fd, *o);
         o.reuse_addr = reuse_addr;
         o.reuse_port = reuse_port;
     }
@@ -87,7 +89,7 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
         flow,
         shut_rd: false,
         shut_wr: false,
-        timestamps: Timestamps::of(fd),
+        ancillary: Ancillary::of(fd),
         refs: 1,
         id: 0,
         inode,
@@ -208,7 +210,7 @@ pub(super) fn adopt(
         flow,
         shut_rd: false,
         shut_wr: false,
-        timestamps: Timestamps::default(),
+        ancillary: Ancillary::default(),
         refs: 1,
         id: 0,
         inode: 0,

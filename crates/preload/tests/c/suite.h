@@ -70,4 +70,7 @@ void case_tcp_accept_threads(void);
 void case_tcp_flags(void);
 void case_tcp_reuseport(void);
 
+/* Cases in udp_api.c. */
+void case_ancillary(void);
+
 #endif

@@ -1,0 +1,307 @@
+/* The UDP socket API beyond bytes (issue 17): control messages both ways, broadcast, groups.
+ * The peer's echo server takes two commands (tests/common): "@what" answers with the TOS, TTL,
+ * source and destination of what it received; "@send TOS TTL ADDR PORT COUNT TEXT" makes the
+ * peer send datagrams with that TOS and TTL, then answer "sent COUNT". */
+#include "suite.h"
+#include <net/if.h>
+
+/* Our address toward the peer (the kernel's route). */
+static struct in_addr local_toward_peer(void) {
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    int probe = socket(AF_INET, SOCK_DGRAM, 0);
+    connect(probe, (struct sockaddr *)&peer, sizeof peer);
+    getsockname(probe, (struct sockaddr *)&me, &ml);
+    close(probe);
+    return me.sin_addr;
+}
+
+/* Sends a command to the peer's echo server from `ctl` and prints its answer. */
+static void peer_says(int ctl, const char *step, const char *cmd) {
+    char answer[256];
+    if (sendto(ctl, cmd, strlen(cmd), 0, (struct sockaddr *)&peer, sizeof peer) < 0) {
+        SAY("%s: send failed: %s", step, strerrorname_np(errno));
+        return;
+    }
+    long n = recv(ctl, answer, sizeof answer - 1, 0);
+    if (n < 0) {
+        SAY("%s: no answer: %s", step, strerrorname_np(errno));
+        return;
+    }
+    answer[n] = 0;
+    SAY("%s: %s", step, answer);
+}
+
+/* Asks the peer to send TEXT to ADDR:PORT with TOS and TTL, COUNT times. */
+static void peer_sends(int ctl, const char *step, int tos, int ttl, const char *addr, int port, int count,
+                       const char *text) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "@send %d %d %s %d %d %s", tos, ttl, addr, port, count, text);
+    peer_says(ctl, step, cmd);
+}
+
+static const char *ifname(int index) {
+    static char name[IF_NAMESIZE];
+    if (!if_indextoname(index, name)) return "?";
+    /* The accelerated interface's name changes from run to run of the test. */
+    return strcmp(name, "lo") ? "veth" : "lo";
+}
+
+/* Prints one received message's payload, flags and control messages, decoded. */
+static void show_message(const char *step, long n, struct msghdr *m, const char *data) {
+    if (n < 0) {
+        SAY("%s: -1 %s", step, strerrorname_np(errno));
+        return;
+    }
+    SAY("%s: %ld \"%.*s\" controllen %zu%s%s", step, n, (int)(n > 40 ? 40 : n), data, (size_t)m->msg_controllen,
+        m->msg_flags & MSG_CTRUNC ? " CTRUNC" : "", m->msg_flags & MSG_TRUNC ? " TRUNC" : "");
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+        size_t len = c->cmsg_len >= CMSG_LEN(0) ? c->cmsg_len - CMSG_LEN(0) : 0;
+        unsigned char *d = CMSG_DATA(c);
+        char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && len >= sizeof(struct in_pktinfo)) {
+            struct in_pktinfo p;
+            memcpy(&p, d, sizeof p);
+            inet_ntop(AF_INET, &p.ipi_spec_dst, a, sizeof a);
+            inet_ntop(AF_INET, &p.ipi_addr, b, sizeof b);
+            SAY("%s:   IP_PKTINFO ifindex=%s spec_dst=%s addr=%s", step, ifname(p.ipi_ifindex), a, b);
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL && len >= sizeof(int)) {
+            int v;
+            memcpy(&v, d, sizeof v);
+            SAY("%s:   IP_TTL %d", step, v);
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS && len >= 1) {
+            SAY("%s:   IP_TOS 0x%02x (%zu byte)", step, d[0], len);
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_ORIGDSTADDR && len >= sizeof(struct sockaddr_in)) {
+            struct sockaddr_in s;
+            memcpy(&s, d, sizeof s);
+            inet_ntop(AF_INET, &s.sin_addr, a, sizeof a);
+            SAY("%s:   IP_ORIGDSTADDR family=%d %s:%d", step, s.sin_family, a, ntohs(s.sin_port) - base_port);
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && len >= 4) {
+            uint32_t v;
+            memcpy(&v, d, sizeof v);
+            SAY("%s:   SO_RXQ_OVFL >0=%d", step, v > 0);
+        } else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS && len >= sizeof(struct timespec)) {
+            struct timespec t, now_rt;
+            memcpy(&t, d, sizeof t);
+            clock_gettime(CLOCK_REALTIME, &now_rt);
+            double age = (now_rt.tv_sec - t.tv_sec) + (now_rt.tv_nsec - t.tv_nsec) / 1e9;
+            SAY("%s:   SCM_TIMESTAMPNS recent=%d", step, age >= 0 && age < 5);
+        } else {
+            SAY("%s:   level %d type %d, %zu bytes", step, c->cmsg_level, c->cmsg_type, len);
+        }
+    }
+}
+
+/* recvmsg with a control buffer of `space` bytes (a null buffer when `space` < 0). */
+static void receive_shown(int s, const char *step, int space, int flags) {
+    char data[2048];
+    union {
+        struct cmsghdr align;
+        char buf[512];
+    } control;
+    memset(&control, 0x55, sizeof control);
+    struct sockaddr_in from;
+    struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+    struct msghdr m = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1};
+    m.msg_control = space < 0 ? NULL : control.buf;
+    m.msg_controllen = space < 0 ? 0 : space;
+    errno = 0;
+    long n = recvmsg(s, &m, flags);
+    show_message(step, n, &m, data);
+}
+
+static void set_on(int s, int level, int name, const char *step) {
+    int on = 1;
+    SHOW(step, setsockopt(s, level, name, &on, sizeof on));
+}
+
+/* sendmsg of `text` to the peer's echo server with the control messages in `control`, then
+ * the peer's "@what" answer. */
+static void send_with_control(int s, const char *step, void *control, size_t len) {
+    char text[] = "@what";
+    struct iovec iov = {.iov_base = text, .iov_len = strlen(text)};
+    struct msghdr m = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &iov, .msg_iovlen = 1};
+    m.msg_control = control;
+    m.msg_controllen = len;
+    errno = 0;
+    long r = sendmsg(s, &m, 0);
+    show(step, r, errno);
+    if (r < 0) return;
+    char answer[256];
+    long n = recv(s, answer, sizeof answer - 1, 0);
+    if (n < 0) {
+        SAY("%s: no answer: %s", step, strerrorname_np(errno));
+        return;
+    }
+    answer[n] = 0;
+    /* Our port changes from run to run: only the address. */
+    char *colon = strchr(answer, ':');
+    char *to = strstr(answer, " to=");
+    if (colon && to && colon < to) memmove(colon, to, strlen(to) + 1);
+    SAY("%s: peer saw %s", step, answer);
+}
+
+/* A control buffer with one message of `level`/`type` and `len` bytes of `data`. */
+struct control_buf {
+    union {
+        struct cmsghdr align;
+        char buf[256];
+    } u;
+    size_t used;
+};
+
+static void add_cmsg(struct control_buf *c, int level, int type, const void *data, size_t len) {
+    struct cmsghdr *h = (struct cmsghdr *)(c->u.buf + c->used);
+    h->cmsg_level = level;
+    h->cmsg_type = type;
+    h->cmsg_len = CMSG_LEN(len);
+    memcpy(CMSG_DATA(h), data, len);
+    c->used += CMSG_SPACE(len);
+}
+
+void case_ancillary(void) {
+    current = "ancillary";
+    int s = udp_bound(50, 0);
+    int ctl = udp_bound(52, 0);
+    set_rcvtimeo(s, 3000);
+    set_rcvtimeo(ctl, 3000);
+    struct in_addr me_addr = local_toward_peer();
+    char me[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &me_addr, me, sizeof me);
+    int port = base_port + 50;
+
+    /* Nothing asked for: no control messages. */
+    peer_sends(ctl, "plain-sent", 0x28, 9, me, port, 1, "plain");
+    receive_shown(s, "plain", 256, 0);
+
+    set_on(s, IPPROTO_IP, IP_PKTINFO, "set-pktinfo");
+    set_on(s, IPPROTO_IP, IP_RECVTOS, "set-recvtos");
+    set_on(s, IPPROTO_IP, IP_RECVTTL, "set-recvttl");
+    set_on(s, IPPROTO_IP, IP_RECVORIGDSTADDR, "set-origdstaddr");
+    set_on(s, SOL_SOCKET, SO_TIMESTAMPNS, "set-timestampns");
+    set_on(s, SOL_SOCKET, SO_RXQ_OVFL, "set-rxq-ovfl");
+    int v = 0;
+    socklen_t vl = sizeof v;
+    SHOW("get-pktinfo", getsockopt(s, IPPROTO_IP, IP_PKTINFO, &v, &vl));
+    SAY("pktinfo: %d", v);
+
+    /* Everything, with room for it. */
+    peer_sends(ctl, "unicast-sent", 0x28, 9, me, port, 1, "unicast");
+    receive_shown(s, "unicast", 256, 0);
+    /* MSG_PEEK gives them too, and the datagram stays. */
+    peer_sends(ctl, "peek-sent", 0xb8, 200, me, port, 1, "peeked");
+    receive_shown(s, "peek", 256, MSG_PEEK);
+    receive_shown(s, "after-peek", 256, 0);
+
+    /* Too little room: cut as the kernel cuts (MSG_CTRUNC, a partial last message). */
+    peer_sends(ctl, "short-sent", 0x04, 64, me, port, 5, "short");
+    receive_shown(s, "no-buffer", -1, 0);
+    receive_shown(s, "under-a-header", 10, 0);
+    receive_shown(s, "one-and-a-bit", CMSG_SPACE(sizeof(struct timespec)) + 20, 0);
+    receive_shown(s, "two-exactly", CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in_pktinfo)), 0);
+    receive_shown(s, "all-but-one-byte",
+                  CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in_pktinfo)) + CMSG_SPACE(sizeof(int)) +
+                      CMSG_SPACE(1) + CMSG_LEN(sizeof(struct sockaddr_in)) - 1,
+                  0);
+
+    /* Several groups on one socket: each datagram says which. */
+    struct ip_mreq mr = {.imr_interface = me_addr};
+    inet_pton(AF_INET, "239.1.9.21", &mr.imr_multiaddr);
+    SHOW("join-1", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr));
+    inet_pton(AF_INET, "239.1.9.22", &mr.imr_multiaddr);
+    SHOW("join-2", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr));
+    peer_sends(ctl, "group-1-sent", 0x10, 5, "239.1.9.21", port, 1, "to group 1");
+    receive_shown(s, "group-1", 256, 0);
+    peer_sends(ctl, "group-2-sent", 0x10, 6, "239.1.9.22", port, 1, "to group 2");
+    receive_shown(s, "group-2", 256, 0);
+
+    /* sendmsg's control messages: IP_TOS (an int, a byte), IP_TTL, IP_PKTINFO's source. */
+    struct control_buf c = {.used = 0};
+    int tos = 0x10, ttl = 33;
+    add_cmsg(&c, IPPROTO_IP, IP_TOS, &tos, sizeof tos);
+    add_cmsg(&c, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    send_with_control(ctl, "send-tos-ttl", c.u.buf, c.used);
+    c.used = 0;
+    unsigned char tos_byte = 0x20;
+    add_cmsg(&c, IPPROTO_IP, IP_TOS, &tos_byte, 1);
+    send_with_control(ctl, "send-tos-byte", c.u.buf, c.used);
+    c.used = 0;
+    struct in_pktinfo pi = {.ipi_ifindex = 0, .ipi_spec_dst = me_addr};
+    add_cmsg(&c, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
+    send_with_control(ctl, "send-pktinfo-source", c.u.buf, c.used);
+    c.used = 0;
+    /* The interface toward the peer, by index (the namespace has it and lo). */
+    struct in_pktinfo by_index = {.ipi_ifindex = 0};
+    char name[IF_NAMESIZE];
+    for (int i = 1; i < 64 && !by_index.ipi_ifindex; i++)
+        if (if_indextoname(i, name) && strcmp(name, "lo")) by_index.ipi_ifindex = i;
+    add_cmsg(&c, IPPROTO_IP, IP_PKTINFO, &by_index, sizeof by_index);
+    send_with_control(ctl, "send-pktinfo-ifindex", c.u.buf, c.used);
+    /* The errnos. */
+    c.used = 0;
+    int zero = 0;
+    add_cmsg(&c, IPPROTO_IP, IP_TTL, &zero, sizeof zero);
+    send_with_control(ctl, "send-ttl-0", c.u.buf, c.used);
+    c.used = 0;
+    int big = 256;
+    add_cmsg(&c, IPPROTO_IP, IP_TTL, &big, sizeof big);
+    send_with_control(ctl, "send-ttl-256", c.u.buf, c.used);
+    c.used = 0;
+    add_cmsg(&c, IPPROTO_IP, IP_TOS, &big, sizeof big);
+    send_with_control(ctl, "send-tos-256", c.u.buf, c.used);
+    c.used = 0;
+    add_cmsg(&c, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi - 1);
+    send_with_control(ctl, "send-pktinfo-short", c.u.buf, c.used);
+    c.used = 0;
+    add_cmsg(&c, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+    ((struct cmsghdr *)c.u.buf)->cmsg_len = c.used + 8;
+    send_with_control(ctl, "send-cmsg-past-the-end", c.u.buf, c.used);
+    send_with_control(ctl, "send-null-control", NULL, 16);
+    c.used = 0;
+    int ignored = 7;
+    add_cmsg(&c, IPPROTO_TCP, 1, &ignored, sizeof ignored);
+    send_with_control(ctl, "send-other-level-ignored", c.u.buf, c.used);
+    c.used = 0;
+    struct in_pktinfo foreign = {.ipi_ifindex = 0};
+    inet_pton(AF_INET, "10.99.0.77", &foreign.ipi_spec_dst);
+    add_cmsg(&c, IPPROTO_IP, IP_PKTINFO, &foreign, sizeof foreign);
+    {
+        char text[] = "@what";
+        struct iovec iov = {.iov_base = text, .iov_len = 5};
+        struct msghdr m = {.msg_name = &peer, .msg_namelen = sizeof peer, .msg_iov = &iov, .msg_iovlen = 1};
+        m.msg_control = c.u.buf;
+        m.msg_controllen = c.used;
+        SHOW("send-foreign-source", sendmsg(ctl, &m, 0));
+    }
+
+    /* SO_RXQ_OVFL: datagrams queued after drops carry the socket's drop count. A burst into a
+     * small queue: those queued came before any drop; the next one after the drops says so. */
+    int small = 1;
+    SHOW("small-rcvbuf", setsockopt(s, SOL_SOCKET, SO_RCVBUF, &small, sizeof small));
+    char big_text[1001];
+    memset(big_text, 'x', 1000);
+    big_text[1000] = 0;
+    peer_sends(ctl, "burst-sent", 0, 64, me, port, 40, big_text);
+    msleep(200);
+    int queued = 0, with_ovfl = 0;
+    for (;;) {
+        char data[2048];
+        union {
+            struct cmsghdr align;
+            char buf[256];
+        } control;
+        struct iovec iov = {.iov_base = data, .iov_len = sizeof data};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                           .msg_controllen = sizeof control};
+        if (recvmsg(s, &m, MSG_DONTWAIT) < 0) break;
+        queued++;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SO_RXQ_OVFL) with_ovfl++;
+    }
+    fprintf(stderr, "ancillary: burst of 40: %d queued\n", queued);
+    SAY("burst: some-dropped=%d ovfl-on-queued=%d", queued < 40, with_ovfl);
+    peer_sends(ctl, "after-drops-sent", 0, 64, me, port, 1, "after");
+    receive_shown(s, "after-drops", 256, 0);
+    close(s);
+    close(ctl);
+}
