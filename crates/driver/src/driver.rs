@@ -110,7 +110,7 @@ impl Driver {
         let addrs = netlink
             .addresses(Some(ifindex))?
             .into_iter()
-            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast })
             .collect();
         let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu(), ifindex };
         let mut config = StackConfig {
@@ -162,8 +162,8 @@ impl Driver {
     /// Tells the steering programs which addresses wildcard flows answer for: the interface's
     /// as the stack knows them (attach wrote them once; they may have changed since).
     fn publish_addresses(&mut self) {
-        let addrs: Vec<(std::net::Ipv4Addr, u8)> =
-            self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len)).collect();
+        let addrs: Vec<(std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)> =
+            self.stack.interface().addrs.iter().map(|a| (a.addr, a.broadcast)).collect();
         let _ = self.steering.set_local_addrs(&nic::steering::wildcard_addrs(&addrs));
     }
 
@@ -487,7 +487,7 @@ impl Driver {
                 }
                 Change::Address(a) if a.ifindex == self.ifindex => {
                     addresses_changed = true;
-                    let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len };
+                    let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast };
                     let iface = self.stack.interface_mut();
                     if !iface.addrs.contains(&addr) {
                         iface.addrs.push(addr);
@@ -519,7 +519,7 @@ impl Driver {
             .netlink
             .addresses(Some(self.ifindex))?
             .into_iter()
-            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast })
             .collect();
         self.stack.interface_mut().addrs = addrs;
         for n in self.netlink.neighbours(Some(self.ifindex))? {

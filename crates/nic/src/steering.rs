@@ -91,25 +91,24 @@ pub fn attached_interfaces() -> Vec<String> {
     names
 }
 
-/// The addresses a wildcard flow answers for on an interface with these addresses (and prefix
-/// lengths): each address and, below /31, its directed broadcast. The limited broadcast and
+/// The addresses a wildcard flow answers for on an interface with these addresses (and their
+/// configured broadcast addresses): each address and its directed broadcast, if it has one (the
+/// kernel's own rule: an address added without `brd` has none). The limited broadcast and
 /// multicast groups are matched by the BPF programs themselves.
-pub fn wildcard_addrs(addrs: &[(Ipv4Addr, u8)]) -> Vec<Ipv4Addr> {
+pub fn wildcard_addrs(addrs: &[(Ipv4Addr, Option<Ipv4Addr>)]) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
-    for &(addr, prefix_len) in addrs {
+    for &(addr, broadcast) in addrs {
         out.push(addr);
-        if prefix_len < 31 {
-            let host_mask = u32::MAX >> prefix_len;
-            out.push(Ipv4Addr::from(u32::from(addr) | host_mask));
-        }
+        out.extend(broadcast);
     }
     out.sort();
     out.dedup();
     out
 }
 
-/// The IPv4 addresses (with prefix lengths) of an interface, from getifaddrs.
-pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+/// The IPv4 addresses of an interface with their broadcast addresses, from getifaddrs (glibc
+/// gives the address itself as the broadcast of one configured without one).
+pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, Option<Ipv4Addr>)>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills a list we free below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -129,13 +128,14 @@ pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
             if std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes() {
                 continue;
             }
-            let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-            let prefix_len = if ifa.ifa_netmask.is_null() {
-                32
+            let addr = Ipv4Addr::from(u32::from_be((*(ifa.ifa_addr as *const libc::sockaddr_in)).sin_addr.s_addr));
+            let broadcast = if ifa.ifa_ifu.is_null() || ifa.ifa_flags & libc::IFF_BROADCAST as u32 == 0 {
+                None
             } else {
-                u32::from_be((*(ifa.ifa_netmask as *const libc::sockaddr_in)).sin_addr.s_addr).count_ones() as u8
+                let b = (*(ifa.ifa_ifu as *const libc::sockaddr_in)).sin_addr.s_addr;
+                Some(Ipv4Addr::from(u32::from_be(b))).filter(|b| *b != addr && !b.is_unspecified())
             };
-            out.push((Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)), prefix_len));
+            out.push((addr, broadcast));
         }
     }
     // SAFETY: the list getifaddrs returned, freed once.

@@ -3,7 +3,7 @@
 //! peer namespace; both runs must print the same results and errnos, line for line, and the
 //! exasock run must really be accelerated.
 
-use common::{attached, spawn_accelerated_for, PeerEcho, PeerTcp};
+use common::{attached, attached_with_broadcast, spawn_accelerated_for, PeerEcho, PeerTcp};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -387,6 +387,31 @@ fn control_messages_both_ways_match_the_kernel() {
         "ancillary group-2:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=239.1.9.22",
         "ancillary send-tos-ttl: peer saw tos=16 ttl=33 from=10.99.0.1 to=10.99.0.2",
         "ancillary after-drops:   SO_RXQ_OVFL >0=1",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}
+
+/// Broadcast: datagrams to the subnet's directed broadcast and to 255.255.255.255 reach every
+/// wildcard socket of the port (two here) and none bound to our unicast address; sending to
+/// either needs SO_BROADCAST (EACCES without it, as Linux) and then reaches a wildcard peer;
+/// the limited broadcast needs a route or a source address (ENETUNREACH otherwise, as Linux).
+/// The addresses have their broadcast address configured (`brd +`).
+#[test]
+fn broadcast_reaches_every_wildcard_receiver_and_needs_so_broadcast_to_send() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached_with_broadcast();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let _wildcard = PeerEcho::start_on(&topo, std::net::Ipv4Addr::UNSPECIFIED, ECHO_PORT + 2);
+    let run = same_as_kernel(&topo, "broadcast", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 4, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_received, 0, "the exasock run received through the kernel");
+    for line in [
+        "broadcast directed-b:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=10.99.0.255",
+        "broadcast limited-a:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=255.255.255.255",
+        "broadcast unicast-bound-gets-none: -1 EAGAIN",
+        "broadcast send-directed-denied: -1 EACCES",
+        "broadcast send-limited-from-our-address: peer saw tos=0 ttl=64 from=10.99.0.1 to=255.255.255.255",
     ] {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }

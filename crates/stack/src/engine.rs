@@ -605,13 +605,13 @@ impl Stack {
         }
         let multicast = dst.ip().is_multicast();
         let broadcast = self.iface.is_broadcast(*dst.ip());
-        if broadcast && !options.broadcast {
-            return Err(UdpError::BroadcastDenied);
-        }
-        let hop = if multicast || *dst.ip() == Ipv4Addr::BROADCAST {
-            None
-        } else {
-            Some(self.routes.lookup(*dst.ip()).ok_or(UdpError::NetworkUnreachable)?)
+        // A group or the limited broadcast leaves by the interface its source address names, or
+        // by the route toward it (a default route), as Linux's output route; with neither it is
+        // the kernel's (ENETUNREACH there, or another interface).
+        let link_local = multicast || *dst.ip() == Ipv4Addr::BROADCAST;
+        let hop = match self.routes.lookup(*dst.ip()) {
+            None if !link_local => return Err(UdpError::NetworkUnreachable),
+            hop => hop,
         };
         // The source: the control message's, else the socket's (connected, or bound to one of
         // our addresses: a socket bound to a group or a broadcast address sends from the
@@ -641,11 +641,16 @@ impl Stack {
         };
         let src = match chosen {
             Some(a) => a,
+            None if link_local && hop.is_none() && control.ifindex == 0 => return Err(UdpError::NetworkUnreachable),
             None => hop
                 .and_then(|h| h.src)
                 .or_else(|| self.iface.source_for(*dst.ip()))
                 .ok_or(UdpError::NetworkUnreachable)?,
         };
+        // After the route, as Linux: no route is ENETUNREACH even without SO_BROADCAST.
+        if broadcast && !options.broadcast {
+            return Err(UdpError::BroadcastDenied);
+        }
         let mtu = hop.and_then(|h| h.mtu).unwrap_or(self.iface.mtu).min(self.iface.mtu);
         let fits = IP_HEADER + 8 + payload.len() <= mtu;
         if !fits && options.dont_fragment {

@@ -10,12 +10,23 @@ pub struct IfAddr {
     pub addr: Ipv4Addr,
     /// Its prefix length (e.g. 24).
     pub prefix_len: u8,
+    /// The subnet's directed broadcast address as configured (IFA_BROADCAST): an address added
+    /// without one (`ip addr add A/24` without `brd +`) has none, and the kernel then treats
+    /// the subnet's last address as an ordinary one.
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 impl IfAddr {
-    /// The directed broadcast address of this address's subnet (none for /31 and /32).
+    /// An address with the broadcast address its prefix implies (none for /31 and /32), as
+    /// `ip addr add A/N brd +` configures it.
+    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> IfAddr {
+        let broadcast = (prefix_len < 31).then(|| Ipv4Addr::from(u32::from(addr) | !mask(prefix_len)));
+        IfAddr { addr, prefix_len, broadcast }
+    }
+
+    /// The directed broadcast address of this address's subnet, if it has one.
     pub fn broadcast(&self) -> Option<Ipv4Addr> {
-        (self.prefix_len < 31).then(|| Ipv4Addr::from(u32::from(self.addr) | !mask(self.prefix_len)))
+        self.broadcast
     }
 
     /// Whether `ip` is inside this address's subnet.
@@ -70,10 +81,14 @@ mod tests {
 
     #[test]
     fn subnets_and_broadcasts() {
-        let a = IfAddr { addr: Ipv4Addr::new(10, 1, 2, 3), prefix_len: 24 };
+        let a = IfAddr::new(Ipv4Addr::new(10, 1, 2, 3), 24);
         assert_eq!(a.broadcast(), Some(Ipv4Addr::new(10, 1, 2, 255)));
         assert!(a.contains(Ipv4Addr::new(10, 1, 2, 200)) && !a.contains(Ipv4Addr::new(10, 1, 3, 1)));
-        assert_eq!(IfAddr { prefix_len: 31, ..a }.broadcast(), None);
+        assert_eq!(IfAddr::new(a.addr, 31).broadcast(), None);
+        let unset = IfAddr { broadcast: None, ..a };
+        let no_brd = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![unset], mtu: 1500, ifindex: 0 };
+        assert!(!no_brd.is_broadcast(Ipv4Addr::new(10, 1, 2, 255)), "no broadcast configured: an ordinary address");
+        assert!(no_brd.is_broadcast(Ipv4Addr::BROADCAST));
         assert_eq!(mask(0), 0);
         assert_eq!(mask(32), u32::MAX);
         let iface = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![a], mtu: 1500, ifindex: 0 };

@@ -308,6 +308,12 @@ fn send_builds_correct_frames_and_honours_options() {
     assert_eq!(parse_sent(&tx.frames[1]).2, 7);
 
     let group = Ipv4Addr::new(239, 9, 9, 9);
+    assert_eq!(
+        s.udp_send(h, b"m", Some(SocketAddrV4::new(group, 5)), &mut tx),
+        Err(UdpError::NetworkUnreachable),
+        "a group with no source chosen and no route: the kernel's (ENETUNREACH there)"
+    );
+    s.udp_options_mut(h).unwrap().multicast_src = Some(OURS);
     s.udp_send(h, b"m", Some(SocketAddrV4::new(group, 5)), &mut tx).unwrap();
     let eth = EthernetFrame::new_checked(&tx.frames[2][..]).unwrap();
     assert_eq!(eth.dst_addr(), EthernetAddress([0x01, 0x00, 0x5e, 9, 9, 9]));
@@ -318,6 +324,11 @@ fn send_builds_correct_frames_and_honours_options() {
     s.udp_options_mut(h).unwrap().broadcast = true;
     s.udp_send(h, b"b", Some(bcast), &mut tx).unwrap();
     assert!(EthernetFrame::new_checked(&tx.frames[3][..]).unwrap().dst_addr().is_broadcast());
+    let limited = Some(SocketAddrV4::new(Ipv4Addr::BROADCAST, 5));
+    assert_eq!(s.udp_send(h, b"l", limited, &mut tx), Err(UdpError::NetworkUnreachable), "no source, no route");
+    let from_ours = SendControl { src: Some(OURS), ..Default::default() };
+    s.udp_send_with(h, b"l", limited, &from_ours, &mut tx).unwrap();
+    s.udp_send(h, b"", Some(SocketAddrV4::new(PEER, 5)), &mut tx).unwrap();
 
     assert_eq!(
         s.udp_send(h, b"x", Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 5)), &mut tx),
@@ -332,7 +343,7 @@ fn send_builds_correct_frames_and_honours_options() {
     assert_eq!(s.udp_send(unbound, b"x", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Err(UdpError::NotBound));
     tx.room = Some(0);
     assert_eq!(s.udp_send(h, b"x", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Err(UdpError::WouldBlock));
-    assert_eq!(s.stats().udp_sent, 4);
+    assert_eq!(s.stats().udp_sent, 6);
 }
 
 /// What recvmsg's control messages report comes with each datagram: its destination (a group
@@ -444,8 +455,7 @@ fn a_gateway_route_sends_to_the_gateways_mac_and_an_unknown_neighbour_goes_via_t
 fn large_datagrams_fragment_and_reassemble_byte_exact() {
     let (mut a, mut b) = (stack(), stack());
     // b plays the peer: its address is PEER and it knows our MAC.
-    *b.interface_mut() =
-        Interface { mac: PEER_MAC, addrs: vec![IfAddr { addr: PEER, prefix_len: 24 }], mtu: 1500, ifindex: 2 };
+    *b.interface_mut() = Interface { mac: PEER_MAC, addrs: vec![IfAddr::new(PEER, 24)], mtu: 1500, ifindex: 2 };
     b.neighbours_mut().insert(OURS, OUR_MAC);
     let ha = bound(&mut a, any(1000), |_| {});
     let hb = bound(&mut b, any(2000), |_| {});

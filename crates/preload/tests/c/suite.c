@@ -1370,6 +1370,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "dup")) case_dup();
     else if (!strcmp(which, "mcast")) case_mcast();
     else if (!strcmp(which, "ancillary")) case_ancillary();
+    else if (!strcmp(which, "broadcast")) case_broadcast();
     else if (!strcmp(which, "epoll")) case_epoll();
     else if (!strcmp(which, "epoll-ready")) case_epoll_ready();
     else if (!strcmp(which, "fork")) case_fork();

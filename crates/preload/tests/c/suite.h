@@ -72,5 +72,6 @@ void case_tcp_reuseport(void);
 
 /* Cases in udp_api.c. */
 void case_ancillary(void);
+void case_broadcast(void);
 
 #endif

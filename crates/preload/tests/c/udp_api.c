@@ -3,6 +3,7 @@
  * source and destination of what it received; "@send TOS TTL ADDR PORT COUNT TEXT" makes the
  * peer send datagrams with that TOS and TTL, then answer "sent COUNT". */
 #include "suite.h"
+#include <ifaddrs.h>
 #include <net/if.h>
 
 /* Our address toward the peer (the kernel's route). */
@@ -115,6 +116,22 @@ static void set_on(int s, int level, int name, const char *step) {
     SHOW(step, setsockopt(s, level, name, &on, sizeof on));
 }
 
+/* Reads the peer's answer to "@what" and prints it without our port (it changes from run to
+ * run). */
+static void show_answer(int s, const char *step) {
+    char answer[256];
+    long n = recv(s, answer, sizeof answer - 1, 0);
+    if (n < 0) {
+        SAY("%s: no answer: %s", step, strerrorname_np(errno));
+        return;
+    }
+    answer[n] = 0;
+    char *colon = strchr(answer, ':');
+    char *to = strstr(answer, " to=");
+    if (colon && to && colon < to) memmove(colon, to, strlen(to) + 1);
+    SAY("%s: peer saw %s", step, answer);
+}
+
 /* sendmsg of `text` to the peer's echo server with the control messages in `control`, then
  * the peer's "@what" answer. */
 static void send_with_control(int s, const char *step, void *control, size_t len) {
@@ -126,19 +143,7 @@ static void send_with_control(int s, const char *step, void *control, size_t len
     errno = 0;
     long r = sendmsg(s, &m, 0);
     show(step, r, errno);
-    if (r < 0) return;
-    char answer[256];
-    long n = recv(s, answer, sizeof answer - 1, 0);
-    if (n < 0) {
-        SAY("%s: no answer: %s", step, strerrorname_np(errno));
-        return;
-    }
-    answer[n] = 0;
-    /* Our port changes from run to run: only the address. */
-    char *colon = strchr(answer, ':');
-    char *to = strstr(answer, " to=");
-    if (colon && to && colon < to) memmove(colon, to, strlen(to) + 1);
-    SAY("%s: peer saw %s", step, answer);
+    if (r >= 0) show_answer(s, step);
 }
 
 /* A control buffer with one message of `level`/`type` and `len` bytes of `data`. */
@@ -303,5 +308,95 @@ void case_ancillary(void) {
     peer_sends(ctl, "after-drops-sent", 0, 64, me, port, 1, "after");
     receive_shown(s, "after-drops", 256, 0);
     close(s);
+    close(ctl);
+}
+
+/* A UDP socket with SO_REUSEADDR bound to addr:port. */
+static int reuse_bound(struct in_addr addr, int port) {
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    int on = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr = addr};
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0) {
+        SAY("setup: cannot bind port %d: %s", port, strerror(errno));
+        exit(2);
+    }
+    setsockopt(s, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+    return s;
+}
+
+/* The directed broadcast address of the subnet of `me`. */
+static struct in_addr broadcast_of(struct in_addr me) {
+    struct in_addr b = {.s_addr = INADDR_NONE};
+    struct ifaddrs *all, *i;
+    if (getifaddrs(&all) != 0) return b;
+    for (i = all; i; i = i->ifa_next)
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+            ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == me.s_addr && i->ifa_broadaddr)
+            b = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr;
+    /* glibc gives the address itself for one configured without a broadcast address. */
+    if (b.s_addr == me.s_addr) b.s_addr = INADDR_NONE;
+    freeifaddrs(all);
+    return b;
+}
+
+/* Broadcast (issue 17): datagrams to the subnet's directed broadcast and to 255.255.255.255
+ * reach every socket of the port bound to the wildcard, none bound to our unicast address;
+ * sending to a broadcast address needs SO_BROADCAST (EACCES without it). A wildcard echo
+ * server listens on the peer at the echo port + 2. */
+void case_broadcast(void) {
+    current = "broadcast";
+    int port = base_port + 60;
+    struct in_addr any = {.s_addr = INADDR_ANY}, me = local_toward_peer(), bcast = broadcast_of(me);
+    char bcast_text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &bcast, bcast_text, sizeof bcast_text);
+    int a = reuse_bound(any, port), b = reuse_bound(any, port), u = reuse_bound(me, port);
+    int ctl = udp_bound(62, 0);
+    set_rcvtimeo(a, 3000);
+    set_rcvtimeo(b, 3000);
+    set_rcvtimeo(ctl, 3000);
+    peer_sends(ctl, "directed-sent", 0, 64, bcast_text, port, 1, "directed");
+    receive_shown(a, "directed-a", 256, 0);
+    receive_shown(b, "directed-b", 256, 0);
+    peer_sends(ctl, "limited-sent", 0, 64, "255.255.255.255", port, 1, "limited");
+    receive_shown(a, "limited-a", 256, 0);
+    receive_shown(b, "limited-b", 256, 0);
+    msleep(100);
+    receive_shown(u, "unicast-bound-gets-none", 256, MSG_DONTWAIT);
+
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(ntohs(peer.sin_port) + 2), .sin_addr = bcast};
+    struct sockaddr_in limited = to;
+    limited.sin_addr.s_addr = INADDR_BROADCAST;
+    int v = -1;
+    socklen_t vl = sizeof v;
+    SHOW("get-broadcast", getsockopt(ctl, SOL_SOCKET, SO_BROADCAST, &v, &vl));
+    SAY("broadcast: %d", v);
+    SHOW("send-directed-denied", sendto(ctl, "@what", 5, 0, (struct sockaddr *)&to, sizeof to));
+    SHOW("send-limited-denied", sendto(ctl, "@what", 5, 0, (struct sockaddr *)&limited, sizeof limited));
+    int on = 1, off = 0;
+    SHOW("set-broadcast", setsockopt(ctl, SOL_SOCKET, SO_BROADCAST, &on, sizeof on));
+    SHOW("send-directed", sendto(ctl, "@what", 5, 0, (struct sockaddr *)&to, sizeof to));
+    show_answer(ctl, "send-directed");
+    /* No route for 255.255.255.255 here: ENETUNREACH, unless a source address names the
+     * interface (IP_PKTINFO here; a bind to it, IP_MULTICAST_IF, as well). */
+    SHOW("send-limited", sendto(ctl, "@what", 5, 0, (struct sockaddr *)&limited, sizeof limited));
+    show_answer(ctl, "send-limited");
+    {
+        struct control_buf c = {.used = 0};
+        struct in_pktinfo pi = {.ipi_ifindex = 0, .ipi_spec_dst = me};
+        add_cmsg(&c, IPPROTO_IP, IP_PKTINFO, &pi, sizeof pi);
+        char text[] = "@what";
+        struct iovec iov = {.iov_base = text, .iov_len = 5};
+        struct msghdr m = {.msg_name = &limited, .msg_namelen = sizeof limited, .msg_iov = &iov, .msg_iovlen = 1};
+        m.msg_control = c.u.buf;
+        m.msg_controllen = c.used;
+        SHOW("send-limited-from-our-address", sendmsg(ctl, &m, 0));
+        show_answer(ctl, "send-limited-from-our-address");
+    }
+    SHOW("clear-broadcast", setsockopt(ctl, SOL_SOCKET, SO_BROADCAST, &off, sizeof off));
+    SHOW("send-directed-denied-again", sendto(ctl, "@what", 5, 0, (struct sockaddr *)&to, sizeof to));
+    close(a);
+    close(b);
+    close(u);
     close(ctl);
 }

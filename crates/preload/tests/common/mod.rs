@@ -54,10 +54,30 @@ pub fn expected_datapath() -> nic::steering::Datapath {
 /// A fresh topology with the accel interface attached (with the datapath of this run).
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();
+    attach(&topo);
+    topo
+}
+
+/// Attaches the accel interface of `topo` (with the datapath of this run).
+pub fn attach(topo: &Topology) {
     let iface = topo.accel.iface.clone();
     topo.in_ns(Side::Accel, move || nic::control::attach_with(&iface, &nic::control::AttachOptions::for_tests()))
         .unwrap()
         .unwrap();
+}
+
+/// A fresh topology whose two addresses have their subnet's broadcast address (`brd +`, as
+/// DHCP and most distributions configure; the testbed's plain `ip addr add` gives none),
+/// attached.
+pub fn attached_with_broadcast() -> Topology {
+    let topo = Topology::create().unwrap();
+    for side in [Side::Accel, Side::Peer] {
+        let host = topo.host(side);
+        let (ip, iface) = (format!("{}/24", host.ip), host.iface.clone());
+        topo.run(side, &["ip", "addr", "del", &ip, "dev", &iface], T).unwrap();
+        topo.run(side, &["ip", "addr", "add", &ip, "brd", "+", "dev", &iface], T).unwrap();
+    }
+    attach(&topo);
     topo
 }
 
@@ -188,9 +208,14 @@ fn peer_send(netns: &str, peer_ip: std::net::Ipv4Addr, args: &str) -> String {
 
 impl PeerEcho {
     pub fn start(topo: &Topology, port: u16) -> PeerEcho {
+        PeerEcho::start_on(topo, topo.peer.ip, port)
+    }
+
+    /// An echo server bound to `ip` (the wildcard: it also takes broadcasts).
+    pub fn start_on(topo: &Topology, ip: std::net::Ipv4Addr, port: u16) -> PeerEcho {
         let peer_ip = topo.peer.ip;
         let netns = topo.peer.netns.clone();
-        let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, port))).unwrap().unwrap();
+        let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((ip, port))).unwrap().unwrap();
         echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&echo);
         // A deep receive queue (SO_RCVBUFFORCE: root goes past rmem_max): this thread shares two
