@@ -162,8 +162,8 @@ impl Driver {
     /// Tells the steering programs which addresses wildcard flows answer for: the interface's
     /// as the stack knows them (attach wrote them once; they may have changed since).
     fn publish_addresses(&mut self) {
-        let addrs: Vec<(std::net::Ipv4Addr, Option<std::net::Ipv4Addr>)> =
-            self.stack.interface().addrs.iter().map(|a| (a.addr, a.broadcast)).collect();
+        let addrs: Vec<(std::net::Ipv4Addr, u8, Option<std::net::Ipv4Addr>)> =
+            self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len, a.broadcast)).collect();
         let _ = self.steering.set_local_addrs(&nic::steering::wildcard_addrs(&addrs));
     }
 

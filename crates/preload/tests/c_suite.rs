@@ -3,7 +3,7 @@
 //! peer namespace; both runs must print the same results and errnos, line for line, and the
 //! exasock run must really be accelerated.
 
-use common::{attached, attached_with_broadcast, spawn_accelerated_for, PeerEcho, PeerTcp};
+use common::{attached, spawn_accelerated_for, PeerEcho, PeerTcp};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -396,11 +396,10 @@ fn control_messages_both_ways_match_the_kernel() {
 /// wildcard socket of the port (two here) and none bound to our unicast address; sending to
 /// either needs SO_BROADCAST (EACCES without it, as Linux) and then reaches a wildcard peer;
 /// the limited broadcast needs a route or a source address (ENETUNREACH otherwise, as Linux).
-/// The addresses have their broadcast address configured (`brd +`).
 #[test]
 fn broadcast_reaches_every_wildcard_receiver_and_needs_so_broadcast_to_send() {
     let Some(_serial) = testbed::require() else { return };
-    let topo = attached_with_broadcast();
+    let topo = attached();
     let _echo = PeerEcho::start(&topo, ECHO_PORT);
     let _wildcard = PeerEcho::start_on(&topo, std::net::Ipv4Addr::UNSPECIFIED, ECHO_PORT + 2);
     let run = same_as_kernel(&topo, "broadcast", "", Duration::from_secs(60));

@@ -10,23 +10,25 @@ pub struct IfAddr {
     pub addr: Ipv4Addr,
     /// Its prefix length (e.g. 24).
     pub prefix_len: u8,
-    /// The subnet's directed broadcast address as configured (IFA_BROADCAST): an address added
-    /// without one (`ip addr add A/24` without `brd +`) has none, and the kernel then treats
-    /// the subnet's last address as an ordinary one.
+    /// A broadcast address configured with it (IFA_BROADCAST, `brd`), if any.
     pub broadcast: Option<Ipv4Addr>,
 }
 
 impl IfAddr {
-    /// An address with the broadcast address its prefix implies (none for /31 and /32), as
-    /// `ip addr add A/N brd +` configures it.
+    /// An address with no broadcast address configured beside its prefix's.
     pub fn new(addr: Ipv4Addr, prefix_len: u8) -> IfAddr {
-        let broadcast = (prefix_len < 31).then(|| Ipv4Addr::from(u32::from(addr) | !mask(prefix_len)));
-        IfAddr { addr, prefix_len, broadcast }
+        IfAddr { addr, prefix_len, broadcast: None }
     }
 
-    /// The directed broadcast address of this address's subnet, if it has one.
-    pub fn broadcast(&self) -> Option<Ipv4Addr> {
-        self.broadcast
+    /// The directed broadcast address of this address's subnet (none for /31 and /32).
+    pub fn prefix_broadcast(&self) -> Option<Ipv4Addr> {
+        (self.prefix_len < 31).then(|| Ipv4Addr::from(u32::from(self.addr) | !mask(self.prefix_len)))
+    }
+
+    /// Whether `ip` is a broadcast address of this address: its prefix's, which the kernel
+    /// always routes as broadcast (fib_add_ifaddr), or the one configured with it.
+    pub fn is_broadcast(&self, ip: Ipv4Addr) -> bool {
+        self.prefix_broadcast() == Some(ip) || (self.broadcast == Some(ip) && ip != Ipv4Addr::BROADCAST)
     }
 
     /// Whether `ip` is inside this address's subnet.
@@ -65,7 +67,7 @@ impl Interface {
 
     /// Whether `ip` is a broadcast address we receive (limited or one of our subnets').
     pub fn is_broadcast(&self, ip: Ipv4Addr) -> bool {
-        ip == Ipv4Addr::BROADCAST || self.addrs.iter().any(|a| a.broadcast() == Some(ip))
+        ip == Ipv4Addr::BROADCAST || self.addrs.iter().any(|a| a.is_broadcast(ip))
     }
 
     /// The source address for packets toward `dst` when neither socket nor route chose one:
@@ -82,13 +84,12 @@ mod tests {
     #[test]
     fn subnets_and_broadcasts() {
         let a = IfAddr::new(Ipv4Addr::new(10, 1, 2, 3), 24);
-        assert_eq!(a.broadcast(), Some(Ipv4Addr::new(10, 1, 2, 255)));
+        assert_eq!(a.prefix_broadcast(), Some(Ipv4Addr::new(10, 1, 2, 255)));
         assert!(a.contains(Ipv4Addr::new(10, 1, 2, 200)) && !a.contains(Ipv4Addr::new(10, 1, 3, 1)));
-        assert_eq!(IfAddr::new(a.addr, 31).broadcast(), None);
-        let unset = IfAddr { broadcast: None, ..a };
-        let no_brd = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![unset], mtu: 1500, ifindex: 0 };
-        assert!(!no_brd.is_broadcast(Ipv4Addr::new(10, 1, 2, 255)), "no broadcast configured: an ordinary address");
-        assert!(no_brd.is_broadcast(Ipv4Addr::BROADCAST));
+        assert_eq!(IfAddr::new(a.addr, 31).prefix_broadcast(), None);
+        let odd = IfAddr { broadcast: Some(Ipv4Addr::new(10, 1, 2, 127)), ..a };
+        assert!(odd.is_broadcast(Ipv4Addr::new(10, 1, 2, 127)) && odd.is_broadcast(Ipv4Addr::new(10, 1, 2, 255)));
+        assert!(!odd.is_broadcast(Ipv4Addr::new(10, 1, 2, 128)));
         assert_eq!(mask(0), 0);
         assert_eq!(mask(32), u32::MAX);
         let iface = Interface { mac: EthernetAddress([2, 0, 0, 0, 0, 1]), addrs: vec![a], mtu: 1500, ifindex: 0 };

@@ -325,17 +325,15 @@ static int reuse_bound(struct in_addr addr, int port) {
     return s;
 }
 
-/* The directed broadcast address of the subnet of `me`. */
+/* The directed broadcast address of the subnet of `me` (its prefix's). */
 static struct in_addr broadcast_of(struct in_addr me) {
     struct in_addr b = {.s_addr = INADDR_NONE};
     struct ifaddrs *all, *i;
     if (getifaddrs(&all) != 0) return b;
     for (i = all; i; i = i->ifa_next)
-        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
-            ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == me.s_addr && i->ifa_broadaddr)
-            b = ((struct sockaddr_in *)i->ifa_broadaddr)->sin_addr;
-    /* glibc gives the address itself for one configured without a broadcast address. */
-    if (b.s_addr == me.s_addr) b.s_addr = INADDR_NONE;
+        if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && i->ifa_netmask &&
+            ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == me.s_addr)
+            b.s_addr = me.s_addr | ~((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr;
     freeifaddrs(all);
     return b;
 }

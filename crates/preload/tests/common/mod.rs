@@ -66,21 +66,6 @@ pub fn attach(topo: &Topology) {
         .unwrap();
 }
 
-/// A fresh topology whose two addresses have their subnet's broadcast address (`brd +`, as
-/// DHCP and most distributions configure; the testbed's plain `ip addr add` gives none),
-/// attached.
-pub fn attached_with_broadcast() -> Topology {
-    let topo = Topology::create().unwrap();
-    for side in [Side::Accel, Side::Peer] {
-        let host = topo.host(side);
-        let (ip, iface) = (format!("{}/24", host.ip), host.iface.clone());
-        topo.run(side, &["ip", "addr", "del", &ip, "dev", &iface], T).unwrap();
-        topo.run(side, &["ip", "addr", "add", &ip, "brd", "+", "dev", &iface], T).unwrap();
-    }
-    attach(&topo);
-    topo
-}
-
 /// Runs `argv` under the library in the accel namespace with extra environment.
 pub fn spawn_accelerated(topo: &Topology, env: &[&str], argv: &[&str]) -> NsChild {
     spawn_accelerated_for(topo, env, argv, T)

@@ -78,32 +78,34 @@ struct Meta {
 pub struct DatagramQueue {
     bytes: Box<[u8]>,
     meta: VecDeque<Meta>,
+    // The counters are u32 (SO_RCVBUF is an int): the socket table's slots hold a UDP socket
+    // inline, and every TCP connection's slot pays for its size.
     /// Next byte to write.
-    tail: usize,
+    tail: u32,
     /// Payload bytes in the ring.
-    used: usize,
+    used: u32,
     /// Bytes charged (payloads plus overhead), against `limit`.
-    charged: usize,
-    limit: usize,
+    charged: u32,
+    limit: u32,
 }
 
 impl DatagramQueue {
     /// A queue that holds up to `limit` charged bytes (SO_RCVBUF).
     pub fn new(limit: usize) -> Self {
-        let limit = limit.max(DATAGRAM_OVERHEAD + 1);
+        let limit = limit.clamp(DATAGRAM_OVERHEAD + 1, i32::MAX as usize);
         DatagramQueue {
             bytes: vec![0u8; limit].into_boxed_slice(),
             meta: VecDeque::with_capacity(limit / DATAGRAM_OVERHEAD + 1),
             tail: 0,
             used: 0,
             charged: 0,
-            limit,
+            limit: limit as u32,
         }
     }
 
     /// Changes the limit (setsockopt SO_RCVBUF); what is queued stays. The ring grows if needed.
     pub fn set_limit(&mut self, limit: usize) {
-        let limit = limit.max(DATAGRAM_OVERHEAD + 1);
+        let limit = limit.clamp(DATAGRAM_OVERHEAD + 1, i32::MAX as usize);
         if limit > self.bytes.len() {
             let mut bigger = vec![0u8; limit].into_boxed_slice();
             let mut at = 0;
@@ -113,25 +115,25 @@ impl DatagramQueue {
                 at += m.len;
             }
             self.bytes = bigger;
-            self.tail = at;
+            self.tail = at as u32;
         }
-        self.limit = limit;
+        self.limit = limit as u32;
     }
 
     /// Queues a datagram; false (and nothing queued) when it does not fit the limit.
     pub fn push(&mut self, payload: &[u8], arrival: &Arrival) -> bool {
         let cost = payload.len() + DATAGRAM_OVERHEAD;
-        if self.charged + cost > self.limit || payload.len() > self.bytes.len() - self.used {
+        if self.charged as usize + cost > self.limit as usize || payload.len() > self.bytes.len() - self.used as usize {
             return false;
         }
-        let start = self.tail;
+        let start = self.tail as usize;
         let cap = self.bytes.len();
         let first = payload.len().min(cap - start);
         self.bytes[start..start + first].copy_from_slice(&payload[..first]);
         self.bytes[..payload.len() - first].copy_from_slice(&payload[first..]);
-        self.tail = (start + payload.len()) % cap;
-        self.charged += cost;
-        self.used += payload.len();
+        self.tail = ((start + payload.len()) % cap) as u32;
+        self.charged += cost as u32;
+        self.used += payload.len() as u32;
         self.meta.push_back(Meta { start, len: payload.len(), arrival: *arrival });
         true
     }
@@ -143,8 +145,8 @@ impl DatagramQueue {
         copy_out(&self.bytes, m.start, &mut buf[..copied]);
         if !peek {
             self.meta.pop_front();
-            self.charged -= m.len + DATAGRAM_OVERHEAD;
-            self.used -= m.len;
+            self.charged -= (m.len + DATAGRAM_OVERHEAD) as u32;
+            self.used -= m.len as u32;
             if self.meta.is_empty() {
                 self.tail = 0;
             }
@@ -181,7 +183,7 @@ impl DatagramQueue {
 
     /// Bytes charged against the limit (SIOCINQ-like accounting for exasock-stat).
     pub fn charged(&self) -> usize {
-        self.charged
+        self.charged as usize
     }
 }
 
