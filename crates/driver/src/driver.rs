@@ -256,6 +256,11 @@ impl Driver {
         Ok(())
     }
 
+    /// The groups this process takes at its ring for `port` (`receive_group`).
+    pub fn groups_on(&self, port: u16) -> impl Iterator<Item = std::net::Ipv4Addr> + '_ {
+        self.groups.keys().filter(move |(_, p)| *p == port).map(|(g, _)| *g)
+    }
+
     /// One membership of this process stops receiving `group` on `port` (see `receive_group`).
     pub fn stop_group(&mut self, group: std::net::Ipv4Addr, port: u16) {
         match self.groups.get_mut(&(group, port)) {

@@ -415,3 +415,26 @@ fn broadcast_reaches_every_wildcard_receiver_and_needs_so_broadcast_to_send() {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }
 }
+
+/// IP_MULTICAST_ALL, on by default as on Linux: wildcard sockets of a port receive a group
+/// that one socket of the port joined, and one that a socket of another port joined (through
+/// the kernel socket: this process's ring takes a group only on the ports that joined it);
+/// with it off, only their own joins; a group nobody joined, or left, reaches nobody.
+#[test]
+fn multicast_all_delivers_every_group_joined_on_the_host_as_the_kernel_does() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "mcast-all", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 6, "not accelerated:\n{}", run.stderr);
+    for line in [
+        "mcast-all g1-to-p all: 7 \"g1-to-p\" controllen 32",
+        "mcast-all g1-to-p own: -1 EAGAIN",
+        "mcast-all g2-to-p member: 7 \"g2-to-p\" controllen 32",
+        "mcast-all g1-to-p2 elsewhere: 8 \"g1-to-p2\" controllen 32",
+        "mcast-all g3-to-p all: -1 EAGAIN",
+        "mcast-all after-leave all: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}

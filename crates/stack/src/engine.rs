@@ -404,7 +404,11 @@ impl Stack {
 
     /// Closes a socket; queued datagrams are dropped.
     pub fn udp_close(&mut self, h: SocketHandle) -> Result<(), UdpError> {
-        self.sockets.remove(h).map(|_| ()).ok_or(UdpError::BadHandle)
+        let s = self.sockets.remove(h).ok_or(UdpError::BadHandle)?;
+        for g in &s.memberships {
+            self.sockets.group_left(*g);
+        }
+        Ok(())
     }
 
     fn socket(&self, h: SocketHandle) -> Result<&UdpSocket, UdpError> {
@@ -500,6 +504,7 @@ impl Stack {
             return Err(UdpError::Membership);
         }
         s.memberships.push(group);
+        self.sockets.group_joined(group);
         Ok(())
     }
 
@@ -516,6 +521,7 @@ impl Stack {
         if s.memberships.len() == before {
             return Err(UdpError::Membership);
         }
+        self.sockets.group_left(group);
         Ok(())
     }
 

@@ -194,7 +194,10 @@ fn reuseport_spreads_flows_and_keeps_each_flow_on_one_socket() {
 fn reuseaddr_unicast_goes_to_the_newest_broadcast_and_multicast_to_all_members() {
     let mut s = stack();
     let old = bound(&mut s, any(9000), |o| o.reuse_addr = true);
-    let new = bound(&mut s, any(9000), |o| o.reuse_addr = true);
+    let new = bound(&mut s, any(9000), |o| {
+        o.reuse_addr = true;
+        o.multicast_all = false;
+    });
     let member = bound(&mut s, any(9000), |o| o.reuse_addr = true);
     let group = Ipv4Addr::new(239, 1, 2, 3);
     s.udp_join(old, group).unwrap();
@@ -216,12 +219,50 @@ fn reuseaddr_unicast_goes_to_the_newest_broadcast_and_multicast_to_all_members()
     s.receive(T0, &udp_frame(&m, b"mcast"), RxChecksum::Unverified);
     assert_eq!(recv(&mut s, old).unwrap().0, b"mcast");
     assert_eq!(recv(&mut s, member).unwrap().0, b"mcast");
-    assert!(recv(&mut s, new).is_none(), "a socket that did not join gets no group traffic");
+    assert!(recv(&mut s, new).is_none(), "with IP_MULTICAST_ALL off, a socket that did not join gets no group traffic");
     s.udp_leave(member, group).unwrap();
     assert_eq!(s.udp_leave(member, group), Err(UdpError::Membership));
     // Without reuse flags a second bind is refused.
     let h = s.udp_open();
     assert_eq!(s.udp_bind(h, at(9000)), Err(UdpError::AddressInUse));
+}
+
+/// IP_MULTICAST_ALL (on by default): a wildcard socket of the port receives every group joined
+/// on the interface, not only its own joins; off, only its own; a group nobody joined reaches
+/// no one; the last member leaving (or closing) ends it.
+#[test]
+fn multicast_all_delivers_every_joined_group_to_the_ports_wildcard_sockets() {
+    let mut s = stack();
+    let member = bound(&mut s, any(9100), |o| o.reuse_addr = true);
+    let all = bound(&mut s, any(9100), |o| o.reuse_addr = true);
+    let own_only = bound(&mut s, any(9100), |o| {
+        o.reuse_addr = true;
+        o.multicast_all = false;
+    });
+    let (g1, g2) = (Ipv4Addr::new(239, 1, 1, 1), Ipv4Addr::new(239, 1, 1, 2));
+    s.udp_join(member, g1).unwrap();
+    let send = |s: &mut Stack, g: Ipv4Addr| {
+        let o = g.octets();
+        let m = F {
+            dst_mac: EthernetAddress([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]),
+            ..f(1, SocketAddrV4::new(g, 9100))
+        };
+        s.receive(T0, &udp_frame(&m, b"m"), RxChecksum::Unverified);
+    };
+    let got = |s: &mut Stack| [member, all, own_only].map(|h| recv(s, h).is_some());
+    send(&mut s, g1);
+    assert_eq!(got(&mut s), [true, true, false]);
+    send(&mut s, g2);
+    assert_eq!(got(&mut s), [false, false, false], "nobody joined it");
+    let other_port = bound(&mut s, any(9200), |_| {});
+    s.udp_join(other_port, g2).unwrap();
+    send(&mut s, g2);
+    assert_eq!(got(&mut s), [true, true, false], "joined on the interface by a socket of another port");
+    s.udp_close(other_port).unwrap();
+    s.udp_leave(member, g1).unwrap();
+    send(&mut s, g1);
+    send(&mut s, g2);
+    assert_eq!(got(&mut s), [false, false, false], "left and closed: joined no more");
 }
 
 #[test]

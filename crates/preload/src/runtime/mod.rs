@@ -443,7 +443,23 @@ impl Runtime {
             stack.udp_leave(s.handle, group)?;
             self.driver.stop_group(group, port);
         }
+        self.refilter_port(port);
         Ok(())
+    }
+
+    /// The groups this process takes at its ring for `port` changed: every accelerated UDP
+    /// socket on the port gets its kernel socket's filter again (`drop_kernel_multicast`). A
+    /// scan of the descriptors, on a membership change only.
+    fn refilter_port(&mut self, port: u16) {
+        let mut groups = [Ipv4Addr::UNSPECIFIED; accelerate::FILTER_GROUPS + 1];
+        let n = self.driver.groups_on(port).zip(groups.iter_mut()).map(|(g, slot)| *slot = g).count();
+        let ifindex = self.driver.ifindex();
+        for fd in 0..fdtable::accel_end() as i32 {
+            let FdState::Accel(id) = fdtable::get(fd) else { continue };
+            if self.slot(id).is_some_and(|s| s.proto == Proto::Udp && s.flow.local_port == port) {
+                accelerate::drop_kernel_multicast(fd, ifindex, &groups[..n]);
+            }
+        }
     }
 
     /// Whether the slot's socket joined `group` in the stack.

@@ -73,5 +73,6 @@ void case_tcp_reuseport(void);
 /* Cases in udp_api.c. */
 void case_ancillary(void);
 void case_broadcast(void);
+void case_mcast_all(void);
 
 #endif

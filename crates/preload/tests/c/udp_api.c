@@ -398,3 +398,69 @@ void case_broadcast(void) {
     close(u);
     close(ctl);
 }
+
+/* Joins `group` on our interface toward the peer. */
+static void join(int s, const char *step, const char *group, struct in_addr me) {
+    struct ip_mreq mr = {.imr_interface = me};
+    inet_pton(AF_INET, group, &mr.imr_multiaddr);
+    SHOW(step, setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr));
+}
+
+/* IP_MULTICAST_ALL (issue 17), on by default as on Linux: a socket bound to the wildcard
+ * receives every group joined on the host on its port, not only its own joins; off, only its
+ * own. Four wildcard sockets: `member` (joins G1) and `all` and `own` (IP_MULTICAST_ALL off)
+ * on port P, `elsewhere` on port P2; `other` joins G2 on port P3. */
+void case_mcast_all(void) {
+    current = "mcast-all";
+    struct in_addr any = {.s_addr = INADDR_ANY}, me = local_toward_peer();
+    int p = base_port + 70, p2 = base_port + 71;
+    int member = reuse_bound(any, p), all = reuse_bound(any, p), own = reuse_bound(any, p);
+    int elsewhere = reuse_bound(any, p2), other = reuse_bound(any, base_port + 72);
+    int ctl = udp_bound(73, 0);
+    set_rcvtimeo(ctl, 3000);
+    int off = 0, v = -1;
+    socklen_t vl = sizeof v;
+    SHOW("get-default", getsockopt(all, IPPROTO_IP, IP_MULTICAST_ALL, &v, &vl));
+    SAY("default: %d", v);
+    SHOW("set-off", setsockopt(own, IPPROTO_IP, IP_MULTICAST_ALL, &off, sizeof off));
+    vl = sizeof v;
+    SHOW("get-off", getsockopt(own, IPPROTO_IP, IP_MULTICAST_ALL, &v, &vl));
+    SAY("off: %d", v);
+    join(member, "join-g1", "239.1.9.31", me);
+    join(other, "join-g2-on-p3", "239.1.9.32", me);
+    struct {
+        const char *name, *group;
+        int port;
+    } sends[] = {
+        {"g1-to-p", "239.1.9.31", p},
+        {"g2-to-p", "239.1.9.32", p},
+        {"g3-to-p", "239.1.9.33", p},
+        {"g1-to-p2", "239.1.9.31", p2},
+    };
+    int socks[] = {member, all, own, elsewhere};
+    const char *names[] = {"member", "all", "own", "elsewhere"};
+    for (size_t i = 0; i < sizeof sends / sizeof sends[0]; i++) {
+        char step[64];
+        snprintf(step, sizeof step, "%s-sent", sends[i].name);
+        peer_sends(ctl, step, 0, 4, sends[i].group, sends[i].port, 1, sends[i].name);
+        msleep(150);
+        for (int k = 0; k < 4; k++) {
+            snprintf(step, sizeof step, "%s %s", sends[i].name, names[k]);
+            receive_shown(socks[k], step, 256, MSG_DONTWAIT);
+        }
+    }
+    /* The member leaves: G1 is joined no more, nobody gets it. */
+    struct ip_mreq mr = {.imr_interface = me};
+    inet_pton(AF_INET, "239.1.9.31", &mr.imr_multiaddr);
+    SHOW("leave-g1", setsockopt(member, IPPROTO_IP, IP_DROP_MEMBERSHIP, &mr, sizeof mr));
+    peer_sends(ctl, "g1-after-leave-sent", 0, 4, "239.1.9.31", p, 1, "after-leave");
+    msleep(150);
+    for (int k = 0; k < 4; k++) {
+        char step[64];
+        snprintf(step, sizeof step, "after-leave %s", names[k]);
+        receive_shown(socks[k], step, 256, MSG_DONTWAIT);
+    }
+    for (int k = 0; k < 4; k++) close(socks[k]);
+    close(other);
+    close(ctl);
+}
