@@ -125,10 +125,12 @@ impl Driver {
         // the peer sends it again and the kernel, which owns the port, answers.
         config.tcp.rst_unknown = false;
         let stack = Stack::new(iface_cfg, config);
+        let kernel = KernelPath::open()?;
+        kernel.multicast_via(ifindex)?;
         Driver {
             stack,
             port,
-            kernel: KernelPath::open()?,
+            kernel,
             netlink,
             monitor,
             steering,

@@ -438,3 +438,30 @@ fn multicast_all_delivers_every_group_joined_on_the_host_as_the_kernel_does() {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }
 }
+
+/// IP_MULTICAST_LOOP, on by default: a datagram an accelerated socket sends to a group reaches
+/// an accelerated member in the same process and a kernel socket of the host (its TTL-0 copy
+/// through the kernel); off, neither. The peer still gets it from the wire. With
+/// EXASOCK_MCAST_LOOP=0 no local member gets it even with the option on.
+#[test]
+fn multicast_loop_reaches_local_members_as_the_kernel_does_and_off_reaches_none() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "mcast-loop", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
+    for line in [
+        "mcast-loop loop-on member: 7 \"loop-on\" controllen 32",
+        "mcast-loop loop-on kernel-member: 7 \"loop-on\"",
+        "mcast-loop loop-off member: -1 EAGAIN",
+        "mcast-loop loop-off kernel-member: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+    let switched_off = under_exasock_with(&topo, "mcast-loop", "", Duration::from_secs(60), &["EXASOCK_MCAST_LOOP=0"]);
+    assert!(
+        switched_off.stdout.contains("mcast-loop loop-on kernel-member: -1 EAGAIN"),
+        "EXASOCK_MCAST_LOOP=0 still looped:\n{}",
+        switched_off.stdout
+    );
+}

@@ -704,6 +704,15 @@ impl Stack {
         let mut scratch = std::mem::take(&mut self.scratch);
         let datagram = Datagram { header, l4_header: &l4, payload };
         let sent = send_datagram(tx, &link, &datagram, mtu, &mut scratch, &mut self.stats);
+        if sent > 0 && multicast && options.multicast_loop {
+            // IP_MULTICAST_LOOP: this host's members of the group get it too, sockets of this
+            // process, of others and of the kernel alike. A copy with TTL 0 goes to the kernel,
+            // which loops it to the group's local members and never puts it on the wire
+            // (ip_mc_output). Receivers see TTL 0 where Linux's looped copy keeps the TTL.
+            let looped = Datagram { header: PacketHeader { ttl: 0, ..header }, ..datagram };
+            send_datagram(tx, &Link::Kernel, &looped, mtu, &mut scratch, &mut Stats::default());
+            self.stats.udp_looped += 1;
+        }
         self.scratch = scratch;
         if sent == 0 {
             return Err(UdpError::WouldBlock);

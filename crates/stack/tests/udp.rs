@@ -464,6 +464,29 @@ fn a_sends_control_messages_win_for_that_datagram_only() {
     s.udp_send(h, b"f", to_group, &mut tx).unwrap();
 }
 
+/// IP_MULTICAST_LOOP (on by default): a datagram to a group also goes to the kernel whole with
+/// TTL 0, which loops it to the host's members and never sends it; off, only the frame.
+#[test]
+fn a_group_datagram_is_looped_through_the_kernel_with_ttl_0_unless_loop_is_off() {
+    let mut s = stack();
+    let h = bound(&mut s, at(4000), |_| {});
+    let mut tx = capture();
+    let group = Some(SocketAddrV4::new(Ipv4Addr::new(239, 1, 2, 3), 5));
+    s.udp_send(h, b"loop", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (1, 1));
+    let frame_ip = Ipv4Packet::new_checked(&tx.frames[0][14..]).unwrap();
+    let looped = Ipv4Packet::new_checked(&tx.to_kernel[0][..]).unwrap();
+    assert_eq!((frame_ip.ttl(), looped.ttl()), (1, 0));
+    assert!(looped.verify_checksum());
+    assert_eq!(looped.payload(), frame_ip.payload(), "the same datagram");
+    s.udp_send(h, b"uni", Some(SocketAddrV4::new(PEER, 5)), &mut tx).unwrap();
+    assert_eq!(tx.to_kernel.len(), 1, "unicast is not looped");
+    s.udp_options_mut(h).unwrap().multicast_loop = false;
+    s.udp_send(h, b"no", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (3, 1));
+    assert_eq!((s.stats().udp_looped, s.stats().tx_to_kernel), (1, 0));
+}
+
 #[test]
 fn a_gateway_route_sends_to_the_gateways_mac_and_an_unknown_neighbour_goes_via_the_kernel() {
     let mut s = stack();

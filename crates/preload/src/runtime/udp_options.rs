@@ -40,7 +40,7 @@ pub fn udp_options_of(fd: i32, mut o: stack::udp::UdpOptions) -> stack::udp::Udp
         o.multicast_src = (!a.is_unspecified()).then_some(a);
     }
     if let Some(v) = int(libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP) {
-        o.multicast_loop = v != 0;
+        o.multicast_loop = v != 0 && crate::config::mcast_loop();
     }
     if let Some(v) = int(libc::IPPROTO_IP, libc::IP_MULTICAST_ALL) {
         o.multicast_all = v != 0;

@@ -74,5 +74,6 @@ void case_tcp_reuseport(void);
 void case_ancillary(void);
 void case_broadcast(void);
 void case_mcast_all(void);
+void case_mcast_loop(void);
 
 #endif

@@ -464,3 +464,53 @@ void case_mcast_all(void) {
     close(other);
     close(ctl);
 }
+
+/* IP_MULTICAST_LOOP (issue 17), on by default: a datagram sent to a group reaches this host's
+ * members of it, an accelerated socket of this process and a kernel socket (made with raw
+ * syscalls, which exasock never sees); off, none of them. */
+void case_mcast_loop(void) {
+    current = "mcast-loop";
+    struct in_addr any = {.s_addr = INADDR_ANY}, me = local_toward_peer();
+    int p = base_port + 81;
+    int s = udp_bound(80, 0);
+    int member = reuse_bound(any, p);
+    join(member, "join", "239.1.9.41", me);
+    /* The kernel's own member. */
+    int k = (int)syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0);
+    int on = 1;
+    syscall(SYS_setsockopt, k, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in ka = any_port(p);
+    SHOW("kernel-bind", syscall(SYS_bind, k, &ka, sizeof ka));
+    struct ip_mreq mr = {.imr_interface = me};
+    inet_pton(AF_INET, "239.1.9.41", &mr.imr_multiaddr);
+    SHOW("kernel-join", syscall(SYS_setsockopt, k, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof mr));
+    SHOW("multicast-if", setsockopt(s, IPPROTO_IP, IP_MULTICAST_IF, &me, sizeof me));
+    int v = -1;
+    socklen_t vl = sizeof v;
+    SHOW("get-loop", getsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &v, &vl));
+    SAY("loop: %d", v);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(p), .sin_addr = mr.imr_multiaddr};
+    const char *texts[] = {"loop-on", "loop-off"};
+    for (int round = 0; round < 2; round++) {
+        char step[64];
+        if (round == 1) {
+            int off = 0;
+            SHOW("set-loop-off", setsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &off, sizeof off));
+            vl = sizeof v;
+            SHOW("get-loop-off", getsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &v, &vl));
+            SAY("loop: %d", v);
+        }
+        snprintf(step, sizeof step, "%s-send", texts[round]);
+        SHOW(step, sendto(s, texts[round], strlen(texts[round]), 0, (struct sockaddr *)&to, sizeof to));
+        msleep(150);
+        snprintf(step, sizeof step, "%s member", texts[round]);
+        receive_shown(member, step, 256, MSG_DONTWAIT);
+        char buf[64];
+        long n = syscall(SYS_recvfrom, k, buf, sizeof buf, MSG_DONTWAIT, NULL, NULL);
+        if (n < 0) SAY("%s kernel-member: -1 %s", texts[round], strerrorname_np(errno));
+        else SAY("%s kernel-member: %ld \"%.*s\"", texts[round], n, (int)n, buf);
+    }
+    close(s);
+    close(member);
+    syscall(SYS_close, k);
+}
