@@ -468,6 +468,23 @@ impl Driver {
         false
     }
 
+    /// Applies the kernel's table changes now: after this process joined or left a group, the
+    /// interface's memberships decide whether its next send to the group is looped.
+    pub fn refresh_kernel_tables(&mut self) {
+        self.tables_checked = clock::now();
+        self.apply_kernel_changes();
+    }
+
+    /// Applies the kernel's table changes if `poll` has not for TABLES_CHECK_INTERVAL: a send
+    /// to a group, which no poll may have preceded, learns of members that joined since.
+    pub fn refresh_kernel_tables_if_due(&mut self) {
+        let now = clock::now();
+        if now.saturating_since(self.tables_checked) >= TABLES_CHECK_INTERVAL {
+            self.tables_checked = now;
+            self.apply_kernel_changes();
+        }
+    }
+
     fn apply_kernel_changes(&mut self) {
         self.changes.clear();
         let drained = self.monitor.drain(&mut self.changes);
@@ -500,6 +517,8 @@ impl Driver {
                         iface.addrs.push(addr);
                     }
                 }
+                Change::Group(g) if g.ifindex == self.ifindex => self.stack.set_host_group(g.group, true),
+                Change::GroupGone(g) if g.ifindex == self.ifindex => self.stack.set_host_group(g.group, false),
                 Change::AddressGone(a) if a.ifindex == self.ifindex => {
                     addresses_changed = true;
                     self.stack.interface_mut().addrs.retain(|x| x.addr != a.addr);
@@ -529,6 +548,9 @@ impl Driver {
             .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast })
             .collect();
         self.stack.interface_mut().addrs = addrs;
+        // Kernels before 6.13 cannot say: then no group is looped.
+        let groups = self.netlink.groups(self.ifindex).unwrap_or_default();
+        self.stack.replace_host_groups(groups);
         for n in self.netlink.neighbours(Some(self.ifindex))? {
             if let (true, Some(mac)) = (n.is_usable(), n.mac) {
                 self.stack.neighbours_mut().insert(n.ip, EthernetAddress(mac));

@@ -448,8 +448,13 @@ fn multicast_loop_reaches_local_members_as_the_kernel_does_and_off_reaches_none(
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    // A member on the peer: the looped copy (TTL 0, a wrong UDP checksum) must not reach it.
+    let _member = PeerEcho::start_member(&topo, std::net::Ipv4Addr::new(239, 1, 9, 41), 8181);
+    let bad_before = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap();
     let run = same_as_kernel(&topo, "mcast-loop", "", Duration::from_secs(60));
     assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
+    let leaked = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap() - bad_before;
+    assert_eq!(leaked, 0, "looped copies reached the wire");
     for line in [
         "mcast-loop loop-on member: 7 \"loop-on\" controllen 32",
         "mcast-loop loop-on kernel-member: 7 \"loop-on\"",
@@ -464,4 +469,33 @@ fn multicast_loop_reaches_local_members_as_the_kernel_does_and_off_reaches_none(
         "EXASOCK_MCAST_LOOP=0 still looped:\n{}",
         switched_off.stdout
     );
+}
+
+/// Sending to a group: the source from the bound address, else IP_MULTICAST_IF (by address,
+/// ip_mreq or ip_mreqn), else the route (none: ENETUNREACH); the TTL from IP_MULTICAST_TTL (0
+/// still leaves when no socket on the host is a member, as Linux), IP_TOS; a peer member sees
+/// what the kernel's sends show, once each (no looped copy leaks: no local member). Source-
+/// specific memberships (through the kernel socket) let only the named source's datagrams in.
+#[test]
+fn multicast_sources_ttl_and_source_specific_membership_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let _member = PeerEcho::start_member(&topo, std::net::Ipv4Addr::new(239, 1, 9, 51), ECHO_PORT + 3);
+    let bad_before = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap();
+    let run = same_as_kernel(&topo, "mcast-tx", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
+    let leaked = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap() - bad_before;
+    assert_eq!(leaked, 0, "looped copies reached the wire");
+    for line in [
+        "mcast-tx send-no-route: -1 ENETUNREACH",
+        "mcast-tx send-if-addr: peer saw tos=0 ttl=1 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx send-ttl-tos: peer saw tos=32 ttl=7 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx send-ttl-0: peer saw tos=32 ttl=0 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx send-from-bound: peer saw tos=0 ttl=1 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx from-source: 11 \"from-source\" controllen 32",
+        "mcast-tx not-from-source: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
 }

@@ -157,6 +157,10 @@ pub struct Stack {
     pub(crate) tcp: TcpTables,
     /// Receivers of one multicast or broadcast datagram.
     group_scratch: Vec<SocketHandle>,
+    /// Groups the interface has joined in the kernel (some socket on the host, of any process,
+    /// is a member), as the driver reports them: a group's looped copy goes to the kernel only
+    /// for these (it loops to their members and keeps a TTL-0 copy off the wire only then).
+    host_groups: crate::hash::FxHashMap<Ipv4Addr, ()>,
 }
 
 /// Label of the demultiplexer's key, derived from the ISN key.
@@ -184,6 +188,7 @@ impl Stack {
             events_dropped: 0,
             scratch: vec![0u8; 65_536],
             group_scratch: Vec::new(),
+            host_groups: Default::default(),
             tcp: TcpTables::new(demux_key),
         }
     }
@@ -211,6 +216,22 @@ impl Stack {
     /// The routes.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// The kernel says whether the interface has joined `group` (some socket on the host is
+    /// a member of it).
+    pub fn set_host_group(&mut self, group: Ipv4Addr, joined: bool) {
+        if joined {
+            self.host_groups.insert(group, ());
+        } else {
+            self.host_groups.remove(&group);
+        }
+    }
+
+    /// The groups the interface has joined, all at once (after a dump).
+    pub fn replace_host_groups(&mut self, groups: impl IntoIterator<Item = Ipv4Addr>) {
+        self.host_groups.clear();
+        self.host_groups.extend(groups.into_iter().map(|g| (g, ())));
     }
 
     /// Counters.
@@ -703,13 +724,27 @@ impl Stack {
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         let datagram = Datagram { header, l4_header: &l4, payload };
-        let sent = send_datagram(tx, &link, &datagram, mtu, &mut scratch, &mut self.stats);
-        if sent > 0 && multicast && options.multicast_loop {
+        // A group datagram with TTL 0 stays on the host when the interface has joined the group
+        // (ip_mc_output); with no member on the host Linux sends it (ip_output), and so do we.
+        let host_member = multicast && self.host_groups.contains_key(dst.ip());
+        let sent = if host_member && header.ttl == 0 {
+            1
+        } else {
+            send_datagram(tx, &link, &datagram, mtu, &mut scratch, &mut self.stats)
+        };
+        if sent > 0 && host_member && options.multicast_loop {
             // IP_MULTICAST_LOOP: this host's members of the group get it too, sockets of this
             // process, of others and of the kernel alike. A copy with TTL 0 goes to the kernel,
-            // which loops it to the group's local members and never puts it on the wire
-            // (ip_mc_output). Receivers see TTL 0 where Linux's looped copy keeps the TTL.
-            let looped = Datagram { header: PacketHeader { ttl: 0, ..header }, ..datagram };
+            // which loops it to the group's local members and, since the interface has joined
+            // the group, keeps it off the wire (ip_mc_output; with no member it would leave by
+            // ip_output). Its UDP checksum is wrong on purpose: a looped copy is not checked
+            // (CHECKSUM_UNNECESSARY), and should a copy still leave (the last member left a
+            // moment ago) every receiver drops it. Receivers see TTL 0 where Linux's looped
+            // copy keeps the TTL.
+            let correct = u16::from_be_bytes([l4[6], l4[7]]);
+            let mut wrong = l4;
+            wrong[6..8].copy_from_slice(&(if correct == 1 { 2u16 } else { 1u16 }).to_be_bytes());
+            let looped = Datagram { header: PacketHeader { ttl: 0, ..header }, l4_header: &wrong, payload };
             send_datagram(tx, &Link::Kernel, &looped, mtu, &mut scratch, &mut Stats::default());
             self.stats.udp_looped += 1;
         }

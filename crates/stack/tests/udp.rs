@@ -472,19 +472,39 @@ fn a_group_datagram_is_looped_through_the_kernel_with_ttl_0_unless_loop_is_off()
     let h = bound(&mut s, at(4000), |_| {});
     let mut tx = capture();
     let group = Some(SocketAddrV4::new(Ipv4Addr::new(239, 1, 2, 3), 5));
+    s.udp_send(h, b"none", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (1, 0), "no member on the host: nothing to loop");
+    s.set_host_group(Ipv4Addr::new(239, 1, 2, 3), true);
+    tx.frames.clear();
     s.udp_send(h, b"loop", group, &mut tx).unwrap();
     assert_eq!((tx.frames.len(), tx.to_kernel.len()), (1, 1));
     let frame_ip = Ipv4Packet::new_checked(&tx.frames[0][14..]).unwrap();
     let looped = Ipv4Packet::new_checked(&tx.to_kernel[0][..]).unwrap();
     assert_eq!((frame_ip.ttl(), looped.ttl()), (1, 0));
     assert!(looped.verify_checksum());
-    assert_eq!(looped.payload(), frame_ip.payload(), "the same datagram");
+    let (a, b) =
+        (UdpPacket::new_checked(frame_ip.payload()).unwrap(), UdpPacket::new_checked(looped.payload()).unwrap());
+    assert_eq!(
+        (a.src_port(), a.dst_port(), a.payload()),
+        (b.src_port(), b.dst_port(), b.payload()),
+        "the same datagram"
+    );
+    assert!(!b.verify_checksum(looped.src_addr(), looped.dst_addr()), "a leaked copy is dropped by its receivers");
     s.udp_send(h, b"uni", Some(SocketAddrV4::new(PEER, 5)), &mut tx).unwrap();
     assert_eq!(tx.to_kernel.len(), 1, "unicast is not looped");
+    s.udp_options_mut(h).unwrap().multicast_ttl = 0;
+    s.udp_send(h, b"host", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (2, 2), "TTL 0 with a member here: the loop only");
+    s.set_host_group(Ipv4Addr::new(239, 1, 2, 3), false);
+    s.udp_send(h, b"wire", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (3, 2), "TTL 0 and no member here: the wire, as Linux");
+    s.set_host_group(Ipv4Addr::new(239, 1, 2, 3), true);
+    tx.frames.pop();
+    s.udp_options_mut(h).unwrap().multicast_ttl = 1;
     s.udp_options_mut(h).unwrap().multicast_loop = false;
     s.udp_send(h, b"no", group, &mut tx).unwrap();
-    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (3, 1));
-    assert_eq!((s.stats().udp_looped, s.stats().tx_to_kernel), (1, 0));
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (3, 2));
+    assert_eq!((s.stats().udp_looped, s.stats().tx_to_kernel), (2, 0));
 }
 
 #[test]

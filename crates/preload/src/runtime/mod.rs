@@ -444,6 +444,9 @@ impl Runtime {
             self.driver.stop_group(group, port);
         }
         self.refilter_port(port);
+        // The interface's memberships changed (the kernel socket joined or left): the loop of
+        // this process's next send to the group follows them.
+        self.driver.refresh_kernel_tables();
         Ok(())
     }
 
@@ -619,6 +622,10 @@ impl Runtime {
         control: &stack::udp::SendControl,
     ) -> Result<usize, UdpError> {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
+        if dst.is_some_and(|d| d.ip().is_multicast()) {
+            // Members that joined on the host since the last poll are looped to.
+            self.driver.refresh_kernel_tables_if_due();
+        }
         self.driver.send(|stack, tx| stack.udp_send_with(s.handle, data, dst, control, tx))
     }
 }

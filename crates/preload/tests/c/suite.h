@@ -75,5 +75,6 @@ void case_ancillary(void);
 void case_broadcast(void);
 void case_mcast_all(void);
 void case_mcast_loop(void);
+void case_mcast_tx(void);
 
 #endif

@@ -90,6 +90,8 @@ pub fn spawn_accelerated_for(topo: &Topology, env: &[&str], argv: &[&str], timeo
 pub struct PeerEcho {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The echo socket (open until the thread ends).
+    fd: libc::c_int,
 }
 
 /// Sets an int socket option (test helper; the result is checked by the caller's outcome).
@@ -196,6 +198,32 @@ impl PeerEcho {
         PeerEcho::start_on(topo, topo.peer.ip, port)
     }
 
+    /// An echo server on the wildcard address that joined `group` on the peer's interface.
+    pub fn start_member(topo: &Topology, group: std::net::Ipv4Addr, port: u16) -> PeerEcho {
+        let echo = PeerEcho::start_on(topo, std::net::Ipv4Addr::UNSPECIFIED, port);
+        let peer_ip = topo.peer.ip;
+        let fd = echo.fd;
+        topo.in_ns(Side::Peer, move || {
+            let mreq = libc::ip_mreq {
+                imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
+                imr_interface: libc::in_addr { s_addr: u32::from(peer_ip).to_be() },
+            };
+            // SAFETY: an ip_mreq option on the echo server's socket, with its size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    (&mreq as *const libc::ip_mreq).cast(),
+                    std::mem::size_of::<libc::ip_mreq>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0, "the peer cannot join {group}");
+        })
+        .unwrap();
+        echo
+    }
+
     /// An echo server bound to `ip` (the wildcard: it also takes broadcasts).
     pub fn start_on(topo: &Topology, ip: std::net::Ipv4Addr, port: u16) -> PeerEcho {
         let peer_ip = topo.peer.ip;
@@ -228,7 +256,7 @@ impl PeerEcho {
                 let _ = echo.send_to(answer.as_bytes(), r.from);
             }
         });
-        PeerEcho { stop, thread: Some(thread) }
+        PeerEcho { stop, thread: Some(thread), fd }
     }
 }
 
