@@ -77,9 +77,8 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
 /// The last steps of `accelerate_udp`, once the flow (if any) is claimed.
 fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Result<(), NotAccelerated> {
     let inode = socket_inode(fd);
-    let port = flow.local_port;
     let mut groups = [Ipv4Addr::UNSPECIFIED; FILTER_GROUPS + 1];
-    let n = rt.driver.groups_on(port).zip(groups.iter_mut()).map(|(g, slot)| *slot = g).count();
+    let n = ring_groups(&rt.driver, flow.local_port, &mut groups);
     drop_kernel_multicast(fd, rt.driver.ifindex(), &groups[..n]);
     // The queue holds what the kernel socket would: its effective SO_RCVBUF.
     if let Some(bytes) = kernel_rcvbuf(fd) {
@@ -121,6 +120,13 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
 /// The most groups a kernel socket's filter names one by one (classic BPF jumps reach 255
 /// instructions); past it, the socket drops every group arriving on the attached interface.
 pub(super) const FILTER_GROUPS: usize = 200;
+
+/// The groups this process takes at its ring (or XSK: XDP redirects the groups it joined on
+/// the port of a wildcard flow it owns) on `port`, into `out` (one more than the filter names
+/// when there are too many); how many.
+pub(super) fn ring_groups(driver: &Driver, port: u16, out: &mut [Ipv4Addr; FILTER_GROUPS + 1]) -> usize {
+    driver.groups_on(port).zip(out.iter_mut()).map(|(g, slot)| *slot = g).count()
+}
 
 /// The kernel socket behind an accelerated UDP socket drops the multicast datagrams that
 /// arrive on the attached interface for a group this process takes at its ring on the

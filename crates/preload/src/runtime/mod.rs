@@ -455,7 +455,7 @@ impl Runtime {
     /// scan of the descriptors, on a membership change only.
     fn refilter_port(&mut self, port: u16) {
         let mut groups = [Ipv4Addr::UNSPECIFIED; accelerate::FILTER_GROUPS + 1];
-        let n = self.driver.groups_on(port).zip(groups.iter_mut()).map(|(g, slot)| *slot = g).count();
+        let n = accelerate::ring_groups(&self.driver, port, &mut groups);
         let ifindex = self.driver.ifindex();
         for fd in 0..fdtable::accel_end() as i32 {
             let FdState::Accel(id) = fdtable::get(fd) else { continue };
