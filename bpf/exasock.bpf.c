@@ -31,6 +31,7 @@
  * that port is not ours. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
@@ -299,6 +300,10 @@ int exasock_tc(struct __sk_buff *skb)
 
 	__u16 port;
 
+	/* A copy the host looped back to itself (a broadcast or a group it sent) is for the
+	 * host's sockets: the kernel delivers it (no ring sees looped frames). */
+	if (skb->pkt_type == PACKET_LOOPBACK)
+		return TC_ACT_OK;
 	/* Multicast goes on to the kernel, which delivers it to its own members (none: it drops
 	 * it before UDP); exasock's kernel sockets drop their copies (a filter on each). The
 	 * processes that receive the group over AF_PACKET took it at their rings' taps. */

@@ -74,9 +74,11 @@ pub fn tcp() -> bool {
 
 /// Whether a datagram an accelerated socket sends to a group also reaches this host's members
 /// when its IP_MULTICAST_LOOP is on (the default, as Linux): a copy with TTL 0 goes through the
-/// kernel, which loops it to them and never sends it, a syscall per send. EXASOCK_MCAST_LOOP=0
-/// saves it for programs that need no local copy (as Onload's EF_MCAST_SEND): then no local
-/// socket gets the datagram, whatever the option says.
+/// kernel, which loops it to them and never sends it, a syscall per send; and whether a
+/// broadcast goes through the kernel socket, which loops it to this host's sockets of the port
+/// as Linux always does. EXASOCK_MCAST_LOOP=0 saves both for programs that need no local copy
+/// (as Onload's EF_MCAST_SEND): then no local socket gets the datagram, whatever the option
+/// says, and broadcasts are accelerated.
 pub fn mcast_loop() -> bool {
     MCAST_LOOP.load(Ordering::Relaxed)
 }

@@ -632,6 +632,9 @@ impl Stack {
         }
         let multicast = dst.ip().is_multicast();
         let broadcast = self.iface.is_broadcast(*dst.ip());
+        if broadcast && options.broadcast_via_kernel {
+            return Err(UdpError::NetworkUnreachable);
+        }
         // A group or the limited broadcast leaves by the interface its source address names, or
         // by the route toward it (a default route), as Linux's output route; with neither it is
         // the kernel's (ENETUNREACH there, or another interface).

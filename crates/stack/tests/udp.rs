@@ -365,6 +365,9 @@ fn send_builds_correct_frames_and_honours_options() {
     s.udp_options_mut(h).unwrap().broadcast = true;
     s.udp_send(h, b"b", Some(bcast), &mut tx).unwrap();
     assert!(EthernetFrame::new_checked(&tx.frames[3][..]).unwrap().dst_addr().is_broadcast());
+    s.udp_options_mut(h).unwrap().broadcast_via_kernel = true;
+    assert_eq!(s.udp_send(h, b"b", Some(bcast), &mut tx), Err(UdpError::NetworkUnreachable), "the kernel's to loop");
+    s.udp_options_mut(h).unwrap().broadcast_via_kernel = false;
     let limited = Some(SocketAddrV4::new(Ipv4Addr::BROADCAST, 5));
     assert_eq!(s.udp_send(h, b"l", limited, &mut tx), Err(UdpError::NetworkUnreachable), "no source, no route");
     let from_ours = SendControl { src: Some(OURS), ..Default::default() };

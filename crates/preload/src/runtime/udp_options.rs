@@ -52,6 +52,9 @@ pub fn udp_options_of(fd: i32, mut o: stack::udp::UdpOptions) -> stack::udp::Udp
     if let Some(v) = int(libc::SOL_SOCKET, libc::SO_BROADCAST) {
         o.broadcast = v != 0;
     }
+    // Broadcasts through the kernel socket, which loops them to this host's sockets as Linux
+    // does; EXASOCK_MCAST_LOOP=0 sends them accelerated, with no local copy.
+    o.broadcast_via_kernel = crate::config::mcast_loop();
     o
 }
 

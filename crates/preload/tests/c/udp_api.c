@@ -391,6 +391,24 @@ void case_broadcast(void) {
         SHOW("send-limited-from-our-address", sendmsg(ctl, &m, 0));
         show_answer(ctl, "send-limited-from-our-address");
     }
+    /* A broadcast the host sends reaches its own sockets of the port too (Linux loops every
+     * one): the accelerated wildcard sockets and a kernel socket (raw syscalls). */
+    int k = (int)syscall(SYS_socket, AF_INET, SOCK_DGRAM, 0);
+    syscall(SYS_setsockopt, k, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in ka = any_port(port);
+    SHOW("kernel-bind", syscall(SYS_bind, k, &ka, sizeof ka));
+    struct sockaddr_in here = to;
+    here.sin_port = htons(port);
+    SHOW("send-to-our-port", sendto(ctl, "looped", 6, 0, (struct sockaddr *)&here, sizeof here));
+    msleep(100);
+    receive_shown(a, "looped-a", 256, MSG_DONTWAIT);
+    receive_shown(b, "looped-b", 256, MSG_DONTWAIT);
+    receive_shown(u, "looped-unicast-bound", 256, MSG_DONTWAIT);
+    char kbuf[64];
+    long kn = syscall(SYS_recvfrom, k, kbuf, sizeof kbuf, MSG_DONTWAIT, NULL, NULL);
+    if (kn < 0) SAY("looped-kernel: -1 %s", strerrorname_np(errno));
+    else SAY("looped-kernel: %ld \"%.*s\"", kn, (int)kn, kbuf);
+    syscall(SYS_close, k);
     SHOW("clear-broadcast", setsockopt(ctl, SOL_SOCKET, SO_BROADCAST, &off, sizeof off));
     SHOW("send-directed-denied-again", sendto(ctl, "@what", 5, 0, (struct sockaddr *)&to, sizeof to));
     close(a);

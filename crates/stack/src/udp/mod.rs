@@ -26,6 +26,10 @@ pub struct UdpOptions {
     /// IP_MULTICAST_ALL (default on): a socket bound to the wildcard or a group receives every
     /// group joined on the host on its port, not only its own.
     pub multicast_all: bool,
+    /// Broadcasts are the kernel's to send (`NetworkUnreachable`): Linux loops every broadcast
+    /// a host sends to its own sockets of the port, which the stack cannot do without a second
+    /// copy on the wire. Off: the stack sends them and no local socket gets them.
+    pub broadcast_via_kernel: bool,
     /// SO_BROADCAST: sending to a broadcast address is allowed.
     pub broadcast: bool,
     /// SO_REUSEADDR.
@@ -43,6 +47,7 @@ impl Default for UdpOptions {
             multicast_src: None,
             multicast_loop: true,
             multicast_all: true,
+            broadcast_via_kernel: false,
             dont_fragment: false,
             broadcast: false,
             reuse_addr: false,
