@@ -392,6 +392,18 @@ fn dnsmasq_in_its_default_mode_answers_dig_accelerated() {
         ],
     );
     topo.wait_listening(Side::Accel, Proto::Udp, 53, T).unwrap();
+    // The kernel socket is bound before exasock has claimed its flow: wait for the claim.
+    let claimed = || {
+        let it = topo.accel.iface.clone();
+        let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+        let flows = status.into_iter().find(|s| s.iface == it).map(|s| s.flows).unwrap_or_default();
+        flows.iter().any(|f| f.flow.protocol == nic::steering::Protocol::Udp && f.flow.local_port == 53)
+    };
+    let deadline = std::time::Instant::now() + T;
+    while !claimed() {
+        assert!(std::time::Instant::now() < deadline, "dnsmasq's port 53 was never claimed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let ip = format!("@{}", topo.accel.ip);
     let dig = |side: Side, server: &str, name: &str| {
         let argv = ["dig", server, name, "+tries=1", "+time=3", "+notcp"];
