@@ -32,6 +32,7 @@
  * that port is not ours. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/in.h>
 #include <linux/ip.h>
 #include <linux/pkt_cls.h>
@@ -133,6 +134,7 @@ struct match {
 	struct flow_value *owner;
 	struct flow_key key;
 	__u32 src_ip;
+	__u32 dst_ip;
 	__u16 src_port;
 };
 
@@ -167,6 +169,7 @@ static __always_inline int lookup_in(void *skb, int xdp, struct match *m)
 	__u16 frag = bpf_ntohs(ip.frag_off);
 	struct frag_key fk = { .src_ip = ip.saddr, .dst_ip = ip.daddr, .id = ip.id, .proto = ip.protocol };
 	m->src_ip = ip.saddr;
+	m->dst_ip = ip.daddr;
 
 	if (frag & IP_OFFSET) {
 		struct frag_value *fv = bpf_map_lookup_elem(&frags, &fk);
@@ -308,6 +311,10 @@ int exasock_tc(struct __sk_buff *skb)
 
 	__u16 port;
 
+	/* A copy the host looped back to itself (a broadcast or a group it sent) is for the
+	 * host's sockets: the kernel delivers it (no ring sees looped frames). */
+	if (skb->pkt_type == PACKET_LOOPBACK)
+		return TC_ACT_OK;
 	/* Multicast goes on to the kernel, which delivers it to its own members (none: it drops
 	 * it before UDP); exasock's kernel sockets drop their copies (a filter on each). The
 	 * processes that receive the group over AF_PACKET took it at their rings' taps. */
@@ -349,6 +356,15 @@ int exasock_xdp(struct xdp_md *ctx)
 	/* A shared flow, or one served over AF_PACKET, is left to the kernel (and tc). */
 	if (!lookup_in(ctx, 1, &m) || m.owner->datapath != DATAPATH_AF_XDP || m.owner->shared)
 		return XDP_PASS;
+	/* A group reached through a wildcard flow goes to the owner's XSK only when the owner
+	 * joined it on that port (its `mcast` entry); any other group is the kernel's, which
+	 * delivers it to the host's members (source-specific ones, IP_MULTICAST_ALL sockets). A
+	 * flow for the group itself (a socket bound to it) takes it. */
+	if (m.key.dst_ip == 0 && (bpf_ntohl(m.dst_ip) >> 28) == 0xe) {
+		struct mcast_key k = { .group = m.dst_ip, .pid = m.owner->owner_pid, .port = m.key.dst_port };
+		if (!bpf_map_lookup_elem(&mcast, &k))
+			return XDP_PASS;
+	}
 	/* Only the flows of the process whose sockets are bound: a dead owner's entries (its
 	 * successor's XSKs are in the map) go to the kernel, which answers them. */
 	owner = bpf_map_lookup_elem(&xsk_owner, &zero);

@@ -11,6 +11,7 @@ packages=(
   python3 procps psmisc iputils-ping     # asyncio peer programs; pkill, fuser; ping
   nginx curl iperf3 wget wrk             # real TCP programs run under exasock in tests
   redis-server redis-tools memcached     # (the programs tests, crates/preload/tests/programs.rs)
+  dnsmasq-base bind9-dnsutils            # a UDP server with IP_PKTINFO (dnsmasq) and dig
   ca-certificates
 )
 

@@ -110,9 +110,9 @@ impl Driver {
         let addrs = netlink
             .addresses(Some(ifindex))?
             .into_iter()
-            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast })
             .collect();
-        let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu() };
+        let iface_cfg = Interface { mac: EthernetAddress(port.mac()), addrs, mtu: port.mtu(), ifindex };
         let mut config = StackConfig {
             ident_seed: (clock::now().as_nanos() as u16) ^ (std::process::id() as u16),
             ..StackConfig::default()
@@ -125,10 +125,12 @@ impl Driver {
         // the peer sends it again and the kernel, which owns the port, answers.
         config.tcp.rst_unknown = false;
         let stack = Stack::new(iface_cfg, config);
+        let kernel = KernelPath::open()?;
+        kernel.multicast_via(ifindex)?;
         Driver {
             stack,
             port,
-            kernel: KernelPath::open()?,
+            kernel,
             netlink,
             monitor,
             steering,
@@ -162,8 +164,8 @@ impl Driver {
     /// Tells the steering programs which addresses wildcard flows answer for: the interface's
     /// as the stack knows them (attach wrote them once; they may have changed since).
     fn publish_addresses(&mut self) {
-        let addrs: Vec<(std::net::Ipv4Addr, u8)> =
-            self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len)).collect();
+        let addrs: Vec<(std::net::Ipv4Addr, u8, Option<std::net::Ipv4Addr>)> =
+            self.stack.interface().addrs.iter().map(|a| (a.addr, a.prefix_len, a.broadcast)).collect();
         let _ = self.steering.set_local_addrs(&nic::steering::wildcard_addrs(&addrs));
     }
 
@@ -254,6 +256,11 @@ impl Driver {
             let _ = self.port.multicast_filter(stack::neighbour::multicast_mac(group).0, true);
         }
         Ok(())
+    }
+
+    /// The groups this process takes at its ring for `port` (`receive_group`).
+    pub fn groups_on(&self, port: u16) -> impl Iterator<Item = std::net::Ipv4Addr> + '_ {
+        self.groups.keys().filter(move |(_, p)| *p == port).map(|(g, _)| *g)
     }
 
     /// One membership of this process stops receiving `group` on `port` (see `receive_group`).
@@ -472,6 +479,23 @@ impl Driver {
         false
     }
 
+    /// Applies the kernel's table changes now: after this process joined or left a group, the
+    /// interface's memberships decide whether its next send to the group is looped.
+    pub fn refresh_kernel_tables(&mut self) {
+        self.tables_checked = clock::now();
+        self.apply_kernel_changes();
+    }
+
+    /// Applies the kernel's table changes if `poll` has not for TABLES_CHECK_INTERVAL: a send
+    /// to a group, which no poll may have preceded, learns of members that joined since.
+    pub fn refresh_kernel_tables_if_due(&mut self) {
+        let now = clock::now();
+        if now.saturating_since(self.tables_checked) >= TABLES_CHECK_INTERVAL {
+            self.tables_checked = now;
+            self.apply_kernel_changes();
+        }
+    }
+
     fn apply_kernel_changes(&mut self) {
         self.changes.clear();
         let drained = self.monitor.drain(&mut self.changes);
@@ -498,12 +522,14 @@ impl Driver {
                 }
                 Change::Address(a) if a.ifindex == self.ifindex => {
                     addresses_changed = true;
-                    let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len };
+                    let addr = IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast };
                     let iface = self.stack.interface_mut();
                     if !iface.addrs.contains(&addr) {
                         iface.addrs.push(addr);
                     }
                 }
+                Change::Group(g) if g.ifindex == self.ifindex => self.stack.set_host_group(g.group, true),
+                Change::GroupGone(g) if g.ifindex == self.ifindex => self.stack.set_host_group(g.group, false),
                 Change::AddressGone(a) if a.ifindex == self.ifindex => {
                     addresses_changed = true;
                     self.stack.interface_mut().addrs.retain(|x| x.addr != a.addr);
@@ -530,9 +556,12 @@ impl Driver {
             .netlink
             .addresses(Some(self.ifindex))?
             .into_iter()
-            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len })
+            .map(|a| IfAddr { addr: a.addr, prefix_len: a.prefix_len, broadcast: a.broadcast })
             .collect();
         self.stack.interface_mut().addrs = addrs;
+        // Kernels before 6.13 cannot say: then no group is looped.
+        let groups = self.netlink.groups(self.ifindex).unwrap_or_default();
+        self.stack.replace_host_groups(groups);
         for n in self.netlink.neighbours(Some(self.ifindex))? {
             if let (true, Some(mac)) = (n.is_usable(), n.mac) {
                 self.stack.neighbours_mut().insert(n.ip, EthernetAddress(mac));

@@ -36,6 +36,32 @@ impl KernelPath {
         Ok(KernelPath { fd: nic::fdplace::place(unsafe { OwnedFd::from_raw_fd(fd) })? })
     }
 
+    /// Multicast packets leave by interface `ifindex` (IP_MULTICAST_IF): a group's looped copy
+    /// (TTL 0, which the kernel delivers to the host's members and never sends) needs no
+    /// route to the group.
+    pub fn multicast_via(&self, ifindex: u32) -> io::Result<()> {
+        let mreqn = libc::ip_mreqn {
+            imr_multiaddr: libc::in_addr { s_addr: 0 },
+            imr_address: libc::in_addr { s_addr: 0 },
+            imr_ifindex: ifindex as i32,
+        };
+        // SAFETY: an ip_mreqn option on a socket we own, with its size.
+        let r = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_IF,
+                (&mreqn as *const libc::ip_mreqn).cast(),
+                std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// The raw socket's descriptor.
     pub fn fd(&self) -> std::os::fd::RawFd {
         self.fd.as_raw_fd()

@@ -91,25 +91,29 @@ pub fn attached_interfaces() -> Vec<String> {
     names
 }
 
-/// The addresses a wildcard flow answers for on an interface with these addresses (and prefix
-/// lengths): each address and, below /31, its directed broadcast. The limited broadcast and
-/// multicast groups are matched by the BPF programs themselves.
-pub fn wildcard_addrs(addrs: &[(Ipv4Addr, u8)]) -> Vec<Ipv4Addr> {
+/// The addresses a wildcard flow answers for on an interface with these addresses (prefix
+/// lengths, configured broadcast addresses): each address, below /31 its prefix's directed
+/// broadcast (which the kernel always routes as broadcast), and the broadcast configured with
+/// it. The limited broadcast and multicast groups are matched by the BPF programs themselves.
+pub fn wildcard_addrs(addrs: &[(Ipv4Addr, u8, Option<Ipv4Addr>)]) -> Vec<Ipv4Addr> {
     let mut out = Vec::new();
-    for &(addr, prefix_len) in addrs {
+    for &(addr, prefix_len, broadcast) in addrs {
         out.push(addr);
         if prefix_len < 31 {
             let host_mask = u32::MAX >> prefix_len;
             out.push(Ipv4Addr::from(u32::from(addr) | host_mask));
         }
+        out.extend(broadcast.filter(|b| *b != Ipv4Addr::BROADCAST));
     }
     out.sort();
     out.dedup();
     out
 }
 
-/// The IPv4 addresses (with prefix lengths) of an interface, from getifaddrs.
-pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
+/// The IPv4 addresses of an interface with their prefix lengths and configured broadcast
+/// addresses, from getifaddrs (glibc gives the address itself as the broadcast of one
+/// configured without one).
+pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, u8, Option<Ipv4Addr>)>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills a list we free below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -129,13 +133,19 @@ pub fn interface_addrs(iface: &str) -> io::Result<Vec<(Ipv4Addr, u8)>> {
             if std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() != iface.as_bytes() {
                 continue;
             }
-            let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+            let addr = Ipv4Addr::from(u32::from_be((*(ifa.ifa_addr as *const libc::sockaddr_in)).sin_addr.s_addr));
+            let broadcast = if ifa.ifa_ifu.is_null() || ifa.ifa_flags & libc::IFF_BROADCAST as u32 == 0 {
+                None
+            } else {
+                let b = (*(ifa.ifa_ifu as *const libc::sockaddr_in)).sin_addr.s_addr;
+                Some(Ipv4Addr::from(u32::from_be(b))).filter(|b| *b != addr && !b.is_unspecified())
+            };
             let prefix_len = if ifa.ifa_netmask.is_null() {
                 32
             } else {
                 u32::from_be((*(ifa.ifa_netmask as *const libc::sockaddr_in)).sin_addr.s_addr).count_ones() as u8
             };
-            out.push((Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)), prefix_len));
+            out.push((addr, prefix_len, broadcast));
         }
     }
     // SAFETY: the list getifaddrs returned, freed once.

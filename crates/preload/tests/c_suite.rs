@@ -22,7 +22,7 @@ fn suite() -> &'static str {
     static BUILT: OnceLock<String> = OnceLock::new();
     BUILT.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/c");
-        let sources = ["suite.c", "tcp_api.c"].map(|f| dir.join(f));
+        let sources = ["suite.c", "tcp_api.c", "udp_api.c"].map(|f| dir.join(f));
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("exasock-c-suite");
         let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
         let status = Command::new(&cc)
@@ -367,4 +367,139 @@ fn a_reuseport_group_of_four_listeners_shares_1000_connections() {
     assert!(bypasses(&run) >= 1000, "not accelerated:\n{}", run.stderr.lines().last().unwrap_or(""));
     assert_eq!(run.kernel_passive_opens, 0, "the kernel accepted connections");
     eprintln!("{}", run.stderr.lines().find(|l| l.starts_with("tcp-reuseport:")).unwrap_or_default());
+}
+
+/// recvmsg's control messages on accelerated UDP (IP_PKTINFO, IP_RECVTOS, IP_RECVTTL,
+/// IP_RECVORIGDSTADDR, SO_RXQ_OVFL, SO_TIMESTAMPNS), cut with MSG_CTRUNC as the kernel cuts
+/// them, for unicast and for each of several groups on one socket; sendmsg's IP_TOS, IP_TTL
+/// and IP_PKTINFO with the kernel's errnos: the kernel's results, accelerated, with the
+/// accelerated namespace's kernel receiving none of the datagrams.
+#[test]
+fn control_messages_both_ways_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "ancillary", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
+    assert_eq!(run.kernel_received, 0, "the exasock run received through the kernel");
+    for line in [
+        "ancillary unicast:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=10.99.0.1",
+        "ancillary group-2:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=239.1.9.22",
+        "ancillary send-tos-ttl: peer saw tos=16 ttl=33 from=10.99.0.1 to=10.99.0.2",
+        "ancillary after-drops:   SO_RXQ_OVFL >0=1",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}
+
+/// Broadcast: datagrams to the subnet's directed broadcast and to 255.255.255.255 reach every
+/// wildcard socket of the port (two here) and none bound to our unicast address; sending to
+/// either needs SO_BROADCAST (EACCES without it, as Linux) and then reaches a wildcard peer;
+/// the limited broadcast needs a route or a source address (ENETUNREACH otherwise, as Linux);
+/// a broadcast sent by an accelerated socket reaches this host's sockets of the port too.
+#[test]
+fn broadcast_reaches_every_wildcard_receiver_and_needs_so_broadcast_to_send() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let _wildcard = PeerEcho::start_on(&topo, std::net::Ipv4Addr::UNSPECIFIED, ECHO_PORT + 2);
+    let run = same_as_kernel(&topo, "broadcast", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 4, "not accelerated:\n{}", run.stderr);
+    // Only the looped broadcast, which the kernel delivers to its three local receivers.
+    assert_eq!(run.kernel_received, 3, "the exasock run received the peer's datagrams through the kernel");
+    for line in [
+        "broadcast directed-b:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=10.99.0.255",
+        "broadcast limited-a:   IP_PKTINFO ifindex=veth spec_dst=10.99.0.1 addr=255.255.255.255",
+        "broadcast unicast-bound-gets-none: -1 EAGAIN",
+        "broadcast send-directed-denied: -1 EACCES",
+        "broadcast send-limited-from-our-address: peer saw tos=0 ttl=64 from=10.99.0.1 to=255.255.255.255",
+        "broadcast looped-b: 6 \"looped\" controllen 32",
+        "broadcast looped-kernel: 6 \"looped\"",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}
+
+/// IP_MULTICAST_ALL, on by default as on Linux: wildcard sockets of a port receive a group
+/// that one socket of the port joined, and one that a socket of another port joined (through
+/// the kernel socket: this process's ring takes a group only on the ports that joined it);
+/// with it off, only their own joins; a group nobody joined, or left, reaches nobody.
+#[test]
+fn multicast_all_delivers_every_group_joined_on_the_host_as_the_kernel_does() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "mcast-all", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 6, "not accelerated:\n{}", run.stderr);
+    for line in [
+        "mcast-all g1-to-p all: 7 \"g1-to-p\" controllen 32",
+        "mcast-all g1-to-p own: -1 EAGAIN",
+        "mcast-all g2-to-p member: 7 \"g2-to-p\" controllen 32",
+        "mcast-all g1-to-p2 elsewhere: 8 \"g1-to-p2\" controllen 32",
+        "mcast-all g3-to-p all: -1 EAGAIN",
+        "mcast-all after-leave all: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}
+
+/// IP_MULTICAST_LOOP, on by default: a datagram an accelerated socket sends to a group reaches
+/// an accelerated member in the same process and a kernel socket of the host (its TTL-0 copy
+/// through the kernel); off, neither. The peer still gets it from the wire. With
+/// EXASOCK_MCAST_LOOP=0 no local member gets it even with the option on.
+#[test]
+fn multicast_loop_reaches_local_members_as_the_kernel_does_and_off_reaches_none() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    // A member on the peer: the looped copy (TTL 0, a wrong UDP checksum) must not reach it.
+    let _member = PeerEcho::start_member(&topo, std::net::Ipv4Addr::new(239, 1, 9, 41), 8181);
+    let bad_before = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap();
+    let run = same_as_kernel(&topo, "mcast-loop", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 2, "not accelerated:\n{}", run.stderr);
+    let leaked = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap() - bad_before;
+    assert_eq!(leaked, 0, "looped copies reached the wire");
+    for line in [
+        "mcast-loop loop-on member: 7 \"loop-on\" controllen 32",
+        "mcast-loop loop-on kernel-member: 7 \"loop-on\"",
+        "mcast-loop loop-off member: -1 EAGAIN",
+        "mcast-loop loop-off kernel-member: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+    let switched_off = under_exasock_with(&topo, "mcast-loop", "", Duration::from_secs(60), &["EXASOCK_MCAST_LOOP=0"]);
+    assert!(
+        switched_off.stdout.contains("mcast-loop loop-on kernel-member: -1 EAGAIN"),
+        "EXASOCK_MCAST_LOOP=0 still looped:\n{}",
+        switched_off.stdout
+    );
+}
+
+/// Sending to a group: the source from the bound address, else IP_MULTICAST_IF (by address,
+/// ip_mreq or ip_mreqn), else the route (none: ENETUNREACH); the TTL from IP_MULTICAST_TTL (0
+/// still leaves when no socket on the host is a member, as Linux), IP_TOS; a peer member sees
+/// what the kernel's sends show, once each (no looped copy leaks: no local member). Source-
+/// specific memberships (through the kernel socket) let only the named source's datagrams in.
+#[test]
+fn multicast_sources_ttl_and_source_specific_membership_match_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let _member = PeerEcho::start_member(&topo, std::net::Ipv4Addr::new(239, 1, 9, 51), ECHO_PORT + 3);
+    let bad_before = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap();
+    let run = same_as_kernel(&topo, "mcast-tx", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 3, "not accelerated:\n{}", run.stderr);
+    let leaked = topo.counter(Side::Peer, "UdpInCsumErrors").unwrap() - bad_before;
+    assert_eq!(leaked, 0, "looped copies reached the wire");
+    for line in [
+        "mcast-tx send-no-route: -1 ENETUNREACH",
+        "mcast-tx send-if-addr: peer saw tos=0 ttl=1 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx send-ttl-tos: peer saw tos=32 ttl=7 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx send-ttl-0: peer saw tos=32 ttl=0 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx send-from-bound: peer saw tos=0 ttl=1 from=10.99.0.1 to=239.1.9.51",
+        "mcast-tx from-source: 11 \"from-source\" controllen 32",
+        "mcast-tx not-from-source: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
 }

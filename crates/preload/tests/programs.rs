@@ -359,3 +359,71 @@ fn an_epoll_server_holds_10000_connections() {
     server.kill_with(libc::SIGTERM);
     let _ = server.finish(T);
 }
+
+/// dnsmasq in its default mode (one socket on 0.0.0.0:53 that learns each query's interface
+/// and destination from IP_PKTINFO and sends each answer from that address with IP_PKTINFO)
+/// answers `dig` from the peer accelerated, from the address dig asked (dig warns of a reply
+/// "from unexpected source" otherwise), with the accelerated namespace's kernel receiving none
+/// of the queries; a query over loopback reaches it through the kernel socket, with the
+/// kernel's control messages.
+#[test]
+fn dnsmasq_in_its_default_mode_answers_dig_accelerated() {
+    let Some(_serial) = testbed::require() else { return };
+    if !installed("dnsmasq") || !installed("dig") {
+        return;
+    }
+    let topo = attached();
+    let pid_file = std::env::temp_dir().join(format!("exasock-dnsmasq-{}.pid", std::process::id()));
+    let pid_arg = format!("--pid-file={}", pid_file.display());
+    let server = spawn_accelerated(
+        &topo,
+        &ENV,
+        &[
+            "dnsmasq",
+            "--keep-in-foreground",
+            "--log-facility=-",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--user=root",
+            &pid_arg,
+            "--address=/exasock.test/10.9.8.7",
+            "--host-record=peer.exasock.test,10.9.8.6",
+        ],
+    );
+    topo.wait_listening(Side::Accel, Proto::Udp, 53, T).unwrap();
+    // The kernel socket is bound before exasock has claimed its flow: wait for the claim.
+    let claimed = || {
+        let it = topo.accel.iface.clone();
+        let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+        let flows = status.into_iter().find(|s| s.iface == it).map(|s| s.flows).unwrap_or_default();
+        flows.iter().any(|f| f.flow.protocol == nic::steering::Protocol::Udp && f.flow.local_port == 53)
+    };
+    let deadline = std::time::Instant::now() + T;
+    while !claimed() {
+        assert!(std::time::Instant::now() < deadline, "dnsmasq's port 53 was never claimed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ip = format!("@{}", topo.accel.ip);
+    let dig = |side: Side, server: &str, name: &str| {
+        let argv = ["dig", server, name, "+tries=1", "+time=3", "+notcp"];
+        let out = topo.spawn(side, &argv, T).unwrap().finish(T).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        assert!(!text.contains("unexpected source"), "the answer came from another address:\n{text}");
+        let short = ["dig", server, name, "+tries=1", "+time=3", "+notcp", "+short"];
+        let out = topo.spawn(side, &short, T).unwrap().finish(T).unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+    for _ in 0..3 {
+        assert_eq!(dig(Side::Peer, &ip, "www.exasock.test"), "10.9.8.7");
+        assert_eq!(dig(Side::Peer, &ip, "peer.exasock.test"), "10.9.8.6");
+    }
+    let received = topo.counter(Side::Accel, "UdpInDatagrams").unwrap() - before;
+    assert_eq!(received, 0, "the accelerated namespace's kernel received dnsmasq's queries");
+    // Over loopback: the kernel socket behind the accelerated one.
+    assert_eq!(dig(Side::Accel, "@127.0.0.1", "www.exasock.test"), "10.9.8.7");
+    let err = stopped_accelerated(server, libc::SIGTERM, 1, "dnsmasq");
+    let _ = std::fs::remove_file(&pid_file);
+    assert!(err.contains("started, version"), "{err}");
+}

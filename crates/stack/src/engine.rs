@@ -10,8 +10,8 @@ use crate::stats::Stats;
 use crate::tcp::tables::TcpTables;
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
-use crate::udp::queue::DatagramInfo;
-use crate::udp::{UdpError, UdpOptions, UdpSocket};
+use crate::udp::queue::{Arrival, DatagramInfo};
+use crate::udp::{SendControl, UdpError, UdpOptions, UdpSocket};
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::{checksum, EtherType, EthernetAddress, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket};
@@ -157,6 +157,10 @@ pub struct Stack {
     pub(crate) tcp: TcpTables,
     /// Receivers of one multicast or broadcast datagram.
     group_scratch: Vec<SocketHandle>,
+    /// Groups the interface has joined in the kernel (some socket on the host, of any process,
+    /// is a member), as the driver reports them: a group's looped copy goes to the kernel only
+    /// for these (it loops to their members and keeps a TTL-0 copy off the wire only then).
+    host_groups: crate::hash::FxHashMap<Ipv4Addr, ()>,
 }
 
 /// Label of the demultiplexer's key, derived from the ISN key.
@@ -184,6 +188,7 @@ impl Stack {
             events_dropped: 0,
             scratch: vec![0u8; 65_536],
             group_scratch: Vec::new(),
+            host_groups: Default::default(),
             tcp: TcpTables::new(demux_key),
         }
     }
@@ -211,6 +216,22 @@ impl Stack {
     /// The routes.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// The kernel says whether the interface has joined `group` (some socket on the host is
+    /// a member of it).
+    pub fn set_host_group(&mut self, group: Ipv4Addr, joined: bool) {
+        if joined {
+            self.host_groups.insert(group, ());
+        } else {
+            self.host_groups.remove(&group);
+        }
+    }
+
+    /// The groups the interface has joined, all at once (after a dump).
+    pub fn replace_host_groups(&mut self, groups: impl IntoIterator<Item = Ipv4Addr>) {
+        self.host_groups.clear();
+        self.host_groups.extend(groups.into_iter().map(|g| (g, ())));
     }
 
     /// Counters.
@@ -301,11 +322,12 @@ impl Stack {
             self.stats.tcp_malformed += 1;
             return;
         }
+        let header = (ip.tos(), ip.ttl());
         if !ip.is_fragment() {
             if ip.protocol() == IpProtocol::TCP {
                 self.receive_tcp(now, src, dst, ip.payload(), csum);
             } else {
-                self.receive_udp(now, src, dst, ip.payload(), csum);
+                self.receive_udp(now, src, dst, header, ip.payload(), csum);
             }
             return;
         }
@@ -324,7 +346,7 @@ impl Stack {
                 if key.protocol == IpProtocol::TCP.0 {
                     self.receive_tcp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
                 } else {
-                    self.receive_udp(now, src, dst, &scratch[..len], RxChecksum::Unverified);
+                    self.receive_udp(now, src, dst, header, &scratch[..len], RxChecksum::Unverified);
                 }
                 self.scratch = scratch;
             }
@@ -332,7 +354,17 @@ impl Stack {
         }
     }
 
-    fn receive_udp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, datagram: &[u8], csum: RxChecksum) {
+    /// `header` is the IP header's (TOS, TTL): of the fragment that completed a reassembled
+    /// datagram.
+    fn receive_udp(
+        &mut self,
+        now: Instant,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        header: (u8, u8),
+        datagram: &[u8],
+        csum: RxChecksum,
+    ) {
         let Ok(udp) = UdpPacket::new_checked(datagram) else {
             self.stats.udp_malformed += 1;
             return;
@@ -344,6 +376,15 @@ impl Stack {
         let from = SocketAddrV4::new(src, udp.src_port());
         let to = SocketAddrV4::new(dst, udp.dst_port());
         let payload = udp.payload();
+        let arrival = Arrival {
+            src: from,
+            dst: to,
+            tos: header.0,
+            ttl: header.1,
+            ifindex: self.iface.ifindex,
+            timestamp: now,
+            drops: 0,
+        };
         if dst.is_multicast() || self.iface.is_broadcast(dst) {
             let mut receivers = std::mem::take(&mut self.group_scratch);
             self.sockets.lookup_group(from, to, &mut receivers);
@@ -351,20 +392,21 @@ impl Stack {
                 self.stats.udp_no_socket += 1;
             }
             for h in &receivers {
-                self.deliver(now, *h, payload, from, to);
+                self.deliver(*h, payload, &arrival);
             }
             self.group_scratch = receivers;
             return;
         }
         match self.sockets.lookup_unicast(from, to) {
-            Some(h) => self.deliver(now, h, payload, from, to),
+            Some(h) => self.deliver(h, payload, &arrival),
             None => self.stats.udp_no_socket += 1,
         }
     }
 
-    fn deliver(&mut self, now: Instant, h: SocketHandle, payload: &[u8], from: SocketAddrV4, to: SocketAddrV4) {
+    fn deliver(&mut self, h: SocketHandle, payload: &[u8], arrival: &Arrival) {
         let Some(s) = self.sockets.get_mut(h) else { return };
-        if !s.queue.push(payload, from, to, now) {
+        let arrival = Arrival { drops: s.drops as u32, ..*arrival };
+        if !s.queue.push(payload, &arrival) {
             s.drops += 1;
             self.stats.udp_rcvbuf_full += 1;
             return;
@@ -383,7 +425,11 @@ impl Stack {
 
     /// Closes a socket; queued datagrams are dropped.
     pub fn udp_close(&mut self, h: SocketHandle) -> Result<(), UdpError> {
-        self.sockets.remove(h).map(|_| ()).ok_or(UdpError::BadHandle)
+        let s = self.sockets.remove(h).ok_or(UdpError::BadHandle)?;
+        for g in &s.memberships {
+            self.sockets.group_left(*g);
+        }
+        Ok(())
     }
 
     fn socket(&self, h: SocketHandle) -> Result<&UdpSocket, UdpError> {
@@ -479,6 +525,7 @@ impl Stack {
             return Err(UdpError::Membership);
         }
         s.memberships.push(group);
+        self.sockets.group_joined(group);
         Ok(())
     }
 
@@ -495,6 +542,7 @@ impl Stack {
         if s.memberships.len() == before {
             return Err(UdpError::Membership);
         }
+        self.sockets.group_left(group);
         Ok(())
     }
 
@@ -535,7 +583,19 @@ impl Stack {
     /// leaves it queued with `peek`.
     pub fn udp_recv(&mut self, h: SocketHandle, buf: &mut [u8], peek: bool) -> Result<DatagramInfo, UdpError> {
         let s = self.socket_mut(h)?;
-        s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)
+        let mut info = s.queue.pop(buf, peek).ok_or(UdpError::WouldBlock)?;
+        if !self.iface.has_addr(*info.dst.ip()) {
+            info.spec_dst = self.reply_source(*info.src.ip()).unwrap_or(Ipv4Addr::UNSPECIFIED);
+        }
+        Ok(info)
+    }
+
+    /// The local address a reply to `peer` leaves from when nothing else chooses one: the
+    /// route's preferred source, else the interface's address on the peer's subnet, else its
+    /// first (IP_PKTINFO's ipi_spec_dst for a datagram sent to a group or a broadcast, as
+    /// Linux's fib_compute_spec_dst).
+    pub fn reply_source(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.routes.lookup(peer).and_then(|hop| hop.src).or_else(|| self.iface.source_for(peer))
     }
 
     /// Sends `payload` to `dst` (or the connected peer): one frame, fragments when larger than
@@ -548,6 +608,21 @@ impl Stack {
         dst: Option<SocketAddrV4>,
         tx: &mut dyn Transmit,
     ) -> Result<usize, UdpError> {
+        self.udp_send_with(h, payload, dst, &SendControl::default(), tx)
+    }
+
+    /// As [`Stack::udp_send`], with what one sendmsg's control messages ask for (IP_PKTINFO's
+    /// source address, IP_TOS, IP_TTL), which win over the socket's options for this datagram.
+    /// A source address or an interface that is not this one is `NetworkUnreachable`: not this
+    /// stack's to send (the kernel decides, as for any other interface).
+    pub fn udp_send_with(
+        &mut self,
+        h: SocketHandle,
+        payload: &[u8],
+        dst: Option<SocketAddrV4>,
+        control: &SendControl,
+        tx: &mut dyn Transmit,
+    ) -> Result<usize, UdpError> {
         let s = self.socket(h)?;
         let local = s.local.ok_or(UdpError::NotBound)?;
         let dst = dst.or(s.remote).ok_or(UdpError::NoDestination)?;
@@ -557,22 +632,55 @@ impl Stack {
         }
         let multicast = dst.ip().is_multicast();
         let broadcast = self.iface.is_broadcast(*dst.ip());
-        if broadcast && !options.broadcast {
-            return Err(UdpError::BroadcastDenied);
+        if broadcast && options.broadcast_via_kernel {
+            return Err(UdpError::NetworkUnreachable);
         }
-        let hop = if multicast || *dst.ip() == Ipv4Addr::BROADCAST {
-            None
-        } else {
-            Some(self.routes.lookup(*dst.ip()).ok_or(UdpError::NetworkUnreachable)?)
+        // A group or the limited broadcast leaves by the interface its source address names, or
+        // by the route toward it (a default route), as Linux's output route; with neither it is
+        // the kernel's (ENETUNREACH there, or another interface).
+        let link_local = multicast || *dst.ip() == Ipv4Addr::BROADCAST;
+        let hop = match self.routes.lookup(*dst.ip()) {
+            None if !link_local => return Err(UdpError::NetworkUnreachable),
+            hop => hop,
         };
-        let src = match (s.connected_src, local.ip().is_unspecified()) {
-            (Some(src), _) if s.remote == Some(dst) => src,
-            (_, false) => *local.ip(),
-            _ => hop
+        // The source: the control message's, else the socket's (connected, or bound to one of
+        // our addresses: a socket bound to a group or a broadcast address sends from the
+        // device's, as Linux), else IP_MULTICAST_IF's for a group, else the route's.
+        if control.ifindex != 0 && control.ifindex != self.iface.ifindex {
+            return Err(UdpError::NetworkUnreachable);
+        }
+        let bound = *local.ip();
+        let chosen = match control.src {
+            // IP_PKTINFO with 0.0.0.0: the route chooses, even for a bound socket (Linux).
+            Some(a) if a.is_unspecified() => None,
+            Some(a) if self.iface.has_addr(a) => Some(a),
+            Some(_) => return Err(UdpError::NetworkUnreachable),
+            None => match s.connected_src {
+                Some(src) if s.remote == Some(dst) => Some(src),
+                _ if bound.is_unspecified() || bound.is_multicast() || self.iface.is_broadcast(bound) => None,
+                _ => Some(bound),
+            },
+        };
+        let chosen = match chosen {
+            None if multicast => match options.multicast_src {
+                // IP_MULTICAST_IF names another interface: the kernel's to send.
+                Some(a) if !self.iface.has_addr(a) => return Err(UdpError::NetworkUnreachable),
+                a => a,
+            },
+            c => c,
+        };
+        let src = match chosen {
+            Some(a) => a,
+            None if link_local && hop.is_none() && control.ifindex == 0 => return Err(UdpError::NetworkUnreachable),
+            None => hop
                 .and_then(|h| h.src)
                 .or_else(|| self.iface.source_for(*dst.ip()))
                 .ok_or(UdpError::NetworkUnreachable)?,
         };
+        // After the route, as Linux: no route is ENETUNREACH even without SO_BROADCAST.
+        if broadcast && !options.broadcast {
+            return Err(UdpError::BroadcastDenied);
+        }
         let mtu = hop.and_then(|h| h.mtu).unwrap_or(self.iface.mtu).min(self.iface.mtu);
         let fits = IP_HEADER + 8 + payload.len() <= mtu;
         if !fits && options.dont_fragment {
@@ -612,14 +720,37 @@ impl Stack {
             src,
             dst: *dst.ip(),
             protocol: IpProtocol::UDP,
-            ttl: if multicast { options.multicast_ttl } else { options.ttl },
-            tos: options.tos,
+            ttl: control.ttl.unwrap_or(if multicast { options.multicast_ttl } else { options.ttl }),
+            tos: control.tos.unwrap_or(options.tos),
             ident: self.next_ident,
             dont_frag: fits,
         };
         let mut scratch = std::mem::take(&mut self.scratch);
         let datagram = Datagram { header, l4_header: &l4, payload };
-        let sent = send_datagram(tx, &link, &datagram, mtu, &mut scratch, &mut self.stats);
+        // A group datagram with TTL 0 stays on the host when the interface has joined the group
+        // (ip_mc_output); with no member on the host Linux sends it (ip_output), and so do we.
+        let host_member = multicast && self.host_groups.contains_key(dst.ip());
+        let sent = if host_member && header.ttl == 0 {
+            1
+        } else {
+            send_datagram(tx, &link, &datagram, mtu, &mut scratch, &mut self.stats)
+        };
+        if sent > 0 && host_member && options.multicast_loop {
+            // IP_MULTICAST_LOOP: this host's members of the group get it too, sockets of this
+            // process, of others and of the kernel alike. A copy with TTL 0 goes to the kernel,
+            // which loops it to the group's local members and, since the interface has joined
+            // the group, keeps it off the wire (ip_mc_output; with no member it would leave by
+            // ip_output). Its UDP checksum is wrong on purpose: a looped copy is not checked
+            // (CHECKSUM_UNNECESSARY), and should a copy still leave (the last member left a
+            // moment ago) every receiver drops it. Receivers see TTL 0 where Linux's looped
+            // copy keeps the TTL.
+            let correct = u16::from_be_bytes([l4[6], l4[7]]);
+            let mut wrong = l4;
+            wrong[6..8].copy_from_slice(&(if correct == 1 { 2u16 } else { 1u16 }).to_be_bytes());
+            let looped = Datagram { header: PacketHeader { ttl: 0, ..header }, l4_header: &wrong, payload };
+            send_datagram(tx, &Link::Kernel, &looped, mtu, &mut scratch, &mut Stats::default());
+            self.stats.udp_looped += 1;
+        }
         self.scratch = scratch;
         if sent == 0 {
             return Err(UdpError::WouldBlock);

@@ -59,6 +59,9 @@ pub struct SocketTable {
     slots: Vec<Slot>,
     free: Vec<u32>,
     demux: Demux,
+    /// Memberships of the stack's sockets per group: a group any of them joined is joined on
+    /// the interface, and IP_MULTICAST_ALL sockets receive it too.
+    joined: FxHashMap<Ipv4Addr, u32>,
 }
 
 impl SocketTable {
@@ -214,8 +217,30 @@ impl SocketTable {
         }
     }
 
+    /// Whether a socket bound to receive a group's (or a broadcast) port takes it: a member,
+    /// or with IP_MULTICAST_ALL (Linux's default) any socket once the group is joined on the
+    /// interface, as Linux's ip_mc_sf_allow.
     fn accepts_group(&self, h: SocketHandle, group: Ipv4Addr) -> bool {
-        self.get(h).is_some_and(|s| !group.is_multicast() || s.memberships.contains(&group))
+        self.get(h).is_some_and(|s| {
+            !group.is_multicast()
+                || s.memberships.contains(&group)
+                || (s.options.multicast_all && self.joined.contains_key(&group))
+        })
+    }
+
+    /// A socket joined `group`.
+    pub(crate) fn group_joined(&mut self, group: Ipv4Addr) {
+        *self.joined.entry(group).or_insert(0) += 1;
+    }
+
+    /// A socket left `group` (or closed while a member).
+    pub(crate) fn group_left(&mut self, group: Ipv4Addr) {
+        if let Some(n) = self.joined.get_mut(&group) {
+            *n -= 1;
+            if *n == 0 {
+                self.joined.remove(&group);
+            }
+        }
     }
 
     /// Handles of every open socket.

@@ -38,6 +38,9 @@ pub struct Stats {
     pub udp_delivered: u64,
     /// UDP datagrams sent (UdpOutDatagrams).
     pub udp_sent: u64,
+    /// UDP datagrams to a group whose copy went to the kernel to loop to this host's members
+    /// (IP_MULTICAST_LOOP); not counted in `tx_to_kernel`.
+    pub udp_looped: u64,
     /// Frames handed to the port.
     pub tx_frames: u64,
     /// IP packets handed to the kernel because the neighbour was unknown.

@@ -24,7 +24,7 @@ pub fn lan_stack(
     peer_mac: EthernetAddress,
     config: StackConfig,
 ) -> Stack {
-    let iface = Interface { mac, addrs: vec![IfAddr { addr, prefix_len: 24 }], mtu };
+    let iface = Interface { mac, addrs: vec![IfAddr::new(addr, 24)], mtu, ifindex: 2 };
     let mut stack = Stack::new(iface, config);
     let o = addr.octets();
     stack.routes_mut().insert(Route {

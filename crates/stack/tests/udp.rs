@@ -2,7 +2,7 @@
 
 use stack::route::Route;
 use stack::testing::{lan_stack, Capture};
-use stack::udp::{UdpError, UdpOptions};
+use stack::udp::{SendControl, UdpError, UdpOptions};
 use stack::{Event, IfAddr, Instant, Interface, RxChecksum, SocketHandle, Stack, StackConfig};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
@@ -40,6 +40,8 @@ struct F {
     bad_udp_csum: bool,
     zero_udp_csum: bool,
     proto: IpProtocol,
+    tos: u8,
+    ttl: u8,
 }
 
 fn f(src_port: u16, dst: SocketAddrV4) -> F {
@@ -54,6 +56,8 @@ fn f(src_port: u16, dst: SocketAddrV4) -> F {
         bad_udp_csum: false,
         zero_udp_csum: false,
         proto: IpProtocol::UDP,
+        tos: 0,
+        ttl: 64,
     }
 }
 
@@ -87,7 +91,8 @@ fn frame(o: &F, ip_payload: &[u8]) -> Vec<u8> {
     ip.set_total_len((20 + ip_payload.len()) as u16);
     ip.set_ident(o.ident);
     ip.set_flags_and_frag_offset(false, o.more, o.offset as u16);
-    ip.set_ttl(64);
+    ip.set_ttl(o.ttl);
+    ip.set_tos(o.tos);
     ip.set_protocol(o.proto);
     ip.set_src_addr(*o.src.ip());
     ip.set_dst_addr(*o.dst.ip());
@@ -189,7 +194,10 @@ fn reuseport_spreads_flows_and_keeps_each_flow_on_one_socket() {
 fn reuseaddr_unicast_goes_to_the_newest_broadcast_and_multicast_to_all_members() {
     let mut s = stack();
     let old = bound(&mut s, any(9000), |o| o.reuse_addr = true);
-    let new = bound(&mut s, any(9000), |o| o.reuse_addr = true);
+    let new = bound(&mut s, any(9000), |o| {
+        o.reuse_addr = true;
+        o.multicast_all = false;
+    });
     let member = bound(&mut s, any(9000), |o| o.reuse_addr = true);
     let group = Ipv4Addr::new(239, 1, 2, 3);
     s.udp_join(old, group).unwrap();
@@ -211,12 +219,50 @@ fn reuseaddr_unicast_goes_to_the_newest_broadcast_and_multicast_to_all_members()
     s.receive(T0, &udp_frame(&m, b"mcast"), RxChecksum::Unverified);
     assert_eq!(recv(&mut s, old).unwrap().0, b"mcast");
     assert_eq!(recv(&mut s, member).unwrap().0, b"mcast");
-    assert!(recv(&mut s, new).is_none(), "a socket that did not join gets no group traffic");
+    assert!(recv(&mut s, new).is_none(), "with IP_MULTICAST_ALL off, a socket that did not join gets no group traffic");
     s.udp_leave(member, group).unwrap();
     assert_eq!(s.udp_leave(member, group), Err(UdpError::Membership));
     // Without reuse flags a second bind is refused.
     let h = s.udp_open();
     assert_eq!(s.udp_bind(h, at(9000)), Err(UdpError::AddressInUse));
+}
+
+/// IP_MULTICAST_ALL (on by default): a wildcard socket of the port receives every group joined
+/// on the interface, not only its own joins; off, only its own; a group nobody joined reaches
+/// no one; the last member leaving (or closing) ends it.
+#[test]
+fn multicast_all_delivers_every_joined_group_to_the_ports_wildcard_sockets() {
+    let mut s = stack();
+    let member = bound(&mut s, any(9100), |o| o.reuse_addr = true);
+    let all = bound(&mut s, any(9100), |o| o.reuse_addr = true);
+    let own_only = bound(&mut s, any(9100), |o| {
+        o.reuse_addr = true;
+        o.multicast_all = false;
+    });
+    let (g1, g2) = (Ipv4Addr::new(239, 1, 1, 1), Ipv4Addr::new(239, 1, 1, 2));
+    s.udp_join(member, g1).unwrap();
+    let send = |s: &mut Stack, g: Ipv4Addr| {
+        let o = g.octets();
+        let m = F {
+            dst_mac: EthernetAddress([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]),
+            ..f(1, SocketAddrV4::new(g, 9100))
+        };
+        s.receive(T0, &udp_frame(&m, b"m"), RxChecksum::Unverified);
+    };
+    let got = |s: &mut Stack| [member, all, own_only].map(|h| recv(s, h).is_some());
+    send(&mut s, g1);
+    assert_eq!(got(&mut s), [true, true, false]);
+    send(&mut s, g2);
+    assert_eq!(got(&mut s), [false, false, false], "nobody joined it");
+    let other_port = bound(&mut s, any(9200), |_| {});
+    s.udp_join(other_port, g2).unwrap();
+    send(&mut s, g2);
+    assert_eq!(got(&mut s), [true, true, false], "joined on the interface by a socket of another port");
+    s.udp_close(other_port).unwrap();
+    s.udp_leave(member, g1).unwrap();
+    send(&mut s, g1);
+    send(&mut s, g2);
+    assert_eq!(got(&mut s), [false, false, false], "left and closed: joined no more");
 }
 
 #[test]
@@ -303,6 +349,12 @@ fn send_builds_correct_frames_and_honours_options() {
     assert_eq!(parse_sent(&tx.frames[1]).2, 7);
 
     let group = Ipv4Addr::new(239, 9, 9, 9);
+    assert_eq!(
+        s.udp_send(h, b"m", Some(SocketAddrV4::new(group, 5)), &mut tx),
+        Err(UdpError::NetworkUnreachable),
+        "a group with no source chosen and no route: the kernel's (ENETUNREACH there)"
+    );
+    s.udp_options_mut(h).unwrap().multicast_src = Some(OURS);
     s.udp_send(h, b"m", Some(SocketAddrV4::new(group, 5)), &mut tx).unwrap();
     let eth = EthernetFrame::new_checked(&tx.frames[2][..]).unwrap();
     assert_eq!(eth.dst_addr(), EthernetAddress([0x01, 0x00, 0x5e, 9, 9, 9]));
@@ -313,6 +365,14 @@ fn send_builds_correct_frames_and_honours_options() {
     s.udp_options_mut(h).unwrap().broadcast = true;
     s.udp_send(h, b"b", Some(bcast), &mut tx).unwrap();
     assert!(EthernetFrame::new_checked(&tx.frames[3][..]).unwrap().dst_addr().is_broadcast());
+    s.udp_options_mut(h).unwrap().broadcast_via_kernel = true;
+    assert_eq!(s.udp_send(h, b"b", Some(bcast), &mut tx), Err(UdpError::NetworkUnreachable), "the kernel's to loop");
+    s.udp_options_mut(h).unwrap().broadcast_via_kernel = false;
+    let limited = Some(SocketAddrV4::new(Ipv4Addr::BROADCAST, 5));
+    assert_eq!(s.udp_send(h, b"l", limited, &mut tx), Err(UdpError::NetworkUnreachable), "no source, no route");
+    let from_ours = SendControl { src: Some(OURS), ..Default::default() };
+    s.udp_send_with(h, b"l", limited, &from_ours, &mut tx).unwrap();
+    s.udp_send(h, b"", Some(SocketAddrV4::new(PEER, 5)), &mut tx).unwrap();
 
     assert_eq!(
         s.udp_send(h, b"x", Some(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 5)), &mut tx),
@@ -327,7 +387,127 @@ fn send_builds_correct_frames_and_honours_options() {
     assert_eq!(s.udp_send(unbound, b"x", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Err(UdpError::NotBound));
     tx.room = Some(0);
     assert_eq!(s.udp_send(h, b"x", Some(SocketAddrV4::new(PEER, 5)), &mut tx), Err(UdpError::WouldBlock));
-    assert_eq!(s.stats().udp_sent, 4);
+    assert_eq!(s.stats().udp_sent, 6);
+}
+
+/// What recvmsg's control messages report comes with each datagram: its destination (a group
+/// says which), the reply source, TOS, TTL, interface, and the drops before it (SO_RXQ_OVFL).
+#[test]
+fn each_datagram_keeps_its_header_facts_for_control_messages() {
+    let mut s = stack();
+    let h = bound(&mut s, any(53), |_| {});
+    let group = Ipv4Addr::new(239, 1, 2, 3);
+    s.udp_join(h, group).unwrap();
+    s.receive(T0, &udp_frame(&F { tos: 0x2e, ttl: 9, ..f(1000, at(53)) }, b"u"), RxChecksum::Unverified);
+    let m = F {
+        dst_mac: EthernetAddress([0x01, 0x00, 0x5e, 1, 2, 3]),
+        tos: 0x10,
+        ttl: 3,
+        ..f(1001, SocketAddrV4::new(group, 53))
+    };
+    s.receive(T0, &udp_frame(&m, b"g"), RxChecksum::Unverified);
+    let mut buf = [0u8; 8];
+    let i = s.udp_recv(h, &mut buf, false).unwrap();
+    assert_eq!((i.dst, i.spec_dst, i.tos, i.ttl, i.ifindex, i.drops), (at(53), OURS, 0x2e, 9, 2, 0));
+    let i = s.udp_recv(h, &mut buf, false).unwrap();
+    assert_eq!(
+        (i.dst, i.spec_dst, i.tos, i.ttl),
+        (SocketAddrV4::new(group, 53), OURS, 0x10, 3),
+        "a group's reply source is ours"
+    );
+
+    // Fill a small queue, drop two, drain: the next datagram carries the drop count.
+    s.udp_set_rcvbuf(h, 2 * (256 + 100)).unwrap();
+    for _ in 0..4 {
+        s.receive(T0, &udp_frame(&f(1000, at(53)), &[7; 100]), RxChecksum::Unverified);
+    }
+    let mut big = [0u8; 200];
+    assert_eq!(s.udp_recv(h, &mut big, false).unwrap().drops, 0);
+    assert_eq!(s.udp_recv(h, &mut big, false).unwrap().drops, 0);
+    s.receive(T0, &udp_frame(&f(1000, at(53)), b"after"), RxChecksum::Unverified);
+    assert_eq!(s.udp_recv(h, &mut big, false).unwrap().drops, 2);
+}
+
+/// sendmsg's control messages win for one datagram; a source or interface that is not this
+/// stack's is the kernel's to send; a socket bound to a group sends from our address.
+#[test]
+fn a_sends_control_messages_win_for_that_datagram_only() {
+    let mut s = stack();
+    let h = bound(&mut s, any(4000), |_| {});
+    let mut tx = capture();
+    let peer = Some(SocketAddrV4::new(PEER, 5));
+    let tos_ttl = SendControl { tos: Some(0x10), ttl: Some(33), ..Default::default() };
+    s.udp_send_with(h, b"a", peer, &tos_ttl, &mut tx).unwrap();
+    s.udp_send(h, b"b", peer, &mut tx).unwrap();
+    let header = |f: &[u8]| {
+        let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
+        (ip.src_addr(), ip.tos(), ip.ttl())
+    };
+    assert_eq!(header(&tx.frames[0]), (OURS, 0x10, 33));
+    assert_eq!(header(&tx.frames[1]), (OURS, 0, 64), "only that datagram");
+    let ours = SendControl { src: Some(OURS), ifindex: 2, ..Default::default() };
+    s.udp_send_with(h, b"c", peer, &ours, &mut tx).unwrap();
+    let route_picks = SendControl { src: Some(Ipv4Addr::UNSPECIFIED), ..Default::default() };
+    s.udp_send_with(h, b"d", peer, &route_picks, &mut tx).unwrap();
+    assert_eq!(header(&tx.frames[3]).0, OURS);
+    for elsewhere in [
+        SendControl { src: Some(Ipv4Addr::new(10, 0, 0, 77)), ..Default::default() },
+        SendControl { ifindex: 9, ..Default::default() },
+    ] {
+        assert_eq!(s.udp_send_with(h, b"x", peer, &elsewhere, &mut tx), Err(UdpError::NetworkUnreachable));
+    }
+    let group = Ipv4Addr::new(239, 1, 2, 3);
+    let g = bound(&mut s, SocketAddrV4::new(group, 4001), |_| {});
+    s.udp_send(g, b"e", peer, &mut tx).unwrap();
+    assert_eq!(header(&tx.frames[4]).0, OURS, "a group is never a source");
+    s.udp_options_mut(h).unwrap().multicast_src = Some(Ipv4Addr::new(10, 0, 0, 77));
+    let to_group = Some(SocketAddrV4::new(group, 5));
+    assert_eq!(s.udp_send(h, b"f", to_group, &mut tx), Err(UdpError::NetworkUnreachable), "IP_MULTICAST_IF elsewhere");
+    s.udp_options_mut(h).unwrap().multicast_src = Some(OURS);
+    s.udp_send(h, b"f", to_group, &mut tx).unwrap();
+}
+
+/// IP_MULTICAST_LOOP (on by default): a datagram to a group also goes to the kernel whole with
+/// TTL 0, which loops it to the host's members and never sends it; off, only the frame.
+#[test]
+fn a_group_datagram_is_looped_through_the_kernel_with_ttl_0_unless_loop_is_off() {
+    let mut s = stack();
+    let h = bound(&mut s, at(4000), |_| {});
+    let mut tx = capture();
+    let group = Some(SocketAddrV4::new(Ipv4Addr::new(239, 1, 2, 3), 5));
+    s.udp_send(h, b"none", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (1, 0), "no member on the host: nothing to loop");
+    s.set_host_group(Ipv4Addr::new(239, 1, 2, 3), true);
+    tx.frames.clear();
+    s.udp_send(h, b"loop", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (1, 1));
+    let frame_ip = Ipv4Packet::new_checked(&tx.frames[0][14..]).unwrap();
+    let looped = Ipv4Packet::new_checked(&tx.to_kernel[0][..]).unwrap();
+    assert_eq!((frame_ip.ttl(), looped.ttl()), (1, 0));
+    assert!(looped.verify_checksum());
+    let (a, b) =
+        (UdpPacket::new_checked(frame_ip.payload()).unwrap(), UdpPacket::new_checked(looped.payload()).unwrap());
+    assert_eq!(
+        (a.src_port(), a.dst_port(), a.payload()),
+        (b.src_port(), b.dst_port(), b.payload()),
+        "the same datagram"
+    );
+    assert!(!b.verify_checksum(looped.src_addr(), looped.dst_addr()), "a leaked copy is dropped by its receivers");
+    s.udp_send(h, b"uni", Some(SocketAddrV4::new(PEER, 5)), &mut tx).unwrap();
+    assert_eq!(tx.to_kernel.len(), 1, "unicast is not looped");
+    s.udp_options_mut(h).unwrap().multicast_ttl = 0;
+    s.udp_send(h, b"host", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (2, 2), "TTL 0 with a member here: the loop only");
+    s.set_host_group(Ipv4Addr::new(239, 1, 2, 3), false);
+    s.udp_send(h, b"wire", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (3, 2), "TTL 0 and no member here: the wire, as Linux");
+    s.set_host_group(Ipv4Addr::new(239, 1, 2, 3), true);
+    tx.frames.pop();
+    s.udp_options_mut(h).unwrap().multicast_ttl = 1;
+    s.udp_options_mut(h).unwrap().multicast_loop = false;
+    s.udp_send(h, b"no", group, &mut tx).unwrap();
+    assert_eq!((tx.frames.len(), tx.to_kernel.len()), (3, 2));
+    assert_eq!((s.stats().udp_looped, s.stats().tx_to_kernel), (2, 0));
 }
 
 #[test]
@@ -362,7 +542,7 @@ fn a_gateway_route_sends_to_the_gateways_mac_and_an_unknown_neighbour_goes_via_t
 fn large_datagrams_fragment_and_reassemble_byte_exact() {
     let (mut a, mut b) = (stack(), stack());
     // b plays the peer: its address is PEER and it knows our MAC.
-    *b.interface_mut() = Interface { mac: PEER_MAC, addrs: vec![IfAddr { addr: PEER, prefix_len: 24 }], mtu: 1500 };
+    *b.interface_mut() = Interface { mac: PEER_MAC, addrs: vec![IfAddr::new(PEER, 24)], mtu: 1500, ifindex: 2 };
     b.neighbours_mut().insert(OURS, OUR_MAC);
     let ha = bound(&mut a, any(1000), |_| {});
     let hb = bound(&mut b, any(2000), |_| {});

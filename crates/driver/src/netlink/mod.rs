@@ -38,6 +38,9 @@ const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
 const RTM_DELNEIGH: u16 = 29;
 const RTM_GETNEIGH: u16 = 30;
+const RTM_NEWMULTICAST: u16 = 56;
+const RTM_DELMULTICAST: u16 = 57;
+const RTM_GETMULTICAST: u16 = 58;
 
 // Attribute types.
 const NLA_TYPE_MASK: u16 = 0x3fff;
@@ -63,6 +66,10 @@ const NTF_PROXY: u8 = 0x08;
 const RTNLGRP_NEIGH: u32 = 3;
 const RTNLGRP_IPV4_IFADDR: u32 = 5;
 const RTNLGRP_IPV4_ROUTE: u32 = 7;
+/// Multicast groups joined by interfaces (Linux 6.13 and later).
+const RTNLGRP_IPV4_MCADDR: u32 = 37;
+/// The group of an RTM_NEWMULTICAST/RTM_DELMULTICAST message.
+const IFA_MULTICAST: u16 = 7;
 const SOL_NETLINK: libc::c_int = 270;
 const NETLINK_ADD_MEMBERSHIP: libc::c_int = 1;
 const NETLINK_CAP_ACK: libc::c_int = 10;
@@ -209,6 +216,15 @@ pub struct Address {
     pub broadcast: Option<Ipv4Addr>,
 }
 
+/// A multicast group joined on an interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Group {
+    /// Interface index.
+    pub ifindex: u32,
+    /// The group.
+    pub group: Ipv4Addr,
+}
+
 /// One change to the kernel's tables, as announced to a [`Monitor`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Change {
@@ -224,6 +240,11 @@ pub enum Change {
     Address(Address),
     /// An address was removed (`RTM_DELADDR`).
     AddressGone(Address),
+    /// An interface joined a multicast group: some socket on the host is a member
+    /// (`RTM_NEWMULTICAST`, Linux 6.13 and later).
+    Group(Group),
+    /// An interface left a multicast group: its last member left (`RTM_DELMULTICAST`).
+    GroupGone(Group),
     /// The socket overran (`ENOBUFS`): some changes were lost. The caller must discard what it
     /// learnt from changes and dump the tables afresh.
     Overrun,
@@ -244,5 +265,5 @@ use socket::*;
 
 pub use diag::{parse_udp_diag, udp_sockets_on_port, UdpSocketInfo};
 pub use monitor::Monitor;
-pub use parse::{parse_address, parse_changes, parse_neighbour, parse_route};
+pub use parse::{parse_address, parse_changes, parse_group, parse_neighbour, parse_route};
 pub use request::Netlink;

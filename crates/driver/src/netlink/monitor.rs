@@ -2,7 +2,8 @@
 
 use super::*;
 
-/// A second socket subscribed to RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE and RTNLGRP_IPV4_IFADDR,
+/// A second socket subscribed to RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_IFADDR and
+/// (where the kernel has it) RTNLGRP_IPV4_MCADDR,
 /// non-blocking, so a driver can learn of changes without polling the kernel on the fast path.
 pub struct Monitor {
     fd: OwnedFd,
@@ -34,6 +35,8 @@ impl Monitor {
         for group in [RTNLGRP_NEIGH, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV4_IFADDR] {
             set_int_opt(&fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group as libc::c_int)?;
         }
+        // Groups joined by interfaces: only since Linux 6.13 (then `Netlink::groups` fails too).
+        let _ = set_int_opt(&fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_MCADDR as libc::c_int);
         Ok(Monitor { fd, buf: vec![0; RECV_BUF] })
     }
 

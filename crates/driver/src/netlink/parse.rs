@@ -215,6 +215,24 @@ pub fn parse_neighbour(payload: &[u8]) -> io::Result<Option<Neighbour>> {
     Ok(Some(Neighbour { ip, mac, ifindex, state }))
 }
 
+/// Parses the payload of an `RTM_NEWMULTICAST`/`RTM_DELMULTICAST` message, or of a reply to
+/// an `RTM_GETMULTICAST` dump (ifaddrmsg and IFA_MULTICAST). `Ok(None)` for another family
+/// than IPv4.
+pub fn parse_group(payload: &[u8]) -> io::Result<Option<Group>> {
+    let attrs = attrs_after(payload, IFADDRMSG_LEN, "truncated ifaddrmsg")?;
+    let ifindex = u32_at(payload, 4).ok_or_else(|| bad("truncated ifaddrmsg"))?;
+    if payload[0] != libc::AF_INET as u8 {
+        return Ok(None);
+    }
+    for attr in attrs {
+        let (kind, data) = attr?;
+        if kind == IFA_MULTICAST {
+            return Ok(Some(Group { ifindex, group: attr_ipv4(data, "bad IFA_MULTICAST")? }));
+        }
+    }
+    Err(bad("multicast address without IFA_MULTICAST"))
+}
+
 /// Parses the payload of an `RTM_NEWADDR`/`RTM_DELADDR` message (ifaddrmsg and attributes).
 /// `Ok(None)` for another family than IPv4.
 pub fn parse_address(payload: &[u8]) -> io::Result<Option<Address>> {
@@ -251,6 +269,8 @@ pub fn parse_changes(datagram: &[u8], out: &mut Vec<Change>) -> io::Result<usize
         let msg = msg?;
         let change = match msg.kind {
             RTM_NEWNEIGH => parse_neighbour(msg.payload)?.map(Change::Neighbour),
+            RTM_NEWMULTICAST => parse_group(msg.payload)?.map(Change::Group),
+            RTM_DELMULTICAST => parse_group(msg.payload)?.map(Change::GroupGone),
             RTM_DELNEIGH => parse_neighbour(msg.payload)?.map(Change::NeighbourGone),
             RTM_NEWROUTE => parse_route(msg.payload)?.map(Change::Route),
             RTM_DELROUTE => parse_route(msg.payload)?.map(Change::RouteGone),

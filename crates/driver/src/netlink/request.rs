@@ -105,6 +105,14 @@ impl Netlink {
         Ok(all)
     }
 
+    /// The multicast groups joined on an interface (some socket on the host is a member of
+    /// each); an error on kernels before 6.13, which cannot dump them.
+    pub fn groups(&mut self, ifindex: u32) -> io::Result<Vec<Ipv4Addr>> {
+        let body = ifaddrmsg(ifindex);
+        let all = self.dump(RTM_GETMULTICAST, RTM_GETMULTICAST, &body, parse_group)?;
+        Ok(all.into_iter().filter(|g| g.ifindex == ifindex).map(|g| g.group).collect())
+    }
+
     /// Runs a dump, restarting it while the kernel flags it inconsistent (a table changed
     /// during it).
     fn dump<T>(

@@ -301,3 +301,26 @@ fn udp_diag_messages_parse_and_short_ones_are_errors() {
     m[0] = libc::AF_INET6 as u8;
     assert_eq!(parse_udp_diag(&m).unwrap(), None);
 }
+
+/// RTM_NEWMULTICAST payload (Linux 6.18, x86_64): ifindex 4 joined 239.9.9.9.
+#[rustfmt::skip]
+const GROUP: [u8; 36] = [
+    2, 32, 128, 0, 4, 0, 0, 0,                    // ifaddrmsg: AF_INET, /32, IFA_F_PERMANENT, ifindex 4
+    8, 0, 7, 0, 239, 9, 9, 9,                     // IFA_MULTICAST
+    20, 0, 6, 0, 255, 255, 255, 255, 255, 255, 255, 255, 136, 83, 58, 0, 136, 83, 58, 0, // IFA_CACHEINFO
+];
+
+#[cfg(target_endian = "little")]
+#[test]
+fn parses_a_group_joined_and_left() {
+    let g = Group { ifindex: 4, group: Ipv4Addr::new(239, 9, 9, 9) };
+    assert_eq!(parse_group(&GROUP).unwrap(), Some(g));
+    let mut datagram = msg(RTM_NEWMULTICAST, 0, 0, &GROUP);
+    datagram.extend(msg(RTM_DELMULTICAST, 0, 0, &GROUP));
+    let mut out = Vec::new();
+    assert_eq!(parse_changes(&datagram, &mut out).unwrap(), 2);
+    assert_eq!(out, vec![Change::Group(g), Change::GroupGone(g)]);
+    for len in 0..GROUP.len() {
+        assert!(parse_group(&GROUP[..len]).is_err() || len >= 16, "{len}");
+    }
+}

@@ -186,24 +186,12 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {
         membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
     }
-    if r == 0 && level == libc::IPPROTO_IP && name == libc::IP_MULTICAST_TTL {
-        if let (FdState::Accel(slot), Ok(ttl)) = (fdtable::get(fd), read_int(val, len)) {
-            if let Some(rt) = runtime::lock().as_mut() {
-                if let Some(s) = rt.slot(slot) {
-                    if let Ok(o) = rt.driver.stack().udp_options_mut(s.handle) {
-                        o.multicast_ttl = ttl.clamp(0, 255) as u8;
-                    }
-                }
-            }
-        }
-    }
-    if r == 0
-        && level == libc::SOL_SOCKET
-        && matches!(name, libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING)
-    {
+    if r == 0 && (runtime::is_udp_option(level, name) || runtime::Ancillary::is_option(level, name)) {
+        // The stack follows the kernel socket's effective values.
         if let FdState::Accel(slot) = fdtable::get(fd) {
             if let Some(rt) = runtime::lock().as_mut() {
-                rt.refresh_timestamps(slot, fd);
+                rt.refresh_udp_options(slot, fd);
+                rt.refresh_ancillary(slot, fd);
             }
         }
     }

@@ -23,9 +23,11 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
         let _ = rt.driver.stack().udp_close(handle);
         NotAccelerated::Failed(e)
     };
-    // The stack checks address sharing as the kernel did: with the kernel socket's options.
+    // The stack checks address sharing as the kernel did: with the kernel socket's options;
+    // and it sends and receives as they say.
     let (reuse_addr, reuse_port) = reuse_flags(fd);
     if let Ok(o) = stack.udp_options_mut(handle) {
+        *o = udp_options_of(fd, *o);
         o.reuse_addr = reuse_addr;
         o.reuse_port = reuse_port;
     }
@@ -75,7 +77,9 @@ pub fn accelerate_udp(fd: i32, local: SocketAddrV4, remote: Option<SocketAddrV4>
 /// The last steps of `accelerate_udp`, once the flow (if any) is claimed.
 fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Result<(), NotAccelerated> {
     let inode = socket_inode(fd);
-    drop_kernel_multicast(fd, rt.driver.ifindex());
+    let mut groups = [Ipv4Addr::UNSPECIFIED; FILTER_GROUPS + 1];
+    let n = ring_groups(&rt.driver, flow.local_port, &mut groups);
+    drop_kernel_multicast(fd, rt.driver.ifindex(), &groups[..n]);
     // The queue holds what the kernel socket would: its effective SO_RCVBUF.
     if let Some(bytes) = kernel_rcvbuf(fd) {
         let _ = rt.driver.stack().udp_set_rcvbuf(handle, bytes);
@@ -87,7 +91,7 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
         flow,
         shut_rd: false,
         shut_wr: false,
-        timestamps: Timestamps::of(fd),
+        ancillary: Ancillary::of(fd),
         refs: 1,
         id: 0,
         inode,
@@ -113,14 +117,30 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
     Ok(())
 }
 
+/// The most groups a kernel socket's filter names one by one (classic BPF jumps reach 255
+/// instructions); past it, the socket drops every group arriving on the attached interface.
+pub(super) const FILTER_GROUPS: usize = 200;
+
+/// The groups this process takes at its ring (or XSK: XDP redirects the groups it joined on
+/// the port of a wildcard flow it owns) on `port`, into `out` (one more than the filter names
+/// when there are too many); how many.
+pub(super) fn ring_groups(driver: &Driver, port: u16, out: &mut [Ipv4Addr; FILTER_GROUPS + 1]) -> usize {
+    driver.groups_on(port).zip(out.iter_mut()).map(|(g, slot)| *slot = g).count()
+}
+
 /// The kernel socket behind an accelerated UDP socket drops the multicast datagrams that
-/// arrive on the attached interface: tc leaves the kernel its copy of every group (for the
-/// kernel's own members), and this process took its own copy at the ring, so the kernel
-/// socket's would be a duplicate nobody reads. Looped-back copies (PACKET_LOOPBACK), unicast,
-/// broadcast and other interfaces still reach it. A classic BPF filter (SO_ATTACH_FILTER):
-/// `pkttype == PACKET_MULTICAST && ifindex == attached` -> drop.
-fn drop_kernel_multicast(fd: i32, ifindex: u32) {
+/// arrive on the attached interface for a group this process takes at its ring on the
+/// socket's port (`groups`): tc leaves the kernel its copy of every group (for the kernel's
+/// own members), and the stack delivered this process's copy, so the kernel socket's would be
+/// a duplicate. Other groups stay: those a socket receives by IP_MULTICAST_ALL (Linux's
+/// default) because another process, or a socket of this one on another port, joined them on
+/// the host reach it only through the kernel, which the receive path reads too. Looped-back
+/// copies (PACKET_LOOPBACK), unicast, broadcast and other interfaces also stay. A classic BPF
+/// filter (SO_ATTACH_FILTER): `pkttype == PACKET_MULTICAST && ifindex == attached && ip dst in
+/// groups` -> drop. Made again whenever the groups of the port change.
+pub(super) fn drop_kernel_multicast(fd: i32, ifindex: u32, groups: &[Ipv4Addr]) {
     const SKF_AD_OFF: u32 = (-0x1000i32) as u32;
+    const SKF_NET_OFF: u32 = (-0x10_0000i32) as u32;
     const SKF_AD_PKTTYPE: u32 = 4;
     const SKF_AD_IFINDEX: u32 = 8;
     const PACKET_MULTICAST: u32 = 2;
@@ -128,15 +148,22 @@ fn drop_kernel_multicast(fd: i32, ifindex: u32) {
     let ld_abs_w = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
     let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
     let ret = libc::BPF_RET | libc::BPF_K;
-    let mut prog = [
-        ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE),
-        ins(jeq, 0, 3, PACKET_MULTICAST),
-        ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_IFINDEX),
-        ins(jeq, 0, 1, ifindex),
-        ins(ret, 0, 0, 0),
-        ins(ret, 0, 0, u32::MAX),
-    ];
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_mut_ptr() };
+    let mut prog = [ins(0, 0, 0, 0); FILTER_GROUPS + 7];
+    let every = groups.len() > FILTER_GROUPS;
+    let n = if every { 0 } else { groups.len() };
+    // 0-3: not a multicast frame of the attached interface -> accept (index 5 + n).
+    prog[0] = ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE);
+    prog[1] = ins(jeq, 0, (3 + n) as u8, PACKET_MULTICAST);
+    prog[2] = ins(ld_abs_w, 0, 0, SKF_AD_OFF + SKF_AD_IFINDEX);
+    prog[3] = ins(jeq, 0, (1 + n) as u8, ifindex);
+    // 4: the IP destination; 5..5+n: one of the groups -> drop (index 6 + n).
+    prog[4] = ins(ld_abs_w, 0, 0, SKF_NET_OFF + 16);
+    for (i, g) in groups.iter().take(n).enumerate() {
+        prog[5 + i] = ins(jeq, (n - i) as u8, 0, u32::from(*g));
+    }
+    prog[5 + n] = ins(ret, 0, 0, if every { 0 } else { u32::MAX });
+    prog[6 + n] = ins(ret, 0, 0, 0);
+    let fprog = libc::sock_fprog { len: (7 + n) as u16, filter: prog.as_mut_ptr() };
     // SAFETY: the program outlives the call, which copies it.
     let r = unsafe {
         crate::real::setsockopt(
@@ -213,7 +240,7 @@ pub(super) fn adopt(
         flow,
         shut_rd: false,
         shut_wr: false,
-        timestamps: Timestamps::default(),
+        ancillary: Ancillary::default(),
         refs: 1,
         id: 0,
         inode: 0,

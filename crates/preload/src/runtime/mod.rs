@@ -23,6 +23,7 @@ mod lifetime;
 mod publish;
 mod sockaddr;
 mod tcp_options;
+mod udp_options;
 mod wait;
 mod watcher;
 
@@ -32,6 +33,7 @@ pub use extensions::*;
 pub use lifetime::*;
 pub use sockaddr::*;
 pub use tcp_options::*;
+pub use udp_options::*;
 pub use wait::*;
 
 /// MSG_ZEROCOPY bookkeeping of a socket with SO_ZEROCOPY on. The stack copies what it is
@@ -85,8 +87,8 @@ pub struct Slot {
     pub shut_rd: bool,
     /// shutdown(SHUT_WR): sends fail with EPIPE.
     pub shut_wr: bool,
-    /// Which receive timestamps recvmsg reports.
-    pub timestamps: Timestamps,
+    /// Which control messages recvmsg adds.
+    pub ancillary: Ancillary,
     /// Descriptors naming this socket (dup, dup2, dup3, F_DUPFD) and calls waiting on it; the
     /// socket is released when the last goes.
     pub refs: u32,
@@ -130,34 +132,68 @@ pub struct Slot {
 /// The index half of a slot id.
 const INDEX_BITS: u32 = 16;
 
-/// The receive timestamp options set on a socket (SO_TIMESTAMP, SO_TIMESTAMPNS,
-/// SO_TIMESTAMPING's flags); the kernel socket holds them, this mirrors them.
+/// The receive options that make recvmsg add control messages (SO_TIMESTAMP, SO_TIMESTAMPNS,
+/// SO_TIMESTAMPING's flags, SO_RXQ_OVFL, IP_PKTINFO, IP_RECVTTL, IP_RECVTOS,
+/// IP_RECVORIGDSTADDR); the kernel socket holds them, this mirrors them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Timestamps {
+pub struct Ancillary {
     /// SO_TIMESTAMP: an SCM_TIMESTAMP timeval.
     pub micro: bool,
     /// SO_TIMESTAMPNS: an SCM_TIMESTAMPNS timespec.
     pub nano: bool,
     /// SO_TIMESTAMPING flags: an SCM_TIMESTAMPING with the software stamp when they ask for it.
     pub timestamping: u32,
+    /// SO_RXQ_OVFL: the socket's drop count, once it is not 0.
+    pub rxq_ovfl: bool,
+    /// IP_PKTINFO: the interface, the local address for a reply and the destination.
+    pub pktinfo: bool,
+    /// IP_RECVTTL: the TTL.
+    pub ttl: bool,
+    /// IP_RECVTOS: the TOS byte.
+    pub tos: bool,
+    /// IP_RECVORIGDSTADDR: the destination address and port.
+    pub orig_dst: bool,
 }
 
-impl Timestamps {
+impl Ancillary {
     /// Reads the options from the kernel socket.
-    pub fn of(fd: i32) -> Timestamps {
-        let int = |name: i32| kernel_int(fd, libc::SOL_SOCKET, name).unwrap_or(0);
-        Timestamps {
-            micro: int(libc::SO_TIMESTAMP) != 0,
-            nano: int(libc::SO_TIMESTAMPNS) != 0,
-            timestamping: int(libc::SO_TIMESTAMPING) as u32,
+    pub fn of(fd: i32) -> Ancillary {
+        let on = |level: i32, name: i32| kernel_int(fd, level, name).unwrap_or(0) != 0;
+        Ancillary {
+            micro: on(libc::SOL_SOCKET, libc::SO_TIMESTAMP),
+            nano: on(libc::SOL_SOCKET, libc::SO_TIMESTAMPNS),
+            timestamping: kernel_int(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING).unwrap_or(0) as u32,
+            rxq_ovfl: on(libc::SOL_SOCKET, libc::SO_RXQ_OVFL),
+            pktinfo: on(libc::IPPROTO_IP, libc::IP_PKTINFO),
+            ttl: on(libc::IPPROTO_IP, libc::IP_RECVTTL),
+            tos: on(libc::IPPROTO_IP, libc::IP_RECVTOS),
+            orig_dst: on(libc::IPPROTO_IP, libc::IP_RECVORIGDSTADDR),
         }
     }
 
-    /// Whether any stamp is asked for.
-    pub fn any(&self) -> bool {
+    /// Whether a software timestamp is asked for.
+    pub fn any_timestamp(&self) -> bool {
         self.micro
             || self.nano
             || self.timestamping & (libc::SOF_TIMESTAMPING_SOFTWARE | libc::SOF_TIMESTAMPING_RX_SOFTWARE) != 0
+    }
+
+    /// Whether any control message is asked for.
+    pub fn any(&self) -> bool {
+        self.any_timestamp() || self.rxq_ovfl || self.pktinfo || self.ttl || self.tos || self.orig_dst
+    }
+
+    /// Whether a setsockopt of (`level`, `name`) may change them.
+    pub fn is_option(level: i32, name: i32) -> bool {
+        match level {
+            libc::SOL_SOCKET => {
+                matches!(name, libc::SO_TIMESTAMP | libc::SO_TIMESTAMPNS | libc::SO_TIMESTAMPING | libc::SO_RXQ_OVFL)
+            }
+            libc::IPPROTO_IP => {
+                matches!(name, libc::IP_PKTINFO | libc::IP_RECVTTL | libc::IP_RECVTOS | libc::IP_RECVORIGDSTADDR)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -399,10 +435,10 @@ impl Runtime {
         }
     }
 
-    /// Re-reads the slot's timestamp options (after a setsockopt on its kernel socket).
-    pub fn refresh_timestamps(&mut self, slot: u32, fd: i32) {
+    /// Re-reads the slot's receive options (after a setsockopt on its kernel socket).
+    pub fn refresh_ancillary(&mut self, slot: u32, fd: i32) {
         if let Some(s) = self.slot_mut(slot) {
-            s.timestamps = Timestamps::of(fd);
+            s.ancillary = Ancillary::of(fd);
         }
     }
 
@@ -422,7 +458,26 @@ impl Runtime {
             stack.udp_leave(s.handle, group)?;
             self.driver.stop_group(group, port);
         }
+        self.refilter_port(port);
+        // The interface's memberships changed (the kernel socket joined or left): the loop of
+        // this process's next send to the group follows them.
+        self.driver.refresh_kernel_tables();
         Ok(())
+    }
+
+    /// The groups this process takes at its ring for `port` changed: every accelerated UDP
+    /// socket on the port gets its kernel socket's filter again (`drop_kernel_multicast`). A
+    /// scan of the descriptors, on a membership change only.
+    fn refilter_port(&mut self, port: u16) {
+        let mut groups = [Ipv4Addr::UNSPECIFIED; accelerate::FILTER_GROUPS + 1];
+        let n = accelerate::ring_groups(&self.driver, port, &mut groups);
+        let ifindex = self.driver.ifindex();
+        for fd in 0..fdtable::accel_end() as i32 {
+            let FdState::Accel(id) = fdtable::get(fd) else { continue };
+            if self.slot(id).is_some_and(|s| s.proto == Proto::Udp && s.flow.local_port == port) {
+                accelerate::drop_kernel_multicast(fd, ifindex, &groups[..n]);
+            }
+        }
     }
 
     /// Whether the slot's socket joined `group` in the stack.
@@ -557,6 +612,7 @@ impl Runtime {
         iovs: &[libc::iovec],
         total: usize,
         dst: Option<SocketAddrV4>,
+        control: &stack::udp::SendControl,
     ) -> Result<usize, UdpError> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut at = 0;
@@ -567,15 +623,25 @@ impl Runtime {
             }
             at += n;
         }
-        let r = self.udp_send(slot, &scratch[..total.min(at)], dst);
+        let r = self.udp_send(slot, &scratch[..total.min(at)], dst, control);
         self.scratch = scratch;
         r
     }
 
-    /// Sends a datagram from a slot.
-    pub fn udp_send(&mut self, slot: u32, data: &[u8], dst: Option<SocketAddrV4>) -> Result<usize, UdpError> {
+    /// Sends a datagram from a slot, with what a sendmsg's control messages ask for.
+    pub fn udp_send(
+        &mut self,
+        slot: u32,
+        data: &[u8],
+        dst: Option<SocketAddrV4>,
+        control: &stack::udp::SendControl,
+    ) -> Result<usize, UdpError> {
         let s = self.slot(slot).ok_or(UdpError::BadHandle)?;
-        self.driver.send(|stack, tx| stack.udp_send(s.handle, data, dst, tx))
+        if dst.is_some_and(|d| d.ip().is_multicast()) {
+            // Members that joined on the host since the last poll are looped to.
+            self.driver.refresh_kernel_tables_if_due();
+        }
+        self.driver.send(|stack, tx| stack.udp_send_with(s.handle, data, dst, control, tx))
     }
 }
 

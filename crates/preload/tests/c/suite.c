@@ -1369,6 +1369,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "threads-split")) case_threads(extra ? extra : 10, 4);
     else if (!strcmp(which, "dup")) case_dup();
     else if (!strcmp(which, "mcast")) case_mcast();
+    else if (!strcmp(which, "ancillary")) case_ancillary();
+    else if (!strcmp(which, "broadcast")) case_broadcast();
+    else if (!strcmp(which, "mcast-all")) case_mcast_all();
+    else if (!strcmp(which, "mcast-loop")) case_mcast_loop();
+    else if (!strcmp(which, "mcast-tx")) case_mcast_tx();
     else if (!strcmp(which, "epoll")) case_epoll();
     else if (!strcmp(which, "epoll-ready")) case_epoll_ready();
     else if (!strcmp(which, "fork")) case_fork();

@@ -70,4 +70,11 @@ void case_tcp_accept_threads(void);
 void case_tcp_flags(void);
 void case_tcp_reuseport(void);
 
+/* Cases in udp_api.c. */
+void case_ancillary(void);
+void case_broadcast(void);
+void case_mcast_all(void);
+void case_mcast_loop(void);
+void case_mcast_tx(void);
+
 #endif

@@ -54,11 +54,16 @@ pub fn expected_datapath() -> nic::steering::Datapath {
 /// A fresh topology with the accel interface attached (with the datapath of this run).
 pub fn attached() -> Topology {
     let topo = Topology::create().unwrap();
+    attach(&topo);
+    topo
+}
+
+/// Attaches the accel interface of `topo` (with the datapath of this run).
+pub fn attach(topo: &Topology) {
     let iface = topo.accel.iface.clone();
     topo.in_ns(Side::Accel, move || nic::control::attach_with(&iface, &nic::control::AttachOptions::for_tests()))
         .unwrap()
         .unwrap();
-    topo
 }
 
 /// The flows of this namespace's attached interface, as `exasock-ctl status` shows them.
@@ -82,42 +87,183 @@ pub fn spawn_accelerated_for(topo: &Topology, env: &[&str], argv: &[&str], timeo
     topo.spawn(Side::Accel, &full, timeout).unwrap()
 }
 
-/// A kernel UDP echo server in the peer namespace, stopped when dropped.
+/// A kernel UDP echo server in the peer namespace, stopped when dropped. Two commands make it
+/// a peer for the tests of what a datagram carries besides its bytes:
+/// - "@what": answered with what arrived with it: "tos=T ttl=L from=A:P to=D" (its TOS, TTL,
+///   source and destination address);
+/// - "@send TOS TTL ADDR PORT COUNT TEXT": sends TEXT COUNT times to ADDR:PORT (unicast, a
+///   group or a broadcast address) from a new socket on the peer's address with that TOS and
+///   TTL, then answers "sent COUNT".
 pub struct PeerEcho {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The echo socket (open until the thread ends).
+    fd: libc::c_int,
+}
+
+/// Sets an int socket option (test helper; the result is checked by the caller's outcome).
+fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
+    // SAFETY: an int option on a socket the caller owns, with its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// One datagram and what arrived with it (IP_RECVTOS, IP_RECVTTL, IP_PKTINFO).
+struct Received {
+    len: usize,
+    from: std::net::SocketAddrV4,
+    tos: u8,
+    ttl: i32,
+    to: std::net::Ipv4Addr,
+}
+
+fn receive_with_header(fd: libc::c_int, buf: &mut [u8]) -> Option<Received> {
+    // SAFETY: recvmsg into buffers we own, with their sizes; control messages read within the
+    // length the kernel reports.
+    unsafe {
+        let mut from: libc::sockaddr_in = std::mem::zeroed();
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut control = [0u64; 32];
+        let mut m: libc::msghdr = std::mem::zeroed();
+        m.msg_name = (&mut from as *mut libc::sockaddr_in).cast();
+        m.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        m.msg_iov = &mut iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control.as_mut_ptr().cast();
+        m.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(fd, &mut m, 0);
+        if n < 0 {
+            return None;
+        }
+        let mut r = Received {
+            len: n as usize,
+            from: std::net::SocketAddrV4::new(
+                std::net::Ipv4Addr::from(u32::from_be(from.sin_addr.s_addr)),
+                u16::from_be(from.sin_port),
+            ),
+            tos: 0,
+            ttl: -1,
+            to: std::net::Ipv4Addr::UNSPECIFIED,
+        };
+        let mut c = libc::CMSG_FIRSTHDR(&m);
+        while !c.is_null() {
+            let data = libc::CMSG_DATA(c);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::IPPROTO_IP, libc::IP_TOS) => r.tos = *data,
+                (libc::IPPROTO_IP, libc::IP_TTL) => r.ttl = (data as *const libc::c_int).read_unaligned(),
+                (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                    let p = (data as *const libc::in_pktinfo).read_unaligned();
+                    r.to = std::net::Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr));
+                }
+                _ => {}
+            }
+            c = libc::CMSG_NXTHDR(&m, c);
+        }
+        Some(r)
+    }
+}
+
+/// "@send TOS TTL ADDR PORT COUNT TEXT" from the peer's address.
+fn peer_send(netns: &str, peer_ip: std::net::Ipv4Addr, args: &str) -> String {
+    let parts: Vec<&str> = args.splitn(6, ' ').collect();
+    let [tos, ttl, addr, port, count, text] = parts[..] else { return "bad command".into() };
+    let (Ok(tos), Ok(ttl), Ok(addr), Ok(port), Ok(count)) = (
+        tos.parse::<i32>(),
+        ttl.parse::<i32>(),
+        addr.parse::<std::net::Ipv4Addr>(),
+        port.parse::<u16>(),
+        count.parse::<u32>(),
+    ) else {
+        return "bad command".into();
+    };
+    let Ok(Ok(sock)) = testbed::in_netns(netns, move || UdpSocket::bind((peer_ip, 0))) else {
+        return "cannot bind".into();
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&sock);
+    set_int(fd, libc::IPPROTO_IP, libc::IP_TOS, tos);
+    set_int(fd, libc::IPPROTO_IP, libc::IP_TTL, ttl);
+    set_int(fd, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl);
+    set_int(fd, libc::SOL_SOCKET, libc::SO_BROADCAST, 1);
+    let mut sent = 0;
+    for _ in 0..count {
+        if sock.send_to(text.as_bytes(), (addr, port)).is_ok() {
+            sent += 1;
+        }
+    }
+    format!("sent {sent}")
 }
 
 impl PeerEcho {
     pub fn start(topo: &Topology, port: u16) -> PeerEcho {
+        PeerEcho::start_on(topo, topo.peer.ip, port)
+    }
+
+    /// An echo server on the wildcard address that joined `group` on the peer's interface.
+    pub fn start_member(topo: &Topology, group: std::net::Ipv4Addr, port: u16) -> PeerEcho {
+        let echo = PeerEcho::start_on(topo, std::net::Ipv4Addr::UNSPECIFIED, port);
         let peer_ip = topo.peer.ip;
-        let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, port))).unwrap().unwrap();
+        let fd = echo.fd;
+        topo.in_ns(Side::Peer, move || {
+            let mreq = libc::ip_mreq {
+                imr_multiaddr: libc::in_addr { s_addr: u32::from(group).to_be() },
+                imr_interface: libc::in_addr { s_addr: u32::from(peer_ip).to_be() },
+            };
+            // SAFETY: an ip_mreq option on the echo server's socket, with its size.
+            let r = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    (&mreq as *const libc::ip_mreq).cast(),
+                    std::mem::size_of::<libc::ip_mreq>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(r, 0, "the peer cannot join {group}");
+        })
+        .unwrap();
+        echo
+    }
+
+    /// An echo server bound to `ip` (the wildcard: it also takes broadcasts).
+    pub fn start_on(topo: &Topology, ip: std::net::Ipv4Addr, port: u16) -> PeerEcho {
+        let peer_ip = topo.peer.ip;
+        let netns = topo.peer.netns.clone();
+        let echo = topo.in_ns(Side::Peer, move || UdpSocket::bind((ip, port))).unwrap().unwrap();
         echo.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&echo);
         // A deep receive queue (SO_RCVBUFFORCE: root goes past rmem_max): this thread shares two
         // cores with the program under test and the build, and a storm test must not count the
         // datagrams a starved echo thread's socket dropped as the program's loss.
-        let deep: libc::c_int = 8 << 20;
-        // SAFETY: an int option on a socket we own, with its size.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&echo),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&deep as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
+        set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 8 << 20);
+        for name in [libc::IP_RECVTOS, libc::IP_RECVTTL, libc::IP_PKTINFO] {
+            set_int(fd, libc::IPPROTO_IP, name, 1);
         }
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 70_000];
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Ok((n, from)) = echo.recv_from(&mut buf) {
-                    let _ = echo.send_to(&buf[..n], from);
-                }
+                let Some(r) = receive_with_header(fd, &mut buf) else { continue };
+                let data = &buf[..r.len];
+                let answer = if data.starts_with(b"@what") {
+                    format!("tos={} ttl={} from={} to={}", r.tos, r.ttl, r.from, r.to)
+                } else if let Some(args) = data.strip_prefix(b"@send ") {
+                    peer_send(&netns, peer_ip, std::str::from_utf8(args).unwrap_or(""))
+                } else {
+                    let _ = echo.send_to(data, r.from);
+                    continue;
+                };
+                let _ = echo.send_to(answer.as_bytes(), r.from);
             }
         });
-        PeerEcho { stop, thread: Some(thread) }
+        PeerEcho { stop, thread: Some(thread), fd }
     }
 }
 

@@ -15,8 +15,21 @@ pub struct UdpOptions {
     pub multicast_ttl: u8,
     /// IP_TOS.
     pub tos: u8,
+    /// IP_MULTICAST_IF's address: the source of datagrams to a group from a socket not bound
+    /// to a unicast address (None: the route's).
+    pub multicast_src: Option<Ipv4Addr>,
     /// IP_MTU_DISCOVER = IP_PMTUDISC_DO: never fragment; too-large sends fail with EMSGSIZE.
     pub dont_fragment: bool,
+    /// IP_MULTICAST_LOOP (default on): a datagram sent to a group also reaches this host's
+    /// members of it.
+    pub multicast_loop: bool,
+    /// IP_MULTICAST_ALL (default on): a socket bound to the wildcard or a group receives every
+    /// group joined on the host on its port, not only its own.
+    pub multicast_all: bool,
+    /// Broadcasts are the kernel's to send (`NetworkUnreachable`): Linux loops every broadcast
+    /// a host sends to its own sockets of the port, which the stack cannot do without a second
+    /// copy on the wire. Off: the stack sends them and no local socket gets them.
+    pub broadcast_via_kernel: bool,
     /// SO_BROADCAST: sending to a broadcast address is allowed.
     pub broadcast: bool,
     /// SO_REUSEADDR.
@@ -31,12 +44,30 @@ impl Default for UdpOptions {
             ttl: 64,
             multicast_ttl: 1,
             tos: 0,
+            multicast_src: None,
+            multicast_loop: true,
+            multicast_all: true,
+            broadcast_via_kernel: false,
             dont_fragment: false,
             broadcast: false,
             reuse_addr: false,
             reuse_port: false,
         }
     }
+}
+
+/// What one send's control messages ask for (sendmsg with IP_PKTINFO, IP_TOS, IP_TTL): each
+/// set field wins over the socket's options for that datagram only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendControl {
+    /// The source address (IP_PKTINFO's ipi_spec_dst, when not 0.0.0.0).
+    pub src: Option<Ipv4Addr>,
+    /// The TOS byte (IP_TOS).
+    pub tos: Option<u8>,
+    /// The TTL, unicast or multicast (IP_TTL).
+    pub ttl: Option<u8>,
+    /// The interface to send on (IP_PKTINFO's ipi_ifindex; 0: any).
+    pub ifindex: u32,
 }
 
 /// A UDP socket's state in the stack.

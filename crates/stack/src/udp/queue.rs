@@ -9,6 +9,36 @@ use std::net::SocketAddrV4;
 /// so a flood of empty datagrams cannot queue without bound.
 pub const DATAGRAM_OVERHEAD: usize = 256;
 
+/// What the stack knows of a datagram as it queues it, besides its bytes: the facts of its IP
+/// header that recvmsg's control messages report (IP_PKTINFO, IP_RECVTOS, IP_RECVTTL,
+/// IP_RECVORIGDSTADDR, SO_RXQ_OVFL, the timestamps). Kept per datagram in the queue's metadata
+/// ring, which is allocated with the queue: nothing is allocated per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// Who sent it.
+    pub src: SocketAddrV4,
+    /// The address and port it was sent to (a local address, a group or a broadcast).
+    pub dst: SocketAddrV4,
+    /// Its IP header's TOS byte (DSCP and ECN).
+    pub tos: u8,
+    /// Its IP header's TTL.
+    pub ttl: u8,
+    /// The kernel's index of the interface it arrived on.
+    pub ifindex: u32,
+    /// When the stack received it.
+    pub timestamp: Instant,
+    /// Datagrams the socket had dropped (queue full) when this one was queued, as Linux's
+    /// skb dropcount that SO_RXQ_OVFL reports.
+    pub drops: u32,
+}
+
+impl Arrival {
+    /// A datagram from `src` to `dst` with default header facts (TTL 64, TOS 0), for tests.
+    pub fn new(src: SocketAddrV4, dst: SocketAddrV4, timestamp: Instant) -> Arrival {
+        Arrival { src, dst, tos: 0, ttl: 64, ifindex: 0, timestamp, drops: 0 }
+    }
+}
+
 /// What a receive call learns about a datagram besides its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatagramInfo {
@@ -18,19 +48,29 @@ pub struct DatagramInfo {
     pub copied: usize,
     /// Who sent it.
     pub src: SocketAddrV4,
-    /// The local address it was sent to (IP_PKTINFO).
+    /// The address it was sent to (IP_PKTINFO's ipi_addr, IP_RECVORIGDSTADDR).
     pub dst: SocketAddrV4,
+    /// The local address a reply should come from (IP_PKTINFO's ipi_spec_dst): `dst` for
+    /// unicast, for a group or broadcast the source the route back to the sender picks, as
+    /// Linux's fib_compute_spec_dst.
+    pub spec_dst: std::net::Ipv4Addr,
+    /// Its IP header's TOS byte.
+    pub tos: u8,
+    /// Its IP header's TTL.
+    pub ttl: u8,
+    /// The interface it arrived on.
+    pub ifindex: u32,
     /// When the stack received it.
     pub timestamp: Instant,
+    /// The socket's drop count when it was queued (SO_RXQ_OVFL).
+    pub drops: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
     start: usize,
     len: usize,
-    src: SocketAddrV4,
-    dst: SocketAddrV4,
-    timestamp: Instant,
+    arrival: Arrival,
 }
 
 /// The queue: a byte ring for payloads and a ring of their metadata.
@@ -38,32 +78,34 @@ struct Meta {
 pub struct DatagramQueue {
     bytes: Box<[u8]>,
     meta: VecDeque<Meta>,
+    // The counters are u32 (SO_RCVBUF is an int): the socket table's slots hold a UDP socket
+    // inline, and every TCP connection's slot pays for its size.
     /// Next byte to write.
-    tail: usize,
+    tail: u32,
     /// Payload bytes in the ring.
-    used: usize,
+    used: u32,
     /// Bytes charged (payloads plus overhead), against `limit`.
-    charged: usize,
-    limit: usize,
+    charged: u32,
+    limit: u32,
 }
 
 impl DatagramQueue {
     /// A queue that holds up to `limit` charged bytes (SO_RCVBUF).
     pub fn new(limit: usize) -> Self {
-        let limit = limit.max(DATAGRAM_OVERHEAD + 1);
+        let limit = limit.clamp(DATAGRAM_OVERHEAD + 1, i32::MAX as usize);
         DatagramQueue {
             bytes: vec![0u8; limit].into_boxed_slice(),
             meta: VecDeque::with_capacity(limit / DATAGRAM_OVERHEAD + 1),
             tail: 0,
             used: 0,
             charged: 0,
-            limit,
+            limit: limit as u32,
         }
     }
 
     /// Changes the limit (setsockopt SO_RCVBUF); what is queued stays. The ring grows if needed.
     pub fn set_limit(&mut self, limit: usize) {
-        let limit = limit.max(DATAGRAM_OVERHEAD + 1);
+        let limit = limit.clamp(DATAGRAM_OVERHEAD + 1, i32::MAX as usize);
         if limit > self.bytes.len() {
             let mut bigger = vec![0u8; limit].into_boxed_slice();
             let mut at = 0;
@@ -73,26 +115,26 @@ impl DatagramQueue {
                 at += m.len;
             }
             self.bytes = bigger;
-            self.tail = at;
+            self.tail = at as u32;
         }
-        self.limit = limit;
+        self.limit = limit as u32;
     }
 
     /// Queues a datagram; false (and nothing queued) when it does not fit the limit.
-    pub fn push(&mut self, payload: &[u8], src: SocketAddrV4, dst: SocketAddrV4, timestamp: Instant) -> bool {
+    pub fn push(&mut self, payload: &[u8], arrival: &Arrival) -> bool {
         let cost = payload.len() + DATAGRAM_OVERHEAD;
-        if self.charged + cost > self.limit || payload.len() > self.bytes.len() - self.used {
+        if self.charged as usize + cost > self.limit as usize || payload.len() > self.bytes.len() - self.used as usize {
             return false;
         }
-        let start = self.tail;
+        let start = self.tail as usize;
         let cap = self.bytes.len();
         let first = payload.len().min(cap - start);
         self.bytes[start..start + first].copy_from_slice(&payload[..first]);
         self.bytes[..payload.len() - first].copy_from_slice(&payload[first..]);
-        self.tail = (start + payload.len()) % cap;
-        self.charged += cost;
-        self.used += payload.len();
-        self.meta.push_back(Meta { start, len: payload.len(), src, dst, timestamp });
+        self.tail = ((start + payload.len()) % cap) as u32;
+        self.charged += cost as u32;
+        self.used += payload.len() as u32;
+        self.meta.push_back(Meta { start, len: payload.len(), arrival: *arrival });
         true
     }
 
@@ -103,13 +145,25 @@ impl DatagramQueue {
         copy_out(&self.bytes, m.start, &mut buf[..copied]);
         if !peek {
             self.meta.pop_front();
-            self.charged -= m.len + DATAGRAM_OVERHEAD;
-            self.used -= m.len;
+            self.charged -= (m.len + DATAGRAM_OVERHEAD) as u32;
+            self.used -= m.len as u32;
             if self.meta.is_empty() {
                 self.tail = 0;
             }
         }
-        Some(DatagramInfo { len: m.len, copied, src: m.src, dst: m.dst, timestamp: m.timestamp })
+        let a = m.arrival;
+        Some(DatagramInfo {
+            len: m.len,
+            copied,
+            src: a.src,
+            dst: a.dst,
+            spec_dst: *a.dst.ip(),
+            tos: a.tos,
+            ttl: a.ttl,
+            ifindex: a.ifindex,
+            timestamp: a.timestamp,
+            drops: a.drops,
+        })
     }
 
     /// Length of the next datagram (FIONREAD on a UDP socket).
@@ -129,7 +183,7 @@ impl DatagramQueue {
 
     /// Bytes charged against the limit (SIOCINQ-like accounting for exasock-stat).
     pub fn charged(&self) -> usize {
-        self.charged
+        self.charged as usize
     }
 }
 
@@ -154,10 +208,19 @@ mod tests {
     #[test]
     fn boundaries_peek_truncate_and_limit() {
         let mut q = DatagramQueue::new(3 * (DATAGRAM_OVERHEAD + 100));
-        assert!(q.push(&[1; 100], addr(1), addr(9), Instant::ZERO));
-        assert!(q.push(&[], addr(2), addr(9), Instant::from_nanos(5)));
-        assert!(q.push(&[3; 100], addr(3), addr(9), Instant::ZERO));
-        assert!(!q.push(&[4; 1], addr(4), addr(9), Instant::ZERO), "over the limit");
+        assert!(q.push(&[1; 100], &Arrival::new(addr(1), addr(9), Instant::ZERO)));
+        assert!(q.push(
+            &[],
+            &Arrival {
+                tos: 0x2e,
+                ttl: 3,
+                ifindex: 7,
+                drops: 4,
+                ..Arrival::new(addr(2), addr(9), Instant::from_nanos(5))
+            }
+        ));
+        assert!(q.push(&[3; 100], &Arrival::new(addr(3), addr(9), Instant::ZERO)));
+        assert!(!q.push(&[4; 1], &Arrival::new(addr(4), addr(9), Instant::ZERO)), "over the limit");
         let mut buf = [0u8; 10];
         let info = q.pop(&mut buf, true).unwrap();
         assert_eq!((info.len, info.copied, info.src), (100, 10, addr(1)));
@@ -165,7 +228,8 @@ mod tests {
         q.pop(&mut buf, false).unwrap();
         let info = q.pop(&mut buf, false).unwrap();
         assert_eq!((info.len, info.copied, info.timestamp), (0, 0, Instant::from_nanos(5)));
-        assert!(q.push(&[5; 50], addr(5), addr(9), Instant::ZERO), "room again");
+        assert_eq!((info.tos, info.ttl, info.ifindex, info.drops), (0x2e, 3, 7, 4), "each datagram's header facts");
+        assert!(q.push(&[5; 50], &Arrival::new(addr(5), addr(9), Instant::ZERO)), "room again");
         assert_eq!(q.next_len(), Some(100));
     }
 
@@ -180,7 +244,7 @@ mod tests {
                 if push {
                     n = n.wrapping_add(1);
                     let data: Vec<u8> = (0..len).map(|i| n.wrapping_add(i as u8)).collect();
-                    if q.push(&data, addr(1), addr(2), Instant::ZERO) {
+                    if q.push(&data, &Arrival::new(addr(1), addr(2), Instant::ZERO)) {
                         model.push_back(data);
                     } else {
                         let charged: usize = model.iter().map(|d| d.len() + DATAGRAM_OVERHEAD).sum();

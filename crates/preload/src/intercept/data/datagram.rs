@@ -2,10 +2,12 @@
 //! or the kernel socket, gathering and scattering iovecs, and the one send path.
 
 use super::*;
+use stack::udp::SendControl;
 
-/// Where a received datagram came from.
+/// Where a received datagram came from: the stack (with the control messages the socket
+/// asks for), or the kernel socket (which filled in everything itself).
 pub(super) enum Got {
-    Stack { len: usize, copied: usize, src: SocketAddrV4, at: stack::Instant },
+    Stack(DatagramInfo, runtime::Ancillary),
     Kernel(ssize_t),
 }
 
@@ -47,9 +49,7 @@ pub(super) unsafe fn receive_loop(
             };
             rt.poll();
             match from_stack(rt, s) {
-                Ok(info) => {
-                    return Ok(Got::Stack { len: info.len, copied: info.copied, src: info.src, at: info.timestamp })
-                }
+                Ok(info) => return Ok(Got::Stack(info, s.ancillary)),
                 // Shut down for reading and empty: end of data.
                 Err(UdpError::WouldBlock) if s.shut_rd => return Ok(Got::Kernel(0)),
                 Err(UdpError::WouldBlock) => {}
@@ -118,23 +118,31 @@ pub(super) unsafe fn udp_receive(
     )
 }
 
-/// recvmsg with several iovecs: the datagram lands in the runtime's scratch buffer under the
-/// lock and is scattered from there (no allocation).
-pub(super) unsafe fn scatter_receive(
+/// recvmsg: a datagram from the stack into the iovecs (one buffer straight, several through
+/// the runtime's scratch buffer under the lock: no allocation), or from the kernel socket with
+/// the caller's whole msghdr, so that its control messages and flags are the kernel's.
+pub(super) unsafe fn message_receive(
     fd: c_int,
     slot: u32,
+    msg: *mut msghdr,
     iovs: &[libc::iovec],
-    total: usize,
     flags: c_int,
-    name: *mut sockaddr,
-    namelen: *mut socklen_t,
 ) -> Result<Got, c_int> {
     let peek = flags & libc::MSG_PEEK != 0;
+    let total: usize = iovs.iter().map(|v| v.iov_len).sum();
     receive_loop(
         fd,
         slot,
         flags,
         &mut |rt, s| {
+            if let [one] = iovs {
+                let buf = if one.iov_len == 0 {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(one.iov_base.cast::<u8>(), one.iov_len)
+                };
+                return rt.driver.stack().udp_recv(s.handle, buf, peek);
+            }
             let limit = total.min(rt.scratch.len());
             let info = rt.driver.stack().udp_recv(s.handle, &mut rt.scratch[..limit], peek)?;
             let mut at = 0;
@@ -147,18 +155,7 @@ pub(super) unsafe fn scatter_receive(
             }
             Ok(info)
         },
-        &mut || {
-            let mut kmsg: msghdr = std::mem::zeroed();
-            kmsg.msg_iov = iovs.as_ptr() as *mut libc::iovec;
-            kmsg.msg_iovlen = iovs.len() as _;
-            kmsg.msg_name = name.cast();
-            kmsg.msg_namelen = if namelen.is_null() { 0 } else { *namelen };
-            let n = real::recvmsg(fd, &mut kmsg, flags | libc::MSG_DONTWAIT);
-            if n >= 0 && !namelen.is_null() {
-                *namelen = kmsg.msg_namelen;
-            }
-            n
-        },
+        &mut || real::recvmsg(fd, msg, flags | libc::MSG_DONTWAIT),
     )
 }
 
@@ -180,14 +177,16 @@ impl Payload<'_> {
 }
 
 /// Sends a datagram from an accelerated socket: the one send path of every send call.
-/// Destinations the stack cannot route (loopback, other interfaces) go out through the kernel
-/// socket (`kernel`), as they would without exasock.
+/// Destinations the stack cannot route (loopback, other interfaces), and sources or interfaces
+/// that a control message names elsewhere, go out through the kernel socket (`kernel`), as
+/// they would without exasock.
 pub(super) unsafe fn udp_transmit(
     fd: c_int,
     slot: u32,
     payload: Payload<'_>,
     flags: c_int,
     dst: Option<SocketAddrV4>,
+    control: &SendControl,
     kernel: &dyn Fn() -> ssize_t,
 ) -> ssize_t {
     if flags & MSG_EXA_WARM != 0 {
@@ -206,8 +205,8 @@ pub(super) unsafe fn udp_transmit(
                 return broken_pipe();
             }
             match payload {
-                Payload::Flat(data) => rt.udp_send(slot, data, dst),
-                Payload::Gather(iovs, total) => rt.udp_send_gathered(slot, iovs, total, dst),
+                Payload::Flat(data) => rt.udp_send(slot, data, dst, control),
+                Payload::Gather(iovs, total) => rt.udp_send_gathered(slot, iovs, total, dst, control),
             }
         };
         match r {

@@ -133,9 +133,9 @@ unsafe fn accelerated_recvfrom(
         return stream::ssize(stream::receive(fd, slot, RecvInto::Buf(buf), flags));
     }
     match udp_receive(fd, slot, buf, flags, addr, alen) {
-        Ok(Got::Stack { len, copied, src, .. }) => {
-            runtime::write_sockaddr(src, addr, alen);
-            (if flags & libc::MSG_TRUNC != 0 { len } else { copied }) as ssize_t
+        Ok(Got::Stack(info, _)) => {
+            runtime::write_sockaddr(info.src, addr, alen);
+            (if flags & libc::MSG_TRUNC != 0 { info.len } else { info.copied }) as ssize_t
         }
         Ok(Got::Kernel(n)) => n,
         Err(e) => errno::fail(e),
@@ -221,54 +221,24 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
     if fdtable::is_tcp(fd) {
         return tcp_recvmsg(fd, slot, m, iovs, flags);
     }
-    let (name, namelen) = (m.msg_name as *mut sockaddr, &mut m.msg_namelen as *mut socklen_t);
-    let name_wanted = !name.is_null();
-    let result = if iovs.len() == 1 {
-        let buf = if iovs[0].iov_len == 0 {
-            &mut [][..]
-        } else {
-            std::slice::from_raw_parts_mut(iovs[0].iov_base.cast(), iovs[0].iov_len)
-        };
-        udp_receive(
-            fd,
-            slot,
-            buf,
-            flags,
-            if name_wanted { name } else { std::ptr::null_mut() },
-            if name_wanted { namelen } else { std::ptr::null_mut() },
-        )
-    } else {
-        // Several buffers: receive whole into the runtime's scratch, then scatter.
-        let total: usize = iovs.iter().map(|v| v.iov_len).sum();
-        scatter_receive(fd, slot, iovs, total, flags, name, namelen)
-    };
-    m.msg_flags = 0;
-    match result {
-        Ok(Got::Stack { len, copied, src, at }) => {
-            let ts = {
-                let guard = runtime::lock();
-                guard.as_ref().and_then(|rt| rt.slot(slot)).map(|s| s.timestamps).unwrap_or_default()
-            };
-            write_timestamps(m, ts, at);
-            if name_wanted {
-                runtime::write_sockaddr(src, name, namelen);
-            } else {
+    match message_receive(fd, slot, msg, iovs, flags) {
+        Ok(Got::Stack(info, ancillary)) => {
+            let m = &mut *msg;
+            m.msg_flags = 0;
+            write_control(m, ancillary, &info);
+            if m.msg_name.is_null() {
                 m.msg_namelen = 0;
+            } else {
+                runtime::write_sockaddr(info.src, m.msg_name.cast(), &mut m.msg_namelen);
             }
-            if copied < len {
+            if info.copied < info.len {
                 m.msg_flags |= libc::MSG_TRUNC;
             }
-            (if flags & libc::MSG_TRUNC != 0 { len } else { copied }) as ssize_t
+            (if flags & libc::MSG_TRUNC != 0 { info.len } else { info.copied }) as ssize_t
         }
-        Ok(Got::Kernel(n)) => {
-            // Read from the kernel socket without its control data.
-            m.msg_controllen = 0;
-            n
-        }
-        Err(e) => {
-            m.msg_controllen = 0;
-            errno::fail(e)
-        }
+        // The kernel filled in the msghdr.
+        Ok(Got::Kernel(n)) => n,
+        Err(e) => errno::fail(e),
     }
 }
 
@@ -405,7 +375,8 @@ unsafe fn accelerated_sendto(
         return errno::fail(libc::EFAULT);
     }
     let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
-    udp_transmit(fd, slot, Payload::Flat(data), flags, dst, &|| real::sendto(fd, buf, len, flags, addr, alen))
+    let kernel = || real::sendto(fd, buf, len, flags, addr, alen);
+    udp_transmit(fd, slot, Payload::Flat(data), flags, dst, &Default::default(), &kernel)
 }
 
 /// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
@@ -494,54 +465,76 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         Ok(v) => v,
         Err(e) => return errno::fail(e),
     };
+    if !fdtable::is_tcp(fd) {
+        return udp_sendmsg(fd, slot, msg, iovs, flags);
+    }
     if iovs.len() <= 1 {
         let (p, n) = iovs.first().map_or((std::ptr::null(), 0), |v| (v.iov_base as *const c_void, v.iov_len));
         return accelerated_sendto(fd, slot, p, n, flags, m.msg_name as *const sockaddr, m.msg_namelen);
     }
-    if fdtable::is_tcp(fd) {
-        let total = match gathered_len(iovs, usize::MAX) {
-            Ok(t) => t,
-            Err(e) => return errno::fail(e),
-        };
-        if flags & MSG_EXA_WARM != 0 {
-            // The segment a send starts with: its first bytes come from the first buffer.
-            let first = iovs.iter().find(|v| v.iov_len > 0);
-            let data = first.map_or(&[][..], |v| std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len));
-            return stream::ssize(stream::warm(slot, data).map(|_| total));
-        }
-        // At most a handful of parts on the stack; more are sent in groups, in order.
-        let mut sent = 0usize;
-        for group in iovs.chunks(16) {
-            let mut parts: [&[u8]; 16] = [&[]; 16];
-            for (p, v) in parts.iter_mut().zip(group) {
-                if v.iov_len > 0 {
-                    *p = std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len);
-                }
-            }
-            let want: usize = group.iter().map(|v| v.iov_len).sum();
-            match stream::send(fd, slot, &parts[..group.len()], flags) {
-                Ok(n) => {
-                    sent += n;
-                    if n < want {
-                        break;
-                    }
-                }
-                Err(_) if sent > 0 => break,
-                Err(e) => return errno::fail(e),
-            }
-        }
-        return sent as ssize_t;
-    }
-    // Several buffers: checked as the kernel checks them, gathered under the lock.
-    let total = match gathered_len(iovs, stack::MAX_UDP_PAYLOAD) {
+    let total = match gathered_len(iovs, usize::MAX) {
         Ok(t) => t,
         Err(e) => return errno::fail(e),
     };
+    if flags & MSG_EXA_WARM != 0 {
+        // The segment a send starts with: its first bytes come from the first buffer.
+        let first = iovs.iter().find(|v| v.iov_len > 0);
+        let data = first.map_or(&[][..], |v| std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len));
+        return stream::ssize(stream::warm(slot, data).map(|_| total));
+    }
+    // At most a handful of parts on the stack; more are sent in groups, in order.
+    let mut sent = 0usize;
+    for group in iovs.chunks(16) {
+        let mut parts: [&[u8]; 16] = [&[]; 16];
+        for (p, v) in parts.iter_mut().zip(group) {
+            if v.iov_len > 0 {
+                *p = std::slice::from_raw_parts(v.iov_base.cast::<u8>(), v.iov_len);
+            }
+        }
+        let want: usize = group.iter().map(|v| v.iov_len).sum();
+        match stream::send(fd, slot, &parts[..group.len()], flags) {
+            Ok(n) => {
+                sent += n;
+                if n < want {
+                    break;
+                }
+            }
+            Err(_) if sent > 0 => break,
+            Err(e) => return errno::fail(e),
+        }
+    }
+    sent as ssize_t
+}
+
+/// sendmsg on an accelerated UDP socket: the destination, the buffers (checked as the kernel
+/// checks them; several are gathered under the lock) and the control messages (IP_PKTINFO's
+/// source and interface, IP_TOS, IP_TTL for this datagram). What the stack cannot do goes
+/// through the kernel socket with the whole msghdr.
+unsafe fn udp_sendmsg(fd: c_int, slot: u32, msg: *const msghdr, iovs: &[libc::iovec], flags: c_int) -> ssize_t {
+    let m = &*msg;
     let dst = match destination(m.msg_name as *const sockaddr, m.msg_namelen) {
         Ok(d) => d,
         Err(e) => return errno::fail(e),
     };
-    udp_transmit(fd, slot, Payload::Gather(iovs, total), flags, dst, &|| real::sendmsg(fd, msg, flags))
+    let control = match read_control(m) {
+        Ok(c) if c.kernel_only => return real::sendmsg(fd, msg, flags),
+        Ok(c) => c.stack,
+        Err(e) => return errno::fail(e),
+    };
+    let kernel = || real::sendmsg(fd, msg, flags);
+    if let [one] = iovs {
+        let (buf, len) = (one.iov_base as *const c_void, one.iov_len);
+        if (buf.is_null() && len > 0) || !user_range_ok(buf, len) {
+            return errno::fail(libc::EFAULT);
+        }
+        let data: &[u8] = if len == 0 { &[] } else { std::slice::from_raw_parts(buf.cast(), len) };
+        return udp_transmit(fd, slot, Payload::Flat(data), flags, dst, &control, &kernel);
+    }
+    let total = match gathered_len(iovs, stack::MAX_UDP_PAYLOAD) {
+        Ok(t) => t,
+        Err(e) => return errno::fail(e),
+    };
+    udp_transmit(fd, slot, Payload::Gather(iovs, total), flags, dst, &control, &kernel)
 }
 
 /// A msghdr over `n` iovecs with no address, for readv/writev (EINVAL for a count below 0 or
