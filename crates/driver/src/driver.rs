@@ -124,6 +124,7 @@ impl Driver {
         // over to the kernel, or just freed, with frames still in the ring) must not be reset:
         // the peer sends it again and the kernel, which owns the port, answers.
         config.tcp.rst_unknown = false;
+        namespace_tcp_sysctls(&mut config.tcp);
         let stack = Stack::new(iface_cfg, config);
         Driver {
             stack,
@@ -611,4 +612,19 @@ fn random_key() -> io::Result<[u64; 2]> {
     nic::steering::getrandom(&mut bytes)?;
     let (a, b) = bytes.split_at(8);
     Ok([u64::from_le_bytes(a.try_into().unwrap()), u64::from_le_bytes(b.try_into().unwrap())])
+}
+
+/// The network namespace's TCP sysctls the stack follows, read once at start (/proc/sys/net is
+/// the reading process's namespace): the default congestion control (tcp_congestion_control,
+/// when it names one the stack has; otherwise the stack's default, CUBIC) and SYN cookies
+/// (tcp_syncookies).
+fn namespace_tcp_sysctls(tcp: &mut stack::tcp::TcpConfig) {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok();
+    if let Some(a) = read("tcp_congestion_control").and_then(|v| stack::tcp::congestion::Algorithm::from_name(v.trim()))
+    {
+        tcp.congestion = a;
+    }
+    if let Some(v) = read("tcp_syncookies").and_then(|v| v.trim().parse::<u8>().ok()) {
+        tcp.syncookies = v.min(2);
+    }
 }

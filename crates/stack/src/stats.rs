@@ -69,6 +69,12 @@ pub struct Stats {
     pub tcp_listen_drops: u64,
     /// Final ACKs dropped because the accept queue was full (ListenOverflows).
     pub tcp_listen_overflows: u64,
+    /// SYN-ACKs sent with a SYN cookie because a listener's SYN queue was full (SyncookiesSent).
+    pub tcp_syncookies_sent: u64,
+    /// Final ACKs whose SYN cookie was valid: connections made from them (SyncookiesRecv).
+    pub tcp_syncookies_recv: u64,
+    /// ACKs checked for a cookie that carried none of ours (SyncookiesFailed).
+    pub tcp_syncookies_failed: u64,
     /// Bare final ACKs dropped while TCP_DEFER_ACCEPT waits for data (TCPDeferAcceptDrop).
     pub tcp_defer_accept_drops: u64,
     /// TCP segments the port refused (recovered by retransmission).

@@ -72,6 +72,9 @@ pub struct TcpConfig {
     pub rst_unknown: bool,
     /// Largest accept queue a listen backlog may ask for (net.core.somaxconn, 4096).
     pub somaxconn: usize,
+    /// SYN cookies (tcp_syncookies): 0 never (a full SYN queue drops SYNs), 1 when a
+    /// listener's SYN queue is full (Linux's default), 2 for every SYN (`syncookie.rs`).
+    pub syncookies: u8,
     /// Offer and accept RFC 7323 timestamps (tcp_timestamps, 1).
     pub timestamps: bool,
     /// Offer and accept SACK (tcp_sack, 1). On, the engine reports out-of-order data in SACK
@@ -112,6 +115,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             rst_unknown: true,
             somaxconn: 4096,
+            syncookies: 1,
             timestamps: true,
             sack: true,
         }

@@ -280,6 +280,20 @@ fn clamp_buffer(bytes: usize) -> usize {
     bytes.clamp(1024, 1 << 30)
 }
 
+/// The MSS we announce on a link of `mtu` (TCP_MAXSEG caps it: Linux's tcp_advertise_mss and
+/// tcp_mss_clamp).
+pub(crate) fn advertised_mss(mtu: usize, options: &TcpSocketOptions) -> u32 {
+    let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
+    options.max_seg.map_or(our_mss, |m| our_mss.min(u32::from(m)))
+}
+
+/// The window a SYN or SYN-ACK offers and the scale we announce, for a socket's options (what
+/// a connection made now would send).
+pub(crate) fn syn_window_and_scale(options: &TcpSocketOptions) -> (u16, u8) {
+    let rcvbuf = clamp_buffer(options.rcvbuf);
+    (rcvbuf.min(65_535) as u16, window_scale_for(rcvbuf))
+}
+
 fn window_scale_for(capacity: usize) -> u8 {
     let mut shift = 0u8;
     while (capacity >> shift) > 65_535 && shift < 14 {
@@ -298,9 +312,7 @@ impl Connection {
         mtu: usize,
     ) -> Connection {
         let iss = Seq(initial_sequence(config.isn_key, local, remote, now));
-        let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
-        // TCP_MAXSEG caps what we announce (Linux's tcp_advertise_mss and tcp_mss_clamp).
-        let our_mss = options.max_seg.map_or(our_mss, |m| our_mss.min(u32::from(m)));
+        let our_mss = advertised_mss(mtu, options);
         let rcvbuf = clamp_buffer(options.rcvbuf);
         let rcv_limit = rcvbuf + scale_unit_slack(rcvbuf) as usize;
         let mss = DEFAULT_MSS.min(our_mss);
@@ -429,6 +441,34 @@ impl Connection {
         c.snd.max_wnd = c.snd.wnd;
         c.snd.wl1 = c.rcv.irs;
         c.last_recv = now;
+        c
+    }
+
+    /// A passive open rebuilt from a valid SYN cookie: `syn` is the SYN the cookie stands for
+    /// (the peer's ISN and the options the cookie carried), `iss` the cookie. The SYN-ACK is
+    /// taken as sent; the final ACK is processed next, as for a queued handshake.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_cookie(
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpRepr,
+        iss: u32,
+        config: &TcpConfig,
+        options: &TcpSocketOptions,
+        mtu: usize,
+    ) -> Connection {
+        let mut c = Connection::accept_syn(now, local, remote, syn, config, options, mtu);
+        let iss = Seq(iss);
+        c.snd.iss = iss;
+        c.snd.una = iss;
+        c.snd.nxt = iss + 1;
+        c.snd.max = iss + 1;
+        c.snd.wl2 = iss;
+        c.snd.sml = iss;
+        c.loss.recover_mark = iss;
+        // The window the cookie SYN-ACK offered.
+        c.rcv.adv = c.rcv.nxt + u32::from(syn_window_and_scale(options).0);
         c
     }
 

@@ -34,6 +34,7 @@ pub mod send_buffer;
 pub mod seq;
 pub(crate) mod socket;
 pub mod state;
+pub mod syncookie;
 pub(crate) mod tables;
 mod timers;
 pub mod timestamps;

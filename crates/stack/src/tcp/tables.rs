@@ -27,6 +27,24 @@ pub(crate) struct PendingReset {
 /// RSTs kept for the next transmit; more are dropped (they are only courtesy).
 const MAX_PENDING_RESETS: usize = 64;
 
+/// A SYN-ACK carrying a SYN cookie: the listener keeps nothing of the handshake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingSynAck {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// The cookie.
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+    pub options: wire::TcpOptions,
+    pub ttl: u8,
+    pub tos: u8,
+}
+
+/// Cookie SYN-ACKs kept for the next transmit (a receive burst's worth); more are dropped,
+/// and their peers send the SYN again.
+const MAX_PENDING_SYNACKS: usize = 256;
+
 #[derive(Debug)]
 pub(crate) struct TcpTables {
     /// Keyed per stack: a peer chooses the tuples (every SYN adds one).
@@ -36,6 +54,7 @@ pub(crate) struct TcpTables {
     pub timers: TimerWheel<SocketHandle>,
     pub dirty: Vec<SocketHandle>,
     pub resets: VecDeque<PendingReset>,
+    pub synacks: VecDeque<PendingSynAck>,
     pub expired: Vec<SocketHandle>,
     /// One TCP segment being built.
     pub segment: Vec<u8>,
@@ -55,6 +74,7 @@ impl TcpTables {
             timers: TimerWheel::new(Duration::from_millis(1), Instant::ZERO),
             dirty: Vec::new(),
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            synacks: VecDeque::with_capacity(MAX_PENDING_SYNACKS),
             expired: Vec::new(),
             segment: vec![0u8; 65_536],
             demux_lookups: 0,
@@ -85,6 +105,14 @@ impl TcpTables {
             return false;
         }
         self.resets.push_back(rst);
+        true
+    }
+
+    pub fn queue_synack(&mut self, synack: PendingSynAck) -> bool {
+        if self.synacks.len() >= MAX_PENDING_SYNACKS {
+            return false;
+        }
+        self.synacks.push_back(synack);
         true
     }
 }

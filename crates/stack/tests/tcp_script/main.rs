@@ -19,5 +19,6 @@ mod sack_recovery;
 mod sending;
 mod socket_api;
 mod socket_options;
+mod syncookies;
 mod timestamps;
 mod windows;
