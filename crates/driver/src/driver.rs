@@ -404,6 +404,11 @@ impl Driver {
                 Event::TcpClosed { local, remote } => {
                     let _ = self.release(Flow::tcp_connection(local, remote));
                 }
+                Event::TcpSynCookies { local } => {
+                    // A failure leaves cookie ACKs to the kernel, which resets them: the
+                    // client retries its SYN.
+                    let _ = self.steering.mark_cookies(Flow::tcp_listener(*local.ip(), local.port()));
+                }
                 Event::NeighbourMissing(ip) => {
                     // Each datagram to it says so: ask once in a while, not per datagram.
                     if self.asked_recently(ip, now) {

@@ -904,3 +904,135 @@ fn exasock_trace_shows_names_ioctls_and_sendfile_on_a_connection() {
     }
     assert!(calls.iter().any(|c| c.starts_with("sendfile(3, ") && c.ends_with(", [4], 4) = 4")), "{err}");
 }
+
+/// Accepts connections on HOST:PORT (backlog 16) and echoes one message on each, forever.
+const PY_ONE_MESSAGE_SERVER: &str = r#"
+import socket, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(16)
+print("ready", flush=True)
+while True:
+    c, _ = l.accept()
+    c.sendall(c.recv(100))
+    c.close()
+"#;
+
+/// `count` SYNs to `dst` from `src` (ports from 20000 on), sent through a raw socket of the
+/// namespace the caller runs in.
+fn syn_flood(src: std::net::Ipv4Addr, dst: SocketAddrV4, count: u32) -> std::io::Result<()> {
+    use wire::{TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+    // SAFETY: plain socket calls on a descriptor this function owns and closes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let to = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from(*dst.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let mut packet = [0u8; 64];
+        for i in 0..count {
+            let repr = TcpRepr {
+                src_port: 20_000 + (i % 40_000) as u16,
+                dst_port: dst.port(),
+                seq: i.wrapping_mul(2_654_435_761),
+                ack: None,
+                flags: TcpFlags::SYN,
+                window: 64_240,
+                urgent: 0,
+                options: TcpOptions { mss: Some(1460), ..TcpOptions::NONE },
+                payload_len: 0,
+            };
+            let len = 20 + repr.buffer_len();
+            let ip = &mut packet[..len];
+            ip[0] = 0x45;
+            ip[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            ip[8] = 64;
+            ip[9] = 6;
+            ip[12..16].copy_from_slice(&src.octets());
+            ip[16..20].copy_from_slice(&dst.ip().octets());
+            repr.emit(&mut TcpSegment::new_unchecked(&mut ip[20..]), src, *dst.ip()).unwrap();
+            let r = libc::sendto(
+                fd,
+                ip.as_ptr().cast(),
+                len,
+                0,
+                (&to as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ENOBUFS) {
+                    libc::close(fd);
+                    return Err(e);
+                }
+                std::thread::sleep(Duration::from_micros(100));
+            }
+        }
+        libc::close(fd);
+    }
+    Ok(())
+}
+
+/// A SYN flood from addresses that never answer fills the listener's SYN queue: SYN cookies
+/// keep it serving, and a real client connects within a second (without cookies its SYNs
+/// would be dropped and retried after 1 s and 3 s).
+#[test]
+fn a_syn_flood_does_not_keep_a_real_client_from_connecting() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let port = 7400;
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_ONE_MESSAGE_SERVER, &topo.accel.ip.to_string(), &port.to_string()],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    // The flood's source: an address whose MAC (in the accelerated namespace) belongs to
+    // nobody, so no SYN-ACK is ever answered, and the queued handshakes stay for a minute.
+    let spoofed = std::net::Ipv4Addr::new(10, 99, 0, 77);
+    testbed::ip(&[
+        "-n",
+        &topo.accel.netns,
+        "neigh",
+        "replace",
+        &spoofed.to_string(),
+        "lladdr",
+        "02:00:00:00:77:77",
+        "dev",
+        &topo.accel.iface,
+        "nud",
+        "permanent",
+    ])
+    .unwrap();
+    let target = SocketAddrV4::new(topo.accel.ip, port);
+    topo.in_ns(Side::Peer, move || syn_flood(spoofed, target, 5_000)).unwrap().unwrap();
+    // The flood goes on while the client connects.
+    let netns = topo.peer.netns.clone();
+    let flood = std::thread::spawn(move || testbed::in_netns(&netns, move || syn_flood(spoofed, target, 20_000)));
+    let ip = topo.accel.ip;
+    let started = std::time::Instant::now();
+    let mut s = topo
+        .in_ns(Side::Peer, move || std::net::TcpStream::connect_timeout(&target.into(), Duration::from_secs(5)))
+        .unwrap()
+        .expect("the client connects");
+    let took = started.elapsed();
+    use std::io::Write;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = [0u8; 13];
+    let echoed = s.write_all(b"still serving").and_then(|_| s.read_exact(&mut got));
+    let flooded = flood.join().unwrap().unwrap();
+    server.kill();
+    let out = server.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("connected to {ip}:{port} in {took:?} during the flood\n{err}");
+    flooded.unwrap();
+    echoed.unwrap();
+    assert_eq!(&got, b"still serving");
+    assert!(took < Duration::from_secs(1), "the client waited {took:?}: its SYN was dropped");
+}

@@ -104,6 +104,13 @@ pub enum Event {
         /// The peer.
         remote: SocketAddrV4,
     },
+    /// A TCP listener bound to `local` (address 0: every address) answered a SYN with a SYN
+    /// cookie, the first in two minutes: the final ACKs that echo cookies must reach this
+    /// stack although no connection exists for them.
+    TcpSynCookies {
+        /// The listener's address.
+        local: SocketAddrV4,
+    },
     /// A TCP connection left the stack (closed and done, reset, or never established).
     TcpClosed {
         /// Our end.

@@ -150,6 +150,11 @@ impl Stack {
         }
         let options = l.options;
         if cookie {
+            if !l.cookies_recent(now) {
+                let bound = l.local;
+                self.event(crate::engine::Event::TcpSynCookies { local: bound });
+            }
+            let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) else { return };
             l.cookie_sent_at = Some(now);
             self.tcp_queue_cookie_synack(now, local, remote, repr, &options, mtu);
             return;
