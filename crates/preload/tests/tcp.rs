@@ -1036,3 +1036,96 @@ fn a_syn_flood_does_not_keep_a_real_client_from_connecting() {
     assert_eq!(&got, b"still serving");
     assert!(took < Duration::from_secs(1), "the client waited {took:?}: its SYN was dropped");
 }
+
+/// Sends BYTES of the PY_WRITER pattern to HOST:PORT, then prints "mss M pmtu P" from
+/// TCP_INFO (tcpi_snd_mss, tcpi_pmtu) and closes.
+const PY_PMTU_WRITER: &str = r#"
+import socket, struct, sys
+host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.create_connection((host, port))
+block = bytes((i * 7 + 3) % 251 for i in range(65536))
+for _ in range(size // len(block)):
+    s.sendall(block)
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+print("mss %d pmtu %d" % (struct.unpack_from("I", info, 16)[0], struct.unpack_from("I", info, 60)[0]), flush=True)
+s.close()
+"#;
+
+/// A third namespace behind the peer, which routes to it over a link whose MTU is lower on the
+/// peer's side: the peer, a router, answers our full-size segments with ICMP fragmentation
+/// needed. Removed when dropped.
+struct BehindRouter {
+    netns: String,
+    ip: std::net::Ipv4Addr,
+}
+
+impl BehindRouter {
+    fn create(topo: &Topology, link_mtu: u32) -> BehindRouter {
+        let netns = format!("{}r", topo.peer.netns);
+        let (near, far) = (format!("{}r", topo.peer.iface), format!("{}s", topo.peer.iface));
+        let _ = testbed::ip(&["netns", "del", &netns]);
+        testbed::ip(&["netns", "add", &netns]).unwrap();
+        let b = BehindRouter { netns: netns.clone(), ip: std::net::Ipv4Addr::new(10, 98, 0, 2) };
+        let peer = topo.peer.netns.as_str();
+        let run = |args: &[&str]| testbed::ip(args).unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
+        run(&["-n", peer, "link", "add", &near, "type", "veth", "peer", "name", &far, "netns", &netns]);
+        // The router's side of the link is the narrow one; the far host keeps 1500, so it
+        // announces MSS 1460 and only the router can tell us.
+        run(&["-n", peer, "link", "set", &near, "mtu", &link_mtu.to_string(), "up"]);
+        run(&["-n", peer, "addr", "add", "10.98.0.1/24", "dev", &near]);
+        run(&["-n", &netns, "link", "set", "lo", "up"]);
+        run(&["-n", &netns, "link", "set", &far, "up"]);
+        run(&["-n", &netns, "addr", "add", "10.98.0.2/24", "dev", &far]);
+        run(&["-n", &netns, "route", "add", "default", "via", "10.98.0.1"]);
+        testbed::ns_exec(peer, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
+        testbed::ns_exec(&netns, &["ethtool", "-K", &far, "tx", "off"]).unwrap();
+        run(&["-n", &topo.accel.netns, "route", "add", "10.98.0.0/24", "via", &topo.peer.ip.to_string()]);
+        b
+    }
+}
+
+impl Drop for BehindRouter {
+    fn drop(&mut self) {
+        let _ = testbed::ip(&["netns", "del", &self.netns]);
+    }
+}
+
+/// RFC 1191 on a live accelerated connection: a router on the path answers our 1500-byte
+/// segments with ICMP fragmentation needed (MTU 1200); the stack lowers the MSS, sends what
+/// was lost again in the smaller size, and the transfer completes byte-exact.
+#[test]
+fn icmp_fragmentation_needed_lowers_the_mss_of_a_live_connection() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let far = BehindRouter::create(&topo, 1200);
+    let port = 7410;
+    const SIZE: usize = 8 << 20;
+    let ip = far.ip;
+    let listener =
+        testbed::in_netns(&far.netns, move || TcpListener::bind(SocketAddrV4::new(ip, port))).unwrap().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut got = Vec::with_capacity(SIZE);
+        let end = s.read_to_end(&mut got);
+        (got, end.map(|_| ()).map_err(|e| e.to_string()))
+    });
+    let before = counters(&topo);
+    let writer = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_PMTU_WRITER, &ip.to_string(), &port.to_string(), &SIZE.to_string()],
+    );
+    let out = writer.finish(T).unwrap();
+    let (got, end) = reader.join().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{text}{err}");
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+    assert_eq!(end, Ok(()));
+    assert_eq!(got.len(), SIZE, "bytes delivered");
+    assert!(pattern_ok(&got), "bytes differ");
+    assert_eq!(text.trim(), "mss 1148 pmtu 1200", "1200 less 40 and the timestamp option");
+    assert_kernel_carried_at_most(&topo, before, 2, "the connection");
+}

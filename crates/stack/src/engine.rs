@@ -300,6 +300,10 @@ impl Stack {
             self.stats.ip_not_ours += 1;
             return;
         }
+        if ip.protocol() == IpProtocol::ICMP && !group && !ip.is_fragment() {
+            self.receive_icmp(ip.payload());
+            return;
+        }
         if ip.protocol() != IpProtocol::UDP && ip.protocol() != IpProtocol::TCP {
             self.stats.ip_unknown_protocol += 1;
             return;

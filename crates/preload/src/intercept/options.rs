@@ -441,7 +441,7 @@ fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
     t.tcpi_snd_mss = i.snd_mss;
     t.tcpi_rcv_mss = i.rcv_mss;
     t.tcpi_advmss = i.rcv_mss;
-    t.tcpi_pmtu = i.rcv_mss + 40;
+    t.tcpi_pmtu = i.pmtu;
     t.tcpi_unacked = i.unacked.div_ceil(mss);
     t.tcpi_rtt = us(i.srtt);
     t.tcpi_rttvar = us(i.rttvar);

@@ -29,7 +29,7 @@ use wire::TcpRepr;
 /// The MSS assumed when the peer sends none (RFC 9293 3.7.1).
 pub const DEFAULT_MSS: u32 = 536;
 /// Smallest MSS we accept from a peer (Linux's tcp_min_snd_mss).
-const MIN_MSS: u32 = 48;
+pub(crate) const MIN_MSS: u32 = 48;
 
 /// What a readiness waiter (poll, epoll) sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +94,9 @@ pub struct Connection {
 
     // ---- the application's view ----
     pub(crate) error: Option<TcpError>,
+    /// The last ICMP error about an established connection (Linux's sk_err_soft): reported
+    /// instead of ETIMEDOUT if the connection times out.
+    pub(crate) soft_error: Option<TcpError>,
     /// Died by reset or timeout: sends fail with EPIPE once the error is reported.
     pub(crate) dead: bool,
     /// The application closed the socket; the stack frees it when it reaches CLOSED.
@@ -126,6 +129,9 @@ pub(crate) struct SendSpace {
     pub(crate) sml: Seq,
     /// The MSS we send with.
     pub(crate) mss: u32,
+    /// The path MTU toward the peer: the link's or route's, lowered by ICMP fragmentation
+    /// needed (icmp.rs).
+    pub(crate) pmtu: u32,
     /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
     pub(crate) last_data_sent: Instant,
     /// The last send had MSG_MORE: a partial segment is held as under TCP_CORK until a send
@@ -339,6 +345,7 @@ impl Connection {
                 fin_sent: None,
                 sml: iss,
                 mss,
+                pmtu: mtu as u32,
                 last_data_sent: now,
                 more: false,
                 push: false,
@@ -397,6 +404,7 @@ impl Connection {
             last_send: now,
             rst_pending: None,
             error: None,
+            soft_error: None,
             dead: false,
             orphan: false,
             arrivals: 0,
@@ -904,6 +912,7 @@ impl Connection {
         i.snd_wscale = self.snd.wscale;
         i.rcv_wscale = self.rcv.wscale;
         i.snd_mss = self.snd.mss;
+        i.pmtu = self.snd.pmtu;
         i.timestamps = self.ts.is_some();
         i.sack = self.sack_ok;
         i.rcv_mss = self.rcv.our_mss;

@@ -48,6 +48,13 @@ pub struct TcpInfo {
     pub rcv_wscale: u8,
     /// Largest payload we send (the peer's MSS less the options every segment carries).
     pub snd_mss: u32,
+    /// The path MTU (tcpi_pmtu): the link's, lowered by ICMP fragmentation needed.
+    pub pmtu: u32,
+    /// Times an ICMP fragmentation needed lowered the MSS.
+    pub pmtu_reductions: u32,
+    /// ICMP errors whose quoted sequence number was outside what is unacknowledged, ignored
+    /// (RFC 5927; Linux's OutOfWindowIcmps).
+    pub icmp_out_of_window: u64,
     /// Both ends use RFC 7323 timestamps (tcpi_options' TCPI_OPT_TIMESTAMPS).
     pub timestamps: bool,
     /// Both ends permitted SACK (tcpi_options' TCPI_OPT_SACK).

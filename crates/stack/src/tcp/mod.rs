@@ -13,6 +13,7 @@ mod demux;
 pub mod error;
 pub mod flags;
 mod gso;
+pub mod icmp;
 pub mod info;
 mod input;
 mod inspect;

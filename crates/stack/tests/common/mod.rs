@@ -331,6 +331,20 @@ impl Script {
         self.inject(s);
     }
 
+    /// The peer side (a router) sends an ICMP error `kind`/`code` (next-hop MTU `mtu`)
+    /// quoting our segment to PEER_PORT that started at our relative sequence number `seq`.
+    pub fn inject_icmp(&mut self, kind: u8, code: u8, mtu: u16, seq: u32) {
+        let iss = self.iss.get(&PEER_PORT).copied().unwrap_or(0);
+        let quoted = stack::testing::quoted_tcp(
+            SocketAddrV4::new(OURS, OUR_PORT),
+            SocketAddrV4::new(PEER, PEER_PORT),
+            seq.wrapping_add(iss),
+        );
+        let frame = stack::testing::icmp_error_frame((PEER_MAC, PEER), (OUR_MAC, OURS), kind, code, mtu, &quoted);
+        self.stack.receive(self.now, &frame, RxChecksum::Unverified);
+        self.flush();
+    }
+
     pub fn frame(&self, s: &Seg) -> Vec<u8> {
         let iss = self.iss.get(&s.src_port).copied().unwrap_or(0);
         let mut options = s.options;

@@ -10,6 +10,7 @@ mod checks;
 mod closing;
 mod gso;
 mod handshake;
+mod icmp;
 mod keepalive;
 mod prebuilt;
 mod recovery;
