@@ -1129,3 +1129,47 @@ fn icmp_fragmentation_needed_lowers_the_mss_of_a_live_connection() {
     assert_eq!(text.trim(), "mss 1148 pmtu 1200", "1200 less 40 and the timestamp option");
     assert_kernel_carried_at_most(&topo, before, 2, "the connection");
 }
+
+/// Connects to HOST:PORT and prints the connection's TCP_CONGESTION.
+const PY_CONGESTION: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).rstrip(b"\0").decode(), flush=True)
+s.close()
+"#;
+
+/// An accelerated connection's congestion control follows the namespace's
+/// net.ipv4.tcp_congestion_control when the stack has it ("reno"), else CUBIC.
+#[test]
+fn the_default_congestion_control_follows_the_namespace_sysctl() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let port = 7420;
+    let _peer = common::PeerTcp::start(&topo, port);
+    topo.wait_listening(Side::Peer, Proto::Tcp, port, T).unwrap();
+    // A new namespace starts with the initial namespace's choice (cubic on most systems; a
+    // name the stack lacks means CUBIC); then reno, which every kernel allows.
+    let default = testbed::ns_exec(&topo.accel.netns, &["sysctl", "-n", "net.ipv4.tcp_congestion_control"]).unwrap();
+    let expected_default = match default.trim() {
+        "reno" => "reno",
+        _ => "cubic",
+    };
+    let mut seen = Vec::new();
+    for sysctl in [None, Some("reno")] {
+        if let Some(name) = sysctl {
+            let set = format!("net.ipv4.tcp_congestion_control={name}");
+            testbed::ns_exec(&topo.accel.netns, &["sysctl", "-qw", &set]).unwrap();
+        }
+        let out = spawn_accelerated(
+            &topo,
+            &["EXASOCK_DEBUG=1"],
+            &["python3", "-c", PY_CONGESTION, &topo.peer.ip.to_string(), &port.to_string()],
+        )
+        .finish(T)
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+        seen.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    }
+    assert_eq!(seen, [expected_default, "reno"]);
+}
