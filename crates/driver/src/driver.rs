@@ -621,8 +621,8 @@ fn random_key() -> io::Result<[u64; 2]> {
 
 /// The network namespace's TCP sysctls the stack follows, read once at start (/proc/sys/net is
 /// the reading process's namespace): the default congestion control (tcp_congestion_control,
-/// when it names one the stack has; otherwise the stack's default, CUBIC) and SYN cookies
-/// (tcp_syncookies).
+/// when it names one the stack has; otherwise the stack's default, CUBIC), SYN cookies
+/// (tcp_syncookies) and how far buffers autotune (tcp_rmem[2], tcp_wmem[2]).
 fn namespace_tcp_sysctls(tcp: &mut stack::tcp::TcpConfig) {
     let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok();
     if let Some(a) = read("tcp_congestion_control").and_then(|v| stack::tcp::congestion::Algorithm::from_name(v.trim()))
@@ -631,5 +631,13 @@ fn namespace_tcp_sysctls(tcp: &mut stack::tcp::TcpConfig) {
     }
     if let Some(v) = read("tcp_syncookies").and_then(|v| v.trim().parse::<u8>().ok()) {
         tcp.syncookies = v.min(2);
+    }
+    // The bounds of autotuning: the third value of tcp_rmem and tcp_wmem.
+    let third = |v: String| v.split_whitespace().nth(2).and_then(|m| m.parse::<usize>().ok());
+    if let Some(max) = read("tcp_rmem").and_then(third) {
+        tcp.rcvbuf_max = max;
+    }
+    if let Some(max) = read("tcp_wmem").and_then(third) {
+        tcp.sndbuf_max = max;
     }
 }

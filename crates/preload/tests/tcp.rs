@@ -1173,3 +1173,72 @@ fn the_default_congestion_control_follows_the_namespace_sysctl() {
     }
     assert_eq!(seen, [expected_default, "reno"]);
 }
+
+/// Accepts one connection on HOST:PORT and reads it to the end, checking the PY_WRITER
+/// pattern; prints "bytes N ok B rcvbuf R rcv_space S" (SO_RCVBUF and tcpi_rcv_space at the end).
+const PY_CHECKING_READER: &str = r#"
+import socket, struct, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(1)
+print("ready", flush=True)
+c, _ = l.accept()
+block = bytes((i * 7 + 3) % 251 for i in range(65536))
+twice = block + block
+n, ok, rcvbuf, space = 0, True, 0, 0
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    off = n % 65536
+    if ok and twice[off:off + len(d)] != d:
+        ok = False
+    n += len(d)
+    if n % (1 << 20) < len(d):
+        rcvbuf = max(rcvbuf, c.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+        space = max(space, struct.unpack_from("I", info, 96)[0])
+print("bytes %d ok %d rcvbuf %d rcv_space %d" % (n, ok, rcvbuf, space), flush=True)
+"#;
+
+/// Receive autotuning on a live accelerated connection: a bulk transfer from the kernel in the
+/// peer namespace grows the receive buffer (and the window it offers) past its initial
+/// 256 KiB with the rate the program reads at; the bytes arrive exact.
+#[test]
+fn a_bulk_transfer_grows_the_receive_window_past_its_initial_size() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let port = 7430;
+    const SIZE: usize = 64 << 20;
+    let mut reader = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"],
+        &["python3", "-c", PY_CHECKING_READER, &topo.accel.ip.to_string(), &port.to_string()],
+    );
+    reader.wait_for_line("ready", T).unwrap();
+    let target = SocketAddrV4::new(topo.accel.ip, port);
+    let started = std::time::Instant::now();
+    topo.in_ns(Side::Peer, move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(target).unwrap();
+        let block: Vec<u8> = (0..65536).map(|i| ((i * 7 + 3) % 251) as u8).collect();
+        for _ in 0..SIZE / block.len() {
+            s.write_all(&block).unwrap();
+        }
+    })
+    .unwrap();
+    let line = reader.wait_for_line("bytes", T).unwrap();
+    let took = started.elapsed();
+    let out = reader.finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{line} in {took:?}\n{err}");
+    assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let field = |name: &str| -> usize {
+        let at = fields.iter().position(|f| *f == name).unwrap_or_else(|| panic!("{name} in {line}"));
+        fields[at + 1].parse().unwrap()
+    };
+    assert_eq!((field("bytes"), field("ok")), (SIZE, 1), "byte-exact");
+    assert!(field("rcvbuf") > 256 * 1024, "the receive buffer stayed at its initial size: {line}");
+}

@@ -116,7 +116,13 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let tcp = TcpConfig { rcvbuf: BUFFER, sndbuf: BUFFER, ..TcpConfig::default() };
+        let tcp = TcpConfig {
+            rcvbuf: BUFFER,
+            sndbuf: BUFFER,
+            rcvbuf_max: BUFFER,
+            sndbuf_max: BUFFER,
+            ..TcpConfig::default()
+        };
         let mut stack = lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp, ..StackConfig::default() });
         // Fuzzed segments may carry URG: with SO_OOBINLINE the urgent bytes stay in the stream
         // (reads still stop at the mark), so what the application reads is the whole stream.

@@ -54,6 +54,12 @@ pub struct TcpConfig {
     pub sndbuf: usize,
     /// Default receive buffer (SO_RCVBUF) of a new socket.
     pub rcvbuf: usize,
+    /// How far the send buffer grows with the congestion window while the application has not
+    /// set SO_SNDBUF (tcp_wmem[2], 4 MiB).
+    pub sndbuf_max: usize,
+    /// How far receive autotuning grows the receive buffer while the application has not set
+    /// SO_RCVBUF (tcp_rmem[2], 6 MiB); the window scale is chosen for it.
+    pub rcvbuf_max: usize,
     /// Largest SO_SNDBUF an application may ask for, before doubling (net.core.wmem_max).
     pub wmem_max: usize,
     /// Largest SO_RCVBUF an application may ask for, before doubling (net.core.rmem_max).
@@ -106,6 +112,8 @@ impl Default for TcpConfig {
             slow_start_after_idle: true,
             sndbuf: 256 * 1024,
             rcvbuf: 256 * 1024,
+            sndbuf_max: 4 << 20,
+            rcvbuf_max: 6 << 20,
             wmem_max: 212_992,
             rmem_max: 212_992,
             buffer_release: Duration::from_secs(1),

@@ -162,6 +162,21 @@ pub(crate) struct RecvSpace {
     /// The limit the receive buffer returns to (SO_RCVBUF and the slack) once what was
     /// promised under an older, larger one no longer needs it.
     pub(crate) limit: usize,
+    /// The receive buffer in effect (SO_RCVBUF as getsockopt reports it): the application's,
+    /// or what autotuning grew it to (autotune.rs).
+    pub(crate) rcvbuf: usize,
+    /// Autotuning's measure (Linux's rcvq_space): bytes the application read in the last
+    /// measured RTT, from `space_seq` at `space_at`.
+    pub(crate) space: u32,
+    pub(crate) space_seq: Seq,
+    pub(crate) space_at: Instant,
+    /// The receiver's RTT estimate (Linux's rcv_rtt_est), and the window measurement under
+    /// way: the sequence number that ends it and when it began.
+    pub(crate) rtt: Option<std::time::Duration>,
+    pub(crate) rtt_seq: Seq,
+    pub(crate) rtt_at: Option<Instant>,
+    /// The TSecr last sampled (each is sampled once).
+    pub(crate) rtt_tsecr: u32,
     /// A FIN that arrived past a hole.
     pub(crate) fin_pending: Option<Seq>,
     /// Where the latest out-of-order segment started: its SACK block is reported first.
@@ -272,12 +287,23 @@ impl std::ops::IndexMut<Timer> for TimerTable {
     }
 }
 
-/// The receive buffer's slack for a buffer of `capacity`: one unit of its window scale (none
-/// without scaling, where windows are exact).
-fn scale_unit_slack(capacity: usize) -> u32 {
-    match window_scale_for(capacity) {
+/// The receive buffer's slack under window scale `shift`: one unit of it (none without
+/// scaling, where windows are exact).
+fn scale_unit_slack(shift: u8) -> u32 {
+    match shift {
         0 => 0,
         shift => 1 << shift,
+    }
+}
+
+/// The receive buffer the window scale is chosen for: SO_RCVBUF once the application set it,
+/// else the autotuning bound (Linux's tcp_select_initial_window with tcp_rmem[2]).
+fn scaled_receive_space(options: &TcpSocketOptions, config: &TcpConfig) -> usize {
+    let rcvbuf = clamp_buffer(options.rcvbuf);
+    if options.rcvbuf_locked {
+        rcvbuf
+    } else {
+        rcvbuf.max(clamp_buffer(config.rcvbuf_max))
     }
 }
 
@@ -295,9 +321,9 @@ pub(crate) fn advertised_mss(mtu: usize, options: &TcpSocketOptions) -> u32 {
 
 /// The window a SYN or SYN-ACK offers and the scale we announce, for a socket's options (what
 /// a connection made now would send).
-pub(crate) fn syn_window_and_scale(options: &TcpSocketOptions) -> (u16, u8) {
+pub(crate) fn syn_window_and_scale(options: &TcpSocketOptions, config: &TcpConfig) -> (u16, u8) {
     let rcvbuf = clamp_buffer(options.rcvbuf);
-    (rcvbuf.min(65_535) as u16, window_scale_for(rcvbuf))
+    (rcvbuf.min(65_535) as u16, window_scale_for(scaled_receive_space(options, config)))
 }
 
 fn window_scale_for(capacity: usize) -> u8 {
@@ -320,7 +346,8 @@ impl Connection {
         let iss = Seq(initial_sequence(config.isn_key, local, remote, now));
         let our_mss = advertised_mss(mtu, options);
         let rcvbuf = clamp_buffer(options.rcvbuf);
-        let rcv_limit = rcvbuf + scale_unit_slack(rcvbuf) as usize;
+        let rcv_wscale = window_scale_for(scaled_receive_space(options, config));
+        let rcv_limit = rcvbuf + scale_unit_slack(rcv_wscale) as usize;
         let mss = DEFAULT_MSS.min(our_mss);
         Connection {
             state: State::Closed,
@@ -356,10 +383,18 @@ impl Connection {
                 nxt: Seq(0),
                 adv: Seq(0),
                 wup: Seq(0),
-                wscale: window_scale_for(rcvbuf),
-                slack: scale_unit_slack(rcvbuf),
+                wscale: rcv_wscale,
+                slack: scale_unit_slack(rcv_wscale),
                 buf: RecvBuffer::new(rcv_limit, config.max_ooo_ranges),
                 limit: rcv_limit,
+                rcvbuf,
+                space: 0,
+                space_seq: Seq(0),
+                space_at: now,
+                rtt: None,
+                rtt_seq: Seq(0),
+                rtt_at: None,
+                rtt_tsecr: 0,
                 fin_pending: None,
                 last_ooo: Seq(0),
                 fin_received: false,
@@ -476,7 +511,7 @@ impl Connection {
         c.snd.sml = iss;
         c.loss.recover_mark = iss;
         // The window the cookie SYN-ACK offered.
-        c.rcv.adv = c.rcv.nxt + u32::from(syn_window_and_scale(options).0);
+        c.rcv.adv = c.rcv.nxt + u32::from(syn_window_and_scale(options, config).0);
         c
     }
 
@@ -764,10 +799,20 @@ impl Connection {
             self.snd.push = true;
         }
         let buffers_changed = (options.sndbuf, options.rcvbuf) != (self.options.sndbuf, self.options.rcvbuf);
+        let before_options = self.options;
         self.options = options;
         if buffers_changed {
-            self.snd.buf.set_limit(clamp_buffer(options.sndbuf));
-            self.rcv.limit = clamp_buffer(options.rcvbuf) + self.rcv.slack as usize;
+            // A value the application sets locks the buffer (no growth past it), as Linux's
+            // SOCK_SNDBUF_LOCK and SOCK_RCVBUF_LOCK.
+            self.options.sndbuf_locked |= options.sndbuf != before_options.sndbuf;
+            self.options.rcvbuf_locked |= options.rcvbuf != before_options.rcvbuf;
+            if self.options.sndbuf_locked {
+                self.snd.buf.set_limit(clamp_buffer(options.sndbuf));
+            }
+            if self.options.rcvbuf_locked {
+                self.rcv.rcvbuf = clamp_buffer(options.rcvbuf);
+                self.rcv.limit = self.rcv.rcvbuf + self.rcv.slack as usize;
+            }
             let before = self.advertisable_window();
             self.settle_recv_limit();
             self.maybe_window_update(before);
@@ -925,6 +970,10 @@ impl Connection {
         i.recv_buffer_bytes = self.rcv.buf.capacity();
         i.send_buffer_limit = self.snd.buf.limit();
         i.recv_buffer_limit = self.rcv.buf.limit();
+        i.sndbuf = self.snd.buf.limit();
+        i.rcvbuf = self.rcv.rcvbuf;
+        i.rcv_space = self.rcv.space;
+        i.rcv_rtt = self.rcv.rtt.unwrap_or_default();
         i
     }
 

@@ -220,7 +220,7 @@ impl Stack {
         let our_mss = advertised_mss(mtu, options);
         let peer_mss = syn.options.mss.unwrap_or(DEFAULT_MSS as u16);
         let cookie = syncookie::make(config.isn_key, local, remote, syn.seq, peer_mss.min(our_mss as u16), now);
-        let (window, our_scale) = syn_window_and_scale(options);
+        let (window, our_scale) = syn_window_and_scale(options, config);
         let mut out = TcpOptions { mss: Some(our_mss.min(65_535) as u16), ..TcpOptions::NONE };
         if let (true, Some((tsval, _))) = (config.timestamps, syn.options.timestamp) {
             let sack = config.sack && syn.options.sack_permitted;

@@ -48,6 +48,19 @@ pub struct TcpInfo {
     pub rcv_wscale: u8,
     /// Largest payload we send (the peer's MSS less the options every segment carries).
     pub snd_mss: u32,
+    /// The send buffer in effect (SO_SNDBUF): the application's, or grown with the congestion
+    /// window.
+    pub sndbuf: usize,
+    /// The receive buffer in effect (SO_RCVBUF): the application's, or autotuned.
+    pub rcvbuf: usize,
+    /// Bytes the application read in the last measured RTT (tcpi_rcv_space).
+    pub rcv_space: u32,
+    /// The receiver's RTT estimate (tcpi_rcv_rtt).
+    pub rcv_rtt: Duration,
+    /// Times receive autotuning grew the receive buffer.
+    pub rcvbuf_grows: u32,
+    /// Times the send buffer grew with the congestion window.
+    pub sndbuf_grows: u32,
     /// The path MTU (tcpi_pmtu): the link's, lowered by ICMP fragmentation needed.
     pub pmtu: u32,
     /// Times an ICMP fragmentation needed lowered the MSS.

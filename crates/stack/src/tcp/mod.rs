@@ -5,6 +5,7 @@
 mod ack;
 mod api;
 pub mod assembler;
+mod autotune;
 pub mod config;
 pub mod congestion;
 pub mod connection;

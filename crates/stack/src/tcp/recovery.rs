@@ -55,6 +55,7 @@ impl Connection {
                 if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
                     self.cc.on_rtt(self.rtt.srtt());
                     self.cc.on_ack(now, data, self.snd.mss);
+                    self.expand_sndbuf();
                 }
             }
         }
@@ -252,6 +253,7 @@ impl Connection {
             if acked > 0 && pipe_before.saturating_mul(2) >= self.cc.window() {
                 self.cc.on_rtt(self.rtt.srtt());
                 self.cc.on_ack(now, acked, self.snd.mss);
+                self.expand_sndbuf();
             }
         }
         self.schedule_loss_probe(now);

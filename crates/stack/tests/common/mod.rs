@@ -492,6 +492,14 @@ impl Script {
     }
 }
 
+/// The default configuration with buffers that keep their initial 256 KiB limits (no
+/// autotuning past them, window scale 3 as for a fixed 256 KiB buffer): for scripts that check
+/// exact windows and limits. Autotuning has scripts of its own (tcp_script/autotune.rs).
+pub fn fixed_buffers() -> TcpConfig {
+    let d = TcpConfig::default();
+    TcpConfig { rcvbuf_max: d.rcvbuf, sndbuf_max: d.sndbuf, ..d }
+}
+
 /// Shorthand for a Duration in milliseconds.
 pub fn dms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -6,6 +6,7 @@
 mod common;
 
 mod acks;
+mod autotune;
 mod checks;
 mod closing;
 mod gso;
