@@ -69,7 +69,8 @@ pub struct TcpConfig {
     pub buffer_release: Duration,
     /// Out-of-order ranges kept per connection; a segment needing more is dropped.
     pub max_ooo_ranges: usize,
-    /// Challenge ACKs sent per second, stack-wide per connection (tcp_challenge_ack_limit).
+    /// Challenge ACKs sent per second by each connection (tcp_challenge_ack_limit), counted per
+    /// connection: a host-wide count is CVE-2016-5696's side channel, which Linux 6.0 removed.
     pub challenge_ack_limit: u32,
     /// Answer segments for no socket with RST, as Linux does for a closed port. Off when the
     /// kernel, which owns the port too, must be the one to answer.
