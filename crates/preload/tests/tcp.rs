@@ -1245,3 +1245,83 @@ fn a_bulk_transfer_grows_the_receive_window_past_its_initial_size() {
     assert_eq!((field("bytes"), field("ok")), (SIZE, 1), "byte-exact");
     assert!(field("rcvbuf") > 256 * 1024, "the receive buffer stayed at its initial size: {line}");
 }
+
+/// Sends BYTES of a pattern to HOST:PORT with TCP_CONGESTION CC, then prints the seconds it
+/// took until the peer closed (after reading everything).
+const PY_CC_WRITER: &str = r#"
+import socket, sys, time
+host, port, size, cc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+s.connect((host, port))
+block = bytes((i * 7 + 3) % 251 for i in range(65536))
+t = time.monotonic()
+for _ in range(size // len(block)):
+    s.sendall(block)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print("seconds %.3f" % (time.monotonic() - t), flush=True)
+"#;
+
+/// Bench (ignored: `cargo test -p preload --test tcp bench_cubic -- --ignored --nocapture`):
+/// an accelerated sender with NewReno and with CUBIC through the testbed's impaired link
+/// (loss, and loss with reordering, on the data's way), 256 MiB each run, five runs each;
+/// prints the median seconds and MB/s per case.
+#[test]
+#[ignore]
+fn bench_cubic_against_newreno_through_an_impaired_link() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const SIZE: usize = 256 << 20;
+    let peer_ip = topo.peer.ip;
+    let cases: [(&str, testbed::Impairment); 3] = [
+        ("clean", testbed::Impairment::none()),
+        ("1% loss", testbed::Impairment { loss: 0.01, seed: 7, ..testbed::Impairment::none() }),
+        (
+            "2% loss 2% reorder",
+            testbed::Impairment { loss: 0.02, reorder: 0.02, seed: 9, ..testbed::Impairment::none() },
+        ),
+    ];
+    let mut port = 7500;
+    let mut table = Vec::new();
+    for (name, imp) in cases {
+        topo.impair(testbed::Direction::ToPeer, &imp).unwrap();
+        for cc in ["reno", "cubic"] {
+            let mut runs = Vec::new();
+            for _ in 0..5 {
+                port += 1;
+                let p = port;
+                let listener =
+                    topo.in_ns(Side::Peer, move || TcpListener::bind(SocketAddrV4::new(peer_ip, p))).unwrap().unwrap();
+                let reader = std::thread::spawn(move || {
+                    let (mut s, _) = listener.accept().unwrap();
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut n = 0;
+                    while let Ok(k) = s.read(&mut buf) {
+                        if k == 0 {
+                            break;
+                        }
+                        n += k;
+                    }
+                    n
+                });
+                let out = spawn_accelerated(
+                    &topo,
+                    &[],
+                    &["python3", "-c", PY_CC_WRITER, &peer_ip.to_string(), &p.to_string(), &SIZE.to_string(), cc],
+                )
+                .finish(T)
+                .unwrap();
+                assert_eq!(reader.join().unwrap(), SIZE);
+                let text = String::from_utf8_lossy(&out.stdout);
+                let secs: f64 = text.trim().trim_start_matches("seconds ").parse().unwrap_or(f64::NAN);
+                runs.push(secs);
+            }
+            runs.sort_by(|a, b| a.total_cmp(b));
+            let median = runs[runs.len() / 2];
+            table.push(format!("{name:>20} {cc:>6} {median:>8.3} s {:>8.1} MB/s {runs:?}", SIZE as f64 / median / 1e6));
+        }
+    }
+    topo.impair(testbed::Direction::ToPeer, &testbed::Impairment::none()).unwrap();
+    eprintln!("{}", table.join("\n"));
+}
