@@ -1040,8 +1040,8 @@ fn a_syn_flood_does_not_keep_a_real_client_from_connecting() {
     assert!(took < Duration::from_secs(1), "the client waited {took:?}: its SYN was dropped");
 }
 
-/// Sends BYTES of the PY_WRITER pattern to HOST:PORT, then prints "mss M pmtu P" from
-/// TCP_INFO (tcpi_snd_mss, tcpi_pmtu) and closes.
+/// Sends BYTES of the PY_WRITER pattern to HOST:PORT, waits for the peer's end of stream,
+/// then prints "mss M pmtu P" from TCP_INFO (tcpi_snd_mss, tcpi_pmtu) and closes.
 const PY_PMTU_WRITER: &str = r#"
 import socket, struct, sys
 host, port, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -1049,6 +1049,8 @@ s = socket.create_connection((host, port))
 block = bytes((i * 7 + 3) % 251 for i in range(65536))
 for _ in range(size // len(block)):
     s.sendall(block)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
 info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
 print("mss %d pmtu %d" % (struct.unpack_from("I", info, 16)[0], struct.unpack_from("I", info, 60)[0]), flush=True)
 s.close()
