@@ -301,7 +301,7 @@ impl Stack {
             return;
         }
         if ip.protocol() == IpProtocol::ICMP && !group && !ip.is_fragment() {
-            self.receive_icmp(ip.payload());
+            self.receive_icmp(now, ip.payload());
             return;
         }
         if ip.protocol() != IpProtocol::UDP && ip.protocol() != IpProtocol::TCP {

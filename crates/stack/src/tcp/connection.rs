@@ -526,7 +526,9 @@ impl Connection {
         self.sack_ok = self.config.sack && syn.options.sack_permitted;
         let option_room = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
         let peer_mss = syn.options.mss.map(u32::from).unwrap_or(DEFAULT_MSS);
-        self.snd.mss = peer_mss.min(self.rcv.our_mss).saturating_sub(option_room).max(MIN_MSS);
+        // The path MTU may be lower than ours (learnt from ICMP: icmp.rs).
+        let path = self.snd.pmtu.saturating_sub(40);
+        self.snd.mss = peer_mss.min(self.rcv.our_mss).min(path).saturating_sub(option_room).max(MIN_MSS);
         self.rcv.mss = self.snd.mss.min(self.rcv.our_mss);
         match syn.options.window_scale {
             Some(shift) => self.snd.wscale = shift.min(14),

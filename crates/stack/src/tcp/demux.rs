@@ -160,7 +160,10 @@ impl Stack {
             return;
         }
         l.syn_queue += 1;
-        let conn = Connection::accept_syn(now, local, remote, repr, &config, &options, mtu);
+        let mut conn = Connection::accept_syn(now, local, remote, repr, &config, &options, mtu);
+        if let Some(pmtu) = self.tcp.path_mtu(*remote.ip(), now) {
+            conn.clamp_path_mtu(pmtu);
+        }
         let h = self.tcp_add_child(lh, local, remote, conn, options);
         self.tcp_touched(h);
     }
@@ -304,7 +307,10 @@ impl Stack {
             options: TcpOptions { mss: Some(mss), window_scale, sack_permitted: sack, timestamp, ..TcpOptions::NONE },
             payload_len: 0,
         };
-        let conn = Connection::from_cookie(now, local, remote, &syn, cookie, &config, &options, mtu);
+        let mut conn = Connection::from_cookie(now, local, remote, &syn, cookie, &config, &options, mtu);
+        if let Some(pmtu) = self.tcp.path_mtu(*remote.ip(), now) {
+            conn.clamp_path_mtu(pmtu);
+        }
         let h = self.tcp_add_child(lh, local, remote, conn, options);
         if let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) {
             c.handle_segment(now, repr, payload);

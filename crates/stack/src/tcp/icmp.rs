@@ -16,6 +16,7 @@ use super::seq::Seq;
 use super::state::State;
 use super::timestamps;
 use crate::engine::Stack;
+use crate::time::Instant;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use wire::{IcmpPacket, IcmpType};
 
@@ -90,6 +91,18 @@ impl Connection {
         }
     }
 
+    /// Starts the connection with the path MTU the stack learnt for its peer (from ICMP on an
+    /// earlier connection), as Linux's route exception gives a new socket's MSS.
+    pub(crate) fn clamp_path_mtu(&mut self, mtu: u32) {
+        if mtu >= self.snd.pmtu {
+            return;
+        }
+        self.snd.pmtu = mtu;
+        let option_room = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
+        let mss = mtu.saturating_sub(40).saturating_sub(option_room).max(MIN_MSS);
+        self.snd.mss = self.snd.mss.min(mss);
+    }
+
     /// RFC 1191: the path MTU is lower than the segments we send. Ignored when it is not lower
     /// than what the connection uses.
     fn lower_path_mtu(&mut self, mtu: u32) -> bool {
@@ -133,7 +146,7 @@ impl Connection {
 impl Stack {
     /// An ICMP message addressed to us (not a fragment): an error quoting a TCP segment of one
     /// of our connections goes to it; anything else is counted and dropped.
-    pub(crate) fn receive_icmp(&mut self, bytes: &[u8]) {
+    pub(crate) fn receive_icmp(&mut self, now: Instant, bytes: &[u8]) {
         self.stats.icmp_in += 1;
         let Ok(icmp) = IcmpPacket::new_checked(bytes) else {
             self.stats.icmp_malformed += 1;
@@ -176,8 +189,13 @@ impl Stack {
             return;
         };
         let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) else { return };
+        let pmtu_before = c.snd.pmtu;
         if c.handle_icmp(error, seq) {
             self.stats.tcp_icmp_taken += 1;
+            let pmtu = c.snd.pmtu;
+            if pmtu < pmtu_before {
+                self.tcp.learn_path_mtu(*remote.ip(), pmtu, now);
+            }
         } else {
             self.stats.tcp_icmp_ignored += 1;
         }

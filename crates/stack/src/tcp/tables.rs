@@ -63,7 +63,16 @@ pub(crate) struct TcpTables {
     pub transmit_visits: u64,
     /// Connections in TIME_WAIT (`TcpConfig::max_time_wait` bounds them).
     pub time_wait: usize,
+    /// Path MTUs ICMP fragmentation needed taught us, per destination, until they expire
+    /// (Linux's route exceptions, ip_rt_mtu_expires): new connections start with them.
+    pub pmtu: crate::hash::FxHashMap<Ipv4Addr, (u32, Instant)>,
 }
+
+/// How long a learnt path MTU holds (Linux's ip_rt_mtu_expires, 10 minutes).
+pub(crate) const PMTU_EXPIRES: Duration = Duration::from_secs(600);
+/// Destinations whose path MTU is remembered; past it expired ones are swept, and if none
+/// has expired the new one is not kept (its connection still uses it).
+const MAX_PMTU_ENTRIES: usize = 4096;
 
 impl TcpTables {
     /// Tables whose demultiplexer hashes under `key`.
@@ -80,7 +89,24 @@ impl TcpTables {
             demux_lookups: 0,
             transmit_visits: 0,
             time_wait: 0,
+            pmtu: Default::default(),
         }
+    }
+
+    /// The path MTU learnt for `dst`, if it has not expired at `now`.
+    pub fn path_mtu(&self, dst: Ipv4Addr, now: Instant) -> Option<u32> {
+        self.pmtu.get(&dst).filter(|(_, until)| now < *until).map(|(mtu, _)| *mtu)
+    }
+
+    /// Remembers `mtu` for `dst` until `now` + 10 minutes.
+    pub fn learn_path_mtu(&mut self, dst: Ipv4Addr, mtu: u32, now: Instant) {
+        if self.pmtu.len() >= MAX_PMTU_ENTRIES && !self.pmtu.contains_key(&dst) {
+            self.pmtu.retain(|_, (_, until)| now < *until);
+            if self.pmtu.len() >= MAX_PMTU_ENTRIES {
+                return;
+            }
+        }
+        self.pmtu.insert(dst, (mtu, now + PMTU_EXPIRES));
     }
 
     /// The listener for a segment from `remote` to `local`: bound to that address, else to

@@ -174,3 +174,33 @@ fn malformed_or_foreign_icmp_is_counted_and_never_panics() {
     assert!(s.icmp_malformed >= 2 && s.icmp_ignored >= 3 && s.icmp_no_socket >= 1, "{s:?}");
     assert_eq!(s.tcp_icmp_taken, 0);
 }
+
+/// A path MTU learnt from ICMP holds for the destination for 10 minutes (Linux's route
+/// exception, ip_rt_mtu_expires): a new connection to it sends in the smaller size from the
+/// start; after that it is forgotten.
+#[test]
+fn a_learnt_path_mtu_starts_new_connections_to_that_peer_for_ten_minutes() {
+    let mut p = Script::new();
+    let h = p.established();
+    p.send(h, &[5u8; 1460]).unwrap();
+    data_sent(&mut p);
+    p.inject_icmp(UNREACH, FRAG_NEEDED, 1200, 1);
+    assert_eq!(p.stack.tcp_info(h).unwrap().snd_mss, 1160);
+    let connect_from = |p: &mut Script, port: u16| {
+        p.sent.clear();
+        let c = p.stack.tcp_open();
+        p.stack.tcp_bind(c, std::net::SocketAddrV4::new(OURS, port)).unwrap();
+        p.stack.tcp_connect(c, std::net::SocketAddrV4::new(PEER, PEER_PORT), p.now).unwrap();
+        p.flush();
+        let syn = p.expect();
+        assert_eq!((syn.flags.as_str(), syn.options.mss), ("S", Some(1460)), "we still announce the link's MSS");
+        p.inject(seg("S.", 7000).dst_port(port).ack(1).mss(1460));
+        p.sent.clear();
+        p.stack.tcp_info(c).unwrap()
+    };
+    let info = connect_from(&mut p, OUR_PORT + 1);
+    assert_eq!((info.snd_mss, info.pmtu), (1160, 1200));
+    p.run_until(p.now.as_nanos() / 1_000_000 + 601_000);
+    let info = connect_from(&mut p, OUR_PORT + 2);
+    assert_eq!((info.snd_mss, info.pmtu), (1460, 1500), "forgotten after 10 minutes");
+}
