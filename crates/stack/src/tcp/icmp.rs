@@ -8,9 +8,11 @@
 //! - any other unreachable, time exceeded or parameter problem ends a connection still in
 //!   SYN_SENT with that error, drops a passive handshake for net/host unreachable, and is a
 //!   soft error otherwise: kept, and reported instead of ETIMEDOUT if the connection times out
-//!   (Linux's sk_err_soft).
+//!   (Linux's sk_err_soft); a network or host unreachable about the head being retransmitted
+//!   also undoes one backoff (RFC 6069).
+//! - a path MTU learnt is kept per destination for 10 minutes for new connections (tables.rs).
 
-use super::connection::{Connection, MIN_MSS};
+use super::connection::{Connection, Timer, MIN_MSS};
 use super::error::TcpError;
 use super::seq::Seq;
 use super::state::State;
@@ -29,20 +31,32 @@ pub enum IcmpError {
     /// Fragmentation needed and DF set, with the next hop's MTU (0 when the router gave none).
     FragmentationNeeded(u16),
     /// Another error, as the errno Linux's icmp_err_convert gives it; `abort_request` when a
-    /// passive handshake is dropped for it (Linux's tcp_req_err).
-    Unreachable { error: TcpError, abort_request: bool },
+    /// passive handshake is dropped for it (Linux's tcp_req_err); `rto_revert` for network and
+    /// host unreachable, which undo one backoff of a retransmitting connection (RFC 6069).
+    Unreachable { error: TcpError, abort_request: bool, rto_revert: bool },
 }
 
 impl IcmpError {
     /// The meaning of ICMP `kind`/`code` for TCP, or `None` for messages TCP ignores (source
     /// quench, redirects, unknown codes).
     pub fn from_icmp(kind: IcmpType, code: u8) -> Option<IcmpError> {
-        let unreachable = |error, abort_request| Some(IcmpError::Unreachable { error, abort_request });
+        let unreachable =
+            |error, abort_request| Some(IcmpError::Unreachable { error, abort_request, rto_revert: false });
         match kind {
             IcmpType::DST_UNREACHABLE => match code {
                 4 => Some(IcmpError::FragmentationNeeded(0)),
-                0 | 6 | 9 | 11 => unreachable(TcpError::NetworkUnreachable, code == 0),
-                1 | 10 | 12..=15 => unreachable(TcpError::HostUnreachable, code == 1),
+                0 => Some(IcmpError::Unreachable {
+                    error: TcpError::NetworkUnreachable,
+                    abort_request: true,
+                    rto_revert: true,
+                }),
+                1 => Some(IcmpError::Unreachable {
+                    error: TcpError::HostUnreachable,
+                    abort_request: true,
+                    rto_revert: true,
+                }),
+                6 | 9 | 11 => unreachable(TcpError::NetworkUnreachable, false),
+                10 | 12..=15 => unreachable(TcpError::HostUnreachable, false),
                 2 => unreachable(TcpError::ProtocolUnavailable, false),
                 3 => unreachable(TcpError::ConnectionRefused, false),
                 5 => unreachable(TcpError::NotSupported, false),
@@ -60,7 +74,7 @@ impl IcmpError {
 impl Connection {
     /// An ICMP error about a segment of this connection that started at `seq`. Returns false
     /// when it was ignored (RFC 5927's check failed, or it does not apply).
-    pub fn handle_icmp(&mut self, error: IcmpError, seq: u32) -> bool {
+    pub fn handle_icmp(&mut self, now: Instant, error: IcmpError, seq: u32) -> bool {
         if matches!(self.state, State::Closed | State::Listen | State::TimeWait) {
             return false;
         }
@@ -71,7 +85,7 @@ impl Connection {
         }
         match error {
             IcmpError::FragmentationNeeded(mtu) => self.lower_path_mtu(u32::from(mtu)),
-            IcmpError::Unreachable { error, abort_request } => {
+            IcmpError::Unreachable { error, abort_request, rto_revert } => {
                 match self.state {
                     State::SynSent => self.fail(Some(error)),
                     State::SynReceived if self.passive => {
@@ -84,7 +98,12 @@ impl Connection {
                         }
                     }
                     State::SynReceived => self.fail(Some(error)),
-                    _ => self.soft_error = Some(error),
+                    _ => {
+                        self.soft_error = Some(error);
+                        if rto_revert && seq == self.snd.una {
+                            self.revert_backoff(now);
+                        }
+                    }
                 }
                 true
             }
@@ -134,6 +153,21 @@ impl Connection {
             self.loss.rto_head = true;
         }
         true
+    }
+
+    /// RFC 6069 (Linux's tcp_ld_RTO_revert): an unreachable about the head while it is being
+    /// retransmitted says the path, not congestion, lost it: one backoff is undone, and the
+    /// retransmission timer runs from the head's last transmission with the shorter RTO (at
+    /// once if that has passed), so the connection resumes soon after the path returns.
+    fn revert_backoff(&mut self, now: Instant) {
+        let Some(deadline) = self.timers[Timer::Retransmit] else { return };
+        if self.loss.retries == 0 || self.loss.backoff == 0 {
+            return;
+        }
+        let sent = deadline - self.rtt.backed_off(self.loss.backoff);
+        self.loss.backoff -= 1;
+        self.info.rto_reverts += 1;
+        self.timers[Timer::Retransmit] = Some((sent + self.rtt.backed_off(self.loss.backoff)).max(now));
     }
 
     /// The error a connection that timed out reports: the last ICMP error it got, else
@@ -190,7 +224,7 @@ impl Stack {
         };
         let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) else { return };
         let pmtu_before = c.snd.pmtu;
-        if c.handle_icmp(error, seq) {
+        if c.handle_icmp(now, error, seq) {
             self.stats.tcp_icmp_taken += 1;
             let pmtu = c.snd.pmtu;
             if pmtu < pmtu_before {

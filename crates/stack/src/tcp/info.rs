@@ -68,6 +68,8 @@ pub struct TcpInfo {
     /// ICMP errors whose quoted sequence number was outside what is unacknowledged, ignored
     /// (RFC 5927; Linux's OutOfWindowIcmps).
     pub icmp_out_of_window: u64,
+    /// Retransmission backoffs undone by an ICMP unreachable (RFC 6069).
+    pub rto_reverts: u32,
     /// Both ends use RFC 7323 timestamps (tcpi_options' TCPI_OPT_TIMESTAMPS).
     pub timestamps: bool,
     /// Both ends permitted SACK (tcpi_options' TCPI_OPT_SACK).

@@ -204,3 +204,33 @@ fn a_learnt_path_mtu_starts_new_connections_to_that_peer_for_ten_minutes() {
     let info = connect_from(&mut p, OUR_PORT + 2);
     assert_eq!((info.snd_mss, info.pmtu), (1460, 1500), "forgotten after 10 minutes");
 }
+
+/// RFC 6069: a host or network unreachable about the head being retransmitted undoes one
+/// backoff (the path lost it, not congestion), so the connection tries again sooner; a port
+/// unreachable, or one about another segment, does not.
+#[test]
+fn an_unreachable_about_the_retransmitted_head_undoes_one_backoff() {
+    let run = |icmp: Option<(u8, u32)>| {
+        let mut p = Script::new();
+        let h = p.established();
+        p.send(h, b"hello").unwrap();
+        data_sent(&mut p);
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            times.push(p.expect_by(100_000).ms());
+        }
+        if let Some((code, seq)) = icmp {
+            p.run_until(times[2] + 100);
+            p.inject_icmp(UNREACH, code, 0, seq);
+        }
+        times.push(p.expect_by(100_000).ms());
+        (times, p.stack.tcp_info(h).unwrap().rto_reverts)
+    };
+    let (plain, _) = run(None);
+    assert_eq!(plain, [400, 1_000, 2_200, 4_600], "RTO 300 ms, doubling");
+    let (reverted, reverts) = run(Some((1, 1)));
+    assert_eq!((reverted, reverts), (vec![400, 1_000, 2_200, 3_400], 1), "the fourth after 1.2 s, not 2.4 s");
+    assert_eq!(run(Some((0, 1))).0[3], 3_400, "network unreachable too");
+    assert_eq!(run(Some((3, 1))).0[3], 4_600, "port unreachable: no revert");
+    assert_eq!(run(Some((1, 3))).0[3], 4_600, "not about the head: no revert");
+}
