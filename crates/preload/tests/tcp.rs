@@ -1327,3 +1327,36 @@ fn bench_cubic_against_newreno_through_an_impaired_link() {
     topo.impair(testbed::Direction::ToPeer, &testbed::Impairment::none()).unwrap();
     eprintln!("{}", table.join("\n"));
 }
+
+/// Connects to HOST:PORT and prints "connected" or "error ERRNO".
+const PY_CONNECT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.settimeout(30)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("connected", flush=True)
+except OSError as e:
+    print("error %s" % e.errno, flush=True)
+"#;
+
+/// A connect to a host the router on the path cannot reach fails with EHOSTUNREACH when the
+/// router's ICMP host unreachable arrives (after its ARP gives up, about 3 s), as on Linux,
+/// rather than after two minutes of SYN retries.
+#[test]
+fn an_icmp_host_unreachable_from_a_router_fails_a_connect_with_ehostunreach() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _far = BehindRouter::create(&topo, 1500);
+    let started = std::time::Instant::now();
+    let out = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_CONNECT, "10.98.0.99", "7440"])
+        .finish(T)
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{text} after {took:?}\n{err}");
+    assert!(err.contains("enabled bypass"), "not accelerated: {err}");
+    assert_eq!(text.trim(), format!("error {}", libc::EHOSTUNREACH));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
