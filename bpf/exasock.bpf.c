@@ -6,7 +6,8 @@
  *   frames of flows owned by this process and nothing else;
  * - exasock_tc (tc ingress): drops frames of AF_PACKET-served flows, which the ring's tap has
  *   already seen, so the kernel never answers them, as long as the owner is alive; once the
- *   owner is gone the kernel gets them again and answers (ICMP, RST).
+ *   owner is gone the kernel gets them again and answers (ICMP, RST). It also drops, and
+ *   counts in `xdp_missed`, TCP frames of AF_XDP-served flows that XDP let through.
  * - exasock_xdp (XDP, loaded by `exasock-ctl attach --datapath xdp`): redirects frames of flows
  *   served over AF_XDP to the XSK of the queue they arrived on (`xsks`, indexed by
  *   rx_queue_index), provided the entry carries the token of the process whose XSKs are in
@@ -109,6 +110,16 @@ struct {
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } local_addrs SEC(".maps");
+
+/* Entry 0: TCP frames of flows served over AF_XDP that reached tc ingress with their owner
+ * alive (XDP did not redirect them) and were dropped there; see exasock_tc. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} xdp_missed SEC(".maps");
 
 /* Whether a wildcard flow may take a datagram to `daddr`. */
 static __always_inline int wildcard_destination(__u32 daddr)
@@ -389,11 +400,29 @@ int exasock_tc(struct __sk_buff *skb)
 	if (multicast_udp(skb, &port))
 		return TC_ACT_OK;
 	/* A shared flow is the kernel's: it delivers among the port's sockets as Linux does. */
-	if (!lookup(skb, IN_TC, &m) || m.owner->datapath != DATAPATH_AF_PACKET || m.owner->shared)
+	if (!lookup(skb, IN_TC, &m) || m.owner->shared)
 		return TC_ACT_OK;
-	/* An ICMP error reaches the owner's ring and the kernel both (the kernel has no socket
-	 * for the connection and ignores it). */
+	/* An ICMP error reaches the owner and the kernel both (the kernel has no socket for the
+	 * connection and ignores it). */
 	if (m.icmp)
+		return TC_ACT_OK;
+	if (m.owner->datapath == DATAPATH_AF_XDP) {
+		/* XDP did not redirect this frame of a flow served over AF_XDP: SKB-mode XDP skips
+		 * frames that another device's tc redirected here (skb_is_redirected), and a queue
+		 * may have no XSK for a moment. While the owner lives, the kernel must not answer a
+		 * segment of its connection (its RST would end it): dropped and counted, and TCP
+		 * retransmits it. A UDP datagram goes on to the owner's kernel socket, which the
+		 * owner reads too. */
+		if (m.key.proto == IPPROTO_TCP && anchor_alive(m.owner->token)) {
+			__u32 zero = 0;
+			__u64 *missed = bpf_map_lookup_elem(&xdp_missed, &zero);
+			if (missed)
+				*missed += 1;
+			return TC_ACT_SHOT;
+		}
+		return TC_ACT_OK;
+	}
+	if (m.owner->datapath != DATAPATH_AF_PACKET)
 		return TC_ACT_OK;
 	if (m.key.proto == IPPROTO_TCP)
 		return anchor_alive(m.owner->token) ? TC_ACT_SHOT : TC_ACT_OK;

@@ -114,6 +114,9 @@ fn run(cli: Cli) -> Result<(), String> {
                     s.flows.len(),
                     s.swept
                 );
+                if s.xdp_missed > 0 {
+                    println!("  {} TCP frame(s) XDP let through dropped at tc (retransmitted)", s.xdp_missed);
+                }
                 let mut owners: Vec<u32> = s.flows.iter().filter(|f| f.owner_alive()).map(|f| f.owner_pid).collect();
                 owners.sort_unstable();
                 owners.dedup();

@@ -164,6 +164,7 @@ impl AfPacketPort {
         if ptr == libc::MAP_FAILED {
             return Err(ctx("mmap of the packet rings")(io::Error::last_os_error()));
         }
+        crate::sys::dont_fork(ptr, map_len);
         let map = NonNull::new(ptr.cast::<u8>()).expect("mmap returned null");
 
         let port = AfPacketPort {

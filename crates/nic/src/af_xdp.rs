@@ -95,6 +95,7 @@ impl Ring {
         if map == libc::MAP_FAILED {
             return Err(ctx("mmap of an XSK ring")(io::Error::last_os_error()));
         }
+        crate::sys::dont_fork(map, map_len);
         let base = map.cast::<u8>();
         // SAFETY: the offsets the kernel gave lie inside the mapping.
         let ring = unsafe {
@@ -271,6 +272,7 @@ fn open_queue(spec: &QueueSpec) -> io::Result<Queue> {
     if umem == libc::MAP_FAILED {
         return Err(ctx("cannot map the UMEM")(io::Error::last_os_error()));
     }
+    crate::sys::dont_fork(umem, umem_len);
     // The queue owns the UMEM from here on (and unmaps it on any failure below).
     let mut rings = (None, None, None, None);
     let result = (|| -> io::Result<()> {

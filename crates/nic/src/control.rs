@@ -164,6 +164,17 @@ pub struct InterfaceStatus {
     pub swept: usize,
     /// "af_packet", "xdp (skb mode)" or "xdp (native mode)".
     pub datapath: String,
+    /// TCP frames of flows served over AF_XDP that XDP let through to tc, which dropped them
+    /// so that the kernel would not reset the connection (frames another device's tc
+    /// redirected to this one skip SKB-mode XDP); TCP retransmitted them.
+    pub xdp_missed: u64,
+}
+
+/// The sum over CPUs of the pinned `xdp_missed` counter in `dir` (0 if it cannot be read).
+fn xdp_missed(dir: &Path) -> u64 {
+    let Ok(data) = aya::maps::MapData::from_pin(dir.join("xdp_missed")) else { return 0 };
+    let Ok(array) = aya::maps::PerCpuArray::<_, u64>::try_from(aya::maps::Map::PerCpuArray(data)) else { return 0 };
+    array.get(&0, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
 }
 
 /// The datapath an interface's state directory says it runs.
@@ -368,7 +379,8 @@ pub fn status() -> Result<Vec<InterfaceStatus>, ControlError> {
             Err(_) => (Vec::new(), 0),
         };
         let datapath = datapath_name(&netns_dir.join(&iface));
-        out.push(InterfaceStatus { iface, program_attached, flows, swept, datapath });
+        let xdp_missed = xdp_missed(&netns_dir.join(&iface));
+        out.push(InterfaceStatus { iface, program_attached, flows, swept, datapath, xdp_missed });
     }
     Ok(out)
 }

@@ -51,3 +51,11 @@ pub(crate) unsafe fn bpf_map_elem(
     }
     Ok(())
 }
+
+/// Keeps a mapping out of fork children (MADV_DONTFORK). A ring mapped from a socket holds the
+/// socket: a child's copy (a fork child of the program, exasock's watcher) would keep an AF_XDP
+/// socket bound, and the kernel redirecting frames into it, after its owner died.
+pub(crate) fn dont_fork(addr: *mut libc::c_void, len: usize) {
+    // SAFETY: advice on a mapping the caller just made; failure only keeps the default.
+    unsafe { libc::madvise(addr, len, libc::MADV_DONTFORK) };
+}

@@ -1,7 +1,7 @@
 //! Unmodified programs under libexasock_preload.so in the namespace topology: their UDP sockets
 //! move onto the stack, everything else stays on the kernel, and they cannot tell.
 
-use common::{attached, library, spawn_accelerated, PeerEcho};
+use common::{attached, flows, library, spawn_accelerated, PeerEcho};
 use std::net::{SocketAddrV4, UdpSocket};
 use std::time::Duration;
 use testbed::{Side, Topology};
@@ -852,13 +852,6 @@ fn a_new_namespace_never_sees_a_deleted_one_s_interfaces() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "fresh\n");
     let _ = std::fs::remove_dir_all(format!("/run/exasock/{old_cookie}"));
     drop(old);
-}
-
-/// The flows of this namespace's attached interface, as `exasock-ctl status` shows them.
-fn flows(topo: &Topology) -> Vec<nic::steering::FlowEntry> {
-    let it = topo.accel.iface.clone();
-    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
-    status.into_iter().find(|s| s.iface == it).map(|s| s.flows).unwrap_or_default()
 }
 
 /// Two sockets of one process on one port (SO_REUSEADDR or SO_REUSEPORT) are both accelerated

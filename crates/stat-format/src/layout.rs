@@ -190,6 +190,16 @@ pub struct SocketRecord {
     pub drops_queue_full: u64,
     /// Datagrams ever queued (UDP).
     pub rx_datagrams: u64,
+    /// Challenge ACKs sent (RFC 5961: a RST or SYN in the window but not where expected, data
+    /// acknowledging what was never sent) (TCP connection).
+    pub challenge_acks: u32,
+    /// Of `drops_queue_full`, segments PAWS rejected as old duplicates (TCP connection).
+    pub paws_rejected: u32,
+    /// SND.NXT and RCV.NXT at the last refresh (TCP connection): enough for the launcher's
+    /// watcher to send the peer of a killed process a segment surely outside its window.
+    pub snd_nxt: u32,
+    /// See `snd_nxt`.
+    pub rcv_nxt: u32,
 }
 
 impl Default for SocketRecord {
@@ -226,6 +236,10 @@ impl Default for SocketRecord {
             backlog: 0,
             drops_queue_full: 0,
             rx_datagrams: 0,
+            challenge_acks: 0,
+            paws_rejected: 0,
+            snd_nxt: 0,
+            rcv_nxt: 0,
         }
     }
 }
@@ -276,6 +290,8 @@ impl SocketRecord {
         v[18] = pair(self.syn_queue, self.backlog);
         v[19] = self.drops_queue_full;
         v[20] = self.rx_datagrams;
+        v[21] = pair(self.challenge_acks, self.paws_rejected);
+        v[22] = pair(self.snd_nxt, self.rcv_nxt);
         v
     }
 
@@ -291,6 +307,8 @@ impl SocketRecord {
         let (mss_tx, mss_rx) = split(v[14]);
         let (srtt_us, rto_us) = split(v[15]);
         let (syn_queue, backlog) = split(v[18]);
+        let (challenge_acks, paws_rejected) = split(v[21]);
+        let (snd_nxt, rcv_nxt) = split(v[22]);
         Some(SocketRecord {
             kind,
             state: State::from_u8((v[0] >> 8) as u8),
@@ -323,6 +341,10 @@ impl SocketRecord {
             backlog,
             drops_queue_full: v[19],
             rx_datagrams: v[20],
+            challenge_acks,
+            paws_rejected,
+            snd_nxt,
+            rcv_nxt,
         })
     }
 
@@ -497,6 +519,10 @@ mod tests {
             wscale_peer: 14,
             wscale_local: 7,
             drops_queue_full: 3,
+            challenge_acks: 5,
+            paws_rejected: u32::MAX,
+            snd_nxt: 0x8000_0001,
+            rcv_nxt: 17,
             ..SocketRecord::default()
         }
     }

@@ -81,6 +81,8 @@ pub fn object(e: &Entry) -> String {
     field("backlog", r.backlog.to_string());
     field("rx_datagrams", r.rx_datagrams.to_string());
     field("drops_queue_full", r.drops_queue_full.to_string());
+    field("challenge_acks", r.challenge_acks.to_string());
+    field("paws_rejected", r.paws_rejected.to_string());
     field("process_drops_checksum", p.drops_checksum.to_string());
     field("process_drops_no_buffer", p.drops_no_buffer.to_string());
     field("netns_cookie", p.netns_cookie.to_string());

@@ -190,7 +190,9 @@ pub fn accelerate_tcp_listener(fd: i32, local: SocketAddrV4, backlog: i32) -> Re
         let _ = rt.driver.stack().tcp_close(handle, driver::clock::now());
         return Err(NotAccelerated::Failed(e.to_string()));
     }
-    adopt(rt, fd, handle, Proto::Tcp, flow)
+    adopt(rt, fd, handle, Proto::Tcp, flow)?;
+    super::watcher::ensure_started();
+    Ok(())
 }
 
 /// Records an accelerated socket behind `fd`.
@@ -419,6 +421,7 @@ pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4
         }
     };
     adopt(rt, fd, handle, Proto::Tcp, Flow::tcp_connection(local, remote))?;
+    super::watcher::ensure_started();
     match fdtable::get(fd) {
         FdState::Accel(slot) => Ok(slot),
         _ => Err(NotAccelerated::Failed("lost the slot".into())),

@@ -391,6 +391,7 @@ pub fn hand_over_in_child(runtime: &mut Option<Runtime>) {
     RING_FD.store(-1, Ordering::Relaxed);
     NOTIFY_FD.store(-1, Ordering::Relaxed);
     publish::forget_in_child();
+    super::watcher::forget_in_child();
     let Some(rt) = runtime.take() else { return };
     let keep = crate::inherit::in_child();
     for fd in 0..fdtable::MAX_FDS as i32 {

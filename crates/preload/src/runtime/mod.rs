@@ -24,6 +24,7 @@ mod publish;
 mod sockaddr;
 mod tcp_options;
 mod wait;
+mod watcher;
 
 pub use accelerate::*;
 pub use async_io::*;

@@ -35,6 +35,25 @@ fn region() -> Option<Region<'static>> {
     unsafe { Region::from_raw(p, FILE_BYTES) }
 }
 
+/// The publication's mapping, as the watcher inherits it: the watcher reads the records there
+/// after the program died (the mapping outlives the file's removal).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Mapping(*mut u8);
+
+impl Mapping {
+    /// The records.
+    pub(super) fn region(&self) -> Option<Region<'static>> {
+        // SAFETY: as in `region`: a live MAP_SHARED mapping of FILE_BYTES, never unmapped.
+        unsafe { Region::from_raw(self.0, FILE_BYTES) }
+    }
+}
+
+/// This process's publication mapping, if it has one.
+pub(super) fn mapping() -> Option<Mapping> {
+    let p = REGION.load(Ordering::Acquire);
+    (!p.is_null()).then_some(Mapping(p))
+}
+
 /// Makes and maps the file (Runtime::open, under the lock). A failure costs only the listing.
 pub(super) fn open(netns_fd: i32) {
     // SAFETY: getpid has no preconditions.
@@ -224,6 +243,11 @@ fn record_of(rt: &mut Runtime, s: &Slot, fds: &[i32]) -> Option<SocketRecord> {
             let Ok(i) = stack.tcp_info(h) else { return Some(r) };
             r.send_q = i.unacked;
             r.drops_queue_full = i.rcv_dropped;
+            r.challenge_acks = i.challenge_acks.min(u64::from(u32::MAX)) as u32;
+            r.paws_rejected = i.paws_rejected.min(u64::from(u32::MAX)) as u32;
+            if let Ok((snd_nxt, rcv_nxt)) = stack.tcp_sequence(h) {
+                (r.snd_nxt, r.rcv_nxt) = (snd_nxt, rcv_nxt);
+            }
             // As the original: every diagnostic is 0 before the handshake completes.
             if state.is_synchronized() {
                 r.rx_bytes = i.bytes_received;

@@ -61,6 +61,13 @@ pub fn attached() -> Topology {
     topo
 }
 
+/// The flows of this namespace's attached interface, as `exasock-ctl status` shows them.
+pub fn flows(topo: &Topology) -> Vec<nic::steering::FlowEntry> {
+    let it = topo.accel.iface.clone();
+    let status = topo.in_ns(Side::Accel, nic::control::status).unwrap().unwrap();
+    status.into_iter().find(|s| s.iface == it).map(|s| s.flows).unwrap_or_default()
+}
+
 /// Runs `argv` under the library in the accel namespace with extra environment.
 pub fn spawn_accelerated(topo: &Topology, env: &[&str], argv: &[&str]) -> NsChild {
     spawn_accelerated_for(topo, env, argv, T)

@@ -344,6 +344,12 @@ impl Stack {
         self.tcp_socket(h)?.connection().map(|c| c.info()).ok_or(TcpError::NotConnected)
     }
 
+    /// The connection's SND.NXT and RCV.NXT: published for exasock-stat, so that the launcher's
+    /// watcher can make the peer of a killed process answer with an ACK the kernel resets.
+    pub fn tcp_sequence(&self, h: SocketHandle) -> Result<(u32, u32), TcpError> {
+        self.tcp_socket(h)?.connection().map(|c| (c.snd.nxt.0, c.rcv.nxt.0)).ok_or(TcpError::NotConnected)
+    }
+
     /// Bytes the connection's sender counts in flight now: with SACK, RFC 6675's pipe
     /// (outstanding, less SACKed and lost, plus retransmitted; Linux's tcp_packets_in_flight,
     /// in bytes). Not in `TcpInfo`, which every connection carries for its counters.

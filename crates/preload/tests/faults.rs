@@ -1,0 +1,708 @@
+//! Faults and hostile traffic (issue 22) through the real datapath between the namespaces: an
+//! unmodified program under libexasock_preload.so against the kernel of the peer namespace.
+//! Whatever happens, the program's data arrives whole or the program gets the error the kernel
+//! would give, the flows map holds nothing of a dead process, and every drop is counted where
+//! `exasock-stat` shows it.
+
+use common::{assert_kernel_carried_at_most, attached, flows, spawn_accelerated, tcp_segments};
+use std::io::{Read, Write};
+use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+use testbed::{Direction, Impairment, NsChild, Side, Topology};
+
+mod common;
+
+const T: Duration = Duration::from_secs(60);
+
+/// Serves one TCP echo connection on ARGV1:ARGV2, announcing its pid and descriptor, and holds
+/// the connection open after the client's EOF until a line arrives on stdin.
+const PY_ECHO_ONE: &str = r#"
+import os, socket, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+print("ready", flush=True)
+c, _ = l.accept()
+print("accepted", os.getpid(), c.fileno(), flush=True)
+while True:
+    d = c.recv(65536)
+    if not d:
+        break
+    c.sendall(d)
+print("eof", flush=True)
+sys.stdin.readline()
+c.close()
+"#;
+
+/// The published record of `pid`'s socket behind `fd`, with its process's counters.
+fn published(topo: &Topology, pid: u32, fd: i32) -> Option<stat_format::reader::Entry> {
+    let all = topo
+        .in_ns(Side::Accel, || stat_format::reader::read_all(std::path::Path::new(stat_format::naming::DIR), 0))
+        .unwrap();
+    all.into_iter().find(|e| e.process.pid == pid && e.socket.fds().contains(&fd))
+}
+
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// RFC 5961's blind attacks (resets and SYNs in and out of the window, data acknowledging
+/// what was never sent) and segments no correct peer sends (bad checksums, lying header
+/// lengths, every option malformed, SACK blocks for data never sent) injected into a live
+/// accelerated connection from the peer namespace: the connection is neither reset nor
+/// corrupted, the stream carries on byte for byte, and the drops and challenge ACKs are
+/// counted in what exasock-stat shows of the connection.
+#[test]
+fn blind_injection_and_malformed_segments_neither_reset_nor_corrupt_a_connection() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip.to_string();
+    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_ECHO_ONE, &ip, "7600"]);
+    server.wait_for_line("ready", T).unwrap();
+    let before = tcp_segments(&topo);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hostile_peer.py");
+    let client = topo.spawn(Side::Peer, &["python3", script, &ip, "7600", &topo.peer.iface], T).unwrap();
+    let accepted = words(&server.wait_for_line("accepted", T).unwrap());
+    let (pid, fd): (u32, i32) = (accepted[1].parse().unwrap(), accepted[2].parse().unwrap());
+    let out = client.finish(T).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("ok 1048576"),
+        "the stream did not survive: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.wait_for_line("eof", T).unwrap();
+    // Counted: segments outside the window as drops, the resets and SYNs in it as challenge
+    // ACKs (the record is refreshed every 100 ms).
+    let mut rec = None;
+    testbed::poll_until(Duration::from_secs(5), "the drops published", || {
+        rec = published(&topo, pid, fd).map(|e| e.socket);
+        Ok(rec.is_some_and(|r| r.challenge_acks >= 4 && r.drops_queue_full >= 100))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {rec:?}"));
+    writeln!(server.stdin().unwrap()).unwrap();
+    let out = server.finish(T).unwrap();
+    assert!(out.status.success(), "the server failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+    // The kernel of the accelerated namespace saw none of it (every injected segment names the
+    // connection's 4-tuple, so its flow entry steers it to the stack).
+    assert_kernel_carried_at_most(&topo, before, 0, "the attacked connection");
+}
+
+/// A client in the peer namespace that streams to `port` (a writer thread that never pauses)
+/// and reads the echo back until the connection fails; returns how the read and the write
+/// failed (a reset is reported to the first call after it: the other then sees EOF or EPIPE),
+/// how long after `killed` was set, and how many bytes came back before.
+fn stream_until_failure(
+    topo: &Topology,
+    port: u16,
+    killed: std::sync::Arc<std::sync::Mutex<Option<Instant>>>,
+) -> std::thread::JoinHandle<([std::io::ErrorKind; 2], Duration, usize)> {
+    let ip = topo.accel.ip;
+    let s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(ip, port))).unwrap().unwrap();
+    std::thread::spawn(move || {
+        let mut s = s;
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            let block: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
+            loop {
+                if let Err(e) = w.write_all(&block) {
+                    return e.kind();
+                }
+            }
+        });
+        let mut back = vec![0u8; 16384];
+        let mut echoed = 0usize;
+        loop {
+            if let Err(e) = s.read_exact(&mut back) {
+                let after = killed.lock().unwrap().map(|t| t.elapsed()).unwrap_or_default();
+                let _ = s.shutdown(std::net::Shutdown::Both);
+                return ([e.kind(), writer.join().unwrap()], after, echoed);
+            }
+            assert!(
+                back.iter().enumerate().all(|(i, &b)| b == (i * 7 % 251) as u8),
+                "the echo differs after {echoed} bytes"
+            );
+            echoed += back.len();
+        }
+    })
+}
+
+/// kill -9 of an accelerated TCP server mid-transfer: the peer's next segment is answered with
+/// RST (the kernel gets the flow back at once), the flows map holds nothing of the dead
+/// process, and a new accelerated server takes the same port at once and serves.
+#[test]
+fn a_server_killed_mid_transfer_resets_its_peer_and_frees_its_port_at_once() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip.to_string();
+    let mut server = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_ECHO_ONE, &ip, "7601"]);
+    server.wait_for_line("ready", T).unwrap();
+    let killed = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let client = stream_until_failure(&topo, 7601, killed.clone());
+    server.wait_for_line("accepted", T).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    *killed.lock().unwrap() = Some(Instant::now());
+    server.kill_with(libc::SIGKILL);
+    let _ = server.finish(T);
+    let (kinds, after, echoed) = client.join().unwrap();
+    assert!(echoed > 0, "nothing was echoed before the kill");
+    assert!(
+        kinds.contains(&std::io::ErrorKind::ConnectionReset),
+        "the peer's read and write saw {kinds:?} after {after:?}, not a reset"
+    );
+    assert!(after < Duration::from_secs(5), "the reset took {after:?}");
+    testbed::poll_until(Duration::from_secs(5), "the dead server's flows to go", || {
+        Ok(flows(&topo).iter().all(|f| f.flow.local_port != 7601))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", flows(&topo)));
+    // A new server takes the port at once, accelerated, and serves.
+    let mut again = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_ECHO_ONE, &ip, "7601"]);
+    again.wait_for_line("ready", T).unwrap();
+    let peer = topo.accel.ip;
+    let mut s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(peer, 7601))).unwrap().unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"again").unwrap();
+    let mut buf = [0u8; 5];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"again");
+    drop(s);
+    again.wait_for_line("eof", T).unwrap();
+    writeln!(again.stdin().unwrap()).unwrap();
+    let out = again.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the new server was not accelerated");
+}
+
+/// Receives numbered UDP datagrams on ARGV1:ARGV2 until a datagram "end", then prints how many
+/// distinct ones arrived, how many were corrupt, the highest number and how many arrived in all.
+const PY_UDP_COUNT: &str = r#"
+import os, socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", os.getpid(), s.fileno(), flush=True)
+seen, bad, total = set(), 0, 0
+while True:
+    d = s.recv(65536)
+    if d == b"end":
+        break
+    n = struct.unpack("!I", d[:4])[0]
+    total += 1
+    if d[4:] != bytes([n % 251]) * (len(d) - 4):
+        bad += 1
+    seen.add(n)
+print("got", len(seen), "bad", bad, "max", max(seen, default=-1), "total", total, flush=True)
+sys.stdin.readline()
+"#;
+
+/// kill -9 of an accelerated UDP receiver while the peer sends to it: the peer's connected
+/// socket learns of it from the kernel's port unreachable (ECONNREFUSED), the flows map holds
+/// nothing of the dead process, and a new receiver takes the port at once.
+#[test]
+fn a_udp_receiver_killed_mid_stream_is_refused_to_its_sender_and_its_port_taken_at_once() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut rx =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_UDP_COUNT, &ip.to_string(), "7602"]);
+    rx.wait_for_line("ready", T).unwrap();
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))).unwrap().unwrap();
+    tx.connect((ip, 7602)).unwrap();
+    let datagram = |n: u32| {
+        let mut d = n.to_be_bytes().to_vec();
+        d.extend(std::iter::repeat_n((n % 251) as u8, 200));
+        d
+    };
+    for n in 0..500 {
+        tx.send(&datagram(n)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    rx.kill_with(libc::SIGKILL);
+    let _ = rx.finish(T);
+    let killed = Instant::now();
+    let mut n = 500;
+    let refused = loop {
+        match tx.send(&datagram(n)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break killed.elapsed(),
+            Err(e) => panic!("the sender saw {e}"),
+            Ok(_) => {}
+        }
+        n += 1;
+        assert!(killed.elapsed() < Duration::from_secs(5), "no port unreachable reached the sender");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(
+        flows(&topo).iter().all(|f| f.flow.local_port != 7602),
+        "the dead receiver's flow is left: {:?}",
+        flows(&topo)
+    );
+    // A new receiver takes the port at once and gets everything sent to it.
+    let mut again =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_UDP_COUNT, &ip.to_string(), "7602"]);
+    again.wait_for_line("ready", T).unwrap();
+    for n in 0..200 {
+        tx.send(&datagram(n)).unwrap();
+    }
+    tx.send(b"end").unwrap();
+    let got = again.wait_for_line("got", T).unwrap();
+    assert_eq!(got, "got 200 bad 0 max 199 total 200", "after a refusal {refused:?} after the kill");
+    let out = again.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the new receiver was not accelerated");
+}
+
+/// Streams to HOST:PORT until a send fails, then prints the exception's name.
+const PY_STREAM_OUT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print("connected", flush=True)
+block = bytes(range(256)) * 256
+try:
+    while True:
+        s.sendall(block)
+except OSError as e:
+    print("failed", type(e).__name__, flush=True)
+"#;
+
+/// kill -9 of the kernel peer while an accelerated client streams to it: the client's send
+/// fails as it fails on the kernel (the peer's kernel resets the connection: ECONNRESET, or
+/// EPIPE once the reset was already seen), within moments, never a hang.
+#[test]
+fn a_killed_peer_fails_the_accelerated_sender_as_on_the_kernel() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let peer = topo.peer.ip.to_string();
+    let mut outcomes = Vec::new();
+    for (i, accelerated) in [false, true].into_iter().enumerate() {
+        let port = (7603 + i).to_string();
+        // A peer that reads slowly, so its queue holds data when it dies.
+        let mut sink = topo
+            .spawn(
+                Side::Peer,
+                &["python3", "-c", "import socket,sys,time\nl=socket.create_server((sys.argv[1],int(sys.argv[2])))\nprint('ready',flush=True)\nc,_=l.accept()\nwhile True:\n    c.recv(1000); time.sleep(0.01)", &peer, &port],
+                T,
+            )
+            .unwrap();
+        sink.wait_for_line("ready", T).unwrap();
+        let argv = ["python3", "-c", PY_STREAM_OUT, &peer, &port];
+        let mut client: NsChild = if accelerated {
+            spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &argv)
+        } else {
+            topo.spawn(Side::Accel, &argv, T).unwrap()
+        };
+        client.wait_for_line("connected", T).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        sink.kill_with(libc::SIGKILL);
+        let _ = sink.finish(T);
+        let killed = Instant::now();
+        let failed = client.wait_for_line("failed", Duration::from_secs(10)).unwrap();
+        let took = killed.elapsed();
+        let out = client.finish(T).unwrap();
+        if accelerated {
+            assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+        }
+        assert!(took < Duration::from_secs(5), "the sender noticed after {took:?}");
+        outcomes.push(failed);
+    }
+    for o in &outcomes {
+        assert!(
+            o == "failed ConnectionResetError" || o == "failed BrokenPipeError",
+            "kernel, then exasock: {outcomes:?}"
+        );
+    }
+}
+
+/// A receiver that stops (SIGSTOP: the program and exasock's worker both) while the peer keeps
+/// sending: the ring and the socket queue fill, every datagram lost is counted (the socket's
+/// queue-full drops and the ring's no-buffer drops, as exasock-stat shows them), nothing that
+/// arrives is corrupt or doubled, and once it runs again it receives everything sent after.
+#[test]
+fn a_stopped_receiver_loses_only_what_is_counted_and_receives_again_when_resumed() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut rx =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_UDP_COUNT, &ip.to_string(), "7605"]);
+    let ready = words(&rx.wait_for_line("ready", T).unwrap());
+    let (pid, fd): (u32, i32) = (ready[1].parse().unwrap(), ready[2].parse().unwrap());
+    let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))).unwrap().unwrap();
+    tx.connect((ip, 7605)).unwrap();
+    let datagram = |n: u32| {
+        let mut d = n.to_be_bytes().to_vec();
+        d.extend(std::iter::repeat_n((n % 251) as u8, 1000));
+        d
+    };
+    rx.kill_with(libc::SIGSTOP);
+    // Paced, so that the veth's backlog (netdev_max_backlog) never drops: only exasock can.
+    const STOPPED: u32 = 20_000;
+    for n in 0..STOPPED {
+        tx.send(&datagram(n)).unwrap();
+        if n % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    rx.kill_with(libc::SIGCONT);
+    std::thread::sleep(Duration::from_millis(500));
+    // Reading resumes: everything sent now arrives.
+    const AFTER: u32 = 300;
+    for n in STOPPED..STOPPED + AFTER {
+        tx.send(&datagram(n)).unwrap();
+        if n % 64 == 63 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    tx.send(b"end").unwrap();
+    let got = words(&rx.wait_for_line("got", T).unwrap());
+    let (received, bad, max): (u64, u64, i64) =
+        (got[1].parse().unwrap(), got[3].parse().unwrap(), got[5].parse().unwrap());
+    assert_eq!(bad, 0, "datagrams arrived corrupt or twice");
+    assert_eq!(
+        max,
+        i64::from(STOPPED + AFTER - 1),
+        "the datagrams sent after the receiver resumed were not all received"
+    );
+    // Every datagram not received is counted (the record is refreshed every 100 ms).
+    let mut entry = None;
+    let counted = |e: &stat_format::reader::Entry| e.socket.drops_queue_full + e.process.drops_no_buffer;
+    let all_counted = testbed::poll_until(Duration::from_secs(5), "the receiver's drops", || {
+        entry = published(&topo, pid, fd);
+        Ok(entry.as_ref().is_some_and(|e| received + counted(e) >= u64::from(STOPPED + AFTER)))
+    });
+    let out = rx.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+    let e = entry.expect("the receiver's socket was published");
+    eprintln!(
+        "sent {}: {received} received, {} queue full, {} no buffer",
+        STOPPED + AFTER,
+        e.socket.drops_queue_full,
+        e.process.drops_no_buffer
+    );
+    assert!(counted(&e) > 0, "nothing was dropped: the test did not fill the queue ({received} received)");
+    assert!(
+        all_counted.is_ok() && received + counted(&e) == u64::from(STOPPED + AFTER),
+        "sent {}: {received} received, {} queue full, {} no buffer",
+        STOPPED + AFTER,
+        e.socket.drops_queue_full,
+        e.process.drops_no_buffer
+    );
+}
+
+/// The impairment of the transfers below: 5% loss, 1% duplication, 2% reordering.
+fn lossy() -> Impairment {
+    Impairment { loss: 0.05, duplicate: 0.01, reorder: 0.02, seed: 22, ..Impairment::none() }
+}
+
+/// Connects to ARGV1:ARGV2, writes ARGV3 bytes of a pattern while reading them back, and
+/// prints "ok" if the echo was byte-exact.
+const PY_ECHO_CLIENT: &str = r#"
+import socket, sys, threading
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+size = int(sys.argv[3])
+data = bytes((i * 13) % 253 for i in range(size))
+def write():
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+w = threading.Thread(target=write)
+w.start()
+got = bytearray()
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+w.join()
+print("ok" if got == data else "differs after %d of %d bytes" % (len(got), size), flush=True)
+"#;
+
+/// TCP through 5% loss, duplication and reordering in both directions, exasock as the server
+/// and as the client against the kernel: every byte arrives, in order, each way; both kernels'
+/// impairment counters show the link did its damage.
+#[test]
+fn tcp_through_loss_duplication_and_reordering_arrives_byte_exact_as_server_and_client() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const SIZE: usize = 1 << 20;
+    for dir in Direction::BOTH {
+        topo.impair(dir, &lossy()).unwrap();
+    }
+    // exasock serves; the kernel client in the peer namespace streams and checks the echo.
+    let ip = topo.accel.ip;
+    let mut server =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_ECHO_ONE, &ip.to_string(), "7610"]);
+    server.wait_for_line("ready", T).unwrap();
+    let mut s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(ip, 7610))).unwrap().unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let data: Vec<u8> = (0..SIZE).map(|i| (i * 13 % 253) as u8).collect();
+    let mut w = s.try_clone().unwrap();
+    let sent = data.clone();
+    let writer = std::thread::spawn(move || w.write_all(&sent));
+    let mut got = vec![0u8; SIZE];
+    if let Err(e) = s.read_exact(&mut got) {
+        server.kill_with(libc::SIGTERM);
+        let out = server.finish(T).unwrap();
+        panic!(
+            "the echo failed: {e}; server: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    writer.join().unwrap().unwrap();
+    assert!(got == data, "the echo through the impaired link differs");
+    drop(s);
+    server.wait_for_line("eof", T).unwrap();
+    let out = server.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the server was not accelerated");
+    // exasock connects to a kernel echo server in the peer namespace.
+    let _echo = common::PeerTcp::start(&topo, 7611);
+    let peer = topo.peer.ip.to_string();
+    let client = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_ECHO_CLIENT, &peer, "7611", &SIZE.to_string()],
+    );
+    let out = client.finish(T).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "the client was not accelerated");
+    for dir in Direction::BOTH {
+        let st = topo.impair_stats(dir).unwrap();
+        eprintln!("{dir:?}: {st}");
+        assert!(st.dropped > 0 && st.duplicated > 0, "{dir:?} was not impaired: {st}");
+    }
+}
+
+/// Sends ARGV3 numbered datagrams to ARGV1:ARGV2, paced, then prints "sent N".
+const PY_UDP_SEND: &str = r#"
+import socket, struct, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect((sys.argv[1], int(sys.argv[2])))
+n = int(sys.argv[3])
+for i in range(n):
+    s.send(struct.pack("!I", i) + bytes([i % 251]) * 300)
+    if i % 32 == 31:
+        time.sleep(0.001)
+print("sent", n, flush=True)
+"#;
+
+/// UDP through 5% loss, duplication and reordering, each way between an exasock program and a
+/// kernel program: what does not arrive is exactly what the link dropped, what arrives twice is
+/// exactly what it duplicated, and nothing arrives corrupt.
+#[test]
+fn udp_through_an_impaired_link_loses_and_doubles_only_what_the_link_did() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const N: u32 = 4000;
+    let filter = testbed::Filter { ip_proto: Some(17), ..Default::default() };
+    let (ip, peer) = (topo.accel.ip.to_string(), topo.peer.ip.to_string());
+    let n = N.to_string();
+    for (dir, accelerated_receiver) in [(Direction::FromPeer, true), (Direction::ToPeer, false)] {
+        let port = if accelerated_receiver { "7612" } else { "7613" };
+        let rx_argv = ["python3", "-c", PY_UDP_COUNT, if accelerated_receiver { &ip } else { &peer }, port];
+        let mut rx = if accelerated_receiver {
+            spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &rx_argv)
+        } else {
+            topo.spawn(Side::Peer, &rx_argv, T).unwrap()
+        };
+        rx.wait_for_line("ready", T).unwrap();
+        topo.impair(dir, &Impairment { filter: filter.clone(), ..lossy() }).unwrap();
+        let tx_argv = ["python3", "-c", PY_UDP_SEND, if accelerated_receiver { &ip } else { &peer }, port, &n];
+        let tx = if accelerated_receiver {
+            topo.spawn(Side::Peer, &tx_argv, T).unwrap()
+        } else {
+            spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &tx_argv)
+        };
+        let out = tx.finish(T).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("sent {N}\n"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let st = topo.impair_stats(dir).unwrap();
+        topo.impair(dir, &Impairment::none()).unwrap();
+        let end = if accelerated_receiver { topo.accel.ip } else { topo.peer.ip };
+        let port_n: u16 = port.parse().unwrap();
+        topo.in_ns(if accelerated_receiver { Side::Peer } else { Side::Accel }, move || {
+            UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).and_then(|s| s.send_to(b"end", (end, port_n)))
+        })
+        .unwrap()
+        .unwrap();
+        let got = words(&rx.wait_for_line("got", T).unwrap());
+        let out = rx.finish(T).unwrap();
+        if accelerated_receiver {
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains("enabled bypass"),
+                "the receiver was not accelerated"
+            );
+        }
+        let (distinct, bad, total): (u64, u64, u64) =
+            (got[1].parse().unwrap(), got[3].parse().unwrap(), got[7].parse().unwrap());
+        eprintln!("{dir:?}: sent {N}, {distinct} distinct, {total} in all; link: {st}");
+        assert_eq!(bad, 0, "{dir:?}: corrupt datagrams");
+        assert_eq!(st.selected, u64::from(N), "{dir:?}: the link saw other than what was sent: {st}");
+        assert!(st.dropped > 0 && st.duplicated > 0, "{dir:?}: the link did nothing: {st}");
+        assert_eq!(distinct + st.dropped, u64::from(N), "{dir:?}: lost other than the link dropped ({st})");
+        assert_eq!(total - distinct, st.duplicated, "{dir:?}: doubled other than the link duplicated ({st})");
+    }
+}
+
+/// Sends ARGV3 bytes to the first client of ARGV1:ARGV2, then waits with the connection open.
+const PY_SEND_THEN_WAIT: &str = r#"
+import socket, sys, time
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+print("ready", flush=True)
+c, _ = l.accept()
+c.sendall(bytes(int(sys.argv[3])))
+print("sent", flush=True)
+time.sleep(60)
+"#;
+
+/// kill -9 of an accelerated server whose peer only waits to receive (nothing in flight either
+/// way, so no segment of the peer's would reach the kernel): the peer learns at once, as it
+/// would from the kernel's close, because exasock's watcher process makes it answer an
+/// out-of-window ACK that the kernel resets. The watcher leaves once done.
+#[test]
+fn a_peer_that_only_waits_to_receive_learns_at_once_that_a_killed_server_is_gone() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_SEND_THEN_WAIT, &ip.to_string(), "7614", "100000"],
+    );
+    server.wait_for_line("ready", T).unwrap();
+    let mut s = topo.in_ns(Side::Peer, move || TcpStream::connect(SocketAddrV4::new(ip, 7614))).unwrap().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = vec![0u8; 100_000];
+    s.read_exact(&mut got).unwrap();
+    server.wait_for_line("sent", T).unwrap();
+    // Everything is acknowledged and nothing moves: only the watcher can tell the peer.
+    std::thread::sleep(Duration::from_millis(300));
+    // The watchers in the accelerated namespace (other tests' may still be leaving elsewhere).
+    let watchers = || {
+        let pids = testbed::ip(&["netns", "pids", &topo.accel.netns]).unwrap_or_default();
+        pids.split_whitespace()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "exasock-watch")
+            })
+            .count()
+    };
+    assert_eq!(watchers(), 1, "no watcher beside the server");
+    server.kill_with(libc::SIGKILL);
+    let _ = server.finish(T);
+    let killed = Instant::now();
+    let mut byte = [0u8; 1];
+    let r = s.read(&mut byte);
+    let took = killed.elapsed();
+    assert!(
+        matches!(&r, Ok(0)) || matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the peer's read gave {r:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "the peer learned after {took:?}");
+    testbed::poll_until(Duration::from_secs(5), "the watcher to leave", || Ok(watchers() == 0)).unwrap();
+}
+
+/// Echoes UDP on ARGV1 (any address) port ARGV2, and TCP for one client on the same port.
+const PY_UDP_TCP_ECHO: &str = r#"
+import selectors, socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((sys.argv[1], int(sys.argv[2])))
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(8)
+sel = selectors.DefaultSelector()
+sel.register(u, selectors.EVENT_READ, "udp")
+sel.register(l, selectors.EVENT_READ, "listen")
+print("ready", flush=True)
+while True:
+    for key, _ in sel.select():
+        if key.data == "udp":
+            d, a = u.recvfrom(65536)
+            u.sendto(d, a)
+        elif key.data == "listen":
+            c, _ = l.accept()
+            sel.register(c, selectors.EVENT_READ, "tcp")
+        else:
+            d = key.fileobj.recv(65536)
+            if not d:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+            else:
+                key.fileobj.sendall(d)
+"#;
+
+/// Sends `payload` to `to` from the peer namespace until an echo comes back (or `limit`); the
+/// echo's source is the route's choice (the interface's primary address), as on the kernel.
+fn udp_echo_from_peer(topo: &Topology, to: std::net::SocketAddrV4, payload: &'static [u8], limit: Duration) -> bool {
+    topo.in_ns(Side::Peer, move || {
+        let s = UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let until = Instant::now() + limit;
+        let mut buf = [0u8; 2048];
+        while Instant::now() < until {
+            s.send_to(payload, to).unwrap();
+            if let Ok((n, from)) = s.recv_from(&mut buf) {
+                if &buf[..n] == payload && from.port() == to.port() {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .unwrap()
+}
+
+/// The accelerated interface goes down and comes back up, then gains a second address: the
+/// program's UDP socket (bound to INADDR_ANY) and its TCP connection carry on through both,
+/// byte for byte, over the stack; a datagram to the new address is answered.
+#[test]
+fn traffic_survives_the_interface_going_down_and_up_and_a_new_address() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut server =
+        spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", PY_UDP_TCP_ECHO, "0.0.0.0", "7615"]);
+    server.wait_for_line("ready", T).unwrap();
+    let to = SocketAddrV4::new(ip, 7615);
+    assert!(udp_echo_from_peer(&topo, to, b"before", T), "no echo before");
+    let mut tcp = topo.in_ns(Side::Peer, move || TcpStream::connect(to)).unwrap().unwrap();
+    tcp.set_read_timeout(Some(T)).unwrap();
+    let echo = |tcp: &mut TcpStream, size: usize, seed: usize| {
+        let data: Vec<u8> = (0..size).map(|i| ((i + seed) * 7 % 251) as u8).collect();
+        let mut w = tcp.try_clone().unwrap();
+        let sent = data.clone();
+        let writer = std::thread::spawn(move || w.write_all(&sent));
+        let mut got = vec![0u8; size];
+        tcp.read_exact(&mut got).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(got == data, "the TCP echo differs");
+    };
+    echo(&mut tcp, 200_000, 1);
+    let before = tcp_segments(&topo);
+    let iface = topo.accel.iface.clone();
+    topo.run(Side::Accel, &["ip", "link", "set", "dev", &iface, "down"], T).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    topo.run(Side::Accel, &["ip", "link", "set", "dev", &iface, "up"], T).unwrap();
+    // A link that comes up again needs a moment before the veth carries frames.
+    assert!(udp_echo_from_peer(&topo, to, b"after up", T), "no UDP echo after the link came back");
+    echo(&mut tcp, 200_000, 2);
+    // A second address: a datagram to it is answered.
+    let second = std::net::Ipv4Addr::new(ip.octets()[0], ip.octets()[1], ip.octets()[2], ip.octets()[3] + 100);
+    topo.run(Side::Accel, &["ip", "addr", "add", &format!("{second}/24"), "dev", &iface], T).unwrap();
+    assert!(
+        udp_echo_from_peer(&topo, SocketAddrV4::new(second, 7615), b"new address", T),
+        "no UDP echo from the address added"
+    );
+    echo(&mut tcp, 200_000, 3);
+    drop(tcp);
+    assert_kernel_carried_at_most(&topo, before, 0, "the TCP connection across the link's bounce");
+    server.kill_with(libc::SIGTERM);
+    let out = server.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+}
