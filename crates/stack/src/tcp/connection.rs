@@ -103,7 +103,7 @@ pub struct Connection {
     pub(crate) orphan: bool,
     /// Events a readiness waiter must see again (data, FIN, connection, errors).
     pub(crate) arrivals: u64,
-    pub(crate) info: TcpInfo,
+    pub(crate) info: super::info::TcpCounters,
 }
 
 /// The send sequence space (RFC 9293 3.3.1) and what goes with it.
@@ -443,7 +443,7 @@ impl Connection {
             dead: false,
             orphan: false,
             arrivals: 0,
-            info: TcpInfo::default(),
+            info: super::info::TcpCounters::default(),
         }
     }
 
@@ -947,7 +947,7 @@ impl Connection {
 
     /// Counters and state, like tcp_info.
     pub fn info(&self) -> TcpInfo {
-        let mut i = self.info;
+        let mut i = self.info.snapshot();
         i.state = Some(self.state);
         i.cwnd = self.cc.window();
         i.ssthresh = self.cc.ssthresh();

@@ -130,7 +130,6 @@ impl Connection {
             return false;
         }
         self.snd.pmtu = mtu;
-        self.info.pmtu = mtu;
         let option_room = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
         let mss = mtu.saturating_sub(40).saturating_sub(option_room).max(MIN_MSS);
         if mss >= self.snd.mss {

@@ -120,6 +120,76 @@ pub struct TcpInfo {
     pub recv_buffer_limit: usize,
 }
 
+/// What a connection counts as it runs (the counters of [`TcpInfo`], which also reports the
+/// state computed when asked): kept apart so an idle connection does not store the snapshot's
+/// other fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TcpCounters {
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_acked: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_delivered: u64,
+    pub(crate) segs_out: u64,
+    pub(crate) segs_in: u64,
+    pub(crate) fast_retransmits: u64,
+    pub(crate) timeout_retransmits: u64,
+    pub(crate) bytes_retransmitted: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) rcv_dropped: u64,
+    pub(crate) paws_rejected: u64,
+    pub(crate) challenge_acks: u64,
+    pub(crate) window_probes: u64,
+    pub(crate) keepalive_probes: u64,
+    pub(crate) sack_recoveries: u32,
+    pub(crate) loss_probes: u32,
+    pub(crate) loss_probe_recoveries: u32,
+    pub(crate) dsacks_received: u32,
+    pub(crate) dsacks_sent: u32,
+    pub(crate) dsack_undos: u32,
+    pub(crate) reord_seen: u32,
+    pub(crate) rcvbuf_grows: u32,
+    pub(crate) sndbuf_grows: u32,
+    pub(crate) pmtu_reductions: u32,
+    pub(crate) icmp_out_of_window: u64,
+    pub(crate) rto_reverts: u32,
+}
+
+impl TcpCounters {
+    /// A snapshot with these counters and every other field zero (the caller fills them).
+    pub(crate) fn snapshot(&self) -> TcpInfo {
+        TcpInfo {
+            bytes_sent: self.bytes_sent,
+            bytes_acked: self.bytes_acked,
+            bytes_received: self.bytes_received,
+            bytes_delivered: self.bytes_delivered,
+            segs_out: self.segs_out,
+            segs_in: self.segs_in,
+            fast_retransmits: self.fast_retransmits,
+            timeout_retransmits: self.timeout_retransmits,
+            bytes_retransmitted: self.bytes_retransmitted,
+            timeouts: self.timeouts,
+            rcv_dropped: self.rcv_dropped,
+            paws_rejected: self.paws_rejected,
+            challenge_acks: self.challenge_acks,
+            window_probes: self.window_probes,
+            keepalive_probes: self.keepalive_probes,
+            sack_recoveries: self.sack_recoveries,
+            loss_probes: self.loss_probes,
+            loss_probe_recoveries: self.loss_probe_recoveries,
+            dsacks_received: self.dsacks_received,
+            dsacks_sent: self.dsacks_sent,
+            dsack_undos: self.dsack_undos,
+            reord_seen: self.reord_seen,
+            rcvbuf_grows: self.rcvbuf_grows,
+            sndbuf_grows: self.sndbuf_grows,
+            pmtu_reductions: self.pmtu_reductions,
+            icmp_out_of_window: self.icmp_out_of_window,
+            rto_reverts: self.rto_reverts,
+            ..TcpInfo::default()
+        }
+    }
+}
+
 /// A listener's queues and counters (exasock-stat's Recv-Q and connection requests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ListenerInfo {
