@@ -1181,12 +1181,15 @@ fn the_default_congestion_control_follows_the_namespace_sysctl() {
     assert_eq!(seen, [expected_default, "reno"]);
 }
 
-/// Accepts one connection on HOST:PORT and reads it to the end, checking the PY_WRITER
-/// pattern; prints "bytes N ok B rcvbuf R rcv_space S" (SO_RCVBUF and tcpi_rcv_space at the end).
+/// Accepts one connection on HOST:PORT (with SO_RCVBUF ARGV3 on the listener, if given) and
+/// reads it to the end, checking the PY_WRITER pattern; prints "bytes N ok B rcvbuf R
+/// rcv_space S" (the largest SO_RCVBUF and tcpi_rcv_space seen).
 const PY_CHECKING_READER: &str = r#"
 import socket, struct, sys
 l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if len(sys.argv) > 3:
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, int(sys.argv[3]))
 l.bind((sys.argv[1], int(sys.argv[2])))
 l.listen(1)
 print("ready", flush=True)
@@ -1216,13 +1219,38 @@ print("bytes %d ok %d rcvbuf %d rcv_space %d" % (n, ok, rcvbuf, space), flush=Tr
 fn a_bulk_transfer_grows_the_receive_window_past_its_initial_size() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
-    let port = 7430;
+    let line = bulk_into_accelerated_reader(&topo, 7430, None);
+    assert!(field(&line, "rcvbuf") > 256 * 1024, "the receive buffer stayed at its initial size: {line}");
+}
+
+/// SO_RCVBUF set by the program (on the listener, inherited by the accepted connection) stops
+/// autotuning, as Linux's SOCK_RCVBUF_LOCK: the buffer stays at the doubled value.
+#[test]
+fn so_rcvbuf_set_by_the_program_stops_receive_autotuning() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let line = bulk_into_accelerated_reader(&topo, 7431, Some(100_000));
+    assert_eq!(field(&line, "rcvbuf"), 200_000, "{line}");
+}
+
+/// The number after `name` in a "name value ..." line.
+fn field(line: &str, name: &str) -> usize {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let at = fields.iter().position(|f| *f == name).unwrap_or_else(|| panic!("{name} in {line}"));
+    fields[at + 1].parse().unwrap()
+}
+
+/// 64 MiB from the kernel in the peer namespace into PY_CHECKING_READER under exasock (with
+/// SO_RCVBUF `rcvbuf` if given); checks the bytes and returns the reader's line.
+fn bulk_into_accelerated_reader(topo: &Topology, port: u16, rcvbuf: Option<usize>) -> String {
     const SIZE: usize = 64 << 20;
-    let mut reader = spawn_accelerated(
-        &topo,
-        &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"],
-        &["python3", "-c", PY_CHECKING_READER, &topo.accel.ip.to_string(), &port.to_string()],
-    );
+    let (ip, port_s) = (topo.accel.ip.to_string(), port.to_string());
+    let rcvbuf_s = rcvbuf.map(|r| r.to_string());
+    let mut argv = vec!["python3", "-c", PY_CHECKING_READER, &ip, &port_s];
+    if let Some(r) = &rcvbuf_s {
+        argv.push(r);
+    }
+    let mut reader = spawn_accelerated(topo, &["EXASOCK_DEBUG=1", "EXASOCK_SPIN_USEC=50"], &argv);
     reader.wait_for_line("ready", T).unwrap();
     let target = SocketAddrV4::new(topo.accel.ip, port);
     let started = std::time::Instant::now();
@@ -1241,13 +1269,8 @@ fn a_bulk_transfer_grows_the_receive_window_past_its_initial_size() {
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("{line} in {took:?}\n{err}");
     assert!(err.contains("enabled bypass"), "not accelerated: {err}");
-    let fields: Vec<&str> = line.split_whitespace().collect();
-    let field = |name: &str| -> usize {
-        let at = fields.iter().position(|f| *f == name).unwrap_or_else(|| panic!("{name} in {line}"));
-        fields[at + 1].parse().unwrap()
-    };
-    assert_eq!((field("bytes"), field("ok")), (SIZE, 1), "byte-exact");
-    assert!(field("rcvbuf") > 256 * 1024, "the receive buffer stayed at its initial size: {line}");
+    assert_eq!((field(&line, "bytes"), field(&line, "ok")), (SIZE, 1), "byte-exact");
+    line
 }
 
 /// Sends BYTES of a pattern to HOST:PORT with TCP_CONGESTION CC, then prints the seconds it
