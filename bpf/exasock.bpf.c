@@ -19,7 +19,13 @@
  * no remote, then (0, port) with no remote. For TCP an entry without a remote (a listener) takes
  * only segments that open a connection (SYN without ACK): every other segment without an exact
  * entry is the kernel's, so kernel connections already on a claimed port keep working, and one
- * connection can leave its entry without its listener.
+ * connection can leave its entry without its listener. Except: a listener whose entry says it
+ * sent SYN cookies also takes bare ACKs (a cookie's final ACK) for which the kernel has no
+ * socket (tc and XDP ask it; the socket filter passes them and the stack checks the cookie).
+ *
+ * ICMP errors (destination unreachable, time exceeded, parameter problem) quoting a TCP
+ * segment go to the owner of the quoted connection's exact entry, as its segments do (tc lets
+ * the kernel see them too: it has no socket for the connection and ignores them).
  *
  * Liveness: a UDP flow's owner holds a kernel socket bound to the port (bpf_sk_lookup_udp finds
  * it); a TCP flow's owner holds its anchor, a socket in `anchors` under the token of the flow's
@@ -136,10 +142,22 @@ struct match {
 	__u32 src_ip;
 	__u32 dst_ip;
 	__u16 src_port;
+	/* An ICMP error about the flow (its quoted header named it). */
+	__u8 icmp;
 };
 
 #define TCP_FLAG_ACK 0x10
 #define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+
+#define ICMP_DEST_UNREACH 3
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+/* Which program looks: the socket filter cannot ask the kernel for sockets, tc and XDP can. */
+#define IN_SOCKET 0
+#define IN_TC 1
+#define IN_XDP 2
 
 /* Reads frame bytes in any of the three program types (`xdp` is a constant at each call site,
  * so only one helper is compiled into each program). */
@@ -150,20 +168,82 @@ static __always_inline long load_bytes(void *ctx, int xdp, __u32 off, void *buf,
 	return bpf_skb_load_bytes(ctx, off, buf, len);
 }
 
+/* Whether the kernel has a socket (established, TIME_WAIT or a request) for the TCP 4-tuple
+ * of `m`: only tc and XDP may ask; the socket filter answers no. */
+static __always_inline int kernel_has_tcp(void *ctx, int where, struct match *m)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk = 0;
+
+	t.ipv4.saddr = m->key.src_ip;
+	t.ipv4.daddr = m->key.dst_ip;
+	t.ipv4.sport = m->key.src_port;
+	t.ipv4.dport = m->key.dst_port;
+	if (where != IN_SOCKET)
+		sk = bpf_skc_lookup_tcp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	if (!sk)
+		return 0;
+	int listening = sk->state == 10; /* TCP_LISTEN: no connection of its own */
+	bpf_sk_release(sk);
+	return !listening;
+}
+
+/* An ICMP error (destination unreachable, time exceeded, parameter problem) quoting the IPv4
+ * header and first 8 bytes of a TCP segment we sent: the connection's exact entry, so the
+ * error reaches the stack that owns it (RFC 5927: the stack checks the quoted sequence number).
+ * UDP's errors stay the kernel's, which reports them on the flow's kernel socket. */
+static __always_inline int lookup_icmp(void *skb, int xdp, __u32 l4, struct match *m)
+{
+	__u8 type;
+	struct iphdr q;
+	__u16 ports[2];
+
+	if (load_bytes(skb, xdp, l4, &type, sizeof(type)) < 0)
+		return 0;
+	if (type != ICMP_DEST_UNREACH && type != ICMP_TIME_EXCEEDED && type != ICMP_PARAMETERPROB)
+		return 0;
+	if (load_bytes(skb, xdp, l4 + 8, &q, sizeof(q)) < 0)
+		return 0;
+	if (q.version != 4 || q.ihl < 5 || q.protocol != IPPROTO_TCP || (bpf_ntohs(q.frag_off) & IP_OFFSET))
+		return 0;
+	if (load_bytes(skb, xdp, l4 + 8 + q.ihl * 4, ports, sizeof(ports)) < 0)
+		return 0;
+	__builtin_memset(&m->key, 0, sizeof(m->key));
+	/* The quoted segment went from us (its source) to the peer. */
+	m->key.dst_ip = q.saddr;
+	m->key.dst_port = ports[0];
+	m->key.src_ip = q.daddr;
+	m->key.src_port = ports[1];
+	m->key.proto = IPPROTO_TCP;
+	m->icmp = 1;
+	m->owner = bpf_map_lookup_elem(&flows, &m->key);
+	return m->owner != 0;
+}
+
 /* Finds the owner of the frame's flow: exact 4-tuple, then the local address, then the
  * wildcard. Offsets are from the Ethernet header in all program types. Returns 0 when the
  * frame is no flow of ours. */
-static __always_inline int lookup_in(void *skb, int xdp, struct match *m)
+static __always_inline int lookup_in(void *skb, int where, struct match *m)
 {
+	int xdp = where == IN_XDP;
 	__u16 proto;
 	struct iphdr ip;
 	__u16 ports[2];
+	int cookie_ack = 0;
 
 	if (load_bytes(skb, xdp, 12, &proto, sizeof(proto)) < 0 || proto != bpf_htons(ETH_P_IP))
 		return 0;
 	if (load_bytes(skb, xdp, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return 0;
-	if (ip.version != 4 || ip.ihl < 5 || (ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP))
+	if (ip.version != 4 || ip.ihl < 5)
+		return 0;
+	if (ip.protocol == IPPROTO_ICMP) {
+		if (bpf_ntohs(ip.frag_off) & (IP_OFFSET | IP_MF))
+			return 0;
+		m->src_ip = ip.saddr;
+		return lookup_icmp(skb, xdp, ETH_HLEN + ip.ihl * 4, m);
+	}
+	if (ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP)
 		return 0;
 
 	__u16 frag = bpf_ntohs(ip.frag_off);
@@ -194,13 +274,19 @@ static __always_inline int lookup_in(void *skb, int xdp, struct match *m)
 	m->owner = bpf_map_lookup_elem(&flows, &m->key);
 	if (!m->owner) {
 		/* No connection of ours: a socket bound to the address or the wildcard (a UDP socket,
-		 * a TCP listener), which for TCP takes only a connection's opening SYN. */
+		 * a TCP listener), which for TCP takes only a connection's opening SYN, and a bare
+		 * ACK (a SYN cookie's final ACK) once it has sent cookies. */
 		if (ip.protocol == IPPROTO_TCP) {
 			__u8 flags;
 			if (load_bytes(skb, xdp, l4 + 13, &flags, sizeof(flags)) < 0)
 				return 0;
-			if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+			if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK | TCP_FLAG_RST)) == TCP_FLAG_ACK) {
+				cookie_ack = 1;
+				if (kernel_has_tcp(skb, where, m))
+					return 0;
+			} else if ((flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
 				return 0;
+			}
 		}
 		m->key.src_ip = 0;
 		m->key.src_port = 0;
@@ -210,7 +296,7 @@ static __always_inline int lookup_in(void *skb, int xdp, struct match *m)
 			m->owner = bpf_map_lookup_elem(&flows, &m->key);
 		}
 	}
-	if (!m->owner)
+	if (!m->owner || (cookie_ack && !m->owner->cookies))
 		return 0;
 	if (frag & IP_MF) {
 		struct frag_value fv = { .flow = m->key, .src_port = ports[0] };
@@ -219,9 +305,9 @@ static __always_inline int lookup_in(void *skb, int xdp, struct match *m)
 	return 1;
 }
 
-static __always_inline int lookup(struct __sk_buff *skb, struct match *m)
+static __always_inline int lookup(struct __sk_buff *skb, int where, struct match *m)
 {
-	return lookup_in(skb, 0, m);
+	return lookup_in(skb, where, m);
 }
 
 /* The destination of an IPv4 UDP datagram (its first fragment or whole) when it is a multicast
@@ -259,7 +345,7 @@ int exasock_sock(struct __sk_buff *skb)
 	}
 
 	/* A shared flow is the kernel's to deliver (tc lets it through). */
-	if (lookup(skb, &m) && m.owner->owner_pid == OWNER_PID && !m.owner->shared)
+	if (lookup(skb, IN_SOCKET, &m) && m.owner->owner_pid == OWNER_PID && !m.owner->shared)
 		return skb->len;
 	return 0;
 }
@@ -321,7 +407,11 @@ int exasock_tc(struct __sk_buff *skb)
 	if (multicast_udp(skb, &port))
 		return TC_ACT_OK;
 	/* A shared flow is the kernel's: it delivers among the port's sockets as Linux does. */
-	if (!lookup(skb, &m) || m.owner->shared)
+	if (!lookup(skb, IN_TC, &m) || m.owner->shared)
+		return TC_ACT_OK;
+	/* An ICMP error reaches the owner and the kernel both (the kernel has no socket for the
+	 * connection and ignores it). */
+	if (m.icmp)
 		return TC_ACT_OK;
 	if (m.owner->datapath == DATAPATH_AF_XDP) {
 		/* XDP did not redirect this frame of a flow served over AF_XDP: SKB-mode XDP skips
@@ -354,7 +444,7 @@ int exasock_xdp(struct xdp_md *ctx)
 	__u64 *owner;
 
 	/* A shared flow, or one served over AF_PACKET, is left to the kernel (and tc). */
-	if (!lookup_in(ctx, 1, &m) || m.owner->datapath != DATAPATH_AF_XDP || m.owner->shared)
+	if (!lookup_in(ctx, IN_XDP, &m) || m.owner->datapath != DATAPATH_AF_XDP || m.owner->shared)
 		return XDP_PASS;
 	/* A group reached through a wildcard flow goes to the owner's XSK only when the owner
 	 * joined it on that port (its `mcast` entry); any other group is the kernel's, which

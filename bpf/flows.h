@@ -27,12 +27,16 @@ struct flow_key {
  * port too: the kernel then serves the flow, delivering to its sockets as Linux does (the
  * owner's kernel socket included), and the owner's ring gets none of it. `token` names the
  * owner's anchor in `anchors` (0: none, an entry written before anchors existed); owner_pid is
- * what the socket filter compares and what `exasock-ctl status` shows. */
+ * what the socket filter compares and what `exasock-ctl status` shows. `cookies` is set on a
+ * TCP listener's entry once it has answered a SYN with a SYN cookie: from then on a bare ACK of
+ * no connection (a cookie's final ACK) goes to the listener's owner too, unless the kernel has
+ * a socket for its 4-tuple. */
 struct flow_value {
 	__u32 owner_pid;
 	__u8 datapath;
 	__u8 shared;
-	__u8 pad[2];
+	__u8 cookies;
+	__u8 pad;
 	__u64 token;
 };
 

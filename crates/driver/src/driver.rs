@@ -124,6 +124,7 @@ impl Driver {
         // over to the kernel, or just freed, with frames still in the ring) must not be reset:
         // the peer sends it again and the kernel, which owns the port, answers.
         config.tcp.rst_unknown = false;
+        namespace_tcp_sysctls(&mut config.tcp);
         let stack = Stack::new(iface_cfg, config);
         let kernel = KernelPath::open()?;
         kernel.multicast_via(ifindex)?;
@@ -421,6 +422,11 @@ impl Driver {
                 Event::TcpClosed { local, remote } => {
                     let _ = self.release(Flow::tcp_connection(local, remote));
                 }
+                Event::TcpSynCookies { local } => {
+                    // A failure leaves cookie ACKs to the kernel, which resets them: the
+                    // client retries its SYN.
+                    let _ = self.steering.mark_cookies(Flow::tcp_listener(*local.ip(), local.port()));
+                }
                 Event::NeighbourMissing(ip) => {
                     // Each datagram to it says so: ask once in a while, not per datagram.
                     if self.asked_recently(ip, now) {
@@ -651,4 +657,27 @@ fn random_key() -> io::Result<[u64; 2]> {
     nic::steering::getrandom(&mut bytes)?;
     let (a, b) = bytes.split_at(8);
     Ok([u64::from_le_bytes(a.try_into().unwrap()), u64::from_le_bytes(b.try_into().unwrap())])
+}
+
+/// The network namespace's TCP sysctls the stack follows, read once at start (/proc/sys/net is
+/// the reading process's namespace): the default congestion control (tcp_congestion_control,
+/// when it names one the stack has; otherwise the stack's default, CUBIC), SYN cookies
+/// (tcp_syncookies) and how far buffers autotune (tcp_rmem[2], tcp_wmem[2]).
+fn namespace_tcp_sysctls(tcp: &mut stack::tcp::TcpConfig) {
+    let read = |name: &str| std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).ok();
+    if let Some(a) = read("tcp_congestion_control").and_then(|v| stack::tcp::congestion::Algorithm::from_name(v.trim()))
+    {
+        tcp.congestion = a;
+    }
+    if let Some(v) = read("tcp_syncookies").and_then(|v| v.trim().parse::<u8>().ok()) {
+        tcp.syncookies = v.min(2);
+    }
+    // The bounds of autotuning: the third value of tcp_rmem and tcp_wmem.
+    let third = |v: String| v.split_whitespace().nth(2).and_then(|m| m.parse::<usize>().ok());
+    if let Some(max) = read("tcp_rmem").and_then(third) {
+        tcp.rcvbuf_max = max;
+    }
+    if let Some(max) = read("tcp_wmem").and_then(third) {
+        tcp.sndbuf_max = max;
+    }
 }

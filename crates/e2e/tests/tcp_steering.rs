@@ -291,3 +291,90 @@ fn an_entry_whose_anchor_is_gone_is_swept_though_its_pid_lives() {
     assert_eq!(again.swept_on_open(), 1, "an entry without its anchor was not swept");
     assert!(again.entries().iter().all(|e| e.token != token));
 }
+
+/// A bare ACK from `from` (the peer namespace's address, port `from_port`) to `to`, through a
+/// raw socket of the namespace the caller runs in: a SYN cookie's final ACK as far as the
+/// steering can tell.
+fn send_bare_ack(from: SocketAddrV4, to: SocketAddrV4) -> std::io::Result<()> {
+    use wire::{TcpFlags, TcpOptions, TcpRepr, TcpSegment};
+    let repr = TcpRepr {
+        src_port: from.port(),
+        dst_port: to.port(),
+        seq: 1000,
+        ack: Some(2000),
+        flags: TcpFlags::empty(),
+        window: 512,
+        urgent: 0,
+        options: TcpOptions::NONE,
+        payload_len: 0,
+    };
+    let mut segment = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut TcpSegment::new_unchecked(&mut segment[..]), *from.ip(), *to.ip()).unwrap();
+    // SAFETY: plain socket calls on a descriptor this function owns and closes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as u16,
+            sin_port: 0,
+            sin_addr: libc::in_addr { s_addr: u32::from(*to.ip()).to_be() },
+            sin_zero: [0; 8],
+        };
+        let r = libc::sendto(
+            fd,
+            segment.as_ptr().cast(),
+            segment.len(),
+            0,
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as u32,
+        );
+        let e = std::io::Error::last_os_error();
+        libc::close(fd);
+        if r < 0 {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// SYN cookies: once the owner marks its listener entry (it answered a SYN with a cookie), a
+/// bare ACK that matches no connection goes to the owner's ring and not to the kernel (which
+/// would reset it), while the kernel's own connections on the port, whose 4-tuples the kernel
+/// knows, keep working.
+#[test]
+fn a_listener_marked_for_syn_cookies_takes_bare_acks_of_no_connection_and_spares_kernel_connections() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    const PORT: u16 = 7620;
+    let (_listener, mut pairs) = connections(&topo, PORT, 1);
+    let (mut client, mut server) = pairs.pop().unwrap();
+    let (mut steering, mut ring) = owner(&topo);
+    let flow = Flow::tcp_listener(Ipv4Addr::UNSPECIFIED, PORT);
+    steering.claim(flow, Datapath::AfPacket).unwrap();
+    let to = SocketAddrV4::new(topo.accel.ip, PORT);
+    let stray = |port: u16| SocketAddrV4::new(topo.peer.ip, port);
+    let rsts = || topo.counter(Side::Accel, "TcpOutRsts").unwrap();
+
+    // Unmarked: the bare ACK is the kernel's, which resets it.
+    let before = rsts();
+    topo.in_ns(Side::Peer, move || send_bare_ack(stray(50_001), to)).unwrap().unwrap();
+    testbed::poll_until(T, "the kernel's RST", || Ok(rsts() > before)).unwrap();
+    assert!(ring_segments(&mut ring, Duration::from_millis(100)).iter().all(|s| s.src.port() != 50_001));
+
+    // Marked: the ring gets it, the kernel neither sees nor resets it.
+    assert!(steering.mark_cookies(flow).unwrap());
+    let before = rsts();
+    topo.in_ns(Side::Peer, move || send_bare_ack(stray(50_002), to)).unwrap().unwrap();
+    let seen = ring_segments(&mut ring, Duration::from_millis(300));
+    assert!(
+        seen.iter().any(|s| s.src.port() == 50_002 && s.flags & (SYN | ACK) == ACK),
+        "the bare ACK is not on the ring: {seen:?}"
+    );
+    assert_eq!(rsts(), before, "the kernel answered a bare ACK the listener's owner takes");
+
+    // The kernel connection on the port still works both ways (its ACKs have a kernel socket).
+    exchange(&mut client, &mut server, 256 << 10, "a kernel connection on a listener sending cookies");
+    steering.release(flow).unwrap();
+}

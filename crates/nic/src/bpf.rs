@@ -64,7 +64,8 @@ pub(crate) struct RawFlowValue {
     pub owner_pid: u32,
     pub datapath: u8,
     pub shared: u8,
-    pub pad: [u8; 2],
+    pub cookies: u8,
+    pub pad: u8,
     pub token: u64,
 }
 

@@ -621,7 +621,8 @@ impl Steering {
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let key = flow.to_raw();
         let token = self.token()?;
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2], token };
+        let value =
+            RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, cookies: 0, pad: 0, token };
         let mut flows = self.map()?;
         let anchors = open_anchors(self.dir()).ok();
         for _ in 0..2 {
@@ -651,7 +652,8 @@ impl Steering {
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
         let token = self.token()?;
-        let value = RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, pad: [0; 2], token };
+        let value =
+            RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, cookies: 0, pad: 0, token };
         self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
@@ -688,6 +690,25 @@ impl Steering {
             Ok(()) => Ok(true),
             Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(false),
             Err(e) => Err(SteeringError::Bpf(format!("cannot mark {flow} shared: {e}"))),
+        }
+    }
+
+    /// Marks a TCP listener's `flow` as sending SYN cookies: a bare ACK that matches no
+    /// connection entry (a cookie's final ACK) then reaches this process too, unless the
+    /// kernel has a socket for its 4-tuple. Returns false when the entry is gone.
+    pub fn mark_cookies(&mut self, flow: Flow) -> Result<bool, SteeringError> {
+        const BPF_EXIST: u64 = 2;
+        let key = flow.to_raw();
+        let mut flows = self.map()?;
+        let Ok(mut value) = flows.get(&key, 0) else { return Ok(false) };
+        if value.cookies != 0 {
+            return Ok(true);
+        }
+        value.cookies = 1;
+        match flows.insert(key, value, BPF_EXIST) {
+            Ok(()) => Ok(true),
+            Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(false),
+            Err(e) => Err(SteeringError::Bpf(format!("cannot mark {flow} for SYN cookies: {e}"))),
         }
     }
 
@@ -800,7 +821,7 @@ impl Steering {
                 if mine && Some(*t) == token {
                     return true;
                 }
-                let v = RawFlowValue { owner_pid: k.pid, datapath: 0, shared: 0, pad: [0; 2], token: *t };
+                let v = RawFlowValue { owner_pid: k.pid, datapath: 0, shared: 0, cookies: 0, pad: 0, token: *t };
                 Some(*t) != token && !self.value_alive(&v, anchors.as_ref())
             })
             .map(|(k, _)| k)

@@ -104,6 +104,13 @@ pub enum Event {
         /// The peer.
         remote: SocketAddrV4,
     },
+    /// A TCP listener bound to `local` (address 0: every address) answered a SYN with a SYN
+    /// cookie, the first in two minutes: the final ACKs that echo cookies must reach this
+    /// stack although no connection exists for them.
+    TcpSynCookies {
+        /// The listener's address.
+        local: SocketAddrV4,
+    },
     /// A TCP connection left the stack (closed and done, reset, or never established).
     TcpClosed {
         /// Our end.
@@ -312,6 +319,10 @@ impl Stack {
         let group = dst.is_multicast() || self.iface.is_broadcast(dst);
         if !group && !self.iface.has_addr(dst) {
             self.stats.ip_not_ours += 1;
+            return;
+        }
+        if ip.protocol() == IpProtocol::ICMP && !group && !ip.is_fragment() {
+            self.receive_icmp(now, ip.payload());
             return;
         }
         if ip.protocol() != IpProtocol::UDP && ip.protocol() != IpProtocol::TCP {

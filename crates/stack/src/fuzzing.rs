@@ -4,7 +4,8 @@
 //!
 //! The input drives a stack that has a listener, a connection it opened and one it accepted:
 //! segments with fuzzed flags, numbers (near the right ones, or anywhere), windows, options and
-//! payloads, for any of them or for nobody; time passing; the application's calls. Whatever
+//! payloads, for any of them or for nobody; ICMP errors quoting their segments; time passing;
+//! the application's calls. Whatever
 //! comes, the engine must not panic, must keep its memory bounded (a fixed number of sockets,
 //! buffers of their configured size), must not answer one segment with a storm, and must keep
 //! both byte streams exact: the peer's bytes are a function of their sequence number
@@ -116,7 +117,13 @@ struct World {
 
 impl World {
     fn new() -> World {
-        let tcp = TcpConfig { rcvbuf: BUFFER, sndbuf: BUFFER, ..TcpConfig::default() };
+        let tcp = TcpConfig {
+            rcvbuf: BUFFER,
+            sndbuf: BUFFER,
+            rcvbuf_max: BUFFER,
+            sndbuf_max: BUFFER,
+            ..TcpConfig::default()
+        };
         let mut stack = lan_stack(OURS, OUR_MAC, 1500, PEER, PEER_MAC, StackConfig { tcp, ..StackConfig::default() });
         // Fuzzed segments may carry URG: with SO_OOBINLINE the urgent bytes stay in the stream
         // (reads still stop at the mark), so what the application reads is the whole stream.
@@ -270,6 +277,23 @@ pub fn tcp_engine(data: &[u8]) {
                 let flags = TcpFlags::from_bits_truncate(flags.bits() & !0x10);
                 let payload = peer_bytes(&mut payload, flags, seq, len);
                 w.inject(dst, src, seq, ack, flags, window, options, payload);
+            }
+            // An ICMP error quoting a segment of a connection: any type, code and MTU, a sequence
+            // number near its first (icmp.rs).
+            8 if (op >> 4) & 2 != 0 => {
+                let (kind, code, mtu) = (input.u8(), input.u8(), input.u16());
+                let seq_off = input.u16() as i16 as i32;
+                let c = w.conns[which % 2];
+                let seq = c.iss.wrapping_add(1).wrapping_add(seq_off as u32);
+                let quoted = crate::testing::quoted_tcp(
+                    SocketAddrV4::new(OURS, c.our_port),
+                    SocketAddrV4::new(PEER, c.peer_port),
+                    seq,
+                );
+                let f = crate::testing::icmp_error_frame((PEER_MAC, PEER), (OUR_MAC, OURS), kind, code, mtu, &quoted);
+                w.stack.receive(w.now, &f, RxChecksum::Unverified);
+                w.flush();
+                w.check();
             }
             // A segment with numbers from anywhere.
             8 => {

@@ -52,6 +52,20 @@ pub struct Stats {
     pub tx_ring_full: u64,
     /// Fragments sent (IpFragCreates).
     pub frag_created: u64,
+    /// ICMP messages received (IcmpInMsgs): only errors about our TCP connections are steered
+    /// to the stack.
+    pub icmp_in: u64,
+    /// ICMP messages too short, with a bad checksum or a quoted header that is not IPv4
+    /// (IcmpInErrors).
+    pub icmp_malformed: u64,
+    /// ICMP messages TCP has no use for (not an error, or quoting no TCP segment).
+    pub icmp_ignored: u64,
+    /// ICMP errors quoting a connection the stack does not have.
+    pub icmp_no_socket: u64,
+    /// ICMP errors a connection acted on.
+    pub tcp_icmp_taken: u64,
+    /// ICMP errors a connection ignored (out of window: RFC 5927; or not applicable).
+    pub tcp_icmp_ignored: u64,
     /// TCP segments received (TcpInSegs).
     pub tcp_in_segs: u64,
     /// TCP segments sent (TcpOutSegs).
@@ -72,6 +86,12 @@ pub struct Stats {
     pub tcp_listen_drops: u64,
     /// Final ACKs dropped because the accept queue was full (ListenOverflows).
     pub tcp_listen_overflows: u64,
+    /// SYN-ACKs sent with a SYN cookie because a listener's SYN queue was full (SyncookiesSent).
+    pub tcp_syncookies_sent: u64,
+    /// Final ACKs whose SYN cookie was valid: connections made from them (SyncookiesRecv).
+    pub tcp_syncookies_recv: u64,
+    /// ACKs checked for a cookie that carried none of ours (SyncookiesFailed).
+    pub tcp_syncookies_failed: u64,
     /// Bare final ACKs dropped while TCP_DEFER_ACCEPT waits for data (TCPDeferAcceptDrop).
     pub tcp_defer_accept_drops: u64,
     /// TCP segments the port refused (recovered by retransmission).

@@ -71,6 +71,59 @@ pub fn tcp_frame(src: Endpoint, dst: Endpoint, repr: &TcpRepr, payload: &[u8]) -
     frame
 }
 
+/// The Ethernet frame carrying an ICMP error of `kind`/`code` (with next-hop MTU `mtu` in
+/// the header's second half, as fragmentation needed carries it) from `src` to `dst`, quoting
+/// `quoted` (an IPv4 header and the start of what it carried).
+pub fn icmp_error_frame(src: Endpoint, dst: Endpoint, kind: u8, code: u8, mtu: u16, quoted: &[u8]) -> Vec<u8> {
+    let icmp_len = 8 + quoted.len();
+    let mut frame = vec![0u8; 14 + 20 + icmp_len];
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_dst_addr(dst.0);
+        eth.set_src_addr(src.0);
+        eth.set_ethertype(EtherType::IPV4);
+    }
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..34]);
+        ip.set_version_and_header_len(4, 20);
+        ip.set_total_len((20 + icmp_len) as u16);
+        ip.set_ttl(64);
+        ip.set_protocol(IpProtocol::ICMP);
+        ip.set_src_addr(src.1);
+        ip.set_dst_addr(dst.1);
+        ip.fill_checksum();
+    }
+    let icmp = &mut frame[34..];
+    icmp[0] = kind;
+    icmp[1] = code;
+    icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+    icmp[8..].copy_from_slice(quoted);
+    let sum = wire::checksum::finish(wire::checksum::data(icmp));
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    frame
+}
+
+/// The first 28 bytes of a TCP segment as an ICMP error quotes it: the IPv4 header (from
+/// `src` to `dst`) and the ports and sequence number.
+pub fn quoted_tcp(src: std::net::SocketAddrV4, dst: std::net::SocketAddrV4, seq: u32) -> [u8; 28] {
+    let mut q = [0u8; 28];
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut q[..20]);
+        ip.set_version_and_header_len(4, 20);
+        ip.set_total_len(1500);
+        ip.set_flags_and_frag_offset(true, false, 0);
+        ip.set_ttl(64);
+        ip.set_protocol(IpProtocol::TCP);
+        ip.set_src_addr(*src.ip());
+        ip.set_dst_addr(*dst.ip());
+        ip.fill_checksum();
+    }
+    q[20..22].copy_from_slice(&src.port().to_be_bytes());
+    q[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    q[24..28].copy_from_slice(&seq.to_be_bytes());
+    q
+}
+
 /// xorshift64: a seeded, reproducible source of numbers for tests, benchmarks and fuzz
 /// harnesses (not for anything a peer must not guess).
 #[derive(Debug, Clone, Copy)]

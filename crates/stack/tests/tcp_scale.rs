@@ -78,12 +78,15 @@ fn buffer_bytes(i: &TcpInfo) -> (usize, usize) {
 }
 
 /// 10,000 idle connections with the default 256 KiB limits each way hold no buffer bytes, and
-/// the heap grows by under 2 KiB per connection for all of them (2,041 bytes measured; SACK and RACK state is boxed and made only when data is sent) (measured by the counting
+/// the heap grows by under 2.25 KiB per connection for all of them (2,193 bytes measured: 2,041
+/// before CUBIC became the default (its state is ~150 bytes more than NewReno's) and before
+/// autotuning's measures and the path MTU, which storing only TcpInfo's counters more than paid
+/// for; SACK and RACK state is boxed and made only when data is sent) (measured by the counting
 /// allocator: the figure README and ARCHITECTURE quote).
 #[test]
 fn ten_thousand_idle_connections_hold_no_buffer_bytes() {
     const N: u16 = 10_000;
-    let mut p = Script::new();
+    let mut p = Script::with(fixed_buffers());
     // The script's own bookkeeping (our ISS per peer port) must not count.
     p.iss.reserve(2 * usize::from(N));
     let l = p.listen(4096);
@@ -100,7 +103,7 @@ fn ten_thousand_idle_connections_hold_no_buffer_bytes() {
         assert_eq!(buffer_bytes(&info), (0, 0), "no buffer bytes");
         assert_eq!((info.send_buffer_limit, info.recv_buffer_limit), (256 * 1024, 256 * 1024 + 8), "the limits");
     }
-    assert!(per_connection < 2048.0, "an idle connection costs {per_connection} bytes");
+    assert!(per_connection < 2304.0, "an idle connection costs {per_connection} bytes");
     // A minute of stack time later (the handshakes sent and received only), still nothing.
     p.run_until(60_000);
     p.expect_none();
@@ -143,7 +146,7 @@ fn ack_everything(p: &mut Script, h: SocketHandle, peer_seq: u32) {
 /// buffer to SO_SNDBUF.
 #[test]
 fn a_transfer_grows_the_buffers_to_their_limits_and_no_further() {
-    let mut p = Script::with(TcpConfig { quickacks: 1_000, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { quickacks: 1_000, ..fixed_buffers() });
     let h = p.established_scaled(1460, 7, 65_535, |_| {});
     assert_eq!(buffer_bytes(&p.stack.tcp_info(h).unwrap()), (0, 0), "nothing allocated by the handshake");
     let limit = 256 * 1024 + 8;
@@ -175,7 +178,7 @@ fn a_transfer_grows_the_buffers_to_their_limits_and_no_further() {
 /// them again.
 #[test]
 fn a_connection_that_moved_data_and_went_idle_gives_its_buffers_back() {
-    let mut p = Script::with(TcpConfig { quickacks: 1_000, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { quickacks: 1_000, ..fixed_buffers() });
     let h = p.established_scaled(1460, 7, 65_535, |_| {});
     fill_receive_buffer(&mut p, h, 100_000);
     assert_eq!(p.recv(h, 200_000).unwrap().len(), 100_000);
@@ -203,7 +206,7 @@ fn a_connection_that_moved_data_and_went_idle_gives_its_buffers_back() {
 /// keeps its storage even while the application reads everything at once.
 #[test]
 fn a_busy_connection_keeps_its_buffers() {
-    let mut p = Script::with(TcpConfig { quickacks: 1_000, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { quickacks: 1_000, ..fixed_buffers() });
     let h = p.established();
     let mut seq = 1001u32;
     for t in (200..5_000).step_by(100) {

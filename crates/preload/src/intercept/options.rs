@@ -383,8 +383,10 @@ unsafe fn tcp_stack_option(fd: c_int, level: c_int, name: c_int, val: *mut c_voi
     let int = |v: usize| v.min(c_int::MAX as usize) as c_int;
     match (level, name) {
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => write_option(val, len, &(max_seg as c_int)),
-        (libc::SOL_SOCKET, libc::SO_SNDBUF) => write_option(val, len, &int(o.sndbuf)),
-        (libc::SOL_SOCKET, libc::SO_RCVBUF) => write_option(val, len, &int(o.rcvbuf)),
+        // The buffers in effect: the application's, or as autotuning grew them (sk_sndbuf and
+        // sk_rcvbuf move the same way on Linux).
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => write_option(val, len, &int(i.sndbuf.max(o.sndbuf))),
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => write_option(val, len, &int(i.rcvbuf.max(o.rcvbuf))),
         _ => write_option(val, len, &linux_tcp_info(&i)),
     }
 }
@@ -429,7 +431,7 @@ fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
     t.tcpi_snd_mss = i.snd_mss;
     t.tcpi_rcv_mss = i.rcv_mss;
     t.tcpi_advmss = i.rcv_mss;
-    t.tcpi_pmtu = i.rcv_mss + 40;
+    t.tcpi_pmtu = i.pmtu;
     t.tcpi_unacked = i.unacked.div_ceil(mss);
     t.tcpi_rtt = us(i.srtt);
     t.tcpi_rttvar = us(i.rttvar);
@@ -446,6 +448,8 @@ fn linux_tcp_info(i: &stack::tcp::TcpInfo) -> libc::tcp_info {
     t.tcpi_bytes_retrans = i.bytes_retransmitted;
     t.tcpi_snd_wnd = i.snd_wnd;
     t.tcpi_rcv_wnd = i.rcv_wnd;
+    t.tcpi_rcv_space = i.rcv_space;
+    t.tcpi_rcv_rtt = us(i.rcv_rtt);
     t.tcpi_total_rto = i.timeouts.min(u64::from(u16::MAX)) as u16;
     t
 }

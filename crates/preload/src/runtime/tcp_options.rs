@@ -80,8 +80,14 @@ pub fn follow_kernel_option(fd: i32, o: &mut TcpSocketOptions, config: &TcpConfi
         // The kernel keeps the ECN bits of a TCP socket's TOS to itself; so do we.
         (libc::IPPROTO_IP, libc::IP_TOS) => o.tos = (v & 0xfc) as u8,
         // The kernel's effective (doubled, capped) sizes.
-        (libc::SOL_SOCKET, libc::SO_RCVBUF) if v > 0 => o.rcvbuf = v as usize,
-        (libc::SOL_SOCKET, libc::SO_SNDBUF) if v > 0 => o.sndbuf = v as usize,
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) if v > 0 => {
+            o.rcvbuf = v as usize;
+            o.rcvbuf_locked = true;
+        }
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) if v > 0 => {
+            o.sndbuf = v as usize;
+            o.sndbuf_locked = true;
+        }
         _ => return false,
     }
     true

@@ -120,7 +120,10 @@ impl Stack {
             return Err(TcpError::AddressInUse);
         }
         let mtu = self.mtu_to(*remote.ip());
-        let conn = Connection::connect(now, local, remote, &self.config.tcp, &options, mtu);
+        let mut conn = Connection::connect(now, local, remote, &self.config.tcp, &options, mtu);
+        if let Some(pmtu) = self.tcp.path_mtu(*remote.ip(), now) {
+            conn.clamp_path_mtu(pmtu);
+        }
         let s = self.tcp_socket_mut(h)?;
         s.local = Some(local);
         s.kind = TcpKind::Connection(conn);

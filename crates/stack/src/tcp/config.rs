@@ -45,10 +45,8 @@ pub struct TcpConfig {
     pub keepalive_probes: u32,
     /// Initial congestion window in segments (TCP_INIT_CWND, 10).
     pub initial_window: u32,
-    /// Congestion control of new connections (tcp_congestion_control). NewReno by default,
-    /// not Linux's CUBIC: over tests/tcp_link.rs's simulated links CUBIC was not faster
-    /// everywhere (64 MiB each way with bursty loss took 546 s of simulated time against
-    /// 97 s, the RTO backoffs dominating; other links within ±25%).
+    /// Congestion control of new connections (tcp_congestion_control): CUBIC, as on Linux.
+    /// The driver follows the namespace's sysctl when it names an algorithm the stack has.
     pub congestion: Algorithm,
     /// Collapse the congestion window after an idle RTO (tcp_slow_start_after_idle, 1).
     pub slow_start_after_idle: bool,
@@ -56,6 +54,12 @@ pub struct TcpConfig {
     pub sndbuf: usize,
     /// Default receive buffer (SO_RCVBUF) of a new socket.
     pub rcvbuf: usize,
+    /// How far the send buffer grows with the congestion window while the application has not
+    /// set SO_SNDBUF (tcp_wmem[2], 4 MiB).
+    pub sndbuf_max: usize,
+    /// How far receive autotuning grows the receive buffer while the application has not set
+    /// SO_RCVBUF (tcp_rmem[2], 6 MiB); the window scale is chosen for it.
+    pub rcvbuf_max: usize,
     /// Largest SO_SNDBUF an application may ask for, before doubling (net.core.wmem_max).
     pub wmem_max: usize,
     /// Largest SO_RCVBUF an application may ask for, before doubling (net.core.rmem_max).
@@ -65,13 +69,17 @@ pub struct TcpConfig {
     pub buffer_release: Duration,
     /// Out-of-order ranges kept per connection; a segment needing more is dropped.
     pub max_ooo_ranges: usize,
-    /// Challenge ACKs sent per second, stack-wide per connection (tcp_challenge_ack_limit).
+    /// Challenge ACKs sent per second by each connection (tcp_challenge_ack_limit), counted per
+    /// connection: a host-wide count is CVE-2016-5696's side channel, which Linux 6.0 removed.
     pub challenge_ack_limit: u32,
     /// Answer segments for no socket with RST, as Linux does for a closed port. Off when the
     /// kernel, which owns the port too, must be the one to answer.
     pub rst_unknown: bool,
     /// Largest accept queue a listen backlog may ask for (net.core.somaxconn, 4096).
     pub somaxconn: usize,
+    /// SYN cookies (tcp_syncookies): 0 never (a full SYN queue drops SYNs), 1 when a
+    /// listener's SYN queue is full (Linux's default), 2 for every SYN (`syncookie.rs`).
+    pub syncookies: u8,
     /// Offer and accept RFC 7323 timestamps (tcp_timestamps, 1).
     pub timestamps: bool,
     /// Offer and accept SACK (tcp_sack, 1). On, the engine reports out-of-order data in SACK
@@ -101,10 +109,12 @@ impl Default for TcpConfig {
             keepalive_interval: Duration::from_secs(75),
             keepalive_probes: 9,
             initial_window: 10,
-            congestion: Algorithm::NewReno,
+            congestion: Algorithm::Cubic,
             slow_start_after_idle: true,
             sndbuf: 256 * 1024,
             rcvbuf: 256 * 1024,
+            sndbuf_max: 4 << 20,
+            rcvbuf_max: 6 << 20,
             wmem_max: 212_992,
             rmem_max: 212_992,
             buffer_release: Duration::from_secs(1),
@@ -112,6 +122,7 @@ impl Default for TcpConfig {
             challenge_ack_limit: 1000,
             rst_unknown: true,
             somaxconn: 4096,
+            syncookies: 1,
             timestamps: true,
             sack: true,
         }

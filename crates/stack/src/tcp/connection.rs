@@ -29,7 +29,7 @@ use wire::TcpRepr;
 /// The MSS assumed when the peer sends none (RFC 9293 3.7.1).
 pub const DEFAULT_MSS: u32 = 536;
 /// Smallest MSS we accept from a peer (Linux's tcp_min_snd_mss).
-const MIN_MSS: u32 = 48;
+pub(crate) const MIN_MSS: u32 = 48;
 
 /// What a readiness waiter (poll, epoll) sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,13 +94,16 @@ pub struct Connection {
 
     // ---- the application's view ----
     pub(crate) error: Option<TcpError>,
+    /// The last ICMP error about an established connection (Linux's sk_err_soft): reported
+    /// instead of ETIMEDOUT if the connection times out.
+    pub(crate) soft_error: Option<TcpError>,
     /// Died by reset or timeout: sends fail with EPIPE once the error is reported.
     pub(crate) dead: bool,
     /// The application closed the socket; the stack frees it when it reaches CLOSED.
     pub(crate) orphan: bool,
     /// Events a readiness waiter must see again (data, FIN, connection, errors).
     pub(crate) arrivals: u64,
-    pub(crate) info: TcpInfo,
+    pub(crate) info: super::info::TcpCounters,
 }
 
 /// The send sequence space (RFC 9293 3.3.1) and what goes with it.
@@ -126,6 +129,9 @@ pub(crate) struct SendSpace {
     pub(crate) sml: Seq,
     /// The MSS we send with.
     pub(crate) mss: u32,
+    /// The path MTU toward the peer: the link's or route's, lowered by ICMP fragmentation
+    /// needed (icmp.rs).
+    pub(crate) pmtu: u32,
     /// When new data last went out (Linux's lsndtime): slow start after idle counts from it.
     pub(crate) last_data_sent: Instant,
     /// The last send had MSG_MORE: a partial segment is held as under TCP_CORK until a send
@@ -156,6 +162,21 @@ pub(crate) struct RecvSpace {
     /// The limit the receive buffer returns to (SO_RCVBUF and the slack) once what was
     /// promised under an older, larger one no longer needs it.
     pub(crate) limit: usize,
+    /// The receive buffer in effect (SO_RCVBUF as getsockopt reports it): the application's,
+    /// or what autotuning grew it to (autotune.rs).
+    pub(crate) rcvbuf: usize,
+    /// Autotuning's measure (Linux's rcvq_space): bytes the application read in the last
+    /// measured RTT, from `space_seq` at `space_at`.
+    pub(crate) space: u32,
+    pub(crate) space_seq: Seq,
+    pub(crate) space_at: Instant,
+    /// The receiver's RTT estimate (Linux's rcv_rtt_est), and the window measurement under
+    /// way: the sequence number that ends it and when it began.
+    pub(crate) rtt: Option<std::time::Duration>,
+    pub(crate) rtt_seq: Seq,
+    pub(crate) rtt_at: Option<Instant>,
+    /// The TSecr last sampled (each is sampled once).
+    pub(crate) rtt_tsecr: u32,
     /// A FIN that arrived past a hole.
     pub(crate) fin_pending: Option<Seq>,
     /// Where the latest out-of-order segment started: its SACK block is reported first.
@@ -266,18 +287,43 @@ impl std::ops::IndexMut<Timer> for TimerTable {
     }
 }
 
-/// The receive buffer's slack for a buffer of `capacity`: one unit of its window scale (none
-/// without scaling, where windows are exact).
-fn scale_unit_slack(capacity: usize) -> u32 {
-    match window_scale_for(capacity) {
+/// The receive buffer's slack under window scale `shift`: one unit of it (none without
+/// scaling, where windows are exact).
+fn scale_unit_slack(shift: u8) -> u32 {
+    match shift {
         0 => 0,
         shift => 1 << shift,
+    }
+}
+
+/// The receive buffer the window scale is chosen for: SO_RCVBUF once the application set it,
+/// else the autotuning bound (Linux's tcp_select_initial_window with tcp_rmem[2]).
+fn scaled_receive_space(options: &TcpSocketOptions, config: &TcpConfig) -> usize {
+    let rcvbuf = clamp_buffer(options.rcvbuf);
+    if options.rcvbuf_locked {
+        rcvbuf
+    } else {
+        rcvbuf.max(clamp_buffer(config.rcvbuf_max))
     }
 }
 
 /// The bounds a buffer size is kept within.
 fn clamp_buffer(bytes: usize) -> usize {
     bytes.clamp(1024, 1 << 30)
+}
+
+/// The MSS we announce on a link of `mtu` (TCP_MAXSEG caps it: Linux's tcp_advertise_mss and
+/// tcp_mss_clamp).
+pub(crate) fn advertised_mss(mtu: usize, options: &TcpSocketOptions) -> u32 {
+    let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
+    options.max_seg.map_or(our_mss, |m| our_mss.min(u32::from(m)))
+}
+
+/// The window a SYN or SYN-ACK offers and the scale we announce, for a socket's options (what
+/// a connection made now would send).
+pub(crate) fn syn_window_and_scale(options: &TcpSocketOptions, config: &TcpConfig) -> (u16, u8) {
+    let rcvbuf = clamp_buffer(options.rcvbuf);
+    (rcvbuf.min(65_535) as u16, window_scale_for(scaled_receive_space(options, config)))
 }
 
 fn window_scale_for(capacity: usize) -> u8 {
@@ -298,11 +344,10 @@ impl Connection {
         mtu: usize,
     ) -> Connection {
         let iss = Seq(initial_sequence(config.isn_key, local, remote, now));
-        let our_mss = (mtu.saturating_sub(40) as u32).clamp(MIN_MSS, 65_495);
-        // TCP_MAXSEG caps what we announce (Linux's tcp_advertise_mss and tcp_mss_clamp).
-        let our_mss = options.max_seg.map_or(our_mss, |m| our_mss.min(u32::from(m)));
+        let our_mss = advertised_mss(mtu, options);
         let rcvbuf = clamp_buffer(options.rcvbuf);
-        let rcv_limit = rcvbuf + scale_unit_slack(rcvbuf) as usize;
+        let rcv_wscale = window_scale_for(scaled_receive_space(options, config));
+        let rcv_limit = rcvbuf + scale_unit_slack(rcv_wscale) as usize;
         let mss = DEFAULT_MSS.min(our_mss);
         Connection {
             state: State::Closed,
@@ -327,6 +372,7 @@ impl Connection {
                 fin_sent: None,
                 sml: iss,
                 mss,
+                pmtu: mtu as u32,
                 last_data_sent: now,
                 more: false,
                 push: false,
@@ -337,10 +383,18 @@ impl Connection {
                 nxt: Seq(0),
                 adv: Seq(0),
                 wup: Seq(0),
-                wscale: window_scale_for(rcvbuf),
-                slack: scale_unit_slack(rcvbuf),
+                wscale: rcv_wscale,
+                slack: scale_unit_slack(rcv_wscale),
                 buf: RecvBuffer::new(rcv_limit, config.max_ooo_ranges),
                 limit: rcv_limit,
+                rcvbuf,
+                space: 0,
+                space_seq: Seq(0),
+                space_at: now,
+                rtt: None,
+                rtt_seq: Seq(0),
+                rtt_at: None,
+                rtt_tsecr: 0,
                 fin_pending: None,
                 last_ooo: Seq(0),
                 fin_received: false,
@@ -385,10 +439,11 @@ impl Connection {
             last_send: now,
             rst_pending: None,
             error: None,
+            soft_error: None,
             dead: false,
             orphan: false,
             arrivals: 0,
-            info: TcpInfo::default(),
+            info: super::info::TcpCounters::default(),
         }
     }
 
@@ -432,6 +487,34 @@ impl Connection {
         c
     }
 
+    /// A passive open rebuilt from a valid SYN cookie: `syn` is the SYN the cookie stands for
+    /// (the peer's ISN and the options the cookie carried), `iss` the cookie. The SYN-ACK is
+    /// taken as sent; the final ACK is processed next, as for a queued handshake.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_cookie(
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpRepr,
+        iss: u32,
+        config: &TcpConfig,
+        options: &TcpSocketOptions,
+        mtu: usize,
+    ) -> Connection {
+        let mut c = Connection::accept_syn(now, local, remote, syn, config, options, mtu);
+        let iss = Seq(iss);
+        c.snd.iss = iss;
+        c.snd.una = iss;
+        c.snd.nxt = iss + 1;
+        c.snd.max = iss + 1;
+        c.snd.wl2 = iss;
+        c.snd.sml = iss;
+        c.loss.recover_mark = iss;
+        // The window the cookie SYN-ACK offered.
+        c.rcv.adv = c.rcv.nxt + u32::from(syn_window_and_scale(options, config).0);
+        c
+    }
+
     /// Applies the MSS, window-scale and timestamp options of the peer's SYN or SYN-ACK.
     /// Timestamps stay on only if both ends use them; then every segment carries the option,
     /// and the MSS we send with leaves room for it (Linux's mss_cache: 1448 behind 1460).
@@ -443,7 +526,9 @@ impl Connection {
         self.sack_ok = self.config.sack && syn.options.sack_permitted;
         let option_room = if self.ts.is_some() { timestamps::OPTION_LEN } else { 0 };
         let peer_mss = syn.options.mss.map(u32::from).unwrap_or(DEFAULT_MSS);
-        self.snd.mss = peer_mss.min(self.rcv.our_mss).saturating_sub(option_room).max(MIN_MSS);
+        // The path MTU may be lower than ours (learnt from ICMP: icmp.rs).
+        let path = self.snd.pmtu.saturating_sub(40);
+        self.snd.mss = peer_mss.min(self.rcv.our_mss).min(path).saturating_sub(option_room).max(MIN_MSS);
         self.rcv.mss = self.snd.mss.min(self.rcv.our_mss);
         match syn.options.window_scale {
             Some(shift) => self.snd.wscale = shift.min(14),
@@ -716,10 +801,20 @@ impl Connection {
             self.snd.push = true;
         }
         let buffers_changed = (options.sndbuf, options.rcvbuf) != (self.options.sndbuf, self.options.rcvbuf);
+        let before_options = self.options;
         self.options = options;
         if buffers_changed {
-            self.snd.buf.set_limit(clamp_buffer(options.sndbuf));
-            self.rcv.limit = clamp_buffer(options.rcvbuf) + self.rcv.slack as usize;
+            // A value the application sets locks the buffer (no growth past it), as Linux's
+            // SOCK_SNDBUF_LOCK and SOCK_RCVBUF_LOCK.
+            self.options.sndbuf_locked |= options.sndbuf != before_options.sndbuf;
+            self.options.rcvbuf_locked |= options.rcvbuf != before_options.rcvbuf;
+            if self.options.sndbuf_locked {
+                self.snd.buf.set_limit(clamp_buffer(options.sndbuf));
+            }
+            if self.options.rcvbuf_locked {
+                self.rcv.rcvbuf = clamp_buffer(options.rcvbuf);
+                self.rcv.limit = self.rcv.rcvbuf + self.rcv.slack as usize;
+            }
             let before = self.advertisable_window();
             self.settle_recv_limit();
             self.maybe_window_update(before);
@@ -852,7 +947,7 @@ impl Connection {
 
     /// Counters and state, like tcp_info.
     pub fn info(&self) -> TcpInfo {
-        let mut i = self.info;
+        let mut i = self.info.snapshot();
         i.state = Some(self.state);
         i.cwnd = self.cc.window();
         i.ssthresh = self.cc.ssthresh();
@@ -864,6 +959,7 @@ impl Connection {
         i.snd_wscale = self.snd.wscale;
         i.rcv_wscale = self.rcv.wscale;
         i.snd_mss = self.snd.mss;
+        i.pmtu = self.snd.pmtu;
         i.timestamps = self.ts.is_some();
         i.sack = self.sack_ok;
         i.rcv_mss = self.rcv.our_mss;
@@ -876,6 +972,10 @@ impl Connection {
         i.recv_buffer_bytes = self.rcv.buf.capacity();
         i.send_buffer_limit = self.snd.buf.limit();
         i.recv_buffer_limit = self.rcv.buf.limit();
+        i.sndbuf = self.snd.buf.limit();
+        i.rcvbuf = self.rcv.rcvbuf;
+        i.rcv_space = self.rcv.space;
+        i.rcv_rtt = self.rcv.rtt.unwrap_or_default();
         i
     }
 

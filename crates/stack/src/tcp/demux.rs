@@ -2,15 +2,18 @@
 //! listener (address, then wildcard), else is answered with RST; TIME_WAIT reuse and the
 //! accept-queue overflow rule live here. O(1): two keyed hash lookups at most.
 
-use super::connection::Connection;
+use super::connection::{advertised_mss, syn_window_and_scale, Connection, DEFAULT_MSS};
+use super::isn::timestamp_offset;
 use super::socket::{TcpKind, TcpSocket};
 use super::state::State;
-use super::tables::PendingReset;
+use super::syncookie;
+use super::tables::{PendingReset, PendingSynAck};
+use super::timestamps::Timestamps;
 use crate::engine::{RxChecksum, Stack};
 use crate::socket::SocketHandle;
 use crate::time::Instant;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use wire::{ChecksumMode, TcpFlags, TcpRepr, TcpSegment};
+use wire::{ChecksumMode, TcpFlags, TcpOptions, TcpRepr, TcpSegment};
 
 impl Stack {
     pub(crate) fn receive_tcp(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr, bytes: &[u8], csum: RxChecksum) {
@@ -42,7 +45,7 @@ impl Stack {
             }
         }
         if let Some(l) = self.tcp.listener(local, remote) {
-            self.tcp_to_listener(now, l, local, remote, &repr);
+            self.tcp_to_listener(now, l, local, remote, &repr, payload);
             return;
         }
         self.stats.tcp_no_socket += 1;
@@ -116,12 +119,16 @@ impl Stack {
         local: SocketAddrV4,
         remote: SocketAddrV4,
         repr: &TcpRepr,
+        payload: &[u8],
     ) {
         let flags = repr.flags;
         if flags.contains(TcpFlags::RST) {
             return;
         }
         if repr.ack.is_some() {
+            if !flags.contains(TcpFlags::SYN) && self.tcp_cookie_ack(now, lh, local, remote, repr, payload) {
+                return;
+            }
             // No handshake for this ACK (or a SYN-ACK to a listener).
             self.tcp_reset_for(local, remote, repr);
             return;
@@ -133,14 +140,43 @@ impl Stack {
         let config = self.config.tcp;
         let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) else { return };
         l.requests += 1;
-        if l.accept_queue_full() || l.syn_queue_full() {
+        // Linux's tcp_conn_request: a full SYN queue takes a cookie instead (tcp_syncookies),
+        // a full accept queue drops the SYN either way.
+        let cookie = config.syncookies >= 2 || (config.syncookies == 1 && l.syn_queue_full());
+        if l.accept_queue_full() || (l.syn_queue_full() && !cookie) {
             l.syn_drops += 1;
             self.stats.tcp_listen_drops += 1;
             return;
         }
-        l.syn_queue += 1;
         let options = l.options;
-        let conn = Connection::accept_syn(now, local, remote, repr, &config, &options, mtu);
+        if cookie {
+            if !l.cookies_recent(now) {
+                let bound = l.local;
+                self.event(crate::engine::Event::TcpSynCookies { local: bound });
+            }
+            let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) else { return };
+            l.cookie_sent_at = Some(now);
+            self.tcp_queue_cookie_synack(now, local, remote, repr, &options, mtu);
+            return;
+        }
+        l.syn_queue += 1;
+        let mut conn = Connection::accept_syn(now, local, remote, repr, &config, &options, mtu);
+        if let Some(pmtu) = self.tcp.path_mtu(*remote.ip(), now) {
+            conn.clamp_path_mtu(pmtu);
+        }
+        let h = self.tcp_add_child(lh, local, remote, conn, options);
+        self.tcp_touched(h);
+    }
+
+    /// A child of listener `lh` in SYN_RECEIVED, indexed by its 4-tuple.
+    fn tcp_add_child(
+        &mut self,
+        lh: SocketHandle,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        conn: Connection,
+        options: super::options::TcpSocketOptions,
+    ) -> SocketHandle {
         let mut child = TcpSocket::new(options);
         child.local = Some(local);
         child.kind = TcpKind::Connection(conn);
@@ -168,6 +204,118 @@ impl Stack {
             }
         }
         self.stats.tcp_passive_opens += 1;
+        h
+    }
+
+    /// Answers a SYN with a cookie SYN-ACK (syncookie.rs): nothing is kept. Options as Linux's
+    /// tcp_conn_request with want_cookie: without timestamps only the MSS, which the cookie
+    /// carries; with them window scaling and SACK too, carried in our TSval.
+    fn tcp_queue_cookie_synack(
+        &mut self,
+        now: Instant,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpRepr,
+        options: &super::options::TcpSocketOptions,
+        mtu: usize,
+    ) {
+        let config = &self.config.tcp;
+        let our_mss = advertised_mss(mtu, options);
+        let peer_mss = syn.options.mss.unwrap_or(DEFAULT_MSS as u16);
+        let cookie = syncookie::make(config.isn_key, local, remote, syn.seq, peer_mss.min(our_mss as u16), now);
+        let (window, our_scale) = syn_window_and_scale(options, config);
+        let mut out = TcpOptions { mss: Some(our_mss.min(65_535) as u16), ..TcpOptions::NONE };
+        if let (true, Some((tsval, _))) = (config.timestamps, syn.options.timestamp) {
+            let sack = config.sack && syn.options.sack_permitted;
+            let clock = Timestamps::new(0).value(now);
+            let encoded = syncookie::encode_timestamp(clock, syn.options.window_scale, sack);
+            let offset = timestamp_offset(config.isn_key, local, remote);
+            out.timestamp = Some((encoded.wrapping_add(offset), tsval));
+            out.window_scale = syn.options.window_scale.map(|_| our_scale);
+            out.sack_permitted = sack;
+        }
+        let synack = PendingSynAck {
+            local,
+            remote,
+            seq: cookie,
+            ack: syn.seq.wrapping_add(1),
+            window,
+            options: out,
+            ttl: options.ttl,
+            tos: options.tos,
+        };
+        self.tcp.queue_synack(synack);
+    }
+
+    /// An ACK for listener `lh` that matches no handshake: if it echoes a valid SYN cookie
+    /// (and cookies were sent lately), the connection it stands for is made and the ACK
+    /// completes it. False when it carries none (the caller resets it, as Linux does).
+    fn tcp_cookie_ack(
+        &mut self,
+        now: Instant,
+        lh: SocketHandle,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        repr: &TcpRepr,
+        payload: &[u8],
+    ) -> bool {
+        let config = self.config.tcp;
+        let Some(ack) = repr.ack else { return false };
+        if config.syncookies == 0 {
+            return false;
+        }
+        let mtu = self.mtu_to(*remote.ip());
+        let Some(l) = self.sockets.get_tcp_mut(lh).and_then(|s| s.listener_mut()) else { return false };
+        if !l.cookies_recent(now) {
+            return false;
+        }
+        let (peer_isn, cookie) = (repr.seq.wrapping_sub(1), ack.wrapping_sub(1));
+        let Some(mss) = syncookie::check(config.isn_key, local, remote, peer_isn, cookie, now) else {
+            self.stats.tcp_syncookies_failed += 1;
+            return false;
+        };
+        // Linux's cookie_timestamp_decode.
+        let (window_scale, sack, timestamp) = match repr.options.timestamp {
+            None => (None, false, None),
+            Some((tsval, tsecr)) => {
+                let (ws, sack) =
+                    syncookie::decode_timestamp(tsecr.wrapping_sub(timestamp_offset(config.isn_key, local, remote)));
+                if !config.timestamps || (sack && !config.sack) {
+                    self.stats.tcp_syncookies_failed += 1;
+                    return false;
+                }
+                (ws, sack, Some((tsval, 0)))
+            }
+        };
+        self.stats.tcp_syncookies_recv += 1;
+        if l.accept_queue_full() {
+            // As a queued handshake's final ACK would be: dropped, the peer tries again.
+            l.overflows += 1;
+            self.stats.tcp_listen_overflows += 1;
+            return true;
+        }
+        let options = l.options;
+        l.syn_queue += 1;
+        let syn = TcpRepr {
+            src_port: repr.src_port,
+            dst_port: repr.dst_port,
+            seq: peer_isn,
+            ack: None,
+            flags: TcpFlags::SYN,
+            window: repr.window,
+            urgent: 0,
+            options: TcpOptions { mss: Some(mss), window_scale, sack_permitted: sack, timestamp, ..TcpOptions::NONE },
+            payload_len: 0,
+        };
+        let mut conn = Connection::from_cookie(now, local, remote, &syn, cookie, &config, &options, mtu);
+        if let Some(pmtu) = self.tcp.path_mtu(*remote.ip(), now) {
+            conn.clamp_path_mtu(pmtu);
+        }
+        let h = self.tcp_add_child(lh, local, remote, conn, options);
+        if let Some(c) = self.sockets.get_tcp_mut(h).and_then(|s| s.connection_mut()) {
+            c.handle_segment(now, repr, payload);
+        }
         self.tcp_touched(h);
+        true
     }
 }

@@ -27,8 +27,20 @@ pub enum TcpError {
     InvalidArgument,
     /// Another socket uses this address (EADDRINUSE).
     AddressInUse,
-    /// No route to the destination (ENETUNREACH).
+    /// No route to the destination, or an ICMP network unreachable (ENETUNREACH).
     NetworkUnreachable,
+    /// An ICMP host unreachable or time exceeded (EHOSTUNREACH).
+    HostUnreachable,
+    /// An ICMP protocol unreachable (ENOPROTOOPT).
+    ProtocolUnavailable,
+    /// An ICMP source route failed (EOPNOTSUPP).
+    NotSupported,
+    /// An ICMP host unknown (EHOSTDOWN).
+    HostDown,
+    /// An ICMP host isolated (ENONET).
+    NotOnNetwork,
+    /// An ICMP parameter problem (EPROTO).
+    ProtocolError,
     /// No congestion control algorithm by that name (TCP_CONGESTION: ENOENT).
     NoSuchAlgorithm,
 }
@@ -49,6 +61,12 @@ impl TcpError {
             TcpError::InvalidArgument => 22,
             TcpError::AddressInUse => 98,
             TcpError::NetworkUnreachable => 101,
+            TcpError::HostUnreachable => 113,
+            TcpError::ProtocolUnavailable => 92,
+            TcpError::NotSupported => 95,
+            TcpError::HostDown => 112,
+            TcpError::NotOnNetwork => 64,
+            TcpError::ProtocolError => 71,
             TcpError::NoSuchAlgorithm => 2,
         }
     }
@@ -69,6 +87,12 @@ impl fmt::Display for TcpError {
             TcpError::InvalidArgument => "invalid argument",
             TcpError::AddressInUse => "address already in use",
             TcpError::NetworkUnreachable => "network is unreachable",
+            TcpError::HostUnreachable => "no route to host",
+            TcpError::ProtocolUnavailable => "protocol not available",
+            TcpError::NotSupported => "operation not supported",
+            TcpError::HostDown => "host is down",
+            TcpError::NotOnNetwork => "machine is not on the network",
+            TcpError::ProtocolError => "protocol error",
             TcpError::NoSuchAlgorithm => "no such congestion control algorithm",
         })
     }

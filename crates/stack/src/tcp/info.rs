@@ -48,6 +48,28 @@ pub struct TcpInfo {
     pub rcv_wscale: u8,
     /// Largest payload we send (the peer's MSS less the options every segment carries).
     pub snd_mss: u32,
+    /// The send buffer in effect (SO_SNDBUF): the application's, or grown with the congestion
+    /// window.
+    pub sndbuf: usize,
+    /// The receive buffer in effect (SO_RCVBUF): the application's, or autotuned.
+    pub rcvbuf: usize,
+    /// Bytes the application read in the last measured RTT (tcpi_rcv_space).
+    pub rcv_space: u32,
+    /// The receiver's RTT estimate (tcpi_rcv_rtt).
+    pub rcv_rtt: Duration,
+    /// Times receive autotuning grew the receive buffer.
+    pub rcvbuf_grows: u32,
+    /// Times the send buffer grew with the congestion window.
+    pub sndbuf_grows: u32,
+    /// The path MTU (tcpi_pmtu): the link's, lowered by ICMP fragmentation needed.
+    pub pmtu: u32,
+    /// Times an ICMP fragmentation needed lowered the MSS.
+    pub pmtu_reductions: u32,
+    /// ICMP errors whose quoted sequence number was outside what is unacknowledged, ignored
+    /// (RFC 5927; Linux's OutOfWindowIcmps).
+    pub icmp_out_of_window: u64,
+    /// Retransmission backoffs undone by an ICMP unreachable (RFC 6069).
+    pub rto_reverts: u32,
     /// Both ends use RFC 7323 timestamps (tcpi_options' TCPI_OPT_TIMESTAMPS).
     pub timestamps: bool,
     /// Both ends permitted SACK (tcpi_options' TCPI_OPT_SACK).
@@ -96,6 +118,76 @@ pub struct TcpInfo {
     /// The most the receive buffer may grow to: SO_RCVBUF and one window-scale unit of slack
     /// (more while a window advertised under a larger SO_RCVBUF is still owed).
     pub recv_buffer_limit: usize,
+}
+
+/// What a connection counts as it runs (the counters of [`TcpInfo`], which also reports the
+/// state computed when asked): kept apart so an idle connection does not store the snapshot's
+/// other fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct TcpCounters {
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_acked: u64,
+    pub(crate) bytes_received: u64,
+    pub(crate) bytes_delivered: u64,
+    pub(crate) segs_out: u64,
+    pub(crate) segs_in: u64,
+    pub(crate) fast_retransmits: u64,
+    pub(crate) timeout_retransmits: u64,
+    pub(crate) bytes_retransmitted: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) rcv_dropped: u64,
+    pub(crate) paws_rejected: u64,
+    pub(crate) challenge_acks: u64,
+    pub(crate) window_probes: u64,
+    pub(crate) keepalive_probes: u64,
+    pub(crate) sack_recoveries: u32,
+    pub(crate) loss_probes: u32,
+    pub(crate) loss_probe_recoveries: u32,
+    pub(crate) dsacks_received: u32,
+    pub(crate) dsacks_sent: u32,
+    pub(crate) dsack_undos: u32,
+    pub(crate) reord_seen: u32,
+    pub(crate) rcvbuf_grows: u32,
+    pub(crate) sndbuf_grows: u32,
+    pub(crate) pmtu_reductions: u32,
+    pub(crate) icmp_out_of_window: u64,
+    pub(crate) rto_reverts: u32,
+}
+
+impl TcpCounters {
+    /// A snapshot with these counters and every other field zero (the caller fills them).
+    pub(crate) fn snapshot(&self) -> TcpInfo {
+        TcpInfo {
+            bytes_sent: self.bytes_sent,
+            bytes_acked: self.bytes_acked,
+            bytes_received: self.bytes_received,
+            bytes_delivered: self.bytes_delivered,
+            segs_out: self.segs_out,
+            segs_in: self.segs_in,
+            fast_retransmits: self.fast_retransmits,
+            timeout_retransmits: self.timeout_retransmits,
+            bytes_retransmitted: self.bytes_retransmitted,
+            timeouts: self.timeouts,
+            rcv_dropped: self.rcv_dropped,
+            paws_rejected: self.paws_rejected,
+            challenge_acks: self.challenge_acks,
+            window_probes: self.window_probes,
+            keepalive_probes: self.keepalive_probes,
+            sack_recoveries: self.sack_recoveries,
+            loss_probes: self.loss_probes,
+            loss_probe_recoveries: self.loss_probe_recoveries,
+            dsacks_received: self.dsacks_received,
+            dsacks_sent: self.dsacks_sent,
+            dsack_undos: self.dsack_undos,
+            reord_seen: self.reord_seen,
+            rcvbuf_grows: self.rcvbuf_grows,
+            sndbuf_grows: self.sndbuf_grows,
+            pmtu_reductions: self.pmtu_reductions,
+            icmp_out_of_window: self.icmp_out_of_window,
+            rto_reverts: self.rto_reverts,
+            ..TcpInfo::default()
+        }
+    }
 }
 
 /// A listener's queues and counters (exasock-stat's Recv-Q and connection requests).

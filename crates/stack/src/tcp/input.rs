@@ -95,6 +95,7 @@ impl Connection {
             self.cc = self.options.congestion.build(1, self.snd.mss);
         }
         self.ack.quickacks = self.config.quickacks;
+        self.init_rcv_space(now);
         if self.options.keepalive {
             self.timers[Timer::Keepalive] = Some(now + self.options.keep_idle);
         }
@@ -294,6 +295,8 @@ impl Connection {
                 Arrival::InOrder(n) => {
                     self.rcv.nxt = self.rcv.nxt + n as u32;
                     self.info.bytes_received += n as u64;
+                    self.rcv_rtt_measure(now, repr, data.len());
+                    self.rcv_space_adjust(now);
                     self.rcv.mss = self.rcv.mss.max((data.len() as u32).min(self.rcv.our_mss));
                     self.arrived();
                     // A hole filled or still open is news for the sender at once.

@@ -3,6 +3,7 @@
 
 use super::options::TcpSocketOptions;
 use crate::socket::SocketHandle;
+use crate::time::Instant;
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
@@ -29,6 +30,9 @@ pub struct Listener {
     pub(crate) arrivals: u64,
     /// SYNs that asked for a connection, taken or dropped (exasock-stat's connection requests).
     pub(crate) requests: u64,
+    /// When the last SYN cookie was sent (Linux's synq_overflow_ts): ACKs that match no
+    /// handshake are checked for a cookie only for two minutes after it.
+    pub(crate) cookie_sent_at: Option<Instant>,
 }
 
 impl Listener {
@@ -44,6 +48,7 @@ impl Listener {
             syn_drops: 0,
             arrivals: 0,
             requests: 0,
+            cookie_sent_at: None,
         }
     }
 
@@ -52,9 +57,15 @@ impl Listener {
         self.accept_queue.len() > self.backlog
     }
 
-    /// Whether another handshake may start (the SYN queue is bounded by the backlog too,
-    /// with no SYN cookies).
+    /// Whether another handshake may start with a queued request (the SYN queue is bounded by
+    /// the backlog too); past it a SYN gets a cookie, or is dropped without SYN cookies.
     pub(crate) fn syn_queue_full(&self) -> bool {
         self.syn_queue >= self.backlog.max(1)
+    }
+
+    /// Whether an ACK that matches no handshake may carry a cookie of ours (Linux's
+    /// !tcp_synq_no_recent_overflow).
+    pub(crate) fn cookies_recent(&self, now: Instant) -> bool {
+        self.cookie_sent_at.is_some_and(|at| now.saturating_since(at).as_nanos() as u64 <= super::syncookie::VALID_NS)
     }
 }

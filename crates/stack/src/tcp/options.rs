@@ -28,6 +28,12 @@ pub struct TcpSocketOptions {
     /// window-scale unit of slack), and what the window is computed from. Starts empty, grows
     /// on demand; a change applies to a connection at once. See [`set_rcvbuf`](Self::set_rcvbuf).
     pub rcvbuf: usize,
+    /// The application set SO_SNDBUF (Linux's SOCK_SNDBUF_LOCK): the send buffer no longer
+    /// grows with the congestion window.
+    pub sndbuf_locked: bool,
+    /// The application set SO_RCVBUF (Linux's SOCK_RCVBUF_LOCK): no receive autotuning, and
+    /// the window scale is chosen for SO_RCVBUF rather than for the autotuning bound.
+    pub rcvbuf_locked: bool,
     /// SO_REUSEADDR.
     pub reuse_addr: bool,
     /// SO_REUSEPORT: listeners that all set it may bind and listen on the same address and
@@ -90,6 +96,8 @@ impl TcpSocketOptions {
             linger: None,
             sndbuf: config.sndbuf,
             rcvbuf: config.rcvbuf,
+            sndbuf_locked: false,
+            rcvbuf_locked: false,
             reuse_addr: false,
             reuse_port: false,
             ttl: 64,
@@ -110,6 +118,7 @@ impl TcpSocketOptions {
     /// per-packet bookkeeping; the engine has none, so all of the doubled value holds data.
     pub fn set_sndbuf(&mut self, requested: usize, config: &TcpConfig) {
         self.sndbuf = (requested.min(config.wmem_max).min(i32::MAX as usize / 2) * 2).max(SOCK_MIN_SNDBUF);
+        self.sndbuf_locked = true;
     }
 
     /// setsockopt(TCP_MAXSEG, `value`) as Linux's tcp_setsockopt: 0 clears it, 88 (TCP_MIN_MSS)
@@ -150,6 +159,7 @@ impl TcpSocketOptions {
     /// SOCK_MIN_RCVBUF (2,304 bytes on x86-64).
     pub fn set_rcvbuf(&mut self, requested: usize, config: &TcpConfig) {
         self.rcvbuf = (requested.min(config.rmem_max).min(i32::MAX as usize / 2) * 2).max(SOCK_MIN_RCVBUF);
+        self.rcvbuf_locked = true;
     }
 }
 

@@ -50,9 +50,12 @@ impl Connection {
                 }
                 // Grow only a window that was in use (Linux's tcp_is_cwnd_limited), so an
                 // application-limited sender does not build an unearned window.
+                let rtt = self.rtt.take_last();
+                self.cc.on_ack_sample(ack.0, self.snd.nxt.0, rtt);
                 if data > 0 && in_flight_before.saturating_mul(2) >= self.cc.window() {
                     self.cc.on_rtt(self.rtt.srtt());
                     self.cc.on_ack(now, data, self.snd.mss);
+                    self.expand_sndbuf();
                 }
             }
         }
@@ -244,9 +247,13 @@ impl Connection {
             if self.snd.una - 1 > self.loss.recover_mark {
                 self.loss.recover_mark = self.snd.una - 1;
             }
+            let rtt = self.rtt.take_last();
+            let (una, nxt) = (self.snd.una.0, self.snd.nxt.0);
+            self.cc.on_ack_sample(una, nxt, rtt);
             if acked > 0 && pipe_before.saturating_mul(2) >= self.cc.window() {
                 self.cc.on_rtt(self.rtt.srtt());
                 self.cc.on_ack(now, acked, self.snd.mss);
+                self.expand_sndbuf();
             }
         }
         self.schedule_loss_probe(now);

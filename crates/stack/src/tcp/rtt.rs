@@ -8,6 +8,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy)]
 pub struct RttEstimator {
     srtt: Option<Duration>,
+    /// The last sample not yet handed to congestion control (HyStart++).
+    last: Option<Duration>,
     /// The least sample in microseconds, u32::MAX before one (RACK's reordering window and its
     /// check of retransmissions).
     min_rtt_us: u32,
@@ -25,6 +27,7 @@ impl RttEstimator {
     pub fn new(initial: Duration, min: Duration, max: Duration) -> RttEstimator {
         RttEstimator {
             srtt: None,
+            last: None,
             min_rtt_us: u32::MAX,
             rttvar: Duration::ZERO,
             rto: initial.clamp(min, max),
@@ -36,6 +39,7 @@ impl RttEstimator {
     /// Takes one RTT measurement.
     pub fn sample(&mut self, rtt: Duration) {
         self.note_min(rtt);
+        self.last = Some(rtt);
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -58,6 +62,11 @@ impl RttEstimator {
     pub fn note_min(&mut self, rtt: Duration) {
         let us = rtt.as_micros().min(u128::from(u32::MAX - 1)) as u32;
         self.min_rtt_us = self.min_rtt_us.min(us);
+    }
+
+    /// The sample taken since the last call, if any.
+    pub fn take_last(&mut self) -> Option<Duration> {
+        self.last.take()
     }
 
     /// The least RTT seen.

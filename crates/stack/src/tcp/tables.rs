@@ -27,6 +27,24 @@ pub(crate) struct PendingReset {
 /// RSTs kept for the next transmit; more are dropped (they are only courtesy).
 const MAX_PENDING_RESETS: usize = 64;
 
+/// A SYN-ACK carrying a SYN cookie: the listener keeps nothing of the handshake.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingSynAck {
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// The cookie.
+    pub seq: u32,
+    pub ack: u32,
+    pub window: u16,
+    pub options: wire::TcpOptions,
+    pub ttl: u8,
+    pub tos: u8,
+}
+
+/// Cookie SYN-ACKs kept for the next transmit (a receive burst's worth); more are dropped,
+/// and their peers send the SYN again.
+const MAX_PENDING_SYNACKS: usize = 256;
+
 #[derive(Debug)]
 pub(crate) struct TcpTables {
     /// Keyed per stack: a peer chooses the tuples (every SYN adds one).
@@ -36,6 +54,7 @@ pub(crate) struct TcpTables {
     pub timers: TimerWheel<SocketHandle>,
     pub dirty: Vec<SocketHandle>,
     pub resets: VecDeque<PendingReset>,
+    pub synacks: VecDeque<PendingSynAck>,
     pub expired: Vec<SocketHandle>,
     /// One TCP segment being built.
     pub segment: Vec<u8>,
@@ -44,7 +63,16 @@ pub(crate) struct TcpTables {
     pub transmit_visits: u64,
     /// Connections in TIME_WAIT (`TcpConfig::max_time_wait` bounds them).
     pub time_wait: usize,
+    /// Path MTUs ICMP fragmentation needed taught us, per destination, until they expire
+    /// (Linux's route exceptions, ip_rt_mtu_expires): new connections start with them.
+    pub pmtu: crate::hash::FxHashMap<Ipv4Addr, (u32, Instant)>,
 }
+
+/// How long a learnt path MTU holds (Linux's ip_rt_mtu_expires, 10 minutes).
+pub(crate) const PMTU_EXPIRES: Duration = Duration::from_secs(600);
+/// Destinations whose path MTU is remembered; past it expired ones are swept, and if none
+/// has expired the new one is not kept (its connection still uses it).
+const MAX_PMTU_ENTRIES: usize = 4096;
 
 impl TcpTables {
     /// Tables whose demultiplexer hashes under `key`.
@@ -55,12 +83,30 @@ impl TcpTables {
             timers: TimerWheel::new(Duration::from_millis(1), Instant::ZERO),
             dirty: Vec::new(),
             resets: VecDeque::with_capacity(MAX_PENDING_RESETS),
+            synacks: VecDeque::with_capacity(MAX_PENDING_SYNACKS),
             expired: Vec::new(),
             segment: vec![0u8; 65_536],
             demux_lookups: 0,
             transmit_visits: 0,
             time_wait: 0,
+            pmtu: Default::default(),
         }
+    }
+
+    /// The path MTU learnt for `dst`, if it has not expired at `now`.
+    pub fn path_mtu(&self, dst: Ipv4Addr, now: Instant) -> Option<u32> {
+        self.pmtu.get(&dst).filter(|(_, until)| now < *until).map(|(mtu, _)| *mtu)
+    }
+
+    /// Remembers `mtu` for `dst` until `now` + 10 minutes.
+    pub fn learn_path_mtu(&mut self, dst: Ipv4Addr, mtu: u32, now: Instant) {
+        if self.pmtu.len() >= MAX_PMTU_ENTRIES && !self.pmtu.contains_key(&dst) {
+            self.pmtu.retain(|_, (_, until)| now < *until);
+            if self.pmtu.len() >= MAX_PMTU_ENTRIES {
+                return;
+            }
+        }
+        self.pmtu.insert(dst, (mtu, now + PMTU_EXPIRES));
     }
 
     /// The listener for a segment from `remote` to `local`: bound to that address, else to
@@ -85,6 +131,14 @@ impl TcpTables {
             return false;
         }
         self.resets.push_back(rst);
+        true
+    }
+
+    pub fn queue_synack(&mut self, synack: PendingSynAck) -> bool {
+        if self.synacks.len() >= MAX_PENDING_SYNACKS {
+            return false;
+        }
+        self.synacks.push_back(synack);
         true
     }
 }

@@ -3,7 +3,6 @@
 //! the FIN_WAIT_2 timeout, and giving back buffers that went idle (connection.rs).
 
 use super::connection::{Connection, Timer};
-use super::error::TcpError;
 use super::state::State;
 use crate::time::Instant;
 use std::time::Duration;
@@ -109,7 +108,7 @@ impl Connection {
             if self.state == State::SynReceived && self.passive {
                 self.fail(None);
             } else {
-                self.fail(Some(TcpError::TimedOut));
+                self.fail(Some(self.timeout_error()));
             }
             return;
         }
@@ -164,13 +163,13 @@ impl Connection {
         match (self.probes_since, self.options.user_timeout) {
             (None, _) => self.probes_since = Some(now),
             (Some(since), Some(t)) if now.saturating_since(since) >= t => {
-                self.fail(Some(TcpError::TimedOut));
+                self.fail(Some(self.timeout_error()));
                 return;
             }
             _ => {}
         }
         if self.probes >= self.config.retries2 {
-            self.fail(Some(TcpError::TimedOut));
+            self.fail(Some(self.timeout_error()));
             return;
         }
         self.probes += 1;
@@ -207,7 +206,7 @@ impl Connection {
             None => self.keep_probes >= self.options.keep_count,
         };
         if given_up {
-            self.reset(Some(TcpError::TimedOut));
+            self.reset(Some(self.timeout_error()));
             return;
         }
         self.keep_probes += 1;

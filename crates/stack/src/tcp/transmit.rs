@@ -2,7 +2,7 @@
 //! built in place in the datapath's transmit slots (a full ring loses nothing), plus the RSTs
 //! owed to segments that matched no socket.
 
-use super::tables::PendingReset;
+use super::tables::{PendingReset, PendingSynAck};
 use crate::engine::{Event, Segmentation, Stack, Transmit};
 use crate::ipv4::output::{send_datagram, write_ip_header, Datagram, Link, PacketHeader, ETH_HEADER, IP_HEADER};
 use crate::socket::SocketHandle;
@@ -26,7 +26,7 @@ impl Stack {
     /// Whether some TCP socket has something to send: a driver that did not call
     /// [`Stack::transmit`] after its last call into the stack must do so.
     pub fn tcp_transmit_pending(&self) -> bool {
-        !self.tcp.dirty.is_empty() || !self.tcp.resets.is_empty()
+        !self.tcp.dirty.is_empty() || !self.tcp.resets.is_empty() || !self.tcp.synacks.is_empty()
     }
 
     /// Sends every segment TCP has due (handshakes, data, ACKs, retransmissions, RSTs) as
@@ -39,6 +39,13 @@ impl Stack {
                 break;
             }
             self.tcp.resets.pop_front();
+            sent += 1;
+        }
+        while let Some(synack) = self.tcp.synacks.front().copied() {
+            if !self.tcp_send_cookie_synack(&synack, tx) {
+                break;
+            }
+            self.tcp.synacks.pop_front();
             sent += 1;
         }
         let mut i = 0;
@@ -171,18 +178,55 @@ impl Stack {
             options: TcpOptions::NONE,
             payload_len: 0,
         };
+        if !self.tcp_send_stateless(&repr, rst.local, rst.remote, 64, 0, tx) {
+            return false;
+        }
+        self.stats.tcp_resets_sent += 1;
+        true
+    }
+
+    fn tcp_send_cookie_synack(&mut self, s: &PendingSynAck, tx: &mut dyn Transmit) -> bool {
+        let repr = TcpRepr {
+            src_port: s.local.port(),
+            dst_port: s.remote.port(),
+            seq: s.seq,
+            ack: Some(s.ack),
+            flags: TcpFlags::SYN,
+            window: s.window,
+            urgent: 0,
+            options: s.options,
+            payload_len: 0,
+        };
+        if !self.tcp_send_stateless(&repr, s.local, s.remote, s.ttl, s.tos, tx) {
+            return false;
+        }
+        self.stats.tcp_syncookies_sent += 1;
+        true
+    }
+
+    /// Sends a segment no connection owns (a RST, a cookie SYN-ACK); false if the port was
+    /// full (kept for the next call).
+    fn tcp_send_stateless(
+        &mut self,
+        repr: &TcpRepr,
+        local: std::net::SocketAddrV4,
+        remote: std::net::SocketAddrV4,
+        ttl: u8,
+        tos: u8,
+        tx: &mut dyn Transmit,
+    ) -> bool {
         let mut segment = TcpSegment::new_unchecked(&mut self.tcp.segment[..]);
-        if repr.emit(&mut segment, *rst.local.ip(), *rst.remote.ip()).is_err() {
+        if repr.emit(&mut segment, *local.ip(), *remote.ip()).is_err() {
             return true;
         }
-        let link = self.link_to(*rst.remote.ip());
+        let link = self.link_to(*remote.ip());
         self.next_ident = self.next_ident.wrapping_add(1);
         let header = PacketHeader {
-            src: *rst.local.ip(),
-            dst: *rst.remote.ip(),
+            src: *local.ip(),
+            dst: *remote.ip(),
             protocol: IpProtocol::TCP,
-            ttl: 64,
-            tos: 0,
+            ttl,
+            tos,
             ident: self.next_ident,
             dont_frag: true,
         };
@@ -193,7 +237,6 @@ impl Stack {
             self.stats.tcp_tx_busy += 1;
             return false;
         }
-        self.stats.tcp_resets_sent += 1;
         self.stats.tcp_out_segs += 1;
         true
     }

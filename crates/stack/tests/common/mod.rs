@@ -331,6 +331,20 @@ impl Script {
         self.inject(s);
     }
 
+    /// The peer side (a router) sends an ICMP error `kind`/`code` (next-hop MTU `mtu`)
+    /// quoting our segment to PEER_PORT that started at our relative sequence number `seq`.
+    pub fn inject_icmp(&mut self, kind: u8, code: u8, mtu: u16, seq: u32) {
+        let iss = self.iss.get(&PEER_PORT).copied().unwrap_or(0);
+        let quoted = stack::testing::quoted_tcp(
+            SocketAddrV4::new(OURS, OUR_PORT),
+            SocketAddrV4::new(PEER, PEER_PORT),
+            seq.wrapping_add(iss),
+        );
+        let frame = stack::testing::icmp_error_frame((PEER_MAC, PEER), (OUR_MAC, OURS), kind, code, mtu, &quoted);
+        self.stack.receive(self.now, &frame, RxChecksum::Unverified);
+        self.flush();
+    }
+
     pub fn frame(&self, s: &Seg) -> Vec<u8> {
         let iss = self.iss.get(&s.src_port).copied().unwrap_or(0);
         let mut options = s.options;
@@ -476,6 +490,14 @@ impl Script {
     pub fn state(&self, h: SocketHandle) -> State {
         self.stack.tcp_state(h).unwrap()
     }
+}
+
+/// The default configuration with buffers that keep their initial 256 KiB limits (no
+/// autotuning past them, window scale 3 as for a fixed 256 KiB buffer): for scripts that check
+/// exact windows and limits. Autotuning has scripts of its own (tcp_script/autotune.rs).
+pub fn fixed_buffers() -> TcpConfig {
+    let d = TcpConfig::default();
+    TcpConfig { rcvbuf_max: d.rcvbuf, sndbuf_max: d.sndbuf, ..d }
 }
 
 /// Shorthand for a Duration in milliseconds.

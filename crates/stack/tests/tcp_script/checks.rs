@@ -118,3 +118,39 @@ fn acks_above_snd_max_or_far_below_snd_una_are_answered_and_ignored() {
     assert_eq!(p.stack.tcp_info(h).unwrap().unacked, 0);
     assert_eq!(p.state(h), State::Established);
 }
+
+/// The challenge-ACK limit (tcp_challenge_ack_limit) is counted per connection: a host-wide
+/// count is the side channel of CVE-2016-5696 (an off-path attacker learns from the count left
+/// whether its guess hit another connection; Linux 6.0 dropped it). A storm of in-window RSTs
+/// on one connection uses up its own budget only.
+#[test]
+fn the_challenge_ack_limit_is_per_connection() {
+    let mut p = Script::new();
+    let l = p.listen(8);
+    let (a, b) = (PEER_PORT, PEER_PORT + 1);
+    for port in [a, b] {
+        p.inject(seg("S", 5000).src_port(port).mss(1460));
+        assert_eq!(p.expect().flags, "S.");
+        p.inject(seg(".", 5001).src_port(port).ack(1));
+    }
+    let (ca, _) = p.stack.tcp_accept(l).unwrap();
+    let (cb, _) = p.stack.tcp_accept(l).unwrap();
+    p.expect_none();
+    // 1,200 in-window RSTs on one connection within a second: 1,000 challenge ACKs.
+    p.run_until(10);
+    for _ in 0..1_200 {
+        p.inject(seg("R", 5001 + 100).src_port(a));
+    }
+    let to_a = std::iter::from_fn(|| p.sent.pop_front()).filter(|o| o.dst.port() == a).count();
+    assert_eq!(to_a, 1_000, "tcp_challenge_ack_limit for that connection");
+    // The other connection's budget is whole: its RST is challenged.
+    p.inject(seg("R", 5001 + 100).src_port(b));
+    let c = p.expect();
+    assert_eq!((c.flags.as_str(), c.dst.port(), c.ack), (".", b, Some(5001)));
+    // A second later the first one's budget is back.
+    p.run_until(1_011);
+    p.inject(seg("R", 5001 + 100).src_port(a));
+    assert_eq!(p.expect().dst.port(), a);
+    assert_eq!(p.state(ca), stack::tcp::State::Established);
+    assert_eq!(p.state(cb), stack::tcp::State::Established);
+}

@@ -157,7 +157,9 @@ fn syn_ack_is_retried_five_times_then_the_handshake_is_dropped() {
 
 #[test]
 fn full_accept_queue_drops_syns_and_final_acks_like_linux() {
-    let mut p = Script::new();
+    // Without SYN cookies (tcp_syncookies=0): a full SYN queue drops SYNs (syncookies.rs has
+    // the default).
+    let mut p = Script::with(stack::tcp::TcpConfig { syncookies: 0, ..Default::default() });
     let l = p.listen(2);
     let port = |i: u16| PEER_PORT + i;
     // Two handshakes at once fill the SYN queue (bounded by the backlog).

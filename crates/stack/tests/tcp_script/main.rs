@@ -6,10 +6,12 @@
 mod common;
 
 mod acks;
+mod autotune;
 mod checks;
 mod closing;
 mod gso;
 mod handshake;
+mod icmp;
 mod keepalive;
 mod prebuilt;
 mod recovery;
@@ -19,5 +21,6 @@ mod sack_recovery;
 mod sending;
 mod socket_api;
 mod socket_options;
+mod syncookies;
 mod timestamps;
 mod windows;

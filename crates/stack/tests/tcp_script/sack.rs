@@ -7,7 +7,13 @@ use stack::tcp::TcpConfig;
 
 /// A script whose stack has SACK on (it is off by default).
 pub(crate) fn with_sack() -> Script {
-    Script::with(TcpConfig { sack: true, ..TcpConfig::default() })
+    // The windows these scripts check are NewReno's (ssthresh half the window); CUBIC's β is
+    // checked in congestion/cubic.rs.
+    Script::with(TcpConfig {
+        sack: true,
+        congestion: stack::tcp::congestion::Algorithm::NewReno,
+        ..TcpConfig::default()
+    })
 }
 
 /// An active open whose peer (ISN 1000) permits SACK; `ts`: with timestamps too.

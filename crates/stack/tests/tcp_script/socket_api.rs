@@ -73,7 +73,7 @@ fn burst(p: &mut Script, mut seq: u32, bytes: u32) -> (u32, Vec<Out>) {
 /// the window scale chosen at the handshake can express) and the peer may fill it.
 #[test]
 fn so_rcvbuf_raised_after_connect_opens_the_window() {
-    let mut p = Script::with(TcpConfig { quickacks: 1000, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { quickacks: 1000, ..fixed_buffers() });
     let h = p.established_scaled(1460, 7, 65_535, |_| {});
     let (seq, acks) = burst(&mut p, 1001, 256 * 1024);
     // Full, but for the rounding of the edge to the scale (at most one unit, the slack).
@@ -98,7 +98,7 @@ fn so_rcvbuf_raised_after_connect_opens_the_window() {
 /// follow the new size. The storage goes once the connection is quiet.
 #[test]
 fn so_rcvbuf_lowered_after_connect_never_takes_back_the_advertised_window() {
-    let mut p = Script::with(TcpConfig { quickacks: 1000, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { quickacks: 1000, ..fixed_buffers() });
     let h = p.established_scaled(1460, 7, 65_535, |_| {});
     let edge = 1001 + 256 * 1024;
     let mut o = p.options(h);

@@ -609,23 +609,31 @@ fn urgent_data_between_two_engines() {
 
 // ---- TCP_CONGESTION ----------------------------------------------------------------------------
 
-/// NewReno is "reno", CUBIC "cubic"; an unknown name is ENOENT; the choice survives on a live connection
-/// without losing the window.
+/// NewReno is "reno", CUBIC "cubic" (the default, as Linux's); an unknown name is ENOENT; the
+/// choice survives on a live connection without losing the window.
 #[test]
 fn congestion_control_by_linux_name() {
     let mut p = Script::new();
     let h = p.established();
-    assert_eq!(p.stack.tcp_congestion(h), Ok("reno"));
+    assert_eq!(p.stack.tcp_congestion(h), Ok("cubic"));
     assert_eq!(p.stack.tcp_set_congestion(h, "vegas", p.now), Err(TcpError::NoSuchAlgorithm));
     assert_eq!(TcpError::NoSuchAlgorithm.errno(), 2);
     let cwnd = p.stack.tcp_info(h).unwrap().cwnd;
-    assert_eq!(p.stack.tcp_set_congestion(h, "cubic", p.now), Ok(()));
-    assert_eq!(p.stack.tcp_congestion(h), Ok("cubic"));
-    assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, cwnd, "the window carries over");
     assert_eq!(p.stack.tcp_set_congestion(h, "reno", p.now), Ok(()));
+    assert_eq!(p.stack.tcp_congestion(h), Ok("reno"));
+    assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, cwnd, "the window carries over");
+    assert_eq!(p.stack.tcp_set_congestion(h, "cubic", p.now), Ok(()));
     assert_eq!(p.stack.tcp_info(h).unwrap().cwnd, cwnd);
     let l = p.listen(4);
-    assert_eq!(p.stack.tcp_congestion(l), Ok("reno"));
+    assert_eq!(p.stack.tcp_congestion(l), Ok("cubic"));
+    // The stack's default is the configuration's (the driver's reading of the namespace's
+    // tcp_congestion_control).
+    let mut p = Script::with(stack::tcp::TcpConfig {
+        congestion: stack::tcp::congestion::Algorithm::NewReno,
+        ..Default::default()
+    });
+    let h = p.established();
+    assert_eq!(p.stack.tcp_congestion(h), Ok("reno"));
 }
 
 // ---- What accepted connections inherit ---------------------------------------------------------

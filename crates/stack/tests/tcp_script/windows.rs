@@ -111,7 +111,7 @@ fn the_advertised_right_edge_never_moves_left_under_window_scaling() {
 
 #[test]
 fn our_zero_window_opens_with_a_window_update_after_reads() {
-    let mut p = Script::with(TcpConfig { rcvbuf: 4096, quickacks: 100, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { rcvbuf: 4096, rcvbuf_max: 4096, quickacks: 100, ..TcpConfig::default() });
     let h = p.established();
     let mut acked = 1001;
     let mut last_win = u16::MAX;
@@ -131,7 +131,7 @@ fn our_zero_window_opens_with_a_window_update_after_reads() {
 
 #[test]
 fn a_zero_window_still_takes_acks_and_answers_probes() {
-    let mut p = Script::with(TcpConfig { rcvbuf: 2048, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { rcvbuf: 2048, rcvbuf_max: 2048, ..TcpConfig::default() });
     let h = p.established();
     p.inject(seg(".", 1001).ack(1).len(2048));
     let a = p.expect();
@@ -170,7 +170,7 @@ fn a_peer_that_shrinks_its_window_gets_no_data_past_the_new_edge() {
 /// to take it: every byte is stored, none dropped, and the window closes exactly.
 #[test]
 fn the_window_comes_from_the_limit_and_a_full_window_fits_a_buffer_that_grows() {
-    let mut p = Script::with(TcpConfig { quickacks: 1000, ..TcpConfig::default() });
+    let mut p = Script::with(TcpConfig { quickacks: 1000, ..fixed_buffers() });
     let h = p.connect();
     let syn = p.expect();
     assert_eq!((syn.win, syn.options.window_scale), (65_535, Some(3)), "the SYN offers the limit");

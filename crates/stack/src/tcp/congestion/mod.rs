@@ -2,6 +2,7 @@
 //! recovery point); the algorithm only decides the window.
 
 mod cubic;
+pub mod hystart;
 mod newreno;
 
 pub use cubic::Cubic;
@@ -20,6 +21,10 @@ pub trait CongestionControl: Debug + Send {
     /// The connection's smoothed RTT before an ACK outside recovery (CUBIC keeps the
     /// smallest, as Linux's delay_min; the others ignore it).
     fn on_rtt(&mut self, _rtt: Duration) {}
+    /// An ACK outside recovery acknowledged up to `ack` (a sequence number), with `snd_nxt`
+    /// the next one to send and `rtt` the RTT sample it gave, if any: every such ACK, before
+    /// `on_ack` (HyStart++ counts rounds and their RTTs; the others ignore it).
+    fn on_ack_sample(&mut self, _ack: u32, _snd_nxt: u32, _rtt: Option<Duration>) {}
     /// New data was acknowledged outside recovery.
     fn on_ack(&mut self, now: Instant, acked: u32, mss: u32);
     /// Three duplicate ACKs: fast retransmit begins with `in_flight` bytes outstanding.
@@ -44,9 +49,9 @@ pub trait CongestionControl: Debug + Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Algorithm {
     /// RFC 5681 with RFC 6582's recovery.
-    #[default]
     NewReno,
-    /// RFC 9438 (Linux's tcp_cubic without HyStart).
+    /// RFC 9438 with HyStart++ (RFC 9406) in the initial slow start: Linux's default.
+    #[default]
     Cubic,
 }
 
