@@ -208,8 +208,17 @@ fn a_tcp_listener_and_its_connection_are_listed_with_their_queues_and_diagnostic
 
     // -i: the listener's requests, the connection's diagnostics; the values the text shows are
     // the ones --json gives.
-    let json: Vec<serde_json::Value> =
-        stat(&topo, &["--json", "-t"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // The listener's counters are refreshed every 100 ms (its record was written when it
+    // turned accelerated; the connection's when it was accepted): wait for the refresh.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let json: Vec<serde_json::Value> = loop {
+        let json: Vec<serde_json::Value> =
+            stat(&topo, &["--json", "-t"]).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        if json.first().is_some_and(|l| l["conn_established"].as_u64() == Some(1)) || Instant::now() > deadline {
+            break json;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(json.len(), 2);
     let (jl, jc) = (&json[0], &json[1]);
     assert_eq!((jl["kind"].as_str(), jl["fd"].to_string()), (Some("tcp_listen"), fd_l.clone()));
