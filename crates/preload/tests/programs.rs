@@ -69,7 +69,11 @@ fn socat_relays_a_connection_through_exec_cat() {
     let data = pattern(8 << 20, 1);
     let got = exchange(&topo, topo.accel.ip, 7501, data.clone());
     assert!(got == data, "socat's echo differs ({} of {} bytes)", got.len(), data.len());
-    assert_kernel_carried_at_most(&topo, before, 3, "socat");
+    // The remainder: socat exits as soon as its side is closed, and its connection goes to the
+    // kernel (TCP_REPAIR) with whatever the peer had not acknowledged yet (its last ACKs may be
+    // in flight), which the kernel sends again, with the FIN handshake: a few segments of the
+    // 11,600 each way.
+    assert_kernel_carried_at_most(&topo, before, 12, "socat");
     let out = server.finish(T).unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.matches("enabled bypass").count() >= 2, "socat was not accelerated:\n{err}");

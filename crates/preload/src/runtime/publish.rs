@@ -394,8 +394,15 @@ pub(super) fn resume() {
     LAST_REFRESH.store(0, Ordering::Relaxed);
 }
 
-/// At exit: the file goes (raw unlink; the mapping stays until the process ends).
+/// At exit (and after a forced detach): the file goes (raw unlink; the mapping stays until the
+/// process ends), and the header lists no record: every socket went to the kernel, so the
+/// watcher, which reads the mapping once the process is gone, has no peer to reset.
 pub(super) fn remove() {
+    if let Some(r) = region() {
+        if let Some(p) = r.process() {
+            r.set_process(&ProcessInfo { high_water: 0, ..p });
+        }
+    }
     if REGION.swap(std::ptr::null_mut(), Ordering::AcqRel).is_null() {
         return;
     }
