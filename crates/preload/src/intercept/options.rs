@@ -78,9 +78,11 @@ unsafe fn read_mreq(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv
 /// SO_EXA_MCAST_LISTEN: receive a group arriving on the attached interface (INADDR_ANY and
 /// ifindex 0: any attached one) with no IGMP join; the kernel socket joins nothing, so the
 /// kernel drops the group before UDP and only the ring (whose device filter gets the group's
-/// MAC) sees it. As the original: EINVAL for a non-group, EPERM for a socket that is not a
-/// datagram socket or whose acceleration is off, EOPNOTSUPP for an interface that is not
-/// attached. The socket must be bound (its port is the flow); a duplicate gives EADDRINUSE.
+/// MAC) sees it. As the original: EINVAL for a non-group or an interface that is not attached,
+/// EPERM for a socket that is not a datagram socket or whose acceleration is off, EOPNOTSUPP
+/// when no interface is attached or the socket is bound to an address no group reaches. On a
+/// socket not yet bound the membership is recorded and starts when the socket is bound (its
+/// port is the flow), as the original adds it at bind; a duplicate gives EADDRINUSE.
 unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<(), c_int> {
     let Some((group, interface, ifindex)) = read_mreq(val, len) else { return Err(libc::EINVAL) };
     if !group.is_multicast() {
@@ -96,12 +98,18 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
         return Err(libc::EPERM);
     }
     let any = interface.is_unspecified() && ifindex == 0;
-    if nic::steering::attached_interfaces().is_empty() || (!any && !runtime::membership_on_attached(interface, ifindex))
-    {
+    if nic::steering::attached_interfaces().is_empty() {
         return Err(libc::EOPNOTSUPP);
     }
+    if !any && !runtime::membership_on_attached(interface, ifindex) {
+        return Err(libc::EINVAL);
+    }
     if state == FdState::UdpCandidate {
-        let Some(local) = runtime::kernel_local(fd).filter(|l| l.port() != 0) else { return Err(libc::EOPNOTSUPP) };
+        let Some(local) = runtime::kernel_local(fd) else { return Err(libc::EOPNOTSUPP) };
+        if local.port() == 0 {
+            // Not bound yet: the membership waits for the bind.
+            return if runtime::pending_join(fd, group) { Ok(()) } else { Err(libc::EADDRINUSE) };
+        }
         if !local.ip().is_unspecified() && *local.ip() != group {
             // Bound to a unicast address: no group would be delivered to it.
             return Err(libc::EOPNOTSUPP);
@@ -132,8 +140,13 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     let r = real::setsockopt(fd, level, name, val, len);
     if r != 0 && (level, name) == (libc::IPPROTO_IP, libc::IP_DROP_MEMBERSHIP) {
         // A group received with SO_EXA_MCAST_LISTEN: the kernel socket never joined it.
+        let e = errno::get();
+        if let (FdState::UdpCandidate, Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
+            if runtime::pending_leave(fd, group) {
+                return 0;
+            }
+        }
         if let (FdState::Accel(slot), Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
-            let e = errno::get();
             if let Some(rt) = runtime::lock().as_mut() {
                 if rt.is_member(slot, group) && rt.membership(slot, group, false).is_ok() {
                     return 0;
@@ -279,6 +292,9 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
                 && runtime::routed_via_attached(std::net::SocketAddrV4::new(group, 0)))
     };
     if !join {
+        if state == FdState::UdpCandidate {
+            runtime::pending_leave(fd, group);
+        }
         if let FdState::Accel(slot) = state {
             if let Some(rt) = runtime::lock().as_mut() {
                 if rt.is_member(slot, group) {
@@ -292,6 +308,11 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
         return;
     }
     if state == FdState::UdpCandidate {
+        if runtime::kernel_local(fd).is_some_and(|l| l.port() == 0) {
+            // Not bound yet: the stack takes the membership when the socket is accelerated.
+            runtime::pending_join(fd, group);
+            return;
+        }
         if let Some(local) = runtime::kernel_local(fd).filter(|l| *l.ip() == group) {
             if runtime::accelerate_udp(fd, local, None).is_ok() {
                 crate::epoll::promote(fd);

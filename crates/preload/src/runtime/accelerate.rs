@@ -111,6 +111,10 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
     };
     fdtable::set(fd, fdtable::FdState::Accel(slot));
     publish::socket_opened(rt, slot, fd);
+    // Memberships made before the socket was bound start now, as the original adds them at bind.
+    for group in take_pending(fd, inode) {
+        let _ = rt.membership(slot, group, true);
+    }
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
@@ -456,4 +460,65 @@ pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4
         FdState::Accel(slot) => Ok(slot),
         _ => Err(NotAccelerated::Failed("lost the slot".into())),
     }
+}
+
+/// A membership made on a socket not yet bound (the original records it and adds it at bind):
+/// an IP_ADD_MEMBERSHIP on the attached interface (the kernel socket joined) or an
+/// SO_EXA_MCAST_LISTEN (nothing joined). The socket's inode tells a reused number apart.
+struct PendingMembership {
+    fd: i32,
+    inode: u64,
+    group: Ipv4Addr,
+}
+
+static PENDING: std::sync::Mutex<Vec<PendingMembership>> = std::sync::Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PendingMembership>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records a membership of the unbound socket `fd`, to be made in the stack when it is
+/// accelerated; false if the socket already has it (EADDRINUSE, as Linux for a duplicate).
+pub fn pending_join(fd: i32, group: Ipv4Addr) -> bool {
+    let inode = socket_inode(fd);
+    let mut p = pending();
+    // Entries of sockets closed unbound: their numbers now name another socket, or none.
+    p.retain(|m| socket_inode(m.fd) == m.inode);
+    if p.iter().any(|m| m.fd == fd && m.inode == inode && m.group == group) {
+        return false;
+    }
+    p.push(PendingMembership { fd, inode, group });
+    true
+}
+
+/// Forgets a membership `pending_join` recorded; whether there was one.
+pub fn pending_leave(fd: i32, group: Ipv4Addr) -> bool {
+    let inode = socket_inode(fd);
+    let mut p = pending();
+    let before = p.len();
+    p.retain(|m| !(m.fd == fd && m.inode == inode && m.group == group));
+    p.len() != before
+}
+
+/// Whether the unbound socket `fd` recorded a membership of `group`.
+pub fn pending_member(fd: i32, group: Ipv4Addr) -> bool {
+    let inode = socket_inode(fd);
+    pending().iter().any(|m| m.fd == fd && m.inode == inode && m.group == group)
+}
+
+/// Takes the memberships recorded for `fd` (the socket is now accelerated).
+fn take_pending(fd: i32, inode: u64) -> Vec<Ipv4Addr> {
+    let mut p = pending();
+    if p.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    p.retain(|m| {
+        let mine = m.fd == fd && m.inode == inode;
+        if mine {
+            out.push(m.group);
+        }
+        !mine
+    });
+    out
 }
