@@ -125,10 +125,14 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
 /// instructions); past it, the socket drops every group arriving on the attached interface.
 pub(super) const FILTER_GROUPS: usize = 200;
 
-/// The groups this process takes at its ring (or XSK: XDP redirects the groups it joined on
-/// the port of a wildcard flow it owns) on `port`, into `out` (one more than the filter names
-/// when there are too many); how many.
+/// The groups this process takes at its ring on `port`, into `out` (one more than the filter
+/// names when there are too many); how many. None over AF_XDP: a frame XDP redirects to the
+/// XSK never reaches the kernel, and one it passes (a shared flow: several receivers) reaches
+/// this process only through its kernel socket, which must keep it.
 pub(super) fn ring_groups(driver: &Driver, port: u16, out: &mut [Ipv4Addr; FILTER_GROUPS + 1]) -> usize {
+    if driver.datapath() == nic::steering::Datapath::AfXdp {
+        return 0;
+    }
     driver.groups_on(port).zip(out.iter_mut()).map(|(g, slot)| *slot = g).count()
 }
 
