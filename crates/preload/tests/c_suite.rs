@@ -499,6 +499,12 @@ fn multicast_sources_ttl_and_source_specific_membership_match_the_kernel() {
         "mcast-tx send-from-bound: peer saw tos=0 ttl=1 from=10.99.0.1 to=239.1.9.51",
         "mcast-tx from-source: 11 \"from-source\" controllen 32",
         "mcast-tx not-from-source: -1 EAGAIN",
+        "mcast-tx any-source all: 10 \"any-source\" controllen 32",
+        "mcast-tx any-source other-source-member: -1 EAGAIN",
+        "mcast-tx blocked all: -1 EAGAIN",
+        "mcast-tx blocked other-source-member: -1 EAGAIN",
+        "mcast-tx unblocked all: 9 \"unblocked\" controllen 32",
+        "mcast-tx unblocked other-source-member: -1 EAGAIN",
     ] {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }

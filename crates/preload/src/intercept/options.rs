@@ -199,6 +199,19 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {
         membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
     }
+    if r == 0
+        && level == libc::IPPROTO_IP
+        && matches!(
+            name,
+            libc::IP_ADD_SOURCE_MEMBERSHIP
+                | libc::IP_DROP_SOURCE_MEMBERSHIP
+                | libc::IP_BLOCK_SOURCE
+                | libc::IP_UNBLOCK_SOURCE
+                | libc::IP_DROP_MEMBERSHIP
+        )
+    {
+        source_filter_changed(fd, val, len);
+    }
     if r == 0 && (runtime::is_udp_option(level, name) || runtime::Ancillary::is_option(level, name)) {
         // The stack follows the kernel socket's effective values.
         if let FdState::Accel(slot) = fdtable::get(fd) {
@@ -323,6 +336,28 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
         if let Some(rt) = runtime::lock().as_mut() {
             let _ = rt.membership(slot, group, true);
         }
+    }
+}
+
+/// A source filter of the socket changed (IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE and their
+/// undoing, or the membership left): the kernel socket holds it (IP_MSFILTER reads it back),
+/// the stack applies none, so while the group has one (include mode, or blocked sources) the
+/// kernel socket alone gives the socket the group's datagrams, as ip_mc_sf_allow filters them.
+unsafe fn source_filter_changed(fd: c_int, val: *const c_void, len: socklen_t) {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return };
+    // ip_mreq and ip_mreq_source both start with the group and the interface's address.
+    let Some((group, interface, _)) = read_mreq(val, len.min(std::mem::size_of::<libc::ip_mreq>() as socklen_t)) else {
+        return;
+    };
+    // struct ip_msfilter with room for no source: group, interface, mode, count.
+    let mut msf: [u32; 5] = [u32::from(group).to_be(), u32::from(interface).to_be(), 0, 0, 0];
+    let mut mlen = std::mem::size_of_val(&msf) as socklen_t;
+    let e = errno::get();
+    let filtered = real::getsockopt(fd, libc::IPPROTO_IP, libc::IP_MSFILTER, msf.as_mut_ptr().cast(), &mut mlen) == 0
+        && (msf[2] == libc::MCAST_INCLUDE as u32 || msf[3] > 0);
+    errno::set(e);
+    if let Some(rt) = runtime::lock().as_mut() {
+        rt.set_source_filtered(slot, group, filtered);
     }
 }
 

@@ -593,6 +593,31 @@ void case_mcast_tx(void) {
     peer_sends(ctl, "not-from-source-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "not-from-source");
     msleep(150);
     receive_shown(r, "not-from-source", 256, MSG_DONTWAIT);
+
+    /* Another socket of the port joins the group for any source: it gets the peer's datagrams,
+     * `r` (a member for another source only) still none, as ip_mc_sf_allow filters them, even
+     * though the group is now joined on the host (IP_MULTICAST_ALL). Blocking the peer on the
+     * any-source member stops them there too; unblocking brings them back. */
+    int all = reuse_bound(any, base_port + 92);
+    struct ip_mreq m = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me};
+    SHOW("join-any-source", setsockopt(all, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    peer_sends(ctl, "any-source-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "any-source");
+    msleep(150);
+    receive_shown(all, "any-source all", 256, MSG_DONTWAIT);
+    receive_shown(r, "any-source other-source-member", 256, MSG_DONTWAIT);
+    struct ip_mreq_source block = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me,
+                                   .imr_sourceaddr = peer.sin_addr};
+    SHOW("block-source", setsockopt(all, IPPROTO_IP, IP_BLOCK_SOURCE, &block, sizeof block));
+    peer_sends(ctl, "blocked-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "blocked");
+    msleep(150);
+    receive_shown(all, "blocked all", 256, MSG_DONTWAIT);
+    receive_shown(r, "blocked other-source-member", 256, MSG_DONTWAIT);
+    SHOW("unblock-source", setsockopt(all, IPPROTO_IP, IP_UNBLOCK_SOURCE, &block, sizeof block));
+    peer_sends(ctl, "unblocked-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "unblocked");
+    msleep(150);
+    receive_shown(all, "unblocked all", 256, MSG_DONTWAIT);
+    receive_shown(r, "unblocked other-source-member", 256, MSG_DONTWAIT);
+    close(all);
     close(s);
     close(bound);
     close(r);
