@@ -1272,6 +1272,13 @@ except socket.timeout:
 print(' '.join(f'{g}={got[g]}' for g in sorted(got)), flush=True)
 queue = [l.split()[4].split(':')[1] for l in open('/proc/net/udp') if l.split()[1].endswith(':1F3A')]
 print('kernel-queue', ' '.join(queue), flush=True)
+def drop(g):
+    try:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq(g))
+        return 'ok'
+    except OSError as e:
+        return errno.errorcode[e.errno]
+print('drops', 'listen=' + drop(listen), 'again=' + drop(listen), flush=True)
 ";
 
 /// Captures IGMP on the peer's interface for SECONDS and prints each group reported
@@ -1361,6 +1368,8 @@ fn a_listen_only_group_is_received_with_no_join_its_mac_filtered_in_while_it_las
     assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
     assert!(stdout.lines().any(|l| l == format!("join={N} listen={N}")), "{stdout}");
     assert!(stdout.lines().any(|l| l == "kernel-queue 00000000"), "exasock's kernel socket queued copies:\n{stdout}");
+    // Left, the group is no membership: the kernel's answer for INADDR_ANY with no route to it.
+    assert!(stdout.lines().any(|l| l == "drops listen=ok again=ENODEV"), "IP_DROP_MEMBERSHIP:\n{stdout}");
     assert_eq!(topo.counter(Side::Accel, "UdpRcvbufErrors").unwrap(), rcvbuf, "a kernel socket overflowed");
     let reported = capture.finish(T).unwrap();
     let reported = String::from_utf8_lossy(&reported.stdout).to_string();

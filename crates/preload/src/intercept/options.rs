@@ -108,7 +108,7 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
         let Some(local) = runtime::kernel_local(fd) else { return Err(libc::EOPNOTSUPP) };
         if local.port() == 0 {
             // Not bound yet: the membership waits for the bind.
-            return if runtime::pending_join(fd, group) { Ok(()) } else { Err(libc::EADDRINUSE) };
+            return if runtime::pending_join(fd, group, true) { Ok(()) } else { Err(libc::EADDRINUSE) };
         }
         if !local.ip().is_unspecified() && *local.ip() != group {
             // Bound to a unicast address: no group would be delivered to it.
@@ -122,7 +122,11 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
     let FdState::Accel(slot) = fdtable::get(fd) else { return Err(libc::EPERM) };
     let mut guard = runtime::lock();
     let rt = guard.as_mut().ok_or(libc::EPERM)?;
-    rt.membership(slot, group, true).map_err(|_| libc::EADDRINUSE)
+    rt.membership(slot, group, true).map_err(|_| libc::EADDRINUSE)?;
+    if let Some(s) = rt.slot(slot) {
+        runtime::listening(s.inode, group, true);
+    }
+    Ok(())
 }
 
 /// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
@@ -142,13 +146,17 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         // A group received with SO_EXA_MCAST_LISTEN: the kernel socket never joined it.
         let e = errno::get();
         if let (FdState::UdpCandidate, Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
-            if runtime::pending_leave(fd, group) {
+            if runtime::pending_leave(fd, group, true) {
                 return 0;
             }
         }
         if let (FdState::Accel(slot), Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
             if let Some(rt) = runtime::lock().as_mut() {
-                if rt.is_member(slot, group) && rt.membership(slot, group, false).is_ok() {
+                let inode = rt.slot(slot).map(|s| s.inode).unwrap_or(0);
+                if rt.is_member(slot, group)
+                    && runtime::listening(inode, group, false)
+                    && rt.membership(slot, group, false).is_ok()
+                {
                     return 0;
                 }
             }
@@ -306,7 +314,7 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
     };
     if !join {
         if state == FdState::UdpCandidate {
-            runtime::pending_leave(fd, group);
+            runtime::pending_leave(fd, group, false);
         }
         if let FdState::Accel(slot) = state {
             if let Some(rt) = runtime::lock().as_mut() {
@@ -323,7 +331,7 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
     if state == FdState::UdpCandidate {
         if runtime::kernel_local(fd).is_some_and(|l| l.port() == 0) {
             // Not bound yet: the stack takes the membership when the socket is accelerated.
-            runtime::pending_join(fd, group);
+            runtime::pending_join(fd, group, false);
             return;
         }
         if let Some(local) = runtime::kernel_local(fd).filter(|l| *l.ip() == group) {

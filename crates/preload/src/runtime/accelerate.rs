@@ -112,8 +112,10 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
     fdtable::set(fd, fdtable::FdState::Accel(slot));
     publish::socket_opened(rt, slot, fd);
     // Memberships made before the socket was bound start now, as the original adds them at bind.
-    for group in take_pending(fd, inode) {
-        let _ = rt.membership(slot, group, true);
+    for (group, listen) in take_pending(fd, inode) {
+        if rt.membership(slot, group, true).is_ok() && listen {
+            listening(inode, group, true);
+        }
     }
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
@@ -473,6 +475,8 @@ struct PendingMembership {
     fd: i32,
     inode: u64,
     group: Ipv4Addr,
+    /// SO_EXA_MCAST_LISTEN's (the kernel socket joined nothing).
+    listen: bool,
 }
 
 static PENDING: std::sync::Mutex<Vec<PendingMembership>> = std::sync::Mutex::new(Vec::new());
@@ -483,7 +487,7 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PendingMembership>> {
 
 /// Records a membership of the unbound socket `fd`, to be made in the stack when it is
 /// accelerated; false if the socket already has it (EADDRINUSE, as Linux for a duplicate).
-pub fn pending_join(fd: i32, group: Ipv4Addr) -> bool {
+pub fn pending_join(fd: i32, group: Ipv4Addr, listen: bool) -> bool {
     let inode = socket_inode(fd);
     let mut p = pending();
     // Entries of sockets closed unbound: their numbers now name another socket, or none.
@@ -491,16 +495,17 @@ pub fn pending_join(fd: i32, group: Ipv4Addr) -> bool {
     if p.iter().any(|m| m.fd == fd && m.inode == inode && m.group == group) {
         return false;
     }
-    p.push(PendingMembership { fd, inode, group });
+    p.push(PendingMembership { fd, inode, group, listen });
     true
 }
 
-/// Forgets a membership `pending_join` recorded; whether there was one.
-pub fn pending_leave(fd: i32, group: Ipv4Addr) -> bool {
+/// Forgets a membership `pending_join` recorded (a listen-only one, or one the kernel socket
+/// joined); whether there was one.
+pub fn pending_leave(fd: i32, group: Ipv4Addr, listen: bool) -> bool {
     let inode = socket_inode(fd);
     let mut p = pending();
     let before = p.len();
-    p.retain(|m| !(m.fd == fd && m.inode == inode && m.group == group));
+    p.retain(|m| !(m.fd == fd && m.inode == inode && m.group == group && m.listen == listen));
     p.len() != before
 }
 
@@ -510,8 +515,9 @@ pub fn pending_member(fd: i32, group: Ipv4Addr) -> bool {
     pending().iter().any(|m| m.fd == fd && m.inode == inode && m.group == group)
 }
 
-/// Takes the memberships recorded for `fd` (the socket is now accelerated).
-fn take_pending(fd: i32, inode: u64) -> Vec<Ipv4Addr> {
+/// Takes the memberships recorded for `fd` (the socket is now accelerated), each with whether
+/// it is listen-only.
+fn take_pending(fd: i32, inode: u64) -> Vec<(Ipv4Addr, bool)> {
     let mut p = pending();
     if p.is_empty() {
         return Vec::new();
@@ -520,9 +526,29 @@ fn take_pending(fd: i32, inode: u64) -> Vec<Ipv4Addr> {
     p.retain(|m| {
         let mine = m.fd == fd && m.inode == inode;
         if mine {
-            out.push(m.group);
+            out.push((m.group, m.listen));
         }
         !mine
     });
     out
+}
+
+/// The groups sockets receive with SO_EXA_MCAST_LISTEN, by socket inode (the kernel socket never
+/// joined them: IP_DROP_MEMBERSHIP, which the kernel refuses for them, leaves them in the stack;
+/// for any other group the kernel's answer stands).
+static LISTENING: std::sync::Mutex<Vec<(u64, Ipv4Addr)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records (`on`) or forgets a listen-only membership of the socket `inode`; whether it was
+/// recorded before.
+pub fn listening(inode: u64, group: Ipv4Addr, on: bool) -> bool {
+    let mut l = LISTENING.lock().unwrap_or_else(|e| e.into_inner());
+    let was = l.iter().position(|m| *m == (inode, group));
+    match (was, on) {
+        (None, true) => l.push((inode, group)),
+        (Some(i), false) => {
+            l.swap_remove(i);
+        }
+        _ => {}
+    }
+    was.is_some()
 }
