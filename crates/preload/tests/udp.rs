@@ -474,40 +474,71 @@ while True:
 }
 
 /// A multicast receiver that joins a group on the attached interface gets the group's
-/// datagrams through the stack, bound to INADDR_ANY or to the group itself.
+/// datagrams through the stack, bound to INADDR_ANY or to the group itself, whether it names
+/// the interface by address (ip_mreq) or by index (ip_mreqn), after the bind or before it; a
+/// join on another interface (lo, by index) leaves the socket on the kernel.
 #[test]
 fn multicast_joined_on_the_attached_interface_is_accelerated() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
     let script = "
 import socket, struct, sys
+bind, how, accel, iface = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind((sys.argv[1], 7990))
-s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack('4s4s', socket.inet_aton('239.1.2.3'), socket.inet_aton(sys.argv[2])))
+group = socket.inet_aton('239.1.2.3')
+if how == 'addr' or how == 'before':
+    mreq = struct.pack('4s4s', group, socket.inet_aton(accel))
+else:
+    mreq = struct.pack('4s4si', group, socket.inet_aton('0.0.0.0'), socket.if_nametoindex(iface if how == 'index' else 'lo'))
+if how == 'before':
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+s.bind((bind, 7990))
+if how != 'before':
+    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 print('ready', flush=True)
+if how == 'lo':
+    s.settimeout(0.5)
+    try:
+        print('got', s.recv(100).decode(), flush=True)
+    except socket.timeout:
+        print('none', flush=True)
+    sys.exit(0)
 for _ in range(3):
     print('got', s.recv(100).decode(), flush=True)
 ";
     let accel_ip = topo.accel.ip.to_string();
-    for bind in ["0.0.0.0", "239.1.2.3"] {
-        let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
-        let mut rx = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &["python3", "-c", script, bind, &accel_ip]);
-        rx.wait_for_line("ready", T).unwrap();
-        let peer_ip = topo.peer.ip;
-        let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
-        tx.set_multicast_ttl_v4(1).unwrap();
-        for i in 0..3 {
-            tx.send_to(format!("m{i}").as_bytes(), ("239.1.2.3", 7990)).unwrap();
-            std::thread::sleep(Duration::from_millis(30));
+    for how in ["addr", "index", "before", "lo"] {
+        for bind in ["0.0.0.0", "239.1.2.3"] {
+            let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
+            let mut rx = spawn_accelerated(
+                &topo,
+                &["EXASOCK_DEBUG=1"],
+                &["python3", "-c", script, bind, how, &accel_ip, &topo.accel.iface],
+            );
+            rx.wait_for_line("ready", T).unwrap();
+            let peer_ip = topo.peer.ip;
+            let tx = topo.in_ns(Side::Peer, move || UdpSocket::bind((peer_ip, 0))).unwrap().unwrap();
+            tx.set_multicast_ttl_v4(1).unwrap();
+            for i in 0..3 {
+                tx.send_to(format!("m{i}").as_bytes(), ("239.1.2.3", 7990)).unwrap();
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            let out = rx.finish(T).unwrap();
+            let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            if how == "lo" {
+                assert_eq!(stdout, "none\n", "bound to {bind}, joined on lo");
+                // Bound to INADDR_ANY the socket is accelerated at bind; to the group, never.
+                assert_eq!(stderr.contains("enabled bypass"), bind == "0.0.0.0", "bound to {bind}, joined on lo");
+                continue;
+            }
+            assert_eq!(stdout, "got m0\ngot m1\ngot m2\n", "bound to {bind}, {how}");
+            assert!(stderr.contains("enabled bypass"), "bound to {bind}, {how}: not accelerated");
+            assert_eq!(
+                topo.counter(Side::Accel, "UdpInDatagrams").unwrap(),
+                before,
+                "bound to {bind}, {how}: the kernel got them"
+            );
         }
-        let out = rx.finish(T).unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "got m0\ngot m1\ngot m2\n", "bound to {bind}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "bound to {bind}: not accelerated");
-        assert_eq!(
-            topo.counter(Side::Accel, "UdpInDatagrams").unwrap(),
-            before,
-            "bound to {bind}: the kernel got them"
-        );
     }
 }
 
