@@ -1408,6 +1408,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "mcast-all")) case_mcast_all();
     else if (!strcmp(which, "mcast-loop")) case_mcast_loop();
     else if (!strcmp(which, "mcast-tx")) case_mcast_tx();
+    else if (!strcmp(which, "mcast-deliver")) case_mcast_deliver();
     else if (!strcmp(which, "epoll")) case_epoll();
     else if (!strcmp(which, "epoll-ready")) case_epoll_ready();
     else if (!strcmp(which, "fork")) case_fork();

@@ -623,3 +623,50 @@ void case_mcast_tx(void) {
     close(r);
     close(ctl);
 }
+
+/* Delivery (issue 17): a wildcard socket takes its two groups and unicast; a socket bound to
+ * our unicast address takes no group; one bound to a group takes only that group; a wildcard
+ * socket connected to the peer's echo port, a member of the groups, takes none of the
+ * datagrams the peer sends from another port (the 4-tuple filters). */
+void case_mcast_deliver(void) {
+    current = "mcast-deliver";
+    struct in_addr any = {.s_addr = INADDR_ANY}, me = local_toward_peer(), g1;
+    inet_pton(AF_INET, "239.1.9.61", &g1);
+    int p = base_port + 95;
+    int w = reuse_bound(any, p), u = reuse_bound(me, p), g = reuse_bound(g1, p), c = reuse_bound(any, p);
+    int ctl = udp_bound(96, 0);
+    set_rcvtimeo(ctl, 3000);
+    join(w, "join-w-g1", "239.1.9.61", me);
+    join(w, "join-w-g2", "239.1.9.62", me);
+    join(g, "join-g-g1", "239.1.9.61", me);
+    join(c, "join-c-g1", "239.1.9.61", me);
+    join(c, "join-c-g2", "239.1.9.62", me);
+    SHOW("connect-c", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    char mine[32];
+    inet_ntop(AF_INET, &me, mine, sizeof mine);
+    struct {
+        const char *name, *addr;
+    } sends[] = {{"g1", "239.1.9.61"}, {"g2", "239.1.9.62"}, {"unicast", mine}};
+    int socks[] = {w, u, g, c};
+    const char *names[] = {"wildcard", "unicast-bound", "group-bound", "connected"};
+    for (size_t i = 0; i < sizeof sends / sizeof sends[0]; i++) {
+        char step[64];
+        snprintf(step, sizeof step, "%s-sent", sends[i].name);
+        peer_sends(ctl, step, 0, 4, sends[i].addr, p, 1, sends[i].name);
+        msleep(150);
+        for (int k = 0; k < 4; k++) {
+            snprintf(step, sizeof step, "%s %s", sends[i].name, names[k]);
+            receive_shown(socks[k], step, 0, MSG_DONTWAIT);
+        }
+    }
+    /* Without the socket bound to the address, unicast is the wildcard member's too. */
+    close(u);
+    peer_sends(ctl, "unicast-again-sent", 0, 4, mine, p, 1, "unicast-again");
+    msleep(150);
+    receive_shown(w, "unicast-again wildcard", 0, MSG_DONTWAIT);
+    receive_shown(c, "unicast-again connected", 0, MSG_DONTWAIT);
+    close(w);
+    close(g);
+    close(c);
+    close(ctl);
+}
