@@ -80,14 +80,12 @@ unsafe fn read_mreq(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv
 /// kernel drops the group before UDP and only the ring (whose device filter gets the group's
 /// MAC) sees it. As the original: EINVAL for a non-group or an interface that is not attached,
 /// EPERM for a socket that is not a datagram socket or whose acceleration is off, EOPNOTSUPP
-/// when no interface is attached or the socket is bound to an address no group reaches. On a
+/// when no interface is attached, the socket joined a group on an interface that is not, or
+/// it is bound to an address no group reaches. On a
 /// socket not yet bound the membership is recorded and starts when the socket is bound (its
 /// port is the flow), as the original adds it at bind; a duplicate gives EADDRINUSE.
 unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<(), c_int> {
-    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return Err(libc::EINVAL) };
-    if !group.is_multicast() {
-        return Err(libc::EINVAL);
-    }
+    // In the original's order: the socket, its other memberships, then the request.
     let mut ty: c_int = 0;
     let mut tlen = std::mem::size_of::<c_int>() as socklen_t;
     if real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut c_int).cast(), &mut tlen) != 0 {
@@ -96,6 +94,15 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
     let state = fdtable::get(fd);
     if ty != libc::SOCK_DGRAM || matches!(state, FdState::Disabled | FdState::UdpInactive) || !crate::init::ready() {
         return Err(libc::EPERM);
+    }
+    if runtime::joined_elsewhere(fd) {
+        // A group joined on an interface that is not attached arrives on the kernel socket
+        // alone: the original refuses to mix them.
+        return Err(libc::EOPNOTSUPP);
+    }
+    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return Err(libc::EINVAL) };
+    if !group.is_multicast() {
+        return Err(libc::EINVAL);
     }
     let any = interface.is_unspecified() && ifindex == 0;
     if nic::steering::attached_interfaces().is_empty() {
@@ -303,6 +310,18 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
     }
     let Some((group, interface, ifindex)) = read_mreq(val, len) else { return };
     let state = fdtable::get(fd);
+    if matches!(state, FdState::UdpCandidate | FdState::Accel(_)) {
+        // Memberships on interfaces that are not attached (SO_EXA_MCAST_LISTEN's EOPNOTSUPP).
+        if !join {
+            runtime::joined_elsewhere_set(fd, group, false);
+        } else if !runtime::membership_on_attached(interface, ifindex)
+            && !(interface.is_unspecified()
+                && ifindex == 0
+                && runtime::routed_via_attached(std::net::SocketAddrV4::new(group, 0)))
+        {
+            runtime::joined_elsewhere_set(fd, group, true);
+        }
+    }
     // The interface the kernel joined on: the one named, else (INADDR_ANY, no index) the one
     // its route to the group leaves by, as Linux picks it. Only those arrive on our ring; a
     // group joined elsewhere reaches the kernel socket, which the receive path reads too.

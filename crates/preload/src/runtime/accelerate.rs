@@ -552,3 +552,27 @@ pub fn listening(inode: u64, group: Ipv4Addr, on: bool) -> bool {
     }
     was.is_some()
 }
+
+/// Groups sockets joined on an interface that is not attached: (fd, socket inode, group).
+static ELSEWHERE: std::sync::Mutex<Vec<(i32, u64, Ipv4Addr)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records (`on`) or forgets a membership of socket `fd` on an interface that is not attached.
+pub fn joined_elsewhere_set(fd: i32, group: Ipv4Addr, on: bool) {
+    let inode = socket_inode(fd);
+    let mut l = ELSEWHERE.lock().unwrap_or_else(|e| e.into_inner());
+    // Entries of sockets closed since: their numbers now name another socket, or none.
+    l.retain(|m| (m.0, m.1) != (fd, inode) || m.2 != group);
+    if on {
+        l.retain(|m| socket_inode(m.0) == m.1);
+        l.push((fd, inode, group));
+    }
+}
+
+/// Whether socket `fd` has a membership on an interface that is not attached.
+pub fn joined_elsewhere(fd: i32) -> bool {
+    let l = ELSEWHERE.lock().unwrap_or_else(|e| e.into_inner());
+    !l.is_empty() && {
+        let inode = socket_inode(fd);
+        l.iter().any(|m| (m.0, m.1) == (fd, inode))
+    }
+}
