@@ -310,18 +310,6 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
     }
     let Some((group, interface, ifindex)) = read_mreq(val, len) else { return };
     let state = fdtable::get(fd);
-    if matches!(state, FdState::UdpCandidate | FdState::Accel(_)) {
-        // Memberships on interfaces that are not attached (SO_EXA_MCAST_LISTEN's EOPNOTSUPP).
-        if !join {
-            runtime::joined_elsewhere_set(fd, group, false);
-        } else if !runtime::membership_on_attached(interface, ifindex)
-            && !(interface.is_unspecified()
-                && ifindex == 0
-                && runtime::routed_via_attached(std::net::SocketAddrV4::new(group, 0)))
-        {
-            runtime::joined_elsewhere_set(fd, group, true);
-        }
-    }
     // The interface the kernel joined on: the one named, else (INADDR_ANY, no index) the one
     // its route to the group leaves by, as Linux picks it. Only those arrive on our ring; a
     // group joined elsewhere reaches the kernel socket, which the receive path reads too.
@@ -331,7 +319,11 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
                 && ifindex == 0
                 && runtime::routed_via_attached(std::net::SocketAddrV4::new(group, 0)))
     };
+    let udp = matches!(state, FdState::UdpCandidate | FdState::Accel(_));
     if !join {
+        if udp {
+            runtime::joined_elsewhere_set(fd, group, false);
+        }
         if state == FdState::UdpCandidate {
             runtime::pending_leave(fd, group, false);
         }
@@ -344,7 +336,12 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
         }
         return;
     }
-    if !matches!(state, FdState::UdpCandidate | FdState::Accel(_)) || !attached() {
+    if !udp {
+        return;
+    }
+    if !attached() {
+        // Joined on an interface that is not attached (SO_EXA_MCAST_LISTEN's EOPNOTSUPP).
+        runtime::joined_elsewhere_set(fd, group, true);
         return;
     }
     if state == FdState::UdpCandidate {
