@@ -112,7 +112,7 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
     fdtable::set(fd, fdtable::FdState::Accel(slot));
     publish::socket_opened(rt, slot, fd);
     // Memberships made before the socket was bound start now, as the original adds them at bind.
-    for (group, listen) in take_pending(fd, inode) {
+    for (group, listen) in take_pending(inode) {
         if rt.membership(slot, group, true).is_ok() && listen {
             listening(inode, group, true);
         }
@@ -470,7 +470,8 @@ pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4
 
 /// A membership made on a socket not yet bound (the original records it and adds it at bind):
 /// an IP_ADD_MEMBERSHIP on the attached interface (the kernel socket joined) or an
-/// SO_EXA_MCAST_LISTEN (nothing joined). The socket's inode tells a reused number apart.
+/// SO_EXA_MCAST_LISTEN (nothing joined). Kept by socket inode (a duplicate descriptor may bind
+/// it); the number only sweeps the entries of sockets closed unbound once there are many.
 struct PendingMembership {
     fd: i32,
     inode: u64,
@@ -490,9 +491,11 @@ fn pending() -> std::sync::MutexGuard<'static, Vec<PendingMembership>> {
 pub fn pending_join(fd: i32, group: Ipv4Addr, listen: bool) -> bool {
     let inode = socket_inode(fd);
     let mut p = pending();
-    // Entries of sockets closed unbound: their numbers now name another socket, or none.
-    p.retain(|m| socket_inode(m.fd) == m.inode);
-    if p.iter().any(|m| m.fd == fd && m.inode == inode && m.group == group) {
+    if p.len() >= 256 {
+        // Entries of sockets closed unbound: their numbers now name another socket, or none.
+        p.retain(|m| socket_inode(m.fd) == m.inode);
+    }
+    if p.iter().any(|m| m.inode == inode && m.group == group) {
         return false;
     }
     p.push(PendingMembership { fd, inode, group, listen });
@@ -505,26 +508,26 @@ pub fn pending_leave(fd: i32, group: Ipv4Addr, listen: bool) -> bool {
     let inode = socket_inode(fd);
     let mut p = pending();
     let before = p.len();
-    p.retain(|m| !(m.fd == fd && m.inode == inode && m.group == group && m.listen == listen));
+    p.retain(|m| !(m.inode == inode && m.group == group && m.listen == listen));
     p.len() != before
 }
 
 /// Whether the unbound socket `fd` recorded a membership of `group`.
 pub fn pending_member(fd: i32, group: Ipv4Addr) -> bool {
     let inode = socket_inode(fd);
-    pending().iter().any(|m| m.fd == fd && m.inode == inode && m.group == group)
+    pending().iter().any(|m| m.inode == inode && m.group == group)
 }
 
 /// Takes the memberships recorded for `fd` (the socket is now accelerated), each with whether
 /// it is listen-only.
-fn take_pending(fd: i32, inode: u64) -> Vec<(Ipv4Addr, bool)> {
+fn take_pending(inode: u64) -> Vec<(Ipv4Addr, bool)> {
     let mut p = pending();
     if p.is_empty() {
         return Vec::new();
     }
     let mut out = Vec::new();
     p.retain(|m| {
-        let mine = m.fd == fd && m.inode == inode;
+        let mine = m.inode == inode;
         if mine {
             out.push((m.group, m.listen));
         }
