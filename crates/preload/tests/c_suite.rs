@@ -529,6 +529,8 @@ fn multicast_sources_ttl_and_source_specific_membership_match_the_kernel() {
         "mcast-tx not-from-source: -1 EAGAIN",
         "mcast-tx any-source all: 10 \"any-source\" controllen 32",
         "mcast-tx any-source other-source-member: -1 EAGAIN",
+        "mcast-tx any-source other-source-member-gsr: -1 EAGAIN",
+        "mcast-tx unblocked other-source-member-gsr: -1 EAGAIN",
         "mcast-tx blocked all: -1 EAGAIN",
         "mcast-tx blocked other-source-member: -1 EAGAIN",
         "mcast-tx unblocked all: 9 \"unblocked\" controllen 32",

@@ -475,7 +475,8 @@ while True:
 
 /// A multicast receiver that joins a group on the attached interface gets the group's
 /// datagrams through the stack, bound to INADDR_ANY or to the group itself, whether it names
-/// the interface by address (ip_mreq) or by index (ip_mreqn), after the bind or before it; a
+/// the interface by address (ip_mreq) or by index (ip_mreqn, MCAST_JOIN_GROUP's group_req),
+/// after the bind or before it; a
 /// join on another interface (lo, by index) leaves the socket on the kernel.
 #[test]
 fn multicast_joined_on_the_attached_interface_is_accelerated() {
@@ -488,12 +489,16 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 group = socket.inet_aton('239.1.2.3')
 if how == 'addr' or how == 'before':
     mreq = struct.pack('4s4s', group, socket.inet_aton(accel))
+elif how == 'group_req':
+    mreq = struct.pack('=I4xHH4s8x', socket.if_nametoindex(iface), socket.AF_INET, 0, group) + bytes(112)
 else:
     mreq = struct.pack('4s4si', group, socket.inet_aton('0.0.0.0'), socket.if_nametoindex(iface if how == 'index' else 'lo'))
 if how == 'before':
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 s.bind((bind, 7990))
-if how != 'before':
+if how == 'group_req':
+    s.setsockopt(socket.IPPROTO_IP, 42, mreq)  # MCAST_JOIN_GROUP
+elif how != 'before':
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
 print('ready', flush=True)
 if how == 'lo':
@@ -507,7 +512,7 @@ for _ in range(3):
     print('got', s.recv(100).decode(), flush=True)
 ";
     let accel_ip = topo.accel.ip.to_string();
-    for how in ["addr", "index", "before", "lo"] {
+    for how in ["addr", "index", "before", "group_req", "lo"] {
         for bind in ["0.0.0.0", "239.1.2.3"] {
             let before = topo.counter(Side::Accel, "UdpInDatagrams").unwrap();
             let mut rx = spawn_accelerated(

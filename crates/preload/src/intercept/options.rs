@@ -75,6 +75,21 @@ unsafe fn read_mreq(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv
     Some((group, interface, ifindex))
 }
 
+/// The group and interface index of a group_req or group_source_req (MCAST_JOIN_GROUP and the
+/// other MCAST_* options), IPv4 groups only; the interface address is INADDR_ANY.
+unsafe fn read_group_req(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr, i32)> {
+    if val.is_null() || (len as usize) < std::mem::size_of::<libc::group_req>() {
+        return None;
+    }
+    let gr = std::ptr::read_unaligned(val as *const libc::group_req);
+    if i32::from(gr.gr_group.ss_family) != libc::AF_INET {
+        return None;
+    }
+    let sin = std::ptr::read_unaligned((&gr.gr_group as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>());
+    let group = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+    Some((group, std::net::Ipv4Addr::UNSPECIFIED, gr.gr_interface as i32))
+}
+
 /// SO_EXA_MCAST_LISTEN: receive a group arriving on the attached interface (INADDR_ANY and
 /// ifindex 0: any attached one) with no IGMP join; the kernel socket joins nothing, so the
 /// kernel drops the group before UDP and only the ring (whose device filter gets the group's
@@ -212,7 +227,14 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         bind_to_device(fd, val, len);
     }
     if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {
-        membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
+        if let Some(m) = read_mreq(val, len) {
+            membership(fd, name == libc::IP_ADD_MEMBERSHIP, m);
+        }
+    }
+    if r == 0 && level == libc::IPPROTO_IP && (name == libc::MCAST_JOIN_GROUP || name == libc::MCAST_LEAVE_GROUP) {
+        if let Some(m) = read_group_req(val, len) {
+            membership(fd, name == libc::MCAST_JOIN_GROUP, m);
+        }
     }
     if r == 0
         && level == libc::IPPROTO_IP
@@ -225,7 +247,25 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
                 | libc::IP_DROP_MEMBERSHIP
         )
     {
-        source_filter_changed(fd, val, len);
+        // ip_mreq and ip_mreq_source both start with the group and the interface's address.
+        if let Some(m) = read_mreq(val, len.min(std::mem::size_of::<libc::ip_mreq>() as socklen_t)) {
+            source_filter_changed(fd, m);
+        }
+    }
+    if r == 0
+        && level == libc::IPPROTO_IP
+        && matches!(
+            name,
+            libc::MCAST_JOIN_SOURCE_GROUP
+                | libc::MCAST_LEAVE_SOURCE_GROUP
+                | libc::MCAST_BLOCK_SOURCE
+                | libc::MCAST_UNBLOCK_SOURCE
+                | libc::MCAST_LEAVE_GROUP
+        )
+    {
+        if let Some(m) = read_group_req(val, len) {
+            source_filter_changed(fd, m);
+        }
     }
     if r == 0 && (runtime::is_udp_option(level, name) || runtime::Ancillary::is_option(level, name)) {
         // The stack follows the kernel socket's effective values.
@@ -304,11 +344,14 @@ unsafe fn bind_to_device(fd: c_int, val: *const c_void, len: socklen_t) {
 /// Mirrors a membership the kernel socket accepted into the stack. A socket bound to the group
 /// itself (not accelerated at bind) turns accelerated when it joins on the attached interface;
 /// one bound to INADDR_ANY already is.
-unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) {
+unsafe fn membership(
+    fd: c_int,
+    join: bool,
+    (group, interface, ifindex): (std::net::Ipv4Addr, std::net::Ipv4Addr, i32),
+) {
     if !crate::init::ready() {
         return;
     }
-    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return };
     let state = fdtable::get(fd);
     // The interface the kernel joined on: the one named, else (INADDR_ANY, no index) the one
     // its route to the group leaves by, as Linux picks it. Only those arrive on our ring; a
@@ -367,19 +410,38 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
 /// undoing, or the membership left): the kernel socket holds it (IP_MSFILTER reads it back),
 /// the stack applies none, so while the group has one (include mode, or blocked sources) the
 /// kernel socket alone gives the socket the group's datagrams, as ip_mc_sf_allow filters them.
-unsafe fn source_filter_changed(fd: c_int, val: *const c_void, len: socklen_t) {
+unsafe fn source_filter_changed(fd: c_int, (group, interface, ifindex): (std::net::Ipv4Addr, std::net::Ipv4Addr, i32)) {
     let FdState::Accel(slot) = fdtable::get(fd) else { return };
-    // ip_mreq and ip_mreq_source both start with the group and the interface's address.
-    let Some((group, interface, _)) = read_mreq(val, len.min(std::mem::size_of::<libc::ip_mreq>() as socklen_t)) else {
-        return;
-    };
-    // struct ip_msfilter with room for no source: group, interface, mode, count.
-    let mut msf: [u32; 5] = [u32::from(group).to_be(), u32::from(interface).to_be(), 0, 0, 0];
-    let mut mlen = std::mem::size_of_val(&msf) as socklen_t;
     let e = errno::get();
-    let filtered = real::getsockopt(fd, libc::IPPROTO_IP, libc::IP_MSFILTER, msf.as_mut_ptr().cast(), &mut mlen) == 0
-        && (msf[2] == libc::MCAST_INCLUDE as u32 || msf[3] > 0);
+    let (mode, sources) = if ifindex == 0 {
+        // struct ip_msfilter with room for no source: group, interface, mode, count.
+        let mut msf: [u32; 5] = [u32::from(group).to_be(), u32::from(interface).to_be(), 0, 0, 0];
+        let mut mlen = std::mem::size_of_val(&msf) as socklen_t;
+        match real::getsockopt(fd, libc::IPPROTO_IP, libc::IP_MSFILTER, msf.as_mut_ptr().cast(), &mut mlen) {
+            0 => (msf[2], msf[3]),
+            _ => (libc::MCAST_EXCLUDE as u32, 0),
+        }
+    } else {
+        // struct group_filter with room for one source: the interface at 0, the group at 8,
+        // mode and count at 136 and 140.
+        let mut gf = [0u64; 34];
+        let bytes = gf.as_mut_ptr().cast::<u8>();
+        std::ptr::write_unaligned(bytes.cast::<u32>(), ifindex as u32);
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from(group).to_be();
+        std::ptr::write_unaligned(bytes.add(8).cast::<libc::sockaddr_in>(), sin);
+        let mut glen = std::mem::size_of_val(&gf) as socklen_t;
+        match real::getsockopt(fd, libc::IPPROTO_IP, libc::MCAST_MSFILTER, gf.as_mut_ptr().cast(), &mut glen) {
+            0 => (
+                std::ptr::read_unaligned(bytes.add(136).cast::<u32>()),
+                std::ptr::read_unaligned(bytes.add(140).cast::<u32>()),
+            ),
+            _ => (libc::MCAST_EXCLUDE as u32, 0),
+        }
+    };
     errno::set(e);
+    let filtered = mode == libc::MCAST_INCLUDE as u32 || sources > 0;
     if let Some(rt) = runtime::lock().as_mut() {
         rt.set_source_filtered(slot, group, filtered);
     }

@@ -599,12 +599,21 @@ void case_mcast_tx(void) {
      * though the group is now joined on the host (IP_MULTICAST_ALL). Blocking the peer on the
      * any-source member stops them there too; unblocking brings them back. */
     int all = reuse_bound(any, base_port + 92);
+    /* The same source-specific membership through the protocol-independent API. */
+    int r2 = reuse_bound(any, base_port + 92);
+    struct group_source_req gsr = {.gsr_interface = by_index.imr_ifindex};
+    struct sockaddr_in *gsr_group = (struct sockaddr_in *)&gsr.gsr_group, *gsr_source = (struct sockaddr_in *)&gsr.gsr_source;
+    gsr_group->sin_family = gsr_source->sin_family = AF_INET;
+    gsr_group->sin_addr = ms.imr_multiaddr;
+    inet_pton(AF_INET, "10.99.0.77", &gsr_source->sin_addr);
+    SHOW("mcast-join-other-source", setsockopt(r2, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof gsr));
     struct ip_mreq m = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me};
     SHOW("join-any-source", setsockopt(all, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
     peer_sends(ctl, "any-source-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "any-source");
     msleep(150);
     receive_shown(all, "any-source all", 256, MSG_DONTWAIT);
     receive_shown(r, "any-source other-source-member", 256, MSG_DONTWAIT);
+    receive_shown(r2, "any-source other-source-member-gsr", 256, MSG_DONTWAIT);
     struct ip_mreq_source block = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me,
                                    .imr_sourceaddr = peer.sin_addr};
     SHOW("block-source", setsockopt(all, IPPROTO_IP, IP_BLOCK_SOURCE, &block, sizeof block));
@@ -617,7 +626,9 @@ void case_mcast_tx(void) {
     msleep(150);
     receive_shown(all, "unblocked all", 256, MSG_DONTWAIT);
     receive_shown(r, "unblocked other-source-member", 256, MSG_DONTWAIT);
+    receive_shown(r2, "unblocked other-source-member-gsr", 256, MSG_DONTWAIT);
     close(all);
+    close(r2);
     close(s);
     close(bound);
     close(r);
