@@ -96,9 +96,9 @@ unsafe fn read_group_req(val: *const c_void, len: socklen_t) -> Option<(std::net
 /// MAC) sees it. As the original: EINVAL for a non-group or an interface that is not attached,
 /// EPERM for a socket that is not a datagram socket or whose acceleration is off, EOPNOTSUPP
 /// when no interface is attached, the socket joined a group on an interface that is not, or
-/// it is bound to an address no group reaches. On a
-/// socket not yet bound the membership is recorded and starts when the socket is bound (its
-/// port is the flow), as the original adds it at bind; a duplicate gives EADDRINUSE.
+/// it is bound to an address no group reaches. On a socket not yet bound the membership is
+/// recorded and starts when the socket is bound (its port is the flow), as the original adds
+/// it at bind; a duplicate gives EADDRINUSE.
 unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<(), c_int> {
     // In the original's order: the socket, its other memberships, then the request.
     let mut ty: c_int = 0;
