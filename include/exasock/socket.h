@@ -24,7 +24,10 @@
 /*
  * SO_EXA_MCAST_LISTEN (struct ip_mreqn or struct ip_mreq): receive a multicast group arriving
  * on an accelerated interface (or any of them, with INADDR_ANY / ifindex 0) without sending an
- * IGMP join. EINVAL if the address is not multicast; EPERM if acceleration is disabled.
+ * IGMP join. EINVAL if the address is not multicast or the interface is not accelerated;
+ * EPERM if the socket is not a datagram socket or its acceleration is disabled; EADDRINUSE
+ * for a duplicate; EOPNOTSUPP if the socket joined a group on an interface that is not
+ * accelerated. On a socket not yet bound the membership starts when it is bound.
  */
 #define SO_EXA_MCAST_LISTEN 2
 

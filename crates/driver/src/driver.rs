@@ -250,6 +250,8 @@ impl Driver {
             return Ok(());
         }
         self.steering.receive_group(group, port)?;
+        // A process served over AF_XDP that takes the group at its XSK would keep it from us.
+        self.steering.share_group_with_xdp_owners(group, port);
         self.groups.insert((group, port), 1);
         let macs = self.group_macs.entry(group).or_insert(0);
         *macs += 1;

@@ -405,27 +405,7 @@ impl Port for AfPacketPort {
     fn multicast_filter(&mut self, mac: [u8; 6], add: bool) -> io::Result<()> {
         // The kernel counts each (interface, address) per packet socket and keeps the device's
         // filter entry while any socket holds it; closing the ring drops ours.
-        // SAFETY: a zeroed packet_mreq filled in and passed by pointer for the call.
-        unsafe {
-            let mut mr: libc::packet_mreq = std::mem::zeroed();
-            mr.mr_ifindex = self.ifindex;
-            mr.mr_type = libc::PACKET_MR_MULTICAST as u16;
-            mr.mr_alen = 6;
-            mr.mr_address[..6].copy_from_slice(&mac);
-            let name = if add { libc::PACKET_ADD_MEMBERSHIP } else { libc::PACKET_DROP_MEMBERSHIP };
-            let r = libc::syscall(
-                libc::SYS_setsockopt,
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                name,
-                &mr as *const libc::packet_mreq,
-                std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
-            );
-            if r != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
+        packet_multicast(self.fd.as_raw_fd(), self.ifindex, mac, add)
     }
 
     fn kind(&self) -> &'static str {
@@ -471,4 +451,43 @@ impl Port for AfPacketPort {
     fn stats(&self) -> PortStats {
         self.stats
     }
+}
+
+/// Adds (or drops) `mac` in the device filter of interface `ifindex` for the packet socket `fd`
+/// (PACKET_ADD_MEMBERSHIP with PACKET_MR_MULTICAST): the kernel keeps the device's entry while
+/// any packet socket holds it and drops the socket's own when it closes.
+pub(crate) fn packet_multicast(fd: RawFd, ifindex: i32, mac: [u8; 6], add: bool) -> io::Result<()> {
+    // SAFETY: a zeroed packet_mreq filled in and passed by pointer for the call.
+    unsafe {
+        let mut mr: libc::packet_mreq = std::mem::zeroed();
+        mr.mr_ifindex = ifindex;
+        mr.mr_type = libc::PACKET_MR_MULTICAST as u16;
+        mr.mr_alen = 6;
+        mr.mr_address[..6].copy_from_slice(&mac);
+        let name = if add { libc::PACKET_ADD_MEMBERSHIP } else { libc::PACKET_DROP_MEMBERSHIP };
+        let r = libc::syscall(
+            libc::SYS_setsockopt,
+            fd,
+            libc::SOL_PACKET,
+            name,
+            &mr as *const libc::packet_mreq,
+            std::mem::size_of::<libc::packet_mreq>() as libc::socklen_t,
+        );
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A packet socket that receives nothing (protocol 0, never bound) and only holds multicast
+/// MACs in a device's filter for a datapath without a packet ring (AF_XDP).
+pub(crate) fn filter_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket creation.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    crate::fdplace::place(unsafe { OwnedFd::from_raw_fd(raw) })
 }

@@ -185,6 +185,10 @@ pub struct AfXdpPort {
     mtu: usize,
     mac: [u8; 6],
     stats: PortStats,
+    ifindex: i32,
+    /// Holds the MACs of groups received without an IGMP join in the device's filter
+    /// (`Port::multicast_filter`): XSKs have no such option.
+    mcast_filter: Option<OwnedFd>,
 }
 
 // SAFETY: the mappings are owned by this value alone and only touched through &mut self.
@@ -486,6 +490,10 @@ impl AfXdpPort {
             mtu,
             mac,
             stats: PortStats::default(),
+            ifindex,
+            // Best effort: without it a group received with no join may be filtered out by a
+            // device that filters multicast MACs (the kernel's joins still add theirs).
+            mcast_filter: crate::af_packet::filter_socket().ok(),
         })
     }
 
@@ -684,7 +692,15 @@ impl Port for AfXdpPort {
     fn internal_fds(&self) -> Vec<RawFd> {
         let mut fds: Vec<RawFd> = self.queues.iter().map(|q| q.fd.as_raw_fd()).collect();
         fds.push(self.epoll.as_raw_fd());
+        fds.extend(self.mcast_filter.as_ref().map(|f| f.as_raw_fd()));
         fds
+    }
+
+    fn multicast_filter(&mut self, mac: [u8; 6], add: bool) -> io::Result<()> {
+        let Some(fd) = &self.mcast_filter else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "no packet socket for the device's filter"));
+        };
+        crate::af_packet::packet_multicast(fd.as_raw_fd(), self.ifindex, mac, add)
     }
 
     fn mtu(&self) -> usize {

@@ -797,6 +797,27 @@ impl Steering {
             .map_err(|e| SteeringError::Bpf(format!("cannot receive {group}:{port}: {e}")))
     }
 
+    /// Another process receives `group`:`port` through an AF_XDP flow it owns (a socket bound to
+    /// the group, or its wildcard flow on the port): XDP would redirect the group to that
+    /// process's XSK alone, which no other ring sees (XDP cannot redirect one frame to several
+    /// XSKs). Marks such flows shared, so XDP passes them and the kernel and every ring see the
+    /// group (the owner reads it through its kernel socket). Returns how many it marked.
+    pub fn share_group_with_xdp_owners(&mut self, group: Ipv4Addr, port: u16) -> usize {
+        let token = self.anchor.as_ref().map(Anchor::token);
+        let mut marked = 0;
+        for flow in [Flow::udp(group, port), Flow::udp(Ipv4Addr::UNSPECIFIED, port)] {
+            let Ok(flows) = self.map() else { return marked };
+            let Ok(v) = flows.get(&flow.to_raw(), 0) else { continue };
+            if Some(v.token) == token || v.shared != 0 || v.datapath != Datapath::AfXdp.number() {
+                continue;
+            }
+            if self.mark_shared(flow).unwrap_or(false) {
+                marked += 1;
+            }
+        }
+        marked
+    }
+
     /// This process stops receiving `group`:`port`.
     pub fn stop_group(&mut self, group: Ipv4Addr, port: u16) -> Result<(), SteeringError> {
         let key = self.mcast_key(group, port);

@@ -420,6 +420,34 @@ fn broadcast_reaches_every_wildcard_receiver_and_needs_so_broadcast_to_send() {
     }
 }
 
+/// Delivery as Linux's: a wildcard socket takes its groups and unicast, a socket bound to the
+/// unicast address no group, one bound to a group only that group, a connected one only its
+/// peer's 4-tuple.
+#[test]
+fn multicast_delivery_follows_the_bound_address_and_the_connected_peer_as_the_kernel_does() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let _echo = PeerEcho::start(&topo, ECHO_PORT);
+    let run = same_as_kernel(&topo, "mcast-deliver", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 4, "not accelerated:\n{}", run.stderr);
+    for line in [
+        "mcast-deliver g1 wildcard: 2 \"g1\" controllen 0",
+        "mcast-deliver g1 unicast-bound: -1 EAGAIN",
+        "mcast-deliver g1 group-bound: 2 \"g1\" controllen 0",
+        "mcast-deliver g1 connected: -1 EAGAIN",
+        "mcast-deliver g2 wildcard: 2 \"g2\" controllen 0",
+        "mcast-deliver g2 group-bound: -1 EAGAIN",
+        "mcast-deliver unicast wildcard: -1 EAGAIN",
+        "mcast-deliver unicast unicast-bound: 7 \"unicast\" controllen 0",
+        "mcast-deliver unicast group-bound: -1 EAGAIN",
+        "mcast-deliver unicast connected: -1 EAGAIN",
+        "mcast-deliver unicast-again wildcard: 13 \"unicast-again\"",
+        "mcast-deliver unicast-again connected: -1 EAGAIN",
+    ] {
+        assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
+    }
+}
+
 /// IP_MULTICAST_ALL, on by default as on Linux: wildcard sockets of a port receive a group
 /// that one socket of the port joined, and one that a socket of another port joined (through
 /// the kernel socket: this process's ring takes a group only on the ports that joined it);
@@ -499,6 +527,14 @@ fn multicast_sources_ttl_and_source_specific_membership_match_the_kernel() {
         "mcast-tx send-from-bound: peer saw tos=0 ttl=1 from=10.99.0.1 to=239.1.9.51",
         "mcast-tx from-source: 11 \"from-source\" controllen 32",
         "mcast-tx not-from-source: -1 EAGAIN",
+        "mcast-tx any-source all: 10 \"any-source\" controllen 32",
+        "mcast-tx any-source other-source-member: -1 EAGAIN",
+        "mcast-tx any-source other-source-member-gsr: -1 EAGAIN",
+        "mcast-tx unblocked other-source-member-gsr: -1 EAGAIN",
+        "mcast-tx blocked all: -1 EAGAIN",
+        "mcast-tx blocked other-source-member: -1 EAGAIN",
+        "mcast-tx unblocked all: 9 \"unblocked\" controllen 32",
+        "mcast-tx unblocked other-source-member: -1 EAGAIN",
     ] {
         assert!(run.stdout.contains(line), "{line} missing:\n{}", run.stdout);
     }

@@ -557,6 +557,23 @@ impl Stack {
         Ok(())
     }
 
+    /// Whether the socket receives `group` with a source filter the stack does not apply
+    /// (IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE): then no datagram of the group goes to it
+    /// from the stack, not even as IP_MULTICAST_ALL would give it.
+    pub fn udp_set_source_filtered(&mut self, h: SocketHandle, group: Ipv4Addr, on: bool) -> Result<(), UdpError> {
+        let s = self.socket_mut(h)?;
+        s.source_filtered.retain(|g| *g != group);
+        if on {
+            s.source_filtered.push(group);
+        }
+        Ok(())
+    }
+
+    /// The groups `udp_set_source_filtered` marked.
+    pub fn udp_source_filtered(&self, h: SocketHandle) -> Result<&[Ipv4Addr], UdpError> {
+        Ok(&self.sockets.get(h).ok_or(UdpError::BadHandle)?.source_filtered)
+    }
+
     /// Sets SO_RCVBUF.
     pub fn udp_set_rcvbuf(&mut self, h: SocketHandle, bytes: usize) -> Result<(), UdpError> {
         self.socket_mut(h)?.queue.set_limit(bytes);

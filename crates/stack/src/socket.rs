@@ -223,8 +223,9 @@ impl SocketTable {
     fn accepts_group(&self, h: SocketHandle, group: Ipv4Addr) -> bool {
         self.get(h).is_some_and(|s| {
             !group.is_multicast()
-                || s.memberships.contains(&group)
-                || (s.options.multicast_all && self.joined.contains_key(&group))
+                || (!s.source_filtered.contains(&group)
+                    && (s.memberships.contains(&group)
+                        || (s.options.multicast_all && self.joined.contains_key(&group))))
         })
     }
 

@@ -263,6 +263,18 @@ fn multicast_all_delivers_every_joined_group_to_the_ports_wildcard_sockets() {
     send(&mut s, g1);
     send(&mut s, g2);
     assert_eq!(got(&mut s), [false, false, false], "left and closed: joined no more");
+    // A group a socket receives with a source filter (kept by its kernel socket) is never
+    // the stack's to give it, as a member or through IP_MULTICAST_ALL; cleared, it is again.
+    s.udp_join(member, g1).unwrap();
+    s.udp_set_source_filtered(member, g1, true).unwrap();
+    s.udp_set_source_filtered(all, g1, true).unwrap();
+    send(&mut s, g1);
+    assert_eq!(got(&mut s), [false, false, false], "source-filtered");
+    assert_eq!(s.udp_source_filtered(all).unwrap(), &[g1]);
+    s.udp_set_source_filtered(member, g1, false).unwrap();
+    s.udp_set_source_filtered(all, g1, false).unwrap();
+    send(&mut s, g1);
+    assert_eq!(got(&mut s), [true, true, false], "filters gone");
 }
 
 #[test]

@@ -36,8 +36,9 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_
 /// kernel, with one warning when something went wrong.
 fn try_accelerate(fd: c_int, remote: Option<std::net::SocketAddrV4>) {
     let Some(local) = runtime::kernel_local(fd) else { return };
-    if local.ip().is_multicast() {
-        // A socket bound to a group is accelerated only by joining it on an attached interface.
+    if local.ip().is_multicast() && !runtime::pending_member(fd, *local.ip()) {
+        // A socket bound to a group is accelerated only by joining it on an attached interface
+        // (before the bind: the membership waits for it).
         return;
     }
     match runtime::accelerate_udp(fd, local, remote) {

@@ -75,17 +75,32 @@ unsafe fn read_mreq(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv
     Some((group, interface, ifindex))
 }
 
+/// The group and interface index of a group_req or group_source_req (MCAST_JOIN_GROUP and the
+/// other MCAST_* options), IPv4 groups only; the interface address is INADDR_ANY.
+unsafe fn read_group_req(val: *const c_void, len: socklen_t) -> Option<(std::net::Ipv4Addr, std::net::Ipv4Addr, i32)> {
+    if val.is_null() || (len as usize) < std::mem::size_of::<libc::group_req>() {
+        return None;
+    }
+    let gr = std::ptr::read_unaligned(val as *const libc::group_req);
+    if i32::from(gr.gr_group.ss_family) != libc::AF_INET {
+        return None;
+    }
+    let sin = std::ptr::read_unaligned((&gr.gr_group as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>());
+    let group = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+    Some((group, std::net::Ipv4Addr::UNSPECIFIED, gr.gr_interface as i32))
+}
+
 /// SO_EXA_MCAST_LISTEN: receive a group arriving on the attached interface (INADDR_ANY and
 /// ifindex 0: any attached one) with no IGMP join; the kernel socket joins nothing, so the
 /// kernel drops the group before UDP and only the ring (whose device filter gets the group's
-/// MAC) sees it. As the original: EINVAL for a non-group, EPERM for a socket that is not a
-/// datagram socket or whose acceleration is off, EOPNOTSUPP for an interface that is not
-/// attached. The socket must be bound (its port is the flow); a duplicate gives EADDRINUSE.
+/// MAC) sees it. As the original: EINVAL for a non-group or an interface that is not attached,
+/// EPERM for a socket that is not a datagram socket or whose acceleration is off, EOPNOTSUPP
+/// when no interface is attached, the socket joined a group on an interface that is not, or
+/// it is bound to an address no group reaches. On a socket not yet bound the membership is
+/// recorded and starts when the socket is bound (its port is the flow), as the original adds
+/// it at bind; a duplicate gives EADDRINUSE.
 unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<(), c_int> {
-    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return Err(libc::EINVAL) };
-    if !group.is_multicast() {
-        return Err(libc::EINVAL);
-    }
+    // In the original's order: the socket, its other memberships, then the request.
     let mut ty: c_int = 0;
     let mut tlen = std::mem::size_of::<c_int>() as socklen_t;
     if real::getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, (&mut ty as *mut c_int).cast(), &mut tlen) != 0 {
@@ -95,13 +110,28 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
     if ty != libc::SOCK_DGRAM || matches!(state, FdState::Disabled | FdState::UdpInactive) || !crate::init::ready() {
         return Err(libc::EPERM);
     }
-    let any = interface.is_unspecified() && ifindex == 0;
-    if nic::steering::attached_interfaces().is_empty() || (!any && !runtime::membership_on_attached(interface, ifindex))
-    {
+    if runtime::joined_elsewhere(fd) {
+        // A group joined on an interface that is not attached arrives on the kernel socket
+        // alone: the original refuses to mix them.
         return Err(libc::EOPNOTSUPP);
     }
+    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return Err(libc::EINVAL) };
+    if !group.is_multicast() {
+        return Err(libc::EINVAL);
+    }
+    let any = interface.is_unspecified() && ifindex == 0;
+    if nic::steering::attached_interfaces().is_empty() {
+        return Err(libc::EOPNOTSUPP);
+    }
+    if !any && !runtime::membership_on_attached(interface, ifindex) {
+        return Err(libc::EINVAL);
+    }
     if state == FdState::UdpCandidate {
-        let Some(local) = runtime::kernel_local(fd).filter(|l| l.port() != 0) else { return Err(libc::EOPNOTSUPP) };
+        let Some(local) = runtime::kernel_local(fd) else { return Err(libc::EOPNOTSUPP) };
+        if local.port() == 0 {
+            // Not bound yet: the membership waits for the bind.
+            return if runtime::pending_join(fd, group, true) { Ok(()) } else { Err(libc::EADDRINUSE) };
+        }
         if !local.ip().is_unspecified() && *local.ip() != group {
             // Bound to a unicast address: no group would be delivered to it.
             return Err(libc::EOPNOTSUPP);
@@ -114,7 +144,11 @@ unsafe fn mcast_listen(fd: c_int, val: *const c_void, len: socklen_t) -> Result<
     let FdState::Accel(slot) = fdtable::get(fd) else { return Err(libc::EPERM) };
     let mut guard = runtime::lock();
     let rt = guard.as_mut().ok_or(libc::EPERM)?;
-    rt.membership(slot, group, true).map_err(|_| libc::EADDRINUSE)
+    rt.membership(slot, group, true).map_err(|_| libc::EADDRINUSE)?;
+    if let Some(s) = rt.slot(slot) {
+        runtime::listening(s.inode, group, true);
+    }
+    Ok(())
 }
 
 /// Exported by `intercept::traced` (which traces it under EXASOCK_TRACE).
@@ -132,10 +166,19 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
     let r = real::setsockopt(fd, level, name, val, len);
     if r != 0 && (level, name) == (libc::IPPROTO_IP, libc::IP_DROP_MEMBERSHIP) {
         // A group received with SO_EXA_MCAST_LISTEN: the kernel socket never joined it.
+        let e = errno::get();
+        if let (FdState::UdpCandidate, Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
+            if runtime::pending_leave(fd, group, true) {
+                return 0;
+            }
+        }
         if let (FdState::Accel(slot), Some((group, _, _))) = (fdtable::get(fd), read_mreq(val, len)) {
-            let e = errno::get();
             if let Some(rt) = runtime::lock().as_mut() {
-                if rt.is_member(slot, group) && rt.membership(slot, group, false).is_ok() {
+                let inode = rt.slot(slot).map(|s| s.inode).unwrap_or(0);
+                if rt.is_member(slot, group)
+                    && runtime::listening(inode, group, false)
+                    && rt.membership(slot, group, false).is_ok()
+                {
                     return 0;
                 }
             }
@@ -184,7 +227,45 @@ pub unsafe extern "C" fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *
         bind_to_device(fd, val, len);
     }
     if r == 0 && level == libc::IPPROTO_IP && (name == libc::IP_ADD_MEMBERSHIP || name == libc::IP_DROP_MEMBERSHIP) {
-        membership(fd, name == libc::IP_ADD_MEMBERSHIP, val, len);
+        if let Some(m) = read_mreq(val, len) {
+            membership(fd, name == libc::IP_ADD_MEMBERSHIP, m);
+        }
+    }
+    if r == 0 && level == libc::IPPROTO_IP && (name == libc::MCAST_JOIN_GROUP || name == libc::MCAST_LEAVE_GROUP) {
+        if let Some(m) = read_group_req(val, len) {
+            membership(fd, name == libc::MCAST_JOIN_GROUP, m);
+        }
+    }
+    if r == 0
+        && level == libc::IPPROTO_IP
+        && matches!(
+            name,
+            libc::IP_ADD_SOURCE_MEMBERSHIP
+                | libc::IP_DROP_SOURCE_MEMBERSHIP
+                | libc::IP_BLOCK_SOURCE
+                | libc::IP_UNBLOCK_SOURCE
+                | libc::IP_DROP_MEMBERSHIP
+        )
+    {
+        // ip_mreq and ip_mreq_source both start with the group and the interface's address.
+        if let Some(m) = read_mreq(val, len.min(std::mem::size_of::<libc::ip_mreq>() as socklen_t)) {
+            source_filter_changed(fd, m);
+        }
+    }
+    if r == 0
+        && level == libc::IPPROTO_IP
+        && matches!(
+            name,
+            libc::MCAST_JOIN_SOURCE_GROUP
+                | libc::MCAST_LEAVE_SOURCE_GROUP
+                | libc::MCAST_BLOCK_SOURCE
+                | libc::MCAST_UNBLOCK_SOURCE
+                | libc::MCAST_LEAVE_GROUP
+        )
+    {
+        if let Some(m) = read_group_req(val, len) {
+            source_filter_changed(fd, m);
+        }
     }
     if r == 0 && (runtime::is_udp_option(level, name) || runtime::Ancillary::is_option(level, name)) {
         // The stack follows the kernel socket's effective values.
@@ -263,11 +344,14 @@ unsafe fn bind_to_device(fd: c_int, val: *const c_void, len: socklen_t) {
 /// Mirrors a membership the kernel socket accepted into the stack. A socket bound to the group
 /// itself (not accelerated at bind) turns accelerated when it joins on the attached interface;
 /// one bound to INADDR_ANY already is.
-unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) {
+unsafe fn membership(
+    fd: c_int,
+    join: bool,
+    (group, interface, ifindex): (std::net::Ipv4Addr, std::net::Ipv4Addr, i32),
+) {
     if !crate::init::ready() {
         return;
     }
-    let Some((group, interface, ifindex)) = read_mreq(val, len) else { return };
     let state = fdtable::get(fd);
     // The interface the kernel joined on: the one named, else (INADDR_ANY, no index) the one
     // its route to the group leaves by, as Linux picks it. Only those arrive on our ring; a
@@ -278,7 +362,14 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
                 && ifindex == 0
                 && runtime::routed_via_attached(std::net::SocketAddrV4::new(group, 0)))
     };
+    let udp = matches!(state, FdState::UdpCandidate | FdState::Accel(_));
     if !join {
+        if udp {
+            runtime::joined_elsewhere_set(fd, group, false);
+        }
+        if state == FdState::UdpCandidate {
+            runtime::pending_leave(fd, group, false);
+        }
         if let FdState::Accel(slot) = state {
             if let Some(rt) = runtime::lock().as_mut() {
                 if rt.is_member(slot, group) {
@@ -288,10 +379,20 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
         }
         return;
     }
-    if !matches!(state, FdState::UdpCandidate | FdState::Accel(_)) || !attached() {
+    if !udp {
+        return;
+    }
+    if !attached() {
+        // Joined on an interface that is not attached (SO_EXA_MCAST_LISTEN's EOPNOTSUPP).
+        runtime::joined_elsewhere_set(fd, group, true);
         return;
     }
     if state == FdState::UdpCandidate {
+        if runtime::kernel_local(fd).is_some_and(|l| l.port() == 0) {
+            // Not bound yet: the stack takes the membership when the socket is accelerated.
+            runtime::pending_join(fd, group, false);
+            return;
+        }
         if let Some(local) = runtime::kernel_local(fd).filter(|l| *l.ip() == group) {
             if runtime::accelerate_udp(fd, local, None).is_ok() {
                 crate::epoll::promote(fd);
@@ -302,6 +403,47 @@ unsafe fn membership(fd: c_int, join: bool, val: *const c_void, len: socklen_t) 
         if let Some(rt) = runtime::lock().as_mut() {
             let _ = rt.membership(slot, group, true);
         }
+    }
+}
+
+/// A source filter of the socket changed (IP_ADD_SOURCE_MEMBERSHIP, IP_BLOCK_SOURCE and their
+/// undoing, or the membership left): the kernel socket holds it (IP_MSFILTER reads it back),
+/// the stack applies none, so while the group has one (include mode, or blocked sources) the
+/// kernel socket alone gives the socket the group's datagrams, as ip_mc_sf_allow filters them.
+unsafe fn source_filter_changed(fd: c_int, (group, interface, ifindex): (std::net::Ipv4Addr, std::net::Ipv4Addr, i32)) {
+    let FdState::Accel(slot) = fdtable::get(fd) else { return };
+    let e = errno::get();
+    let (mode, sources) = if ifindex == 0 {
+        // struct ip_msfilter with room for no source: group, interface, mode, count.
+        let mut msf: [u32; 5] = [u32::from(group).to_be(), u32::from(interface).to_be(), 0, 0, 0];
+        let mut mlen = std::mem::size_of_val(&msf) as socklen_t;
+        match real::getsockopt(fd, libc::IPPROTO_IP, libc::IP_MSFILTER, msf.as_mut_ptr().cast(), &mut mlen) {
+            0 => (msf[2], msf[3]),
+            _ => (libc::MCAST_EXCLUDE as u32, 0),
+        }
+    } else {
+        // struct group_filter with room for one source: the interface at 0, the group at 8,
+        // mode and count at 136 and 140.
+        let mut gf = [0u64; 34];
+        let bytes = gf.as_mut_ptr().cast::<u8>();
+        std::ptr::write_unaligned(bytes.cast::<u32>(), ifindex as u32);
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from(group).to_be();
+        std::ptr::write_unaligned(bytes.add(8).cast::<libc::sockaddr_in>(), sin);
+        let mut glen = std::mem::size_of_val(&gf) as socklen_t;
+        match real::getsockopt(fd, libc::IPPROTO_IP, libc::MCAST_MSFILTER, gf.as_mut_ptr().cast(), &mut glen) {
+            0 => (
+                std::ptr::read_unaligned(bytes.add(136).cast::<u32>()),
+                std::ptr::read_unaligned(bytes.add(140).cast::<u32>()),
+            ),
+            _ => (libc::MCAST_EXCLUDE as u32, 0),
+        }
+    };
+    errno::set(e);
+    let filtered = mode == libc::MCAST_INCLUDE as u32 || sources > 0;
+    if let Some(rt) = runtime::lock().as_mut() {
+        rt.set_source_filtered(slot, group, filtered);
     }
 }
 

@@ -111,6 +111,12 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
     };
     fdtable::set(fd, fdtable::FdState::Accel(slot));
     publish::socket_opened(rt, slot, fd);
+    // Memberships made before the socket was bound start now, as the original adds them at bind.
+    for (group, listen) in take_pending(inode) {
+        if rt.membership(slot, group, true).is_ok() && listen {
+            listening(inode, group, true);
+        }
+    }
     if config::debug() {
         log::emit(format_args!("exasock: enabled bypass on fd {fd}\n"));
     }
@@ -121,10 +127,14 @@ fn finish_udp(rt: &mut Runtime, fd: i32, handle: SocketHandle, flow: Flow) -> Re
 /// instructions); past it, the socket drops every group arriving on the attached interface.
 pub(super) const FILTER_GROUPS: usize = 200;
 
-/// The groups this process takes at its ring (or XSK: XDP redirects the groups it joined on
-/// the port of a wildcard flow it owns) on `port`, into `out` (one more than the filter names
-/// when there are too many); how many.
+/// The groups this process takes at its ring on `port`, into `out` (one more than the filter
+/// names when there are too many); how many. None over AF_XDP: a frame XDP redirects to the
+/// XSK never reaches the kernel, and one it passes (a shared flow: several receivers) reaches
+/// this process only through its kernel socket, which must keep it.
 pub(super) fn ring_groups(driver: &Driver, port: u16, out: &mut [Ipv4Addr; FILTER_GROUPS + 1]) -> usize {
+    if driver.datapath() == nic::steering::Datapath::AfXdp {
+        return 0;
+    }
     driver.groups_on(port).zip(out.iter_mut()).map(|(g, slot)| *slot = g).count()
 }
 
@@ -455,5 +465,117 @@ pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4
     match fdtable::get(fd) {
         FdState::Accel(slot) => Ok(slot),
         _ => Err(NotAccelerated::Failed("lost the slot".into())),
+    }
+}
+
+/// A membership made on a socket not yet bound (the original records it and adds it at bind):
+/// an IP_ADD_MEMBERSHIP on the attached interface (the kernel socket joined) or an
+/// SO_EXA_MCAST_LISTEN (nothing joined). Kept by socket inode (a duplicate descriptor may bind
+/// it); the number only sweeps the entries of sockets closed unbound once there are many.
+struct PendingMembership {
+    fd: i32,
+    inode: u64,
+    group: Ipv4Addr,
+    /// SO_EXA_MCAST_LISTEN's (the kernel socket joined nothing).
+    listen: bool,
+}
+
+static PENDING: std::sync::Mutex<Vec<PendingMembership>> = std::sync::Mutex::new(Vec::new());
+
+fn pending() -> std::sync::MutexGuard<'static, Vec<PendingMembership>> {
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records a membership of the unbound socket `fd`, to be made in the stack when it is
+/// accelerated; false if the socket already has it (EADDRINUSE, as Linux for a duplicate).
+pub fn pending_join(fd: i32, group: Ipv4Addr, listen: bool) -> bool {
+    let inode = socket_inode(fd);
+    let mut p = pending();
+    if p.len() >= 256 {
+        // Entries of sockets closed unbound: their numbers now name another socket, or none.
+        p.retain(|m| socket_inode(m.fd) == m.inode);
+    }
+    if p.iter().any(|m| m.inode == inode && m.group == group) {
+        return false;
+    }
+    p.push(PendingMembership { fd, inode, group, listen });
+    true
+}
+
+/// Forgets a membership `pending_join` recorded (a listen-only one, or one the kernel socket
+/// joined); whether there was one.
+pub fn pending_leave(fd: i32, group: Ipv4Addr, listen: bool) -> bool {
+    let inode = socket_inode(fd);
+    let mut p = pending();
+    let before = p.len();
+    p.retain(|m| !(m.inode == inode && m.group == group && m.listen == listen));
+    p.len() != before
+}
+
+/// Whether the unbound socket `fd` recorded a membership of `group`.
+pub fn pending_member(fd: i32, group: Ipv4Addr) -> bool {
+    let inode = socket_inode(fd);
+    pending().iter().any(|m| m.inode == inode && m.group == group)
+}
+
+/// Takes the memberships recorded for `fd` (the socket is now accelerated), each with whether
+/// it is listen-only.
+fn take_pending(inode: u64) -> Vec<(Ipv4Addr, bool)> {
+    let mut p = pending();
+    if p.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    p.retain(|m| {
+        let mine = m.inode == inode;
+        if mine {
+            out.push((m.group, m.listen));
+        }
+        !mine
+    });
+    out
+}
+
+/// The groups sockets receive with SO_EXA_MCAST_LISTEN, by socket inode (the kernel socket never
+/// joined them: IP_DROP_MEMBERSHIP, which the kernel refuses for them, leaves them in the stack;
+/// for any other group the kernel's answer stands).
+static LISTENING: std::sync::Mutex<Vec<(u64, Ipv4Addr)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records (`on`) or forgets a listen-only membership of the socket `inode`; whether it was
+/// recorded before.
+pub fn listening(inode: u64, group: Ipv4Addr, on: bool) -> bool {
+    let mut l = LISTENING.lock().unwrap_or_else(|e| e.into_inner());
+    let was = l.iter().position(|m| *m == (inode, group));
+    match (was, on) {
+        (None, true) => l.push((inode, group)),
+        (Some(i), false) => {
+            l.swap_remove(i);
+        }
+        _ => {}
+    }
+    was.is_some()
+}
+
+/// Groups sockets joined on an interface that is not attached: (fd, socket inode, group).
+static ELSEWHERE: std::sync::Mutex<Vec<(i32, u64, Ipv4Addr)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records (`on`) or forgets a membership of socket `fd` on an interface that is not attached.
+pub fn joined_elsewhere_set(fd: i32, group: Ipv4Addr, on: bool) {
+    let inode = socket_inode(fd);
+    let mut l = ELSEWHERE.lock().unwrap_or_else(|e| e.into_inner());
+    // Entries of sockets closed since: their numbers now name another socket, or none.
+    l.retain(|m| (m.0, m.1) != (fd, inode) || m.2 != group);
+    if on {
+        l.retain(|m| socket_inode(m.0) == m.1);
+        l.push((fd, inode, group));
+    }
+}
+
+/// Whether socket `fd` has a membership on an interface that is not attached.
+pub fn joined_elsewhere(fd: i32) -> bool {
+    let l = ELSEWHERE.lock().unwrap_or_else(|e| e.into_inner());
+    !l.is_empty() && {
+        let inode = socket_inode(fd);
+        l.iter().any(|m| (m.0, m.1) == (fd, inode))
     }
 }

@@ -67,6 +67,7 @@ pub(super) fn release_locked(rt: &mut Runtime, slot: u32) {
             let groups = rt.driver.stack().udp_memberships(s.handle).map(<[_]>::to_vec).unwrap_or_default();
             for g in groups {
                 rt.driver.stop_group(g, s.flow.local_port);
+                super::listening(s.inode, g, false);
             }
             let _ = rt.driver.release(s.flow);
             let _ = rt.driver.stack().udp_close(s.handle);

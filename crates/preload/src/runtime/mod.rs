@@ -474,9 +474,36 @@ impl Runtime {
         let ifindex = self.driver.ifindex();
         for fd in 0..fdtable::accel_end() as i32 {
             let FdState::Accel(id) = fdtable::get(fd) else { continue };
-            if self.slot(id).is_some_and(|s| s.proto == Proto::Udp && s.flow.local_port == port) {
-                accelerate::drop_kernel_multicast(fd, ifindex, &groups[..n]);
+            let Some(s) = self.slot(id).filter(|s| s.proto == Proto::Udp && s.flow.local_port == port) else {
+                continue;
+            };
+            // A group the socket receives with a source filter is its kernel socket's to deliver.
+            let handle = s.handle;
+            let stack = self.driver.stack();
+            match stack.udp_source_filtered(handle) {
+                Ok(filtered) if !filtered.is_empty() => {
+                    let mut own = groups;
+                    let mut k = 0;
+                    for g in groups[..n].iter().filter(|g| !filtered.contains(g)) {
+                        own[k] = *g;
+                        k += 1;
+                    }
+                    accelerate::drop_kernel_multicast(fd, ifindex, &own[..k]);
+                }
+                _ => accelerate::drop_kernel_multicast(fd, ifindex, &groups[..n]),
             }
+        }
+    }
+
+    /// The slot's socket receives `group` with a source filter (`on`) or not: the stack stops
+    /// (or starts again) giving it the group, its kernel socket keeps (or drops) the group.
+    pub fn set_source_filtered(&mut self, slot: u32, group: Ipv4Addr, on: bool) {
+        let Some(s) = self.slot(slot) else { return };
+        let (handle, port) = (s.handle, s.flow.local_port);
+        let stack = self.driver.stack();
+        let was = stack.udp_source_filtered(handle).is_ok_and(|f| f.contains(&group));
+        if was != on && stack.udp_set_source_filtered(handle, group, on).is_ok() {
+            self.refilter_port(port);
         }
     }
 

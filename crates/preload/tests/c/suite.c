@@ -1336,6 +1336,40 @@ static void case_mcast(void) {
     SHOW("drop-again", setsockopt(s, IPPROTO_IP, IP_DROP_MEMBERSHIP, &m, sizeof m));
     SHOW("drop-mreqn", setsockopt(s, IPPROTO_IP, IP_DROP_MEMBERSHIP, &mr, sizeof mr));
     SHOW("rejoin", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    struct ip_mreqn no_dev = {.imr_multiaddr = mr.imr_multiaddr, .imr_ifindex = 9999};
+    SHOW("join-no-device", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &no_dev, sizeof no_dev));
+    struct ip_mreq other_if = m;
+    inet_pton(AF_INET, "10.1.2.3", &other_if.imr_interface);
+    SHOW("join-no-such-address", setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &other_if, sizeof other_if));
+    SHOW("drop-wrong-interface", setsockopt(s, IPPROTO_IP, IP_DROP_MEMBERSHIP, &other_if, sizeof other_if));
+    struct ip_mreq_source ms = {.imr_multiaddr = m.imr_multiaddr, .imr_interface = me.sin_addr,
+                                .imr_sourceaddr = peer.sin_addr};
+    /* A group joined for any source may block a source. */
+    SHOW("block", setsockopt(s, IPPROTO_IP, IP_BLOCK_SOURCE, &ms, sizeof ms));
+    SHOW("block-again", setsockopt(s, IPPROTO_IP, IP_BLOCK_SOURCE, &ms, sizeof ms));
+    SHOW("unblock", setsockopt(s, IPPROTO_IP, IP_UNBLOCK_SOURCE, &ms, sizeof ms));
+    SHOW("unblock-again", setsockopt(s, IPPROTO_IP, IP_UNBLOCK_SOURCE, &ms, sizeof ms));
+    SHOW("source-join-on-any-source", setsockopt(s, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &ms, sizeof ms));
+    inet_pton(AF_INET, "239.1.9.3", &ms.imr_multiaddr);
+    SHOW("block-not-member", setsockopt(s, IPPROTO_IP, IP_BLOCK_SOURCE, &ms, sizeof ms));
+    SHOW("source-join", setsockopt(s, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &ms, sizeof ms));
+    SHOW("source-join-duplicate", setsockopt(s, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &ms, sizeof ms));
+    struct ip_mreq any_source = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me.sin_addr};
+    SHOW("any-source-join-on-source-specific",
+         setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &any_source, sizeof any_source));
+    SHOW("source-drop", setsockopt(s, IPPROTO_IP, IP_DROP_SOURCE_MEMBERSHIP, &ms, sizeof ms));
+    SHOW("source-drop-again", setsockopt(s, IPPROTO_IP, IP_DROP_SOURCE_MEMBERSHIP, &ms, sizeof ms));
+    /* Linux's igmp_max_memberships per socket: ENOBUFS past it. */
+    int joined = 0, e = 0;
+    for (int i = 0; i < 100 && !e; i++) {
+        struct ip_mreq g = {.imr_interface = me.sin_addr};
+        char addr[32];
+        snprintf(addr, sizeof addr, "239.1.10.%d", i + 1);
+        inet_pton(AF_INET, addr, &g.imr_multiaddr);
+        if (setsockopt(s, IPPROTO_IP, IP_ADD_MEMBERSHIP, &g, sizeof g) == 0) joined++;
+        else e = errno;
+    }
+    SAY("join-many: %d joined, then %s", joined, e ? strerrorname_np(e) : "none");
     int v = -1;
     socklen_t vl = sizeof v;
     SHOW("get-loop", getsockopt(s, IPPROTO_IP, IP_MULTICAST_LOOP, &v, &vl));
@@ -1374,6 +1408,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(which, "mcast-all")) case_mcast_all();
     else if (!strcmp(which, "mcast-loop")) case_mcast_loop();
     else if (!strcmp(which, "mcast-tx")) case_mcast_tx();
+    else if (!strcmp(which, "mcast-deliver")) case_mcast_deliver();
     else if (!strcmp(which, "epoll")) case_epoll();
     else if (!strcmp(which, "epoll-ready")) case_epoll_ready();
     else if (!strcmp(which, "fork")) case_fork();

@@ -76,5 +76,6 @@ void case_broadcast(void);
 void case_mcast_all(void);
 void case_mcast_loop(void);
 void case_mcast_tx(void);
+void case_mcast_deliver(void);
 
 #endif

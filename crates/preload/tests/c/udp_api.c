@@ -593,8 +593,91 @@ void case_mcast_tx(void) {
     peer_sends(ctl, "not-from-source-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "not-from-source");
     msleep(150);
     receive_shown(r, "not-from-source", 256, MSG_DONTWAIT);
+
+    /* Another socket of the port joins the group for any source: it gets the peer's datagrams,
+     * `r` (a member for another source only) still none, as ip_mc_sf_allow filters them, even
+     * though the group is now joined on the host (IP_MULTICAST_ALL). Blocking the peer on the
+     * any-source member stops them there too; unblocking brings them back. */
+    int all = reuse_bound(any, base_port + 92);
+    /* The same source-specific membership through the protocol-independent API. */
+    int r2 = reuse_bound(any, base_port + 92);
+    struct group_source_req gsr = {.gsr_interface = by_index.imr_ifindex};
+    struct sockaddr_in *gsr_group = (struct sockaddr_in *)&gsr.gsr_group, *gsr_source = (struct sockaddr_in *)&gsr.gsr_source;
+    gsr_group->sin_family = gsr_source->sin_family = AF_INET;
+    gsr_group->sin_addr = ms.imr_multiaddr;
+    inet_pton(AF_INET, "10.99.0.77", &gsr_source->sin_addr);
+    SHOW("mcast-join-other-source", setsockopt(r2, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof gsr));
+    struct ip_mreq m = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me};
+    SHOW("join-any-source", setsockopt(all, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    peer_sends(ctl, "any-source-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "any-source");
+    msleep(150);
+    receive_shown(all, "any-source all", 256, MSG_DONTWAIT);
+    receive_shown(r, "any-source other-source-member", 256, MSG_DONTWAIT);
+    receive_shown(r2, "any-source other-source-member-gsr", 256, MSG_DONTWAIT);
+    struct ip_mreq_source block = {.imr_multiaddr = ms.imr_multiaddr, .imr_interface = me,
+                                   .imr_sourceaddr = peer.sin_addr};
+    SHOW("block-source", setsockopt(all, IPPROTO_IP, IP_BLOCK_SOURCE, &block, sizeof block));
+    peer_sends(ctl, "blocked-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "blocked");
+    msleep(150);
+    receive_shown(all, "blocked all", 256, MSG_DONTWAIT);
+    receive_shown(r, "blocked other-source-member", 256, MSG_DONTWAIT);
+    SHOW("unblock-source", setsockopt(all, IPPROTO_IP, IP_UNBLOCK_SOURCE, &block, sizeof block));
+    peer_sends(ctl, "unblocked-sent", 0, 4, "239.1.9.52", base_port + 92, 1, "unblocked");
+    msleep(150);
+    receive_shown(all, "unblocked all", 256, MSG_DONTWAIT);
+    receive_shown(r, "unblocked other-source-member", 256, MSG_DONTWAIT);
+    receive_shown(r2, "unblocked other-source-member-gsr", 256, MSG_DONTWAIT);
+    close(all);
+    close(r2);
     close(s);
     close(bound);
     close(r);
+    close(ctl);
+}
+
+/* Delivery (issue 17): a wildcard socket takes its two groups and unicast; a socket bound to
+ * our unicast address takes no group; one bound to a group takes only that group; a wildcard
+ * socket connected to the peer's echo port, a member of the groups, takes none of the
+ * datagrams the peer sends from another port (the 4-tuple filters). */
+void case_mcast_deliver(void) {
+    current = "mcast-deliver";
+    struct in_addr any = {.s_addr = INADDR_ANY}, me = local_toward_peer(), g1;
+    inet_pton(AF_INET, "239.1.9.61", &g1);
+    int p = base_port + 95;
+    int w = reuse_bound(any, p), u = reuse_bound(me, p), g = reuse_bound(g1, p), c = reuse_bound(any, p);
+    int ctl = udp_bound(96, 0);
+    set_rcvtimeo(ctl, 3000);
+    join(w, "join-w-g1", "239.1.9.61", me);
+    join(w, "join-w-g2", "239.1.9.62", me);
+    join(g, "join-g-g1", "239.1.9.61", me);
+    join(c, "join-c-g1", "239.1.9.61", me);
+    join(c, "join-c-g2", "239.1.9.62", me);
+    SHOW("connect-c", connect(c, (struct sockaddr *)&peer, sizeof peer));
+    char mine[32];
+    inet_ntop(AF_INET, &me, mine, sizeof mine);
+    struct {
+        const char *name, *addr;
+    } sends[] = {{"g1", "239.1.9.61"}, {"g2", "239.1.9.62"}, {"unicast", mine}};
+    int socks[] = {w, u, g, c};
+    const char *names[] = {"wildcard", "unicast-bound", "group-bound", "connected"};
+    for (size_t i = 0; i < sizeof sends / sizeof sends[0]; i++) {
+        char step[64];
+        snprintf(step, sizeof step, "%s-sent", sends[i].name);
+        peer_sends(ctl, step, 0, 4, sends[i].addr, p, 1, sends[i].name);
+        msleep(150);
+        for (int k = 0; k < 4; k++) {
+            snprintf(step, sizeof step, "%s %s", sends[i].name, names[k]);
+            receive_shown(socks[k], step, 0, MSG_DONTWAIT);
+        }
+    }
+    /* Without the socket bound to the address, unicast is the wildcard member's too. */
+    close(u);
+    peer_sends(ctl, "unicast-again-sent", 0, 4, mine, p, 1, "unicast-again");
+    msleep(150);
+    receive_shown(w, "unicast-again wildcard", 0, MSG_DONTWAIT);
+    receive_shown(c, "unicast-again connected", 0, MSG_DONTWAIT);
+    close(w);
+    close(g);
+    close(c);
     close(ctl);
 }

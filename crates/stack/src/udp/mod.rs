@@ -85,6 +85,10 @@ pub struct UdpSocket {
     pub(crate) options: UdpOptions,
     /// Multicast groups joined.
     pub(crate) memberships: Vec<Ipv4Addr>,
+    /// Groups this socket receives with a source filter (a source-specific membership, or
+    /// blocked sources) that the stack does not know: it never delivers them to the socket
+    /// (whose kernel socket, which holds the filter, does).
+    pub(crate) source_filtered: Vec<Ipv4Addr>,
     /// Datagrams dropped because the queue was full.
     pub(crate) drops: u64,
     /// Datagrams ever queued (edge-triggered readiness compares it).
@@ -100,6 +104,7 @@ impl UdpSocket {
             queue: DatagramQueue::new(rcvbuf),
             options: UdpOptions::default(),
             memberships: Vec::new(),
+            source_filtered: Vec::new(),
             drops: 0,
             arrivals: 0,
         }
