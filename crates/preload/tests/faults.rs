@@ -778,3 +778,244 @@ fn a_forced_detach_hands_every_socket_to_the_kernel_and_the_program_carries_on()
     assert!(err.contains("enabled bypass"), "not accelerated");
     assert_eq!(err.matches("was detached").count(), 1, "{err}");
 }
+
+/// Echoes UDP on ARGV1:ARGV2 from a thread, and accepts one TCP connection on the same port
+/// (with a 64 KiB SO_RCVBUF, so that its window closes soon) but reads nothing from it until a
+/// line arrives on stdin (it prints "accepted PID FD"); then reads to the end and prints "got BYTES SHA256".
+const PY_STALLED_RECEIVER: &str = r#"
+import hashlib, os, socket, sys, threading
+ip, port = sys.argv[1], int(sys.argv[2])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((ip, port))
+def echo():
+    while True:
+        d, a = u.recvfrom(2048)
+        u.sendto(d, a)
+threading.Thread(target=echo, daemon=True).start()
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+l.bind((ip, port))
+l.listen(1)
+print("ready", flush=True)
+c, _ = l.accept()
+print("accepted", os.getpid(), c.fileno(), flush=True)
+sys.stdin.readline()
+n, h = 0, hashlib.sha256()
+while d := c.recv(65536):
+    n += len(d)
+    h.update(d)
+print("got", n, h.hexdigest(), flush=True)
+"#;
+
+/// `len` bytes of the pattern the zero-window tests send.
+fn zero_window_pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// A kernel socket's TCP_INFO: (tcpi_probes, the zero-window probes sent and not answered
+/// since the last ACK; tcpi_snd_wnd, the window the peer last offered, None before Linux 6.2).
+fn kernel_tcp_info(s: &TcpStream) -> (u8, Option<u32>) {
+    let mut info = [0u8; 256];
+    let mut len = info.len() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into our buffer.
+    let r = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "TCP_INFO: {}", std::io::Error::last_os_error());
+    // struct tcp_info: tcpi_probes is byte 3, tcpi_snd_wnd the u32 at byte 228.
+    let snd_wnd = (len >= 232).then(|| u32::from_ne_bytes(info[228..232].try_into().unwrap()));
+    (info[3], snd_wnd)
+}
+
+/// Zero window, the receiver accelerated: it stops reading for 4 s while a kernel sender keeps
+/// writing. Its window closes (the sender sees 0), the sender's zero-window probes are
+/// answered (the sender's kernel counts probes out and segments in during the stall, and
+/// neither resets nor gives up), the process's other socket (a UDP echo) answers throughout,
+/// and once it reads again the whole transfer arrives byte-exact.
+#[test]
+fn an_accelerated_receiver_that_stops_reading_answers_zero_window_probes_and_gets_every_byte() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let ip = topo.accel.ip;
+    let mut rx = spawn_accelerated(
+        &topo,
+        &["EXASOCK_DEBUG=1"],
+        &["python3", "-c", PY_STALLED_RECEIVER, &ip.to_string(), "7620"],
+    );
+    rx.wait_for_line("ready", T).unwrap();
+    let to = SocketAddrV4::new(ip, 7620);
+    let tx = topo.in_ns(Side::Peer, move || TcpStream::connect(to)).unwrap().unwrap();
+    let accepted = words(&rx.wait_for_line("accepted", T).unwrap());
+    let (pid, fd): (u32, i32) = (accepted[1].parse().unwrap(), accepted[2].parse().unwrap());
+
+    const TOTAL: usize = 8 << 20;
+    let written = std::sync::Arc::new(AtomicU64::new(0));
+    let writer = std::thread::spawn({
+        let written = written.clone();
+        let mut tx = tx.try_clone().unwrap();
+        move || -> std::io::Result<()> {
+            let data = zero_window_pattern(TOTAL);
+            for chunk in data.chunks(16 << 10) {
+                tx.write_all(chunk)?;
+                written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            tx.shutdown(std::net::Shutdown::Write)
+        }
+    });
+
+    // The sender stalls: the receiver's window and the sender's buffer are full.
+    let mut last = (u64::MAX, Instant::now());
+    testbed::poll_until(T, "the sender to stall", || {
+        let now = written.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+        Ok(last.1.elapsed() > Duration::from_millis(300))
+    })
+    .unwrap();
+    let stalled_at = written.load(Ordering::Relaxed);
+    assert!(stalled_at < TOTAL as u64, "the sender never stalled");
+    let (_, wnd) = kernel_tcp_info(&tx);
+    assert!(wnd.is_none_or(|w| w == 0), "the sender still sees a window of {wnd:?} bytes");
+    // exasock-stat shows the closed window too (the record is refreshed every 100 ms).
+    testbed::poll_until(Duration::from_secs(2), "the published window to close", || {
+        Ok(published(&topo, pid, fd).is_some_and(|e| e.socket.window_local == 0))
+    })
+    .unwrap();
+    let probes0 = topo.counter(Side::Peer, "TcpExtTCPWinProbe").unwrap();
+    let in0 = topo.counter(Side::Peer, "TcpInSegs").unwrap();
+
+    // Four seconds of stall: the process's UDP socket answers throughout.
+    let stall = Instant::now();
+    let mut echoes = 0;
+    while stall.elapsed() < Duration::from_secs(4) {
+        assert!(udp_echo_from_peer(&topo, to, b"still here", Duration::from_secs(2)), "no UDP echo during the stall");
+        echoes += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(written.load(Ordering::Relaxed), stalled_at, "the sender wrote while the window was closed");
+    assert!(!writer.is_finished(), "the sender gave up during the stall: {:?}", writer.join());
+    let probes = topo.counter(Side::Peer, "TcpExtTCPWinProbe").unwrap() - probes0;
+    let answers = topo.counter(Side::Peer, "TcpInSegs").unwrap() - in0;
+    let (unanswered, wnd) = kernel_tcp_info(&tx);
+    eprintln!(
+        "stalled at {stalled_at} bytes (window {wnd:?}); {probes} probes, {answers} segments back, {unanswered} unanswered, {echoes} UDP echoes"
+    );
+    assert!(unanswered <= 1, "{unanswered} probes in a row went unanswered");
+    assert!(probes >= 2, "the sender sent {probes} zero-window probes in 4 s");
+    assert!(answers >= 2, "{probes} probes, {answers} segments back: probes were not answered");
+
+    // Reading again: everything arrives, byte-exact, and the sender finishes.
+    writeln!(rx.stdin().unwrap(), "read").unwrap();
+    let got = words(&rx.wait_for_line("got", T).unwrap());
+    writer.join().unwrap().unwrap();
+    let digest = {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import hashlib,sys\nprint(hashlib.sha256(bytes(i % 251 for i in range(int(sys.argv[1])))).hexdigest())"])
+            .arg(TOTAL.to_string())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!((got[1].as_str(), got[2].as_str()), (TOTAL.to_string().as_str(), digest.as_str()), "the stream differs");
+    let out = rx.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+}
+
+/// Connects to ARGV1:ARGV2 and writes ARGV3 bytes of the zero-window pattern: non-blocking
+/// until EAGAIN (prints "eagain SENT PID FD"), then blocking for the rest (prints "done SECONDS" with
+/// how long that took), then shuts down writing and waits for the peer's end of stream.
+const PY_STALLED_SENDER: &str = r#"
+import os, socket, sys, time
+total = int(sys.argv[3])
+data = bytes(i % 251 for i in range(total))
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.setblocking(False)
+sent = 0
+while True:
+    try:
+        sent += s.send(data[sent:sent + 65536])
+    except BlockingIOError:
+        break
+print("eagain", sent, os.getpid(), s.fileno(), flush=True)
+s.setblocking(True)
+t0 = time.monotonic()
+s.sendall(data[sent:])
+print("done", time.monotonic() - t0, flush=True)
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+"#;
+
+/// Zero window, the sender accelerated: the kernel peer stops reading. A non-blocking send
+/// gets EAGAIN once the peer's window and the socket's buffer are full, a blocking one blocks;
+/// the stack probes the closed window (the peer's kernel receives and answers segments during
+/// the stall, nothing is reset), and when the peer reads again the transfer completes byte-exact.
+#[test]
+fn an_accelerated_sender_facing_a_zero_window_blocks_probes_and_completes_when_the_peer_reads() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let peer = topo.peer.ip;
+    let listener = topo
+        .in_ns(Side::Peer, move || {
+            let s = std::net::TcpListener::bind((peer, 7621))?;
+            // SAFETY: setsockopt on a socket we own, with an int we own: a small receive buffer
+            // (inherited by the accepted socket) closes the window soon.
+            let v: libc::c_int = 32 << 10;
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(&s),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&v as *const libc::c_int).cast(),
+                    4,
+                )
+            };
+            Ok::<_, std::io::Error>(s)
+        })
+        .unwrap()
+        .unwrap();
+    const TOTAL: usize = 4 << 20;
+    let argv = ["python3", "-c", PY_STALLED_SENDER, &peer.to_string(), "7621", &TOTAL.to_string()];
+    let mut tx = spawn_accelerated(&topo, &["EXASOCK_DEBUG=1"], &argv);
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(T)).unwrap();
+    let eagain = words(&tx.wait_for_line("eagain", T).unwrap());
+    let sent: usize = eagain[1].parse().unwrap();
+    let (pid, fd): (u32, i32) = (eagain[2].parse().unwrap(), eagain[3].parse().unwrap());
+    assert!(sent < TOTAL, "EAGAIN after all {sent} bytes");
+
+    // Four seconds without reading (from when the window has surely closed): the sender stays
+    // blocked, and its probes are answered. The peer's kernel rate-limits its ACKs to segments
+    // outside the window (tcp_invalid_ratelimit, 500 ms), so answers may be fewer than probes.
+    std::thread::sleep(Duration::from_millis(500));
+    let (in0, out0) = (topo.counter(Side::Peer, "TcpInSegs").unwrap(), topo.counter(Side::Peer, "TcpOutSegs").unwrap());
+    let rsts0 = topo.counter(Side::Peer, "TcpOutRsts").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(tx.try_wait().unwrap().is_none(), "the sender exited during the stall");
+    let e = published(&topo, pid, fd).expect("the sender's connection is published");
+    assert_eq!(e.socket.window_peer, 0, "exasock-stat shows the peer's window open");
+    let probes = topo.counter(Side::Peer, "TcpInSegs").unwrap() - in0;
+    let answers = topo.counter(Side::Peer, "TcpOutSegs").unwrap() - out0;
+    eprintln!("EAGAIN after {sent} bytes; during the stall the peer got {probes} segments, sent {answers}");
+    assert!(probes >= 2, "the stack sent {probes} zero-window probes in 4 s");
+    assert!(answers >= 2, "{probes} probes, {answers} answers");
+
+    // Reading again: the sender unblocks and everything arrives, byte-exact.
+    let mut got = Vec::with_capacity(TOTAL);
+    conn.read_to_end(&mut got).unwrap();
+    assert!(got == zero_window_pattern(TOTAL), "the stream differs ({} bytes of {TOTAL})", got.len());
+    let done = words(&tx.wait_for_line("done", T).unwrap());
+    let blocked: f64 = done[1].parse().unwrap();
+    assert!(blocked >= 4.0, "the blocking send returned after {blocked} s, before the peer read");
+    drop(conn);
+    assert_eq!(topo.counter(Side::Peer, "TcpOutRsts").unwrap(), rsts0, "the peer reset the connection");
+    let out = tx.finish(T).unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
+}
