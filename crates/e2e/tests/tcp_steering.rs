@@ -463,6 +463,14 @@ fn a_claim_for_a_port_this_process_has_not_bound_is_refused() {
             .contains(&format!("cannot claim tcp {accel}:7642 <-> {peer}: no TCP socket of this process is bound to port 7642 on {accel} or every address")),
         "{err}"
     );
-    assert_eq!(steering.entries().len(), 3, "{:?}", steering.entries());
-    assert_eq!(steering.release_all_mine(), 3);
+    // Naming the socket that holds a port (as an active open does) proves that port alone.
+    let bound_only = topo.in_ns(Side::Accel, move || TcpListener::bind((accel, 7643))).unwrap().unwrap();
+    assert!(!steering.vouch(std::io::stdin().as_raw_fd()), "stdin holds no port");
+    assert!(steering.vouch(bound_only.as_raw_fd()));
+    let other_port = Flow::tcp_connection(SocketAddrV4::new(accel, 7644), peer);
+    assert!(matches!(steering.claim(other_port, Datapath::AfPacket), Err(SteeringError::NotBound { .. })));
+    assert!(steering.vouch(bound_only.as_raw_fd()));
+    steering.claim(Flow::tcp_connection(SocketAddrV4::new(accel, 7643), peer), Datapath::AfPacket).unwrap();
+    assert_eq!(steering.entries().len(), 4, "{:?}", steering.entries());
+    assert_eq!(steering.release_all_mine(), 4);
 }

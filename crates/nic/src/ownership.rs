@@ -96,6 +96,18 @@ fn bound(fd: RawFd, netns: u64) -> Option<Bound> {
     Some(Bound { protocol, ip, port })
 }
 
+/// Where the socket `fd` of this process is bound, if it is a UDP or TCP socket that takes IPv4
+/// in the network namespace of cookie `netns` (one getsockname and two getsockopts): for a
+/// caller that knows which socket holds a port.
+pub(crate) fn socket_bound(fd: RawFd, netns: u64) -> Option<(Protocol, Ipv4Addr, u16)> {
+    bound(fd, netns).map(|b| (b.protocol, b.ip, b.port))
+}
+
+/// Whether a socket bound to (`b.0`, `b.1`, `b.2`) reserves (`protocol`, `ip`, `port`).
+pub(crate) fn reserves(b: (Protocol, Ipv4Addr, u16), protocol: Protocol, ip: Ipv4Addr, port: u16) -> bool {
+    covers(Bound { protocol: b.0, ip: b.1, port: b.2 }, protocol, ip, port)
+}
+
 /// Whether one of this process's descriptors is a kernel socket of the network namespace of
 /// cookie `netns` that reserves (`protocol`, `ip`, `port`): bound to that port and to `ip` or
 /// every address (`ip` `UNSPECIFIED`: only a socket bound to every address does). One

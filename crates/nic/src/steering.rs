@@ -29,7 +29,8 @@
 //! port) counts this `Steering`'s live claims on it, and a connection covered by a counted one
 //! (its listener's, or an earlier connection's on the same port) makes no syscall. Every other
 //! claim scans the process's descriptors (`ownership`: one getsockname each until one holds
-//! the port): once per socket for UDP and listeners, once per active open (its new port).
+//! the port): once per socket for UDP and listeners. An active open's caller names its socket
+//! first ([`Steering::vouch`]), so its claim checks that socket alone.
 
 use crate::bpf::{RawFlowKey, RawFlowValue, RawMcastKey, ANCHORS_MAP, FLOWS_MAP, LOCAL_ADDRS_MAP, MCAST_MAP};
 use aya::maps::{HashMap, Map, MapData, MapError};
@@ -546,6 +547,8 @@ pub struct Steering {
     /// (protocol, local address, port) of this `Steering`'s live claims, each with how many
     /// flows claimed on it (claims minus releases): proof of ownership already checked.
     held: std::collections::HashMap<(Protocol, Ipv4Addr, u16), u32>,
+    /// Where the socket named by the last `vouch` is bound: proof for the next claim it covers.
+    vouched: Option<(Protocol, Ipv4Addr, u16)>,
 }
 
 type FlowsMap = HashMap<MapData, RawFlowKey, RawFlowValue>;
@@ -574,6 +577,7 @@ impl Steering {
             anchor: None,
             netns,
             held: std::collections::HashMap::new(),
+            vouched: None,
         };
         steering.map()?;
         // Every process that starts serving flows clears what dead ones left behind.
@@ -662,6 +666,16 @@ impl Steering {
         self.swept_on_open
     }
 
+    /// Names the kernel socket of this process that holds the port of the claim about to be
+    /// made (an active open's, bound by the caller): that claim then checks this one socket
+    /// (one getsockname) instead of scanning every descriptor. False (and no proof) if `fd` is
+    /// no UDP or TCP socket bound in this network namespace. The next claim uses the proof up,
+    /// whatever its flow.
+    pub fn vouch(&mut self, fd: RawFd) -> bool {
+        self.vouched = crate::ownership::socket_bound(fd, self.netns);
+        self.vouched.is_some()
+    }
+
     /// Checks that this process holds `flow`'s port (see the module's "Ownership"): a counted
     /// claim of this `Steering` covers it, or one of the process's kernel sockets does.
     fn check_owner(&self, flow: Flow) -> Result<(), SteeringError> {
@@ -670,6 +684,9 @@ impl Steering {
         // A UDP flow or a listener (claimed once per socket) is always checked against the
         // sockets; a connection (claimed per SYN) may ride on its port's live entries.
         if flow.remote.is_some() && (counted(flow.local_ip) || counted(Ipv4Addr::UNSPECIFIED)) {
+            return Ok(());
+        }
+        if self.vouched.is_some_and(|b| crate::ownership::reserves(b, p, flow.local_ip, flow.local_port)) {
             return Ok(());
         }
         match crate::ownership::process_holds(p, flow.local_ip, flow.local_port, self.netns) {
@@ -699,7 +716,9 @@ impl Steering {
     /// The process must hold the flow's port ([`SteeringError::NotBound`]; see the module's
     /// "Ownership").
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
-        self.check_owner(flow)?;
+        let owned = self.check_owner(flow);
+        self.vouched = None;
+        owned?;
         self.claim_unchecked(flow, datapath)?;
         self.count_claim(flow);
         Ok(())
@@ -738,7 +757,9 @@ impl Steering {
     /// kernel socket holds the port exclusively (bound without SO_REUSEADDR/SO_REUSEPORT): the
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
-        self.check_owner(flow)?;
+        let owned = self.check_owner(flow);
+        self.vouched = None;
+        owned?;
         let token = self.token()?;
         let value =
             RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, cookies: 0, pad: 0, token };
