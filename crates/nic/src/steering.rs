@@ -545,7 +545,7 @@ pub struct Steering {
     /// The network namespace's cookie: the kernel sockets that prove ownership live there.
     netns: u64,
     /// (protocol, local address, port) of this `Steering`'s live claims, each with how many
-    /// flows claimed on it (claims minus releases): proof of ownership already checked.
+    /// entries it wrote there and has not released: proof of ownership already checked.
     held: std::collections::HashMap<(Protocol, Ipv4Addr, u16), u32>,
     /// Where the socket named by the last `vouch` is bound: proof for the next claim it covers.
     vouched: Option<(Protocol, Ipv4Addr, u16)>,
@@ -719,12 +719,14 @@ impl Steering {
         let owned = self.check_owner(flow);
         self.vouched = None;
         owned?;
-        self.claim_unchecked(flow, datapath)?;
-        self.count_claim(flow);
+        if self.claim_unchecked(flow, datapath)? {
+            self.count_claim(flow);
+        }
         Ok(())
     }
 
-    fn claim_unchecked(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
+    /// Writes the entry; true if it was not already this process's.
+    fn claim_unchecked(&mut self, flow: Flow, datapath: Datapath) -> Result<bool, SteeringError> {
         let key = flow.to_raw();
         let token = self.token()?;
         let value =
@@ -733,13 +735,13 @@ impl Steering {
         let anchors = open_anchors(self.dir()).ok();
         for _ in 0..2 {
             match flows.insert(key, value, BPF_NOEXIST) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err(e) if errno(&e) == Some(libc::EEXIST) => {
                     let Ok(existing) = flows.get(&key, 0) else {
                         continue;
                     };
                     if self.mine(&existing) {
-                        return Ok(());
+                        return Ok(false);
                     }
                     if self.value_alive(&existing, anchors.as_ref()) {
                         return Err(SteeringError::Claimed { flow, owner_pid: existing.owner_pid });
@@ -763,11 +765,15 @@ impl Steering {
         let token = self.token()?;
         let value =
             RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, cookies: 0, pad: 0, token };
-        self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
+        let mut flows = self.map()?;
+        let already = flows.get(&flow.to_raw(), 0).is_ok_and(|v| self.mine(&v));
+        flows.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
         })?;
-        self.count_claim(flow);
+        if !already {
+            self.count_claim(flow);
+        }
         Ok(())
     }
 
