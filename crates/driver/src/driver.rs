@@ -188,6 +188,13 @@ impl Driver {
         self.claim_with(flow, false)
     }
 
+    /// Names the kernel socket `fd` that holds the port of the next claim (an active open's:
+    /// its `TcpOpened` claims the connection), so that claim checks it alone instead of every
+    /// descriptor of the process (see `Steering::vouch`).
+    pub fn vouch(&mut self, fd: std::os::fd::RawFd) -> bool {
+        self.steering.vouch(fd)
+    }
+
     /// Claims a flow whose port this process's kernel socket holds exclusively, replacing an
     /// owner that is still exiting (see `Steering::take_over`).
     pub fn claim_exclusive(&mut self, flow: Flow) -> Result<(), SteeringError> {

@@ -44,6 +44,9 @@ fn the_driver_claims_every_kind_of_flow_and_reports_its_anchor_as_internal() {
     topo.in_ns(Side::Accel, move || {
         nic::control::attach(&iface).unwrap();
         let mut driver = Driver::open(&iface).unwrap();
+        // The kernel sockets that hold the port, as an owner's do.
+        let _udp = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 7700)).unwrap();
+        let _tcp = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, 7700)).unwrap();
         let local = SocketAddrV4::new(accel, 7700);
         let flows = [
             Flow::udp(Ipv4Addr::UNSPECIFIED, 7700),

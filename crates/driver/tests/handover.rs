@@ -209,6 +209,9 @@ fn an_accepted_connection_moves_with_the_fins_already_exchanged() {
             let l = driver.stack().tcp_open();
             driver.stack().tcp_bind(l, listen_at).unwrap();
             driver.stack().tcp_listen(l, 8).unwrap();
+            // The kernel socket reserves the port, as the preload library's listener does.
+            // SAFETY: a descriptor we just made and own from here.
+            let _port = unsafe { std::os::fd::OwnedFd::from_raw_fd(kernel_socket(Some(listen_at))) };
             driver.claim(Flow::tcp_listener(accel, 7300)).unwrap();
             let mut conn = None;
             assert!(drive(&mut driver, |d| {

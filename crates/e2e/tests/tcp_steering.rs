@@ -63,11 +63,12 @@ fn ring_segments(port: &mut AfPacketPort, window: Duration) -> Vec<Segment> {
     out
 }
 
-/// A kernel listener on the accel side and `n` kernel connections to it from the peer:
-/// (peer end, accel end) pairs.
+/// A kernel listener on the accel side (on every address: it is also what holds the port for
+/// this process's claims) and `n` kernel connections to it from the peer: (peer end, accel end)
+/// pairs.
 fn connections(topo: &Topology, port: u16, n: usize) -> (TcpListener, Vec<(TcpStream, TcpStream)>) {
     let accel_ip = topo.accel.ip;
-    let listener = topo.in_ns(Side::Accel, move || TcpListener::bind((accel_ip, port))).unwrap().unwrap();
+    let listener = topo.in_ns(Side::Accel, move || TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))).unwrap().unwrap();
     let mut pairs = Vec::new();
     for _ in 0..n {
         let client = topo.in_ns(Side::Peer, move || TcpStream::connect((accel_ip, port))).unwrap().unwrap();
@@ -221,14 +222,8 @@ fn a_killed_owners_connection_is_reset_by_the_kernel_at_the_peers_next_segment_a
     let local = SocketAddrV4::new(topo.accel.ip, PORT);
     let peer = v4(client.local_addr().unwrap());
 
-    // Another process owns the connection (as the stack would, after accepting it).
-    let (l, r) = (local.to_string(), peer.to_string());
-    let mut owner = topo.spawn(Side::Accel, &[CLAIM, &topo.accel.iface, "tcp-conn", &l, &r], T).unwrap();
-    let line = owner.wait_for_line("ready", T).unwrap();
-    let pid: u32 = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("ready PID");
-
     // The accel kernel forgets the connection without a word (TCP_REPAIR, then close): from
-    // here on only the owner knows it, as for a connection of the stack's.
+    // here on only its next owner knows it, as for a connection of the stack's.
     const TCP_REPAIR: libc::c_int = 19;
     let on: libc::c_int = 1;
     // SAFETY: setsockopt on a socket we own, with an int we own.
@@ -244,6 +239,13 @@ fn a_killed_owners_connection_is_reset_by_the_kernel_at_the_peers_next_segment_a
     assert_eq!(rc, 0, "TCP_REPAIR: {}", std::io::Error::last_os_error());
     drop(server);
     drop(listener);
+
+    // Another process owns the connection (as the stack would, after accepting it): it holds
+    // the port with a kernel socket of its own, and claims the 4-tuple.
+    let (l, r) = (local.to_string(), peer.to_string());
+    let mut owner = topo.spawn(Side::Accel, &[CLAIM, &topo.accel.iface, "tcp-conn", &l, &r], T).unwrap();
+    let line = owner.wait_for_line("ready", T).unwrap();
+    let pid: u32 = line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("ready PID");
     let rsts = || topo.counter(Side::Accel, "TcpOutRsts").unwrap();
     let rsts0 = rsts();
 
@@ -280,6 +282,8 @@ fn an_entry_whose_anchor_is_gone_is_swept_though_its_pid_lives() {
     let topo = attached();
     let iface = topo.accel.iface.clone();
     let (mut steering, _ring) = owner(&topo);
+    // The port is this process's: a kernel socket holds it.
+    let _port = topo.in_ns(Side::Accel, || TcpListener::bind((Ipv4Addr::UNSPECIFIED, 7630))).unwrap().unwrap();
     let flow = Flow::tcp_listener(Ipv4Addr::UNSPECIFIED, 7630);
     steering.claim(flow, Datapath::AfPacket).unwrap();
     let token = steering.anchor().unwrap().token();
@@ -377,4 +381,96 @@ fn a_listener_marked_for_syn_cookies_takes_bare_acks_of_no_connection_and_spares
     // The kernel connection on the port still works both ways (its ACKs have a kernel socket).
     exchange(&mut client, &mut server, 256 << 10, "a kernel connection on a listener sending cookies");
     steering.release(flow).unwrap();
+}
+
+/// Issue 22: a process only claims a port its own kernel socket holds. A kernel program in the
+/// accel namespace holds UDP 7640 and TCP 7641; another process's claims for them (steer-claim
+/// without a socket of its own, this test binary) are refused with `NotBound`, naming the flow,
+/// and write nothing. Once the program is gone and this process binds the ports itself, its
+/// claims succeed, each as far as its socket reaches: a socket on one address does not hold
+/// every address, a socket in another namespace holds nothing here, and a connection rides on
+/// its listener's port.
+#[test]
+fn a_claim_for_a_port_this_process_has_not_bound_is_refused() {
+    use nic::steering::SteeringError;
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let accel = topo.accel.ip;
+    let holder = "import socket,time\n\
+                  u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.bind(('0.0.0.0',7640))\n\
+                  t=socket.create_server(('0.0.0.0',7641))\n\
+                  print('ready',flush=True); time.sleep(60)";
+    let mut kernel = topo.spawn(Side::Accel, &["python3", "-c", holder], T).unwrap();
+    kernel.wait_for_line("ready", T).unwrap();
+
+    // Another process, without a socket of its own on the port: refused, with the reason.
+    let argv = [CLAIM, &topo.accel.iface, "udp", "0.0.0.0", "7640", "--no-bind"];
+    let out = topo.spawn(Side::Accel, &argv, T).unwrap().finish(T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "steer-claim claimed another process's port");
+    assert!(
+        err.contains("cannot claim udp *:7640: no UDP socket of this process is bound to port 7640 on every address"),
+        "{err}"
+    );
+
+    // This process, likewise, for each kind of flow.
+    let (mut steering, _ring) = owner(&topo);
+    let peer = SocketAddrV4::new(topo.peer.ip, 40_000);
+    for flow in [
+        Flow::udp(Ipv4Addr::UNSPECIFIED, 7640),
+        Flow::udp(accel, 7640),
+        Flow::tcp_listener(Ipv4Addr::UNSPECIFIED, 7641),
+        Flow::tcp_connection(SocketAddrV4::new(accel, 7641), peer),
+    ] {
+        match steering.claim(flow, Datapath::AfPacket) {
+            Err(SteeringError::NotBound { flow: f }) => assert_eq!(f, flow),
+            other => panic!("a claim of {flow} (another process's port) gave {other:?}"),
+        }
+        match steering.take_over(flow, Datapath::AfPacket) {
+            Err(SteeringError::NotBound { .. }) => {}
+            other => panic!("a take-over of {flow} gave {other:?}"),
+        }
+    }
+    assert!(steering.entries().is_empty(), "a refused claim wrote an entry: {:?}", steering.entries());
+    kernel.kill();
+
+    // A socket in another namespace holds nothing here.
+    let _elsewhere = topo.in_ns(Side::Peer, || std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 7640))).unwrap();
+    assert!(matches!(
+        steering.claim(Flow::udp(Ipv4Addr::UNSPECIFIED, 7640), Datapath::AfPacket),
+        Err(SteeringError::NotBound { .. })
+    ));
+
+    // Its own sockets: the UDP port on every address; TCP on the accel address only.
+    let mut udp = None;
+    testbed::poll_until(T, "the kernel program's port to be free", || {
+        udp = topo.in_ns(Side::Accel, || std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 7640))).unwrap().ok();
+        Ok(udp.is_some())
+    })
+    .unwrap();
+    let _tcp = topo.in_ns(Side::Accel, move || TcpListener::bind((accel, 7641))).unwrap().unwrap();
+    steering.claim(Flow::udp(Ipv4Addr::UNSPECIFIED, 7640), Datapath::AfPacket).unwrap();
+    let listener = Flow::tcp_listener(accel, 7641);
+    steering.claim(listener, Datapath::AfPacket).unwrap();
+    let err = steering.claim(Flow::tcp_listener(Ipv4Addr::UNSPECIFIED, 7641), Datapath::AfPacket).unwrap_err();
+    assert!(err.to_string().contains("no TCP socket of this process is bound to port 7641 on every address"), "{err}");
+    // A connection on the listener's port rides on it; one on a port nobody holds does not.
+    steering.claim(Flow::tcp_connection(SocketAddrV4::new(accel, 7641), peer), Datapath::AfPacket).unwrap();
+    let stray = Flow::tcp_connection(SocketAddrV4::new(accel, 7642), peer);
+    let err = steering.claim(stray, Datapath::AfPacket).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&format!("cannot claim tcp {accel}:7642 <-> {peer}: no TCP socket of this process is bound to port 7642 on {accel} or every address")),
+        "{err}"
+    );
+    // Naming the socket that holds a port (as an active open does) proves that port alone.
+    let bound_only = topo.in_ns(Side::Accel, move || TcpListener::bind((accel, 7643))).unwrap().unwrap();
+    assert!(!steering.vouch(std::io::stdin().as_raw_fd()), "stdin holds no port");
+    assert!(steering.vouch(bound_only.as_raw_fd()));
+    let other_port = Flow::tcp_connection(SocketAddrV4::new(accel, 7644), peer);
+    assert!(matches!(steering.claim(other_port, Datapath::AfPacket), Err(SteeringError::NotBound { .. })));
+    assert!(steering.vouch(bound_only.as_raw_fd()));
+    steering.claim(Flow::tcp_connection(SocketAddrV4::new(accel, 7643), peer), Datapath::AfPacket).unwrap();
+    assert_eq!(steering.entries().len(), 4, "{:?}", steering.entries());
+    assert_eq!(steering.release_all_mine(), 4);
 }

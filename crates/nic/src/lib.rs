@@ -20,6 +20,7 @@ pub mod fdplace;
 mod gso_tx;
 mod ifindex;
 pub mod memory;
+mod ownership;
 mod port;
 mod rng;
 pub mod select;

@@ -16,6 +16,21 @@
 //! A UDP flow's owner must also keep a kernel socket bound to the flow's port for as long as it
 //! serves it: that socket reserves the port, and the tc program takes its absence as the
 //! owner's death (unchanged from before anchors).
+//!
+//! Ownership. A process may only claim a port its own kernel socket holds (issue 22): a claim
+//! of a UDP flow or a TCP listener needs a UDP (TCP) socket of this process, in this network
+//! namespace, bound to the flow's port and to its address or every address (a flow for every
+//! address needs a socket bound to every address); otherwise it is refused with
+//! [`SteeringError::NotBound`]. A TCP connection rides on its local port: an accepted one on
+//! its listener's, an active open on the port its socket's bind reserved; so a connection
+//! needs a TCP socket of this process bound to its local port and address (or every address),
+//! or a live entry of this `Steering` on that TCP port and address (or the wildcard). The
+//! second is the cache that keeps the check off the per-SYN path: each (protocol, address,
+//! port) counts this `Steering`'s live claims on it, and a connection covered by a counted one
+//! (its listener's, or an earlier connection's on the same port) makes no syscall. Every other
+//! claim scans the process's descriptors (`ownership`: one getsockname each until one holds
+//! the port): once per socket for UDP and listeners. An active open's caller names its socket
+//! first ([`Steering::vouch`]), so its claim checks that socket alone.
 
 use crate::bpf::{RawFlowKey, RawFlowValue, RawMcastKey, ANCHORS_MAP, FLOWS_MAP, LOCAL_ADDRS_MAP, MCAST_MAP};
 use aya::maps::{HashMap, Map, MapData, MapError};
@@ -468,6 +483,11 @@ pub enum SteeringError {
     },
     /// The flows map is full.
     Full,
+    /// No kernel socket of this process holds the flow's port (see the module's "Ownership").
+    NotBound {
+        /// The flow.
+        flow: Flow,
+    },
     /// Any other failure of the BPF syscalls.
     Bpf(String),
 }
@@ -482,6 +502,22 @@ impl fmt::Display for SteeringError {
                 write!(f, "{flow} is already served by pid {owner_pid}")
             }
             SteeringError::Full => write!(f, "the flows map is full"),
+            SteeringError::NotBound { flow } => {
+                let proto = match flow.protocol {
+                    Protocol::Udp => "UDP",
+                    Protocol::Tcp => "TCP",
+                };
+                let addr = if flow.local_ip.is_unspecified() {
+                    "every address".to_string()
+                } else {
+                    format!("{} or every address", flow.local_ip)
+                };
+                write!(
+                    f,
+                    "cannot claim {flow}: no {proto} socket of this process is bound to port {} on {addr} in this network namespace; a process only steers a port its own kernel socket holds",
+                    flow.local_port
+                )
+            }
             SteeringError::Bpf(msg) => write!(f, "{msg}"),
         }
     }
@@ -506,6 +542,13 @@ pub struct Steering {
     pid: u32,
     swept_on_open: usize,
     anchor: Option<Anchor>,
+    /// The network namespace's cookie: the kernel sockets that prove ownership live there.
+    netns: u64,
+    /// (protocol, local address, port) of this `Steering`'s live claims, each with how many
+    /// entries it wrote there and has not released: proof of ownership already checked.
+    held: std::collections::HashMap<(Protocol, Ipv4Addr, u16), u32>,
+    /// Where the socket named by the last `vouch` is bound: proof for the next claim it covers.
+    vouched: Option<(Protocol, Ipv4Addr, u16)>,
 }
 
 type FlowsMap = HashMap<MapData, RawFlowKey, RawFlowValue>;
@@ -521,13 +564,21 @@ impl Steering {
     /// anchor is made until the first claim (or [`Steering::anchor_fd`]), so inspecting costs
     /// no socket.
     pub fn open(iface: &str) -> Result<Steering, SteeringError> {
-        let dir =
-            state_dir(iface).map_err(|e| SteeringError::Bpf(format!("cannot read our network namespace: {e}")))?;
-        let path = dir.join(FLOWS_MAP);
+        let netns =
+            netns_cookie().map_err(|e| SteeringError::Bpf(format!("cannot read our network namespace: {e}")))?;
+        let path = PathBuf::from(BPFFS).join(netns.to_string()).join(iface).join(FLOWS_MAP);
         if !path.exists() {
             return Err(SteeringError::NotAttached { iface: iface.to_string() });
         }
-        let mut steering = Steering { path, pid: std::process::id(), swept_on_open: 0, anchor: None };
+        let mut steering = Steering {
+            path,
+            pid: std::process::id(),
+            swept_on_open: 0,
+            anchor: None,
+            netns,
+            held: std::collections::HashMap::new(),
+            vouched: None,
+        };
         steering.map()?;
         // Every process that starts serving flows clears what dead ones left behind.
         steering.swept_on_open = steering.sweep().len();
@@ -615,10 +666,67 @@ impl Steering {
         self.swept_on_open
     }
 
+    /// Names the kernel socket of this process that holds the port of the claim about to be
+    /// made (an active open's, bound by the caller): that claim then checks this one socket
+    /// (one getsockname) instead of scanning every descriptor. False (and no proof) if `fd` is
+    /// no UDP or TCP socket bound in this network namespace. The next claim uses the proof up,
+    /// whatever its flow.
+    pub fn vouch(&mut self, fd: RawFd) -> bool {
+        self.vouched = crate::ownership::socket_bound(fd, self.netns);
+        self.vouched.is_some()
+    }
+
+    /// Checks that this process holds `flow`'s port (see the module's "Ownership"): a counted
+    /// claim of this `Steering` covers it, or one of the process's kernel sockets does.
+    fn check_owner(&self, flow: Flow) -> Result<(), SteeringError> {
+        let p = flow.protocol;
+        let counted = |ip: Ipv4Addr| self.held.get(&(p, ip, flow.local_port)).is_some_and(|n| *n > 0);
+        // A UDP flow or a listener (claimed once per socket) is always checked against the
+        // sockets; a connection (claimed per SYN) may ride on its port's live entries.
+        if flow.remote.is_some() && (counted(flow.local_ip) || counted(Ipv4Addr::UNSPECIFIED)) {
+            return Ok(());
+        }
+        if self.vouched.is_some_and(|b| crate::ownership::reserves(b, p, flow.local_ip, flow.local_port)) {
+            return Ok(());
+        }
+        match crate::ownership::process_holds(p, flow.local_ip, flow.local_port, self.netns) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(SteeringError::NotBound { flow }),
+            Err(e) => Err(SteeringError::Bpf(format!("cannot claim {flow}: cannot list this process's sockets: {e}"))),
+        }
+    }
+
+    fn count_claim(&mut self, flow: Flow) {
+        *self.held.entry((flow.protocol, flow.local_ip, flow.local_port)).or_insert(0) += 1;
+    }
+
+    fn count_release(&mut self, flow: Flow) {
+        let key = (flow.protocol, flow.local_ip, flow.local_port);
+        if let Some(n) = self.held.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(&key);
+            }
+        }
+    }
+
     /// Claims `flow` (any of the three kinds) for this process, with its anchor's token. A
     /// stale entry of a dead owner (pid gone or anchor gone) is replaced; a live owner's is not
     /// ([`SteeringError::Claimed`]). Claiming a flow this process already owns succeeds.
+    /// The process must hold the flow's port ([`SteeringError::NotBound`]; see the module's
+    /// "Ownership").
     pub fn claim(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
+        let owned = self.check_owner(flow);
+        self.vouched = None;
+        owned?;
+        if self.claim_unchecked(flow, datapath)? {
+            self.count_claim(flow);
+        }
+        Ok(())
+    }
+
+    /// Writes the entry; true if it was not already this process's.
+    fn claim_unchecked(&mut self, flow: Flow, datapath: Datapath) -> Result<bool, SteeringError> {
         let key = flow.to_raw();
         let token = self.token()?;
         let value =
@@ -627,13 +735,13 @@ impl Steering {
         let anchors = open_anchors(self.dir()).ok();
         for _ in 0..2 {
             match flows.insert(key, value, BPF_NOEXIST) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(true),
                 Err(e) if errno(&e) == Some(libc::EEXIST) => {
                     let Ok(existing) = flows.get(&key, 0) else {
                         continue;
                     };
                     if self.mine(&existing) {
-                        return Ok(());
+                        return Ok(false);
                     }
                     if self.value_alive(&existing, anchors.as_ref()) {
                         return Err(SteeringError::Claimed { flow, owner_pid: existing.owner_pid });
@@ -651,18 +759,28 @@ impl Steering {
     /// kernel socket holds the port exclusively (bound without SO_REUSEADDR/SO_REUSEPORT): the
     /// kernel then guarantees no other live socket has it, so the other owner is exiting.
     pub fn take_over(&mut self, flow: Flow, datapath: Datapath) -> Result<(), SteeringError> {
+        let owned = self.check_owner(flow);
+        self.vouched = None;
+        owned?;
         let token = self.token()?;
         let value =
             RawFlowValue { owner_pid: self.pid, datapath: datapath.number(), shared: 0, cookies: 0, pad: 0, token };
-        self.map()?.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
+        let mut flows = self.map()?;
+        let already = flows.get(&flow.to_raw(), 0).is_ok_and(|v| self.mine(&v));
+        flows.insert(flow.to_raw(), value, 0).map_err(|e| match errno(&e) {
             Some(libc::E2BIG) => SteeringError::Full,
             _ => SteeringError::Bpf(format!("cannot claim {flow}: {e}")),
-        })
+        })?;
+        if !already {
+            self.count_claim(flow);
+        }
+        Ok(())
     }
 
     /// Releases `flow` (any of the three kinds) if this process (this `Steering`'s anchor) owns
     /// it; another owner's entry, a fork parent's included, is left alone.
     pub fn release(&mut self, flow: Flow) -> Result<(), SteeringError> {
+        self.count_release(flow);
         let key = flow.to_raw();
         let mut flows = self.map()?;
         match flows.get(&key, 0) {

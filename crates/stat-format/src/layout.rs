@@ -376,6 +376,12 @@ pub struct ProcessInfo {
     pub drops_no_buffer: u64,
     /// IP packets handed to the kernel (IPPROTO_RAW) because the neighbour was unknown.
     pub to_kernel: u64,
+    /// Frames dropped as malformed: an IPv4, UDP, TCP or ICMP header too short, or lengths
+    /// that the frame contradicts (truncated, oversized claims); cannot be told to a socket.
+    pub drops_malformed: u64,
+    /// IPv4 fragments dropped: overlapping, reaching past 64 KiB, over the reassembly limits,
+    /// or left incomplete until they expired.
+    pub drops_fragments: u64,
 }
 
 impl ProcessInfo {
@@ -391,6 +397,8 @@ impl ProcessInfo {
         v[7] = self.drops_checksum;
         v[8] = self.drops_no_buffer;
         v[9] = self.to_kernel;
+        v[10] = self.drops_malformed;
+        v[11] = self.drops_fragments;
         v
     }
 
@@ -408,6 +416,8 @@ impl ProcessInfo {
             drops_checksum: v[7],
             drops_no_buffer: v[8],
             to_kernel: v[9],
+            drops_malformed: v[10],
+            drops_fragments: v[11],
         }
     }
 
@@ -542,6 +552,8 @@ mod tests {
             drops_checksum: 1,
             drops_no_buffer: 2,
             to_kernel: 3,
+            drops_malformed: 4,
+            drops_fragments: 5,
         };
         region.set_process(&p);
         region.init();

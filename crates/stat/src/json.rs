@@ -85,6 +85,8 @@ pub fn object(e: &Entry) -> String {
     field("paws_rejected", r.paws_rejected.to_string());
     field("process_drops_checksum", p.drops_checksum.to_string());
     field("process_drops_no_buffer", p.drops_no_buffer.to_string());
+    field("process_drops_malformed", p.drops_malformed.to_string());
+    field("process_drops_fragments", p.drops_fragments.to_string());
     field("netns_cookie", p.netns_cookie.to_string());
     s.push('}');
     s

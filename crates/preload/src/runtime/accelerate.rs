@@ -446,6 +446,8 @@ pub fn accelerate_tcp_connect(fd: i32, local: SocketAddrV4, remote: SocketAddrV4
     let handle = stack.tcp_open();
     let defaults = stack.tcp_options(handle).map_err(|e| NotAccelerated::Failed(e.to_string()))?;
     let options = tcp_options_of(fd, defaults, stack.tcp_config());
+    // The kernel socket holds the port: the connection's claim checks it alone.
+    rt.driver.vouch(fd);
     let started = rt.driver.tcp(|stack, now| {
         stack.tcp_set_options(handle, options, now)?;
         stack.tcp_bind(handle, local)?;

@@ -96,13 +96,23 @@ pub(super) fn open(netns_fd: i32) {
     open_comm();
     // SAFETY: as in `region`: a fresh mapping of FILE_BYTES.
     let Some(r) = (unsafe { Region::from_raw(ptr, FILE_BYTES) }) else { return };
-    r.set_process(&ProcessInfo { netns_cookie: netns_cookie(netns_fd), ..process_info(0, 0, 0, 0) });
+    r.set_process(&ProcessInfo { netns_cookie: netns_cookie(netns_fd), ..process_info(0, Drops::default()) });
     r.init();
     REGION.store(ptr, Ordering::Release);
 }
 
+/// The counters of the whole process that its header publishes.
+#[derive(Default)]
+struct Drops {
+    checksum: u64,
+    no_buffer: u64,
+    to_kernel: u64,
+    malformed: u64,
+    fragments: u64,
+}
+
 /// The process header with the given counters.
-fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64, to_kernel: u64) -> ProcessInfo {
+fn process_info(high_water: u32, d: Drops) -> ProcessInfo {
     // The process's name, not this thread's (the worker calls this too, and is "exasock").
     let mut comm = [0u8; 16];
     let fd = COMM_FD.load(Ordering::Relaxed);
@@ -123,9 +133,11 @@ fn process_info(high_water: u32, drops_checksum: u64, drops_no_buffer: u64, to_k
         uid,
         comm,
         high_water,
-        drops_checksum,
-        drops_no_buffer,
-        to_kernel,
+        drops_checksum: d.checksum,
+        drops_no_buffer: d.no_buffer,
+        to_kernel: d.to_kernel,
+        drops_malformed: d.malformed,
+        drops_fragments: d.fragments,
     }
 }
 
@@ -297,10 +309,15 @@ fn index_of(id: u32) -> usize {
 /// Publishes the header: how far records go, and the counters of the whole process.
 fn publish_header(rt: &mut Runtime, r: &Region<'_>) {
     let st = *rt.driver.stack().stats();
-    let checksum = st.ip_bad_checksum + st.udp_bad_checksum + st.tcp_bad_checksum;
     rt.driver.refresh_port_stats();
-    let no_buffer = rt.driver.port_stats().rx_dropped;
-    r.set_process(&process_info(rt.slots.len() as u32, checksum, no_buffer, st.tx_to_kernel));
+    let drops = Drops {
+        checksum: st.ip_bad_checksum + st.udp_bad_checksum + st.tcp_bad_checksum,
+        no_buffer: rt.driver.port_stats().rx_dropped,
+        to_kernel: st.tx_to_kernel,
+        malformed: st.ip_malformed + st.udp_malformed + st.tcp_malformed + st.icmp_malformed,
+        fragments: st.frag_dropped,
+    };
+    r.set_process(&process_info(rt.slots.len() as u32, drops));
 }
 
 /// Slot `id` turned accelerated behind `fd` (under the lock): listed at once.
