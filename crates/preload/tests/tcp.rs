@@ -1295,7 +1295,7 @@ print("seconds %.3f" % (time.monotonic() - t), flush=True)
 /// (loss, and loss with reordering, on the data's way), 256 MiB each run, five runs each;
 /// prints the median seconds and MB/s per case.
 #[test]
-#[ignore]
+#[ignore = "a benchmark (minutes of transfers), not a check: run it with --ignored"]
 fn bench_cubic_against_newreno_through_an_impaired_link() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();
