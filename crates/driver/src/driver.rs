@@ -343,6 +343,7 @@ impl Driver {
         let mut fds = vec![self.netlink.as_fd().as_raw_fd(), self.monitor.fd(), self.kernel.fd()];
         fds.extend(self.port.internal_fds());
         fds.extend(self.steering.anchor().map(|a| a.fd()));
+        fds.extend(self.steering.flows_fd());
         fds
     }
 

@@ -12,6 +12,22 @@ pub fn set_base(base: Option<i32>) {
     BASE.store(base.unwrap_or(-1), Ordering::Relaxed);
 }
 
+/// A duplicate of `fd` at or above the base (close-on-exec): unlike `try_clone`, it never
+/// takes, even for a moment, a low number a program may be about to reuse.
+pub fn dup_placed(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let base = BASE.load(Ordering::Relaxed);
+    if base < 0 {
+        return fd.try_clone_to_owned();
+    }
+    // SAFETY: F_DUPFD_CLOEXEC of a descriptor the caller keeps open; the result is checked.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, base) };
+    if dup < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(dup) })
+}
+
 /// Moves `fd` to the lowest free number at or above the base (close-on-exec), if one is set.
 pub fn place(fd: OwnedFd) -> io::Result<OwnedFd> {
     let base = BASE.load(Ordering::Relaxed);

@@ -549,6 +549,12 @@ pub struct Steering {
     held: std::collections::HashMap<(Protocol, Ipv4Addr, u16), u32>,
     /// Where the socket named by the last `vouch` is bound: proof for the next claim it covers.
     vouched: Option<(Protocol, Ipv4Addr, u16)>,
+    /// The flows map, opened once and kept above the program's descriptors: each operation
+    /// works on a duplicate made there. Opening it anew each time took the lowest free number
+    /// for a moment, from whatever thread released a flow (the worker, after a close in a
+    /// signal handler), and a program's call on the number it had just closed found a BPF map
+    /// there (ENOTSOCK instead of EBADF; the C suite's handler-close case saw it).
+    flows_fd: std::sync::OnceLock<OwnedFd>,
 }
 
 type FlowsMap = HashMap<MapData, RawFlowKey, RawFlowValue>;
@@ -578,6 +584,7 @@ impl Steering {
             netns,
             held: std::collections::HashMap::new(),
             vouched: None,
+            flows_fd: std::sync::OnceLock::new(),
         };
         steering.map()?;
         // Every process that starts serving flows clears what dead ones left behind.
@@ -586,8 +593,19 @@ impl Steering {
     }
 
     fn map(&self) -> Result<FlowsMap, SteeringError> {
-        let data = MapData::from_pin(&self.path)
-            .map_err(|e| SteeringError::Bpf(format!("cannot open {}: {e}", self.path.display())))?;
+        let cannot = |e: &dyn fmt::Display| SteeringError::Bpf(format!("cannot open {}: {e}", self.path.display()));
+        let kept = match self.flows_fd.get() {
+            Some(fd) => fd,
+            None => {
+                let data = MapData::from_pin(&self.path).map_err(|e| cannot(&e))?;
+                let placed = crate::fdplace::dup_placed(data.fd().as_fd()).map_err(|e| cannot(&e))?;
+                drop(data);
+                let _ = self.flows_fd.set(placed);
+                self.flows_fd.get().ok_or_else(|| cannot(&"lost"))?
+            }
+        };
+        let dup = crate::fdplace::dup_placed(kept.as_fd()).map_err(|e| cannot(&e))?;
+        let data = MapData::from_fd(dup).map_err(|e| cannot(&e))?;
         HashMap::try_from(Map::HashMap(data)).map_err(|e| {
             SteeringError::Bpf(format!(
                 "{} is not the flows map ({e}): the interface was attached by another exasock version; run `exasock-ctl detach` and `attach` again",
@@ -648,6 +666,11 @@ impl Steering {
             (0, _) | (_, None) => true,
             (t, Some(m)) => anchor_present(m, t).unwrap_or(true),
         }
+    }
+
+    /// The flows map's kept descriptor (see `flows_fd`), once opened: one of exasock's own.
+    pub fn flows_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.flows_fd.get().map(|fd| fd.as_raw_fd())
     }
 
     /// Whether the interface is still attached (its pinned flows map is there): `exasock-ctl
