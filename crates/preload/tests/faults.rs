@@ -425,7 +425,7 @@ print("ok" if got == data else "differs after %d of %d bytes" % (len(got), size)
 /// ACKs as acknowledging unsent data), seen since the TCP part 3 merge. Run it with
 /// `--ignored`; the session note has the capture's analysis.
 #[test]
-#[ignore = "stalls about one run in eight over AF_PACKET (kernel peer rejects our ACKs); see the session 7 note"]
+#[ignore = "about one run in four over AF_PACKET a segment reaches the accelerated kernel, which resets the connection; see the session 7 note"]
 fn tcp_through_loss_duplication_and_reordering_arrives_byte_exact_as_server_and_client() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();

@@ -101,15 +101,31 @@ impl Connection {
         if self.ack.now || self.ack.dupacks_owed > 0 {
             // One pure ACK per out-of-order segment (a data segment is no duplicate ACK).
             self.ack.dupacks_owed = self.ack.dupacks_owed.saturating_sub(1);
-            // snd_max, not snd_nxt: after a timeout snd_nxt went back, and an ACK carrying an
-            // old sequence number would fail the peer's window check and be ignored.
-            let seq = self.snd.max;
+            let seq = self.acceptable_seq();
             return self.emit(now, buf, seq, Some(self.rcv.nxt), TcpFlags::empty(), 0, TcpOptions::NONE, 0, false);
         }
         // Nothing more to send: a buffer left empty is given back once the connection is quiet.
         self.snd.push = false;
         self.arm_buffer_release();
         None
+    }
+
+    /// The sequence number of a segment without data (Linux's tcp_acceptable_seq): snd_max,
+    /// not snd_nxt (after a timeout snd_nxt went back, and an ACK carrying an old sequence
+    /// number fails the peer's window check), unless snd_max lies past the right edge of the
+    /// peer's window: then that edge. A peer whose buffer filled drops data it had offered room
+    /// for; an ACK numbered beyond its window is discarded unread (only a duplicate ACK comes
+    /// back), so our acknowledgments never reach it, its send buffer never drains, its
+    /// application stops reading and both ends stall (the TAP interop's 100 MiB echo did).
+    pub(crate) fn acceptable_seq(&self) -> Seq {
+        let wnd_end = self.snd.una + self.snd.wnd;
+        let beyond = self.snd.max.diff(wnd_end);
+        // Within one unit of the peer's window scale: its rounding, not a closed window.
+        if beyond <= 0 || (beyond as u32) < (1u32 << self.snd.wscale.min(14)) {
+            self.snd.max
+        } else {
+            wnd_end
+        }
     }
 
     /// Whether we know the peer's sequence numbers (a RST then carries an ACK).
