@@ -130,40 +130,6 @@ fn a_route_through_a_gateway_is_honoured() {
     assert!(counter(&report, "tx_frames") >= 4, "{report}");
 }
 
-/// Sends raw Ethernet frames out of the peer's interface (AF_PACKET), as a hostile host would.
-fn send_raw_frames(topo: &Topology, frames: Vec<Vec<u8>>) {
-    let iface = topo.peer.iface.clone();
-    topo.in_ns(Side::Peer, move || {
-        let name = std::ffi::CString::new(iface).unwrap();
-        // SAFETY: plain socket calls with buffers we own.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
-            sll.sll_halen = 6;
-            for f in &frames {
-                sll.sll_addr[..6].copy_from_slice(&f[..6]);
-                let r = libc::sendto(
-                    fd,
-                    f.as_ptr().cast(),
-                    f.len(),
-                    0,
-                    (&sll as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                );
-                if r < 0 {
-                    // The qdisc may push back under a flood: wait and go on.
-                    std::thread::sleep(Duration::from_micros(50));
-                }
-            }
-            libc::close(fd);
-        }
-    })
-    .unwrap();
-}
-
 fn ip_checksum(header: &[u8]) -> u16 {
     let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
     while sum > 0xffff {
@@ -245,7 +211,7 @@ fn a_flood_of_bogus_fragments_and_malformed_frames_leaves_memory_bounded_and_the
         cut[16..18].copy_from_slice(&1400u16.to_be_bytes());
         frames.push(cut);
     }
-    send_raw_frames(&topo, frames);
+    topo.send_raw_frames(Side::Peer, frames, Duration::ZERO).unwrap();
 
     // Ordinary datagrams still echo, and the memory the stack uses did not grow with the flood.
     for _ in 0..20 {

@@ -1033,43 +1033,6 @@ fn an_accelerated_sender_facing_a_zero_window_blocks_probes_and_completes_when_t
     assert!(String::from_utf8_lossy(&out.stderr).contains("enabled bypass"), "not accelerated");
 }
 
-/// Sends raw Ethernet frames out of the peer's interface (AF_PACKET), as a hostile host would.
-fn send_raw_frames(topo: &Topology, frames: Vec<Vec<u8>>) {
-    let iface = topo.peer.iface.clone();
-    topo.in_ns(Side::Peer, move || {
-        let name = std::ffi::CString::new(iface).unwrap();
-        // SAFETY: plain socket calls with buffers we own.
-        unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-            sll.sll_family = libc::AF_PACKET as u16;
-            sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
-            sll.sll_halen = 6;
-            for f in &frames {
-                sll.sll_addr[..6].copy_from_slice(&f[..6]);
-                let sent = |_| {
-                    libc::sendto(
-                        fd,
-                        f.as_ptr().cast(),
-                        f.len(),
-                        0,
-                        (&sll as *const libc::sockaddr_ll).cast(),
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    ) >= 0
-                };
-                // The qdisc may push back: wait and try again, so every frame goes out.
-                if !(0..100).any(sent) {
-                    panic!("sendto: {}", std::io::Error::last_os_error());
-                }
-                std::thread::sleep(Duration::from_micros(20));
-            }
-            libc::close(fd);
-        }
-    })
-    .unwrap();
-}
-
 /// An Ethernet + IPv4 frame from the peer to the accel side with protocol `proto`, `l4` as IP
 /// payload, the identification and fragment field given, and a correct header checksum.
 fn ipv4_frame(topo: &Topology, proto: u8, ident: u16, frag: u16, l4: &[u8]) -> Vec<u8> {
@@ -1255,9 +1218,9 @@ fn hostile_fragments_and_lying_lengths_are_dropped_counted_and_harm_no_stream_or
     echoes.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
     let sent = frames.len();
     let (frames_a, frames_b) = frames.split_at(sent / 2);
-    send_raw_frames(&topo, frames_a.to_vec());
+    topo.send_raw_frames(Side::Peer, frames_a.to_vec(), Duration::from_micros(20)).unwrap();
     assert!(udp_echo_from_peer(&topo, to, b"between", T), "no echo between the floods");
-    send_raw_frames(&topo, frames_b.to_vec());
+    topo.send_raw_frames(Side::Peer, frames_b.to_vec(), Duration::from_micros(20)).unwrap();
 
     // Datagrams still echo byte-exact, the stream went on and still goes, the server lives.
     for n in 0..20u8 {

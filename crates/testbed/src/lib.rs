@@ -248,6 +248,55 @@ impl Topology {
         in_netns(&self.host(side).netns, f)
     }
 
+    /// Sends raw Ethernet frames out of `side`'s interface (AF_PACKET), as a hostile host
+    /// would: every frame goes out (when the qdisc pushes back, it waits and tries again), `gap`
+    /// apart (zero: a flood).
+    pub fn send_raw_frames(&self, side: Side, frames: Vec<Vec<u8>>, gap: Duration) -> io::Result<()> {
+        let iface = self.host(side).iface.clone();
+        self.in_ns(side, move || -> io::Result<()> {
+            let name = std::ffi::CString::new(iface).map_err(io::Error::other)?;
+            // SAFETY: plain socket calls on a socket of our own, with buffers we own.
+            unsafe {
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+                sll.sll_family = libc::AF_PACKET as u16;
+                sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+                sll.sll_halen = 6;
+                let mut result = Ok(());
+                for f in frames.iter().filter(|f| f.len() >= 6) {
+                    sll.sll_addr[..6].copy_from_slice(&f[..6]);
+                    let sent = |_| {
+                        libc::sendto(
+                            fd,
+                            f.as_ptr().cast(),
+                            f.len(),
+                            0,
+                            (&sll as *const libc::sockaddr_ll).cast(),
+                            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                        ) >= 0
+                    };
+                    if !(0..100).any(|i| {
+                        if i > 0 {
+                            std::thread::sleep(Duration::from_micros(20));
+                        }
+                        sent(i)
+                    }) {
+                        result = Err(io::Error::last_os_error());
+                        break;
+                    }
+                    if !gap.is_zero() {
+                        std::thread::sleep(gap);
+                    }
+                }
+                libc::close(fd);
+                result
+            }
+        })?
+    }
+
     /// Reads a counter from `nstat` in a namespace (e.g. "UdpInDatagrams"), absolute value.
     pub fn counter(&self, side: Side, name: &str) -> io::Result<u64> {
         let out = ns_exec(&self.host(side).netns, &["nstat", "-asz", name])?;
