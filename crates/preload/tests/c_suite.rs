@@ -251,6 +251,18 @@ fn tcp_core_calls_match_the_kernel_with_tcp_accelerated() {
     assert_eq!(run.kernel_tcp_segments, 0, "the accel namespace's kernel carried TCP segments");
 }
 
+/// Datagrams and connections that reach an accelerated UDP socket and listener through the
+/// kernel (loopback) are reported by epoll, and once read or accepted are not reported again,
+/// as on the kernel. A stale report hung event loops that read with blocking calls (a Python
+/// selectors echo server blocked in recvfrom while its TCP connection's data waited).
+#[test]
+fn epoll_reports_kernel_path_traffic_once_and_not_after_it_is_taken() {
+    let Some(_serial) = testbed::require() else { return };
+    let topo = attached();
+    let run = same_as_kernel(&topo, "epoll-loopback", "", Duration::from_secs(60));
+    assert!(bypasses(&run) >= 2, "the UDP socket and the listener were not accelerated:\n{}", run.stderr);
+}
+
 #[test]
 fn tcp_readiness_in_epoll_and_select_matches_the_kernel_with_tcp_accelerated() {
     let Some(_serial) = testbed::require() else { return };

@@ -390,6 +390,9 @@ unsafe fn accelerated_accept(fd: c_int, slot: u32, addr: *mut sockaddr, len: *mu
             if real::poll(&mut p, 1, 0) == 1 && p.revents & libc::POLLIN != 0 {
                 let new = real::accept4(fd, addr, len, flags | libc::SOCK_NONBLOCK);
                 if new >= 0 {
+                    // What poll() said of the listener's kernel socket is stale: epoll waits
+                    // ask it again at once (a stale report would block the next accept).
+                    crate::epoll::kernel_state_changed();
                     if flags & libc::SOCK_NONBLOCK == 0 {
                         let fl = real::fcntl(new, libc::F_GETFL, 0);
                         real::fcntl(new, libc::F_SETFL, (fl & !libc::O_NONBLOCK) as libc::c_ulong);

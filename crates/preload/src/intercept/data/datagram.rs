@@ -26,7 +26,7 @@ pub(super) unsafe fn receive_loop(
         // The error queue and out-of-band data are the kernel socket's (for UDP: EAGAIN when
         // no error is queued, EOPNOTSUPP for MSG_OOB).
         let n = from_kernel();
-        return if n >= 0 { Ok(Got::Kernel(n)) } else { Err(errno::get()) };
+        return if n >= 0 { Ok(taken_from_kernel(n)) } else { Err(errno::get()) };
     }
     let mut waiter: Option<Waiter> = None;
     // Once waiting, the call holds the socket: a close() by another thread does not end the
@@ -62,7 +62,7 @@ pub(super) unsafe fn receive_loop(
         if check && fdtable::get(fd) == FdState::Accel(slot) {
             let n = from_kernel();
             if n >= 0 {
-                return Ok(Got::Kernel(n));
+                return Ok(taken_from_kernel(n));
             }
             let e = errno::get();
             if e != libc::EAGAIN {
@@ -75,6 +75,14 @@ pub(super) unsafe fn receive_loop(
             hold = Some(runtime::Hold::new(slot).ok_or(libc::EBADF)?);
         }
     }
+}
+
+/// A datagram (or a queued error) taken from an accelerated socket's kernel socket: what poll()
+/// said of that socket is stale, so epoll waits ask it again at once rather than report it
+/// readable for up to a millisecond more (an event loop would then block in its next read).
+fn taken_from_kernel(n: ssize_t) -> Got {
+    crate::epoll::kernel_state_changed();
+    Got::Kernel(n)
 }
 
 /// A receive on what is now a kernel socket, waiting as a blocking one does (`from_kernel`
