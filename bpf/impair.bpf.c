@@ -210,6 +210,20 @@ static __always_inline int release(struct __sk_buff *skb, struct held_frame *h, 
 	return rewrite(skb, s->data, own);
 }
 
+/* How a frame leaves without going on. At egress a drop (TC_ACT_SHOT) tells the sender that
+ * the transmit failed (NET_XMIT_DROP): the kernel's TCP then does not count the segment as
+ * sent, leaves SND.NXT behind it and sends it again as new data, so a "lost" segment was never
+ * lost, and a held one, delivered later, reaches the receiver beyond the sender's SND.NXT: the
+ * receiver's ACK acknowledges unsent data, the sender drops every such ACK and the connection
+ * stalls for good. A loss on the wire reports success: a redirect does (the kernel answers
+ * NET_XMIT_SUCCESS for it whatever becomes of the frame), and one to ifindex 0, which no
+ * device has, frees the frame. (TC_ACT_STOLEN would too under cls_bpf, but tcx, which the
+ * loader uses on current kernels, takes it for "next program" and lets the frame through.) */
+static __always_inline int gone(__u32 dir)
+{
+	return dir == DIR_EGRESS ? bpf_redirect(0, 0) : TC_ACT_SHOT;
+}
+
 static __always_inline int impair(struct __sk_buff *skb, __u32 dir)
 {
 	if (skb->mark == IMPAIR_MARK) {
@@ -232,7 +246,7 @@ static __always_inline int impair(struct __sk_buff *skb, __u32 dir)
 		__u64 n = __sync_fetch_and_add(&st->draws, 1);
 		if (draw(c->seed, n, 0) < c->loss_ppm) {
 			__sync_fetch_and_add(&st->dropped, 1);
-			return TC_ACT_SHOT;
+			return gone(dir);
 		}
 		chosen_for_reorder = draw(c->seed, n, 2) < c->reorder_ppm;
 		if (draw(c->seed, n, 1) < c->dup_ppm) {
@@ -255,7 +269,7 @@ static __always_inline int impair(struct __sk_buff *skb, __u32 dir)
 		int err = release(skb, h, dir);
 		h->state = SLOT_EMPTY;
 		if (err < 0)
-			return TC_ACT_SHOT; /* the skb is neither frame any more */
+			return gone(dir); /* the skb is neither frame any more */
 		__sync_fetch_and_add(&st->reordered, 1);
 		return TC_ACT_OK;
 	}
@@ -268,7 +282,7 @@ static __always_inline int impair(struct __sk_buff *skb, __u32 dir)
 				h->len = len;
 				h->key = key;
 				h->state = SLOT_FULL;
-				return TC_ACT_SHOT;
+				return gone(dir);
 			}
 			h->state = SLOT_EMPTY;
 		}

@@ -419,13 +419,9 @@ print("ok" if got == data else "differs after %d of %d bytes" % (len(got), size)
 /// and as the client against the kernel: every byte arrives, in order, each way; both kernels'
 /// impairment counters show the link did its damage.
 ///
-/// Ignored for now: about one run in eight over AF_PACKET the connection stalls for good a
-/// second in (each side drops the other's segments: the kernel peer's pure ACKs carry a
-/// sequence number 1,448 bytes behind data it had sent and we acknowledged, so it takes our
-/// ACKs as acknowledging unsent data), seen since the TCP part 3 merge. Run it with
-/// `--ignored`; the session note has the capture's analysis.
+/// (It stalled about one run in five until the impairment's egress drops stopped telling the
+/// peer's TCP that its segments were never sent: see bpf/impair.bpf.c, `gone`.)
 #[test]
-#[ignore = "about one run in four over AF_PACKET a segment reaches the accelerated kernel, which resets the connection; see the session 7 note"]
 fn tcp_through_loss_duplication_and_reordering_arrives_byte_exact_as_server_and_client() {
     let Some(_serial) = testbed::require() else { return };
     let topo = attached();

@@ -303,3 +303,49 @@ fn shell_flags_impair_the_command_s_link() {
     let (ok, _) = run(&["--loss", "120%"]);
     assert!(!ok, "a rate over 100% is refused");
 }
+
+/// A segment the link drops on its way out of the peer is lost on the wire, not refused by the
+/// peer's own device: the peer's TCP counts it sent and must retransmit it, so its
+/// retransmissions are at least the segments dropped (pure ACKs are spared, so every drop is
+/// data). A drop the sender hears of (NET_XMIT_DROP) is sent again as new data instead, and a
+/// held segment delivered later lands beyond the sender's SND.NXT, where the receiver's ACK of
+/// it stalls the connection for good.
+#[test]
+fn a_segment_dropped_leaving_the_peer_is_retransmitted_by_its_tcp() {
+    let Some(_serial) = testbed::require() else {
+        return;
+    };
+    let topo = Topology::create().unwrap();
+    let listener =
+        topo.in_ns(Side::Accel, || TcpListener::bind(SocketAddrV4::new(topo.accel.ip, 6400))).unwrap().unwrap();
+    topo.wait_listening(Side::Accel, Proto::Tcp, 6400, T).unwrap();
+    // Impaired before the connection opens: its segments are then sized for the link, one
+    // decision each (the testbed caps GSO when it first impairs).
+    let tcp_data = Filter { ethertype: Some(0x0800), ip_proto: Some(6), spare_pure_acks: true, ..Filter::default() };
+    let imp = Impairment { loss: 0.05, duplicate: 0.0, reorder: 0.02, seed: 5, filter: tcp_data };
+    topo.impair(Direction::FromPeer, &imp).unwrap();
+    let before = topo.counter(Side::Peer, "TcpRetransSegs").unwrap();
+    let accel_ip = topo.accel.ip;
+    let mut client = topo.in_ns(Side::Peer, || TcpStream::connect(SocketAddrV4::new(accel_ip, 6400))).unwrap().unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    const LEN: usize = 2 << 20;
+    let writer = std::thread::spawn(move || {
+        client.write_all(&pattern(LEN, 21)).unwrap();
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        client
+    });
+    server.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut got = Vec::new();
+    server.read_to_end(&mut got).unwrap();
+    drop(writer.join().unwrap());
+    assert!(got == pattern(LEN, 21), "the accel side read the peer's bytes exactly");
+    let stats = topo.impair_stats(Direction::FromPeer).unwrap();
+    let retrans = topo.counter(Side::Peer, "TcpRetransSegs").unwrap() - before;
+    println!("FromPeer: {stats}; the peer retransmitted {retrans} segments");
+    assert!(stats.dropped > 20, "the link dropped segments: {stats}");
+    assert!(
+        retrans >= stats.dropped,
+        "the peer retransmitted {retrans} segments, fewer than the {} the link dropped",
+        stats.dropped
+    );
+}
