@@ -375,8 +375,11 @@ static void case_signals(void) {
     SHOW("connect-peer", connect(victim, (struct sockaddr *)&peer, sizeof peer));
     pthread_create(&t, NULL, blocked_recv, &victim);
     msleep(100);
-    SHOW("shutdown-while-waiting", shutdown(victim, SHUT_RD));
+    /* Printed after the waiter's own line: which thread prints first is the scheduler's. */
+    errno = 0;
+    int shut = shutdown(victim, SHUT_RD), shut_errno = errno;
     pthread_join(t, NULL);
+    show("shutdown-while-waiting", shut, shut_errno);
     close(victim);
     close(ep);
     close(other);
